@@ -1,0 +1,38 @@
+# `make run` and `make test` each work on a fresh clone: they make .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+## run: import data/samples if the catalog is empty, build the index if needed, serve
+run: $(VENV)/.installed-run
+	$(BIN)/searchapp import data/samples --if-empty
+	$(BIN)/searchapp reindex --if-needed
+	$(BIN)/searchapp serve --host $(HOST) --port $(PORT)
+
+## test: the whole suite
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/python -m pip install --quiet ruff mypy
+	$(BIN)/ruff check searchapp tests bench
+	$(BIN)/mypy searchapp
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

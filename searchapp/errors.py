@@ -1,0 +1,75 @@
+"""The one exception tree of searchapp.
+
+Everything the package raises on purpose derives from `SearchappError`; the CLI
+turns these into messages and exit codes, the web layer into the JSON error
+shape. Exceptions from other libraries are translated at the boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SearchappError(Exception):
+    """Base of every error searchapp raises on purpose."""
+
+    code = "error"
+    status = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one record of an input file."""
+
+    source: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.message}"
+
+
+class ImportRejected(SearchappError):
+    """An input could not be imported; nothing was written."""
+
+    code = "invalid_import"
+    status = 400
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class BadParameter(SearchappError):
+    """A request or command option has a value we cannot use."""
+
+    code = "bad_parameter"
+    status = 400
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(f"{name}: {message}")
+
+
+class NotFound(SearchappError):
+    code = "not_found"
+    status = 404
+
+
+class Busy(SearchappError):
+    """Another import or rebuild holds the lock."""
+
+    code = "busy"
+    status = 409
+
+
+class IndexUnavailable(SearchappError):
+    """The index is missing, unreadable or disagrees with the catalog."""
+
+    code = "index_unavailable"
+    status = 503
+
+
+class CatalogError(SearchappError):
+    code = "catalog_error"
+    status = 500

@@ -1,0 +1,142 @@
+"""The item model: one news item from one organisation, validated.
+
+`Item` is what crosses every boundary (importer → catalog → indexer → search
+results). `build_item` is the single place where raw field values become an
+`Item`, so every import format applies the same rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+DEFAULT_TYPE = "News"
+DEFAULT_LANGUAGE = "en"
+MAX_TITLE = 1_000
+MAX_SUMMARY = 20_000
+MAX_FIELD = 2_000
+
+FIELDS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source")
+
+_SPACE = re.compile(r"\s+")
+_LANGUAGE = re.compile(r"^[a-z]{2}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class InvalidItem(ValueError):
+    """A record breaks an item rule; the message says which, for a person."""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: str
+    organisation: str
+    title: str
+    summary: str = ""
+    date: dt.date | None = None
+    type: str = DEFAULT_TYPE
+    url: str | None = None
+    language: str = DEFAULT_LANGUAGE
+    source: str = ""
+
+    @property
+    def year(self) -> int | None:
+        return self.date.year if self.date else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, `year` included."""
+        data = asdict(self)
+        data["date"] = self.date.isoformat() if self.date else None
+        data["year"] = self.year
+        return data
+
+    def content_key(self) -> tuple[Any, ...]:
+        """What decides whether a re-import changed the item (the source file does not)."""
+        return (self.organisation, self.title, self.summary, self.date, self.type, self.url,
+                self.language)
+
+
+def normalise_space(text: str) -> str:
+    """One space between words, none at the ends, Unicode in composed form."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def derive_id(organisation: str, date: dt.date | None, title: str) -> str:
+    """A stable id for a source that gives none: same page, same ids."""
+    key = "\x1f".join(
+        (normalise_space(organisation).casefold(), date.isoformat() if date else "",
+         normalise_space(title).casefold())
+    )
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """An ISO date (``YYYY-MM-DD``), a full ISO timestamp, or nothing."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str):
+        raise InvalidItem(f"date must be a string like 2017-09-27, not {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.+\-Z]*)?", text)
+    if not match:
+        raise InvalidItem(f"date {value!r} is not an ISO date like 2017-09-27")
+    try:
+        return dt.date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError as exc:
+        raise InvalidItem(f"date {value!r} does not exist ({exc})") from None
+
+
+def _text(record: Mapping[str, Any], name: str, *, limit: int = MAX_FIELD) -> str:
+    value = record.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InvalidItem(f"{name} must be text, not {type(value).__name__}")
+    text = normalise_space(_CONTROL.sub(" ", str(value)))
+    if len(text) > limit:
+        raise InvalidItem(f"{name} is {len(text)} characters long; the limit is {limit}")
+    return text
+
+
+def build_item(
+    record: Mapping[str, Any], *, organisation: str | None = None, source: str = ""
+) -> Item:
+    """Validate one raw record and make it an `Item`.
+
+    `organisation` is the fallback from `--org` or a manifest; the record's own
+    value wins. Raises `InvalidItem` with a message naming the field.
+    """
+    unknown = sorted(k for k in record if k not in FIELDS and k != "year")
+    if unknown:
+        raise InvalidItem(f"unknown field(s) {', '.join(map(repr, unknown))}; "
+                          f"expected some of {', '.join(FIELDS)}")
+    org = _text(record, "organisation") or normalise_space(organisation or "")
+    if not org:
+        raise InvalidItem("organisation is missing (give it in the record, a manifest or --org)")
+    title = _text(record, "title", limit=MAX_TITLE)
+    if not title:
+        raise InvalidItem("title is missing or blank")
+    summary = _text(record, "summary", limit=MAX_SUMMARY)
+    date = parse_date(record.get("date"))
+    year = record.get("year")
+    if year not in (None, "") and date is not None and str(year).strip() != str(date.year):
+        raise InvalidItem(f"year {year!r} does not match date {date.isoformat()}")
+    kind = _text(record, "type") or DEFAULT_TYPE
+    url = _text(record, "url") or None
+    language = (_text(record, "language") or DEFAULT_LANGUAGE).lower()
+    if not _LANGUAGE.match(language):
+        raise InvalidItem(f"language {language!r} is not a two-letter ISO 639-1 code")
+    item_id = _text(record, "id") or url or derive_id(org, date, title)
+    return Item(id=item_id, organisation=org, title=title, summary=summary, date=date,
+                type=kind, url=url, language=language, source=source)
