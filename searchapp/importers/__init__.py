@@ -1,0 +1,289 @@
+"""Import formats: bytes in, validated `Item`s (with line numbers) or problems out.
+
+One module per format, registered in `PARSERS`. Importers never write: the
+caller decides, after the whole input is validated, whether to store anything.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from searchapp.errors import Problem
+from searchapp.importers import csvfile, jsonl, listing
+from searchapp.importers.decode import MAX_BYTES, UndecodableInput, decode
+from searchapp.models import InvalidItem, Item, build_item, derive_id
+
+__all__ = [
+    "EXTENSIONS",
+    "FORMATS",
+    "PARSERS",
+    "Hints",
+    "Parsed",
+    "Parser",
+    "Record",
+    "collect",
+    "guess_format",
+    "parse_bytes",
+]
+
+FORMATS = ("auto", "listing", "jsonl", "csv")
+# File extensions a directory import picks up, and the format each implies.
+EXTENSIONS = {".txt": None, ".text": None, ".jsonl": "jsonl", ".ndjson": "jsonl",
+              ".json": "jsonl", ".csv": "csv"}
+MANIFEST = "manifest.toml"
+_MANIFEST_KEYS = ("path", "organisation", "layout", "source_url")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One valid item and the line of the input it starts on."""
+
+    line: int
+    item: Item
+
+
+@dataclass(slots=True)
+class Parsed:
+    """Everything read from one input: the valid records and what was wrong."""
+
+    source: str
+    records: list[Record] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def problem(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.source, line, message))
+
+    def add(self, line: int, fields: Mapping[str, Any], *, organisation: str | None) -> None:
+        """Validate one raw record with `build_item`: a `Record` if valid, else a problem."""
+        try:
+            item = build_item(fields, organisation=organisation, source=self.source)
+        except InvalidItem as exc:
+            self.problem(line, str(exc))
+        else:
+            self.records.append(Record(line, item))
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What the caller knows about an input besides its bytes."""
+
+    organisation: str | None = None  # from --org or a manifest
+    layout: str | None = None  # listing layout from a manifest
+    url: str | None = None  # source url from a manifest
+
+
+Parser = Callable[[str, Parsed, Hints], None]
+
+PARSERS: dict[str, Parser] = {"listing": listing.parse, "jsonl": jsonl.parse, "csv": csvfile.parse}
+
+
+def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hints()) -> Parsed:
+    """Decode and parse one input named `name`; nothing is raised for bad content.
+
+    Raises `ValueError` only for a `fmt` that is not one of `FORMATS`.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    parsed = Parsed(name)
+    try:
+        text = decode(data)
+    except UndecodableInput as exc:
+        parsed.problem(exc.line, exc.message)
+        return parsed
+    chosen = guess_format(name, text, hints=hints) if fmt == "auto" else fmt
+    PARSERS[chosen](text, parsed, hints)
+    _drop_duplicates(parsed)
+    parsed.problems.sort(key=lambda problem: problem.line)
+    return parsed
+
+
+def guess_format(name: str, text: str, *, hints: Hints = Hints()) -> str:
+    """The format of an input: a manifest layout, else its extension, else its first line."""
+    if hints.layout:
+        return "listing"
+    implied = EXTENSIONS.get(Path(name).suffix.lower())
+    if implied:
+        return implied
+    first = next((line.strip() for line in text.split("\n") if line.strip()), "")
+    if first.startswith(("{", "[")):
+        return "jsonl"
+    cells = [cell.strip().strip('"').strip().lower() for cell in re.split(r"[,;\t]", first)]
+    if len(cells) > 1 and "title" in cells:
+        return "csv"
+    return "listing"
+
+
+def _drop_duplicates(parsed: Parsed) -> None:
+    """Keep the first record of each id; report the others."""
+    first_line: dict[str, int] = {}
+    kept: list[Record] = []
+    for record in parsed.records:
+        item = record.item
+        if item.id not in first_line:
+            first_line[item.id] = record.line
+            kept.append(record)
+            continue
+        same = ""
+        if item.id == derive_id(item.organisation, item.date, item.title):
+            same = ": same organisation, date and title"
+        parsed.problem(record.line,
+                       f"duplicate id {item.id!r} (first on line {first_line[item.id]}){same}")
+    parsed.records = kept
+
+
+# --- files, directories and manifests -------------------------------------------
+
+
+def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
+            organisation: str | None = None) -> list[Parsed]:
+    """Parse every file named, or found in a named directory, in order.
+
+    A directory with a ``manifest.toml`` imports the files it lists, with their
+    organisation, layout and source url; otherwise every file with a known
+    extension. `organisation` (``--org``) is the fallback where neither the
+    record nor a manifest gives one. Problems name each file as it was given.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    results: list[Parsed] = []
+    for given in paths:
+        path = Path(given)
+        name = str(given)
+        if path.is_dir():
+            results.extend(_collect_directory(path, name, fmt=fmt, organisation=organisation))
+            continue
+        hints = _sibling_manifest_hints(path) or Hints()
+        hints = Hints(organisation=hints.organisation or organisation, layout=hints.layout,
+                      url=hints.url)
+        results.append(_read(path, name, fmt=fmt, hints=hints))
+    return results
+
+
+def _collect_directory(directory: Path, name: str, *, fmt: str,
+                       organisation: str | None) -> list[Parsed]:
+    if (directory / MANIFEST).is_file():
+        manifest, entries = _read_manifest(directory, str(Path(name) / MANIFEST))
+        results = [manifest] if manifest.problems else []
+        for entry in entries:
+            hints = Hints(organisation=entry.hints.organisation or organisation,
+                          layout=entry.hints.layout, url=entry.hints.url)
+            results.append(_read(entry.path, entry.name, fmt=fmt, hints=hints))
+        return results
+    files = sorted(child for child in directory.iterdir()
+                   if child.is_file() and not child.name.startswith(".")
+                   and child.suffix.lower() in EXTENSIONS)
+    if not files:
+        empty = Parsed(name)
+        empty.problem(1, f"directory has no {MANIFEST} and no file to import "
+                         f"(looked for {', '.join(EXTENSIONS)})")
+        return [empty]
+    hints = Hints(organisation=organisation)
+    return [_read(file, str(Path(name) / file.name), fmt=fmt, hints=hints) for file in files]
+
+
+def _read(path: Path, name: str, *, fmt: str, hints: Hints) -> Parsed:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)  # one byte over is enough to refuse it
+    except FileNotFoundError:
+        missing = Parsed(name)
+        missing.problem(1, "no such file or directory")
+        return missing
+    except OSError as exc:
+        unreadable = Parsed(name)
+        unreadable.problem(1, f"cannot read the file: {exc.strerror or exc}")
+        return unreadable
+    return parse_bytes(data, name=name, fmt=fmt, hints=hints)
+
+
+@dataclass(frozen=True, slots=True)
+class _ManifestEntry:
+    path: Path
+    name: str
+    hints: Hints
+
+
+def _read_manifest(directory: Path, name: str) -> tuple[Parsed, list[_ManifestEntry]]:
+    """The entries of a directory's manifest; problems go to a `Parsed` named after it."""
+    parsed = Parsed(name)
+    try:
+        text = (directory / MANIFEST).read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        parsed.problem(1, f"cannot read the manifest: {exc}")
+        return parsed, []
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+)", str(exc))
+        parsed.problem(int(match[1]) if match else 1, f"invalid TOML: {exc}")
+        return parsed, []
+    tables = data.get("file")
+    if not isinstance(tables, list) or not tables:
+        parsed.problem(1, "manifest lists no files (expected [[file]] tables with a path)")
+        return parsed, []
+    lines = text.split("\n")
+    headers = [number for number, line in enumerate(lines, 1)
+               if line.strip().startswith("[[file]]")]
+    entries: list[_ManifestEntry] = []
+    for position, table in enumerate(tables):
+        header = headers[position] if position < len(headers) else 1
+        entry = _manifest_entry(table, directory, Path(name).parent, header, lines, parsed)
+        if entry is not None:
+            entries.append(entry)
+    return parsed, entries
+
+
+def _manifest_entry(table: Any, directory: Path, shown: Path, header: int, lines: list[str],
+                    parsed: Parsed) -> _ManifestEntry | None:
+    """One ``[[file]]`` table checked; `shown` is the directory as the user named it."""
+    if not isinstance(table, dict):
+        parsed.problem(header, "each [[file]] entry must be a table")
+        return None
+    unknown = sorted(key for key in table if key not in _MANIFEST_KEYS)
+    relative = table.get("path")
+    line = _line_mentioning(lines, relative, header) if isinstance(relative, str) else header
+    if unknown:
+        parsed.problem(line, f"unknown key(s) {', '.join(map(repr, unknown))} in [[file]]; "
+                             f"expected some of {', '.join(_MANIFEST_KEYS)}")
+        return None
+    values = {key: table.get(key) for key in _MANIFEST_KEYS}
+    bad = [key for key, value in values.items() if value is not None and not isinstance(value, str)]
+    if bad:
+        parsed.problem(line, f"[[file]] values must be strings: {', '.join(bad)}")
+        return None
+    if not relative:
+        parsed.problem(line, "[[file]] has no path")
+        return None
+    layout = values["layout"]
+    if layout is not None and layout not in listing.LAYOUTS:
+        parsed.problem(line, f"unknown layout {layout!r} for {relative!r}; expected one of "
+                             f"{', '.join(listing.LAYOUTS)}")
+        return None
+    path = directory / relative
+    if not path.is_file():
+        parsed.problem(line, f"file {relative!r} listed in the manifest does not exist")
+        return None
+    return _ManifestEntry(path, str(shown / relative),
+                          Hints(organisation=values["organisation"] or None, layout=layout,
+                                url=values["source_url"] or None))
+
+
+def _line_mentioning(lines: list[str], text: str, start: int) -> int:
+    """The first line from `start` on that mentions `text`, else `start`."""
+    for number in range(start, len(lines) + 1):
+        if text in lines[number - 1]:
+            return number
+    return start
+
+
+def _sibling_manifest_hints(path: Path) -> Hints | None:
+    """What the manifest beside a single named file says about it, if it lists it."""
+    if not (path.parent / MANIFEST).is_file():
+        return None
+    _, entries = _read_manifest(path.parent, MANIFEST)
+    target = path.resolve()
+    return next((entry.hints for entry in entries if entry.path.resolve() == target), None)

@@ -1,0 +1,101 @@
+"""CSV files: a header row naming item fields, then one item per record.
+
+Header names are matched case-insensitively, surrounding spaces ignored; an
+empty cell counts as an absent field. Each record is reported on the physical
+line it starts on, which differs from its row number once a quoted field spans
+lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import TYPE_CHECKING
+
+from searchapp.models import FIELDS
+
+if TYPE_CHECKING:
+    from searchapp.importers import Hints, Parsed
+
+COLUMNS = (*FIELDS, "year")
+_DELIMITERS = (",", ";", "\t")
+
+
+def parse(text: str, parsed: Parsed, hints: Hints) -> None:
+    """Read every record of a CSV text into `parsed` (a `Parser`)."""
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text), strict=True)
+    names: list[str] | None = None
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            if _report(exc, start, reader.line_num, parsed):
+                continue
+            return
+        if not any(cell.strip() for cell in row):
+            continue
+        if names is None:
+            names = [cell.strip().lower() for cell in row]
+            if not _header_ok(names, start, parsed):
+                return
+            continue
+        _row(row, names, start, parsed, hints)
+    if names is None:
+        parsed.problem(1, "CSV has no header row")
+
+
+def _delimiter(text: str) -> str:
+    """Comma, unless the header line plainly uses semicolons or tabs."""
+    header = next((line for line in text.split("\n") if line.strip()), "")
+    return max(_DELIMITERS, key=header.count) if header.count(",") == 0 else ","
+
+
+def _header_ok(names: list[str], line: int, parsed: Parsed) -> bool:
+    found = ", ".join(repr(name) for name in names if name) or "no named columns"
+    if "title" not in names:
+        parsed.problem(line, f"CSV header has no title column (found: {found})")
+        return False
+    unknown = [name for name in names if name and name not in COLUMNS]
+    if unknown:
+        parsed.problem(line, f"CSV header has unknown column(s) {', '.join(map(repr, unknown))}; "
+                             f"expected some of {', '.join(COLUMNS)}")
+        return False
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        parsed.problem(line, f"CSV header names column(s) {', '.join(map(repr, repeated))} "
+                             "more than once")
+        return False
+    return True
+
+
+def _row(row: list[str], names: list[str], line: int, parsed: Parsed, hints: Hints) -> None:
+    if len(row) > len(names):
+        parsed.problem(line, f"record has {len(row)} cells but the header has {len(names)} "
+                             "columns (an unquoted comma?)")
+        return
+    unnamed = [number for number, (name, cell) in enumerate(zip(names, row), 1)
+               if not name and cell.strip()]
+    if unnamed:
+        parsed.problem(line, f"value in column {unnamed[0]}, which has no name in the header")
+        return
+    fields = {name: cell for name, cell in zip(names, row) if name and cell.strip()}
+    parsed.add(line, fields, organisation=hints.organisation)
+
+
+def _report(exc: csv.Error, start: int, stop: int, parsed: Parsed) -> bool:
+    """Report a CSV syntax error; whether reading can go on after it."""
+    reason = str(exc)
+    if "unexpected end of data" in reason:
+        parsed.problem(start, "unclosed quote: a quoted field in the record starting on this "
+                              "line is never closed (it runs to the end of the file)")
+        return False
+    if "field larger than field limit" in reason:
+        parsed.problem(start, f"a field in the record starting on this line is longer than "
+                              f"{csv.field_size_limit():,} characters (an unclosed quote?)")
+        return False
+    hint = f" (the record runs to line {stop}; is a quote left unclosed?)" if stop > start else ""
+    parsed.problem(start, f"malformed CSV: {reason}{hint}")
+    return True

@@ -1,0 +1,129 @@
+"""JSON Lines (one item object per line) and JSON files of item objects.
+
+Besides JSON Lines, a JSON array of objects and pretty-printed objects one
+after another are read. Problems are reported on the line where the object
+starts, also when an object spreads over many lines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from searchapp.importers import Hints, Parsed
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")  # what JSON counts as whitespace
+
+
+def parse(text: str, parsed: Parsed, hints: Hints) -> None:
+    """Read every object of a JSON Lines or JSON text into `parsed` (a `Parser`)."""
+    start = _skip_space(text, 0)
+    if text.startswith("[", start):
+        _array(text, parsed, hints)
+    elif _first_value_spans_lines(text, start):
+        _stream(text, parsed, hints)
+    else:
+        _lines(text, parsed, hints)
+
+
+def _first_value_spans_lines(text: str, start: int) -> bool:
+    try:
+        _, end = _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError:
+        return False
+    return "\n" in text[start:end]
+
+
+def _lines(text: str, parsed: Parsed, hints: Hints) -> None:
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            parsed.problem(number, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        _record(value, number, parsed, hints)
+
+
+def _stream(text: str, parsed: Parsed, hints: Hints) -> None:
+    """Values one after another, each on as many lines as it likes."""
+    position, line = 0, 1
+    while True:
+        start = _skip_space(text, position)
+        line += text.count("\n", position, start)
+        if start >= len(text):
+            return
+        try:
+            value, end = _DECODER.raw_decode(text, start)
+        except json.JSONDecodeError as exc:
+            parsed.problem(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            return
+        _record(value, line, parsed, hints)
+        line += text.count("\n", start, end)
+        position = end
+
+
+def _array(text: str, parsed: Parsed, hints: Hints) -> None:
+    """Walk the array one element at a time, so each keeps the line it starts on."""
+    position = _skip_space(text, 0) + 1  # just past "["
+    line = 1 + text.count("\n", 0, position)
+    expect_value = True
+    elements = 0
+    while True:
+        start = _skip_space(text, position)
+        line += text.count("\n", position, start)
+        if start >= len(text):
+            parsed.problem(line, "invalid JSON: the array is not closed with ']'")
+            return
+        if text[start] == "]" and (not expect_value or elements == 0):
+            break
+        if not expect_value:
+            if text[start] != ",":
+                parsed.problem(line, f"invalid JSON: expected ',' or ']' after an array element, "
+                                     f"found {text[start]!r}")
+                return
+            position = start + 1
+            expect_value = True
+            continue
+        try:
+            value, end = _DECODER.raw_decode(text, start)
+        except json.JSONDecodeError as exc:
+            parsed.problem(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+            return
+        _record(value, line, parsed, hints)
+        elements += 1
+        line += text.count("\n", start, end)
+        position = end
+        expect_value = False
+    rest = _skip_space(text, start + 1)
+    if rest < len(text):
+        parsed.problem(1 + text.count("\n", 0, rest),
+                       "invalid JSON: unexpected text after the end of the array")
+
+
+def _skip_space(text: str, position: int) -> int:
+    match = _SPACE.match(text, position)
+    return match.end() if match else position
+
+
+def _record(value: Any, line: int, parsed: Parsed, hints: Hints) -> None:
+    if not isinstance(value, dict):
+        parsed.problem(line, f"expected a JSON object for an item, found {_json_type(value)}")
+        return
+    parsed.add(line, value, organisation=hints.organisation)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null"
