@@ -1,0 +1,223 @@
+"""Index generations on disk: full rebuilds, incremental updates, the swap.
+
+Layout of the index directory::
+
+    CURRENT          name of the live generation (replaced atomically)
+    gen-000007/      the live generation, a Whoosh index
+    gen-000006/      the previous one, kept until the next swap
+    gen-000008.tmp/  a rebuild in progress (or the debris of a crashed one)
+    .lock            held (flock) by whoever is importing or rebuilding
+
+A rebuild writes a new generation beside the live one, checks its document
+count against what was fed to it, and only then points CURRENT at it, so a
+reader never sees a half-built index and a crash leaves the old one serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from whoosh import index as whoosh_index
+from whoosh.index import Index
+from whoosh.writing import SegmentWriter
+
+from searchapp.errors import Busy, IndexUnavailable
+from searchapp.models import Item
+from searchapp.schema import schema, to_document
+
+POINTER = "CURRENT"
+LOCK = ".lock"
+_GENERATION = re.compile(r"^gen-(\d{6})$")
+WRITER_LIMIT_MB = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    name: str
+    path: Path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class IndexStore:
+    """The index directory and its generations."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # Reading --------------------------------------------------------------
+
+    def current(self) -> Generation | None:
+        """The live generation, or None when no index has been built."""
+        try:
+            name = (self.root / POINTER).read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IndexUnavailable(f"cannot read {self.root / POINTER}: {exc}") from exc
+        if not _GENERATION.match(name):
+            raise IndexUnavailable(f"{self.root / POINTER} names no generation ({name!r})")
+        return Generation(name, self.root / name)
+
+    def pointer_stamp(self) -> tuple[int, int] | None:
+        """A cheap fingerprint of CURRENT, to notice a swap without reading it."""
+        try:
+            st = os.stat(self.root / POINTER)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
+
+    def open(self) -> Index:
+        """Open the live generation with the schema from code."""
+        gen = self.current()
+        if gen is None:
+            raise IndexUnavailable(
+                f"no index in {self.root}: run `searchapp reindex` to build it from the catalog"
+            )
+        try:
+            return whoosh_index.open_dir(str(gen.path), schema=schema())
+        except Exception as exc:  # Whoosh raises many kinds on a damaged index
+            raise IndexUnavailable(
+                f"index generation {gen.name} cannot be opened ({exc.__class__.__name__}: {exc});"
+                " run `searchapp reindex` to rebuild it from the catalog"
+            ) from exc
+
+    def generations(self) -> list[Generation]:
+        if not self.root.is_dir():
+            return []
+        found = [Generation(p.name, p) for p in self.root.iterdir() if _GENERATION.match(p.name)]
+        return sorted(found, key=lambda g: g.name)
+
+    def size_bytes(self, gen: Generation) -> int:
+        return sum(f.stat().st_size for f in gen.path.iterdir() if f.is_file())
+
+    # Writing --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, *, timeout: float = 5.0) -> Iterator[None]:
+        """Exclusive across processes; the kernel drops it if the holder dies."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise Busy("another import or rebuild is running; try again when it"
+                                   " has finished") from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def rebuild(self, items: Iterable[Item], *, expected: int) -> Generation:
+        """Write every item into a new generation and make it live.
+
+        The caller holds the lock. `expected` is the catalog's count; a new
+        generation holding any other number of documents is thrown away.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._remove_debris()
+        existing = self.generations()
+        number = int(existing[-1].name[4:]) + 1 if existing else 1
+        gen = Generation(f"gen-{number:06d}", self.root / f"gen-{number:06d}")
+        building = self.root / f"{gen.name}.tmp"
+        try:
+            building.mkdir()
+            ix = whoosh_index.create_in(str(building), schema())
+            writer = ix.writer(limitmb=WRITER_LIMIT_MB)
+            try:
+                for item in items:
+                    writer.add_document(**to_document(item))
+            except BaseException:
+                writer.cancel()
+                raise
+            writer.commit(optimize=True)
+            count = ix.doc_count()
+            ix.close()
+            if count != expected:
+                raise IndexUnavailable(
+                    f"rebuild wrote {count} documents but the catalog has {expected};"
+                    " the live index was left as it was"
+                )
+            os.rename(building, gen.path)
+            self._point_to(gen)
+        except OSError as exc:
+            shutil.rmtree(building, ignore_errors=True)
+            reason = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
+            raise IndexUnavailable(
+                f"rebuild failed, the live index was left as it was: {reason}"
+            ) from exc
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        self._prune(keep=(gen.name, existing[-1].name if existing else None))
+        return gen
+
+    def update(self, items: Iterable[Item], *, expected: int) -> int:
+        """Add or replace items in the live generation; returns documents written.
+
+        Raises `IndexUnavailable` when the result disagrees with `expected`
+        (the caller then rebuilds).
+        """
+        ix = self.open()
+        written = 0
+        try:
+            writer: SegmentWriter = ix.writer(limitmb=WRITER_LIMIT_MB)
+            try:
+                for item in items:
+                    writer.update_document(**to_document(item))
+                    written += 1
+            except BaseException:
+                writer.cancel()
+                raise
+            writer.commit()
+            count = ix.doc_count()
+        finally:
+            ix.close()
+        if count != expected:
+            raise IndexUnavailable(
+                f"the index holds {count} documents after the update but the catalog has"
+                f" {expected}"
+            )
+        return written
+
+    def _point_to(self, gen: Generation) -> None:
+        tmp = self.root / f"{POINTER}.tmp"
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(gen.name + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.root / POINTER)
+        _fsync_dir(self.root)
+
+    def _remove_debris(self) -> None:
+        """Remove what a crashed rebuild left behind (we hold the lock)."""
+        for path in self.root.glob("gen-*.tmp"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _prune(self, *, keep: tuple[str | None, ...]) -> None:
+        for gen in self.generations():
+            if gen.name not in keep:
+                shutil.rmtree(gen.path, ignore_errors=True)

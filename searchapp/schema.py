@@ -1,0 +1,70 @@
+"""The Whoosh schema and the item ↔ document mapping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from whoosh.fields import ID, STORED, TEXT, Schema
+
+from searchapp.analysis import analyzer
+from searchapp.models import Item
+
+# How much more a title match counts than a summary match (BM25F field boost).
+TITLE_BOOST = 2.0
+# The `year` term of items without a date, so they can be counted and filtered.
+UNDATED = "undated"
+FACET_FIELDS = ("organisation", "year", "type")
+
+
+@functools.cache
+def schema() -> Schema:
+    """The schema, built from code; indexes are always opened with it."""
+    text = analyzer()
+    return Schema(
+        id=ID(stored=True, unique=True),
+        title=TEXT(analyzer=text, stored=True, field_boost=TITLE_BOOST),
+        summary=TEXT(analyzer=text, stored=True),
+        organisation=ID(stored=True, sortable=True),
+        type=ID(stored=True, sortable=True),
+        year=ID(stored=True, sortable=True),
+        date=ID(stored=True, sortable=True),
+        url=STORED(),
+        language=STORED(),
+        source=STORED(),
+    )
+
+
+def year_term(year: int | None) -> str:
+    return str(year) if year is not None else UNDATED
+
+
+def to_document(item: Item) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "title": item.title,
+        "summary": item.summary,
+        "organisation": item.organisation,
+        "type": item.type,
+        "year": year_term(item.year),
+        "date": item.date.isoformat() if item.date else "",
+        "url": item.url or "",
+        "language": item.language,
+        "source": item.source,
+    }
+
+
+def from_stored(fields: Mapping[str, Any]) -> Item:
+    return Item(
+        id=fields["id"],
+        organisation=fields["organisation"],
+        title=fields["title"],
+        summary=fields.get("summary", ""),
+        date=dt.date.fromisoformat(fields["date"]) if fields.get("date") else None,
+        type=fields["type"],
+        url=fields.get("url") or None,
+        language=fields.get("language", "en"),
+        source=fields.get("source", ""),
+    )
