@@ -1,0 +1,200 @@
+"""The `searchapp` command: import, reindex, search, stats, serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from searchapp import operations
+from searchapp.catalog import Catalog
+from searchapp.config import Settings
+from searchapp.errors import ImportRejected, SearchappError
+from searchapp.importers import FORMATS
+from searchapp.indexer import IndexStore
+from searchapp.search import Engine, SearchPage, SearchQuery
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(func: F) -> F:
+    """Turn our own errors into messages and a non-zero exit, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ImportRejected as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            n = len(exc.problems)
+            raise click.ClickException(
+                f"import rejected: {n} problem{'s' * (n != 1)}; nothing was written"
+            ) from None
+        except SearchappError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="searchapp")
+def main() -> None:
+    """Search news published by cooperative organisations.
+
+    Settings come from the environment: SEARCHAPP_CATALOG (default
+    instance/catalog.sqlite3), SEARCHAPP_INDEX_DIR (default index),
+    SEARCHAPP_ADMIN_TOKEN (unset: admin routes off).
+    """
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--org", "organisation", help="Organisation for records and pages that name none.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option("--skip-invalid", is_flag=True, help="Import the valid records, list the rest.")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the catalog already has items.")
+@_friendly
+def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
+                   skip_invalid: bool, if_empty: bool) -> None:
+    """Import listing pages, JSON Lines, JSON arrays or CSV (files or directories)."""
+    settings = Settings.load()
+    if if_empty:
+        with Catalog(settings.catalog) as catalog:
+            if catalog.count():
+                click.echo(f"catalog already has {catalog.count()} items; nothing imported")
+                return
+    outcome = operations.import_paths(settings, paths, fmt=fmt, organisation=organisation,
+                                      skip_invalid=skip_invalid)
+    for problem in outcome.skipped:
+        click.echo(f"skipped {problem}", err=True)
+    r = outcome.report
+    click.echo(f"imported: {r.added} added, {r.updated} updated, {r.unchanged} unchanged"
+               + (f", {r.skipped} skipped" if r.skipped else "") + f"; index {outcome.index}")
+
+
+@main.command()
+@click.option("--if-needed", is_flag=True,
+              help="Only rebuild when the index is missing or disagrees with the catalog.")
+@_friendly
+def reindex(if_needed: bool) -> None:
+    """Rebuild the index from the catalog into a new generation and swap it in."""
+    settings = Settings.load()
+    if if_needed and operations.index_is_current(settings):
+        click.echo("index is up to date; nothing to do")
+        return
+    outcome = operations.rebuild(settings)
+    click.echo(f"rebuilt {outcome.generation}: {outcome.documents} items in"
+               f" {outcome.seconds:.2f}s")
+
+
+@main.command()
+@click.argument("words", nargs=-1)
+@click.option("--org", "organisation", multiple=True, help="Only this organisation (repeatable).")
+@click.option("--year", multiple=True, help="Only this year, or 'undated' (repeatable).")
+@click.option("--type", "type_", multiple=True, help="Only this item type (repeatable).")
+@click.option("--sort", type=click.Choice(["relevance", "newest", "oldest"]))
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the /api/search JSON.")
+@_friendly
+def search(words: Sequence[str], organisation: Sequence[str], year: Sequence[str],
+           type_: Sequence[str], sort: str | None, limit: int, page: int, as_json: bool) -> None:
+    """Search the index; prints ranked hits and facet counts."""
+    settings = Settings.load()
+    request = SearchQuery.from_params({
+        "q": [" ".join(words)], "organisation": list(organisation), "year": list(year),
+        "type": list(type_), "sort": [sort or ""], "page": [str(page)],
+        "per_page": [str(limit)],
+    })
+    engine = Engine(IndexStore(settings.index_dir))
+    try:
+        result = engine.search(request)
+    finally:
+        engine.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_page(result)
+
+
+def _print_page(result: SearchPage) -> None:
+    n = result.total
+    click.echo(f"{n} item{'s' * (n != 1)} (sorted by {result.sort})")
+    first = (result.query.page - 1) * result.query.per_page
+    for rank, hit in enumerate(result.hits, start=first + 1):
+        item = hit.item
+        when = item.date.isoformat() if item.date else "undated"
+        score = f"  score {hit.score:.2f}" if hit.score is not None else ""
+        click.echo(f"\n{rank:>3}. {item.title}")
+        click.echo(f"     {item.organisation} · {item.type} · {when}{score}  [{item.id}]")
+    for name, values in result.facets.items():
+        shown = ", ".join(f"{'*' if v.selected else ''}{v.label} ({v.count})" for v in values)
+        click.echo(f"\n{name}: {shown or '-'}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@_friendly
+def stats(as_json: bool) -> None:
+    """Items per organisation, year and type; the index generation and sizes."""
+    settings = Settings.load()
+    store = IndexStore(settings.index_dir)
+    with Catalog(settings.catalog) as catalog:
+        data: dict[str, Any] = {
+            "items": catalog.count(),
+            "by": {col: [[value, n] for value, n in catalog.facet_counts(col)]
+                   for col in ("organisation", "year", "type")},
+            "catalog_bytes": settings.catalog.stat().st_size,
+        }
+    gen = store.current()
+    data["generation"] = gen.name if gen else None
+    data["index_bytes"] = store.size_bytes(gen) if gen else 0
+    try:
+        ix = store.open()
+        data["index_documents"] = ix.doc_count()
+        ix.close()
+    except SearchappError as exc:
+        data["index_documents"] = None
+        data["index_problem"] = str(exc)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"items: {data['items']}")
+    for col, rows in data["by"].items():
+        click.echo(f"by {col}:")
+        for value, n in rows:
+            click.echo(f"  {'undated' if value is None else value}: {n}")
+    click.echo(f"index generation: {data['generation'] or 'none'}"
+               f" ({data['index_documents']} documents, {data['index_bytes']:,} bytes)")
+    click.echo(f"catalog: {settings.catalog} ({data['catalog_bytes']:,} bytes)")
+    if "index_problem" in data:
+        click.echo(f"index problem: {data['index_problem']}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="gunicorn workers [default: one per core]")
+@click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
+def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
+    """Serve the search page and the API (gunicorn; never in debug mode)."""
+    if dev:
+        from searchapp import create_app
+
+        create_app().run(host=host, port=port, debug=False, use_reloader=True)
+        return
+    from searchapp.server import run
+
+    run(host=host, port=port, workers=workers or (os.cpu_count() or 1))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

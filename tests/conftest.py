@@ -1,0 +1,62 @@
+"""Fixtures: a temporary catalog and index per test, the app, its client, the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from flask.testing import FlaskClient
+
+from searchapp import create_app, operations
+from searchapp.cli import main
+from searchapp.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "data" / "samples"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load({"catalog": tmp_path / "instance" / "catalog.sqlite3",
+                          "index_dir": tmp_path / "index"}, environ={})
+
+
+@pytest.fixture
+def samples(settings: Settings) -> Settings:
+    """The settings, with data/samples imported and indexed."""
+    operations.import_paths(settings, [SAMPLES])
+    return settings
+
+
+@pytest.fixture
+def app(samples: Settings) -> Iterator[Flask]:
+    app = create_app({"catalog": samples.catalog, "index_dir": samples.index_dir})
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["searchapp.engine"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class Cli:
+    """Runs `searchapp ...` in-process against the test's catalog and index."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.env = {"SEARCHAPP_CATALOG": str(settings.catalog),
+                    "SEARCHAPP_INDEX_DIR": str(settings.index_dir)}
+
+    def __call__(self, *args: Any) -> Result:
+        return CliRunner().invoke(main, [str(a) for a in args], env=self.env,
+                                  catch_exceptions=False)
+
+
+@pytest.fixture
+def cli(settings: Settings) -> Cli:
+    return Cli(settings)
