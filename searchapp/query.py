@@ -1,0 +1,306 @@
+"""From what a person typed to a Whoosh query.
+
+The syntax is small and forgiving: words (all must match), ``"phrases"``,
+``OR`` between two parts, ``NOT part`` or ``-part``, ``title:`` / ``summary:``
+before a part, and ``prefix*`` with at least two letters. Whatever does not fit
+(an unbalanced quote, a lone ``OR``, ``title:`` with nothing after it, a bare
+``*``, control characters, unknown ``field:`` names) is read as plain words, so
+parsing never fails.
+
+Parsing (`parse`) needs no index; building the Whoosh query (`build`) needs a
+reader, to expand prefixes into a bounded number of real terms.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from typing import Any
+
+from whoosh import query as wq
+from whoosh.support.charset import accent_map
+
+from searchapp.analysis import analyzer
+
+TEXT_FIELDS = ("title", "summary")
+MAX_CLAUSES = 32  # parts of a query beyond this are ignored
+MAX_PREFIX_TERMS = 64  # a prefix matches at most this many (most frequent) words
+PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them
+MIN_PREFIX = 2
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_TOKEN = re.compile(
+    r"""(?P<neg>-(?=[^\s-]))?                 # -word
+        (?:(?P<field>title|summary):(?=\S))?  # field:part
+        (?:"(?P<phrase>[^"]*)"                # "a phrase"
+          |(?P<word>[^\s"]+))                 # a word
+      |(?P<quote>")                           # an unbalanced quote: ignored
+    """,
+    re.VERBOSE | re.IGNORECASE,
+)
+
+# One way of saying something: its terms in order (a phrase when more than one).
+# Stop words leave no gap: Whoosh's StopFilter renumbers positions.
+Expression = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One part of a query: any of its expressions, or a prefix."""
+
+    text: str  # as typed, for messages and spelling suggestions
+    expressions: tuple[Expression, ...] = ()
+    prefix: str | None = None
+    fields: tuple[str, ...] = TEXT_FIELDS
+    plain: bool = True  # a bare word (not a phrase, prefix or field-scoped part)
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return self.expressions[0] if self.expressions else ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedQuery:
+    """AND of groups, each group an OR of clauses; minus the negative clauses."""
+
+    groups: tuple[tuple[Clause, ...], ...] = ()
+    negatives: tuple[Clause, ...] = ()
+
+    @property
+    def has_words(self) -> bool:
+        return bool(self.groups or self.negatives)
+
+    @property
+    def ranked(self) -> bool:
+        """Whether there are words to rank by (not only exclusions)."""
+        return bool(self.groups)
+
+    @property
+    def positives(self) -> list[Clause]:
+        return [c for group in self.groups for c in group]
+
+
+@dataclass(slots=True)
+class Built:
+    """A Whoosh query and the index terms it looks for (for highlighting)."""
+
+    query: wq.Query  # what must match; wq.Every() when only exclusions were given
+    wanted: set[str] = field(default_factory=set)
+    # What must not match. Kept apart rather than as an AndNot query: Whoosh
+    # 2.7.4's AndNotMatcher lets excluded documents through.
+    exclude: wq.Query | None = None
+
+
+# Parsing ------------------------------------------------------------------
+
+
+def _expression(text: str) -> Expression:
+    return tuple(t.text for t in analyzer()(text))
+
+
+def _clause(raw_word: str | None, phrase: str | None, field_name: str | None) -> Clause | None:
+    fields = (field_name.lower(),) if field_name else TEXT_FIELDS
+    if phrase is not None:
+        terms = _expression(phrase)
+        if not terms:
+            return None
+        return Clause(f'"{phrase}"', (terms,), fields=fields, plain=False)
+    assert raw_word is not None
+    word = raw_word
+    if re.fullmatch(r"\w+:", word):  # `title:` or `foo:` with nothing after it
+        return None
+    if word.endswith("*"):
+        core = word.rstrip("*")
+        if len(core) >= MIN_PREFIX and re.fullmatch(r"\w+", core):
+            stemmed = [t.text for t in analyzer()(core, removestops=False)] or [core.lower()]
+            return Clause(word, prefix=core.lower().translate(accent_map), fields=fields,
+                          plain=False, expressions=((stemmed[0],),))
+        word = core
+    terms = _expression(word)
+    if not terms:
+        return None
+    plain = field_name is None and len(terms) == 1
+    return Clause(word, (terms,), fields=fields, plain=plain)
+
+
+def parse(text: str) -> ParsedQuery:
+    """Read a query string; never raises."""
+    text = _CONTROL.sub(" ", text)
+    groups: list[list[Clause]] = []
+    negatives: list[Clause] = []
+    pending_or = False
+    pending_not = False
+    for match in _TOKEN.finditer(text):
+        if match["quote"]:
+            continue
+        word, phrase = match["word"], match["phrase"]
+        if word in ("OR", "||"):
+            pending_or = bool(groups)
+            continue
+        if word in ("AND", "&&"):
+            continue
+        if word == "NOT":
+            pending_not = True
+            continue
+        clause = _clause(word, phrase, match["field"])
+        negated = bool(match["neg"]) or pending_not
+        pending_not = False
+        if clause is None:
+            continue
+        if negated:
+            negatives.append(clause)
+        elif pending_or:
+            groups[-1].append(clause)
+        else:
+            groups.append([clause])
+        pending_or = False
+        if len(groups) + len(negatives) >= MAX_CLAUSES:
+            break
+    merged = _apply_synonyms(groups)
+    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives))
+
+
+# Synonyms -----------------------------------------------------------------
+
+
+@functools.cache
+def synonym_groups() -> tuple[tuple[Expression, ...], ...]:
+    """The synonym groups from searchapp/data/synonyms.txt, analysed."""
+    text = resources.files("searchapp").joinpath("data/synonyms.txt").read_text("utf-8")
+    groups = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        expressions = tuple(dict.fromkeys(
+            e for part in line.split(",") if (e := _expression(part.strip()))))
+        if len(expressions) > 1:
+            groups.append(expressions)
+    return tuple(groups)
+
+
+@functools.cache
+def _synonym_index() -> dict[tuple[str, ...], tuple[Expression, ...]]:
+    """Each expression's terms → every expression of its group(s)."""
+    index: dict[tuple[str, ...], list[Expression]] = {}
+    for group in synonym_groups():
+        for terms in group:
+            index.setdefault(terms, [])
+            index[terms].extend(e for e in group if e not in index[terms])
+    return {k: tuple(v) for k, v in index.items()}
+
+
+def _apply_synonyms(groups: list[list[Clause]]) -> list[list[Clause]]:
+    """Join runs of plain words that spell a synonym expression, then expand it."""
+    index = _synonym_index()
+    longest = max((len(k) for k in index), default=1)
+    out: list[list[Clause]] = []
+    i = 0
+    while i < len(groups):
+        group = groups[i]
+        if len(group) == 1 and group[0].plain:
+            for size in range(min(longest, len(groups) - i), 0, -1):
+                run = groups[i:i + size]
+                if not all(len(g) == 1 and g[0].plain for g in run):
+                    continue
+                key = tuple(t for g in run for t in g[0].terms)
+                if key in index:
+                    text = " ".join(g[0].text for g in run)
+                    out.append([Clause(text, index[key], plain=size == 1)])
+                    i += size
+                    break
+            else:
+                out.append(group)
+                i += 1
+        else:
+            out.append([_expand_single(c, index) for c in group])
+            i += 1
+    return out
+
+
+def _expand_single(clause: Clause, index: dict[tuple[str, ...], tuple[Expression, ...]]
+                   ) -> Clause:
+    if clause.prefix is None and clause.terms in index and len(clause.expressions) == 1:
+        return replace(clause, expressions=index[clause.terms])
+    return clause
+
+
+# Building -----------------------------------------------------------------
+
+
+def build(parsed: ParsedQuery, reader: Any, *, match: str = "all") -> Built | None:
+    """The Whoosh query for `parsed` (None: no words, list everything).
+
+    `match="any"` joins the groups with OR instead of AND.
+    """
+    if not parsed.has_words:
+        return None
+    built = Built(wq.NullQuery)
+    parts = [_group(g, reader, built.wanted) for g in parsed.groups]
+    positive: wq.Query
+    if not parts:
+        positive = wq.Every()
+    elif len(parts) == 1:
+        positive = parts[0]
+    else:
+        positive = wq.And(parts) if match == "all" else wq.Or(parts)
+    if parsed.negatives:
+        built.exclude = wq.Or([_clause_query(c, reader, set()) for c in parsed.negatives])
+    built.query = positive
+    return built
+
+
+def _group(group: tuple[Clause, ...], reader: Any, wanted: set[str]) -> wq.Query:
+    queries = [_clause_query(c, reader, wanted) for c in group]
+    return queries[0] if len(queries) == 1 else wq.Or(queries)
+
+
+def _clause_query(clause: Clause, reader: Any, wanted: set[str]) -> wq.Query:
+    alternatives: list[wq.Query] = []
+    if clause.prefix is not None:
+        for term in expand_prefix(reader, clause.prefix, clause.terms[0], clause.fields):
+            wanted.add(term)
+            alternatives.extend(wq.Term(f, term) for f in clause.fields)
+        if not alternatives:  # nothing starts with it: a term that matches nothing
+            alternatives.append(wq.Term(clause.fields[0], clause.prefix))
+    for terms in clause.expressions if clause.prefix is None else ():
+        wanted.update(terms)
+        for f in clause.fields:
+            if len(terms) == 1:
+                alternatives.append(wq.Term(f, terms[0]))
+            else:
+                alternatives.append(wq.Phrase(f, list(terms)))
+    return alternatives[0] if len(alternatives) == 1 else wq.Or(alternatives)
+
+
+def expand_prefix(reader: Any, folded: str, stemmed: str, fields: tuple[str, ...]
+                  ) -> list[str]:
+    """The index terms of the most frequent words starting with the prefix.
+
+    Words are looked up unstemmed (the spelling words beside each field), so
+    `cooperat*` finds "cooperatives" although its stem is "cooper"; stems that
+    start with the prefix count too.
+    """
+    frequency: dict[str, int] = {}
+    schema = reader.schema
+    for f in fields:
+        sources = [(f, stemmed)]
+        if schema[f].separate_spelling():
+            sources.append((schema[f].spelling_fieldname(f), folded))
+        for source, start in sources:
+            for n, raw in enumerate(reader.expand_prefix(source, start)):
+                if n >= PREFIX_SCAN_LIMIT:
+                    break
+                word = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                term = word if source == f else _stem_of(word)
+                if term and term not in frequency:
+                    frequency[term] = sum(reader.doc_frequency(g, term) for g in fields)
+    ranked = sorted((t for t in frequency if frequency[t]), key=lambda t: (-frequency[t], t))
+    return ranked[:MAX_PREFIX_TERMS]
+
+
+def _stem_of(word: str) -> str:
+    found = [t.text for t in analyzer()(word, removestops=False)]
+    return found[0] if len(found) == 1 else ""

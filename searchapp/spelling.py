@@ -1,0 +1,59 @@
+""""Did you mean": corrections from the index's own vocabulary.
+
+The title and summary fields keep their unstemmed words beside the stems
+(Whoosh's separate spelling words), so suggestions are words people wrote,
+never stems. A word is corrected only when the index does not know it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from whoosh.support.levenshtein import distance
+
+from searchapp.analysis import terms as analyse
+from searchapp.query import TEXT_FIELDS, ParsedQuery
+
+MAX_CANDIDATES = 200
+
+
+def _frequency(reader: Any, word: str) -> int:
+    stems = analyse(word)
+    return sum(reader.doc_frequency(f, stems[0]) for f in TEXT_FIELDS) if stems else 0
+
+
+def best_word(reader: Any, word: str) -> str | None:
+    """The known word closest to `word` (fewest edits, then most documents)."""
+    word = word.lower()
+    maxdist = 1 if len(word) <= 4 else 2
+    candidates: set[str] = set()
+    for leaf in reader.leaf_readers():
+        segment = leaf[0]
+        for f in TEXT_FIELDS:
+            for found in segment.terms_within(f, word, maxdist, prefix=1):
+                candidates.add(found)
+                if len(candidates) >= MAX_CANDIDATES:
+                    break
+    candidates.discard(word)
+    ranked = sorted((distance(word, c), -_frequency(reader, c), c) for c in candidates)
+    for _, negative_frequency, candidate in ranked:
+        if negative_frequency < 0:
+            return candidate
+    return None
+
+
+def suggest(reader: Any, parsed: ParsedQuery, text: str) -> str | None:
+    """The query with unknown words replaced by known ones, or None."""
+    corrected = text
+    changed = False
+    for clause in parsed.positives:
+        if not clause.plain or _frequency(reader, clause.text):
+            continue
+        better = best_word(reader, clause.text)
+        if better is None:
+            continue
+        pattern = re.compile(rf"(?<!\w){re.escape(clause.text)}(?!\w)", re.IGNORECASE)
+        corrected, n = pattern.subn(better, corrected, count=1)
+        changed = changed or n > 0
+    return corrected if changed else None
