@@ -1,91 +1,106 @@
-"""Facet counts over every match, computed apart from ranking.
+"""Per-document columns, facet counts and filters, computed apart from ranking.
 
-For each facet field, `FacetColumns` holds one small integer code per document
-(the position of its value in the field's vocabulary), built once per open
-reader. Counting a facet is then one `bincount` over the codes of the matching
-documents, whatever their number. Counts are disjunctive: a facet's counts use
-the filters of the *other* facets only, so a selected value never hides its
-siblings.
+For each facet field (and the date), `Columns` holds one small integer code
+per document: the position of its value in the field's sorted vocabulary,
+built once per open reader. Counting a facet over any number of matches is
+then one `bincount`, and filtering one `isin`. Date codes sort like the dates
+(ISO dates sort as text), so they double as a sort key.
+
+Counts are disjunctive: a facet's counts use the filters of the *other*
+facets only, so a selected value never hides its siblings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from whoosh.reading import IndexReader
 
-from searchapp.schema import FACET_FIELDS
+from searchapp.schema import COLUMN_FIELDS, FACET_FIELDS
 
 Codes = NDArray[np.int32]
+Docs = NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One facet field: its values, and each document's value as a code (-1: none)."""
+    """One field: its values in order, and each document's value as a code (-1: none)."""
 
     values: tuple[str, ...]
     codes: Codes
 
-    def code_of(self, value: str) -> int | None:
-        try:
-            return self.values.index(value)
-        except ValueError:
-            return None
+    def codes_of(self, values: Iterable[str]) -> NDArray[np.int32]:
+        position = {v: i for i, v in enumerate(self.values)}
+        return np.asarray(sorted(position[v] for v in values if v in position), dtype=np.int32)
 
 
 @dataclass(frozen=True, slots=True)
 class Counted:
-    """Raw counts for one facet: value → number of matching documents."""
+    """The outcome of filtering and counting one set of matches."""
 
-    field: str
-    counts: dict[str, int]
+    docs: Docs  # the matches that pass every filter
+    counts: dict[str, dict[str, int]]  # facet → value → matches
 
 
-class FacetColumns:
-    """Facet codes for every document of one reader (rebuild when it changes)."""
+class Columns:
+    """Codes for every document of one reader (build anew when the reader changes)."""
 
-    def __init__(self, reader: IndexReader, fields: Sequence[str] = FACET_FIELDS) -> None:
+    def __init__(self, reader: IndexReader, fields: Sequence[str] = COLUMN_FIELDS) -> None:
         size = reader.doc_count_all()
-        self.columns: dict[str, Column] = {}
+        self.fields: dict[str, Column] = {}
         for name in fields:
             codes = np.full(size, -1, dtype=np.int32)
             values: list[str] = []
-            for code, term in enumerate(reader.lexicon(name)):
+            for term in reader.lexicon(name):
+                if not term:
+                    continue
                 ids = np.fromiter(reader.postings(name, term).all_ids(), dtype=np.int64)
-                codes[ids] = code
+                codes[ids] = len(values)
                 values.append(term.decode("utf-8"))
-            self.columns[name] = Column(tuple(values), codes)
+            self.fields[name] = Column(tuple(values), codes)
 
-    def count(
-        self, matched: NDArray[np.int64], selected: Mapping[str, Sequence[str]]
-    ) -> tuple[int, list[Counted]]:
-        """Count every facet over `matched` documents, given the selected values.
+    def __getitem__(self, name: str) -> Column:
+        return self.fields[name]
 
-        Returns the number of documents passing every filter, and the counts.
+    def count(self, matched: Docs, allowed: Mapping[str, Collection[str] | None],
+              facets: Sequence[str] = FACET_FIELDS) -> Counted:
+        """Filter `matched` by the `allowed` values of each facet and count every facet.
+
+        `allowed[name]` is None (or absent) for no filter on that facet.
         """
-        local = {name: col.codes[matched] for name, col in self.columns.items()}
+        local = {name: self.fields[name].codes[matched] for name in facets}
         passes: dict[str, NDArray[np.bool_]] = {}
-        for name, values in selected.items():
-            if not values or name not in self.columns:
-                continue
-            wanted = [c for v in values if (c := self.columns[name].code_of(v)) is not None]
-            passes[name] = np.isin(local[name], np.asarray(wanted, dtype=np.int32))
+        for name, values in allowed.items():
+            if values is not None:
+                passes[name] = np.isin(local[name], self.fields[name].codes_of(values))
 
-        everything = _all_of(passes.values())
-        total = int(everything.sum()) if everything is not None else len(matched)
-
-        result = []
-        for name, col in self.columns.items():
+        counts = {}
+        for name in facets:
             mask = _all_of(m for n, m in passes.items() if n != name)
             codes = local[name] if mask is None else local[name][mask]
-            codes = codes[codes >= 0]
-            tally = np.bincount(codes, minlength=len(col.values))
-            counts = {col.values[i]: int(tally[i]) for i in np.flatnonzero(tally)}
-            result.append(Counted(name, counts))
-        return total, result
+            tally = np.bincount(codes[codes >= 0], minlength=len(self.fields[name].values))
+            values = self.fields[name].values
+            counts[name] = {values[i]: int(tally[i]) for i in np.flatnonzero(tally)}
+        everything = _all_of(passes.values())
+        return Counted(matched if everything is None else matched[everything], counts)
+
+    def first_by_date(self, docs: Docs, *, newest: bool, limit: int
+                      ) -> tuple[Docs, NDArray[np.int64]]:
+        """The first `limit` of `docs` by date (undated last), plus every document tied
+        with the last of them; returned sorted by (date key, document number), with
+        their keys, so the caller can break ties its own way."""
+        codes = self.fields["date"].codes[docs].astype(np.int64)
+        key = -codes if newest else codes
+        key[codes < 0] = np.iinfo(np.int64).max  # undated last either way
+        if limit < len(docs):
+            cutoff = np.partition(key, limit - 1)[limit - 1]
+            keep = np.flatnonzero(key <= cutoff)
+            docs, key = docs[keep], key[keep]
+        order = np.lexsort((docs, key))
+        return docs[order], key[order]
 
 
 def _all_of(masks: Iterable[NDArray[np.bool_]]) -> NDArray[np.bool_] | None:

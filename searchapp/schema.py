@@ -17,6 +17,8 @@ TITLE_BOOST = 2.0
 # The `year` term of items without a date, so they can be counted and filtered.
 UNDATED = "undated"
 FACET_FIELDS = ("organisation", "year", "type")
+# Per-document columns kept in memory: the facets, and the date for sorting.
+COLUMN_FIELDS = (*FACET_FIELDS, "date")
 
 
 @functools.cache
@@ -25,8 +27,9 @@ def schema() -> Schema:
     text = analyzer()
     return Schema(
         id=ID(stored=True, unique=True),
-        title=TEXT(analyzer=text, stored=True, field_boost=TITLE_BOOST),
-        summary=TEXT(analyzer=text, stored=True),
+        # spelling=True keeps the unstemmed words too, for "did you mean".
+        title=TEXT(analyzer=text, stored=True, field_boost=TITLE_BOOST, spelling=True),
+        summary=TEXT(analyzer=text, stored=True, spelling=True),
         organisation=ID(stored=True, sortable=True),
         type=ID(stored=True, sortable=True),
         year=ID(stored=True, sortable=True),
@@ -42,7 +45,7 @@ def year_term(year: int | None) -> str:
 
 
 def to_document(item: Item) -> dict[str, Any]:
-    return {
+    doc = {
         "id": item.id,
         "title": item.title,
         "summary": item.summary,
@@ -54,6 +57,9 @@ def to_document(item: Item) -> dict[str, Any]:
         "language": item.language,
         "source": item.source,
     }
+    if not item.date:
+        del doc["date"]  # no term at all, rather than an empty one
+    return doc
 
 
 def from_stored(fields: Mapping[str, Any]) -> Item:

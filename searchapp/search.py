@@ -3,38 +3,50 @@
 `Engine` keeps one open Whoosh searcher per process and refreshes it when a
 new generation is swapped in or the live one gets new segments; nothing
 Whoosh-owned leaves this module.
+
+One search, in order: parse the words (`searchapp.query`), find every
+matching document (unscored), filter and count facets over them with the
+per-reader columns (`searchapp.facets`), then rank only what the page needs:
+Whoosh's top-N scoring for relevance, the date column otherwise.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from whoosh import qparser, scoring, sorting
 from whoosh import query as wq
+from whoosh import scoring
 from whoosh.searching import Searcher
 
-from searchapp.analysis import terms as analyse
+from searchapp import query as parser
 from searchapp.errors import BadParameter
-from searchapp.facets import FacetColumns
+from searchapp.facets import Columns, Docs
 from searchapp.highlight import FRAGMENT_CHARS, highlight
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
-from searchapp.schema import UNDATED, from_stored, schema, year_term
+from searchapp.schema import FACET_FIELDS, UNDATED, from_stored, year_term
+from searchapp.spelling import suggest
 
 SORTS = ("relevance", "newest", "oldest")
+MATCHES = ("all", "any")
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 100
 MAX_PAGE = 1_000
-MAX_QUERY_CHARS = 500
-TEXT_FIELDS = ("title", "summary")
-# `title:` with nothing after it: dropped rather than searched as the word "title".
-_EMPTY_FIELD = re.compile(r"\b\w+:(?=\s|$)")
+MAX_QUERY_CHARS = 2_000
+MIN_YEAR, MAX_YEAR = 1000, 9999
+SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
+TIE_LIMIT = 1_000  # break date ties by id among at most this many documents
+RELATED = 5
+
+
+def ranking() -> scoring.WeightingModel:
+    """BM25F as tuned on the Cranfield collection (see bench/RESULTS.md)."""
+    return scoring.BM25F()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +57,10 @@ class SearchQuery:
     organisation: tuple[str, ...] = ()
     type: tuple[str, ...] = ()
     year: tuple[int | None, ...] = ()  # None selects undated items
+    year_from: int | None = None
+    year_to: int | None = None
     sort: str | None = None  # None: relevance with words, newest without
+    match: str = "all"  # "any": items with any of the words
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
 
@@ -55,14 +70,30 @@ class SearchQuery:
                                     f" {MAX_QUERY_CHARS}")
         if self.sort is not None and self.sort not in SORTS:
             raise BadParameter("sort", f"must be one of {', '.join(SORTS)}, not {self.sort!r}")
+        if self.match not in MATCHES:
+            raise BadParameter("match", f"must be one of {', '.join(MATCHES)},"
+                                        f" not {self.match!r}")
         if not 1 <= self.page <= MAX_PAGE:
             raise BadParameter("page", f"must be between 1 and {MAX_PAGE}")
         if not 1 <= self.per_page <= MAX_PER_PAGE:
             raise BadParameter("per_page", f"must be between 1 and {MAX_PER_PAGE}")
+        for name in ("year_from", "year_to"):
+            value = getattr(self, name)
+            if value is not None and not MIN_YEAR <= value <= MAX_YEAR:
+                raise BadParameter(name, f"must be a year between {MIN_YEAR} and {MAX_YEAR}")
+        if (self.year_from is not None and self.year_to is not None
+                and self.year_from > self.year_to):
+            raise BadParameter("year_from", f"{self.year_from} is after year_to"
+                                            f" {self.year_to}")
 
     @property
     def effective_sort(self) -> str:
-        return self.sort or ("relevance" if self.q.strip() else "newest")
+        return self.sort or ("relevance" if parser.parse(self.q).ranked else "newest")
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.organisation or self.type or self.year
+                    or self.year_from is not None or self.year_to is not None)
 
     def selected(self) -> dict[str, tuple[str, ...]]:
         """Selected facet values as index terms."""
@@ -77,8 +108,10 @@ class SearchQuery:
             values = params.get(name) or [default]
             return values[-1]
 
-        def integer(name: str, default: int) -> int:
-            raw = one(name, str(default)).strip()
+        def integer(name: str, default: int | None) -> int | None:
+            raw = one(name).strip()
+            if not raw:
+                return default
             try:
                 return int(raw)
             except ValueError:
@@ -87,23 +120,27 @@ class SearchQuery:
         years: list[int | None] = []
         for raw in params.get("year", []):
             text = raw.strip()
-            if text.lower() in ("", "null", "none", UNDATED):
+            if text.lower() in ("null", "none", UNDATED):
                 years.append(None)
+                continue
+            if not text:
                 continue
             try:
                 years.append(int(text))
             except ValueError:
                 raise BadParameter("year", f"must be a year like 2017 or 'undated',"
                                            f" not {raw!r}") from None
-        sort = one("sort").strip() or None
         return cls(
             q=one("q"),
             organisation=_unique(v.strip() for v in params.get("organisation", []) if v.strip()),
             type=_unique(v.strip() for v in params.get("type", []) if v.strip()),
             year=_unique(years),
-            sort=sort,
-            page=integer("page", 1),
-            per_page=integer("per_page", DEFAULT_PER_PAGE),
+            year_from=integer("year_from", None),
+            year_to=integer("year_to", None),
+            sort=one("sort").strip() or None,
+            match=one("match").strip() or "all",
+            page=integer("page", 1) or 0,
+            per_page=integer("per_page", DEFAULT_PER_PAGE) or 0,
         )
 
 
@@ -138,6 +175,11 @@ class FacetValue:
     def label(self) -> str:
         return "Undated" if self.value is None else str(self.value)
 
+    @property
+    def param(self) -> str:
+        """The value as a request parameter (`year=undated` for undated items)."""
+        return UNDATED if self.value is None else str(self.value)
+
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "count": self.count, "selected": self.selected}
 
@@ -149,6 +191,8 @@ class SearchPage:
     hits: list[Hit]
     facets: dict[str, list[FacetValue]]
     suggestion: str | None = None
+    # With no item having every word: how many have any of them (else None).
+    any_words_total: int | None = None
     generation: str | None = field(default=None, compare=False)
 
     @property
@@ -160,14 +204,25 @@ class SearchPage:
         return max(1, math.ceil(self.total / self.query.per_page))
 
     def to_dict(self) -> dict[str, Any]:
+        q = self.query
         return {
-            "query": self.query.q, "total": self.total, "page": self.query.page,
-            "per_page": self.query.per_page, "sort": self.sort,
+            "query": q.q, "total": self.total, "page": q.page, "per_page": q.per_page,
+            "sort": self.sort, "match": q.match,
+            "filters": {"organisation": list(q.organisation), "type": list(q.type),
+                        "year": list(q.year), "year_from": q.year_from, "year_to": q.year_to},
             "hits": [h.to_dict() for h in self.hits],
             "facets": {name: [v.to_dict() for v in values]
                        for name, values in self.facets.items()},
             "suggestion": self.suggestion,
+            "any_words": (None if self.any_words_total is None
+                          else {"match": "any", "total": self.any_words_total}),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    item: Item
+    score: float
 
 
 class Engine:
@@ -175,17 +230,11 @@ class Engine:
 
     def __init__(self, store: IndexStore) -> None:
         self.store = store
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._searcher: Searcher | None = None
         self._stamp: tuple[int, int] | None = None
         self._generation: str | None = None
-        self._columns: FacetColumns | None = None
-        self._parser = qparser.MultifieldParser(
-            list(TEXT_FIELDS), schema(), group=qparser.AndGroup
-        )
-        self._parser.add_plugin(qparser.PlusMinusPlugin())
-        self._parser.remove_plugin_class(qparser.BoostPlugin)
-        self._parser.remove_plugin_class(qparser.RangePlugin)
+        self._columns: Columns | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -203,12 +252,17 @@ class Engine:
             self._drop()
             ix = self.store.open()
             gen = self.store.current()
-            self._searcher = ix.searcher(weighting=scoring.BM25F())
+            self._searcher = ix.searcher(weighting=ranking())
             self._stamp, self._generation = stamp, gen.name if gen else None
         elif not self._searcher.up_to_date():
             self._searcher = self._searcher.refresh()
             self._columns = None
         return self._searcher
+
+    def _columns_for(self, searcher: Searcher) -> Columns:
+        if self._columns is None:
+            self._columns = Columns(searcher.reader())
+        return self._columns
 
     @property
     def generation(self) -> str | None:
@@ -223,67 +277,76 @@ class Engine:
             fields = self._current().document(id=item_id)
             return from_stored(fields) if fields else None
 
+    def related(self, item: Item, *, limit: int = RELATED) -> list[Related]:
+        """Items about the same things: the item's most telling words, searched."""
+        with self._lock:
+            searcher = self._current()
+            key_terms = searcher.key_terms_from_text(
+                "summary", f"{item.title} {item.summary}", numterms=12)
+            if not key_terms:
+                return []
+            like = wq.Or([wq.Term(f, term, boost=weight)
+                          for term, weight in key_terms for f in parser.TEXT_FIELDS])
+            results = searcher.search(like, limit=limit + 1)
+            found = [Related(from_stored(hit.fields()), hit.score) for hit in results]
+            return [r for r in found if r.item.id != item.id][:limit]
+
     def search(self, request: SearchQuery) -> SearchPage:
         with self._lock:
             searcher = self._current()
-            if self._columns is None:
-                self._columns = FacetColumns(searcher.reader())
-            columns = self._columns
-            words = self.parse(request.q)
-            if words is None:
-                matched = np.fromiter(searcher.reader().all_doc_ids(), dtype=np.int64)
-                ranked: wq.Query = wq.Every()
-            else:
-                matched = np.fromiter(searcher.docs_for_query(words), dtype=np.int64)
-                ranked = words
-            total, counted = columns.count(matched, request.selected())
-            hits = self._top(searcher, request, ranked, words) if total else []
-            facets = {c.field: _facet_values(c.field, c.counts, request) for c in counted}
+            columns = self._columns_for(searcher)
+            reader = searcher.reader()
+            parsed = parser.parse(request.q)
+            built = parser.build(parsed, reader, match=request.match)
+            allowed = _allowed(request, columns)
+            counted = columns.count(self._matching(searcher, built), allowed)
+            total = len(counted.docs)
+            hits = self._page(searcher, columns, request, built, counted.docs) if total else []
+
+            any_words = None
+            if total == 0 and request.match == "all" and len(parsed.groups) > 1:
+                relaxed = parser.build(parsed, reader, match="any")
+                any_words = len(columns.count(self._matching(searcher, relaxed), allowed).docs)
+            suggestion = None
+            if total < SUGGEST_BELOW and parsed.groups:
+                fixed = suggest(reader, parsed, request.q)
+                if fixed is not None:
+                    better = parser.build(parser.parse(fixed), reader, match=request.match)
+                    if len(columns.count(self._matching(searcher, better), allowed).docs) > total:
+                        suggestion = fixed
+            facets = {name: _facet_values(name, counted.counts[name], request)
+                      for name in FACET_FIELDS}
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
+                              suggestion=suggestion, any_words_total=any_words or None,
                               generation=self._generation)
 
-    def parse(self, text: str) -> wq.Query | None:
-        """The words of a query as a Whoosh query; None when there are no words."""
-        text = _EMPTY_FIELD.sub(" ", text)
-        if not analyse(text) and "*" not in text:
-            return None
-        try:
-            parsed = self._parser.parse(text)
-        except Exception:  # noqa: BLE001 - any parser failure: search the words instead
-            parsed = None
-        if parsed is None or parsed is wq.NullQuery:
-            return self.plain(text)
-        return parsed
-
     @staticmethod
-    def plain(text: str) -> wq.Query | None:
-        """Every word must appear, in the title or the summary."""
-        words = list(dict.fromkeys(analyse(text)))
-        if not words:
-            return None
-        return wq.And([wq.Or([wq.Term(f, w) for f in TEXT_FIELDS]) for w in words])
+    def _matching(searcher: Searcher, built: parser.Built | None) -> Docs:
+        """Every live document the words match (all of them when there are no words)."""
+        if built is None or isinstance(built.query, wq.Every):
+            docs = np.fromiter(searcher.reader().all_doc_ids(), dtype=np.int64)
+        else:
+            docs = np.fromiter(searcher.docs_for_query(built.query), dtype=np.int64)
+        if built is not None and built.exclude is not None:
+            excluded = np.fromiter(searcher.docs_for_query(built.exclude), dtype=np.int64)
+            docs = docs[~np.isin(docs, excluded)]
+        return docs
 
-    def _top(self, searcher: Searcher, request: SearchQuery, ranked: wq.Query,
-             words: wq.Query | None) -> list[Hit]:
-        filters = [wq.Or([wq.Term(name, v) for v in values])
-                   for name, values in request.selected().items() if values]
-        limit = request.page * request.per_page
-        sort = request.effective_sort
-        sortedby: sorting.FacetType | None = None
-        if sort != "relevance" or words is None:
-            newest = sort != "oldest"
-            sortedby = sorting.MultiFacet([
-                sorting.FieldFacet("date", reverse=newest),
-                sorting.FieldFacet("id"),
-            ])
-        results = searcher.search(ranked, limit=limit, sortedby=sortedby,
-                                  filter=wq.And(filters) if filters else None)
-        wanted = _query_terms(searcher, words)
-        start = (request.page - 1) * request.per_page
+    def _page(self, searcher: Searcher, columns: Columns, request: SearchQuery,
+              built: parser.Built | None, docs: Docs) -> list[Hit]:
+        end = request.page * request.per_page
+        start = end - request.per_page
+        if built is not None and not isinstance(built.query, wq.Every) \
+                and request.effective_sort == "relevance":
+            ranked = _by_relevance(searcher, built.query, docs if request.filtered else None,
+                                   end, exclude=built.exclude)
+        else:
+            ranked = _by_date(searcher, columns, docs, newest=request.effective_sort != "oldest",
+                              limit=end)
+        wanted = built.wanted if built is not None else set()
         hits = []
-        for hit in results[start:limit]:
-            item = from_stored(hit.fields())
-            score = hit.score if sortedby is None else None
+        for docnum, score in ranked[start:end]:
+            item = from_stored(searcher.stored_fields(docnum))
             hits.append(Hit(item, score, {
                 "title": highlight(item.title, wanted),
                 "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS),
@@ -291,30 +354,66 @@ class Engine:
         return hits
 
 
-def _query_terms(searcher: Searcher, words: wq.Query | None) -> frozenset[str]:
-    """The index terms a person searched for (prefixes expanded), for highlighting."""
-    return frozenset() if words is None else frozenset(_positive(words, searcher.reader()))
+def _allowed(request: SearchQuery, columns: Columns) -> dict[str, Collection[str] | None]:
+    """The facet values each facet lets through (None: no filter on it)."""
+    selected = request.selected()
+    allowed: dict[str, Collection[str] | None] = {
+        name: set(values) if values else None for name, values in selected.items()}
+    if request.year_from is not None or request.year_to is not None:
+        low = request.year_from if request.year_from is not None else MIN_YEAR
+        high = request.year_to if request.year_to is not None else MAX_YEAR
+        in_range = {v for v in columns["year"].values if v != UNDATED and low <= int(v) <= high}
+        years = allowed["year"]
+        allowed["year"] = in_range if years is None else set(years) & in_range
+    return allowed
 
 
-def _positive(node: wq.Query, reader: Any) -> set[str]:
-    # Excluded words (NOT / -word) are not what the person is looking for.
-    if isinstance(node, wq.Not):
-        return set()
-    if isinstance(node, wq.AndNot):
-        return _positive(node.a, reader)
-    if node.is_leaf():
-        return {text.decode("utf-8") if isinstance(text, bytes) else text
-                for name, text in node.existing_terms(reader, expand=True)
-                if name in TEXT_FIELDS}
-    return set().union(*(_positive(child, reader) for child in node.children()))
+def _by_relevance(searcher: Searcher, query: wq.Query, allow: Docs | None, limit: int, *,
+                  exclude: wq.Query | None = None) -> list[tuple[int, float | None]]:
+    """The first `limit` documents by score, then newest, then id.
+
+    Whoosh's top-N collection finds the best scores fast; asking for a few
+    more than needed (and more again while the last one ties with the cut)
+    makes sure every document tied at the cut is there to be ordered.
+    Excluded documents are masked in the collector.
+    """
+    allowed = set(allow.tolist()) if allow is not None else None
+    wanted = limit + 10
+    while True:
+        results = searcher.search(query, limit=wanted, filter=allowed, mask=exclude,
+                                  terms=False)
+        found = [(results.score(i), results.docnum(i)) for i in range(results.scored_length())]
+        if len(found) < wanted or found[-1][0] < found[min(limit, len(found)) - 1][0]:
+            break
+        wanted *= 4
+    stored = {d: searcher.stored_fields(d) for _, d in found}
+
+    def key(entry: tuple[float, int]) -> tuple[float, int, str]:
+        score, docnum = entry
+        fields = stored[docnum]
+        date = fields.get("date") or ""
+        return (-score, -int(date.replace("-", "") or 0), fields["id"])
+
+    return [(d, s) for s, d in sorted(found, key=key)[:limit]]
+
+
+def _by_date(searcher: Searcher, columns: Columns, docs: Docs, *, newest: bool,
+             limit: int) -> list[tuple[int, float | None]]:
+    """The first `limit` documents by date (undated last), ties by id."""
+    ordered, keys = columns.first_by_date(docs, newest=newest, limit=limit)
+    if len(ordered) <= TIE_LIMIT:
+        ids = {int(d): searcher.stored_fields(int(d))["id"] for d in ordered}
+        pairs = sorted(zip(keys.tolist(), ordered.tolist(), strict=True),
+                       key=lambda kd: (kd[0], ids[kd[1]]))
+        ordered = np.asarray([d for _, d in pairs], dtype=np.int64)
+    return [(int(d), None) for d in ordered[:limit]]
 
 
 def _facet_values(name: str, counts: Mapping[str, int],
                   request: SearchQuery) -> list[FacetValue]:
     selected = set(request.selected()[name])
-    keys = set(counts) | selected
-    values = [FacetValue(_facet_value(name, k), counts.get(k, 0), k in selected) for k in keys
-              if counts.get(k, 0) or k in selected]
+    values = [FacetValue(_facet_value(name, k), counts.get(k, 0), k in selected)
+              for k in set(counts) | selected if counts.get(k, 0) or k in selected]
     if name == "year":
         values.sort(key=lambda v: (v.value is None, -int(v.value or 0)))
     else:
