@@ -99,18 +99,24 @@ def reindex(if_needed: bool) -> None:
 @click.option("--org", "organisation", multiple=True, help="Only this organisation (repeatable).")
 @click.option("--year", multiple=True, help="Only this year, or 'undated' (repeatable).")
 @click.option("--type", "type_", multiple=True, help="Only this item type (repeatable).")
+@click.option("--year-from", type=int, help="Only items from this year on.")
+@click.option("--year-to", type=int, help="Only items up to this year.")
+@click.option("--any", "any_words", is_flag=True, help="Items with any of the words, not all.")
 @click.option("--sort", type=click.Choice(["relevance", "newest", "oldest"]))
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
 @click.option("--page", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the /api/search JSON.")
 @_friendly
 def search(words: Sequence[str], organisation: Sequence[str], year: Sequence[str],
-           type_: Sequence[str], sort: str | None, limit: int, page: int, as_json: bool) -> None:
+           type_: Sequence[str], year_from: int | None, year_to: int | None, any_words: bool,
+           sort: str | None, limit: int, page: int, as_json: bool) -> None:
     """Search the index; prints ranked hits and facet counts."""
     settings = Settings.load()
     request = SearchQuery.from_params({
         "q": [" ".join(words)], "organisation": list(organisation), "year": list(year),
         "type": list(type_), "sort": [sort or ""], "page": [str(page)],
+        "year_from": [str(year_from or "")], "year_to": [str(year_to or "")],
+        "match": ["any" if any_words else "all"],
         "per_page": [str(limit)],
     })
     engine = Engine(IndexStore(settings.index_dir))
@@ -137,6 +143,11 @@ def _print_page(result: SearchPage) -> None:
     for name, values in result.facets.items():
         shown = ", ".join(f"{'*' if v.selected else ''}{v.label} ({v.count})" for v in values)
         click.echo(f"\n{name}: {shown or '-'}")
+    if result.suggestion:
+        click.echo(f"\ndid you mean: {result.suggestion}")
+    if result.any_words_total:
+        click.echo(f"\nno item has all of these words; {result.any_words_total} have any of them"
+                   " (search again with --any)")
 
 
 @main.command()

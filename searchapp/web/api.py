@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from searchapp.catalog import Catalog
 from searchapp.errors import NotFound, SearchappError
+from searchapp.models import Item
 from searchapp.search import Engine, SearchQuery
 
 bp = Blueprint("api", __name__)
@@ -30,12 +31,19 @@ def search() -> Response:
     return jsonify(engine().search(query_from_request()).to_dict())
 
 
-@bp.get("/api/items/<path:item_id>")
-def item(item_id: str) -> Response:
+def item_or_404(item_id: str) -> Item:
     found = engine().get(item_id)
     if found is None:
         raise NotFound(f"no item with id {item_id!r}")
-    return jsonify(found.to_dict())
+    return found
+
+
+@bp.get("/api/items/<path:item_id>")
+def item(item_id: str) -> Response:
+    found = item_or_404(item_id)
+    related = [{**r.item.to_dict(), "score": round(r.score, 4)}
+               for r in engine().related(found)]
+    return jsonify({**found.to_dict(), "related": related})
 
 
 @bp.get("/healthz")

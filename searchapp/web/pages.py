@@ -6,8 +6,7 @@ from typing import Any
 
 from flask import Blueprint, render_template, request, url_for
 
-from searchapp.errors import NotFound
-from searchapp.web.api import engine, query_from_request
+from searchapp.web.api import engine, item_or_404, query_from_request
 
 bp = Blueprint("pages", __name__)
 
@@ -22,11 +21,10 @@ def _args_with(**changes: Any) -> dict[str, Any]:
     return args
 
 
-def toggle_url(name: str, value: object) -> str:
+def toggle_url(name: str, value: str) -> str:
     """This search with one facet value added or removed, from page 1."""
-    text = "undated" if value is None else str(value)
-    current = [v for v in request.args.getlist(name)]
-    values = [v for v in current if v != text] if text in current else [*current, text]
+    current = request.args.getlist(name)
+    values = [v for v in current if v != value] if value in current else [*current, value]
     return url_for("pages.index", **_args_with(**{name: values or None, "page": None}))
 
 
@@ -34,18 +32,21 @@ def page_url(page: int) -> str:
     return url_for("pages.index", **_args_with(page=page))
 
 
+def search_url(**changes: Any) -> str:
+    """This search with some parameters changed (None removes one), from page 1."""
+    return url_for("pages.index", **_args_with(page=None, **changes))
+
+
 @bp.get("/")
 def index() -> str:
     result = engine().search(query_from_request())
     api_url = url_for("api.search", **_args_with())
     return render_template("search.html", page=result, toggle_url=toggle_url,
-                           page_url=page_url, api_url=api_url)
+                           page_url=page_url, search_url=search_url, api_url=api_url)
 
 
 @bp.get("/items/<path:item_id>")
 def item(item_id: str) -> str:
-    found = engine().get(item_id)
-    if found is None:
-        raise NotFound(f"no item with id {item_id!r}")
-    return render_template("item.html", item=found,
+    found = item_or_404(item_id)
+    return render_template("item.html", item=found, related=engine().related(found),
                            api_url=url_for("api.item", item_id=item_id))
