@@ -269,22 +269,22 @@ def test_related_items(client: FlaskClient) -> None:
 
 JUDGED = {
     "refugees": ["Declaration on migrants and refugees",
-                 "ILO COOP presents on the role of cooperatives in overcoming refugee and migrant"
-                 " precarity in a side event at the 36th Session of the Human Rights Council"],
+                 ("ILO COOP presents on the role of cooperatives in overcoming refugee and migrant"
+                  " precarity in a side event at the 36th Session of the Human Rights Council")],
     "Guerini president": ["Elections: Giuseppe Guerini new President of CECOP"],
     "waste pickers": ["A passion, mission - organizing waste pickers."],
     "social and solidarity economy": [
         "Promoting social inclusion through social and solidarity economy",
         "The 9th Edition of the ILO Academy on Social and Solidarity Economy"],
-    "Italy": ["Italy has adopted a reform of the third sector which introduces significant new"
-              " developments",
+    "Italy": [("Italy has adopted a reform of the third sector which introduces significant new"
+               " developments"),
               "Italian social cooperatives working together for the benefit of the communities"],
     "energy cooperatives Denmark": [
-        "Kooperationen is planning its Second Conference on Community-owned Energy Cooperatives"
-        " in Denmark"],
+        ("Kooperationen is planning its Second Conference on Community-owned Energy Cooperatives"
+         " in Denmark")],
     "women": ["Spanish women feel better and achieve higher positions working in cooperatives"],
-    "climate": ["Between local stakes and universal emergency: cooperatives are committed to the"
-                " ecological transition"],
+    "climate": [("Between local stakes and universal emergency: cooperatives are committed to the"
+                 " ecological transition")],
 }
 
 
