@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from whoosh import query as wq
@@ -31,6 +31,8 @@ from searchapp.indexer import IndexStore
 from searchapp.models import Item
 from searchapp.schema import FACET_FIELDS, UNDATED, from_stored, year_term
 from searchapp.spelling import suggest
+
+T = TypeVar("T")
 
 SORTS = ("relevance", "newest", "oldest")
 MATCHES = ("all", "any")
@@ -271,6 +273,16 @@ class Engine:
     def doc_count(self) -> int:
         with self._lock:
             return int(self._current().doc_count())
+
+    def version(self) -> str:
+        """Changes whenever what a search can return changes (for ETags)."""
+        with self._lock:
+            return f"{self._generation}.{self._current().reader().generation()}"
+
+    def with_reader(self, work: Callable[[Any], T]) -> T:
+        """Run `work` on the current reader; nothing Whoosh-owned may escape it."""
+        with self._lock:
+            return work(self._current().reader())
 
     def get(self, item_id: str) -> Item | None:
         with self._lock:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from searchapp.config import Settings, templates_dir
+from searchapp.config import PACKAGE_DIR, Settings, templates_dir
 from searchapp.errors import SearchappError
 from searchapp.indexer import IndexStore
 from searchapp.search import Engine
@@ -19,7 +19,8 @@ ENGINE = "searchapp.engine"
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    app = Flask("searchapp", template_folder=str(templates_dir()))
+    app = Flask("searchapp", template_folder=str(templates_dir()),
+                static_folder=str(PACKAGE_DIR / "static"))
     settings = Settings.load(test_config)
     app.config.from_mapping(SEARCHAPP=settings, JSON_SORT_KEYS=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -27,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions[ENGINE] = Engine(IndexStore(settings.index_dir))
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
+    app.after_request(_headers)
 
     @app.errorhandler(SearchappError)
     def _ours(exc: SearchappError) -> Response | tuple[str, int]:
@@ -43,6 +45,30 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return _error(500, "internal_error", "something went wrong on our side")
 
     return app
+
+
+# No inline script or style anywhere: everything the page needs is served from /static.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self';"
+    " frame-ancestors 'none'"
+)
+
+
+def _headers(response: Response) -> Response:
+    """Security headers everywhere; open CORS for reading the public API."""
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    path = request.path
+    if (path.startswith("/api/") and not path.startswith("/api/admin/")) or path == "/healthz":
+        headers["Access-Control-Allow-Origin"] = "*"
+        headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = "If-None-Match"
+        headers["Access-Control-Expose-Headers"] = "ETag"
+    return response
 
 
 def _error(status: int, code: str, message: str) -> Response | tuple[str, int]:

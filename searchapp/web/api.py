@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+import hashlib
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, make_response, request
 
 from searchapp.catalog import Catalog
-from searchapp.errors import NotFound, SearchappError
+from searchapp.errors import BadParameter, NotFound, SearchappError
 from searchapp.models import Item
-from searchapp.search import Engine, SearchQuery
+from searchapp.search import MAX_QUERY_CHARS, Engine, SearchQuery
+from searchapp.suggest import complete
+from searchapp.web.openapi import openapi as openapi_document
 
 bp = Blueprint("api", __name__)
 
@@ -26,11 +33,6 @@ def query_from_request() -> SearchQuery:
     return SearchQuery.from_params(request.args.to_dict(flat=False))
 
 
-@bp.get("/api/search")
-def search() -> Response:
-    return jsonify(engine().search(query_from_request()).to_dict())
-
-
 def item_or_404(item_id: str) -> Item:
     found = engine().get(item_id)
     if found is None:
@@ -38,12 +40,62 @@ def item_or_404(item_id: str) -> Item:
     return found
 
 
+def revalidated(view: Callable[..., Any]) -> Callable[..., Response]:
+    """An ETag tied to the index version and the request; a 304 when it still holds.
+
+    The answer is checked before the view runs, so a revalidation costs no search.
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        key = f"{engine().version()}|{request.full_path}".encode()
+        tag = hashlib.sha256(key).hexdigest()[:24]
+        if tag in request.if_none_match:
+            response = Response(status=304)
+        else:
+            response = make_response(view(*args, **kwargs))
+        response.set_etag(tag)
+        response.headers["Cache-Control"] = "public, no-cache"
+        return response
+
+    return wrapper
+
+
+@bp.get("/api/search")
+@revalidated
+def search() -> Response:
+    return jsonify(engine().search(query_from_request()).to_dict())
+
+
 @bp.get("/api/items/<path:item_id>")
+@revalidated
 def item(item_id: str) -> Response:
     found = item_or_404(item_id)
     related = [{**r.item.to_dict(), "score": round(r.score, 4)}
                for r in engine().related(found)]
     return jsonify({**found.to_dict(), "related": related})
+
+
+@bp.get("/api/suggest")
+def suggest() -> Response:
+    text = request.args.get("q", "")
+    if len(text) > MAX_QUERY_CHARS:
+        raise BadParameter("q", f"is {len(text)} characters long; the limit is"
+                                f" {MAX_QUERY_CHARS}")
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "opensearch"):
+        raise BadParameter("format", f"must be json or opensearch, not {fmt!r}")
+    completions = engine().with_reader(lambda reader: complete(reader, text))
+    body: Any = [text, completions] if fmt == "opensearch" else {
+        "query": text, "suggestions": completions}
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
+
+
+@bp.get("/api/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())
 
 
 @bp.get("/healthz")
@@ -56,6 +108,7 @@ def healthz() -> Response | tuple[Response, int]:
         body["documents"] = engine().doc_count()
         body["generation"] = engine().generation
     except SearchappError as exc:
+        current_app.logger.error("health check: %s", exc)
         body.update(status="unavailable", problem=str(exc))
         return jsonify(body), 503
     if body["documents"] != body["items"]:

@@ -1,0 +1,240 @@
+"""The OpenAPI 3.1 description of the JSON API, served at /api/openapi.json.
+
+Kept true by tests that validate real responses against it and by
+schemathesis running against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from searchapp import __version__
+from searchapp.search import (
+    DEFAULT_PER_PAGE,
+    MATCHES,
+    MAX_PAGE,
+    MAX_PER_PAGE,
+    MAX_QUERY_CHARS,
+    SORTS,
+)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "400": _json(_ref("Error"), "A parameter has a value that cannot be used; the message"
+                                " names it."),
+    "404": _json(_ref("Error"), "Nothing here."),
+    "405": _json(_ref("Error"), "Method not allowed."),
+    "503": _json(_ref("Error"), "The index cannot be opened; `searchapp reindex` restores it."),
+}
+
+
+def _many(name: str, description: str, items: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "required": False,
+            "style": "form", "explode": True, "schema": {"type": "array", "items": items}}
+
+
+def _one(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description, "required": False,
+            "schema": schema}
+
+
+SEARCH_PARAMETERS = [
+    _one("q", "Words, \"phrases\", OR, NOT or -word, title: / summary:, prefix*. Empty: every"
+              " item, newest first.", {"type": "string", "maxLength": MAX_QUERY_CHARS}),
+    _many("organisation", "Only these organisations (OR within, AND with other filters).",
+          {"type": "string"}),
+    _many("type", "Only these item types.", {"type": "string"}),
+    _many("year", "Only these years; `undated` selects items without a date.",
+          {"type": "string", "pattern": r"^(-?\d+|undated|null|none)$"}),
+    _one("year_from", "Only items from this year on.",
+         {"type": "integer", "minimum": 1000, "maximum": 9999}),
+    _one("year_to", "Only items up to this year.",
+         {"type": "integer", "minimum": 1000, "maximum": 9999}),
+    _one("sort", "Order; default `relevance` with words, `newest` without. Undated items"
+                 " come last.", {"type": "string", "enum": list(SORTS)}),
+    _one("match", "`all` words (default) or `any` of them.",
+         {"type": "string", "enum": list(MATCHES), "default": "all"}),
+    _one("page", "Page number, from 1.",
+         {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
+    _one("per_page", "Hits per page.", {"type": "integer", "minimum": 1,
+                                        "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}),
+]
+
+_NULLABLE_STR = {"type": ["string", "null"]}
+_YEAR = {"type": ["integer", "null"]}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object", "required": ["error"], "additionalProperties": False,
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "additionalProperties": False,
+            "properties": {"code": {"type": "string", "examples": ["bad_parameter"]},
+                           "message": {"type": "string"}}}},
+    },
+    "Item": {
+        "type": "object",
+        "required": ["id", "organisation", "title", "summary", "date", "year", "type", "url",
+                     "language", "source"],
+        "properties": {
+            "id": {"type": "string"}, "organisation": {"type": "string"},
+            "title": {"type": "string"}, "summary": {"type": "string"},
+            "date": {"type": ["string", "null"], "format": "date"}, "year": _YEAR,
+            "type": {"type": "string"}, "url": _NULLABLE_STR,
+            "language": {"type": "string", "pattern": "^[a-z]{2}$"},
+            "source": {"type": "string"},
+        },
+    },
+    "RelatedItem": {
+        "allOf": [_ref("Item")], "type": "object", "unevaluatedProperties": False,
+        "required": ["score"], "properties": {"score": {"type": "number"}},
+    },
+    "ItemWithRelated": {
+        "type": "object", "unevaluatedProperties": False,
+        "allOf": [_ref("Item")],
+        "required": ["related"],
+        "properties": {"related": {"type": "array", "items": _ref("RelatedItem"),
+                                   "maxItems": 5}},
+    },
+    "Hit": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "title", "summary", "organisation", "date", "year", "type", "url",
+                     "score", "highlights"],
+        "properties": {
+            "id": {"type": "string"}, "title": {"type": "string"},
+            "summary": {"type": "string"}, "organisation": {"type": "string"},
+            "date": {"type": ["string", "null"], "format": "date"}, "year": _YEAR,
+            "type": {"type": "string"}, "url": _NULLABLE_STR,
+            "score": {"type": ["number", "null"],
+                      "description": "Relevance score; null when sorted by date."},
+            "highlights": {
+                "type": "object", "required": ["title", "summary"],
+                "additionalProperties": False,
+                "description": "HTML-escaped text with matched words in <mark>.",
+                "properties": {"title": {"type": "string"}, "summary": {"type": "string"}}},
+        },
+    },
+    "FacetValue": {
+        "type": "object", "required": ["value", "count", "selected"],
+        "additionalProperties": False,
+        "properties": {"value": {"type": ["string", "integer", "null"],
+                                 "description": "null: undated items (year facet)."},
+                       "count": {"type": "integer", "minimum": 0},
+                       "selected": {"type": "boolean"}},
+    },
+    "SearchResponse": {
+        "type": "object", "additionalProperties": False,
+        "required": ["query", "total", "page", "per_page", "sort", "match", "filters", "hits",
+                     "facets", "suggestion", "any_words"],
+        "properties": {
+            "query": {"type": "string"}, "total": {"type": "integer", "minimum": 0},
+            "page": {"type": "integer", "minimum": 1},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+            "sort": {"type": "string", "enum": list(SORTS)},
+            "match": {"type": "string", "enum": list(MATCHES)},
+            "filters": {
+                "type": "object", "additionalProperties": False,
+                "required": ["organisation", "type", "year", "year_from", "year_to"],
+                "properties": {
+                    "organisation": {"type": "array", "items": {"type": "string"}},
+                    "type": {"type": "array", "items": {"type": "string"}},
+                    "year": {"type": "array", "items": _YEAR},
+                    "year_from": _YEAR, "year_to": _YEAR}},
+            "hits": {"type": "array", "items": _ref("Hit"), "maxItems": MAX_PER_PAGE},
+            "facets": {
+                "type": "object", "additionalProperties": False,
+                "required": ["organisation", "year", "type"],
+                "properties": {name: {"type": "array", "items": _ref("FacetValue")}
+                               for name in ("organisation", "year", "type")}},
+            "suggestion": {"type": ["string", "null"],
+                           "description": "A spelling correction, when the query finds"
+                                          " little or nothing."},
+            "any_words": {
+                "description": "When no item has every word: how many have any of them"
+                               " (search again with match=any).",
+                "oneOf": [{"type": "null"}, {
+                    "type": "object", "required": ["match", "total"],
+                    "additionalProperties": False,
+                    "properties": {"match": {"const": "any"},
+                                   "total": {"type": "integer", "minimum": 1}}}]},
+        },
+    },
+    "Suggestions": {
+        "type": "object", "required": ["query", "suggestions"], "additionalProperties": False,
+        "properties": {"query": {"type": "string"},
+                       "suggestions": {"type": "array", "items": {"type": "string"}}},
+    },
+    "Health": {
+        "type": "object", "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+            "items": {"type": "integer"}, "documents": {"type": "integer"},
+            "generation": _NULLABLE_STR, "problem": {"type": "string"}},
+    },
+}
+
+
+def openapi() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "searchapp",
+            "version": __version__,
+            "description": "Search news published by cooperative organisations. Read-only,"
+                           " no authentication; CORS is open for GET.",
+        },
+        "paths": {
+            "/api/search": {"get": {
+                "operationId": "search",
+                "summary": "Ranked hits with facet counts over every match",
+                "parameters": SEARCH_PARAMETERS,
+                "responses": {"200": _json(_ref("SearchResponse"), "One page of results."),
+                              "304": {"description": "Not modified (If-None-Match)."},
+                              **_ERRORS},
+            }},
+            "/api/items/{id}": {"get": {
+                "operationId": "getItem",
+                "summary": "One item, with related items",
+                "parameters": [{"name": "id", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "responses": {"200": _json(_ref("ItemWithRelated"), "The item."),
+                              "304": {"description": "Not modified (If-None-Match)."},
+                              **_ERRORS},
+            }},
+            "/api/suggest": {"get": {
+                "operationId": "suggest",
+                "summary": "Completions of a query being typed",
+                "parameters": [
+                    _one("q", "What has been typed so far.",
+                         {"type": "string", "maxLength": MAX_QUERY_CHARS}),
+                    _one("format", "`opensearch` answers [query, [completions]] as browsers"
+                                   " expect.", {"type": "string", "enum": ["json", "opensearch"]}),
+                ],
+                "responses": {"200": _json(
+                    {"oneOf": [_ref("Suggestions"), {
+                        "type": "array", "prefixItems": [
+                            {"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+                        "minItems": 2, "maxItems": 2}]},
+                    "Completions, most used words first."), **_ERRORS},
+            }},
+            "/healthz": {"get": {
+                "operationId": "health",
+                "summary": "Status, item count and index generation",
+                "responses": {"200": _json(_ref("Health"), "Serving (status ok or degraded)."),
+                              "503": _json(_ref("Health"), "The index cannot be opened.")},
+            }},
+            "/api/openapi.json": {"get": {
+                "operationId": "openapi", "summary": "This description",
+                "responses": {"200": {"description": "OpenAPI 3.1",
+                                      "content": {"application/json": {}}}},
+            }},
+        },
+        "components": {"schemas": SCHEMAS},
+    }
