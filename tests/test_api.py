@@ -62,7 +62,7 @@ def test_search_page_shows_hits_and_facet_links(client: FlaskClient) -> None:
     assert 'href="/?q=elections&amp;organisation=CECOP"' in html
     assert 'href="/api/search?q=elections"' in html
     narrowed = client.get("/?q=elections&organisation=CECOP").get_data(as_text=True)
-    assert "2 items" in narrowed and 'class="selected"' in narrowed
+    assert "2 items" in narrowed and 'class="facet-value selected"' in narrowed
 
 
 def test_html_404_outside_the_api(client: FlaskClient) -> None:
