@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from searchapp.config import PACKAGE_DIR, Settings, templates_dir
-from searchapp.errors import SearchappError
+from searchapp.errors import ImportRejected, SearchappError
 from searchapp.indexer import IndexStore
 from searchapp.search import Engine
+from searchapp.web.admin import bp as admin_bp
 from searchapp.web.api import bp as api_bp
 from searchapp.web.api import error_response
 from searchapp.web.pages import bp as pages_bp
@@ -22,22 +23,34 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask("searchapp", template_folder=str(templates_dir()),
                 static_folder=str(PACKAGE_DIR / "static"))
     settings = Settings.load(test_config)
-    app.config.from_mapping(SEARCHAPP=settings, JSON_SORT_KEYS=False)
+    app.config.from_mapping(SEARCHAPP=settings, MAX_CONTENT_LENGTH=settings.max_upload_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions[ENGINE] = Engine(IndexStore(settings.index_dir))
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(admin_bp)
     app.after_request(_headers)
 
     @app.errorhandler(SearchappError)
     def _ours(exc: SearchappError) -> Response | tuple[str, int]:
-        return _error(exc.status, exc.code, str(exc))
+        extra: dict[str, Any] = {}
+        if isinstance(exc, ImportRejected):
+            extra["problems"] = [{"source": p.source, "line": p.line, "message": p.message}
+                                 for p in exc.problems]
+        response = _error(exc.status, exc.code, str(exc), extra)
+        if exc.status == 401 and isinstance(response, Response):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="searchapp admin"'
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response | tuple[str, int]:
         code = (exc.name or "error").lower().replace(" ", "_")
-        return _error(exc.code or 500, code, exc.description or exc.name)
+        message = exc.description or exc.name
+        if exc.code == 413:
+            message = (f"the request is larger than the limit of {settings.max_upload_bytes:,}"
+                       " bytes (SEARCHAPP_MAX_UPLOAD_BYTES)")
+        return _error(exc.code or 500, code, message)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response | tuple[str, int]:
@@ -71,9 +84,9 @@ def _headers(response: Response) -> Response:
     return response
 
 
-def _error(status: int, code: str, message: str) -> Response | tuple[str, int]:
-    from flask import render_template
-
+def _error(status: int, code: str, message: str,
+           extra: dict[str, Any] | None = None) -> Response | tuple[str, int]:
+    """The JSON error shape under /api, an HTML page elsewhere."""
     if request.path.startswith("/api/") or request.path == "/healthz":
-        return error_response(status, code, message)
+        return error_response(status, code, message, extra)
     return render_template("error.html", status=status, message=message), status

@@ -23,8 +23,9 @@ def engine() -> Engine:
     return current_app.extensions["searchapp.engine"]  # type: ignore[no-any-return]
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
+def error_response(status: int, code: str, message: str,
+                   extra: dict[str, Any] | None = None) -> Response:
+    response = jsonify({"error": {"code": code, "message": message, **(extra or {})}})
     response.status_code = status
     return response
 
