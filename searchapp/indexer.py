@@ -111,8 +111,12 @@ class IndexStore:
     @contextlib.contextmanager
     def lock(self, *, timeout: float = 5.0) -> Iterator[None]:
         """Exclusive across processes; the kernel drops it if the holder dies."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise IndexUnavailable(f"cannot write to the index directory {self.root}:"
+                                   f" {exc.strerror}") from exc
         try:
             deadline = time.monotonic() + timeout
             while True:

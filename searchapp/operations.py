@@ -8,6 +8,7 @@ the import lock, then bring the live index up to date.
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,8 @@ def _sync(store: IndexStore, catalog: Catalog, changed: list[Item]) -> str:
             return "updated"
         except IndexUnavailable:
             pass  # missing, damaged or out of step with the catalog: start afresh
-    store.rebuild(catalog.iter_items(), expected=catalog.count())
+    with closing(catalog.iter_items()) as items:
+        store.rebuild(items, expected=catalog.count())
     return "rebuilt"
 
 
@@ -89,7 +91,9 @@ def rebuild(settings: Settings) -> RebuildOutcome:
     store = IndexStore(settings.index_dir)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         expected = catalog.count()
-        gen = store.rebuild(catalog.iter_items(), expected=expected)
+        # Closed here, while the catalog is open, even when the rebuild fails.
+        with closing(catalog.iter_items()) as items:
+            gen = store.rebuild(items, expected=expected)
     return RebuildOutcome(gen.name, expected, time.perf_counter() - started)
 
 

@@ -109,7 +109,7 @@ def healthz() -> Response | tuple[Response, int]:
         body["documents"] = engine().doc_count()
         body["generation"] = engine().generation
     except SearchappError as exc:
-        current_app.logger.error("health check: %s", exc)
+        current_app.logger.error("health check: %s", str(exc))
         body.update(status="unavailable", problem=str(exc))
         return jsonify(body), 503
     if body["documents"] != body["items"]:
