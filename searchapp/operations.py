@@ -8,8 +8,8 @@ the import lock, then bring the live index up to date.
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

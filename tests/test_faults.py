@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLES
+
 from searchapp import create_app, operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
@@ -26,8 +26,7 @@ from searchapp.errors import IndexUnavailable
 from searchapp.indexer import IndexStore
 from searchapp.search import Engine, SearchQuery
 
-WORDS = ("cooperative worker housing energy credit farmers platform union housing market"
-         " assembly members federation solidarity economy social report").split()
+WORDS = ["cooperative", "worker", "housing", "energy", "credit", "farmers", "platform", "union", "housing", "market", "assembly", "members", "federation", "solidarity", "economy", "social", "report"]
 
 
 def write_items(path: Path, n: int, *, start: int = 0) -> Path:
