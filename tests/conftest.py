@@ -60,3 +60,20 @@ class Cli:
 @pytest.fixture
 def cli(settings: Settings) -> Cli:
     return Cli(settings)
+
+
+@pytest.fixture(scope="module")
+def read_only_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """The app over data/samples, built once per module, for tests that only read.
+
+    Property tests and schemathesis send hundreds of requests; one catalog and
+    index serves them all.
+    """
+    root = tmp_path_factory.mktemp("read-only")
+    settings = Settings.load({"catalog": root / "instance" / "catalog.sqlite3",
+                              "index_dir": root / "index"}, environ={})
+    operations.import_paths(settings, [SAMPLES])
+    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["searchapp.engine"].close()
