@@ -12,8 +12,11 @@ from whoosh.fields import ID, STORED, TEXT, Schema
 from searchapp.analysis import analyzer
 from searchapp.models import Item
 
-# How much more a title match counts than a summary match (BM25F field boost).
-TITLE_BOOST = 2.0
+# BM25F field boost for titles. BM25F's per-field statistics already favour titles
+# (a word is rarer among titles, and titles are short), so a small boost is enough
+# to make a title match outrank the same word in a summary; larger ones lost
+# nDCG@10 on Cranfield (bench/RESULTS.md).
+TITLE_BOOST = 1.15
 # The `year` term of items without a date, so they can be counted and filtered.
 UNDATED = "undated"
 FACET_FIELDS = ("organisation", "year", "type")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from whoosh import scoring
 from whoosh.searching import Searcher
 
 from searchapp import query as parser
+from searchapp.analysis import terms as analyse
 from searchapp.errors import BadParameter
 from searchapp.facets import Columns, Docs
 from searchapp.highlight import FRAGMENT_CHARS, highlight
@@ -48,7 +50,7 @@ RELATED = 5
 
 def ranking() -> scoring.WeightingModel:
     """BM25F as tuned on the Cranfield collection (see bench/RESULTS.md)."""
-    return scoring.BM25F()
+    return scoring.BM25F(B=0.95, K1=1.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +295,7 @@ class Engine:
         """Items about the same things: the item's most telling words, searched."""
         with self._lock:
             searcher = self._current()
-            key_terms = searcher.key_terms_from_text(
-                "summary", f"{item.title} {item.summary}", numterms=12)
+            key_terms = _key_terms(searcher.reader(), f"{item.title} {item.summary}")
             if not key_terms:
                 return []
             like = wq.Or([wq.Term(f, term, boost=weight)
@@ -364,6 +365,18 @@ class Engine:
                 "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS),
             }))
         return hits
+
+
+def _key_terms(reader: Any, text: str, *, count: int = 12) -> list[tuple[str, float]]:
+    """The terms of `text` that say most about it: frequent in it, rare in the index."""
+    frequency = Counter(analyse(text))
+    documents = reader.doc_count() or 1
+    weights = {}
+    for term, tf in frequency.items():
+        df = sum(reader.doc_frequency(f, term) for f in parser.TEXT_FIELDS)
+        if df:
+            weights[term] = tf * math.log(1 + documents / df)
+    return sorted(weights.items(), key=lambda tw: (-tw[1], tw[0]))[:count]
 
 
 def _allowed(request: SearchQuery, columns: Columns) -> dict[str, Collection[str] | None]:

@@ -266,6 +266,15 @@ def test_related_items(client: FlaskClient) -> None:
     assert "Related items" in html and related[0]["title"] in html
 
 
+def test_related_items_for_an_item_without_summary(custom: Any) -> None:
+    client = custom([{"id": "a", "title": "Hello world"},
+                     {"id": "b", "title": "Worker cooperatives of the world unite"}])
+    for path in ("/api/items/a", "/items/a"):
+        assert client.get(path).status_code == 200
+    related = client.get("/api/items/a").get_json()["related"]
+    assert [r["id"] for r in related] == ["b"]
+
+
 # A small judged set: what a person expects on the first page ----------------
 
 JUDGED = {
@@ -295,3 +304,14 @@ def test_judged_queries_put_the_expected_items_on_the_first_page(client: FlaskCl
     first_page = titles(search(client, q=query))
     for expected in JUDGED[query]:
         assert expected in first_page, (query, expected)
+
+
+def test_a_title_match_outranks_the_same_word_in_a_summary(custom: Any) -> None:
+    filler = "The members met to talk about the year ahead and the plans of the federation."
+    client = custom([
+        {"id": "in-summary", "title": "Annual meeting of the federation",
+         "summary": f"{filler} Housing was on the agenda."},
+        {"id": "in-title", "title": "Housing on the agenda of the federation",
+         "summary": f"{filler} The annual meeting went well."},
+    ])
+    assert [h["id"] for h in search(client, q="housing")["hits"]] == ["in-title", "in-summary"]
