@@ -30,16 +30,7 @@ TOKEN_PATTERN = r"\w+(?:['’]\w+)*"
 # Snowball's English stop list (the one PostgreSQL, NLTK and whoosh.lang.stopwords
 # ship) less "who", which news readers search for as WHO. Function words only: it
 # keeps "us" and "new". On Cranfield it lifts nDCG@10 and MAP (bench/RESULTS.md).
-STOP_WORDS = frozenset("""
-    a about above after again against all am an and any are as at be because been before
-    being below between both but by can did do does doing don down during each few for
-    from further had has have having he her here hers herself him himself his how i if in
-    into is it its itself just me more most my myself no nor not now of off on once only
-    or other our ours ourselves out over own s same she should so some such t than that
-    the their theirs them themselves then there these they this those through to too
-    under until up very was we were what when where which while whom why will with you
-    your yours yourself yourselves
-""".split())
+STOP_WORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "did", "do", "does", "doing", "don", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "s", "same", "she", "should", "so", "some", "such", "t", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "whom", "why", "will", "with", "you", "your", "yours", "yourself", "yourselves"])
 
 STEM_CACHE_SIZE = 100_000
 

@@ -12,8 +12,9 @@ facets only, so a selected value never hides its siblings.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,7 +23,7 @@ from whoosh.reading import IndexReader
 from searchapp.schema import COLUMN_FIELDS, FACET_FIELDS
 
 Codes = NDArray[np.int32]
-Docs = NDArray[np.int64]
+Docs = NDArray[np.int64] | NDArray[np.int32]  # document numbers, in increasing order
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,10 @@ class Counted:
 class Columns:
     """Codes for every document of one reader (build anew when the reader changes)."""
 
-    def __init__(self, reader: IndexReader, fields: Sequence[str] = COLUMN_FIELDS) -> None:
+    def __init__(self, reader: IndexReader, fields: Sequence[str] = COLUMN_FIELDS, *,
+                 docs: Callable[[str, str], NDArray[np.integer[Any]]] | None = None) -> None:
+        """`docs(field, value)` gives the live documents with a value (default: Whoosh's
+        postings, one document at a time; `searchapp.postings.Postings.docs` is faster)."""
         size = reader.doc_count_all()
         self.fields: dict[str, Column] = {}
         for name in fields:
@@ -57,9 +61,13 @@ class Columns:
             for term in reader.lexicon(name):
                 if not term:
                     continue
-                ids = np.fromiter(reader.postings(name, term).all_ids(), dtype=np.int64)
+                value = term.decode("utf-8")
+                if docs is not None:
+                    ids = docs(name, value)
+                else:
+                    ids = np.fromiter(reader.postings(name, term).all_ids(), dtype=np.int64)
                 codes[ids] = len(values)
-                values.append(term.decode("utf-8"))
+                values.append(value)
             self.fields[name] = Column(tuple(values), codes)
 
     def __getitem__(self, name: str) -> Column:

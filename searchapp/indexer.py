@@ -30,6 +30,7 @@ from whoosh import index as whoosh_index
 from whoosh.index import Index
 from whoosh.writing import SegmentWriter
 
+from searchapp import segments
 from searchapp.errors import Busy, IndexUnavailable
 from searchapp.models import Item
 from searchapp.schema import schema, to_document
@@ -38,6 +39,10 @@ POINTER = "CURRENT"
 LOCK = ".lock"
 _GENERATION = re.compile(r"^gen-(\d{6})$")
 WRITER_LIMIT_MB = 256
+# Rebuilds of at least this many items use this many processes (each writes
+# segments of its own; see searchapp.segments.build).
+PARALLEL_FROM = 20_000
+BUILD_WORKERS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +155,10 @@ class IndexStore:
         try:
             building.mkdir()
             ix = whoosh_index.create_in(str(building), schema())
-            writer = ix.writer(limitmb=WRITER_LIMIT_MB)
-            try:
-                for item in items:
-                    writer.add_document(**to_document(item))
-            except BaseException:
-                writer.cancel()
-                raise
-            writer.commit(optimize=True)
+            # Whole segments at once, with their posting arrays (searchapp.segments);
+            # large rebuilds in several processes.
+            workers = BUILD_WORKERS if expected >= PARALLEL_FROM else 1
+            segments.build(ix, (to_document(item) for item in items), workers=workers)
             count = ix.doc_count()
             ix.close()
             if count != expected:
@@ -189,10 +190,18 @@ class IndexStore:
         written = 0
         try:
             writer: SegmentWriter = ix.writer(limitmb=WRITER_LIMIT_MB)
+            unique = [name for name, field in ix.schema.items() if field.unique]
             try:
-                for item in items:
-                    writer.update_document(**to_document(item))
-                    written += 1
+                # What `update_document` does, with one searcher for the whole batch
+                # instead of a new reader over every segment for each document.
+                with writer.searcher() as committed:
+                    for item in items:
+                        doc = to_document(item)
+                        for name in unique:
+                            for docnum in committed.document_numbers(**{name: doc[name]}):
+                                writer.delete_document(docnum)
+                        writer.add_document(**doc)
+                        written += 1
             except BaseException:
                 writer.cancel()
                 raise

@@ -27,10 +27,11 @@ from whoosh.searching import Searcher
 from searchapp import query as parser
 from searchapp.analysis import terms as analyse
 from searchapp.errors import BadParameter
-from searchapp.facets import Columns, Docs
+from searchapp.facets import Columns, Counted, Docs
 from searchapp.highlight import FRAGMENT_CHARS, highlight
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
+from searchapp.postings import Matched, Postings
 from searchapp.schema import FACET_FIELDS, UNDATED, from_stored, year_term
 from searchapp.spelling import suggest
 
@@ -239,6 +240,8 @@ class Engine:
         self._stamp: tuple[int, int] | None = None
         self._generation: str | None = None
         self._columns: Columns | None = None
+        self._postings: Postings | None = None
+        self._browse: Counted | None = None  # every document counted, for browsing
 
     def close(self) -> None:
         with self._lock:
@@ -247,7 +250,14 @@ class Engine:
     def _drop(self) -> None:
         if self._searcher is not None:
             self._searcher.close()
-        self._searcher, self._columns, self._stamp, self._generation = None, None, None, None
+        self._forget()
+        self._searcher, self._stamp, self._generation = None, None, None
+
+    def _forget(self) -> None:
+        """Drop what was computed from the current reader."""
+        if self._postings is not None:
+            self._postings.close()
+        self._postings, self._columns, self._browse = None, None, None
 
     def _current(self) -> Searcher:
         """The searcher, reopened after a swap or refreshed after new commits."""
@@ -260,12 +270,17 @@ class Engine:
             self._stamp, self._generation = stamp, gen.name if gen else None
         elif not self._searcher.up_to_date():
             self._searcher = self._searcher.refresh()
-            self._columns = None
+            self._forget()
         return self._searcher
+
+    def _postings_for(self, searcher: Searcher) -> Postings:
+        if self._postings is None:
+            self._postings = Postings(searcher)
+        return self._postings
 
     def _columns_for(self, searcher: Searcher) -> Columns:
         if self._columns is None:
-            self._columns = Columns(searcher.reader())
+            self._columns = Columns(searcher.reader(), docs=self._postings_for(searcher).docs)
         return self._columns
 
     @property
@@ -307,25 +322,38 @@ class Engine:
     def search(self, request: SearchQuery) -> SearchPage:
         with self._lock:
             searcher = self._current()
+            postings = self._postings_for(searcher)
             columns = self._columns_for(searcher)
             reader = searcher.reader()
             parsed = parser.parse(request.q)
             built = parser.build(parsed, reader, match=request.match)
             allowed = _allowed(request, columns)
-            counted = columns.count(self._matching(searcher, built), allowed)
+            sort = request.sort or ("relevance" if parsed.ranked else "newest")
+            ranked = (built is not None and not isinstance(built.query, wq.Every)
+                      and sort == "relevance")
+            matched = self._matching(postings, built, scored=ranked)
+            if built is None and not any(v is not None for v in allowed.values()):
+                if self._browse is None:
+                    self._browse = columns.count(matched.ids, allowed)
+                counted = self._browse
+            else:
+                counted = columns.count(matched.ids, allowed)
             total = len(counted.docs)
-            hits = self._page(searcher, columns, request, built, counted.docs) if total else []
+            hits = (self._page(searcher, postings, columns, request, sort, built, matched,
+                               counted.docs) if total else [])
 
             any_words = None
             if total == 0 and request.match == "all" and len(parsed.groups) > 1:
                 relaxed = parser.build(parsed, reader, match="any")
-                any_words = len(columns.count(self._matching(searcher, relaxed), allowed).docs)
+                any_words = len(columns.count(
+                    self._matching(postings, relaxed, scored=False).ids, allowed).docs)
             suggestion = None
             if total < SUGGEST_BELOW and parsed.groups:
                 fixed = suggest(reader, parsed, request.q)
                 if fixed is not None:
                     better = parser.build(parser.parse(fixed), reader, match=request.match)
-                    if len(columns.count(self._matching(searcher, better), allowed).docs) > total:
+                    if len(columns.count(self._matching(postings, better, scored=False).ids,
+                                         allowed).docs) > total:
                         suggestion = fixed
             facets = {name: _facet_values(name, counted.counts[name], request)
                       for name in FACET_FIELDS}
@@ -334,28 +362,29 @@ class Engine:
                               generation=self._generation)
 
     @staticmethod
-    def _matching(searcher: Searcher, built: parser.Built | None) -> Docs:
-        """Every live document the words match (all of them when there are no words)."""
+    def _matching(postings: Postings, built: parser.Built | None, *, scored: bool) -> Matched:
+        """Every live document the words match (all of them when there are no words),
+        with scores when `scored`, in document order."""
         if built is None or isinstance(built.query, wq.Every):
-            docs = np.fromiter(searcher.reader().all_doc_ids(), dtype=np.int64)
+            found = Matched(postings.live(), None)
         else:
-            docs = np.fromiter(searcher.docs_for_query(built.query), dtype=np.int64)
-        if built is not None and built.exclude is not None:
-            excluded = np.fromiter(searcher.docs_for_query(built.exclude), dtype=np.int64)
-            docs = docs[~np.isin(docs, excluded)]
-        return docs
+            found = postings.match(built.query, scored=scored)
+        if built is not None and built.exclude is not None and len(found):
+            excluded = postings.match(built.exclude, scored=False).ids
+            keep = ~np.isin(found.ids, excluded)
+            found = Matched(found.ids[keep],
+                            None if found.scores is None else found.scores[keep], found.exact)
+        return found
 
-    def _page(self, searcher: Searcher, columns: Columns, request: SearchQuery,
-              built: parser.Built | None, docs: Docs) -> list[Hit]:
+    def _page(self, searcher: Searcher, postings: Postings, columns: Columns,
+              request: SearchQuery, sort: str, built: parser.Built | None, matched: Matched,
+              docs: Docs) -> list[Hit]:
         end = request.page * request.per_page
         start = end - request.per_page
-        if built is not None and not isinstance(built.query, wq.Every) \
-                and request.effective_sort == "relevance":
-            ranked = _by_relevance(searcher, built.query, docs if request.filtered else None,
-                                   end, exclude=built.exclude)
+        if built is not None and matched.scores is not None:
+            ranked = _by_relevance(searcher, postings, columns, built.query, matched, docs, end)
         else:
-            ranked = _by_date(searcher, columns, docs, newest=request.effective_sort != "oldest",
-                              limit=end)
+            ranked = _by_date(searcher, columns, docs, newest=sort != "oldest", limit=end)
         wanted = built.wanted if built is not None else set()
         hits = []
         for docnum, score in ranked[start:end]:
@@ -393,33 +422,38 @@ def _allowed(request: SearchQuery, columns: Columns) -> dict[str, Collection[str
     return allowed
 
 
-def _by_relevance(searcher: Searcher, query: wq.Query, allow: Docs | None, limit: int, *,
-                  exclude: wq.Query | None = None) -> list[tuple[int, float | None]]:
-    """The first `limit` documents by score, then newest, then id.
+def _by_relevance(searcher: Searcher, postings: Postings, columns: Columns, query: wq.Query,
+                  matched: Matched, docs: Docs, limit: int) -> list[tuple[int, float | None]]:
+    """The first `limit` of `docs` by score, then newest, then id.
 
-    Whoosh's top-N collection finds the best scores fast; asking for a few
-    more than needed (and more again while the last one ties with the cut)
-    makes sure every document tied at the cut is there to be ordered.
-    Excluded documents are masked in the collector.
+    Scores come with the matches (`searchapp.postings`): the best `limit`
+    are picked with one partition, together with every document that ties
+    with the last of them. When the match's scores may differ from Whoosh's
+    in the last bit (trees of more than two parts), the picked documents and
+    any within rounding of the cut are rescored by Whoosh's own matcher, so
+    the order is always Whoosh's.
     """
-    allowed = set(allow.tolist()) if allow is not None else None
-    wanted = limit + 10
-    while True:
-        results = searcher.search(query, limit=wanted, filter=allowed, mask=exclude,
-                                  terms=False)
-        found = [(results.score(i), results.docnum(i)) for i in range(results.scored_length())]
-        if len(found) < wanted or found[-1][0] < found[min(limit, len(found)) - 1][0]:
-            break
-        wanted *= 4
-    stored = {d: searcher.stored_fields(d) for _, d in found}
-
-    def key(entry: tuple[float, int]) -> tuple[float, int, str]:
-        score, docnum = entry
-        fields = stored[docnum]
-        date = fields.get("date") or ""
-        return (-score, -int(date.replace("-", "") or 0), fields["id"])
-
-    return [(d, s) for s, d in sorted(found, key=key)[:limit]]
+    assert matched.scores is not None
+    scores = matched.scores[np.searchsorted(matched.ids, docs)]
+    exact = matched.exact
+    if len(docs) > limit:
+        cut = -np.partition(-scores, limit - 1)[limit - 1]
+        slack = 0.0 if exact else abs(cut) * 1e-9 + 1e-12
+        keep = np.flatnonzero(scores >= cut - slack)
+        docs, scores = docs[keep], scores[keep]
+    found = list(zip(scores.tolist(), docs.tolist(), strict=True))
+    if not exact:
+        rescored = postings.exact_scores(query, docs)
+        found = [(rescored.get(d, s), d) for s, d in found]
+    date_codes = columns["date"].codes
+    # Newest first, undated (code -1) last, as the date's position in the sorted dates.
+    keyed = sorted((-s, -int(date_codes[d]), d) for s, d in found)
+    ties: dict[tuple[float, int], int] = {}
+    for s, c, _ in keyed:
+        ties[(s, c)] = ties.get((s, c), 0) + 1
+    ids = {d: searcher.stored_fields(d)["id"] for s, c, d in keyed if ties[(s, c)] > 1}
+    keyed.sort(key=lambda e: (e[0], e[1], ids.get(e[2], "")))
+    return [(d, -s) for s, _, d in keyed[:limit]]
 
 
 def _by_date(searcher: Searcher, columns: Columns, docs: Docs, *, newest: bool,

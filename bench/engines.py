@@ -1,0 +1,285 @@
+"""The three ways of answering a benchmark query, and how their answers compare.
+
+- `Product`: `searchapp.search.Engine.search`, the whole pipeline a request
+  runs (parse, match, filter, count facets, rank, load and highlight the page).
+- `Baseline`: the straightforward Whoosh way. The same Whoosh query object
+  (`searchapp.query.build`) on one reused searcher with the product's
+  weighting, ``searcher.search(q, limit=10, groupedby=[organisation, year,
+  type], filter=...)``, counts read from the groups. Facet counts are
+  disjunctive in the product (a facet's counts ignore that facet's own
+  filter), so for every filtered facet the baseline runs one more grouped
+  search without that facet's filter, as a straightforward implementation
+  must.
+- `Fts5`: SQLite FTS5 from the standard library (porter stemmer, bm25 with
+  the title weighted twice, as the product's BM25F does), top 10 by rank and
+  every facet counted with GROUP BY over one materialised set of matches.
+
+Each returns an `Answer`; `differences` says where the product and the
+baseline disagree (FTS5 analyses text differently, so it is timed, not
+compared).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from whoosh import query as wq
+from whoosh import sorting
+from whoosh.searching import Searcher
+
+from searchapp import query as parser
+from searchapp.indexer import IndexStore
+from searchapp.schema import FACET_FIELDS, UNDATED, year_term
+from searchapp.search import Engine, SearchQuery, ranking
+
+TOP = 10
+
+
+@dataclass(frozen=True, slots=True)
+class BenchQuery:
+    kind: str
+    q: str
+    filters: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BenchQuery:
+        return cls(data["kind"], data["q"], dict(data.get("filters") or {}))
+
+    def request(self) -> SearchQuery:
+        f = self.filters
+        return SearchQuery(q=self.q, organisation=tuple(f.get("organisation", ())),
+                           type=tuple(f.get("type", ())),
+                           year=tuple(None if y == UNDATED else int(y)
+                                      for y in f.get("year", ())),
+                           per_page=TOP)
+
+    def terms(self) -> dict[str, list[str]]:
+        """The selected values as index terms (years as text), per facet."""
+        return {name: [year_term(v) if name == "year" else str(v) for v in values]
+                for name, values in self.filters.items() if values}
+
+    def params(self) -> list[tuple[str, str]]:
+        """The query as /api/search parameters."""
+        out = [("q", self.q), ("per_page", str(TOP))]
+        for name, values in self.terms().items():
+            out.extend((name, v) for v in values)
+        return out
+
+
+@dataclass(slots=True)
+class Answer:
+    total: int
+    facets: dict[str, dict[str, int]]  # facet → value (as index term) → count
+    top: list[tuple[str, float | None]]  # (id, score), best first
+
+
+class Product:
+    name = "product"
+
+    def __init__(self, index_dir: Path) -> None:
+        self.engine = Engine(IndexStore(index_dir))
+
+    def search(self, query: BenchQuery) -> Answer:
+        page = self.engine.search(query.request())
+        facets = {name: {("undated" if v.value is None else str(v.value)): v.count
+                         for v in values if v.count}
+                  for name, values in page.facets.items()}
+        return Answer(page.total, facets, [(h.item.id, h.score) for h in page.hits])
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class Baseline:
+    name = "groupedby"
+
+    def __init__(self, index_dir: Path) -> None:
+        self.ix = IndexStore(index_dir).open()
+        self.searcher: Searcher = self.ix.searcher(weighting=ranking())
+
+    @staticmethod
+    def _filter(selected: Mapping[str, Sequence[str]], skip: str | None = None
+                ) -> wq.Query | None:
+        parts = [wq.Or([wq.Term(name, v) for v in values])
+                 for name, values in selected.items() if name != skip]
+        return None if not parts else parts[0] if len(parts) == 1 else wq.And(parts)
+
+    def _built(self, query: BenchQuery) -> parser.Built:
+        built = parser.build(parser.parse(query.q), self.searcher.reader())
+        assert built is not None, query
+        return built
+
+    def search(self, query: BenchQuery) -> Answer:
+        built = self._built(query)
+        selected = query.terms()
+        facets = [sorting.FieldFacet(name, maptype=sorting.Count) for name in FACET_FIELDS]
+        results = self.searcher.search(built.query, limit=TOP, groupedby=facets,
+                                       filter=self._filter(selected), mask=built.exclude)
+        counts = {name: dict(results.groups(name)) for name in FACET_FIELDS}
+        for name in selected:  # disjunctive: this facet's counts without its own filter
+            others = self.searcher.search(
+                built.query, limit=TOP, groupedby=[sorting.FieldFacet(name, maptype=sorting.Count)],
+                filter=self._filter(selected, skip=name), mask=built.exclude)
+            counts[name] = dict(others.groups(name))
+        top = [(hit["id"], hit.score) for hit in results[:TOP]]
+        return Answer(len(results), counts, top)
+
+    def reference_top(self, query: BenchQuery, answer: Answer) -> list[tuple[str, float | None]]:
+        """The top 10 in the product's order (score, then newest, then id), from
+        every match scored (no block-quality skipping); used untimed, to check."""
+        if answer.total <= TOP or not answer.top:
+            ranked = answer.top
+            cut = -math.inf
+        else:
+            cut = min(s for _, s in answer.top if s is not None)
+            built = self._built(query)
+            every = self.searcher.search(built.query, limit=None,
+                                         filter=self._filter(query.terms()), mask=built.exclude)
+            ranked = [(hit["id"], hit.score) for hit in every
+                      if hit.score is not None and hit.score >= cut - 1e-9]
+        dates = {item_id: (self.searcher.document(id=item_id) or {}).get("date") or ""
+                 for item_id, _ in ranked}
+
+        def key(entry: tuple[str, float | None]) -> tuple[float, int, str]:
+            item_id, score = entry
+            return (-(score or 0.0), -int(dates[item_id].replace("-", "") or 0), item_id)
+
+        return sorted(ranked, key=key)[:TOP]
+
+    def close(self) -> None:
+        self.searcher.close()
+        self.ix.close()
+
+
+def differences(query: BenchQuery, product: Answer, baseline: Answer,
+                reference: list[tuple[str, float | None]]) -> list[str]:
+    """What the product got differently from the baseline (empty: identical)."""
+    found = []
+    if product.total != baseline.total:
+        found.append(f"total {product.total} != {baseline.total}")
+    for name in FACET_FIELDS:
+        if product.facets.get(name, {}) != baseline.facets.get(name, {}):
+            found.append(f"{name} counts {product.facets.get(name)} != {baseline.facets.get(name)}")
+    mine = sorted((round(s or 0.0, 6) for _, s in product.top), reverse=True)
+    theirs = sorted((round(s or 0.0, 6) for _, s in baseline.top), reverse=True)
+    if mine != theirs:
+        found.append(f"top scores {mine} != {theirs}")
+    if [i for i, _ in product.top] != [i for i, _ in reference]:
+        found.append(f"top ids {[i for i, _ in product.top]} != {[i for i, _ in reference]}")
+    return [f"{query.kind} {query.q!r} {query.filters}: {d}" for d in found]
+
+
+# SQLite FTS5 ---------------------------------------------------------------
+
+FTS_SCHEMA = """
+CREATE TABLE items (rowid INTEGER PRIMARY KEY, id TEXT NOT NULL, organisation TEXT NOT NULL,
+                    year TEXT NOT NULL, type TEXT NOT NULL, date TEXT NOT NULL);
+CREATE VIRTUAL TABLE fts USING fts5(title, summary, tokenize = 'porter unicode61');
+"""
+
+
+def fts5_available() -> bool:
+    try:
+        sqlite3.connect(":memory:").execute("CREATE VIRTUAL TABLE t USING fts5(a)")
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
+def build_fts5(path: Path, records: Iterator[Mapping[str, Any]]) -> tuple[int, float]:
+    """Load the corpus into a fresh FTS5 database; returns (items, seconds)."""
+    path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;" + FTS_SCHEMA)
+    db.execute("BEGIN")
+    n = 0
+    batch: list[tuple[Any, ...]] = []
+    texts: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        db.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)", batch)
+        db.executemany("INSERT INTO fts (rowid, title, summary) VALUES (?, ?, ?)", texts)
+        batch.clear()
+        texts.clear()
+
+    for record in records:
+        n += 1
+        date = record.get("date") or ""
+        batch.append((n, record["id"], record["organisation"], date[:4] or UNDATED,
+                      record.get("type") or "News", date))
+        texts.append((n, record["title"], record.get("summary") or ""))
+        if len(batch) >= 10_000:
+            flush()
+    flush()
+    db.execute("COMMIT")
+    db.close()
+    return n, time.perf_counter() - started
+
+
+class Fts5:
+    name = "fts5"
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    @staticmethod
+    def match(q: str) -> str:
+        """The query in FTS5 syntax: a quoted phrase stays one, words become quoted terms."""
+        q = q.strip()
+        if q.startswith('"') and q.endswith('"'):
+            return q
+        return " ".join('"' + w.replace('"', "") + '"' for w in q.split())
+
+    def search(self, query: BenchQuery) -> Answer:
+        selected = query.terms()
+        args: list[Any] = [self.match(query.q)]
+
+        def where(skip: str | None) -> str:
+            parts = []
+            for name, values in selected.items():
+                if name != skip:
+                    parts.append(f"{name[0]} IN ({', '.join('?' * len(values))})")
+                    args.extend(values)
+            return (" WHERE " + " AND ".join(parts)) if parts else ""
+
+        columns = {"organisation": "o", "year": "y", "type": "t"}
+        selects = [f"SELECT 'total', NULL, count(*) FROM m{where(None)}"]
+        for name in FACET_FIELDS:
+            c = columns[name]
+            selects.append(f"SELECT '{name}', {c}, count(*) FROM m{where(name)} GROUP BY {c}")
+        sql = ("WITH m AS MATERIALIZED (SELECT i.organisation AS o, i.year AS y, i.type AS t"
+               " FROM fts JOIN items i ON i.rowid = fts.rowid WHERE fts MATCH ?) "
+               + " UNION ALL ".join(selects))
+        total = 0
+        facets: dict[str, dict[str, int]] = {name: {} for name in FACET_FIELDS}
+        for facet, value, count in self.db.execute(sql, args):
+            if facet == "total":
+                total = count
+            else:
+                facets[facet][value] = count
+        top_args: list[Any] = [self.match(query.q)]
+        filters = ""
+        for name, values in selected.items():
+            filters += f" AND i.{name} IN ({', '.join('?' * len(values))})"
+            top_args.extend(values)
+        rows = self.db.execute(
+            "SELECT i.id, bm25(fts, 2.0, 1.0) AS s FROM fts JOIN items i ON i.rowid = fts.rowid"
+            f" WHERE fts MATCH ?{filters} ORDER BY s, i.date DESC, i.id LIMIT {TOP}", top_args)
+        return Answer(total, facets, [(item_id, -score) for item_id, score in rows])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def read_corpus(path: Path) -> Iterator[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            yield json.loads(line)

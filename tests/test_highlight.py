@@ -1,0 +1,53 @@
+"""Highlights mark exactly the words the analyzer would match, however they are found."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import SAMPLES
+from nltk.stem.snowball import SnowballStemmer
+
+from searchapp import highlight as hl
+from searchapp import importers
+from searchapp.analysis import TOKEN_PATTERN, analyzer, terms
+from searchapp.highlight import highlight, spans
+
+TEXTS = [
+    "Özge Berber-Agtaş won’t say the co-op’s “news” — ELECTIONS, elected, electing",
+    "Yearly yields: dying, lying, tying, skies, skis, news, innings, proceeded, ugly",
+    "The the THE a of and; １２３ ＡＢＣ naïve café ünïcödé",
+    "",
+]
+
+
+def by_the_chain(text: str, wanted: set[str]) -> list[tuple[int, int]]:
+    return [(t.startchar, t.endchar) for t in analyzer()(text, chars=True) if t.text in wanted]
+
+
+def sample_texts() -> list[str]:
+    parsed = importers.collect([SAMPLES])
+    return [f"{r.item.title} {r.item.summary}" for p in parsed for r in p.records] + TEXTS
+
+
+def test_spans_are_the_chains_spans() -> None:
+    assert hl._per_token() is not None  # the product's chain takes the fast path
+    for text in sample_texts():
+        vocabulary = sorted(set(terms(text)))
+        for k in range(0, len(vocabulary), 3):
+            wanted = set(vocabulary[k:k + 3]) | {"elect", "year", "die"}
+            assert spans(text, wanted) == by_the_chain(text, wanted), (text, wanted)
+        assert spans(text, set()) == []
+
+
+def test_english_stems_keep_the_first_character() -> None:
+    # What the fast path relies on to skip stemming words that cannot match.
+    stem = SnowballStemmer("english").stem
+    words = {w.lower() for text in sample_texts() for w in re.findall(TOKEN_PATTERN, text)}
+    words |= {"y", "yy", "ying", "yearly", "'tis", "ıstanbul", "éclair", "1990s", "_x"}
+    assert all(stem(w)[:1] == w[:1] for w in words if w[:1] != "'")
+
+
+def test_marks_are_placed_on_the_text_as_written() -> None:
+    text = "Elections: <b>elected</b> & ELECTING"
+    assert highlight(text, {"elect"}) == ("<mark>Elections</mark>: &lt;b&gt;<mark>elected"
+                                          "</mark>&lt;/b&gt; &amp; <mark>ELECTING</mark>")

@@ -1,0 +1,329 @@
+"""The rebuild's segment writer writes what Whoosh's own writer writes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import SAMPLES
+from whoosh import index as whoosh_index
+from whoosh.analysis import StemmingAnalyzer
+from whoosh.fields import ID, STORED, TEXT, Schema
+from whoosh.index import Index
+
+from searchapp import importers, segments
+from searchapp.models import build_item
+from searchapp.schema import schema, to_document
+
+TRICKY = [
+    {"id": "t1", "title": "The the THE elections: elected, electing!", "summary": "",
+     "date": "2017-01-02"},
+    {"id": "t2", "title": "Özge Berber-Agtaş won’t say co-op’s “news”",
+     "summary": "A a a. Cooperatives cooperative COOPERATIVE co-operatives; and and 2017 2017"},
+    {"id": "t3", "title": "x", "summary": "of the and", "type": "Event"},
+    {"id": "t4", "title": "Refugees refugees refugee", "summary": "to be or not to be refugees"},
+    {"id": "t5", "title": "１２３ ＡＢＣ Ｆｕｌｌｗｉｄｔｈ", "summary": "ünïcödé naïve café"},
+]
+
+
+def documents() -> list[dict[str, Any]]:
+    parsed = importers.collect([SAMPLES])
+    items = [r.item for p in parsed for r in p.records]
+    items += [build_item(r, organisation="Test") for r in TRICKY]
+    # Enough repetitions of one word for several posting blocks (128 postings each).
+    items += [build_item({"id": f"r{k:04d}", "title": f"cooperative report {k % 7}",
+                          "summary": "Cooperatives in the social economy " * (k % 3),
+                          "date": f"{2000 + k % 26}-05-0{1 + k % 9}"},
+                         organisation=("ILO", "CECOP", "ICA")[k % 3]) for k in range(300)]
+    return [to_document(item) for item in items]
+
+
+def with_whoosh(path: Path, docs: Iterable[dict[str, Any]], s: Schema | None = None) -> Index:
+    path.mkdir(exist_ok=True)
+    ix = whoosh_index.create_in(str(path), s or schema())
+    writer = ix.writer()
+    for doc in docs:
+        writer.add_document(**doc)
+    writer.commit()
+    return ix
+
+
+def with_builder(path: Path, docs: Iterable[dict[str, Any]], s: Schema | None = None,
+                 **options: Any) -> Index:
+    path.mkdir(exist_ok=True)
+    ix = whoosh_index.create_in(str(path), s or schema())
+    builder = segments.SegmentBuilder(ix, **options)
+    for doc in docs:
+        builder.add(doc)
+    builder.commit()
+    return ix
+
+
+def contents(ix: Index) -> dict[str, Any]:
+    """Everything a reader can see: terms and their statistics, every posting (id,
+    weight, value, block lengths), stored fields, field lengths and columns."""
+    out: dict[str, Any] = {}
+    with ix.reader() as r:
+        out["documents"] = r.doc_count_all()
+        for name in r.schema.names():
+            field = r.schema[name]
+            if not field.indexed:
+                continue
+            for term in r.lexicon(name):
+                info = r.term_info(name, term)
+                out[(name, term)] = (info.doc_frequency(), info.weight(), info.min_length(),
+                                     info.max_length(), info.max_weight(), info.min_id(),
+                                     info.max_id())
+                if name.startswith("spell_"):
+                    continue  # only the words and their counts are ever read
+                m = r.postings(name, term)
+                found = []
+                while m.is_active():
+                    found.append((m.id(), m.weight(), m.value(), m.block_min_length(),
+                                  m.block_max_length(), m.block_max_weight()))
+                    m.next()
+                out[("postings", name, term)] = found
+            if field.scorable:
+                out[("length", name)] = (r.field_length(name), r.min_field_length(name),
+                                         r.max_field_length(name))
+        for d in range(r.doc_count_all()):
+            out[("stored", d)] = r.stored_fields(d)
+            for name in ("title", "summary"):
+                out[("dfl", d, name)] = r.doc_field_length(d, name)
+        for name in ("organisation", "type", "year", "date"):
+            out[("column", name)] = list(r.column_reader(name))
+    return out
+
+
+def test_the_builder_writes_what_whoosh_writes(tmp_path: Path) -> None:
+    docs = documents()
+    expected = contents(with_whoosh(tmp_path / "whoosh", docs))
+    got = contents(with_builder(tmp_path / "builder", docs))
+    assert got.keys() == expected.keys()
+    different = [k for k in expected if got[k] != expected[k]]
+    assert not different, different[:5]
+
+
+def test_other_analyzers_and_several_segments_too(tmp_path: Path) -> None:
+    other = Schema(id=ID(stored=True, unique=True),
+                   title=TEXT(analyzer=StemmingAnalyzer(), stored=True, spelling=True),
+                   summary=TEXT(stored=True, field_boost=1.5),
+                   organisation=ID(stored=True, sortable=True), type=ID(stored=True),
+                   year=ID(stored=True, sortable=True), date=ID(stored=True, sortable=True),
+                   url=STORED(), language=STORED(), source=STORED())
+    assert segments.fast_analyser(other["title"].analyzer) is None  # Whoosh's own path
+    docs = documents()
+    expected = with_whoosh(tmp_path / "whoosh", docs, other)
+    built = with_builder(tmp_path / "builder", docs, other, segment_postings=1500)
+    assert len(built._segments()) > 2
+    with expected.searcher() as a, built.searcher() as b:
+        for q in ("cooperative", "social", "refugee", "elections", "cafe"):
+            for f in ("title", "summary"):
+                ra = [(h["id"], round(h.score, 9)) for h in a.search(
+                    a_query(f, q), limit=None)]
+                rb = [(h["id"], round(h.score, 9)) for h in b.search(
+                    a_query(f, q), limit=None)]
+                assert sorted(ra) == sorted(rb)
+        assert a.doc_count() == b.doc_count()
+        assert sorted(a.reader().lexicon("spell_title")) == sorted(
+            b.reader().lexicon("spell_title"))
+
+
+def a_query(field: str, text: str) -> Any:
+    from whoosh.qparser import QueryParser
+
+    return QueryParser(field, schema=None).parse(text)
+
+
+def test_posting_arrays_match_the_postings(tmp_path: Path) -> None:
+    ix = with_builder(tmp_path, documents(), segment_postings=2000)
+    with ix.reader() as reader:
+        assert len(reader.leaf_readers()) > 1
+        for leaf, _ in reader.leaf_readers():
+            arrays = segments.load_arrays(leaf)
+            assert arrays is not None
+            assert "id" not in arrays.fields  # unique ids are never looked up this way
+            for name, field in arrays.fields.items():
+                assert sorted(field.terms) == [t.decode() for t in leaf.lexicon(name)]
+                for text in field.terms:
+                    m = leaf.postings(name, text)
+                    ids, weights, places = [], [], []
+                    while m.is_active():
+                        ids.append(m.id())
+                        weights.append(m.weight())
+                        if m.supports("positions"):
+                            places.extend((m.id() << 32) | p for p in m.value_as("positions"))
+                        m.next()
+                    got = field.postings(text)
+                    assert got is not None
+                    assert got[0].tolist() == ids and got[1].tolist() == weights
+                    if field.freqs is not None:
+                        keys = field.keys(text, np.asarray(ids, dtype=np.int64))
+                        assert keys is not None and keys.tolist() == places
+            arrays.close()
+
+
+def test_a_damaged_arrays_file_is_ignored(tmp_path: Path) -> None:
+    ix = with_builder(tmp_path, documents())
+    (path,) = tmp_path.glob("*.arrays")
+    path.write_bytes(b"not arrays")
+    with ix.reader() as reader:
+        assert segments.load_arrays(reader) is None
+
+
+@pytest.mark.parametrize("fail_at", [0, 5])
+def test_an_error_while_adding_leaves_no_segment(tmp_path: Path, fail_at: int) -> None:
+    ix = whoosh_index.create_in(str(tmp_path), schema())
+
+    def failing() -> Iterable[dict[str, Any]]:
+        for k, doc in enumerate(documents()):
+            if k == fail_at:
+                raise RuntimeError("the catalog went away")
+            yield doc
+
+    with pytest.raises(RuntimeError):
+        segments.build(ix, failing())
+    assert ix.doc_count() == 0
+    assert segments.build(ix, documents()[:3]) == 3
+    assert ix.doc_count() == 3
+
+
+def test_a_parallel_build_holds_the_same_documents(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segments, "CHUNK", 40)
+    docs = documents()
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = whoosh_index.create_in(str(tmp_path / "one"), schema())
+    two = whoosh_index.create_in(str(tmp_path / "two"), schema())
+    assert segments.build(one, docs) == len(docs)
+    assert segments.build(two, docs, workers=2) == len(docs)
+    assert len(two._segments()) == 2
+    assert not list((tmp_path / "two").glob("part-*"))
+    assert len(list((tmp_path / "two").glob("*.arrays"))) == 2
+    with one.searcher() as a, two.searcher() as b:
+        assert b.doc_count() == len(docs)
+        by_id = {f["id"]: f for f in b.all_stored_fields()}
+        assert by_id == {f["id"]: f for f in a.all_stored_fields()}
+        for word in ("cooperative", "social", "elect", "refugee", "2017"):
+            for field in ("title", "summary"):
+                hits_a = {h["id"]: h.score for h in a.search(a_query(field, word), limit=None)}
+                hits_b = {h["id"]: h.score for h in b.search(a_query(field, word), limit=None)}
+                assert hits_a == hits_b
+
+
+def test_a_failing_worker_fails_the_build(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(segments, "CHUNK", 40)
+    docs = documents()
+    docs[200] = {**docs[200], "nosuchfield": "x"}  # the worker's writer rejects it
+    ix = whoosh_index.create_in(str(tmp_path), schema())
+    with pytest.raises(segments.BuildFailed, match="worker 1: UnknownFieldError.*nosuchfield"):
+        segments.build(ix, docs, workers=2)
+    assert ix.doc_count() == 0
+    assert not list(tmp_path.glob("part-*"))
+
+
+def test_parallel_rebuilds_keep_the_generation_rules(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from searchapp import indexer
+    from searchapp.errors import IndexUnavailable
+    from searchapp.indexer import IndexStore
+    from searchapp.search import Engine, SearchQuery
+
+    monkeypatch.setattr(indexer, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(indexer, "BUILD_WORKERS", 2)
+    monkeypatch.setattr(segments, "CHUNK", 25)
+    items = [build_item({"id": f"p{k:04d}", "title": f"cooperative news {k}",
+                         "date": f"{2000 + k % 20}-01-01"}, organisation="ILO")
+             for k in range(300)]
+    store = IndexStore(tmp_path)
+    live = store.rebuild(items, expected=300)
+
+    def failing() -> Iterable[Any]:
+        yield from items[:120]
+        raise RuntimeError("the catalog went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        store.rebuild(failing(), expected=300)
+    with pytest.raises(IndexUnavailable, match="catalog has 301"):
+        store.rebuild(items, expected=301)
+    assert store.current() == live
+    assert not list(tmp_path.glob("*.tmp"))
+    engine = Engine(store)
+    page = engine.search(SearchQuery(q="cooperative", per_page=100))
+    assert page.total == 300 and len({h.item.id for h in page.hits}) == 100
+    engine.close()
+
+
+def test_whoosh_merges_what_the_builder_wrote(tmp_path: Path) -> None:
+    docs = documents()
+    expected = with_whoosh(tmp_path / "whoosh", docs[:200])
+    built = with_builder(tmp_path / "builder", docs[:200])
+    for ix in (expected, built):
+        writer = ix.writer()
+        for doc in docs[200:]:
+            writer.add_document(**doc)
+        writer.commit(optimize=True)  # Whoosh reads every posting back and rewrites it
+        assert len(ix._segments()) == 1
+    a, b = contents(expected), contents(built)
+    assert a.keys() == b.keys()
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def workers_of(folder: Path) -> list[int]:
+    """Processes still running a parallel build's worker for `folder`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "serve_part" in text and str(folder) in text:
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def test_killing_a_parallel_rebuild_stops_its_workers_and_frees_the_lock(tmp_path: Path) -> None:
+    from searchapp.indexer import IndexStore
+
+    store = IndexStore(tmp_path / "index")
+    live = store.rebuild([build_item({"id": "x", "title": "t"}, organisation="ILO")], expected=1)
+    script = textwrap.dedent(f"""
+        import time
+        from searchapp import indexer, segments
+        from searchapp.models import build_item
+        indexer.PARALLEL_FROM, indexer.BUILD_WORKERS, segments.CHUNK = 1, 2, 50
+        store = indexer.IndexStore({str(tmp_path / "index")!r})
+        def items():
+            for k in range(100_000):
+                if k == 300:
+                    print("feeding", flush=True)
+                if k >= 300:
+                    time.sleep(0.001)
+                yield build_item({{"id": str(k), "title": "word"}}, organisation="X")
+        with store.lock():
+            store.rebuild(items(), expected=100_000)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "feeding"
+        assert len(workers_of(tmp_path)) == 2
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+    deadline = time.monotonic() + 20
+    while workers_of(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers_of(tmp_path) == []
+    with store.lock(timeout=1):  # no worker inherited it
+        pass
+    assert store.current() == live
