@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,7 +106,7 @@ class Catalog:
         row = self._db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
         return _row_to_item(row) if row else None
 
-    def iter_items(self, *, batch: int = 5_000) -> Iterator[Item]:
+    def iter_items(self, *, batch: int = 5_000) -> Generator[Item, None, None]:
         """Every item in id order, read in batches so memory stays flat."""
         with closing(self._db.cursor()) as cur:
             cur.execute("SELECT * FROM items ORDER BY id")
