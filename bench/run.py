@@ -293,6 +293,26 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a is not None and b else None
 
 
+def headline(result: Mapping[str, Any]) -> dict[str, Any]:
+    """One run's main figures, kept in later results files to compare runs."""
+    q = result.get("queries", {})
+    out: dict[str, Any] = {"date": result["machine"]["date"],
+                           "load_before": result["machine"]["load_before"][0]}
+    for name in ENGINES:
+        if name in q:
+            out[f"{name}_p50"] = q[name]["all"]["p50"]
+            out[f"{name}_p95"] = q[name]["all"]["p95"]
+            out[f"{name}_common_p50"] = q[name]["common"]["p50"]
+    if result.get("build"):
+        out["build_items_per_s"] = result["build"]["items_per_s"]
+    levels = {lv["clients"]: lv for lv in (result.get("http") or {}).get("levels", [])}
+    if 1 in levels:
+        out["http1_p50"], out["http1_p95"] = levels[1]["p50_ms"], levels[1]["p95_ms"]
+    if 16 in levels:
+        out["http16_rps"], out["http16_errors"] = levels[16]["rps"], levels[16]["errors"]
+    return out
+
+
 def targets(result: Mapping[str, Any]) -> list[tuple[str, str, bool | None]]:
     """(target, measured, met) for what this run measured."""
     rows: list[tuple[str, str, bool | None]] = []
@@ -373,6 +393,20 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
         " GROUP BY over one materialised set of matches). Times are per search, single"
         " process, no HTTP, engines interleaved query by query."),
         "",
+        ("Where the product's speed comes from (each module's docstring has the details):"
+         " a full rebuild writes whole Whoosh segments directly, in one process per core"
+         " (`searchapp/segments.py`), instead of sending every posting through Whoosh's"
+         " writer; beside each segment it writes the segment's posting lists as flat arrays"
+         " (`MAIN_<segment>.arrays`), which each serving process maps into memory. A search"
+         " then takes its terms' postings from those arrays, scores them with BM25F in one"
+         " vectorised step (the same scores as Whoosh's, bit for bit; `searchapp/postings.py`),"
+         " counts facets with `bincount` over per-generation columns (`searchapp/facets.py`),"
+         " picks the top 10 with one partition, and reads only those 10 from Whoosh."
+         " Highlighting analyses each distinct word once (`searchapp/highlight.py`). What is"
+         " left of a typical search at 100,000 items is fixed cost in Python: parsing,"
+         " loading and highlighting the 10 hits, building the page, about 1.5-2 ms;"
+         " common words add the array work on their tens of thousands of matches."),
+        "",
     ]
     for result in sorted(results, key=lambda r: r["items"]):
         m = result["machine"]
@@ -382,8 +416,10 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
             (f"{m['date']} · {m['cpu']}, {m['cores']} cores, {m['memory_mib']:,} MiB ·"
             f" {m['os']} · Python {m['python']}, Whoosh {m['whoosh']}, SQLite {m['sqlite']},"
             f" numpy {m['numpy']} · load average before {m['load_before'][0]:.1f}"
-            f" (other work was running on the machine; all engines share it alike) ·"
-            f" passes: {result.get('passes', 1)} (medians)"),
+            " (the machine is shared with other work; engines run interleaved, so they"
+            " share its load alike)"
+            + (f" · {result['passes']} query passes (medians of the passes)"
+               if result.get("passes", 1) > 1 else " · 1 query pass")),
             "",
         ]
         rows = targets(result)
@@ -469,12 +505,53 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
                            " resident. Resident memory counts the index files each worker"
                            " maps; those pages are shared by all workers (and the page"
                            " cache)."), ""]
+        runs = [*result.get("history", []), headline(result)]
+        if len(runs) > 1:
+            lines += _runs_table(runs)
         mism = result.get("mismatches") or []
         if mism:
             lines += ["Differences from the baseline (first 10):", ""]
             lines += [f"- {m}" for m in mism[:10]]
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _runs_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every kept run of this size, one line each, and their medians."""
+    columns = [("product p50 / p95 ms", "product_p50", "product_p95"),
+               ("fts5 p50 / p95 ms", "fts5_p50", "fts5_p95"),
+               ("common words, groupedby / product p50", "groupedby_common_p50",
+                "product_common_p50"),
+               ("rebuild items/s", "build_items_per_s", None),
+               ("HTTP 1 client p50 / p95 ms", "http1_p50", "http1_p95"),
+               ("HTTP 16 clients req/s (errors)", "http16_rps", "http16_errors")]
+
+    def cell(run: Mapping[str, Any], a: str, b: str | None) -> str:
+        if a not in run:
+            return "-"
+        if a == "groupedby_common_p50":
+            return f"{run[a] / run[b]:.1f} ×" if b and run.get(b) else "-"
+        if b is None:
+            return f"{run[a]:,.0f}"
+        if b == "http16_errors":
+            errors = run.get(b)
+            return f"{run[a]:,.0f} ({'-' if errors is None else f'{errors:.0f}'})"
+        return f"{run[a]:.2f} / {run.get(b, 0):.1f}"
+
+    lines = ["Runs of this size (the latest above; medians last):", "",
+             "| run | load | " + " | ".join(c[0] for c in columns) + " |",
+             "|---" * (len(columns) + 2) + "|"]
+    for run in runs:
+        lines.append(f"| {run['date'][:16]} | {run.get('load_before', 0):.1f} | "
+                     + " | ".join(cell(run, a, b) for _, a, b in columns) + " |")
+    median: dict[str, Any] = {}
+    for key in {k for run in runs for k in run if k not in ("date",)}:
+        values = [run[key] for run in runs if isinstance(run.get(key), (int, float))]
+        if values:
+            median[key] = statistics.median(values)
+    lines.append("| median | " + f"{median.get('load_before', 0):.1f} | "
+                 + " | ".join(cell(median, a, b) for _, a, b in columns) + " |")
+    return [*lines, ""]
 
 
 def write_section(text: str, path: Path = RESULTS) -> None:
@@ -566,6 +643,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"generating {n:,} items into {corpus}")
         corpus_mod.write(corpus, n, seed=a.seed, sources=a.source)
     previous = OUT / f"results-{n}.json"
+    if previous.exists():  # earlier runs' main figures stay, to compare and take medians
+        earlier = json.loads(previous.read_text(encoding="utf-8"))
+        result["history"] = [*earlier.get("history", []), headline(earlier)][-5:]
     if a.reuse and previous.exists() and index_dir.exists():
         old = json.loads(previous.read_text(encoding="utf-8"))
         for key in ("catalog", "build", "build_without_spelling", "fts5_build"):

@@ -451,7 +451,10 @@ def _by_relevance(searcher: Searcher, postings: Postings, columns: Columns, quer
     ties: dict[tuple[float, int], int] = {}
     for s, c, _ in keyed:
         ties[(s, c)] = ties.get((s, c), 0) + 1
-    ids = {d: searcher.stored_fields(d)["id"] for s, c, d in keyed if ties[(s, c)] > 1}
+    # Ids (stored fields) only for documents tied on score and date with another
+    # one, in the groups that reach into the first `limit`.
+    needed = {(s, c) for s, c, _ in keyed[:limit] if ties[(s, c)] > 1}
+    ids = {d: searcher.stored_fields(d)["id"] for s, c, d in keyed if (s, c) in needed}
     keyed.sort(key=lambda e: (e[0], e[1], ids.get(e[2], "")))
     return [(d, -s) for s, _, d in keyed[:limit]]
 
