@@ -18,7 +18,7 @@ from searchapp import importers
 from searchapp.catalog import Catalog, ImportReport
 from searchapp.config import Settings
 from searchapp.errors import ImportRejected, IndexUnavailable, Problem
-from searchapp.indexer import Generation, IndexStore
+from searchapp.indexer import IndexStore
 from searchapp.models import Item
 
 
@@ -109,7 +109,3 @@ def index_is_current(settings: Settings) -> bool:
             return bool(ix.doc_count() == catalog.count())
     finally:
         ix.close()
-
-
-def live_generation(settings: Settings) -> Generation | None:
-    return IndexStore(settings.index_dir).current()

@@ -125,8 +125,9 @@ def _clause(raw_word: str | None, phrase: str | None, field_name: str | None) ->
     return Clause(word, (terms,), fields=fields, plain=plain)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse(text: str) -> ParsedQuery:
-    """Read a query string; never raises."""
+    """Read a query string; never raises. Cached: a request reads it several times."""
     text = _CONTROL.sub(" ", text)
     groups: list[list[Clause]] = []
     negatives: list[Clause] = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES
+from conftest import ROOT, SAMPLES
 
 from searchapp import create_app, operations
 from searchapp.catalog import Catalog
@@ -26,17 +25,8 @@ from searchapp.errors import IndexUnavailable
 from searchapp.indexer import IndexStore
 from searchapp.search import Engine, SearchQuery
 
-WORDS = ["cooperative", "worker", "housing", "energy", "credit", "farmers", "platform", "union", "housing", "market", "assembly", "members", "federation", "solidarity", "economy", "social", "report"]
-
-
-def write_items(path: Path, n: int, *, start: int = 0) -> Path:
-    lines = []
-    for k in range(start, start + n):
-        words = " ".join(WORDS[(k * 7 + j) % len(WORDS)] for j in range(12))
-        lines.append(json.dumps({"id": f"x{k:06d}", "title": f"{WORDS[k % len(WORDS)]} {k}",
-                                 "summary": words, "date": f"{2000 + k % 20}-01-01"}))
-    path.write_text("\n".join(lines) + "\n")
-    return path
+sys.path.insert(0, str(ROOT / "bench"))
+from live import write_items
 
 
 def env_for(settings: Settings) -> dict[str, str]:

@@ -49,6 +49,17 @@ def _lines(text: str, parsed: Parsed, hints: Hints) -> None:
         _record(value, number, parsed, hints)
 
 
+def _decode(text: str, start: int, line: int, parsed: Parsed, hints: Hints) -> int | None:
+    """Read the value at `start` as a record; its end, or None after a JSON error."""
+    try:
+        value, end = _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        parsed.problem(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        return None
+    _record(value, line, parsed, hints)
+    return end
+
+
 def _stream(text: str, parsed: Parsed, hints: Hints) -> None:
     """Values one after another, each on as many lines as it likes."""
     position, line = 0, 1
@@ -57,12 +68,9 @@ def _stream(text: str, parsed: Parsed, hints: Hints) -> None:
         line += text.count("\n", position, start)
         if start >= len(text):
             return
-        try:
-            value, end = _DECODER.raw_decode(text, start)
-        except json.JSONDecodeError as exc:
-            parsed.problem(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        end = _decode(text, start, line, parsed, hints)
+        if end is None:
             return
-        _record(value, line, parsed, hints)
         line += text.count("\n", start, end)
         position = end
 
@@ -89,12 +97,9 @@ def _array(text: str, parsed: Parsed, hints: Hints) -> None:
             position = start + 1
             expect_value = True
             continue
-        try:
-            value, end = _DECODER.raw_decode(text, start)
-        except json.JSONDecodeError as exc:
-            parsed.problem(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        end = _decode(text, start, line, parsed, hints)
+        if end is None:
             return
-        _record(value, line, parsed, hints)
         elements += 1
         line += text.count("\n", start, end)
         position = end
