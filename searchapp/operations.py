@@ -8,11 +8,11 @@ the import lock, then bring the live index up to date.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from searchapp import importers
 from searchapp.catalog import Catalog, ImportReport
@@ -20,6 +20,17 @@ from searchapp.config import Settings
 from searchapp.errors import ImportRejected, IndexUnavailable, Problem
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
+
+class Progress(Protocol):
+    """Told each phase of the work as it starts ("storing", "indexing", ...), with counts
+    done and total when they are known (the CLI draws them, a job records them)."""
+
+    def __call__(self, phase: str, done: int | None = None,
+                 total: int | None = None) -> None: ...
+
+
+def _quiet(phase: str, done: int | None = None, total: int | None = None) -> None:
+    """The progress callback that tells no one."""
 
 
 @dataclass(slots=True)
@@ -46,14 +57,19 @@ class RebuildOutcome:
 
 
 def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = "auto",
-                 organisation: str | None = None, skip_invalid: bool = False) -> ImportOutcome:
+                 organisation: str | None = None, skip_invalid: bool = False,
+                 progress: Progress = _quiet) -> ImportOutcome:
     """Import files and directories (with manifests) given on the command line."""
-    parsed = importers.collect(paths, fmt=fmt, organisation=organisation)
-    return import_parsed(settings, parsed, skip_invalid=skip_invalid)
+    parsed: list[importers.Parsed] = []
+    progress("reading files", 0, len(paths))
+    for done, path in enumerate(paths, 1):
+        parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation))
+        progress("reading files", done, len(paths))
+    return import_parsed(settings, parsed, skip_invalid=skip_invalid, progress=progress)
 
 
 def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
-                  skip_invalid: bool = False) -> ImportOutcome:
+                  skip_invalid: bool = False, progress: Progress = _quiet) -> ImportOutcome:
     """Store what was parsed, all or nothing, and update the live index."""
     problems = [p for result in parsed for p in result.problems]
     items: dict[str, Item] = {}
@@ -64,28 +80,48 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
         raise ImportRejected(problems)
     store = IndexStore(settings.index_dir)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
-        report = catalog.upsert(items.values(), sources=[r.source for r in parsed],
-                                skipped=len(problems))
+        report = catalog.upsert(_counted(items.values(), "storing", len(items), progress),
+                                sources=[r.source for r in parsed], skipped=len(problems))
         outcome = ImportOutcome(report, skipped=problems, index="unchanged")
         if report.changed or store.current() is None:
-            outcome.index = _sync(store, catalog, report.changed)
+            outcome.index = _sync(store, catalog, report.changed, progress)
     return outcome
 
 
-def _sync(store: IndexStore, catalog: Catalog, changed: list[Item]) -> str:
+def _sync(store: IndexStore, catalog: Catalog, changed: list[Item], progress: Progress) -> str:
     """Apply changed items to the live index; rebuild when that is not possible."""
     if store.current() is not None:
         try:
-            store.update(changed, expected=catalog.count())
+            store.update(_counted(changed, "indexing", len(changed), progress),
+                         expected=catalog.count())
             return "updated"
         except IndexUnavailable:
             pass  # missing, damaged or out of step with the catalog: start afresh
+    expected = catalog.count()
     with closing(catalog.iter_items()) as items:
-        store.rebuild(items, expected=catalog.count())
+        store.rebuild(_counted(items, "rebuilding the index", expected, progress),
+                      expected=expected)
     return "rebuilt"
 
 
-def rebuild(settings: Settings) -> RebuildOutcome:
+def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, *,
+             every: int = 1_000) -> Iterator[Item]:
+    """`items`, telling `progress` the phase now and how many have gone by as they go
+    (every `every`, and at the end)."""
+    progress(phase, 0, total)
+
+    def counting() -> Iterator[Item]:
+        done = 0
+        for done, item in enumerate(items, 1):
+            yield item
+            if done % every == 0:
+                progress(phase, done, total)
+        progress(phase, done, total)
+
+    return counting()
+
+
+def rebuild(settings: Settings, *, progress: Progress = _quiet) -> RebuildOutcome:
     """Build a new generation from the catalog and swap it in."""
     started = time.perf_counter()
     store = IndexStore(settings.index_dir)
@@ -93,7 +129,8 @@ def rebuild(settings: Settings) -> RebuildOutcome:
         expected = catalog.count()
         # Closed here, while the catalog is open, even when the rebuild fails.
         with closing(catalog.iter_items()) as items:
-            gen = store.rebuild(items, expected=expected)
+            gen = store.rebuild(_counted(items, "indexing", expected, progress),
+                                expected=expected)
     return RebuildOutcome(gen.name, expected, time.perf_counter() - started)
 
 
