@@ -86,15 +86,17 @@ def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
 @click.option("--if-needed", is_flag=True,
               help="Only rebuild when the index is missing or disagrees with the catalog.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
+@click.option("--force", is_flag=True,
+              help="Rebuild even when the disk seems to lack room for a second generation.")
 @_friendly
-def reindex(if_needed: bool, quiet: bool) -> None:
+def reindex(if_needed: bool, quiet: bool, force: bool) -> None:
     """Rebuild the index from the catalog into a new generation and swap it in."""
     settings = Settings.load()
     if if_needed and operations.index_is_current(settings):
         click.echo("index is up to date; nothing to do")
         return
     with TerminalProgress(quiet=quiet) as progress:
-        outcome = operations.rebuild(settings, progress=progress)
+        outcome = operations.rebuild(settings, progress=progress, check_space=not force)
     click.echo(f"rebuilt {outcome.generation}: {outcome.documents} items in"
                f" {outcome.seconds:.2f}s")
 

@@ -7,6 +7,7 @@ the import lock, then bring the live index up to date.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
@@ -121,17 +122,64 @@ def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, 
     return counting()
 
 
-def rebuild(settings: Settings, *, progress: Progress = _quiet) -> RebuildOutcome:
-    """Build a new generation from the catalog and swap it in."""
+def rebuild(settings: Settings, *, progress: Progress = _quiet,
+            check_space: bool = True) -> RebuildOutcome:
+    """Build a new generation from the catalog and swap it in.
+
+    First, unless told not to, check that the disk has room for the new
+    generation beside the live one (`room_needed`); refuse if not.
+    """
     started = time.perf_counter()
     store = IndexStore(settings.index_dir)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         expected = catalog.count()
+        if check_space:
+            _check_room(store, catalog, expected)
         # Closed here, while the catalog is open, even when the rebuild fails.
         with closing(catalog.iter_items()) as items:
             gen = store.rebuild(_counted(items, "indexing", expected, progress),
                                 expected=expected)
     return RebuildOutcome(gen.name, expected, time.perf_counter() - started)
+
+
+# Room a new generation is expected to take: the live one's size per item times
+# the items to write, with this margin; without a live generation, this many
+# times the catalog file (the index, with its posting arrays, is larger).
+ROOM_MARGIN = 1.2
+ROOM_PER_CATALOG_BYTE = 3.0
+
+
+def room_needed(store: IndexStore, catalog: Catalog, items: int) -> int:
+    """Bytes a rebuild of `items` items should find free in the index directory."""
+    gen = store.current()
+    if gen is not None and gen.path.is_dir():
+        size = store.size_bytes(gen)
+        documents = _live_documents(store)
+        if documents:
+            return int(size * max(items, 1) / documents * ROOM_MARGIN)
+    return int(catalog.path.stat().st_size * ROOM_PER_CATALOG_BYTE)
+
+
+def _live_documents(store: IndexStore) -> int:
+    try:
+        ix = store.open()
+    except IndexUnavailable:
+        return 0
+    try:
+        return int(ix.doc_count_all())
+    finally:
+        ix.close()
+
+
+def _check_room(store: IndexStore, catalog: Catalog, items: int) -> None:
+    needed = room_needed(store, catalog, items)
+    free = shutil.disk_usage(store.root).free
+    if free < needed:
+        raise IndexUnavailable(
+            f"not enough room for a rebuild: it needs about {needed:,} bytes free in"
+            f" {store.root} (a new generation beside the live one) and {free:,} are free;"
+            " free some room and try again (or --force to try anyway). The live index"
+            " was left as it was")
 
 
 def index_is_current(settings: Settings) -> bool:
