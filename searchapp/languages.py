@@ -68,9 +68,14 @@ class Language:
     elisions: frozenset[str] = frozenset()
 
 
+# Whoosh's accent map, with the letters people type as two when they have no key for
+# them: "Strasse" for "Straße" (the map alone gives "Strase"), "oeuvre" for "œuvre".
+_FOLDS = {**accent_map, ord("ß"): "ss", ord("œ"): "oe", ord("æ"): "ae"}
+
+
 def fold(text: str) -> str:
-    """Accents off, as the rest of the product folds them (Whoosh's accent map)."""
-    return text.translate(accent_map)
+    """Accents off: "coopératives" → "cooperatives", "Straße" → "Strasse"."""
+    return text.translate(_FOLDS)
 
 
 # The copy of Snowball's lists in Whoosh (and PostgreSQL, and NLTK) lost French "les"
@@ -154,7 +159,7 @@ def _word_analyser(code: str) -> Callable[[str], str | None]:
             return None
         if with_accents:
             return fold(stem(word))
-        return stem(fold(word))
+        return stem(word.translate(accent_map))  # the English chain as it was, ß → s included
 
     return analyse
 

@@ -167,6 +167,12 @@ def test_accentless_query_needs_the_items_second_term() -> None:
     assert finds("economia", ES_JOVENES, "es")
 
 
+def test_letters_typed_as_two() -> None:
+    assert index_terms("Schließung", "de") == ("schliessung",)
+    assert finds("Schliessung", "Nach der Schließung des Supermarkts", "de")
+    assert finds("oeuvre", "Une œuvre collective", "fr")
+
+
 def test_words_without_accents_index_one_term() -> None:
     assert index_terms("cooperativa", "es") == ("cooper",)
     assert index_terms("Genossenschaften", "de") == ("genossenschaft",)
