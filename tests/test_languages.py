@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -267,3 +269,11 @@ def test_detector_falls_back_to_english() -> None:
     assert language == "en"
     assert 0 < confidence < languages.DETECTION_THRESHOLD
     assert detect("Genossenschaften gründen sich wieder häufiger")[0] == "de"
+
+
+def test_the_detector_loads_on_first_use_only() -> None:
+    # A process that only searches must not pay for the models (~340 MB).
+    code = ("import sys, searchapp.languages as l; l.analyse_word('Genossenschaften', 'de'); "
+            "print('lingua' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
