@@ -188,6 +188,8 @@ def index_terms(word: str, language: str) -> tuple[str, ...]:
 
 # Codes other software uses for the languages above (BCP 47 primary subtags).
 _ALIASES = {"nb": "no", "nn": "no"}
+# lingua knows Norwegian as Bokmål and Nynorsk; Bokmål is what most news is written in.
+_ALIAS_BACK = {"no": "nb"}
 
 
 def language_for_tag(tag: str | None) -> str | None:
@@ -211,8 +213,6 @@ def _detector() -> LanguageDetector:
                  for code in wanted]
     return LanguageDetectorBuilder.from_languages(*languages).build()
 
-
-_ALIAS_BACK = {"no": "nb"}  # lingua knows Norwegian as Bokmål and Nynorsk
 
 
 def detect(title: str, summary: str = "") -> tuple[str, float]:

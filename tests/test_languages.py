@@ -229,6 +229,20 @@ def test_every_snowball_stemmer_with_a_stop_list_is_supported() -> None:
         "English", "Français", "Español", "Italiano", "Deutsch", "Português"}
 
 
+@pytest.mark.parametrize(("language", "sentence", "other_form"), [
+    ("nl", "Werknemers nemen hun bedrijf over", "werknemer"),
+    ("sv", "Kooperativen i Sverige växer", "kooperativ"),
+    ("da", "Andelsselskaber i Danmark vokser", "andelsselskab"),
+    ("no", "Samvirkene i Norge vokser raskt", "samvirke"),
+    ("fi", "Työntekijät perustavat osuuskunnan", "tyontekija"),
+    ("hu", "A szövetkezetek száma nő", "szövetkezetnek"),
+    ("ru", "Кооперативы в России растут", "кооперативов"),
+])
+def test_the_other_snowball_languages(language: str, sentence: str, other_form: str) -> None:
+    assert detect(sentence)[0] == language
+    assert finds(other_form, sentence, language)
+
+
 def test_unknown_language_is_a_key_error() -> None:
     with pytest.raises(KeyError):
         analyse_word("cooperativa", "xx")
