@@ -9,10 +9,10 @@ an item's language from its title and summary with the lingua detector.
 
 English keeps the product's chain as it was: accents are folded before stemming
 (accents in English text are incidental: "résumés" and "resumes" should meet),
-and its stop list is Snowball's less "who". Every other Snowball stemmer has
-rules written with its accented letters (French "-ées", German "ä"/"ß",
+and its stop list is Snowball's less "who". The other Snowball stemmers have
+rules written with their accented letters (French "-ées", German "ä"/"ß",
 Portuguese "-ção", Russian "й"), so those stem the word as typed and fold
-the stem afterwards.
+the stem afterwards (Dutch's drops accents itself; the order makes no difference).
 """
 
 from __future__ import annotations
