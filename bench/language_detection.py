@@ -15,6 +15,9 @@ environment that runs this script::
 ``--child`` is the entry point of the subprocesses and not meant to be used by hand.
 ``--thresholds NAME`` prints, for one candidate (``--languages``), how accuracy on
 titles changes when answers below a confidence threshold fall back to English.
+``--query-words`` runs the product's own ``searchapp.languages.detect`` (so it needs
+searchapp installed) on query-like texts: the first one, two or three words of each
+title that are neither stop words nor numbers.
 """
 
 from __future__ import annotations
@@ -236,11 +239,34 @@ def thresholds(name: str, languages: str) -> None:
             print("-", *row)
 
 
+def query_words() -> None:
+    """The product's detector on the first 1–3 content words of each title."""
+    import re
+
+    from searchapp.analysis import TOKEN_PATTERN
+    from searchapp.languages import analyse_word, detect
+
+    items = load_items()
+    print("| words | right | of | share |")
+    print("|---|---|---|---|")
+    for n in (1, 2, 3):
+        right = total = 0
+        for item in items:
+            words = [w for w in re.findall(TOKEN_PATTERN, item["title"])
+                     if not w.isdigit() and analyse_word(w, item["language"]) is not None]
+            if len(words) >= n:
+                total += 1
+                right += detect(" ".join(words[:n]))[0] == item["language"]
+        print(f"| {n} | {right} | {total} | {right / total:.0%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="fresh processes per candidate")
     parser.add_argument("--only", nargs="*", choices=sorted(CANDIDATES), help="candidates to run")
     parser.add_argument("--thresholds", choices=sorted(CANDIDATES))
+    parser.add_argument("--query-words", action="store_true",
+                        help="searchapp's detector on the first words of each title")
     parser.add_argument("--child", choices=sorted(CANDIDATES), help=argparse.SUPPRESS)
     parser.add_argument("--languages", choices=sorted(SETS), default="13",
                         help="with --thresholds: the languages the detector chooses from")
@@ -249,6 +275,8 @@ def main() -> None:
         print(json.dumps(child(args.child, args.languages)))
     elif args.thresholds:
         thresholds(args.thresholds, args.languages)
+    elif args.query_words:
+        query_words()
     else:
         report(args.only or list(CANDIDATES), args.runs)
 
