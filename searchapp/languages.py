@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -201,17 +202,24 @@ def language_for_tag(tag: str | None) -> str | None:
     return primary if primary in LANGUAGES else None
 
 
-@functools.cache
+_detector_lock = threading.Lock()
+_detector_built: list[LanguageDetector] = []
+
+
 def _detector() -> LanguageDetector:
     # Built on first use: the models of the 13 languages take 1–6 s and about 340 MB
-    # (bench/RESULTS.md), which a process that only searches never pays.
-    from lingua import IsoCode639_1, LanguageDetectorBuilder
-    from lingua import Language as LinguaLanguage
+    # (bench/RESULTS.md), which a process that only searches never pays. The lock
+    # keeps two threads from loading them twice.
+    with _detector_lock:
+        if not _detector_built:
+            from lingua import IsoCode639_1, LanguageDetectorBuilder
+            from lingua import Language as LinguaLanguage
 
-    wanted = [_ALIAS_BACK.get(code, code) for code in LANGUAGES]
-    languages = [LinguaLanguage.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
-                 for code in wanted]
-    return LanguageDetectorBuilder.from_languages(*languages).build()
+            wanted = [_ALIAS_BACK.get(code, code) for code in LANGUAGES]
+            languages = [LinguaLanguage.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
+                         for code in wanted]
+            _detector_built.append(LanguageDetectorBuilder.from_languages(*languages).build())
+        return _detector_built[0]
 
 
 def detect(title: str, summary: str = "") -> tuple[str, float]:

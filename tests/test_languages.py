@@ -291,3 +291,19 @@ def test_the_detector_loads_on_first_use_only() -> None:
             "print('lingua' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_each_language_is_built_once() -> None:
+    assert languages.word_analyser("fr") is languages.word_analyser("fr")
+    assert languages.word_analyser("fr") is not languages.word_analyser("it")
+
+
+def test_threads_share_one_detector() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    titles = ["Les Scop ont créé 3 000 emplois", "Genossenschaften gründen sich",
+              "Cooperativas de vivienda", "Le cooperative sociali firmano il contratto"] * 4
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = [code for code, _ in pool.map(detect, titles)]
+    assert found == ["fr", "de", "es", "it"] * 4
+    assert languages._detector() is languages._detector()
