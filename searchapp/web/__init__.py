@@ -68,13 +68,20 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# On every response, also on the errors the HTTP server answers itself (searchapp.server).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
 def _headers(response: Response) -> Response:
     """Security headers everywhere; open CORS for reading the public API."""
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
     path = request.path
     if (path.startswith("/api/") and not path.startswith("/api/admin/")) or path == "/healthz":
         headers["Access-Control-Allow-Origin"] = "*"

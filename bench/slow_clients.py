@@ -1,0 +1,154 @@
+"""`searchapp serve` against slow clients, and its throughput, at a small size.
+
+Builds a small synthetic catalog and index once (bench/corpus.py), then, for
+each run, starts `searchapp serve` twice on a free 127.0.0.1 port:
+
+1. throughput: bench/http_load.py sends the 300 benchmark queries as
+   /api/search requests at 1 and 8 clients for a bounded time;
+2. slow clients: 20 connections send a request head one byte every half
+   second while a probe asks /healthz and /api/search every half second; the
+   report counts the probes answered 200 and the slowest answer.
+
+    python bench/slow_clients.py --items 5000 --runs 3
+
+Prints a JSON report (medians and ranges over the runs, machine, date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import corpus as corpus_mod
+import http_load
+import queries as queries_mod
+from engines import BenchQuery
+
+SLOW_HEAD = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\n"
+             b"X-Padding: " + b"a" * 200 + b"\r\n\r\n")
+
+
+def build(work: Path, items: int) -> tuple[Path, Path]:
+    from searchapp import operations
+    from searchapp.config import Settings
+
+    catalog, index_dir = work / "catalog.sqlite3", work / "index"
+    if not catalog.exists():
+        data = corpus_mod.write(work / "corpus.jsonl", items)
+        settings = Settings.load({"catalog": catalog, "index_dir": index_dir}, environ={})
+        operations.import_paths(settings, [data])
+    return catalog, index_dir
+
+
+def slow_client(port: int, stop: threading.Event, interval: float, sent: list[int]) -> None:
+    """One connection that sends its request head a byte at a time until `stop`."""
+    try:
+        sock = socket.create_connection((http_load.HOST, port), timeout=5)
+    except OSError:
+        return
+    try:
+        for byte in SLOW_HEAD:
+            if stop.wait(interval):
+                return
+            sock.sendall(bytes([byte]))
+            sent[0] += 1
+    except OSError:
+        pass  # the server closed it: that is what we hope for
+    finally:
+        sock.close()
+
+
+def slow_phase(catalog: Path, index_dir: Path, log: Path, *, workers: int, slow: int,
+               seconds: float) -> dict[str, Any]:
+    server = http_load.Server(catalog, index_dir, workers, log)
+    server.start()
+    stop = threading.Event()
+    sent = [0]
+    threads = [threading.Thread(target=slow_client, args=(server.port, stop, 0.5, sent),
+                                daemon=True) for _ in range(slow)]
+    probes: list[tuple[str, int, float]] = []
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(1.0)  # let every slow connection be accepted and start dribbling
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for path in ("/healthz", "/api/search?q=market"):
+                began = time.perf_counter()
+                try:
+                    status, _ = http_load.get(server.port, path, timeout=10)
+                except OSError:
+                    status = -1
+                probes.append((path, status, time.perf_counter() - began))
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+        server.stop()
+    ok = [p for p in probes if p[1] == 200]
+    return {"slow_connections": slow, "probes": len(probes), "answered_200": len(ok),
+            "slowest_ok_s": round(max((p[2] for p in ok), default=0.0), 3),
+            "slow_bytes_sent": sent[0]}
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
+            "max": round(max(values), 1)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--items", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--seconds", type=float, default=8.0, help="per load level")
+    ap.add_argument("--slow", type=int, default=20, help="slow-header connections")
+    ap.add_argument("--slow-seconds", type=float, default=15.0)
+    ap.add_argument("--work", type=Path, default=HERE / "out" / "slow-clients")
+    ap.add_argument("--label", default="")
+    a = ap.parse_args(argv)
+    a.work.mkdir(parents=True, exist_ok=True)
+    catalog, index_dir = build(a.work, a.items)
+    queries = [BenchQuery.from_dict(q).params() for q in queries_mod.load()]
+    runs = []
+    for k in range(a.runs):
+        load = http_load.run(catalog, index_dir, queries, workers=a.workers, levels=[1, 8],
+                             seconds=a.seconds, max_requests=20_000,
+                             log=a.work / f"serve-load-{k}.log")
+        slow = slow_phase(catalog, index_dir, a.work / f"serve-slow-{k}.log",
+                          workers=a.workers, slow=a.slow, seconds=a.slow_seconds)
+        runs.append({"levels": load["levels"], "slow": slow})
+        print(json.dumps(runs[-1]), file=sys.stderr)
+    report = {
+        "label": a.label, "items": a.items, "workers": a.workers, "runs": a.runs,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python"
+                   f" {platform.python_version()}, load avg {os.getloadavg()[0]:.1f} at end",
+        "rps": {f"{lvl['clients']} clients": spread([r["levels"][i]["rps"] for r in runs])
+                for i, lvl in enumerate(runs[0]["levels"])},
+        "p50_ms": {f"{lvl['clients']} clients": spread([r["levels"][i]["p50_ms"] for r in runs])
+                   for i, lvl in enumerate(runs[0]["levels"])},
+        "errors": sum(lvl["errors"] for r in runs for lvl in r["levels"]),
+        "slow": [r["slow"] for r in runs],
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
