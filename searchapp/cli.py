@@ -18,6 +18,7 @@ from searchapp.config import Settings
 from searchapp.errors import ImportRejected, SearchappError
 from searchapp.importers import FORMATS
 from searchapp.indexer import IndexStore
+from searchapp.models import InvalidItem, check_organisation
 from searchapp.search import Engine, SearchPage, SearchQuery
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,6 +66,11 @@ def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
                    skip_invalid: bool, if_empty: bool) -> None:
     """Import listing pages, JSON Lines, JSON arrays or CSV (files or directories)."""
     settings = Settings.load()
+    if organisation is not None:
+        try:
+            organisation = check_organisation(organisation) or None
+        except InvalidItem as exc:
+            raise click.BadParameter(str(exc), param_hint="--org") from None
     if if_empty:
         with Catalog(settings.catalog) as catalog:
             if catalog.count():

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from searchapp.config import PACKAGE_DIR, Settings, templates_dir
 from searchapp.errors import ImportRejected, SearchappError
 from searchapp.indexer import IndexStore
+from searchapp.models import xml_safe
 from searchapp.search import Engine
 from searchapp.web.admin import bp as admin_bp
 from searchapp.web.api import bp as api_bp
@@ -31,6 +32,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
     app.after_request(_headers)
+    # Text that XML cannot carry (U+FFFE, U+FFFF, control characters) never reaches the
+    # Atom feed, even from a catalog written before imports dropped it.
+    app.add_template_filter(xml_safe, "xml_text")
 
     @app.errorhandler(SearchappError)
     def _ours(exc: SearchappError) -> Response | tuple[str, int]:

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from searchapp import importers, operations
 from searchapp.config import Settings
 from searchapp.errors import BadParameter, NotFound, SearchappError
+from searchapp.models import InvalidItem, check_organisation
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 
@@ -41,19 +42,32 @@ def _authorise() -> None:
 
 @bp.post("/imports")
 def imports() -> tuple[Response, int]:
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise BadParameter("file", "upload the file to import as multipart field 'file'")
+    """Import every uploaded `file` part, as one import: all of them or nothing."""
+    uploads = request.files.getlist("file")
+    if not uploads or not all(upload.filename for upload in uploads):
+        raise BadParameter("file", "upload each file to import as multipart field 'file'"
+                                   " with a file name")
     fmt = request.form.get("format", "auto")
     if fmt not in importers.FORMATS:
         raise BadParameter("format", f"must be one of {', '.join(importers.FORMATS)},"
                                      f" not {fmt!r}")
     skip = request.form.get("skip_invalid", "false").lower() in ("1", "true", "yes", "on")
-    name = f"upload:{PurePath(upload.filename).name}"
-    parsed = importers.parse_bytes(
-        upload.read(), name=name, fmt=fmt,
-        hints=importers.Hints(organisation=request.form.get("organisation") or None))
-    outcome = operations.import_parsed(_settings(), [parsed], skip_invalid=skip)
+    organisation = request.form.get("organisation") or None
+    if organisation is not None:
+        try:
+            organisation = check_organisation(organisation) or None
+        except InvalidItem as exc:
+            raise BadParameter("organisation", str(exc)) from None
+    hints = importers.Hints(organisation=organisation)
+    parsed = []
+    seen: dict[str, int] = {}
+    for upload in uploads:
+        name = f"upload:{PurePath(upload.filename or '').name}"
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:  # two parts with one file name: keep their problems apart
+            name = f"{name}#{seen[name]}"
+        parsed.append(importers.parse_bytes(upload.read(), name=name, fmt=fmt, hints=hints))
+    outcome = operations.import_parsed(_settings(), parsed, skip_invalid=skip)
     return jsonify(outcome.to_dict()), 200
 
 
