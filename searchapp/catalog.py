@@ -106,6 +106,18 @@ class Catalog:
         row = self._db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
         return _row_to_item(row) if row else None
 
+    def organisations_of(self, ids: Iterable[str]) -> dict[str, str]:
+        """The organisation of each of `ids` already stored (absent ids are left out)."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = self._db.execute(
+                f"SELECT id, organisation FROM items WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk)
+            found.update((row["id"], row["organisation"]) for row in rows)
+        return found
+
     def iter_items(self, *, batch: int = 5_000) -> Generator[Item, None, None]:
         """Every item in id order, read in batches so memory stays flat."""
         with closing(self._db.cursor()) as cur:
@@ -136,6 +148,11 @@ class Catalog:
                     )
                     report.added += 1
                     report.changed.append(item)
+                elif row["organisation"] != item.organisation:
+                    # Never move an item to another organisation: ids are per organisation.
+                    raise CatalogError(
+                        f"import refused, nothing stored: id {item.id!r} belongs to an item of"
+                        f" {row['organisation']}, not {item.organisation}")
                 elif _row_to_item(row).content_key() != item.content_key():
                     db.execute(
                         f"UPDATE items SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])},"

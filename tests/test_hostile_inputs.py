@@ -23,6 +23,7 @@ from werkzeug.test import TestResponse
 from searchapp import create_app, importers, operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
+from searchapp.errors import CatalogError
 from searchapp.models import MAX_FIELD, Item
 
 TOKEN = "t0ken-for-hostile-tests"
@@ -225,3 +226,79 @@ def test_a_header_repeating_a_column_is_checked_in_linear_time() -> None:
     assert problems == ["h.csv:1: CSV header names column(s) more than once: 'title' 20,000 times"]
     # Ten times the columns: about ten times the work (quadratic would be a hundred).
     assert large < max(1.0, small * 40)
+
+
+# --- ids shared by two organisations -----------------------------------------------
+
+
+def write_csv(path: Path, organisation: str, ids: list[str]) -> Path:
+    rows = [f"{i},{organisation} news number {i},2020-01-0{n + 1}" for n, i in enumerate(ids)]
+    path.write_text("id,title,date\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def organisations(settings: Settings) -> dict[str, str]:
+    with Catalog(settings.catalog) as catalog:
+        return {item.id: item.organisation for item in catalog.iter_items()}
+
+
+def test_an_import_never_moves_items_to_another_organisation(settings: Settings, cli: Cli,
+                                                             tmp_path: Path) -> None:
+    ilo = write_csv(tmp_path / "ilo.csv", "ILO", ["1", "2"])
+    ica = write_csv(tmp_path / "ica.csv", "ICA", ["1", "2"])
+    assert cli("import", ilo, "--org", "ILO").exit_code == 0
+    result = cli("import", ica, "--org", "ICA")
+    assert result.exit_code == 1
+    assert (f"{ica}:2: id '1' already belongs to an item of ILO; an import cannot move it to"
+            " ICA") in result.output
+    assert f"{ica}:3: id '2' already belongs to an item of ILO" in result.output
+    assert "nothing was written" in result.output
+    assert organisations(settings) == {"1": "ILO", "2": "ILO"}
+    found = cli("search", "news", "--org", "ILO", "--json")
+    assert json.loads(found.output)["total"] == 2
+    # --skip-invalid imports the others and lists the refused ones.
+    more = write_csv(tmp_path / "ica2.csv", "ICA", ["1", "ica-3"])
+    result = cli("import", more, "--org", "ICA", "--skip-invalid")
+    assert result.exit_code == 0
+    assert f"skipped {more}:2: id '1' already belongs to an item of ILO" in result.output
+    assert organisations(settings) == {"1": "ILO", "2": "ILO", "ica-3": "ICA"}
+
+
+def test_one_id_for_two_organisations_in_one_import_is_refused(settings: Settings, cli: Cli,
+                                                              tmp_path: Path) -> None:
+    ilo = tmp_path / "ilo.jsonl"
+    ica = tmp_path / "ica.jsonl"
+    url = "https://example.org/news/shared"
+    ilo.write_text(json.dumps({"title": "Shared story", "url": url, "organisation": "ILO"})
+                   + "\n", encoding="utf-8")
+    ica.write_text(json.dumps({"title": "Shared story", "url": url, "organisation": "ICA"})
+                   + "\n", encoding="utf-8")
+    result = cli("import", ilo, ica)
+    assert result.exit_code == 1
+    assert (f"{ica}:1: id '{url}' is also given to an item of ILO ({ilo}:1); an id names one"
+            " item of one organisation") in result.output
+    assert organisations(settings) == {}
+
+
+def test_an_upload_cannot_move_items_to_another_organisation(settings: Settings,
+                                                             web: FlaskClient,
+                                                             tmp_path: Path) -> None:
+    operations.import_paths(settings, [write_csv(tmp_path / "ilo.csv", "ILO", ["1", "2"])],
+                            organisation="ILO")
+    data = write_csv(tmp_path / "ica.csv", "ICA", ["1", "2"]).read_bytes()
+    response = post_files(web, [(data, "ica.csv")], organisation="ICA")
+    assert response.status_code == 400
+    problems = response.get_json()["error"]["problems"]
+    assert [(p["source"], p["line"]) for p in problems] == [("upload:ica.csv", 2),
+                                                            ("upload:ica.csv", 3)]
+    assert organisations(settings) == {"1": "ILO", "2": "ILO"}
+
+
+def test_the_catalog_itself_refuses_to_move_an_item(settings: Settings) -> None:
+    with Catalog(settings.catalog) as catalog:
+        catalog.upsert([Item(id="1", organisation="ILO", title="Mine")])
+        with pytest.raises(CatalogError, match="id '1' belongs to an item of ILO, not ICA"):
+            catalog.upsert([Item(id="2", organisation="ICA", title="New"),
+                            Item(id="1", organisation="ICA", title="Theirs")])
+        assert [(i.id, i.organisation, i.title) for i in catalog.iter_items()] == [
+            ("1", "ILO", "Mine")]
