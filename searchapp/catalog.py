@@ -178,6 +178,22 @@ class Catalog:
             raise
         return report
 
+    def backup_to(self, target: sqlite3.Connection) -> None:
+        """Copy the whole catalog into `target` with SQLite's online backup API.
+
+        One step, so the copy is one consistent snapshot: an import committing
+        meanwhile is in it whole or not at all.
+        """
+        self._db.backup(target)
+
+    def restore_from(self, source: sqlite3.Connection) -> None:
+        """Replace this catalog's whole content with `source`'s, in one write transaction.
+
+        Other connections (serving workers) see the restored content as they see
+        any commit; the database's -wal and -shm stay SQLite's business.
+        """
+        source.backup(self._db)
+
     def facet_counts(self, column: str) -> list[tuple[Any, int]]:
         """Items per value of one column, most first (for `stats`)."""
         if column not in ("organisation", "year", "type"):

@@ -1,4 +1,4 @@
-"""The `searchapp` command: import, reindex, search, stats, serve."""
+"""The `searchapp` command: import, reindex, search, stats, backup, restore, serve."""
 
 from __future__ import annotations
 
@@ -193,6 +193,32 @@ def stats(as_json: bool) -> None:
     click.echo(f"catalog: {settings.catalog} ({data['catalog_bytes']:,} bytes)")
     if "index_problem" in data:
         click.echo(f"index problem: {data['index_problem']}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@_friendly
+def backup(path: Path) -> None:
+    """Write a consistent copy of the catalog to PATH (safe while serving and importing)."""
+    from searchapp.backup import backup as write_backup
+
+    outcome = write_backup(Settings.load(), path)
+    click.echo(f"backed up {outcome.items} items to {outcome.path} ({outcome.bytes:,} bytes)")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@_friendly
+def restore(path: Path) -> None:
+    """Replace the catalog with the backup at PATH (checked first), then rebuild the index."""
+    from searchapp.backup import restore as restore_backup
+
+    outcome = restore_backup(Settings.load(), path)
+    if outcome.previous:
+        click.echo(f"the catalog it replaced is kept at {outcome.previous}")
+    r = outcome.rebuild
+    click.echo(f"restored {outcome.items} items from {path}; rebuilt {r.generation}:"
+               f" {r.documents} items in {r.seconds:.2f}s")
 
 
 @main.command()
