@@ -170,6 +170,11 @@ def build_item(
     language = (_text(record, "language") or DEFAULT_LANGUAGE).lower()
     if not _LANGUAGE.match(language):
         raise InvalidItem(f"language {language!r} is not a two-letter ISO 639-1 code")
-    item_id = check_id(_text(record, "id") or url or derive_id(org, date, title))
+    given = _text(record, "id")
+    try:
+        item_id = check_id(given or url or derive_id(org, date, title))
+    except InvalidItem as exc:
+        raise InvalidItem(f"{exc} (the id is taken from the url)" if not given else str(exc)) \
+            from None
     return Item(id=item_id, organisation=org, title=title, summary=summary, date=date,
                 type=kind, url=url, language=language, source=source)

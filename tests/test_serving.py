@@ -25,6 +25,7 @@ from searchapp.config import Settings
 from searchapp.web import CONTENT_SECURITY_POLICY
 
 HOST = "127.0.0.1"
+TOKEN = "serving-test-token"
 SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 100 + b"\r\n\r\n"
 
 
@@ -95,8 +96,7 @@ def served(samples: Settings, tmp_path: Path) -> Iterator[int]:
     """The real `searchapp serve` (two workers) over data/samples; yields its port."""
     port = free_port()
     env = {**os.environ, "SEARCHAPP_CATALOG": str(samples.catalog),
-           "SEARCHAPP_INDEX_DIR": str(samples.index_dir)}
-    env.pop("SEARCHAPP_ADMIN_TOKEN", None)
+           "SEARCHAPP_INDEX_DIR": str(samples.index_dir), "SEARCHAPP_ADMIN_TOKEN": TOKEN}
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -149,6 +149,27 @@ def test_twenty_slow_header_clients_do_not_stop_health_or_search(served: int) ->
     stop_dribbling.set()
     assert len(closed_by_server) == 20
     assert all(8 <= at <= 25 for at in closed_by_server)
+
+
+def test_imports_and_rebuilds_over_http_work_in_the_gevent_workers(served: int) -> None:
+    body = b"".join([
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"organisation\"\r\n\r\nICA\r\n",
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jsonl\"\r\n",
+        b"Content-Type: application/octet-stream\r\n\r\n",
+        b'{"id": "gev-1", "title": "Greenlets in the cooperative"}\n\r\n--XyZ--\r\n'])
+    head = (f"POST /api/admin/imports HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\n"
+            "Content-Type: multipart/form-data; boundary=XyZ\r\n\r\n").encode()
+    status, _, answer = exchange(served, head + body)
+    assert status == 200, answer
+    assert json.loads(answer)["added"] == 1
+    status, _, answer = exchange(served, (
+        f"POST /api/admin/reindex HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n").encode())
+    assert status == 200, answer
+    assert json.loads(answer)["generation"] == "gen-000002"
+    status, _, answer = get(served, "/api/search?q=greenlets")
+    assert [hit["id"] for hit in json.loads(answer)["hits"]] == ["gev-1"]
 
 
 SECURITY = {"content-security-policy": CONTENT_SECURITY_POLICY,
