@@ -152,24 +152,47 @@ def test_twenty_slow_header_clients_do_not_stop_health_or_search(served: int) ->
 
 
 def test_imports_and_rebuilds_over_http_work_in_the_gevent_workers(served: int) -> None:
-    body = b"".join([
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"organisation\"\r\n\r\nICA\r\n",
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jsonl\"\r\n",
-        b"Content-Type: application/octet-stream\r\n\r\n",
-        b'{"id": "gev-1", "title": "Greenlets in the cooperative"}\n\r\n--XyZ--\r\n'])
-    head = (f"POST /api/admin/imports HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
-            f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\n"
-            "Content-Type: multipart/form-data; boundary=XyZ\r\n\r\n").encode()
-    status, _, answer = exchange(served, head + body)
+    status, answer = post(served, "/api/admin/imports", *multipart([
+        ("organisation", None, b"ICA"),
+        ("file", "a.jsonl", b'{"id": "gev-1", "title": "Greenlets in the cooperative"}\n')]))
     assert status == 200, answer
     assert json.loads(answer)["added"] == 1
-    status, _, answer = exchange(served, (
-        f"POST /api/admin/reindex HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
-        f"Authorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n").encode())
+    status, answer = post(served, "/api/admin/reindex", "text/plain", b"")
     assert status == 200, answer
     assert json.loads(answer)["generation"] == "gen-000002"
     status, _, answer = get(served, "/api/search?q=greenlets")
     assert [hit["id"] for hit in json.loads(answer)["hits"]] == ["gev-1"]
+
+
+def multipart(parts: list[tuple[str, str | None, bytes]]) -> tuple[str, bytes]:
+    """A multipart/form-data body of (field, file name or None, content) parts."""
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += (f"--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n").encode()
+        body += content + b"\r\n"
+    return "multipart/form-data; boundary=XyZ", body + b"--XyZ--\r\n"
+
+
+def post(port: int, path: str, content_type: str, body: bytes) -> tuple[int, bytes]:
+    head = (f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
+            f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: {content_type}\r\n\r\n").encode()
+    status, _, answer = exchange(port, head + body)
+    return status, answer
+
+
+def test_an_upload_with_more_parts_than_the_limit_is_refused_whole(served: int) -> None:
+    parts: list[tuple[str, str | None, bytes]] = [("organisation", None, b"ICA")]
+    parts += [("file", "p.jsonl", json.dumps({"id": f"p{n}", "title": f"Zorblax {n}"}).encode())
+              for n in range(1_100)]
+    status, answer = post(served, "/api/admin/imports", *multipart(parts))
+    assert status == 413
+    assert json.loads(answer)["error"]["message"] == (
+        "the upload has more than 1,000 parts (files and fields); send the files in several"
+        " uploads")
+    status, answer = get(served, "/api/search?q=zorblax")[::2]
+    assert json.loads(answer)["total"] == 0
 
 
 SECURITY = {"content-security-policy": CONTENT_SECURITY_POLICY,

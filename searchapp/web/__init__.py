@@ -54,6 +54,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if exc.code == 413:
             message = (f"the request is larger than the limit of {settings.max_upload_bytes:,}"
                        " bytes (SEARCHAPP_MAX_UPLOAD_BYTES)")
+            length = request.content_length
+            if length is not None and length <= settings.max_upload_bytes:
+                # Within the byte limit, so Werkzeug's limit on multipart parts refused it.
+                message = (f"the upload has more than {app.config['MAX_FORM_PARTS']:,} parts"
+                           " (files and fields); send the files in several uploads")
         return _error(exc.code or 500, code, message)
 
     @app.errorhandler(Exception)
