@@ -11,6 +11,10 @@ each run, starts `searchapp serve` twice on a free 127.0.0.1 port:
 
     python bench/slow_clients.py --items 5000 --runs 3
 
+With ``--before TREE`` (a source tree of an earlier commit, e.g. from
+``git archive``), each run serves that code first and then this one, back to
+back, so both see the same machine load; the report gives both.
+
 Prints a JSON report (medians and ranges over the runs, machine, date).
 """
 
@@ -111,6 +115,20 @@ def spread(values: Sequence[float]) -> dict[str, float]:
             "max": round(max(values), 1)}
 
 
+def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    levels = range(len(runs[0]["levels"]))
+    return {
+        "rps": {f"{runs[0]['levels'][i]['clients']} clients":
+                spread([r["levels"][i]["rps"] for r in runs]) for i in levels},
+        "p50_ms": {f"{runs[0]['levels'][i]['clients']} clients":
+                   spread([r["levels"][i]["p50_ms"] for r in runs]) for i in levels},
+        "errors": sum(lvl["errors"] for r in runs for lvl in r["levels"]),
+        "slow_probes_answered": [f"{r['slow']['answered_200']}/{r['slow']['probes']}"
+                                 for r in runs],
+        "slowest_ok_s": spread([r["slow"]["slowest_ok_s"] for r in runs]),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=5000)
@@ -120,31 +138,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--slow", type=int, default=20, help="slow-header connections")
     ap.add_argument("--slow-seconds", type=float, default=15.0)
     ap.add_argument("--work", type=Path, default=HERE / "out" / "slow-clients")
-    ap.add_argument("--label", default="")
+    ap.add_argument("--before", type=Path, help="source tree of the code to compare with")
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     catalog, index_dir = build(a.work, a.items)
     queries = [BenchQuery.from_dict(q).params() for q in queries_mod.load()]
-    runs = []
+    variants = {"before": a.before, "after": None} if a.before else {"this": None}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     for k in range(a.runs):
-        load = http_load.run(catalog, index_dir, queries, workers=a.workers, levels=[1, 8],
-                             seconds=a.seconds, max_requests=20_000,
-                             log=a.work / f"serve-load-{k}.log")
-        slow = slow_phase(catalog, index_dir, a.work / f"serve-slow-{k}.log",
-                          workers=a.workers, slow=a.slow, seconds=a.slow_seconds)
-        runs.append({"levels": load["levels"], "slow": slow})
-        print(json.dumps(runs[-1]), file=sys.stderr)
+        for name, tree in variants.items():
+            if tree is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = str(tree)  # `searchapp serve` then runs that code
+            load = http_load.run(catalog, index_dir, queries, workers=a.workers,
+                                 levels=[1, 8], seconds=a.seconds, max_requests=20_000,
+                                 log=a.work / f"serve-load-{name}-{k}.log")
+            slow = slow_phase(catalog, index_dir, a.work / f"serve-slow-{name}-{k}.log",
+                              workers=a.workers, slow=a.slow, seconds=a.slow_seconds)
+            runs[name].append({"levels": load["levels"], "slow": slow})
+            print(name, json.dumps(runs[name][-1]), file=sys.stderr)
+    os.environ.pop("PYTHONPATH", None)
     report = {
-        "label": a.label, "items": a.items, "workers": a.workers, "runs": a.runs,
+        "items": a.items, "workers": a.workers, "runs": a.runs,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python"
                    f" {platform.python_version()}, load avg {os.getloadavg()[0]:.1f} at end",
-        "rps": {f"{lvl['clients']} clients": spread([r["levels"][i]["rps"] for r in runs])
-                for i, lvl in enumerate(runs[0]["levels"])},
-        "p50_ms": {f"{lvl['clients']} clients": spread([r["levels"][i]["p50_ms"] for r in runs])
-                   for i, lvl in enumerate(runs[0]["levels"])},
-        "errors": sum(lvl["errors"] for r in runs for lvl in r["levels"]),
-        "slow": [r["slow"] for r in runs],
+        "variants": {name: summarise(found) for name, found in runs.items()},
     }
     print(json.dumps(report, indent=2))
     return 0
