@@ -195,6 +195,27 @@ def test_an_upload_with_more_parts_than_the_limit_is_refused_whole(served: int) 
     assert json.loads(answer)["total"] == 0
 
 
+def test_a_restore_while_serving_is_what_the_server_answers_next(served: int,
+                                                                  samples: Settings,
+                                                                  tmp_path: Path) -> None:
+    env = {**os.environ, "SEARCHAPP_CATALOG": str(samples.catalog),
+           "SEARCHAPP_INDEX_DIR": str(samples.index_dir)}
+    backup = tmp_path / "before-zorblax.sqlite3"
+    cli = str(Path(sys.executable).with_name("searchapp"))
+    subprocess.run([cli, "backup", str(backup)], env=env, check=True, capture_output=True)
+    items = json.loads(get(served, "/healthz")[2])["items"]
+    status, answer = post(served, "/api/admin/imports", *multipart([
+        ("organisation", None, b"ICA"),
+        ("file", "z.jsonl", b'{"id": "z1", "title": "Zorblax arrives"}\n')]))
+    assert status == 200, answer
+    assert json.loads(get(served, "/api/search?q=zorblax")[2])["total"] == 1
+    subprocess.run([cli, "restore", str(backup)], env=env, check=True, capture_output=True)
+    assert json.loads(get(served, "/api/search?q=zorblax")[2])["total"] == 0
+    health = json.loads(get(served, "/healthz")[2])
+    assert (health["status"], health["items"], health["documents"]) == ("ok", items, items)
+    assert get(served, "/api/items/z1")[0] == 404
+
+
 SECURITY = {"content-security-policy": CONTENT_SECURITY_POLICY,
             "x-content-type-options": "nosniff", "x-frame-options": "DENY"}
 
