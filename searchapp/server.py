@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import gevent
 from gunicorn import util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.base_async import AsyncWorker
@@ -33,9 +34,9 @@ def error_answer(status: int, reason: str, message: str) -> bytes:
     """A whole HTTP response in the app's JSON error shape, with its security headers."""
     from searchapp.web import SECURITY_HEADERS
 
-    code = "internal_error" if status >= 500 else reason.lower().replace(" ", "_")
-    if status >= 500:
-        message = "something went wrong on our side"
+    code = reason.lower().replace(" ", "_")
+    if status == 500:  # an error of ours, whose details belong in the log only
+        code, message = "internal_error", "something went wrong on our side"
     body = json.dumps({"error": {"code": code, "message": message or reason}},
                       ensure_ascii=False).encode("utf-8")
     head = [f"HTTP/1.1 {status} {reason}", "Connection: close",
@@ -67,16 +68,12 @@ class Worker(GeventWorker):  # type: ignore[misc]
         # GeventWorker drops a request ended by the worker timeout (SIGABRT raises
         # SystemExit) without a word; the async base class lets it reach handle_error,
         # which answers 500 when nothing has been sent yet.
-        import gevent
-
         try:
             return AsyncWorker.handle_request(self, listener_name, req, sock, addr)
         except gevent.GreenletExit:
             return None
 
     def timeout_ctx(self) -> Any:
-        import gevent
-
         # gunicorn reads every request head (the first one too) inside this.
         return gevent.Timeout(HEAD_TIMEOUT, False)
 
