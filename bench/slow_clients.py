@@ -15,6 +15,10 @@ With ``--before TREE`` (a source tree of an earlier commit, e.g. from
 ``git archive``), each run serves that code first and then this one, back to
 back, so both see the same machine load; the report gives both.
 
+``--alternate SECONDS`` (with ``--before``) instead runs both servers side by
+side and sends one client's requests to each in turn, so a per-request
+difference shows through a drifting machine load.
+
 Prints a JSON report (medians and ranges over the runs, machine, date).
 """
 
@@ -110,6 +114,45 @@ def slow_phase(catalog: Path, index_dir: Path, log: Path, *, workers: int, slow:
             "slow_bytes_sent": sent[0]}
 
 
+def alternate(catalog: Path, index_dir: Path, before: Path, work: Path, *, workers: int,
+              seconds: float, paths: Sequence[str]) -> dict[str, Any]:
+    """One client, requests sent to the before and after servers in turn."""
+    os.environ["PYTHONPATH"] = str(before)
+    servers = {"before": http_load.Server(catalog, index_dir, workers, work / "alt-before.log")}
+    servers["before"].start()
+    os.environ.pop("PYTHONPATH", None)
+    servers["after"] = http_load.Server(catalog, index_dir, workers, work / "alt-after.log")
+    latencies: dict[str, list[float]] = {"before": [], "after": []}
+    try:
+        servers["after"].start()
+        for path in paths:  # every worker opens the index first
+            for server in servers.values():
+                http_load.get(server.port, path)
+        end = time.monotonic() + seconds
+        turn = 0
+        while time.monotonic() < end:
+            path = paths[turn % len(paths)]
+            order = ("before", "after") if turn % 2 else ("after", "before")
+            for name in order:
+                began = time.perf_counter()
+                status, _ = http_load.get(servers[name].port, path)
+                if status != 200:
+                    raise RuntimeError(f"{name}: {status} for {path}")
+                latencies[name].append((time.perf_counter() - began) * 1000)
+            turn += 1
+    finally:
+        for server in servers.values():
+            server.stop()
+    report = {}
+    for name, values in latencies.items():
+        values.sort()
+        report[name] = {"requests": len(values),
+                        "p50_ms": round(http_load.percentile(values, 50), 2),
+                        "p90_ms": round(http_load.percentile(values, 90), 2),
+                        "mean_ms": round(statistics.fmean(values), 2)}
+    return report
+
+
 def spread(values: Sequence[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 1), "min": round(min(values), 1),
             "max": round(max(values), 1)}
@@ -139,10 +182,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--slow-seconds", type=float, default=15.0)
     ap.add_argument("--work", type=Path, default=HERE / "out" / "slow-clients")
     ap.add_argument("--before", type=Path, help="source tree of the code to compare with")
+    ap.add_argument("--alternate", type=float, metavar="SECONDS",
+                    help="with --before: one client alternating between both servers")
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     catalog, index_dir = build(a.work, a.items)
     queries = [BenchQuery.from_dict(q).params() for q in queries_mod.load()]
+    if a.alternate:
+        if not a.before:
+            ap.error("--alternate needs --before")
+        paths = [http_load.search_path(q) for q in queries]
+        result = alternate(catalog, index_dir, a.before, a.work, workers=a.workers,
+                           seconds=a.alternate, paths=paths)
+        print(json.dumps({"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                          "load_avg_end": round(os.getloadavg()[0], 1), **result}, indent=2))
+        return 0
     variants = {"before": a.before, "after": None} if a.before else {"this": None}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     for k in range(a.runs):
