@@ -95,7 +95,7 @@ def check(path: Path) -> int:
                                        f" {', '.join(sorted(columns - found))})")
             return int(db.execute("SELECT count(*) FROM items").fetchone()[0])
     except sqlite3.DatabaseError as exc:
-        raise CatalogError(f"{path} is not a readable SQLite database ({exc})") from exc
+        raise CatalogError(f"{path} is damaged or not a SQLite database ({exc})") from exc
 
 
 def restore(settings: Settings, source: Path) -> RestoreOutcome:

@@ -98,10 +98,11 @@ def test_restoring_a_bad_file_refuses_and_changes_nothing(samples: Settings, cli
         operations.import_paths(samples, [write_items(tmp_path / "more.jsonl", 3000)])
         assert cli("backup", bad).exit_code == 0
         damage(bad)
-        expected = f"{bad} "
+        # integrity_check names the damage, or SQLite refuses the file outright
+        expected = f"{bad} is damaged"
     elif spoil == "not_sqlite":
         bad.write_bytes(b"just some text, not a database\n" * 200)
-        expected = "is not a readable SQLite database"
+        expected = "is damaged or not a SQLite database"
     elif spoil == "other_database":
         with sqlite3.connect(bad) as db:
             db.execute("CREATE TABLE notes (body TEXT)")
@@ -112,8 +113,6 @@ def test_restoring_a_bad_file_refuses_and_changes_nothing(samples: Settings, cli
     result = cli("restore", bad)
     assert result.exit_code == 1
     assert expected in result.output
-    if spoil == "damaged":  # integrity_check finds it, or SQLite refuses it outright
-        assert "is damaged (PRAGMA integrity_check" in result.output or "malformed" in result.output
     assert state(samples) == was
     assert not samples.catalog.with_name(samples.catalog.name + ".pre-restore").exists()
 
