@@ -24,7 +24,7 @@ from pathlib import Path
 from searchapp import operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
-from searchapp.errors import CatalogError
+from searchapp.errors import CatalogError, IndexUnavailable, SearchappError
 from searchapp.indexer import IndexStore
 
 # What makes a SQLite file a searchapp catalog: these tables with at least these columns.
@@ -114,7 +114,12 @@ def restore(settings: Settings, source: Path) -> RestoreOutcome:
                 catalog.restore_from(backup_db)
         except sqlite3.Error as exc:
             raise CatalogError(f"restore failed, the catalog is unchanged: {exc}") from exc
-    return RestoreOutcome(items, previous, operations.rebuild(settings))
+    try:
+        rebuilt = operations.rebuild(settings)
+    except SearchappError as exc:
+        raise IndexUnavailable(f"the catalog was restored ({items} items) but the index was not"
+                               f" rebuilt: {exc}; run `searchapp reindex`") from exc
+    return RestoreOutcome(items, previous, rebuilt)
 
 
 def _keep_previous(catalog: Path) -> Path | None:
