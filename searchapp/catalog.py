@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS items (
     url          TEXT,
     language     TEXT NOT NULL DEFAULT 'en',
     source       TEXT NOT NULL DEFAULT '',
+    source_url   TEXT,
     added_at     TEXT NOT NULL,
     updated_at   TEXT NOT NULL
 );
@@ -45,7 +46,10 @@ CREATE TABLE IF NOT EXISTS imports (
 );
 """
 
-_COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source")
+_COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source",
+            "source_url")
+# Columns added after 0.1.0, created on catalogs made before them.
+_ADDED_COLUMNS = {"source_url": "TEXT"}
 
 
 @dataclass(slots=True)
@@ -72,6 +76,7 @@ def _row_to_item(row: sqlite3.Row) -> Item:
         id=row["id"], organisation=row["organisation"], title=row["title"],
         summary=row["summary"], date=dt.date.fromisoformat(row["date"]) if row["date"] else None,
         type=row["type"], url=row["url"], language=row["language"], source=row["source"],
+        source_url=row["source_url"],
     )
 
 
@@ -87,8 +92,19 @@ class Catalog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._add_missing_columns()
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
+
+    def _add_missing_columns(self) -> None:
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(items)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in present:
+                try:
+                    self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process added it first
+                        raise
 
     def close(self) -> None:
         self._db.close()
@@ -179,4 +195,4 @@ class Catalog:
 def _values(item: Item) -> tuple[Any, ...]:
     return (item.id, item.organisation, item.title, item.summary,
             item.date.isoformat() if item.date else None, item.type, item.url, item.language,
-            item.source)
+            item.source, item.source_url)

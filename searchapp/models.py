@@ -43,6 +43,9 @@ class Item:
     url: str | None = None
     language: str = DEFAULT_LANGUAGE
     source: str = ""
+    # The address of the feed or page the item was read from (a manifest's
+    # `source_url`, `--url`, or the fetched URL); shown as the publisher's site.
+    source_url: str | None = None
 
     @property
     def year(self) -> int | None:
@@ -58,7 +61,7 @@ class Item:
     def content_key(self) -> tuple[Any, ...]:
         """What decides whether a re-import changed the item (the source file does not)."""
         return (self.organisation, self.title, self.summary, self.date, self.type, self.url,
-                self.language)
+                self.language, self.source_url)
 
 
 def normalise_space(text: str) -> str:
@@ -110,7 +113,8 @@ def _text(record: Mapping[str, Any], name: str, *, limit: int = MAX_FIELD) -> st
 
 
 def build_item(
-    record: Mapping[str, Any], *, organisation: str | None = None, source: str = ""
+    record: Mapping[str, Any], *, organisation: str | None = None, source: str = "",
+    source_url: str | None = None,
 ) -> Item:
     """Validate one raw record and make it an `Item`.
 
@@ -139,4 +143,4 @@ def build_item(
         raise InvalidItem(f"language {language!r} is not a two-letter ISO 639-1 code")
     item_id = _text(record, "id") or url or derive_id(org, date, title)
     return Item(id=item_id, organisation=org, title=title, summary=summary, date=date,
-                type=kind, url=url, language=language, source=source)
+                type=kind, url=url, language=language, source=source, source_url=source_url)

@@ -46,9 +46,15 @@ class RebuildOutcome:
 
 
 def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = "auto",
-                 organisation: str | None = None, skip_invalid: bool = False) -> ImportOutcome:
-    """Import files and directories (with manifests) given on the command line."""
-    parsed = importers.collect(paths, fmt=fmt, organisation=organisation)
+                 organisation: str | None = None, skip_invalid: bool = False,
+                 hints: importers.Hints | None = None) -> ImportOutcome:
+    """Import files and directories (with manifests) given on the command line.
+
+    `hints` carries the other options (page address, selectors, language, type
+    from category); a manifest's values win over them.
+    """
+    parsed = importers.collect(paths, fmt=fmt, organisation=organisation,
+                               defaults=hints or importers.Hints())
     return import_parsed(settings, parsed, skip_invalid=skip_invalid)
 
 
