@@ -177,6 +177,8 @@ def _print_page(result: SearchPage) -> None:
         score = f"  score {hit.score:.2f}" if hit.score is not None else ""
         click.echo(f"\n{rank:>3}. {item.title}")
         click.echo(f"     {item.organisation} · {item.type} · {when}{score}  [{item.id}]")
+        if item.url:
+            click.echo(f"     {item.url}")
     for name, values in result.facets.items():
         shown = ", ".join(f"{'*' if v.selected else ''}{v.label} ({v.count})" for v in values)
         click.echo(f"\n{name}: {shown or '-'}")

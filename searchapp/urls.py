@@ -46,10 +46,10 @@ def absolute_url(link: str, base: str | None = None) -> str:
         raise BadUrl(f"link {_shown(text)} is not an http(s) address ({scheme}: links are"
                      " not imported)")
     if not scheme:
-        if not base:
-            raise BadUrl(f"link {_shown(text)} is relative and there is no page address to"
-                         " resolve it against (give the page's address with --url)")
-        text = urljoin(base, text)
+        text = urljoin(base, text) if base else text
+        if not urlsplit(text).scheme:
+            raise BadUrl(f"link {_shown(link.strip())} is relative and there is no page address"
+                         " to resolve it against (give the page's address with --url)")
     parts = urlsplit(text)
     if parts.scheme.lower() not in SCHEMES:
         raise BadUrl(f"link {_shown(text)} is not an http(s) address")
