@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import time
@@ -11,6 +12,9 @@ from typing import Any
 import pytest
 from conftest import ROOT, Cli
 
+from searchapp import create_app
+from searchapp.catalog import Catalog
+from searchapp.config import Settings
 from searchapp.importers import FORMATS, Hints, Parsed, guess_format, parse_bytes
 from searchapp.importers.htmlpage import selectors_from_options
 from searchapp.urls import url_id
@@ -355,7 +359,8 @@ def test_cli_skip_invalid_imports_the_good_items_of_a_page(cli: Cli) -> None:
     assert "articles.html:17: link \"javascript:alert('x')\"" in result.stderr
 
 
-def test_directory_with_a_manifest_keeps_the_source_url(cli: Cli, tmp_path: Path) -> None:
+def test_directory_with_a_manifest_keeps_the_source_url(cli: Cli, tmp_path: Path,
+                                                        settings: Settings) -> None:
     shutil.copy(FEEDS / "jsonld.html", tmp_path / "news.html")
     (tmp_path / "manifest.toml").write_text(
         '[[file]]\npath = "news.html"\norganisation = "Cooperatives Europe"\n'
@@ -364,9 +369,47 @@ def test_directory_with_a_manifest_keeps_the_source_url(cli: Cli, tmp_path: Path
     assert result.exit_code == 0, result.output
     found = json.loads(cli("search", "board", "--json").stdout)["hits"]
     assert found[0]["url"] == "https://coopseurope.example/news/new-board"
+    with Catalog(settings.catalog) as catalog:
+        item = catalog.get(found[0]["id"])
+    assert item is not None and item.source_url == "https://coopseurope.example/news/"
+    assert item.organisation == "Cooperatives Europe"
 
 
 def dt(year: int, month: int, day: int) -> Any:
     import datetime
 
     return datetime.date(year, month, day)
+
+
+# --- over HTTP: the admin upload -----------------------------------------------------------
+
+
+def test_admin_upload_of_a_page_with_its_address_and_of_a_bomb(samples: Settings) -> None:
+    app = create_app({"catalog": samples.catalog, "index_dir": samples.index_dir,
+                      "admin_token": "t0ken"})
+    client = app.test_client()
+
+    def upload(name: str, **form: str) -> Any:
+        data = {"file": (io.BytesIO((FEEDS / name).read_bytes()), name), **form}
+        return client.post("/api/admin/imports", headers={"Authorization": "Bearer t0ken"},
+                           data=data, content_type="multipart/form-data")
+
+    try:
+        bad_url = upload("jsonld.html", organisation="CE", url="javascript:void(0)")
+        assert bad_url.status_code == 400
+        assert bad_url.get_json()["error"]["message"].startswith(
+            "url: must be an absolute http(s) address: link 'javascript:void(0)'")
+        bomb = upload("bomb.xml", organisation="CE")
+        assert bomb.status_code == 400
+        assert bomb.get_json()["error"]["problems"] == [
+            {"source": "upload:bomb.xml", "line": 3, "message":
+             "the document declares the XML entity 'lol'; feeds with entity declarations are"
+             " refused (they can be XML bombs or read local files)"}]
+        page = upload("jsonld.html", organisation="CE", url="https://coopseurope.example/news/")
+        assert page.status_code == 200 and page.get_json()["added"] == 2
+        hit = client.get("/api/search?q=board&organisation=CE").get_json()["hits"][0]
+        assert hit["url"] == "https://coopseurope.example/news/new-board"
+        item = client.get(f"/api/items/{hit['id']}").get_json()
+        assert item["source_url"] == "https://coopseurope.example/news/"
+    finally:
+        app.extensions["searchapp.engine"].close()

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from searchapp import importers, operations
 from searchapp.config import Settings
 from searchapp.errors import BadParameter, NotFound, SearchappError
+from searchapp.urls import BadUrl, absolute_url
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 
@@ -49,10 +50,17 @@ def imports() -> tuple[Response, int]:
         raise BadParameter("format", f"must be one of {', '.join(importers.FORMATS)},"
                                      f" not {fmt!r}")
     skip = request.form.get("skip_invalid", "false").lower() in ("1", "true", "yes", "on")
+    page_url = request.form.get("url") or None
+    if page_url:
+        try:
+            absolute_url(page_url)
+        except BadUrl as exc:
+            raise BadParameter("url", f"must be an absolute http(s) address: {exc}") from None
     name = f"upload:{PurePath(upload.filename).name}"
     parsed = importers.parse_bytes(
         upload.read(), name=name, fmt=fmt,
-        hints=importers.Hints(organisation=request.form.get("organisation") or None))
+        hints=importers.Hints(organisation=request.form.get("organisation") or None,
+                              url=page_url))
     outcome = operations.import_parsed(_settings(), [parsed], skip_invalid=skip)
     return jsonify(outcome.to_dict()), 200
 
