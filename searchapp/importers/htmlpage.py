@@ -147,7 +147,7 @@ def _json_ld(soup: BeautifulSoup, markup: str, base: str | None, broken: list[in
         line = script.sourceline or 1
         try:
             data = json.loads(script.string or script.get_text())
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             broken.append(line)
             continue
         for node in _ld_articles(data, depth=0):
@@ -223,7 +223,10 @@ def _h_entries(soup: BeautifulSoup, markup: str, base: str | None, broken: list[
     elements = soup.select(".h-entry")
     if not elements:
         return []
-    document = mf2py.parse(doc=markup, url=base, html_parser="html.parser")
+    try:
+        document = mf2py.parse(doc=markup, url=base, html_parser="html.parser")
+    except RecursionError:  # mf2py walks the tree recursively; a page nested absurdly deep
+        return []
     entries = [item for item in _mf_items(document.get("items", []))
                if "h-entry" in item.get("type", [])]
     lines = [element.sourceline or 1 for element in elements]
