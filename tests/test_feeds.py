@@ -413,3 +413,34 @@ def test_admin_upload_of_a_page_with_its_address_and_of_a_bomb(samples: Settings
         assert item["source_url"] == "https://coopseurope.example/news/"
     finally:
         app.extensions["searchapp.engine"].close()
+
+
+@pytest.mark.parametrize(("written", "read", "problem"), [
+    ("Thu, 16 Mar 2017 09:30:00 +0100", dt(2017, 3, 16), None),
+    ("2017-03-16T23:30:00-05:00", dt(2017, 3, 16), None),  # the day as the publisher wrote it
+    ("2017-03-16 09:30:00 CET", dt(2017, 3, 16), None),  # a form only feedparser knows
+    ("2017-02-30", None, ("f.xml:2: date '2017-02-30' does not exist (day is out of range for"
+                         " month)")),
+    ("next Tuesday", None, ("f.xml:2: date 'next Tuesday' is not understood (expected ISO 8601"
+                           " like 2017-09-27, RFC 822 like 'Wed, 27 Sep 2017 10:00:00 GMT' or"
+                           " '27 September 2017')")),
+])
+def test_feed_dates(written: str, read: Any, problem: str | None) -> None:
+    data = ('<rss version="2.0"><channel><title>T</title><link>https://t.example/</link>'
+            f'<description>d</description>\n<item><title>A</title><link>https://t.example/a'
+            f'</link><pubDate>{written}</pubDate></item></channel></rss>').encode()
+    parsed = parse_bytes(data, name="f.xml", hints=Hints(organisation="C"))
+    assert fields(parsed, "date") == ([(read,)] if read else [])
+    assert problems(parsed) == ([problem] if problem else [])
+
+
+def test_an_article_shown_twice_on_a_page_is_one_item() -> None:
+    page = (b'<html><body>\n<article class="featured"><h2><a href="https://t.example/a?utm_medium=x">'
+            b'Big story</a></h2><p>Featured.</p></article>\n'
+            b'<article><h3><a href="https://t.example/a">Big story</a></h3><p>Listed.</p></article>\n'
+            b'<article><h3><a href="https://t.example/b">Small story</a></h3></article>\n'
+            b'</body></html>')
+    parsed = parse_bytes(page, name="p.html", hints=Hints(organisation="C"))
+    assert problems(parsed) == []
+    assert fields(parsed, "title", "summary") == [("Big story", "Featured."),
+                                                  ("Small story", "")]

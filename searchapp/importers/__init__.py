@@ -124,12 +124,13 @@ def _markup_format(parse: Parser) -> Parser:
     return parse_bytes
 
 
+_TEXT_PARSERS: dict[str, Callable[[str, Parsed, Hints], None]] = {
+    "listing": listing.parse, "jsonl": jsonl.parse, "csv": csvfile.parse}
 # Every format reads bytes: the text formats share decode.py's strict UTF-8 checks,
 # feeds and HTML pages decode as their own declarations say.
 PARSERS: dict[str, Parser] = {
-    "listing": _text_format(listing.parse), "jsonl": _text_format(jsonl.parse),
-    "csv": _text_format(csvfile.parse), "feed": _markup_format(feed.parse),
-    "html": _markup_format(htmlpage.parse),
+    **{name: _text_format(parse) for name, parse in _TEXT_PARSERS.items()},
+    "feed": _markup_format(feed.parse), "html": _markup_format(htmlpage.parse),
 }
 
 
@@ -147,31 +148,35 @@ def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hin
         except BadUrl as exc:
             parsed.problem(1, f"the page address is not usable: {exc}")
             return parsed
-    chosen = _sniff_format(data, parsed, hints) if fmt == "auto" else fmt
+    chosen, text = _sniff_format(data, parsed, hints) if fmt == "auto" else (fmt, None)
     if chosen is None:
         return parsed
-    PARSERS[chosen](data, parsed, hints)
+    if text is not None and chosen in _TEXT_PARSERS:
+        _TEXT_PARSERS[chosen](text, parsed, hints)  # decoded (and checked) while sniffing
+    else:
+        PARSERS[chosen](data, parsed, hints)
     _drop_duplicates(parsed)
     parsed.problems.sort(key=lambda problem: problem.line)
     return parsed
 
 
-def _sniff_format(data: bytes, parsed: Parsed, hints: Hints) -> str | None:
-    """The format of raw bytes; None, with a problem, for XML that is no feed."""
+def _sniff_format(data: bytes, parsed: Parsed, hints: Hints) -> tuple[str | None, str | None]:
+    """The format of raw bytes, and their text when a text format needed decoding to
+    tell; no format, with a problem, for XML that is no feed."""
     if hints.layout:
-        return "listing"
+        return "listing", None
     kind = sniff.sniff(data)
     if kind == sniff.XML:
         parsed.problem(1, f"an XML document with root element <{sniff.root_name(data)}> is"
                           " not a feed (expected <rss>, <feed> or <rdf:RDF>) nor an HTML page")
-        return None
+        return None, None
     if kind:
-        return kind
+        return kind, None
     try:
         text = decode(data)
     except UndecodableInput:
-        return "listing"  # the text parser reports why it cannot be read
-    return guess_format(parsed.source, text, hints=hints)
+        return "listing", None  # the text parser reports why it cannot be read
+    return guess_format(parsed.source, text, hints=hints), text
 
 
 def guess_format(name: str, text: str, *, hints: Hints = Hints()) -> str:

@@ -82,6 +82,21 @@ def add(parsed: Parsed, line: int, hints: Hints, *, title: str | None, link: str
     parsed.add(line, fields, organisation=hints.organisation)
 
 
+def drop_repeats(parsed: Parsed) -> None:
+    """Keep the first of the records that link to the same article.
+
+    Pages often show one article twice (a featured block and the list); that is
+    one item, not a duplicate to complain about.
+    """
+    seen: set[str] = set()
+    kept = []
+    for record in parsed.records:
+        if record.item.url is None or record.item.id not in seen:
+            seen.add(record.item.id)
+            kept.append(record)
+    parsed.records = kept
+
+
 def html_to_text(markup: str) -> str:
     """The text of an HTML fragment, as a reader sees it (tags gone, entities decoded)."""
     if "<" not in markup and "&" not in markup:

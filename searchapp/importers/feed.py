@@ -11,6 +11,7 @@ point at them.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import xml.sax
 import xml.sax.xmlreader
@@ -22,6 +23,7 @@ import feedparser
 
 from searchapp.importers import articles
 from searchapp.importers.sniff import root_name
+from searchapp.models import InvalidItem
 
 if TYPE_CHECKING:
     from searchapp.importers import Hints, Parsed
@@ -110,11 +112,29 @@ def parse(data: bytes, parsed: Parsed, hints: Hints) -> None:
             link=_link(entry),
             base=hints.url or base,
             summary=entry.get("summary") or _first_content(entry),
-            date=entry.get("published") or entry.get("updated"),
+            date=_date(entry),
             categories=[tag.get("term") or tag.get("label") or ""
                         for tag in entry.get("tags", []) if tag.get("term") or tag.get("label")],
             language=_entry_language(entry) or feed_language,
         )
+    articles.drop_repeats(parsed)
+
+
+def _date(entry: Any) -> Any:
+    """The published (else updated) date as written, or as feedparser read it when it
+    knows a form we do not; the text as written otherwise, to be reported."""
+    for key in ("published", "updated"):
+        raw = entry.get(key)
+        if not raw:
+            continue
+        try:
+            return articles.read_date(raw)
+        except InvalidItem as exc:
+            parsed = entry.get(f"{key}_parsed")
+            # feedparser rolls 30 February over into March: an impossible date is reported.
+            usable = parsed and "does not exist" not in str(exc)
+            return dt.date(*parsed[:3]) if usable else raw
+    return None
 
 
 def _line(parser: Any) -> int:

@@ -104,6 +104,7 @@ def parse(data: bytes, parsed: Parsed, hints: Hints) -> None:
             parsed.problem(1, problem)
         if not problems:
             _by_selectors(soup, hints.selectors, parsed, hints, base, page_language)
+            articles.drop_repeats(parsed)
         return
     broken: list[int] = []
     for reader in (_json_ld, _h_entries, _article_blocks):
@@ -112,6 +113,7 @@ def parse(data: bytes, parsed: Parsed, hints: Hints) -> None:
             for line, fields in found:
                 articles.add(parsed, line, hints, base=base,
                              language=fields.pop("language", None) or page_language, **fields)
+            articles.drop_repeats(parsed)
             return
     note = ""
     if broken:
