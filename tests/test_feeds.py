@@ -444,3 +444,16 @@ def test_an_article_shown_twice_on_a_page_is_one_item() -> None:
     assert problems(parsed) == []
     assert fields(parsed, "title", "summary") == [("Big story", "Featured."),
                                                   ("Small story", "")]
+
+
+def test_plain_text_titles_stay_text_and_html_ones_lose_their_tags() -> None:
+    rss = (b'<rss version="2.0"><channel><title>T</title><link>https://t.example/</link>'
+           b'<description>d</description><item><title>Co-ops &lt;3 members &amp; you</title>'
+           b'<link>https://t.example/a</link></item></channel></rss>')
+    atom = (b'<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><entry>'
+            b'<title type="html">A &lt;em&gt;big&lt;/em&gt; day</title>'
+            b'<link href="https://t.example/b"/><summary>1 &lt; 2</summary></entry></feed>')
+    assert fields(parse_bytes(rss, name="r", hints=Hints(organisation="C")), "title") == [
+        ("Co-ops <3 members & you",)]
+    assert fields(parse_bytes(atom, name="a", hints=Hints(organisation="C")),
+                  "title", "summary") == [("A big day", "1 < 2")]

@@ -12,6 +12,7 @@ point at them.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
 import xml.sax
 import xml.sax.xmlreader
@@ -108,10 +109,10 @@ def parse(data: bytes, parsed: Parsed, hints: Hints) -> None:
     for entry, entry_line in zip(entries, lines, strict=True):
         articles.add(
             parsed, entry_line, hints,
-            title=str(entry.get("title", "")),
+            title=_as_html(entry, "title"),
             link=_link(entry),
             base=hints.url or base,
-            summary=entry.get("summary") or _first_content(entry),
+            summary=_as_html(entry, "summary") or _first_content(entry),
             date=_date(entry),
             categories=[tag.get("term") or tag.get("label") or ""
                         for tag in entry.get("tags", []) if tag.get("term") or tag.get("label")],
@@ -156,6 +157,13 @@ def _link(entry: Any) -> str | None:
     if guid and entry.get("guidislink") and str(guid).startswith(("http://", "https://")):
         return str(guid)
     return None
+
+
+def _as_html(entry: Any, key: str) -> str:
+    """A text construct as HTML: plain text escaped, so ``<3`` in a title stays text."""
+    value = str(entry.get(key) or "")
+    kind = (entry.get(f"{key}_detail") or {}).get("type", "text/html")
+    return html.escape(value, quote=False) if kind == "text/plain" else value
 
 
 def _first_content(entry: Any) -> str | None:
