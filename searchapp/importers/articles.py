@@ -13,9 +13,9 @@ import datetime as dt
 import email.utils
 import re
 from collections.abc import Sequence
+from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
-from bs4 import BeautifulSoup
 from bs4.element import (
     CData,
     Comment,
@@ -101,7 +101,36 @@ def html_to_text(markup: str) -> str:
     """The text of an HTML fragment, as a reader sees it (tags gone, entities decoded)."""
     if "<" not in markup and "&" not in markup:
         return " ".join(markup.split())
-    return text_of(BeautifulSoup(markup, "html.parser"))
+    reader = _TextReader()
+    reader.feed(markup)
+    reader.close()
+    return " ".join("".join(reader.pieces).split())
+
+
+class _TextReader(HTMLParser):
+    """The standard library's HTML tokenizer, keeping only what a reader sees: a
+    summary needs no tree, and this is several times faster than building one."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.pieces: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED:
+            self._skipping += 1
+        elif tag in _BREAKS:
+            self.pieces.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED:
+            self._skipping = max(self._skipping - 1, 0)
+        elif tag in _BREAKS:
+            self.pieces.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.pieces.append(data)
 
 
 def text_of(tag: Tag) -> str:
