@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from searchapp.errors import ConfigError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -40,8 +42,10 @@ class Settings:
             catalog=Path(env.get("SEARCHAPP_CATALOG", default.catalog)),
             index_dir=Path(env.get("SEARCHAPP_INDEX_DIR", default.index_dir)),
             admin_token=env.get("SEARCHAPP_ADMIN_TOKEN") or None,
-            max_upload_bytes=int(env.get("SEARCHAPP_MAX_UPLOAD_BYTES", default.max_upload_bytes)),
-            lock_timeout=float(env.get("SEARCHAPP_LOCK_TIMEOUT", default.lock_timeout)),
+            max_upload_bytes=_number(env, "SEARCHAPP_MAX_UPLOAD_BYTES", int,
+                                     default.max_upload_bytes, minimum=1),
+            lock_timeout=_number(env, "SEARCHAPP_LOCK_TIMEOUT", float, default.lock_timeout,
+                                 minimum=0),
         )
         if overrides:
             known = {f.name for f in fields(cls)}
@@ -51,3 +55,19 @@ class Settings:
                     picked[key] = Path(picked[key])
             settings = replace(settings, **picked)
         return settings
+
+
+def _number(env: Mapping[str, str], name: str, kind: type[int] | type[float], default: Any,
+            *, minimum: float) -> Any:
+    """A numeric setting from the environment, or a `ConfigError` naming the variable."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    what = "a whole number" if kind is int else "a number"
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: must be {what}, not {raw!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{name}: must be at least {minimum:g}, not {raw!r}")
+    return value

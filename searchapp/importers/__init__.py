@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from searchapp.errors import Problem
+from searchapp.errors import BadParameter, Problem
 from searchapp.importers import csvfile, feed, htmlpage, jsonl, listing, sniff
 from searchapp.importers.decode import MAX_BYTES, UndecodableInput, decode
 from searchapp.models import InvalidItem, Item, build_item, derive_id
@@ -137,10 +137,10 @@ PARSERS: dict[str, Parser] = {
 def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hints()) -> Parsed:
     """Decode and parse one input named `name`; nothing is raised for bad content.
 
-    Raises `ValueError` only for a `fmt` that is not one of `FORMATS`.
+    Raises `BadParameter` only for a `fmt` that is not one of `FORMATS`.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise BadParameter("format", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
     parsed = Parsed(name)
     if hints.url:
         try:
@@ -233,7 +233,7 @@ def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
     """
     defaults = dataclasses.replace(defaults, organisation=organisation or defaults.organisation)
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise BadParameter("format", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
     results: list[Parsed] = []
     for given in paths:
         path = Path(given)
