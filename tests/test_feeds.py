@@ -97,8 +97,17 @@ def test_rss_1_0_rdf() -> None:
          dt(2017, 11, 14), "Events", "en")]
 
 
-def test_language_option_overrides_what_the_feed_says() -> None:
-    assert {r.item.language for r in read("atom.xml", language="pt").records} == {"pt"}
+def test_language_option_beats_the_feed_or_page_but_not_an_item_that_says() -> None:
+    # The first entry inherits the feed's xml:lang="en"; the second says xml:lang="es".
+    assert fields(read("atom.xml", language="pt"), "language") == [("pt",), ("es",)]
+    assert fields(read("rss2.xml", language="nl"), "language") == [("nl",), ("nl",)]
+    page = (b'<html lang="en"><body>\n<article><h2><a href="https://t.example/a">A</a></h2>'
+            b'</article>\n<article lang="de"><h2><a href="https://t.example/b">B</a></h2>'
+            b'</article></body></html>')
+    assert fields(parse_bytes(page, name="p", hints=Hints(organisation="C")), "language") == [
+        ("en",), ("de",)]
+    assert fields(parse_bytes(page, name="p", hints=Hints(organisation="C", language="fr")),
+                  "language") == [("fr",), ("de",)]
 
 
 def test_billion_laughs_is_refused_quickly_with_a_clear_problem() -> None:

@@ -48,8 +48,11 @@ _LANGUAGE = re.compile(r"^([A-Za-z]{2})(?:[-_][A-Za-z0-9]+)*$")
 def add(parsed: Parsed, line: int, hints: Hints, *, title: str | None, link: str | None,
         base: str | None, summary: str | None = None, date: Any = None,
         categories: Sequence[str] = (), kind: str | None = None,
-        language: str | None = None) -> None:
+        language: str | None = None, page_language: str | None = None) -> None:
     """Validate one article and add it to `parsed` as a record, or a problem at `line`.
+
+    `language` is what the article declares itself, `page_language` what its feed
+    or page declares (see `choose_language`).
 
     `summary` may be HTML. `kind` is an explicit item type (a selector); the first
     of `categories` becomes the type only when the operator asked for it.
@@ -78,7 +81,7 @@ def add(parsed: Parsed, line: int, hints: Hints, *, title: str | None, link: str
     chosen = kind or (categories[0] if hints.type_from_category and categories else None)
     if chosen:
         fields["type"] = html_to_text(chosen)
-    fields["language"] = hints.language or two_letters(language)
+    fields["language"] = choose_language(language, hints.language, page_language)
     parsed.add(line, fields, organisation=hints.organisation)
 
 
@@ -176,6 +179,16 @@ def read_date(value: Any) -> dt.date | None:
         raise InvalidItem(f"date {text!r} is not understood (expected ISO 8601 like "
                           "2017-09-27, RFC 822 like 'Wed, 27 Sep 2017 10:00:00 GMT' or "
                           "'27 September 2017')") from None
+
+
+def choose_language(own: str | None, operator: str | None, page: str | None) -> str | None:
+    """An item's own declared language, else the operator's (``--language``), else the
+    feed's or page's. Page templates often declare one language for every page, so the
+    operator's word beats the page; an item that says otherwise than its page wins."""
+    mine, whole = two_letters(own), two_letters(page)
+    if mine == whole:
+        mine = None  # inherited from the page (feedparser and mf2py pass it down)
+    return mine or operator or whole
 
 
 def two_letters(language: str | None) -> str | None:

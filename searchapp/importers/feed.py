@@ -104,7 +104,7 @@ def parse(data: bytes, parsed: Parsed, hints: Hints) -> None:
     lines = outline.entry_lines
     if len(lines) != len(entries):
         lines = [outline.root_line] * len(entries)
-    feed_language = channel.get("language")
+    feed_language = channel.get("language") or _entry_language(channel)
     base = channel.get("link") or hints.url  # only used for links feedparser left relative
     for entry, entry_line in zip(entries, lines, strict=True):
         articles.add(
@@ -116,7 +116,7 @@ def parse(data: bytes, parsed: Parsed, hints: Hints) -> None:
             date=_date(entry),
             categories=[tag.get("term") or tag.get("label") or ""
                         for tag in entry.get("tags", []) if tag.get("term") or tag.get("label")],
-            language=_entry_language(entry) or feed_language,
+            language=_entry_language(entry), page_language=feed_language,
         )
     articles.drop_repeats(parsed)
 

@@ -112,7 +112,7 @@ def parse(data: bytes, parsed: Parsed, hints: Hints) -> None:
         if found:
             for line, fields in found:
                 articles.add(parsed, line, hints, base=base,
-                             language=fields.pop("language", None) or page_language, **fields)
+                             page_language=page_language, **fields)
             articles.drop_repeats(parsed)
             return
     note = ""
@@ -349,7 +349,7 @@ def _by_selectors(soup: BeautifulSoup, selectors: Mapping[str, str], parsed: Par
             summary=articles.text_of(summary) if summary is not None else None,
             date=_tag_date(date_tag) if date_tag is not None else None,
             kind=articles.text_of(kind) if kind is not None else None,
-            language=_attribute(block, "lang") or page_language,
+            language=_attribute(block, "lang"), page_language=page_language,
         )
 
 
