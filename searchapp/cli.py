@@ -68,7 +68,8 @@ def main() -> None:
               help=f"CSS selector for HTML pages (repeatable; fields: {', '.join(SELECTOR_FIELDS)};"
                    " item and title required).")
 @click.option("--language", metavar="XX",
-              help="Two-letter language of every item of a feed or page (else as it declares).")
+              help="Two-letter language of a feed's or page's items (an item that declares"
+                   " another keeps it).")
 @click.option("--type-from-category", is_flag=True,
               help="Use a feed or page item's first category as its type.")
 @_friendly
