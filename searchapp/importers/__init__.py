@@ -87,7 +87,7 @@ class Hints:
     # CSS selectors (fields in htmlpage.SELECTOR_FIELDS) for HTML pages that mark up
     # nothing we recognise; when given they replace the automatic readers.
     selectors: Mapping[str, str] | None = None
-    language: str | None = None  # the language of every item of a feed or page
+    language: str | None = None  # a feed's or page's items' language (see articles.choose_language)
     type_from_category: bool = False  # a feed or page item's first category is its type
 
 
