@@ -466,3 +466,13 @@ def test_plain_text_titles_stay_text_and_html_ones_lose_their_tags() -> None:
         ("Co-ops <3 members & you",)]
     assert fields(parse_bytes(atom, name="a", hints=Hints(organisation="C")),
                   "title", "summary") == [("A big day", "1 < 2")]
+
+
+def test_feed_in_a_legacy_charset_declared_by_its_xml_declaration() -> None:
+    data = ('<?xml version="1.0" encoding="windows-1252"?>\n<rss version="2.0"><channel>'
+            '<title>T</title><link>https://t.example/</link><description>d</description>\n'
+            '<item><title>Coopératives “durables” – été</title><link>https://t.example/a</link>'
+            '</item></channel></rss>').encode("windows-1252")
+    parsed = parse_bytes(data, name="f.xml", hints=Hints(organisation="C"))
+    assert problems(parsed) == []
+    assert fields(parsed, "title") == [("Coopératives “durables” – été",)]
