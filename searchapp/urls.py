@@ -104,6 +104,14 @@ def host(link: str | None) -> str:
     return name.removeprefix("www.")
 
 
+def site(link: str | None) -> str:
+    """The home page of the site an http(s) address is on (``https://ilo.org/``), or ""."""
+    if not host(link):
+        return ""
+    parts = urlsplit(link or "")
+    return urlunsplit((parts.scheme.lower(), _netloc(parts, parts.scheme.lower()), "/", "", ""))
+
+
 def _netloc(split: SplitResult, scheme: str) -> str:
     hostname = (split.hostname or "").lower()
     try:

@@ -476,3 +476,15 @@ def test_feed_in_a_legacy_charset_declared_by_its_xml_declaration() -> None:
     parsed = parse_bytes(data, name="f.xml", hints=Hints(organisation="C"))
     assert problems(parsed) == []
     assert fields(parsed, "title") == [("Coopératives “durables” – été",)]
+
+
+def test_a_manifest_source_url_that_is_no_web_address_is_a_problem(cli: Cli,
+                                                                   tmp_path: Path) -> None:
+    shutil.copy(FEEDS / "rss2.xml", tmp_path / "feed.xml")
+    (tmp_path / "manifest.toml").write_text(
+        '[[file]]\npath = "feed.xml"\norganisation = "CECOP"\nsource_url = "ftp://cecop.example/"\n')
+    result = cli("import", tmp_path)
+    assert result.exit_code == 1
+    assert (f"{tmp_path / 'feed.xml'}:1: the page address is not usable: link"
+            " 'ftp://cecop.example/' is not an http(s) address (ftp: links are not imported)"
+            in result.stderr)

@@ -70,7 +70,7 @@ def test_item_page_shows_the_publisher_and_the_original_never_a_file_path(
         web: FlaskClient) -> None:
     soup = page(web, f"/items/{url_id(ARTICLE)}")
     assert soup.select_one("dd.publisher").get_text(" ", strip=True) == "CECOP · cecop.example"
-    assert soup.select_one("dd.publisher a")["href"] == "https://cecop.example/feed.rss"
+    assert soup.select_one("dd.publisher a")["href"] == "https://cecop.example/"  # not the feed
     original = soup.select_one("p.original a")
     assert original.get_text(" ", strip=True) == "Read the original on cecop.example ↗"
     assert original["href"] == ARTICLE

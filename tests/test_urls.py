@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from searchapp.urls import BadUrl, absolute_url, clean_url, host, normalise_url, url_id
+from searchapp.urls import BadUrl, absolute_url, clean_url, host, normalise_url, site, url_id
 
 
 def test_clean_url_keeps_the_address_but_drops_tracking_fragment_and_default_port() -> None:
@@ -56,3 +56,9 @@ def test_host_is_for_people() -> None:
     assert host("https://www.ilo.org/global/coop") == "ilo.org"
     assert host("javascript:alert(1)") == ""
     assert host(None) == ""
+
+
+def test_site_is_the_home_page() -> None:
+    assert site("HTTPS://www.ILO.org:443/feeds/news.rss?x=1") == "https://www.ilo.org/"
+    assert site("http://127.0.0.1:8080/feed.xml") == "http://127.0.0.1:8080/"
+    assert site("javascript:alert(1)") == ""

@@ -27,6 +27,12 @@ def host_filter(link: str | None) -> str:
     return urls.host(link)
 
 
+@bp.app_template_filter("site")
+def site_filter(link: str | None) -> str:
+    """The home page of the site of an http(s) link (a feed's address is no page to show)."""
+    return urls.site(link)
+
+
 def _args_with(**changes: Any) -> dict[str, Any]:
     args: dict[str, Any] = request.args.to_dict(flat=False)
     for key, value in changes.items():
