@@ -134,7 +134,9 @@ class Catalog:
         """Store items in one transaction and log the import.
 
         An item whose content is unchanged is left alone (its source too), so
-        re-importing the same file reports everything unchanged.
+        re-importing the same file reports everything unchanged. Its `source_url`
+        is only filled in where it had none: an article found through a second
+        feed or page keeps the first one's.
         """
         report = ImportReport(skipped=skipped)
         now = _now()
@@ -161,6 +163,11 @@ class Catalog:
                     report.updated += 1
                     report.changed.append(item)
                 else:
+                    if row["source_url"] is None and item.source_url:
+                        # Learnt later (a manifest gained it): kept, but nothing searchable
+                        # changed, so the item stays "unchanged".
+                        db.execute("UPDATE items SET source_url = ? WHERE id = ?",
+                                   (item.source_url, item.id))
                     report.unchanged += 1
             db.execute(
                 "INSERT INTO imports (at, sources, added, updated, unchanged, skipped)"

@@ -60,9 +60,9 @@ class Item:
         return data
 
     def content_key(self) -> tuple[Any, ...]:
-        """What decides whether a re-import changed the item (the source file does not)."""
+        """What decides whether a re-import changed the item (where it was found does not)."""
         return (self.organisation, self.title, self.summary, self.date, self.type, self.url,
-                self.language, self.source_url)
+                self.language)
 
 
 def normalise_space(text: str) -> str:

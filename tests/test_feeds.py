@@ -488,3 +488,16 @@ def test_a_manifest_source_url_that_is_no_web_address_is_a_problem(cli: Cli,
     assert (f"{tmp_path / 'feed.xml'}:1: the page address is not usable: link"
             " 'ftp://cecop.example/' is not an http(s) address (ftp: links are not imported)"
             in result.stderr)
+
+
+def test_source_url_is_filled_in_later_but_an_article_keeps_its_first_source(
+        cli: Cli, settings: Settings) -> None:
+    feed = FEEDS / "rss2.xml"
+    cli("import", feed, "--org", "CECOP")
+    later = cli("import", feed, "--org", "CECOP", "--url", "https://cecop.example/news/")
+    other = cli("import", feed, "--org", "CECOP", "--url", "https://cecop.example/feeds/all.rss")
+    assert "0 added, 0 updated, 2 unchanged" in later.stdout
+    assert "0 added, 0 updated, 2 unchanged" in other.stdout
+    with Catalog(settings.catalog) as catalog:
+        kept = {item.source_url for item in catalog.iter_items()}
+    assert kept == {"https://cecop.example/news/"}
