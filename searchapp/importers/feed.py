@@ -105,13 +105,15 @@ def parse(data: bytes, parsed: Parsed, hints: Hints) -> None:
     if len(lines) != len(entries):
         lines = [outline.root_line] * len(entries)
     feed_language = channel.get("language") or _entry_language(channel)
-    base = channel.get("link") or hints.url  # only used for links feedparser left relative
+    # feedparser resolves links against xml:base and `hints.url`; what it leaves relative
+    # (an RSS feed with neither) is taken as relative to the channel's own <link>.
+    base = hints.url or channel.get("link")
     for entry, entry_line in zip(entries, lines, strict=True):
         articles.add(
             parsed, entry_line, hints,
             title=_as_html(entry, "title"),
             link=_link(entry),
-            base=hints.url or base,
+            base=base,
             summary=_as_html(entry, "summary") or _first_content(entry),
             date=_date(entry),
             categories=[tag.get("term") or tag.get("label") or ""
