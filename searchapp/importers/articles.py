@@ -51,11 +51,10 @@ def add(parsed: Parsed, line: int, hints: Hints, *, title: str | None, link: str
         language: str | None = None, page_language: str | None = None) -> None:
     """Validate one article and add it to `parsed` as a record, or a problem at `line`.
 
-    `language` is what the article declares itself, `page_language` what its feed
-    or page declares (see `choose_language`).
-
     `summary` may be HTML. `kind` is an explicit item type (a selector); the first
     of `categories` becomes the type only when the operator asked for it.
+    `language` is what the article declares itself, `page_language` what its feed
+    or page declares (see `choose_language`).
     """
     fields: dict[str, Any] = {"title": html_to_text(title or "")}
     if not fields["title"]:
