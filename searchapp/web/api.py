@@ -35,7 +35,9 @@ def query_from_request() -> SearchQuery:
 
 
 def item_or_404(item_id: str) -> Item:
-    found = engine().get(item_id)
+    """The item from the catalog, the source of truth (it has fields the index does not keep)."""
+    with Catalog(current_app.config["SEARCHAPP"].catalog) as catalog:
+        found = catalog.get(item_id)
     if found is None:
         raise NotFound(f"no item with id {item_id!r}")
     return found

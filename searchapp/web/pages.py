@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, make_response, render_template, request, url_for
 
+from searchapp import urls
 from searchapp.search import SearchPage, SearchQuery
 from searchapp.web.api import engine, item_or_404, query_from_request, revalidated
 
@@ -17,6 +18,19 @@ FILTERS = ("organisation", "type", "year", "year_from", "year_to")
 FEED_ITEMS = 20
 HISTOGRAM_MAX_SPAN = 40  # years; wider ranges show only years that have items
 PAGE_WINDOW = 2  # page links shown either side of the current one
+
+
+@bp.app_template_filter("host")
+def host_filter(link: str | None) -> str:
+    """The site an http(s) link leads to (``ilo.org``), "" for anything else: a link
+    out is only made where this is not empty."""
+    return urls.host(link)
+
+
+@bp.app_template_filter("site")
+def site_filter(link: str | None) -> str:
+    """The home page of the site of an http(s) link (a feed's address is no page to show)."""
+    return urls.site(link)
 
 
 def _args_with(**changes: Any) -> dict[str, Any]:
