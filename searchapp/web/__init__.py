@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, render_template, request
+from flask_compress import Compress
 from werkzeug.exceptions import HTTPException
 
 from searchapp.config import PACKAGE_DIR, Settings, templates_dir
@@ -31,6 +32,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
     app.after_request(_headers)
+    app.config.update(COMPRESS_ALGORITHM=COMPRESSION, COMPRESS_MIMETYPES=COMPRESSED_TYPES)
+    Compress(app)
 
     @app.errorhandler(SearchappError)
     def _ours(exc: SearchappError) -> Response | tuple[str, int]:
@@ -59,6 +62,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     return app
 
+
+# Responses are compressed for clients that accept it, brotli first (README: Compression).
+COMPRESSION = ["br", "gzip"]
+COMPRESSED_TYPES = ["text/html", "text/css", "text/javascript", "application/javascript",
+                    "application/json", "application/atom+xml", "image/svg+xml",
+                    "application/opensearchdescription+xml"]
 
 # No inline script or style anywhere: everything the page needs is served from /static.
 CONTENT_SECURITY_POLICY = (
