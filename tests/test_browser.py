@@ -634,6 +634,7 @@ def test_bad_parameters_are_shown_on_the_search_page(page: Page, watch: Watch) -
     response = page.goto("/?q=refugees&organisation=CECOP&page=abc&year_from=20x6")
     assert response and response.status == 400
     expect(page.get_by_role("heading", name="Something went wrong")).to_have_count(0)
+    expect(page).to_have_title("Check the search: refugees (CECOP) – Cooperative news search")
     expect(page.locator("#q")).to_have_value("refugees")  # the box as it was
     expect(page.locator("ul.chips .chip-label")).to_have_text(["CECOP"])  # the filters too
     expect(page.locator("#count")).to_have_text("1 item for “refugees” (filters: CECOP)")

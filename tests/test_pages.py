@@ -70,3 +70,14 @@ def test_responses_are_compressed_and_still_revalidate(client: FlaskClient) -> N
     plain = client.get("/", headers={"Accept-Encoding": "identity"})
     assert "Content-Encoding" not in plain.headers
     assert b"<title>Cooperative news search</title>" in plain.data
+
+
+def test_a_query_too_long_stays_in_the_box_and_is_marked(client: FlaskClient) -> None:
+    text = "co-op " * 400  # 2,400 characters
+    html = client.get("/", query_string={"q": text, "organisation": "ILO"}).get_data(
+        as_text=True)
+    assert f'value="{text}"' in html
+    assert 'aria-describedby="q-help error-q"' in html and 'aria-invalid="true"' in html
+    assert "The search is 2400 characters long; the limit is 2000." in html
+    assert re.search(r'<h2 id="count" tabindex="-1">\d+ items <span class="in-filters">'
+                     r'\(filters: ILO\)</span></h2>', html)  # the search ran without the words

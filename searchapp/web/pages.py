@@ -39,6 +39,8 @@ from searchapp.web.page_request import FILTERS, SEARCH_PARAMS, read_page_request
 bp = Blueprint("pages", __name__)
 
 FEED_ITEMS = 20
+# What the search box sends along with a new query (filters only "within these filters").
+KEPT_BY_THE_BOX = (*FILTERS, "sort", "match")
 
 
 @bp.get("/")
@@ -53,6 +55,7 @@ def index() -> BaseResponse:
     show = asked.args.get("show")
     html = render_template(
         "search.html", page=result, asked=asked, chips=found,
+        keep=[(name, v) for name in KEPT_BY_THE_BOX for v in asked.args.getlist(name)],
         filters_text=describe_filters(found), facets=facet_views(result, show),
         years=year_rows(result), offer=year_offer(asked.query), pagination=pagination(result),
         filtered=bool(found), toggle_url=toggle_url, page_url=page_url, search_url=search_url,
