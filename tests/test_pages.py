@@ -81,3 +81,10 @@ def test_a_query_too_long_stays_in_the_box_and_is_marked(client: FlaskClient) ->
     assert "The search is 2400 characters long; the limit is 2000." in html
     assert re.search(r'<h2 id="count" tabindex="-1">\d+ items <span class="in-filters">'
                      r'\(filters: ILO\)</span></h2>', html)  # the search ran without the words
+
+
+def test_chips_remove_a_filter_however_it_was_spelt(client: FlaskClient) -> None:
+    html = client.get("/?organisation=+CECOP+&year=none&year=2016").get_data(as_text=True)
+    assert '<a class="chip" href="/?year=none&amp;year=2016">' in html
+    assert '<a class="chip" href="/?organisation=+CECOP+&amp;year=2016">' in html
+    assert '<a class="chip" href="/?organisation=+CECOP+&amp;year=none">' in html

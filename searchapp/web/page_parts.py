@@ -25,6 +25,7 @@ YEAR_BINS_ABOVE = 15  # more years than this are grouped into bins
 YEAR_BIN = 5
 HISTOGRAM_MAX_SPAN = 40  # years; wider ranges show only years that have items
 PAGE_WINDOW = 2  # page links shown either side of the current one
+UNDATED_SPELLINGS = {"undated", "none", "null"}  # as SearchQuery.from_params reads them
 YEAR_IN_QUERY = re.compile(r"(?<![\w:.-])(1[0-9]{3}|2[0-9]{3})(?![\w.-])")
 
 
@@ -96,7 +97,8 @@ class Chip:
 def chips(query: SearchQuery) -> list[Chip]:
     out: list[Chip] = []
     for name in ("organisation", "type"):
-        out += [Chip(name, value, toggle_url(name, value)) for value in getattr(query, name)]
+        out += [Chip(name, value, toggle_url(name, _as_given(name, value)))
+                for value in getattr(query, name)]
     for year in query.year:
         param = "undated" if year is None else str(year)
         label = "Undated" if year is None else str(year)
@@ -110,11 +112,16 @@ def chips(query: SearchQuery) -> list[Chip]:
 
 
 def _as_given(name: str, value: str) -> str:
-    """The request's own spelling of a value (`year=Undated`), so toggling removes it."""
+    """The request's own spelling of a value (` ILO`, `year=none`), so toggling removes it."""
     for given in page_args().getlist(name):
-        if given.strip().casefold() == value.casefold():
+        if _same(given, value):
             return given
     return value
+
+
+def _same(given: str, value: str) -> bool:
+    given, value = given.strip().casefold(), value.strip().casefold()
+    return given == value or {given, value} <= UNDATED_SPELLINGS
 
 
 def describe_filters(found: list[Chip]) -> str:
@@ -185,7 +192,7 @@ def year_rows(page: SearchPage) -> list[YearRow]:
     low, high = page.query.year_from, page.query.year_to
     dated = {v.value: v for v in values if isinstance(v.value, int)  # zoomed into a range
              and (low is None or v.value >= low) and (high is None or v.value <= high)}
-    rows: list[tuple[str, int, bool, str | None]] = []
+    rows: list[tuple[str, int, bool, str | None, int]] = []
     if dated:
         low, high = min(dated), max(dated)
         years = list(range(low, high + 1)) if high - low <= HISTOGRAM_MAX_SPAN else sorted(dated)
@@ -196,31 +203,31 @@ def year_rows(page: SearchPage) -> list[YearRow]:
                 value = dated.get(year)
                 count = value.count if value else 0
                 url = toggle_url("year", _as_given("year", str(year))) if value else None
-                rows.append((str(year), count, bool(value and value.selected), url))
+                rows.append((str(year), count, bool(value and value.selected), url, 1))
     for value in values:
         if value.value is None:
             url = toggle_url("year", _as_given("year", value.param))
-            rows.append(("Undated", value.count, value.selected, url))
-    longest = max((count for _, count, _, _ in rows), default=0) or 1
+            rows.append(("Undated", value.count, value.selected, url, 1))
+    longest = max((row[1] for row in rows), default=0) or 1
     return [YearRow(label, count, selected, url,
-                    max(round(20 * count / longest), 1) if count else 0,
-                    YEAR_BIN if "–" in label else 1)
-            for label, count, selected, url in rows]
+                    max(round(20 * count / longest), 1) if count else 0, span)
+            for label, count, selected, url, span in rows]
 
 
 def _bins(query: SearchQuery, dated: Mapping[Any, FacetEntry],
-          years: list[int]) -> list[tuple[str, int, bool, str | None]]:
+          years: list[int]) -> list[tuple[str, int, bool, str | None, int]]:
     starts = sorted({y - y % YEAR_BIN for y in years}, reverse=True)
     if years == list(range(years[0], years[-1] + 1)):  # a continuous span: show empty bins too
         starts = list(range(starts[0], starts[-1] - 1, -YEAR_BIN))
-    rows: list[tuple[str, int, bool, str | None]] = []
+    rows: list[tuple[str, int, bool, str | None, int]] = []
     for start in starts:
         end = start + YEAR_BIN - 1
         count = sum(v.count for y, v in dated.items() if start <= y <= end)
         selected = (query.year_from, query.year_to) == (start, end)
         url = (search_url(year_from=None, year_to=None) if selected
                else search_url(year=None, year_from=start, year_to=end))
-        rows.append((f"{start}–{end}", count, selected, url if count or selected else None))
+        rows.append((f"{start}–{end}", count, selected, url if count or selected else None,
+                     YEAR_BIN))
     return rows
 
 
@@ -253,10 +260,9 @@ def year_offer(query: SearchQuery) -> YearOffer | None:
         return None
     year = int(found.group(1))
     rest = " ".join((query.q[:found.start()] + " " + query.q[found.end():]).split())
-    params = {k: v for k, v in args_with(page=None, show=None).items()}
-    params.update(q=[rest], year=[str(year)])
+    params = args_with(page=None, show=None, q=rest, year=year, per_page=1)
     try:
-        total = engine().search(SearchQuery.from_params({**params, "per_page": ["1"]})).total
+        total = engine().search(SearchQuery.from_params(params)).total
     except BadParameter:
         return None
     if not total:
