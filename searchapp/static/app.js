@@ -168,7 +168,9 @@
 
   // After a filter, a sort or a year range is applied, focus lands on the results
   // heading, which says how many items there are and which filters are on.
-  function rememberToFocusResults() {
+  function rememberToFocusResults(event) {
+    // A link opened in another tab or window leaves this page as it is.
+    if (event && (event.button > 0 || event.ctrlKey || event.metaKey || event.shiftKey)) return;
     try { sessionStorage.setItem(FOCUS_RESULTS, "1"); } catch (e) { /* storage off */ }
   }
 
