@@ -55,7 +55,9 @@ def test_hit_title_goes_to_the_article_marked_as_leaving_the_site(web: FlaskClie
     assert title.select_one(".out-host").get_text(" ", strip=True) == (
         "↗ cecop.example (the article, on another site)")
     details = hit.select_one("a.details")
-    assert details is not None and details["href"] == f"/items/{url_id(ARTICLE)}"
+    assert details is not None  # the item page, carrying the search to go back to
+    assert details["href"] == (f"/items/{url_id(ARTICLE)}"
+                               "?back=q%3Dsocial%2Bcooperatives%2Brefugees")
 
 
 def test_hit_without_a_url_still_goes_to_its_item_page(web: FlaskClient) -> None:
@@ -120,7 +122,7 @@ def test_a_script_url_from_a_json_import_is_never_a_link(cli: Cli, client: Flask
                         "index_dir": client.application.config["SEARCHAPP"].index_dir})
     web = fresh.test_client()
     hit = page(web, "/?q=scripted").select_one("ol.hits h3 a")
-    assert hit["href"] == "/items/js"
+    assert hit["href"] == "/items/js?back=q%3Dscripted"
     item = page(web, "/items/js").select_one("article.item")
     assert [a["href"] for a in item.select("a") if "javascript" in a["href"]] == []
     assert item.select_one("p.original") is None
