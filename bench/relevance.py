@@ -344,8 +344,11 @@ class Variant:
     idf: str = "whoosh"  # whoosh: log(N/(df+1))+1; robertson: log(1+(N-df+.5)/(df+.5))
     fields: str = "sum"  # sum: BM25 per field, added (the product); bm25f: one BM25 over
     # the fields' length-normalised frequencies (title weighted by its boost), one IDF
-    proximity: float = 0.0  # weight of a phrase clause per adjacent pair of query words
+    proximity: float = 0.0  # weight of a bonus per adjacent pair of query words found
+    # within `slop` positions of each other in a field
     slop: int = 3
+    long: str = "refuse"  # a query over the product's length limit: refuse (the product)
+    # or answer (the limit raised, as issue item 2 asks)
     prf: str = "none"  # none, rm3 or bo1 (pseudo-relevance feedback)
     prf_docs: int = 10
     prf_terms: int = 10
@@ -447,6 +450,7 @@ _PRODUCT_INIT = postings.Postings.__init__
 _PRODUCT_EXACT = postings.Postings.exact_scores
 _PRODUCT_TITLE_BOOST = schema.TITLE_BOOST
 _PRODUCT_HIGHLIGHT = product_search.highlight
+_PRODUCT_MAX_CHARS = product_search.MAX_QUERY_CHARS
 
 
 def make_variant_analyzer(stop: str, stemmer: str) -> Analyzer:
@@ -573,13 +577,58 @@ def _fields_term(self: postings.Postings, q: FieldsTerm, scored: bool) -> postin
         idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
     else:
         idf = math.log(n / (df + 1)) + 1
-    scores = idf * tf * (k1 + 1) / (tf + k1)
+    if variant is not None and variant.norm == "bm25l":
+        scores = idf * (k1 + 1) * (tf + variant.delta) / (k1 + tf + variant.delta)
+    else:
+        scores = idf * tf * (k1 + 1) / (tf + k1)
+        if variant is not None and variant.norm == "bm25+":
+            scores = scores + idf * variant.delta
     return postings.Matched(ids.astype(np.int32), scores * q.boost, exact=False)
+
+
+class Near(wq.Query):  # type: ignore[misc]
+    """Two words within `slop` positions of each other (either order) in one field."""
+
+    def __init__(self, fieldname: str, a: str, b: str, slop: int, boost: float) -> None:
+        self.fieldname, self.a, self.b, self.slop, self.boost = fieldname, a, b, slop, boost
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Near) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((self.fieldname, self.a, self.b, self.slop, self.boost))
+
+    def __repr__(self) -> str:
+        return f"Near({self.fieldname!r}, {self.a!r}, {self.b!r}, {self.slop}, {self.boost})"
+
+
+def _near(self: postings.Postings, q: Near, scored: bool) -> postings.Matched:
+    """Documents with the two words near each other, scored `boost` times the sum of the
+    two words' scores in the field (as Whoosh scores a phrase)."""
+    import numpy as np
+
+    (ida, sa), (idb, sb) = self.term(q.fieldname, q.a), self.term(q.fieldname, q.b)
+    both = postings._common(ida, idb)
+    empty = postings.Matched(both[:0], np.zeros(0) if scored else None)
+    if not len(both):
+        return empty
+    ka = self._positions(q.fieldname, q.a, both)
+    kb = self._positions(q.fieldname, q.b, both)
+    if ka is None or kb is None:
+        return empty
+    found = [postings._common64(ka + d, kb) for d in range(-q.slop, q.slop + 1) if d]
+    docs = np.unique(np.concatenate(found) >> 32).astype(np.int32) if found else both[:0]
+    if not scored:
+        return postings.Matched(docs, None)
+    scores = sa[np.searchsorted(ida, docs)] + sb[np.searchsorted(idb, docs)]
+    return postings.Matched(docs, scores * q.boost, exact=False)
 
 
 def _fields_eval(self: postings.Postings, q: wq.Query, scored: bool) -> postings.Matched:
     if isinstance(q, FieldsTerm):
         return _fields_term(self, q, scored)
+    if isinstance(q, Near):
+        return _near(self, q, scored)
     return _boosted_eval(self, q, scored)
 
 
@@ -635,7 +684,7 @@ def _variant_build(variant: Variant) -> Callable[..., parser.Built | None]:
         if variant.proximity:
             words = [c.terms[0] for c in clauses if c.plain and c.prefix is None]
             pairs = dict.fromkeys((a, b) for a, b in itertools.pairwise(words) if a != b)
-            parts += [wq.Phrase(f, [a, b], slop=variant.slop, boost=variant.proximity)
+            parts += [Near(f, a, b, variant.slop, variant.proximity)
                       for a, b in pairs for f in parser.TEXT_FIELDS]
         for term, weight in _EXPANSION:
             parts.append(wq.Or([wq.Term(f, term) for f in parser.TEXT_FIELDS], boost=weight))
@@ -673,10 +722,13 @@ def search_patches(variant: Variant) -> Iterator[None]:
     else:
         model = _PRODUCT_RANKING
     product_search.ranking = model  # type: ignore[assignment]
+    if variant.long == "answer":
+        product_search.MAX_QUERY_CHARS = 100_000
     postings.Postings.__init__ = _variant_init  # type: ignore[method-assign]
     postings.Postings._score = _variant_score  # type: ignore[method-assign]
     postings.Postings._eval = _boosted_eval  # type: ignore[method-assign]
-    if variant.fields == "bm25f":
+    if variant.fields == "bm25f" or variant.proximity:
+        # Whoosh cannot match these queries: score and rescore with the arrays only.
         postings.Postings._eval = _fields_eval  # type: ignore[method-assign]
         postings.Postings.exact_scores = _array_exact_scores  # type: ignore[method-assign]
     parser.build = _variant_build(variant)  # type: ignore[assignment]
@@ -684,6 +736,7 @@ def search_patches(variant: Variant) -> Iterator[None]:
         yield
     finally:
         product_search.ranking = _PRODUCT_RANKING  # type: ignore[assignment]
+        product_search.MAX_QUERY_CHARS = _PRODUCT_MAX_CHARS
         postings.Postings.__init__ = _PRODUCT_INIT  # type: ignore[method-assign]
         postings.Postings._score = _PRODUCT_SCORE  # type: ignore[method-assign]
         postings.Postings._eval = _PRODUCT_EVAL  # type: ignore[method-assign]
@@ -849,8 +902,12 @@ def run_all(variants: Sequence[Variant], names: Sequence[str], *, jobs: int,
     if jobs <= 1:
         done = [run_collection(t) for t in tasks]
     else:
+        done = []
         with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1) as pool:
-            done = pool.map(run_collection, tasks, chunksize=1)
+            for outcomes in pool.imap_unordered(run_collection, tasks, chunksize=1):
+                done.append(outcomes)
+                print(f"  {len(done)}/{len(tasks)} done ({outcomes[0].collection},"
+                      f" {len(outcomes)} variants)", file=sys.stderr, flush=True)
     results: dict[str, dict[str, Outcome]] = {}
     for outcomes in done:
         for o in outcomes:
@@ -864,7 +921,7 @@ def save(path: Path, variant: str, outcomes: Mapping[str, Outcome], meta: Mappin
          ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"variant": variant, **meta,
-            "collections": {name: {"refused": o.refused,
+            "collections": {name: {"refused": o.refused, "seconds": round(o.seconds, 2),
                                    "queries": {q: asdict(s) for q, s in o.per_query.items()}}
                             for name, o in outcomes.items()}}
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
@@ -946,31 +1003,54 @@ def reference_table(label: str, per: Mapping[str, Mapping[str, Scores]]) -> str:
 
 # --- experiments -------------------------------------------------------------------
 
-def experiments() -> list[tuple[str, Variant]]:
-    """Every lever tried, one at a time from today's product (see bench/RESULTS.md)."""
+def experiments(base: Variant = Variant()) -> list[tuple[str, Variant]]:
+    """Every lever tried, one at a time on top of `base` (see bench/RESULTS.md)."""
     rows: list[tuple[str, Variant]] = [("today's product", Variant())]
-    rows += [(f"qtf {r}", Variant(qtf=r)) for r in ("once", "k3:1", "k3:3", "k3:8", "k3:100")]
-    rows += [(f"B {b} K1 {k1}", Variant(b=b, k1=k1)) for b, k1 in ((0.75, 1.2), (0.75, 1.5))]
-    rows += [(f"title boost {t}", Variant(title_boost=t)) for t in (1.0, 1.5, 2.0)]
-    rows += [(f"idf {i}", Variant(idf=i)) for i in ("robertson",)]
-    rows += [(f"{n} δ {d}", Variant(norm=n, delta=d))
-             for n, d in (("bm25+", 0.5), ("bm25+", 1.0), ("bm25l", 0.5))]
-    rows += [(f"stop {s}", Variant(stop=s)) for s in ("snowball", "small", "none")]
-    rows += [(f"stemmer {s}", Variant(stemmer=s)) for s in ("porter", "nltk-porter")]
-    rows += [(f"proximity {w} slop {s}", Variant(proximity=w, slop=s))
-             for w, s in ((0.1, 3), (0.2, 5))]
-    rows += [(f"{p} {k} docs {n} terms w {w}", Variant(prf=p, prf_docs=k, prf_terms=n,
-                                                       prf_weight=w))
-             for p, k, n, w in (("rm3", 10, 10, 0.5), ("bo1", 3, 10, 0.5),
-                                ("bo1", 10, 20, 0.3))]
+    if base != Variant():
+        rows.append((f"base: {base.describe()}", base))
+
+    def add(label: str, **changes: Any) -> None:
+        variant = replace(base, **changes)
+        if variant != base:
+            rows.append((label, variant))
+
+    add("fields bm25f", fields="bm25f")
+    for r in ("once", "k3:1", "k3:3", "k3:8", "k3:100"):
+        add(f"qtf {r}", qtf=r)
+    for b, k1 in ((0.75, 1.2), (0.75, 1.5)):
+        add(f"B {b} K1 {k1}", b=b, k1=k1)
+    for t in (1.0, 1.5, 2.0):
+        add(f"title boost {t}", title_boost=t)
+    add("idf robertson", idf="robertson")
+    add("long queries answered", long="answer")
+    for n, d in (("bm25+", 0.5), ("bm25+", 1.0), ("bm25l", 0.5)):
+        add(f"{n} δ {d}", norm=n, delta=d)
+    for stop in ("snowball", "small", "none"):
+        add(f"stop {stop}", stop=stop)
+    for stemmer in ("porter", "nltk-porter"):
+        add(f"stemmer {stemmer}", stemmer=stemmer)
+    for w, slop in ((0.1, 3), (0.2, 5)):
+        add(f"proximity {w} slop {slop}", proximity=w, slop=slop)
+    for prf, k, n, w in (("rm3", 10, 10, 0.5), ("bo1", 3, 10, 0.5), ("bo1", 10, 20, 0.3)):
+        add(f"{prf} {k} docs {n} terms w {w}", prf=prf, prf_docs=k, prf_terms=n,
+            prf_weight=w)
     return rows
 
 
-def cv_grid(base: Variant) -> list[Variant]:
-    """BM25F B x K1 x title boost, on top of `base`."""
-    return [replace(base, b=b, k1=k1, title_boost=t)
-            for t in (1.0, 1.15, 1.5) for b in (0.5, 0.65, 0.75, 0.85, 0.95)
-            for k1 in (0.9, 1.2, 1.5, 2.0)]
+# The configuration bench/RESULTS.md proposes ("Relevance across collections").
+PROPOSED = ("fields=bm25f idf=robertson b=0.75 k1=2.0 title_boost=1.5 qtf=k3:8 prf=rm3"
+            " prf_docs=10 prf_terms=10 prf_weight=0.5")
+
+GRID = {"idf": "whoosh,robertson", "title_boost": "1.0,1.5", "b": "0.6,0.75,0.9",
+        "k1": "1.0,1.5,2.0"}
+
+
+def cv_grid(base: Variant, grid: Mapping[str, str] = GRID) -> list[Variant]:
+    """Every combination of the grid's values (comma-separated), on top of `base`."""
+    kinds = {f.name: f.type for f in fields(Variant)}
+    axes = [[(name, float(v) if "float" in kinds[name] else v) for v in values.split(",")]
+            for name, values in grid.items()]
+    return [replace(base, **dict(point)) for point in itertools.product(*axes)]
 
 
 def leave_one_out(grid: Sequence[Variant], results: Mapping[str, Mapping[str, Outcome]],
@@ -1021,11 +1101,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--variant", action="append", default=[],
                    help='settings such as "b=0.75 k1=1.2 qtf=k3:8" (repeatable; default:'
                         " today's product)")
+    p.add_argument("--proposed", action="store_true",
+                   help="run the configuration bench/RESULTS.md proposes (PROPOSED)")
     p.add_argument("--experiments", action="store_true", help="every lever, one at a time")
+    p.add_argument("--base", default="product",
+                   help="settings --experiments lays each lever on (default: %(default)s)")
+    p.add_argument("--skip", default=None,
+                   help="leave out the --experiments rows whose label matches this regex")
     p.add_argument("--cv", action="store_true",
                    help="B x K1 x title boost, chosen leaving one collection out")
     p.add_argument("--cv-base", default="product",
                    help="settings the --cv grid is laid on (default: %(default)s)")
+    for name, values in GRID.items():
+        p.add_argument(f"--cv-{name.replace('_', '-')}", default=values,
+                       help=f"--cv values of {name} (default: %(default)s)")
     p.add_argument("--baseline", type=Path, default=None,
                    help="a saved run to test against (default: today's product, run now)")
     p.add_argument("--save", type=Path, default=None,
@@ -1054,11 +1143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"unknown collection(s): {', '.join(sorted(unknown))}")
     rows: list[tuple[str, Variant]] = [("today's product", Variant())]
     if args.experiments:
-        rows = experiments()
+        rows = [(label, v) for label, v in experiments(Variant.parse(args.base))
+                if not args.skip or not re.search(args.skip, label)]
+    if args.proposed:
+        args.variant = [PROPOSED, *args.variant]
     rows += [(f"variant: {v}", Variant.parse(v)) for v in args.variant]
     grid: list[Variant] = []
     if args.cv:
-        grid = cv_grid(Variant.parse(args.cv_base))
+        grid = cv_grid(Variant.parse(args.cv_base),
+                       {name: getattr(args, f"cv_{name}") for name in GRID})
         rows += [(v.describe(), v) for v in grid]
     unique = list(dict.fromkeys(v for _, v in rows))
     results = run_all(unique, names, jobs=args.jobs, highlights=args.highlights)
