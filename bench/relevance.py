@@ -17,11 +17,12 @@ parsed words into a Whoosh query), then rebuilds the index with
 `searchapp.operations.rebuild` where the index depends on the change::
 
     .venv/bin/python bench/relevance.py                        # today's product
-    .venv/bin/python bench/relevance.py --save bench/out/product.json
-    .venv/bin/python bench/relevance.py --experiments          # every variant, against today
-    .venv/bin/python bench/relevance.py --cv                   # B/K1/title boost, leave one
-                                                               # collection out
+    .venv/bin/python bench/relevance.py --save bench/out/relevance-product.json
+    .venv/bin/python bench/relevance.py --experiments          # every lever, against today
+    .venv/bin/python bench/relevance.py --cv --cv-base "fields=bm25f"  # IDF/title boost/B/K1,
+                                                               # leave one collection out
     .venv/bin/python bench/relevance.py --variant "b=0.75 k1=1.2 qtf=k3:8"
+    .venv/bin/python bench/relevance.py --proposed             # what bench/RESULTS.md proposes
     .venv/bin/python bench/relevance.py --compare bench/out/a.json bench/out/b.json
 
 Cranfield grades (lower is more relevant): gain 5 - grade for grades 1-4, and
@@ -89,7 +90,7 @@ SEED = 12
 
 
 @dataclass(frozen=True, slots=True)
-class Collection_:
+class Judged:
     """A judged collection in shared/data: its files and whether it is graded."""
 
     name: str
@@ -107,10 +108,10 @@ class Collection_:
 
 
 COLLECTIONS = {
-    "cranfield": Collection_("cranfield", DATA / "cranfield", "cranfield.jsonl", graded=True),
-    "cisi": Collection_("cisi", DATA / "cisi", "docs.jsonl", graded=False),
-    "med": Collection_("med", DATA / "med", "docs.jsonl", graded=False),
-    "cacm": Collection_("cacm", DATA / "cacm", "docs.jsonl", graded=False),
+    "cranfield": Judged("cranfield", DATA / "cranfield", "cranfield.jsonl", graded=True),
+    "cisi": Judged("cisi", DATA / "cisi", "docs.jsonl", graded=False),
+    "med": Judged("med", DATA / "med", "docs.jsonl", graded=False),
+    "cacm": Judged("cacm", DATA / "cacm", "docs.jsonl", graded=False),
 }
 
 # The plain engines' figures in shared/data/README.md: nDCG@10, MAP@100, R@100.
@@ -261,7 +262,7 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def write_import_file(collection: Collection_, target: Path) -> int:
+def write_import_file(collection: Judged, target: Path) -> int:
     """The collection as the JSON Lines the product imports (id, title, summary).
 
     A record with a blank title (Cranfield 471 and 995 are empty) is given the

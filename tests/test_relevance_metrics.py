@@ -153,7 +153,7 @@ def test_empty_records_are_imported_with_a_title_the_analysis_drops(tmp_path: Pa
         '{"id": "d1", "title": "heat", "summary": ""}\n'
         '{"id": "d2", "title": "", "summary": ""}\n', encoding="utf-8")
     target = tmp_path / "import.jsonl"
-    tiny = relevance.Collection_("tiny", folder, "docs.jsonl", graded=False)
+    tiny = relevance.Judged("tiny", folder, "docs.jsonl", graded=False)
     assert relevance.write_import_file(tiny, target) == 2
     rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
     assert [r["title"] for r in rows] == ["heat", relevance.EMPTY_TITLE]
@@ -178,7 +178,7 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     (folder / "qrels.tsv").write_text("qid\tdocid\tgain\n1\td1\t1\n1\td4\t1\n2\td2\t1\n",
                                       encoding="utf-8")
     monkeypatch.setitem(relevance.COLLECTIONS, "tiny",
-                        relevance.Collection_("tiny", folder, "docs.jsonl", graded=False))
+                        relevance.Judged("tiny", folder, "docs.jsonl", graded=False))
     return "tiny"
 
 
@@ -222,3 +222,48 @@ def test_saved_runs_compare_query_by_query(tiny: str, tmp_path: Path,
     assert relevance.main(["--compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert "| A: product |" in out and "| B: qtf=once |" in out
+
+
+def test_bm25f_proper_scores_one_saturated_term_over_both_fields(tmp_path: Path) -> None:
+    """Worked by hand: 'heat' in d1's title (length 1) and summary (length 2)."""
+    from searchapp import operations
+    from searchapp.config import Settings
+    from searchapp.indexer import IndexStore
+    from searchapp.search import Engine, SearchQuery
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"id": "d1", "title": "heat", "summary": "heat flow"}\n'
+                      '{"id": "d2", "title": "flow", "summary": "cold cold cold cold"}\n',
+                      encoding="utf-8")
+    app = Settings(catalog=tmp_path / "c.sqlite3", index_dir=tmp_path / "index")
+    variant = relevance.Variant.parse(
+        "fields=bm25f idf=robertson b=0.75 k1=2.0 title_boost=1.5")
+    with relevance.index_patches(variant):
+        operations.import_paths(app, [source], fmt="jsonl", organisation="t")
+        with relevance.search_patches(variant):
+            engine = Engine(IndexStore(app.index_dir))
+            try:
+                hits = engine.search(SearchQuery(q="heat", per_page=10)).hits
+            finally:
+                engine.close()
+    # Title lengths 1, 1 (mean 1); summary lengths 2, 4 (mean 3); the title's
+    # frequency carries its boost 1.5. tf~ = 1.5 / (0.25 + 0.75 * 1/1)
+    # + 1 / (0.25 + 0.75 * 2/3) = 1.5 + 4/3; one IDF for df 1 of N 2.
+    tf = 1.5 + 4 / 3
+    idf = math.log(1 + (2 - 1 + 0.5) / (1 + 0.5))
+    assert [h.item.id for h in hits] == ["d1"]
+    assert hits[0].score == pytest.approx(idf * tf * 3 / (tf + 2))
+
+
+def test_rm3_weighs_terms_by_the_hits_score_shares() -> None:
+    from types import SimpleNamespace
+
+    def hit(title: str, score: float) -> SimpleNamespace:
+        return SimpleNamespace(item=SimpleNamespace(title=title, summary=""), score=score)
+
+    hits = [hit("heat flow", 3.0), hit("heat heat cold", 1.0), hit("ignored", 9.0)]
+    variant = relevance.Variant(prf="rm3", prf_docs=2, prf_terms=2, prf_weight=0.5)
+    # Shares 3/4 and 1/4: heat 3/4 * 1/2 + 1/4 * 2/3 = 13/24, flow 3/8, cold 1/12.
+    found = relevance.expansion_terms(None, hits, variant)  # type: ignore[arg-type]
+    assert [t for t, _ in found] == ["heat", "flow"]
+    assert [w for _, w in found] == pytest.approx([0.5, 0.5 * (3 / 8) / (13 / 24)])
