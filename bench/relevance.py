@@ -851,8 +851,9 @@ def run_collection(task: tuple[str, list[Variant], bool]) -> list[Outcome]:
 
 def _run_collection(name: str, variants: Sequence[Variant]) -> list[Outcome]:
     collection = COLLECTIONS[name]
-    queries = load_queries(collection.queries)
     qrels = load_qrels(collection.qrels)
+    # Only judged queries are scored, so only they are run.
+    queries = {q: text for q, text in load_queries(collection.queries).items() if q in qrels}
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix=f"relevance-{name}-") as tmp:
         folder = Path(tmp)
