@@ -35,6 +35,7 @@ from whoosh import sorting
 from whoosh.searching import Searcher
 
 from searchapp import query as parser
+from searchapp.engine.plain import WhooshVocabulary
 from searchapp.indexer import IndexStore
 from searchapp.schema import FACET_FIELDS, UNDATED, year_term
 from searchapp.search import Engine, SearchQuery, ranking
@@ -101,7 +102,7 @@ class Baseline:
     name = "groupedby"
 
     def __init__(self, index_dir: Path) -> None:
-        self.ix = IndexStore(index_dir).open()
+        self.ix = IndexStore(index_dir).open_index()
         self.searcher: Searcher = self.ix.searcher(weighting=ranking())
 
     @staticmethod
@@ -112,7 +113,7 @@ class Baseline:
         return None if not parts else parts[0] if len(parts) == 1 else wq.And(parts)
 
     def _built(self, query: BenchQuery) -> parser.Built:
-        built = parser.build(parser.parse(query.q), self.searcher.reader())
+        built = parser.build(parser.parse(query.q), WhooshVocabulary(self.searcher.reader()))
         assert built is not None, query
         return built
 

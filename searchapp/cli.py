@@ -50,7 +50,8 @@ def main() -> None:
 
     Settings come from the environment: SEARCHAPP_CATALOG (default
     instance/catalog.sqlite3), SEARCHAPP_INDEX_DIR (default index),
-    SEARCHAPP_ADMIN_TOKEN (unset: admin routes off).
+    SEARCHAPP_ADMIN_TOKEN (unset: admin routes off), SEARCHAPP_ENGINE
+    (auto, arrays or whoosh; default auto).
     """
 
 
@@ -119,7 +120,7 @@ def search(words: Sequence[str], organisation: Sequence[str], year: Sequence[str
         "match": ["any" if any_words else "all"],
         "per_page": [str(limit)],
     })
-    engine = Engine(IndexStore(settings.index_dir))
+    engine = Engine.from_settings(settings)
     try:
         result = engine.search(request)
     finally:
@@ -156,7 +157,7 @@ def _print_page(result: SearchPage) -> None:
 def stats(as_json: bool) -> None:
     """Items per organisation, year and type; the index generation and sizes."""
     settings = Settings.load()
-    store = IndexStore(settings.index_dir)
+    store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with Catalog(settings.catalog) as catalog:
         data: dict[str, Any] = {
             "items": catalog.count(),
@@ -167,13 +168,16 @@ def stats(as_json: bool) -> None:
     gen = store.current()
     data["generation"] = gen.name if gen else None
     data["index_bytes"] = store.size_bytes(gen) if gen else 0
+    engine = Engine.from_settings(settings)
     try:
-        ix = store.open()
-        data["index_documents"] = ix.doc_count()
-        ix.close()
+        data["index_documents"] = engine.doc_count()
+        data["engine"] = engine.stats()
     except SearchappError as exc:
         data["index_documents"] = None
+        data["engine"] = None
         data["index_problem"] = str(exc)
+    finally:
+        engine.close()
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -184,6 +188,8 @@ def stats(as_json: bool) -> None:
             click.echo(f"  {'undated' if value is None else value}: {n}")
     click.echo(f"index generation: {data['generation'] or 'none'}"
                f" ({data['index_documents']} documents, {data['index_bytes']:,} bytes)")
+    if data["engine"] is not None:
+        click.echo(f"engine: {data['engine']['kind']} ({data['engine']['reason']})")
     click.echo(f"catalog: {settings.catalog} ({data['catalog_bytes']:,} bytes)")
     if "index_problem" in data:
         click.echo(f"index problem: {data['index_problem']}")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from searchapp.engine.scoring import K1, TITLE_BOOST, B, Ranking
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -29,6 +31,15 @@ class Settings:
     max_upload_bytes: int = 20 * 1024 * 1024
     # How long an import or rebuild waits for another one to finish.
     lock_timeout: float = 5.0
+    # Which search path serves: auto (arrays when it can), arrays or whoosh (for triage).
+    engine: str = "auto"
+    # Ranking knobs (searchapp.engine.scoring); the title boost applies when indexing.
+    bm25_b: float = B
+    bm25_k1: float = K1
+    title_boost: float = TITLE_BOOST
+
+    def ranking(self) -> Ranking:
+        return Ranking(b=self.bm25_b, k1=self.bm25_k1)
 
     @classmethod
     def load(
@@ -42,6 +53,7 @@ class Settings:
             admin_token=env.get("SEARCHAPP_ADMIN_TOKEN") or None,
             max_upload_bytes=int(env.get("SEARCHAPP_MAX_UPLOAD_BYTES", default.max_upload_bytes)),
             lock_timeout=float(env.get("SEARCHAPP_LOCK_TIMEOUT", default.lock_timeout)),
+            engine=env.get("SEARCHAPP_ENGINE", default.engine).strip().lower() or "auto",
         )
         if overrides:
             known = {f.name for f in fields(cls)}

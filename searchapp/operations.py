@@ -62,7 +62,7 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
             items[record.item.id] = record.item  # a later file wins for the same id
     if problems and (not skip_invalid or not items):
         raise ImportRejected(problems)
-    store = IndexStore(settings.index_dir)
+    store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         report = catalog.upsert(items.values(), sources=[r.source for r in parsed],
                                 skipped=len(problems))
@@ -88,7 +88,7 @@ def _sync(store: IndexStore, catalog: Catalog, changed: list[Item]) -> str:
 def rebuild(settings: Settings) -> RebuildOutcome:
     """Build a new generation from the catalog and swap it in."""
     started = time.perf_counter()
-    store = IndexStore(settings.index_dir)
+    store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         expected = catalog.count()
         # Closed here, while the catalog is open, even when the rebuild fails.
@@ -99,13 +99,9 @@ def rebuild(settings: Settings) -> RebuildOutcome:
 
 def index_is_current(settings: Settings) -> bool:
     """Whether the live index opens and holds as many documents as the catalog."""
-    store = IndexStore(settings.index_dir)
     try:
-        ix = store.open()
+        documents = IndexStore(settings.index_dir).document_count()
     except IndexUnavailable:
         return False
-    try:
-        with Catalog(settings.catalog) as catalog:
-            return bool(ix.doc_count() == catalog.count())
-    finally:
-        ix.close()
+    with Catalog(settings.catalog) as catalog:
+        return documents == catalog.count()

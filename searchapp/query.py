@@ -7,8 +7,11 @@ before a part, and ``prefix*`` with at least two letters. Whatever does not fit
 ``*``, control characters, unknown ``field:`` names) is read as plain words, so
 parsing never fails.
 
-Parsing (`parse`) needs no index; building the Whoosh query (`build`) needs a
-reader, to expand prefixes into a bounded number of real terms.
+Parsing (`parse`) needs no index; building the query (`build`) needs the
+index's vocabulary (`searchapp.engine.Vocabulary`), to expand prefixes into a
+bounded number of real terms. The queries built are Whoosh query objects;
+they go only to the engine (`searchapp.engine.Snapshot.match`), never
+further.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ import functools
 import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import Any
 
 from whoosh import query as wq
 from whoosh.support.charset import accent_map
 
 from searchapp.analysis import analyzer
+from searchapp.engine import Vocabulary
 
 TEXT_FIELDS = ("title", "summary")
 MAX_CLAUSES = 32  # parts of a query beyond this are ignored
@@ -91,6 +94,11 @@ class Built:
     # What must not match. Kept apart rather than as an AndNot query: Whoosh
     # 2.7.4's AndNotMatcher lets excluded documents through.
     exclude: wq.Query | None = None
+
+    @property
+    def everything(self) -> bool:
+        """Whether every document matches (only exclusions were given)."""
+        return isinstance(self.query, wq.Every)
 
 
 # Parsing ------------------------------------------------------------------
@@ -231,7 +239,8 @@ def _expand_single(clause: Clause, index: dict[tuple[str, ...], tuple[Expression
 # Building -----------------------------------------------------------------
 
 
-def build(parsed: ParsedQuery, reader: Any, *, match: str = "all") -> Built | None:
+def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
+          ) -> Built | None:
     """The Whoosh query for `parsed` (None: no words, list everything).
 
     `match="any"` joins the groups with OR instead of AND.
@@ -239,7 +248,7 @@ def build(parsed: ParsedQuery, reader: Any, *, match: str = "all") -> Built | No
     if not parsed.has_words:
         return None
     built = Built(wq.NullQuery)
-    parts = [_group(g, reader, built.wanted) for g in parsed.groups]
+    parts = [_group(g, vocabulary, built.wanted) for g in parsed.groups]
     positive: wq.Query
     if not parts:
         positive = wq.Every()
@@ -248,20 +257,20 @@ def build(parsed: ParsedQuery, reader: Any, *, match: str = "all") -> Built | No
     else:
         positive = wq.And(parts) if match == "all" else wq.Or(parts)
     if parsed.negatives:
-        built.exclude = wq.Or([_clause_query(c, reader, set()) for c in parsed.negatives])
+        built.exclude = wq.Or([_clause_query(c, vocabulary, set()) for c in parsed.negatives])
     built.query = positive
     return built
 
 
-def _group(group: tuple[Clause, ...], reader: Any, wanted: set[str]) -> wq.Query:
-    queries = [_clause_query(c, reader, wanted) for c in group]
+def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str]) -> wq.Query:
+    queries = [_clause_query(c, vocabulary, wanted) for c in group]
     return queries[0] if len(queries) == 1 else wq.Or(queries)
 
 
-def _clause_query(clause: Clause, reader: Any, wanted: set[str]) -> wq.Query:
+def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str]) -> wq.Query:
     alternatives: list[wq.Query] = []
     if clause.prefix is not None:
-        for term in expand_prefix(reader, clause.prefix, clause.terms[0], clause.fields):
+        for term in expand_prefix(vocabulary, clause.prefix, clause.terms[0], clause.fields):
             wanted.add(term)
             alternatives.extend(wq.Term(f, term) for f in clause.fields)
         if not alternatives:  # nothing starts with it: a term that matches nothing
@@ -276,7 +285,7 @@ def _clause_query(clause: Clause, reader: Any, wanted: set[str]) -> wq.Query:
     return alternatives[0] if len(alternatives) == 1 else wq.Or(alternatives)
 
 
-def expand_prefix(reader: Any, folded: str, stemmed: str, fields: tuple[str, ...]
+def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str, ...]
                   ) -> list[str]:
     """The index terms of the most frequent words starting with the prefix.
 
@@ -285,19 +294,20 @@ def expand_prefix(reader: Any, folded: str, stemmed: str, fields: tuple[str, ...
     start with the prefix count too.
     """
     frequency: dict[str, int] = {}
-    schema = reader.schema
+
+    def count(term: str) -> None:
+        if term and term not in frequency:
+            frequency[term] = sum(vocabulary.doc_frequency(g, term) for g in fields)
+
     for f in fields:
-        sources = [(f, stemmed)]
-        if schema[f].separate_spelling():
-            sources.append((schema[f].spelling_fieldname(f), folded))
-        for source, start in sources:
-            for n, raw in enumerate(reader.expand_prefix(source, start)):
-                if n >= PREFIX_SCAN_LIMIT:
-                    break
-                word = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-                term = word if source == f else _stem_of(word)
-                if term and term not in frequency:
-                    frequency[term] = sum(reader.doc_frequency(g, term) for g in fields)
+        for n, term in enumerate(vocabulary.terms(f, stemmed)):
+            if n >= PREFIX_SCAN_LIMIT:
+                break
+            count(term)
+        for n, word in enumerate(vocabulary.words(f, folded)):
+            if n >= PREFIX_SCAN_LIMIT:
+                break
+            count(_stem_of(word))
     ranked = sorted((t for t in frequency if frequency[t]), key=lambda t: (-frequency[t], t))
     return ranked[:MAX_PREFIX_TERMS]
 
@@ -305,3 +315,9 @@ def expand_prefix(reader: Any, folded: str, stemmed: str, fields: tuple[str, ...
 def _stem_of(word: str) -> str:
     found = [t.text for t in analyzer()(word, removestops=False)]
     return found[0] if len(found) == 1 else ""
+
+
+def like(key_terms: list[tuple[str, float]]) -> wq.Query:
+    """Any of some weighted terms, in either text field (for related items)."""
+    return wq.Or([wq.Term(f, term, boost=weight)
+                  for term, weight in key_terms for f in TEXT_FIELDS])

@@ -10,13 +10,9 @@ from typing import Any
 from whoosh.fields import ID, STORED, TEXT, Schema
 
 from searchapp.analysis import analyzer
+from searchapp.engine.scoring import TITLE_BOOST
 from searchapp.models import Item
 
-# BM25F field boost for titles. BM25F's per-field statistics already favour titles
-# (a word is rarer among titles, and titles are short), so a small boost is enough
-# to make a title match outrank the same word in a summary; larger ones lost
-# nDCG@10 on Cranfield (bench/RESULTS.md).
-TITLE_BOOST = 1.15
 # The `year` term of items without a date, so they can be counted and filtered.
 UNDATED = "undated"
 FACET_FIELDS = ("organisation", "year", "type")
@@ -24,14 +20,19 @@ FACET_FIELDS = ("organisation", "year", "type")
 COLUMN_FIELDS = (*FACET_FIELDS, "date")
 
 
+def schema(*, title_boost: float = TITLE_BOOST) -> Schema:
+    """The schema, built from code; indexes are always opened with it. The title
+    boost (`Settings.title_boost`) is applied when documents are written."""
+    return _schema(title_boost)
+
+
 @functools.cache
-def schema() -> Schema:
-    """The schema, built from code; indexes are always opened with it."""
+def _schema(title_boost: float) -> Schema:
     text = analyzer()
     return Schema(
         id=ID(stored=True, unique=True),
         # spelling=True keeps the unstemmed words too, for "did you mean".
-        title=TEXT(analyzer=text, stored=True, field_boost=TITLE_BOOST, spelling=True),
+        title=TEXT(analyzer=text, stored=True, field_boost=title_boost, spelling=True),
         summary=TEXT(analyzer=text, stored=True, spelling=True),
         organisation=ID(stored=True, sortable=True),
         type=ID(stored=True, sortable=True),

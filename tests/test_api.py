@@ -73,4 +73,6 @@ def test_html_404_outside_the_api(client: FlaskClient) -> None:
 
 def test_healthz(client: FlaskClient) -> None:
     data = client.get("/healthz").get_json()
+    engine = data.pop("engine")
     assert data == {"status": "ok", "items": 35, "documents": 35, "generation": "gen-000001"}
+    assert engine["kind"] == "arrays" and isinstance(engine["fallbacks"], dict)

@@ -31,9 +31,7 @@ def test_rebuild_swaps_and_keeps_only_the_previous_generation(tmp_path: Path) ->
     assert store.current() == third
     assert [g.name for g in store.generations()] == [second.name, third.name]
     assert not first.path.exists()
-    ix = store.open()
-    assert ix.doc_count() == 9
-    ix.close()
+    assert store.document_count() == 9
 
 
 def test_count_mismatch_leaves_the_live_generation(tmp_path: Path) -> None:
@@ -85,9 +83,7 @@ def test_a_killed_rebuild_leaves_the_old_index_serving_and_no_stuck_lock(tmp_pat
     with store.lock(timeout=1):
         store.rebuild(items(6), expected=6)
     assert not list(tmp_path.glob("gen-*.tmp"))
-    ix = store.open()
-    assert ix.doc_count() == 6
-    ix.close()
+    assert store.document_count() == 6
 
 
 def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:

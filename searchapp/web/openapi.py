@@ -183,7 +183,16 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
             "items": {"type": "integer"}, "documents": {"type": "integer"},
-            "generation": _NULLABLE_STR, "problem": {"type": "string"}},
+            "generation": _NULLABLE_STR, "problem": {"type": "string"},
+            "engine": {
+                "type": "object", "required": ["kind", "reason", "fallbacks"],
+                "description": "The search path serving this process (SEARCHAPP_ENGINE) and"
+                               " how often it handed work to plain Whoosh, per reason.",
+                "properties": {
+                    "kind": {"type": "string", "enum": ["arrays", "whoosh"]},
+                    "reason": {"type": "string"},
+                    "fallbacks": {"type": "object",
+                                  "additionalProperties": {"type": "integer"}}}}},
     },
 }
 

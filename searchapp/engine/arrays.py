@@ -1,57 +1,62 @@
-"""Posting lists as numpy arrays: which documents a query matches, and their scores.
+"""The arrays path: which documents a query matches, and their scores, as numpy arrays.
 
 Whoosh walks its matchers one document at a time in Python, which is what
-makes common words slow. `Postings` takes a term's postings as arrays instead
-(sliced from the segment's posting arrays file, `searchapp.segments`, or read
-block by block from Whoosh's postings for segments without one), scores them
-with the searcher's BM25F in one vectorised step, and combines terms with set
+makes common words slow. `ArraysSnapshot` takes a term's postings as arrays
+instead (sliced from the segment's posting arrays file,
+`searchapp.engine.arrayfile`, or read block by block from Whoosh's postings
+for segments without one), scores them with the numpy twin of the ranking
+model (`searchapp.engine.scoring`) in one step, and combines terms with set
 operations, so a query over tens of thousands of matches costs a few array
 operations. Scored terms are cached for as long as the reader lives (one
 index generation, or until new segments are committed).
 
-Scores are the ones Whoosh gives, bit for bit, when every AND or OR in the
-query has at most two parts (a word in two fields, two words, a phrase): each
-score is then the same one or two IEEE additions of the same per-field BM25F
-values. Larger trees may add in another order, so their matches are marked
-inexact and callers rescore the few documents around their cut with
-`exact_scores`, which asks Whoosh's own matcher. Anything else (a boosted
-term, an unusual query type, another weighting model) is matched and scored
-by Whoosh's matcher, so results never depend on this module understanding it.
+Scores are Whoosh's, bit for bit, under the exactness rule in
+`searchapp.engine.scoring`; inexact matches are marked so, and callers
+rescore the few documents around their cut (`rescore`). Anything this does
+not know (an unusual query type, a phrase with slop) is matched by Whoosh's
+own matcher, so results never depend on this module understanding it, and
+each such hand-over is counted in `searchapp.engine.base.FALLBACKS` with its
+reason.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import numpy.ma  # np.unique and np.isin import it on first use: not in the middle of a search
+import numpy.ma
 from numpy.typing import NDArray
 from whoosh import query as wq
-from whoosh import scoring
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, W3PerDocReader, _lenfield
-from whoosh.columns import NumericColumn
-from whoosh.matching import Matcher
-from whoosh.matching.wrappers import FilterMatcher
-from whoosh.reading import IndexReader, TermNotFound
+from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
-from whoosh.util.numeric import byte_to_length
 
-from searchapp.segments import SegmentArrays, load_arrays
-
-Ids = NDArray[np.int32]
-Scores = NDArray[np.float64]
+from searchapp.engine import scoring
+from searchapp.engine.arrayfile import SegmentArrays, open_arrays
+from searchapp.engine.base import (
+    ARRAYS,
+    EMPTY_IDS,
+    EMPTY_SCORES,
+    FALLBACKS,
+    Column,
+    Ids,
+    Matched,
+    Scores,
+)
+from searchapp.engine.plain import WhooshSnapshot
+from searchapp.engine.segments import (
+    arrays_path,
+    deleted,
+    leaf_lengths,
+    leaf_positions,
+    leaf_postings,
+)
 
 # Scored terms are kept in memory up to this many postings in all (12 bytes each:
 # document and score); the least recently used go first.
 CACHE_POSTINGS = 6_000_000
-
-_EMPTY_IDS: Ids = np.empty(0, dtype=np.int32)
-_EMPTY_SCORES: Scores = np.empty(0, dtype=np.float64)
-_LENGTHS = np.asarray([byte_to_length(b) for b in range(256)], dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,92 +70,24 @@ class _Leaf:
     deleted: NDArray[np.int64] | None
 
 
-@dataclass(frozen=True, slots=True)
-class Matched:
-    """Matching documents in increasing order, with their scores (None: unscored)."""
+class ArraysSnapshot(WhooshSnapshot):
+    """The fast path over one open searcher whose ranking model `scoring` reproduces."""
 
-    ids: Ids
-    scores: Scores | None
-    exact: bool = True  # scores equal Whoosh's bit for bit
+    kind = ARRAYS
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def read_postings(matcher: Matcher) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Every (document, weight) of a fresh leaf matcher, block by block when possible."""
-    if isinstance(matcher, FilterMatcher):
-        raise TypeError("unwrap deletions first")
-    if isinstance(matcher, W3LeafMatcher):
-        ids: list[NDArray[np.int64]] = []
-        weights: list[NDArray[np.float64]] = []
-        m = matcher
-        while m.is_active():
-            m._read_data()
-            data = m._data
-            n = m._blocklength
-            ids.append(np.cumsum(np.asarray(data[0], dtype=np.int64)))  # delta-encoded
-            w = data[1]
-            if w is None:
-                weights.append(np.ones(n, dtype=np.float64))
-            elif isinstance(w, float):
-                weights.append(np.full(n, w, dtype=np.float64))
-            else:
-                weights.append(np.asarray(w, dtype=np.float64))
-            m._next_block()
-        if not ids:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-        return np.concatenate(ids), np.concatenate(weights)
-    found: list[int] = []
-    found_weights: list[float] = []
-    while matcher.is_active():
-        found.append(matcher.id())
-        found_weights.append(matcher.weight())
-        matcher.next()
-    return np.asarray(found, dtype=np.int64), np.asarray(found_weights, dtype=np.float64)
-
-
-def _deleted(leaf: IndexReader) -> NDArray[np.int64]:
-    """A segment's deleted document numbers."""
-    perdoc = getattr(leaf, "_perdoc", None)
-    if perdoc is not None and hasattr(perdoc, "deleted_docs"):
-        found = perdoc.deleted_docs()
-    else:
-        found = [d for d in range(leaf.doc_count_all()) if leaf.is_deleted(d)]
-    return np.asarray(sorted(found), dtype=np.int64)
-
-
-def _leaf_postings(leaf: IndexReader, fieldname: str, text: str | bytes
-                   ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    try:
-        matcher = leaf.postings(fieldname, text)
-    except TermNotFound:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    if isinstance(matcher, FilterMatcher):
-        matcher = matcher.child
-    ids, weights = read_postings(matcher)
-    if leaf.has_deletions():
-        keep = ~np.isin(ids, _deleted(leaf))
-        ids, weights = ids[keep], weights[keep]
-    return ids, weights
-
-
-class Postings:
-    """Arrays for one open searcher; build anew when the searcher is refreshed."""
-
-    def __init__(self, searcher: Searcher, *, cache_postings: int = CACHE_POSTINGS) -> None:
-        self.searcher = searcher
-        self.reader = searcher.reader()
+    def __init__(self, searcher: Searcher, *, reason: str = "",
+                 cache_postings: int = CACHE_POSTINGS) -> None:
+        super().__init__(searcher, reason=reason)
+        why = scoring.unsupported(searcher.weighting)
+        if why is not None:
+            raise ValueError(f"the arrays path cannot score with this model: {why}")
+        self._bm25 = searcher.weighting
         self.size = int(self.reader.doc_count_all())
-        weighting = searcher.weighting
-        # Vectorised scoring is only for the model it reproduces exactly.
-        self._bm25 = (weighting if type(weighting) is scoring.BM25F
-                      and not weighting.use_final else None)
         self._leaves: list[_Leaf] = []
         for leaf, offset in self.reader.leaf_readers():
-            deleted = _deleted(leaf) if leaf.has_deletions() else None
+            gone = deleted(leaf) if leaf.has_deletions() else None
             self._leaves.append(_Leaf(leaf, offset, int(leaf.doc_count_all()),
-                                      load_arrays(leaf), deleted))
+                                      _load_arrays(leaf), gone))
         self._lengths: dict[str, NDArray[np.int32]] = {}
         self._cache: OrderedDict[tuple[str, str], tuple[Ids, Scores]] = OrderedDict()
         self._cached = 0
@@ -160,13 +97,18 @@ class Postings:
 
     # Terms ----------------------------------------------------------------
 
+    def refresh(self) -> ArraysSnapshot:
+        self._release()
+        return ArraysSnapshot(self.searcher.refresh(), reason=self.reason,
+                              cache_postings=self._budget)
+
     def lengths(self, fieldname: str) -> NDArray[np.int32]:
         """Each document's length in a field, as Whoosh's scorers see it."""
         found = self._lengths.get(fieldname)
         if found is None:
             found = np.zeros(self.size, dtype=np.int32)
             for leaf in self._leaves:
-                found[leaf.offset:leaf.offset + leaf.size] = _leaf_lengths(
+                found[leaf.offset:leaf.offset + leaf.size] = leaf_lengths(
                     leaf.reader, fieldname, leaf.size)
             self._lengths[fieldname] = found
         return found
@@ -181,9 +123,9 @@ class Postings:
                 return hit
         ids64, tf = self.postings(fieldname, text)
         if not len(ids64):
-            return _EMPTY_IDS, _EMPTY_SCORES
-        scores = (self._score(fieldname, text, ids64, tf) if self._bm25 is not None
-                  else np.zeros(len(ids64)))
+            return EMPTY_IDS, EMPTY_SCORES
+        scores = scoring.term_scores(self._bm25, self.searcher, fieldname, text, tf,
+                                     self.lengths(fieldname)[ids64])
         found = (ids64.astype(np.int32), scores)
         with self._lock:
             if key not in self._cache:
@@ -209,7 +151,7 @@ class Postings:
                     keep = ~np.isin(ids, leaf.deleted)
                     ids, w = ids[keep], w[keep]
             else:
-                ids, w = _leaf_postings(leaf.reader, fieldname, text)
+                ids, w = leaf_postings(leaf.reader, fieldname, text)
             if len(ids):
                 parts.append(ids + leaf.offset)
                 weights.append(w)
@@ -223,25 +165,33 @@ class Postings:
         """The live documents containing a term, in order (unscored, uncached)."""
         return self.postings(fieldname, text)[0]
 
-    def _score(self, fieldname: str, text: str, ids: NDArray[np.int64],
-               tf: NDArray[np.float64]) -> Scores:
-        """BM25F as `whoosh.scoring.bm25` computes it, one array operation per step."""
-        assert self._bm25 is not None
-        scorer = self._bm25.scorer(self.searcher, fieldname, text)
-        if not isinstance(scorer, scoring.BM25FScorer):
-            return tf  # unscorable fields score their weight (WeightScorer)
-        fl = self.lengths(fieldname)[ids].astype(np.float64)
-        idf, avgfl, b, k1 = scorer.idf, scorer.avgfl, scorer.B, scorer.K1
-        scores: Scores = idf * ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * fl / avgfl)))
-        return scores
-
-    def close(self) -> None:
-        """Let go of the mapped arrays files (the searcher is closed by its owner)."""
+    def _release(self) -> None:
+        """Let go of the mapped arrays files and the cached terms."""
         for leaf in self._leaves:
             if leaf.arrays is not None:
                 leaf.arrays.close()
         self._leaves.clear()
         self._cache.clear()
+        self._columns.clear()
+
+    def close(self) -> None:
+        self._release()
+        super().close()
+
+    def column(self, name: str) -> Column:
+        """Codes from the term's posting arrays (the plain path walks Whoosh's postings)."""
+        found = self._columns.get(name)
+        if found is None:
+            codes = np.full(self.size, -1, dtype=np.int32)
+            values: list[str] = []
+            for term in self.reader.lexicon(name):
+                if not term:
+                    continue
+                value = term.decode("utf-8")
+                codes[self.docs(name, value)] = len(values)
+                values.append(value)
+            found = self._columns[name] = Column(tuple(values), codes)
+        return found
 
     def live(self) -> Ids:
         """Every live (not deleted) document."""
@@ -252,54 +202,53 @@ class Postings:
                 if leaf.deleted is not None:
                     docs = np.delete(docs, leaf.deleted)
                 parts.append(docs)
-            self._live = np.concatenate(parts) if parts else _EMPTY_IDS
+            self._live = np.concatenate(parts) if parts else EMPTY_IDS
         return self._live
 
     # Queries --------------------------------------------------------------
 
-    def match(self, q: wq.Query, *, scored: bool = True) -> Matched:
-        """The documents `q` matches, with Whoosh's scores when `scored`."""
-        if scored and self._bm25 is None:
-            return self._by_whoosh(q, scored=True)
-        return self._eval(q, scored)
+    def match(self, query: wq.Query, *, scored: bool = True) -> Matched:
+        """The documents `query` matches, with Whoosh's scores when `scored`."""
+        return self._eval(query, scored)
 
     def _eval(self, q: wq.Query, scored: bool) -> Matched:
         kind = type(q)
-        if kind is wq.Term and q.boost == 1.0 and isinstance(q.text, str):
+        if kind is wq.Term and isinstance(q.text, str):
             ids, scores = self.term(q.fieldname, q.text)
-            return Matched(ids, scores if scored else None)
+            return Matched(ids, scoring.boosted(scores, q.boost) if scored else None)
         if kind is wq.Every:
             ids = self.live()
             return Matched(ids, np.zeros(len(ids)) if scored else None)
         if q is wq.NullQuery:
-            return Matched(_EMPTY_IDS, _EMPTY_SCORES if scored else None)
+            return Matched(EMPTY_IDS, EMPTY_SCORES if scored else None)
         if kind is wq.Phrase:
             phrase = self._phrase(q, scored)
-            if phrase is not None:
+            if isinstance(phrase, Matched):
                 return phrase
+            return self._by_whoosh(q, scored=scored, reason=phrase)
         if kind in (wq.Or, wq.And) and q.boost == 1.0 and q.subqueries \
                 and not getattr(q, "minmatch", 0) and not getattr(q, "scale", None):
             parts = [self._eval(sub, scored) for sub in q.subqueries]
             combined = _union(parts) if kind is wq.Or else _intersection(parts)
-            if len(parts) > 2:
+            if not scoring.exact_sum(len(parts)):
                 combined = Matched(combined.ids, combined.scores, exact=False)
             return combined
-        return self._by_whoosh(q, scored=scored)
+        return self._by_whoosh(q, scored=scored, reason=_unknown(q))
 
-    def _phrase(self, q: wq.Phrase, scored: bool) -> Matched | None:
+    def _phrase(self, q: wq.Phrase, scored: bool) -> Matched | str:
         """Consecutive words in one field: candidates by set intersection, then
         positions compared as sorted (document, position) keys.
 
         Whoosh scores a phrase match as the sum of its words' scores, added
-        along `make_binary_tree`; the same sums are made here. None when the
-        phrase is not a plain one this can answer (Whoosh then does).
+        along `make_binary_tree`; the same sums are made here. When the phrase
+        is not a plain one this can answer, the reason (Whoosh then does).
         """
         words = list(q.words)
         schema = self.reader.schema
         if (q.boost != 1.0 or q.slop != 1 or len(words) < 2 or q.fieldname not in schema
                 or not all(isinstance(w, str) for w in words)
                 or not schema[q.fieldname].format.supports("positions")):
-            return None
+            return "phrase: boosted, with slop, or in a field without positions"
         terms = [self.term(q.fieldname, w) for w in words]
         candidates = terms[0][0]
         for ids, _ in terms[1:]:
@@ -309,10 +258,10 @@ class Postings:
         for word in dict.fromkeys(words) if len(candidates) else ():
             found = self._positions(q.fieldname, word, candidates)
             if found is None:
-                return None
+                return "phrase: positions not readable as arrays"
             positions[word] = found
         if not len(candidates):
-            return Matched(_EMPTY_IDS, _EMPTY_SCORES if scored else None)
+            return Matched(EMPTY_IDS, EMPTY_SCORES if scored else None)
         for word in words:
             keys = positions[word] if keys is None else _common64(keys + 1, positions[word])
         assert keys is not None
@@ -320,7 +269,7 @@ class Postings:
         if not scored:
             return Matched(docs, None)
         per_word = [scores[np.searchsorted(ids, docs)] for ids, scores in terms]
-        return Matched(docs, _binary_sum(per_word))
+        return Matched(docs, scoring.binary_sum(per_word))
 
     def _positions(self, fieldname: str, word: str, docs: Ids) -> NDArray[np.int64] | None:
         """Sorted (document << 32 | position) keys of `word` in the given documents."""
@@ -341,35 +290,19 @@ class Postings:
                     continue
                 found.append(some + (offset << 32))
                 continue
-            try:
-                m = leaf.postings(fieldname, word)
-            except TermNotFound:
-                continue
-            if isinstance(m, FilterMatcher):
-                m = m.child
-            if not isinstance(m, W3LeafMatcher):
+            walked = leaf_positions(leaf, fieldname, word, local, offset, decode)
+            if walked is None:
                 return None
-            low = 0  # candidates before this index were in earlier blocks
-            while m.is_active() and low < len(local):
-                high = int(np.searchsorted(local, m._maxid, side="right"))
-                if high > low:
-                    m._read_data()
-                    data = m._data
-                    ids = np.cumsum(np.asarray(data[0], dtype=np.int64))
-                    values = data[2]
-                    for j in np.flatnonzero(np.isin(ids, local[low:high])).tolist():
-                        base = (int(ids[j]) + offset) << 32
-                        keys.extend(base + p for p in decode(values[j]))
-                    low = high
-                m._next_block()
+            keys.extend(walked)
         if keys:
             found.append(np.asarray(keys, dtype=np.int64))
         if not found:
             return np.empty(0, dtype=np.int64)
         return found[0] if len(found) == 1 else np.sort(np.concatenate(found))
 
-    def _by_whoosh(self, q: wq.Query, *, scored: bool) -> Matched:
+    def _by_whoosh(self, q: wq.Query, *, scored: bool, reason: str) -> Matched:
         """Matches (and scores) from Whoosh's own matchers, for what `_eval` does not know."""
+        FALLBACKS.count(reason)
         ids: list[int] = []
         scores: list[float] = []
         context = self.searcher.context()
@@ -385,42 +318,24 @@ class Postings:
             return Matched(order, np.asarray(scores, dtype=np.float64))
         return Matched(order, None)
 
-    def exact_scores(self, q: wq.Query, docs: Sequence[int] | NDArray[np.integer[Any]]
-                     ) -> dict[int, float]:
-        """Whoosh's own scores for some of `q`'s matches (for ordering near a cut)."""
-        wanted = sorted(int(d) for d in docs)
-        out: dict[int, float] = {}
-        context = self.searcher.context()
-        leaves = list(self.searcher.leaf_searchers())
-        for i, (sub, offset) in enumerate(leaves):
-            end = leaves[i + 1][1] if i + 1 < len(leaves) else self.size
-            local = [d - offset for d in wanted if offset <= d < end]
-            if not local:
-                continue
-            m = q.matcher(sub, context)
-            for d in local:
-                if not m.is_active():
-                    break
-                m.skip_to(d)
-                if m.is_active() and m.id() == d:
-                    out[d + offset] = m.score()
-        return out
+
+def _unknown(q: wq.Query) -> str:
+    """Why `_eval` hands a query to Whoosh."""
+    kind = type(q)
+    if kind in (wq.Or, wq.And):
+        if q.boost != 1.0:
+            return f"{kind.__name__}: boosted"
+        if not q.subqueries:
+            return f"{kind.__name__}: empty"
+        return f"{kind.__name__}: minmatch or scale"
+    if kind is wq.Term:
+        return "term: not text"
+    return f"query type {kind.__name__}"
 
 
-def _leaf_lengths(leaf: IndexReader, fieldname: str, n: int) -> NDArray[np.int64]:
-    """A segment's document lengths in a field: its one-byte length column, decoded."""
-    column = None
-    perdoc = getattr(leaf, "_perdoc", None)
-    if isinstance(perdoc, W3PerDocReader):
-        column = perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
-    if not isinstance(column, NumericColumn.Reader) or column._fixedlen != 1:
-        return np.fromiter((leaf.doc_field_length(d, fieldname, 0) or 0 for d in range(n)),
-                           dtype=np.int64, count=n)
-    codes = np.zeros(n, dtype=np.uint8)
-    count = min(column._count, n)
-    if count:
-        codes[:count] = np.frombuffer(column._dbfile.get(column._basepos, count), dtype=np.uint8)
-    return _LENGTHS[codes]
+def _load_arrays(leaf: IndexReader) -> SegmentArrays | None:
+    where = arrays_path(leaf)
+    return None if where is None else open_arrays(*where)
 
 
 def _union(parts: Iterable[Matched]) -> Matched:
@@ -428,7 +343,7 @@ def _union(parts: Iterable[Matched]) -> Matched:
     nonempty = [p for p in parts if len(p)]
     scored = parts[0].scores is not None
     if not nonempty:
-        return Matched(_EMPTY_IDS, _EMPTY_SCORES if scored else None)
+        return Matched(EMPTY_IDS, EMPTY_SCORES if scored else None)
     if len(nonempty) == 1:
         return nonempty[0]
     every = np.concatenate([p.ids for p in nonempty])
@@ -454,7 +369,7 @@ def _intersection(parts: Iterable[Matched]) -> Matched:
     for p in parts[1:]:
         ids = _common(ids, p.ids)
         if not len(ids):
-            return Matched(_EMPTY_IDS, _EMPTY_SCORES if scored else None)
+            return Matched(EMPTY_IDS, EMPTY_SCORES if scored else None)
     if not scored:
         return Matched(ids, None)
     total = np.zeros(len(ids), dtype=np.float64)
@@ -462,14 +377,6 @@ def _intersection(parts: Iterable[Matched]) -> Matched:
         assert p.scores is not None
         total += p.scores[np.searchsorted(p.ids, ids)]
     return Matched(ids, total, exact=all(p.exact for p in parts))
-
-
-def _binary_sum(parts: list[Scores]) -> Scores:
-    """Add arrays along the tree `whoosh.util.make_binary_tree` builds (halves, recursively)."""
-    if len(parts) == 1:
-        return parts[0]
-    half = len(parts) // 2
-    return _binary_sum(parts[:half]) + _binary_sum(parts[half:])
 
 
 def _common64(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -486,7 +393,7 @@ def _common(a: Ids, b: Ids) -> Ids:
     """The sorted ids in both sorted arrays."""
     small, large = (a, b) if len(a) <= len(b) else (b, a)
     if not len(small) or not len(large):
-        return _EMPTY_IDS
+        return EMPTY_IDS
     at = np.searchsorted(large, small)
     at[at == len(large)] = 0
     found: Ids = small[large[at] == small]

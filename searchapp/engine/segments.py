@@ -1,0 +1,629 @@
+"""Whoosh's private parts, in one module: the whole-segment writer and the block readers.
+
+Everything here leans on Whoosh 2.7.4's internals (its codec's block format,
+its writers' and readers' underscored attributes); nothing else in searchapp
+does. Pinning Whoosh to 2.7.4 (pyproject.toml) is what keeps it true, and
+tests/test_segments.py compares what this writes with what Whoosh writes.
+
+Writing: a full rebuild knows every document up front, so it does not need
+Whoosh's general-purpose writer, which sends each posting through a generator
+chain, an external sort and a per-posting encoder, all in Python.
+`SegmentBuilder` analyses each text once with the compiled analysis chain
+(`searchapp.analysis.compile`), gathers the postings of each term in lists as
+the documents arrive (they come in document order, so nothing needs sorting
+but the vocabulary), and writes them with Whoosh's codec a term at a time.
+Stored fields go through Whoosh's per-document writer, columns and field
+lengths through its column writers. The segment is the one Whoosh's writer
+would write for the same documents. Its files are kept separate rather than
+joined into a compound file, which Whoosh would copy into each reader's
+memory. Beside each segment goes its posting arrays file
+(`searchapp.engine.arrayfile`).
+
+Reading: a segment's postings block by block as arrays (`read_postings`),
+its deletions, its one-byte field lengths, and the path of its arrays file,
+for the arrays path (`searchapp.engine.arrays`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import zlib
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from whoosh import index as whoosh_index
+from whoosh.analysis.tokenizers import IDTokenizer
+from whoosh.codec.whoosh3 import (
+    LENGTHS_COLUMN,
+    WHOOSH3_HEADER_MAGIC,
+    W3FieldWriter,
+    W3LeafMatcher,
+    W3PerDocReader,
+    W3TermInfo,
+    _lenfield,
+)
+from whoosh.columns import NumericColumn
+from whoosh.compat import dumps
+from whoosh.fields import FieldType, Schema
+from whoosh.filedb.filestore import OverlayStorage
+from whoosh.formats import Existence, Positions
+from whoosh.index import Index
+from whoosh.matching import Matcher
+from whoosh.matching.wrappers import FilterMatcher
+from whoosh.reading import IndexReader, TermNotFound
+from whoosh.system import _INT_SIZE as _UINT_SIZE
+from whoosh.system import pack_int, pack_uint, pack_ushort
+from whoosh.util.numeric import byte_to_length, length_to_byte
+from whoosh.writing import SegmentWriter
+
+from searchapp.analysis import Chain, chain_for
+from searchapp.engine.arrayfile import arrays_name, write_arrays
+from searchapp.engine.base import FALLBACKS
+
+log = logging.getLogger(__name__)
+
+# One segment holds at most this many postings (a new one is started after).
+SEGMENT_POSTINGS = 40_000_000
+
+
+# While a segment is gathered, each term has a list of postings in document order,
+# each one an int, (document << _SHIFT) | position, when it has one position below
+# 2 ** _SHIFT (nearly all of them; in fields without positions, the position is 0),
+# else (document, positions) or, from Whoosh's own analysis, (document, frequency,
+# value bytes, weight, positions or None).
+_SHIFT = 16
+_LOW = (1 << _SHIFT) - 1
+
+
+class SegmentBuilder:
+    """Writes documents into new segments of `ix` (a fresh index, or one to append to)."""
+
+    def __init__(self, ix: Index, *, segment_postings: int = SEGMENT_POSTINGS) -> None:
+        self.ix = ix
+        self.schema = ix.schema
+        self.segment_postings = segment_postings
+        self._chains: dict[str, Chain] = {}
+        for name in self.schema.names():
+            field = self.schema[name]
+            if field.indexed and isinstance(field.format, Positions):
+                chain = chain_for(field.analyzer)
+                if chain is None:
+                    FALLBACKS.count("analyzer not compiled")
+                    log.warning("field %r: its analyzer is not a compiled chain"
+                                " (searchapp.analysis); indexing it through Whoosh's analyzer,"
+                                " several times slower", name)
+                else:
+                    self._chains[name] = chain
+        self._spell_names = {name: self.schema[name].spelling_fieldname(name)
+                             for name in self.schema.names()
+                             if self.schema[name].separate_spelling()}
+        self._encoded: dict[int, bytes] = {}
+        self.documents = 0
+        self._writer: SegmentWriter | None = None
+
+    # Documents ----------------------------------------------------------
+
+    def _start(self) -> None:
+        # Separate files, not a compound one: readers map them rather than copy them
+        # into memory, so every serving process shares them through the page cache.
+        self._writer = self.ix.writer(compound=False)
+        # Keyed by text: str order is UTF-8 byte order, the order Whoosh writes terms in.
+        self._terms: dict[str, defaultdict[str, list[Any]]] = {}
+        self._spelling: dict[str, Counter[str]] = {}
+        self._lengths: dict[str, list[int]] = {}
+        self._columns: defaultdict[str, list[tuple[int, Any]]] = defaultdict(list)
+        self._pending = 0
+        self._order: dict[frozenset[str], list[tuple[str, FieldType]]] = {}
+        for spelled in self._spell_names.values():
+            self._spelling[spelled] = Counter()
+
+    def add(self, fields: Mapping[str, Any]) -> None:
+        """Add one document (the keyword arguments `add_document` would take)."""
+        if self._writer is None:
+            self._start()
+        writer = self._writer
+        assert writer is not None
+        docnum = writer.docnum
+        perdoc = writer.perdocwriter
+        key = frozenset(fields)
+        order = self._order.get(key)
+        if order is None:
+            names = sorted(n for n in fields if not n.startswith("_"))
+            writer._check_fields(self.schema, names)
+            order = self._order[key] = [(n, self.schema[n]) for n in names]
+        perdoc.start_doc(docnum)
+        stored = perdoc._storedfields
+        columns = self._columns
+        for name, field in order:
+            value = fields[name]
+            if value is None:
+                continue
+            if field.indexed:
+                self._index(name, field, value, docnum)
+            if field.stored:
+                stored[name] = value
+            if field.column_type:
+                columns[name].append((docnum, field.to_column_value(value)))
+        perdoc.finish_doc()
+        writer._added = True
+        writer.docnum += 1
+        self.documents += 1
+        if self._pending >= self.segment_postings:
+            self.commit()
+
+    def _write_columns(self, perdoc: Any) -> None:
+        """The sortable fields' columns and the field lengths, as `add_field` and
+        `add_column_value` would have written them document by document."""
+        for name, pairs in self._columns.items():
+            column = self.schema[name].column_type
+            if not perdoc._has_column(name):
+                perdoc._create_column(name, column)
+            add = perdoc._get_column(name).add
+            for docnum, value in pairs:
+                add(docnum, value)
+        for name, lengths in self._lengths.items():
+            lenfield = _lenfield(name)
+            if not perdoc._has_column(lenfield):
+                perdoc._create_column(lenfield, LENGTHS_COLUMN)
+            add = perdoc._get_column(lenfield).add
+            for docnum, length in enumerate(lengths):
+                if length:
+                    add(docnum, length_to_byte(length))
+            perdoc._fieldlengths[name] += sum(lengths)
+
+    def _index(self, name: str, field: FieldType, value: Any, docnum: int) -> int:
+        """Gather one field's postings; returns its length (for scorable fields)."""
+        terms = self._terms.get(name)
+        if terms is None:
+            terms = self._terms[name] = defaultdict(list)
+        chain = self._chains.get(name)
+        if chain is not None and isinstance(value, str):
+            stems, first, words = chain.analyse(value)
+            base = docnum << _SHIFT
+            if len(set(stems)) == len(stems) and first + len(stems) <= _LOW:
+                for pos, s in enumerate(stems, first):
+                    terms[s].append(base | pos)
+                self._pending += len(stems)
+            else:
+                places: defaultdict[str, list[int]] = defaultdict(list)
+                for pos, s in enumerate(stems, first):
+                    places[s].append(pos)
+                for s, poslist in places.items():
+                    if len(poslist) == 1 and poslist[0] <= _LOW:
+                        terms[s].append(base | poslist[0])
+                    else:
+                        terms[s].append((docnum, poslist))
+                self._pending += len(places)
+            length = len(stems)
+            self._set_length(name, docnum, length)
+            if name in self._spell_names:
+                self._spelling[self._spell_names[name]].update(set(words))
+            return length
+        if type(field.analyzer) is IDTokenizer and type(field.format) is Existence \
+                and isinstance(value, str):
+            terms[value].append(docnum << _SHIFT)
+            self._pending += 1
+            return 0
+        length = 0
+        positions = isinstance(field.format, Positions)
+        for tbytes, freq, weight, vbytes in field.index(value):
+            terms[tbytes.decode("utf-8")].append(
+                (docnum, freq, vbytes, weight,
+                 field.format.decode_positions(vbytes) if positions else None))
+            self._pending += 1
+            length += freq
+        if not field.scorable:
+            length = 0
+        else:
+            self._set_length(name, docnum, length)
+        if name in self._spell_names:
+            self._spelling[self._spell_names[name]].update(field.spellable_words(value))
+        return length
+
+    def _set_length(self, name: str, docnum: int, length: int) -> None:
+        lengths = self._lengths.setdefault(name, [])
+        if len(lengths) < docnum:
+            lengths.extend([0] * (docnum - len(lengths)))
+        lengths.append(length)
+
+    # Writing ------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Write what has been added as one segment and make it part of the index."""
+        writer = self._writer
+        if writer is None:
+            return
+        self._writer = None
+        if not writer._added:
+            writer.cancel()
+            return
+        base = writer.docbase
+        self._write_columns(writer.perdocwriter)
+        writer.perdocwriter.close()
+        fieldwriter: W3FieldWriter = writer.fieldwriter
+        arrays: dict[str, dict[str, Any]] = {}
+        names = sorted(set(self._terms) | set(self._spelling))
+        for name in names:
+            field = self.schema[name]
+            if name in self._spelling:
+                self._write_spelling(fieldwriter, name, field, self._spelling[name])
+            else:
+                arrays[name] = self._write_field(fieldwriter, name, field, self._terms[name],
+                                                 base)
+        fieldwriter.close()
+        writer.pool.cleanup()
+        writer._assemble_segment()
+        segment = writer.get_segment()
+        write_arrays(getattr(writer.storage, "folder", None), segment.segment_id(),
+                     segment.doc_count_all(), arrays)
+        writer._commit_toc(list(writer.segments) + [segment])
+        writer._finish()
+
+    def _write_field(self, fw: W3FieldWriter, name: str, field: FieldType,
+                     terms: dict[str, list[Any]], base: int) -> dict[str, Any]:
+        fw.start_field(name, field)
+        fb = field.format.field_boost
+        lengths = None
+        if field.scorable and name in self._lengths:
+            # What Whoosh's scorers read back: the length through its one-byte code.
+            raw = self._lengths[name]
+            lengths = [byte_to_length(c) if c else 0 for c in map(length_to_byte, raw)]
+        keep = not field.unique
+        out_terms: list[str] = []
+        starts = [0]
+        position_starts = [0]
+        ids: list[int] = []
+        tfs: list[float] = []
+        freqs: list[int] = []
+        positions: list[int] = []
+        positional = isinstance(field.format, Positions)
+        encode = field.format.encode
+        encoded = self._encoded
+        single = b"" if not positional else None  # the value of a one-position posting
+        for text in sorted(terms):
+            entries = terms[text]
+            if all(type(e) is int for e in entries):
+                docs = [(e >> _SHIFT) - base for e in entries]
+                places = [e & _LOW for e in entries]
+                counts = [1] * len(entries)
+                weights = [fb] * len(entries)
+                if single is None:
+                    values = []
+                    for p in places:
+                        v = encoded.get(p)
+                        if v is None:
+                            v = encoded[p] = encode([p])
+                        values.append(v)
+                else:
+                    values = [single] * len(entries)
+            else:
+                docs, places, counts, weights, values = [], [], [], [], []
+                for e in entries:
+                    if type(e) is int:
+                        p = e & _LOW
+                        docs.append((e >> _SHIFT) - base)
+                        places.append(p)
+                        counts.append(1)
+                        weights.append(fb)
+                        if single is None:
+                            v = encoded.get(p)
+                            if v is None:
+                                v = encoded[p] = encode([p])
+                            values.append(v)
+                        else:
+                            values.append(single)
+                    elif len(e) == 2:
+                        docs.append(e[0] - base)
+                        places.append(e[1])
+                        counts.append(len(e[1]))
+                        weights.append(len(e[1]) * fb)
+                        values.append(encode(e[1]))
+                    else:
+                        docs.append(e[0] - base)
+                        places.append(e[4])
+                        counts.append(e[1])
+                        weights.append(e[3] * 1.0)
+                        values.append(e[2])
+            _emit_term(fw, text.encode("utf-8"), docs, weights, values,
+                       [lengths[d] for d in docs] if lengths is not None else None)
+            if keep:
+                out_terms.append(text)
+                ids.extend(docs)
+                tfs.extend(weights)
+                starts.append(len(ids))
+                if positional:
+                    freqs.extend(counts)
+                    for p in places:
+                        if type(p) is int:
+                            positions.append(p)
+                        else:
+                            positions.extend(p)
+                    position_starts.append(len(positions))
+        fw.finish_field()
+        if not keep:
+            return {}
+        out: dict[str, Any] = {
+            "terms": out_terms,
+            "starts": np.asarray(starts, dtype=np.int64),
+            "ids": np.asarray(ids, dtype=np.int32),
+            "weights": np.asarray(tfs, dtype=np.float32),
+        }
+        if positional:
+            out["freqs"] = np.asarray(freqs, dtype=np.int32)
+            out["positions"] = np.asarray(positions, dtype=np.int32)
+            out["position_starts"] = np.asarray(position_starts, dtype=np.int64)
+        return out
+
+    def _write_spelling(self, fw: W3FieldWriter, name: str, field: FieldType,
+                        words: Counter[str]) -> None:
+        """One posting (document 0, weight 1) per document a word is in, as Whoosh writes."""
+        fw.start_field(name, field)
+        for word in sorted(words):
+            _emit_zeros(fw, word.encode("utf-8"), words[word])
+        fw.finish_field()
+
+
+_ZERO_BLOCKS: dict[tuple[int, int, int, bool], bytes] = {}  # (size, value size, zlib, last)
+
+
+def _emit_zeros(fw: W3FieldWriter, tbytes: bytes, n: int) -> None:
+    """`_emit_term` for n postings of document 0 with weight 1 and no value or length
+    (a spelling word): the blocks are all alike, so each kind is made once."""
+    limit = fw._codec._blocklimit
+    postfile = fw._postfile
+    start = postfile.tell()
+    parts = [WHOOSH3_HEADER_MAGIC]
+    for at in range(0, n, limit):
+        size = min(limit, n - at)
+        key = (size, fw._format.fixed_value_size() or 0, fw._codec._compression, at + size == n)
+        block = _ZERO_BLOCKS.get(key)
+        if block is None:
+            # Each posting's value: frequency 1 (Whoosh's writer leaves there whatever
+            # value its last posting had; a merge reads it back, so it must be there).
+            one = pack_uint(1) if fw._format.fixed_value_size() == _UINT_SIZE else b""
+            block = _ZERO_BLOCKS[key] = _block(fw, [0] * size, array("f", [1.0] * size),
+                                               1, [one] * size, None, 0, at + size == n)
+        parts.append(block)
+    postfile.write(b"".join(parts))
+    info = W3TermInfo()
+    info._weight = float(n)
+    info._df = n
+    info._maxweight = 1
+    info._minid, info._maxid = 0, 0
+    info.set_extent(start, postfile.tell() - start)
+    fw._tindex.add(pack_ushort(fw._fieldid) + tbytes, info.to_bytes())
+
+
+def _block(fw: W3FieldWriter, ids: list[int], weights: Any, maxweight: float,
+           values: list[bytes], minlength: int | None, maxlength: int, last: bool) -> bytes:
+    """One posting block as `W3PostingsWriter._write_block` writes it."""
+    fixedsize = fw._format.fixed_value_size()
+    mini_ids = (ids[0], *[b - a for a, b in itertools.pairwise(ids)])
+    if all(w == 1.0 for w in weights):
+        mini_weights: Any = None
+    elif all(w == weights[0] for w in weights):
+        mini_weights = weights[0]
+    else:
+        mini_weights = tuple(weights)
+    if fixedsize is None or fixedsize < 0:
+        mini_values: Any = tuple(values)
+    elif fixedsize == 0:
+        mini_values = None
+    else:
+        mini_values = b"".join(values)
+    data = dumps((mini_ids, mini_weights, mini_values), 2)
+    # zlib costs more than it saves on a block this small (readers check per block).
+    comp = fw._codec._compression if len(ids) >= 4 else 0
+    if comp:
+        data = zlib.compress(data, comp)
+    head = dumps((len(ids), ids[-1], maxweight, comp, length_to_byte(minlength),
+                  length_to_byte(maxlength)), 2)
+    size = len(head) + len(data)
+    block: bytes = pack_int(-size if last else size) + head + data
+    return block
+
+
+def _emit_term(fw: W3FieldWriter, tbytes: bytes, docs: list[int], weights: list[Any],
+               values: list[bytes] | None, lengths: list[int] | None) -> None:
+    """Write one term's posting blocks and term info, byte for byte as Whoosh's
+    `W3PostingsWriter` and `W3FieldWriter.finish_term` would for the same postings,
+    in one write instead of a dozen per block.
+
+    The one liberty: blocks of fewer than 4 postings are not compressed (readers
+    check each block's compression flag), since zlib costs more than it saves there.
+    """
+    limit = fw._codec._blocklimit
+    postfile = fw._postfile
+    start = postfile.tell()
+    info = W3TermInfo()
+    parts = [WHOOSH3_HEADER_MAGIC]
+    n = len(docs)
+    for at in range(0, n, limit):
+        end = min(at + limit, n)
+        ids = docs[at:end]
+        block_weights = array("f", weights[at:end])
+        maxweight = max(0, max(weights[at:end]))
+        if lengths is not None:
+            chunk = [x for x in lengths[at:end] if x]
+            minlength, maxlength = (min(chunk), max(chunk)) if chunk else (None, 0)
+        else:
+            minlength, maxlength = None, 0
+        # W3TermInfo.add_block
+        info._weight += sum(block_weights)
+        info._df += end - at
+        info._minlength = minlength if info._minlength is None \
+            else min(info._minlength, minlength)
+        info._maxlength = max(info._maxlength, maxlength)
+        info._maxweight = max(info._maxweight, maxweight)
+        if info._minid is None:
+            info._minid = ids[0]
+        info._maxid = ids[-1]
+        kept = [v for v in values[at:end] if v] if values is not None else []
+        parts.append(_block(fw, ids, block_weights, maxweight, kept, minlength, maxlength,
+                            end == n))
+    postfile.write(b"".join(parts))
+    info.set_extent(start, postfile.tell() - start)
+    fw._tindex.add(pack_ushort(fw._fieldid) + tbytes, info.to_bytes())
+
+
+# Whole indexes ----------------------------------------------------------------
+
+
+def create_index(path: str, schema: Schema) -> Index:
+    return whoosh_index.create_in(path, schema)
+
+
+def segments_of(path: str, schema: Schema) -> list[Any]:
+    """The segments of the index at `path` (to move them into another one)."""
+    ix = whoosh_index.open_dir(path, schema=schema)
+    try:
+        return list(ix._segments())
+    finally:
+        ix.close()
+
+
+def adopt_segments(ix: Index, found: list[Any]) -> None:
+    """List segments whose files were moved into `ix`'s folder in a new table of contents."""
+    writer = ix.writer()
+    writer._close_segment()  # it writes no segment of its own, only the new TOC
+    writer._commit_toc(list(writer.segments) + found)
+    writer._finish()
+
+
+def cancel(builder: SegmentBuilder) -> None:
+    """Throw away what a builder has gathered but not committed."""
+    if builder._writer is not None:
+        builder._writer.cancel()
+        builder._writer = None
+
+
+# Reading ----------------------------------------------------------------------
+
+_LENGTHS = np.asarray([byte_to_length(b) for b in range(256)], dtype=np.int64)
+_SEGMENT_FILE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def arrays_path(reader: IndexReader) -> tuple[str, int] | None:
+    """Where a segment reader's arrays file would be, and its document count."""
+    segment = getattr(reader, "_segment", None)
+    storage = getattr(reader, "_storage", None)
+    if isinstance(storage, OverlayStorage):  # a compound segment: (its file, the folder)
+        storage = storage.b
+    folder = getattr(storage, "folder", None)
+    if segment is None or folder is None:
+        return None
+    segid = segment.segment_id()
+    if not _SEGMENT_FILE.match(segid):
+        return None
+    return os.path.join(folder, arrays_name(segid)), int(segment.doc_count_all())
+
+
+def read_postings(matcher: Matcher) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Every (document, weight) of a fresh leaf matcher, block by block when possible."""
+    if isinstance(matcher, FilterMatcher):
+        raise TypeError("unwrap deletions first")
+    if isinstance(matcher, W3LeafMatcher):
+        ids: list[NDArray[np.int64]] = []
+        weights: list[NDArray[np.float64]] = []
+        m = matcher
+        while m.is_active():
+            m._read_data()
+            data = m._data
+            n = m._blocklength
+            ids.append(np.cumsum(np.asarray(data[0], dtype=np.int64)))  # delta-encoded
+            w = data[1]
+            if w is None:
+                weights.append(np.ones(n, dtype=np.float64))
+            elif isinstance(w, float):
+                weights.append(np.full(n, w, dtype=np.float64))
+            else:
+                weights.append(np.asarray(w, dtype=np.float64))
+            m._next_block()
+        if not ids:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        return np.concatenate(ids), np.concatenate(weights)
+    found: list[int] = []
+    found_weights: list[float] = []
+    while matcher.is_active():
+        found.append(matcher.id())
+        found_weights.append(matcher.weight())
+        matcher.next()
+    return np.asarray(found, dtype=np.int64), np.asarray(found_weights, dtype=np.float64)
+
+
+def deleted(leaf: IndexReader) -> NDArray[np.int64]:
+    """A segment's deleted document numbers."""
+    perdoc = getattr(leaf, "_perdoc", None)
+    if perdoc is not None and hasattr(perdoc, "deleted_docs"):
+        found = perdoc.deleted_docs()
+    else:
+        found = [d for d in range(leaf.doc_count_all()) if leaf.is_deleted(d)]
+    return np.asarray(sorted(found), dtype=np.int64)
+
+
+def leaf_postings(leaf: IndexReader, fieldname: str, text: str | bytes
+                  ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """A segment's live postings of a term, as arrays."""
+    try:
+        matcher = leaf.postings(fieldname, text)
+    except TermNotFound:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    if isinstance(matcher, FilterMatcher):
+        matcher = matcher.child
+    ids, weights = read_postings(matcher)
+    if leaf.has_deletions():
+        keep = ~np.isin(ids, deleted(leaf))
+        ids, weights = ids[keep], weights[keep]
+    return ids, weights
+
+
+def leaf_lengths(leaf: IndexReader, fieldname: str, n: int) -> NDArray[np.int64]:
+    """A segment's document lengths in a field: its one-byte length column, decoded."""
+    column = None
+    perdoc = getattr(leaf, "_perdoc", None)
+    if isinstance(perdoc, W3PerDocReader):
+        column = perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+    if not isinstance(column, NumericColumn.Reader) or column._fixedlen != 1:
+        return np.fromiter((leaf.doc_field_length(d, fieldname, 0) or 0 for d in range(n)),
+                           dtype=np.int64, count=n)
+    codes = np.zeros(n, dtype=np.uint8)
+    count = min(column._count, n)
+    if count:
+        codes[:count] = np.frombuffer(column._dbfile.get(column._basepos, count), dtype=np.uint8)
+    return _LENGTHS[codes]
+
+
+def leaf_positions(leaf: IndexReader, fieldname: str, word: str, local: NDArray[np.int64],
+                   offset: int, decode: Any) -> list[int] | None:
+    """(document << 32 | position) keys of `word` in some (sorted, segment-local)
+    documents, read block by block; None when the postings are not Whoosh 3 blocks."""
+    keys: list[int] = []
+    try:
+        m = leaf.postings(fieldname, word)
+    except TermNotFound:
+        return keys
+    if isinstance(m, FilterMatcher):
+        m = m.child
+    if not isinstance(m, W3LeafMatcher):
+        return None
+    low = 0  # candidates before this index were in earlier blocks
+    while m.is_active() and low < len(local):
+        high = int(np.searchsorted(local, m._maxid, side="right"))
+        if high > low:
+            m._read_data()
+            data = m._data
+            ids = np.cumsum(np.asarray(data[0], dtype=np.int64))
+            values = data[2]
+            for j in np.flatnonzero(np.isin(ids, local[low:high])).tolist():
+                base = (int(ids[j]) + offset) << 32
+                keys.extend(base + p for p in decode(values[j]))
+            low = high
+        m._next_block()
+    return keys
