@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from searchapp.errors import CatalogError
+from searchapp.fields import FACETS
 from searchapp.models import Item
 
 SCHEMA = """
@@ -163,7 +164,7 @@ class Catalog:
 
     def facet_counts(self, column: str) -> list[tuple[Any, int]]:
         """Items per value of one column, most first (for `stats`)."""
-        if column not in ("organisation", "year", "type"):
+        if column not in FACETS:
             raise ValueError(column)
         rows = self._db.execute(
             f"SELECT {column}, count(*) AS n FROM items GROUP BY {column}"

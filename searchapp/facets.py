@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from searchapp.engine import Column, Snapshot
-from searchapp.schema import COLUMN_FIELDS, FACET_FIELDS
+from searchapp.fields import COLUMN_FIELDS, FACET_FIELDS
 
 Docs = NDArray[np.int64] | NDArray[np.int32]  # document numbers, in increasing order
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from whoosh import index as whoosh_index
+from whoosh.fields import Schema
 from whoosh.index import Index
 from whoosh.writing import SegmentWriter
 
@@ -50,6 +51,11 @@ BUILD_WORKERS = min(4, os.cpu_count() or 1)
 class Generation:
     name: str
     path: Path
+
+
+def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool]]:
+    return {name: (type(field).__name__, bool(field.indexed), bool(field.stored),
+                   field.column_type is not None) for name, field in schema.items()}
 
 
 def _fsync_dir(path: Path) -> None:
@@ -109,6 +115,21 @@ class IndexStore:
         ix = self.open_index()
         try:
             return int(ix.doc_count())
+        finally:
+            ix.close()
+
+    def written_as_declared(self) -> bool:
+        """Whether the live generation was written with today's fields (searchapp.fields):
+        the same names, each indexed, stored and kept as a column the same way."""
+        gen = self.current()
+        if gen is None:
+            return False
+        try:
+            ix = whoosh_index.open_dir(str(gen.path))  # with the schema it was written with
+        except Exception:  # noqa: BLE001 (Whoosh raises many kinds on a damaged index)
+            return False
+        try:
+            return _shape(ix.schema) == _shape(self.schema)
         finally:
             ix.close()
 

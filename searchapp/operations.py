@@ -98,10 +98,14 @@ def rebuild(settings: Settings) -> RebuildOutcome:
 
 
 def index_is_current(settings: Settings) -> bool:
-    """Whether the live index opens and holds as many documents as the catalog."""
+    """Whether the live index opens, was written with today's fields, and holds as many
+    documents as the catalog."""
+    store = IndexStore(settings.index_dir)
     try:
-        documents = IndexStore(settings.index_dir).document_count()
+        documents = store.document_count()
     except IndexUnavailable:
+        return False
+    if not store.written_as_declared():
         return False
     with Catalog(settings.catalog) as catalog:
         return documents == catalog.count()

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from searchapp.fields import FACETS
 from searchapp.models import Item
 from searchapp.request import SearchQuery
-from searchapp.schema import UNDATED
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,33 +24,28 @@ class Hit:
     highlights: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
-        data = self.item.to_dict()
+        item = self.item
         return {
-            "id": data["id"], "title": data["title"], "summary": data["summary"],
-            "organisation": data["organisation"], "date": data["date"], "year": data["year"],
-            "type": data["type"], "url": data["url"],
+            "id": item.id, "title": item.title, "summary": item.summary,
+            "organisation": item.organisation,
+            "date": item.date.isoformat() if item.date else None, "year": item.year,
+            "type": item.type, "url": item.url,
             "score": None if self.score is None else round(self.score, 4),
-            "highlights": self.highlights,
+            "highlights": dict(self.highlights),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class FacetValue:
-    value: str | int | None
+    value: str | int | None  # as in JSON (a year is a number; None: undated)
     count: int
     selected: bool
-
-    @property
-    def label(self) -> str:
-        return "Undated" if self.value is None else str(self.value)
-
-    @property
-    def param(self) -> str:
-        """The value as a request parameter (`year=undated` for undated items)."""
-        return UNDATED if self.value is None else str(self.value)
+    label: str  # as a reader sees it ("Undated", "Français")
+    param: str  # as a request parameter (`year=undated`, `language=fr`)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "count": self.count, "selected": self.selected}
+        return {"value": self.value, "label": self.label, "count": self.count,
+                "selected": self.selected}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +71,8 @@ class SearchPage:
         return {
             "query": q.q, "total": self.total, "page": q.page, "per_page": q.per_page,
             "sort": self.sort, "match": q.match,
-            "filters": {"organisation": list(q.organisation), "type": list(q.type),
-                        "year": list(q.year), "year_from": q.year_from, "year_to": q.year_to},
+            "filters": {**{name: list(values) for name, values in q.filters().items()},
+                        "year_from": q.year_from, "year_to": q.year_to},
             "hits": [h.to_dict() for h in self.hits],
             "facets": {name: [v.to_dict() for v in values]
                        for name, values in self.facets.items()},
@@ -95,18 +90,19 @@ class Related:
 
 def facet_values(name: str, counts: Mapping[str, int],
                  request: SearchQuery) -> list[FacetValue]:
-    """A facet's values as shown: counted or selected; years newest first, others by count."""
+    """A facet's values as shown: counted or selected; years newest first (undated
+    last), others by count, then label."""
+    facet = FACETS[name]
     selected = set(request.selected()[name])
-    values = [FacetValue(_facet_value(name, k), counts.get(k, 0), k in selected)
-              for k in set(counts) | selected if counts.get(k, 0) or k in selected]
-    if name == "year":
+    values = []
+    for term in set(counts) | selected:
+        count = counts.get(term, 0)
+        if count or term in selected:
+            value = facet.from_term(term)
+            values.append(FacetValue(value, count, term in selected, facet.label(value),
+                                     facet.param(value)))
+    if facet.newest_first:
         values.sort(key=lambda v: (v.value is None, -int(v.value or 0)))
     else:
-        values.sort(key=lambda v: (-v.count, str(v.value).casefold()))
+        values.sort(key=lambda v: (-v.count, v.label.casefold(), v.param))
     return values
-
-
-def _facet_value(name: str, key: str) -> str | int | None:
-    if name == "year":
-        return None if key == UNDATED else int(key)
-    return key

@@ -26,8 +26,8 @@ from whoosh.support.charset import accent_map
 
 from searchapp.analysis import analyzer
 from searchapp.engine import Vocabulary
+from searchapp.fields import TEXT_FIELDS
 
-TEXT_FIELDS = ("title", "summary")
 MAX_CLAUSES = 32  # parts of a query beyond this are ignored
 MAX_PREFIX_TERMS = 64  # a prefix matches at most this many (most frequent) words
 PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them
@@ -36,7 +36,7 @@ MIN_PREFIX = 2
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TOKEN = re.compile(
     r"""(?P<neg>-(?=[^\s-]))?                 # -word
-        (?:(?P<field>title|summary):(?=\S))?  # field:part
+        (?:(?P<field>""" + "|".join(TEXT_FIELDS) + r"""):(?=\S))?  # field:part
         (?:"(?P<phrase>[^"]*)"                # "a phrase"
           |(?P<word>[^\s"]+))                 # a word
       |(?P<quote>")                           # an unbalanced quote: ignored

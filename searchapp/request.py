@@ -13,7 +13,7 @@ from typing import Any
 
 from searchapp import query as parser
 from searchapp.errors import BadParameter
-from searchapp.schema import UNDATED, year_term
+from searchapp.fields import FACETS
 
 SORTS = ("relevance", "newest", "oldest")
 MATCHES = ("all", "any")
@@ -32,6 +32,8 @@ class SearchQuery:
     organisation: tuple[str, ...] = ()
     type: tuple[str, ...] = ()
     year: tuple[int | None, ...] = ()  # None selects undated items
+    language: tuple[str, ...] = ()  # two-letter codes
+    # (Each facet of searchapp.fields.FACETS is an attribute of the same name.)
     year_from: int | None = None
     year_to: int | None = None
     sort: str | None = None  # None: relevance with words, newest without
@@ -65,10 +67,14 @@ class SearchQuery:
     def effective_sort(self) -> str:
         return self.sort or ("relevance" if parser.parse(self.q).ranked else "newest")
 
+    def filters(self) -> dict[str, tuple[Any, ...]]:
+        """The selected values of each facet, as given."""
+        return {name: getattr(self, name) for name in FACETS}
+
     def selected(self) -> dict[str, tuple[str, ...]]:
         """Selected facet values as index terms."""
-        return {"organisation": self.organisation, "type": self.type,
-                "year": tuple(year_term(y) for y in self.year)}
+        return {name: tuple(facet.term(v) for v in getattr(self, name))
+                for name, facet in FACETS.items()}
 
     @classmethod
     def from_params(cls, params: Mapping[str, Sequence[str]]) -> SearchQuery:
@@ -87,24 +93,11 @@ class SearchQuery:
             except ValueError:
                 raise BadParameter(name, f"must be a whole number, not {raw!r}") from None
 
-        years: list[int | None] = []
-        for raw in params.get("year", []):
-            text = raw.strip()
-            if text.lower() in ("null", "none", UNDATED):
-                years.append(None)
-                continue
-            if not text:
-                continue
-            try:
-                years.append(int(text))
-            except ValueError:
-                raise BadParameter("year", f"must be a year like 2017 or 'undated',"
-                                           f" not {raw!r}") from None
+        chosen = {name: _unique(facet.parse(v) for v in params.get(name, []) if v.strip())
+                  for name, facet in FACETS.items()}
         return cls(
             q=one("q"),
-            organisation=_unique(v.strip() for v in params.get("organisation", []) if v.strip()),
-            type=_unique(v.strip() for v in params.get("type", []) if v.strip()),
-            year=_unique(years),
+            **chosen,
             year_from=integer("year_from", None),
             year_to=integer("year_to", None),
             sort=one("sort").strip() or None,

@@ -34,12 +34,13 @@ from searchapp.engine import (
     open_snapshot,
 )
 from searchapp.facets import Columns, Counted
+from searchapp.fields import FACET_FIELDS, TEXT_FIELDS, UNDATED
 from searchapp.highlight import FRAGMENT_CHARS, highlight
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 from searchapp.page import FacetValue, Hit, Related, SearchPage, facet_values
 from searchapp.request import MAX_YEAR, MIN_YEAR, SearchQuery
-from searchapp.schema import FACET_FIELDS, UNDATED, from_stored
+from searchapp.schema import from_stored
 from searchapp.spelling import suggest
 from searchapp.suggest import complete
 
@@ -234,7 +235,7 @@ def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[
     documents = vocabulary.doc_count() or 1
     weights = {}
     for term, tf in frequency.items():
-        df = sum(vocabulary.doc_frequency(f, term) for f in parser.TEXT_FIELDS)
+        df = sum(vocabulary.doc_frequency(f, term) for f in TEXT_FIELDS)
         if df:
             weights[term] = tf * math.log(1 + documents / df)
     return sorted(weights.items(), key=lambda tw: (-tw[1], tw[0]))[:count]

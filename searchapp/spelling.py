@@ -13,7 +13,8 @@ from whoosh.support.levenshtein import distance
 
 from searchapp.analysis import terms as analyse
 from searchapp.engine import Vocabulary
-from searchapp.query import TEXT_FIELDS, ParsedQuery
+from searchapp.fields import TEXT_FIELDS
+from searchapp.query import ParsedQuery
 
 MAX_CANDIDATES = 200
 

@@ -11,7 +11,7 @@ import re
 from whoosh.support.charset import accent_map
 
 from searchapp.engine import Vocabulary
-from searchapp.query import TEXT_FIELDS
+from searchapp.fields import TEXT_FIELDS
 
 MIN_PREFIX = 2
 MAX_SCAN = 5_000  # words looked at per field, whatever the prefix

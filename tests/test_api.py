@@ -13,7 +13,7 @@ def test_search_returns_the_design_shape(client: FlaskClient) -> None:
                         "score", "highlights"}
     assert hit["title"] == "Declaration on migrants and refugees"
     assert hit["organisation"] == "CECOP" and hit["year"] == 2016 and hit["date"] == "2016-04-11"
-    assert set(data["facets"]) == {"organisation", "year", "type"}
+    assert set(data["facets"]) == {"organisation", "year", "type", "language"}
     assert data["suggestion"] is None
 
 

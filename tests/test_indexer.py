@@ -160,3 +160,20 @@ def test_import_holds_the_lock(samples: Settings) -> None:
     with store.lock(), pytest.raises(Busy):
         operations.import_paths(quick, [extra], organisation="ILO")
     assert os.path.exists(samples.catalog)
+
+
+def test_an_index_written_with_other_fields_is_not_current(samples: Settings) -> None:
+    from whoosh import index as whoosh_index
+    from whoosh.fields import ID, STORED, TEXT, Schema
+
+    store = IndexStore(samples.index_dir)
+    assert store.written_as_declared() and operations.index_is_current(samples)
+    # The generation as an older release wrote it: language only stored, not indexed.
+    gen = store.current()
+    assert gen is not None
+    older = Schema(id=ID(stored=True, unique=True), title=TEXT(stored=True), language=STORED())
+    whoosh_index.create_in(str(gen.path), older)
+    assert not store.written_as_declared()
+    assert not operations.index_is_current(samples)
+    operations.rebuild(samples)
+    assert store.written_as_declared() and operations.index_is_current(samples)

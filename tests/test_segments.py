@@ -98,8 +98,9 @@ def contents(ix: Index) -> dict[str, Any]:
             out[("stored", d)] = r.stored_fields(d)
             for name in ("title", "summary"):
                 out[("dfl", d, name)] = r.doc_field_length(d, name)
-        for name in ("organisation", "type", "year", "date"):
-            out[("column", name)] = list(r.column_reader(name))
+        for name in r.schema.names():
+            if r.has_column(name):
+                out[("column", name)] = list(r.column_reader(name))
     return out
 
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, make_response, render_template, request, url_for
 
-from searchapp.search import SearchPage, SearchQuery
+from searchapp.fields import FACETS
+from searchapp.search import SearchPage
 from searchapp.web.api import engine, item_or_404, query_from_request, revalidated
 
 bp = Blueprint("pages", __name__)
 
-FILTERS = ("organisation", "type", "year", "year_from", "year_to")
+FILTERS = (*FACETS, "year_from", "year_to")
 FEED_ITEMS = 20
 HISTOGRAM_MAX_SPAN = 40  # years; wider ranges show only years that have items
 PAGE_WINDOW = 2  # page links shown either side of the current one
@@ -90,7 +92,8 @@ def index() -> str:
     result = engine().search(query_from_request())
     filtered = any(request.args.getlist(name) for name in FILTERS)
     return render_template(
-        "search.html", page=result, histogram=histogram(result), pagination=pagination(result),
+        "search.html", page=result, facets=FACETS, histogram=histogram(result),
+        pagination=pagination(result),
         filtered=filtered, toggle_url=toggle_url, page_url=page_url, search_url=search_url,
         clear_url=search_url(**dict.fromkeys(FILTERS)),
         api_url=url_for("api.search", **_args_with()),
@@ -111,10 +114,7 @@ def item(item_id: str) -> str:
 def feed() -> Response:
     """The newest items matching a search, for feed readers (undated items have no place)."""
     asked = query_from_request()
-    newest = SearchQuery(
-        q=asked.q, organisation=asked.organisation, type=asked.type, year=asked.year,
-        year_from=asked.year_from, year_to=asked.year_to, match=asked.match, sort="newest",
-        per_page=FEED_ITEMS)
+    newest = dataclasses.replace(asked, sort="newest", page=1, per_page=FEED_ITEMS)
     result = engine().search(newest)
     entries = [h for h in result.hits if h.item.date is not None]
     updated = max((h.item.date for h in entries if h.item.date), default=dt.date(1970, 1, 1))
