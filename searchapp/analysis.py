@@ -129,6 +129,12 @@ def _analyzer(language: str) -> Analyzer:
     return make_analyzer(language)
 
 
+def fold(word: str) -> str:
+    """A word lowercased and its accents folded, as the chain does before stop words
+    (spelling words are kept this way)."""
+    return word.lower().translate(accent_map)
+
+
 def terms(text: str) -> list[str]:
     """The index terms a text produces, in order (stop words removed)."""
     return [t.text for t in analyzer()(text)]

@@ -22,9 +22,8 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from whoosh import query as wq
-from whoosh.support.charset import accent_map
 
-from searchapp.analysis import analyzer
+from searchapp.analysis import analyzer, fold
 from searchapp.engine import Vocabulary
 from searchapp.fields import TEXT_FIELDS
 
@@ -123,7 +122,7 @@ def _clause(raw_word: str | None, phrase: str | None, field_name: str | None) ->
         core = word.rstrip("*")
         if len(core) >= MIN_PREFIX and re.fullmatch(r"\w+", core):
             stemmed = [t.text for t in analyzer()(core, removestops=False)] or [core.lower()]
-            return Clause(word, prefix=core.lower().translate(accent_map), fields=fields,
+            return Clause(word, prefix=fold(core), fields=fields,
                           plain=False, expressions=((stemmed[0],),))
         word = core
     terms = _expression(word)

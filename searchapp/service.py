@@ -23,6 +23,8 @@ import numpy as np
 
 from searchapp import query as parser
 from searchapp import ranking
+from searchapp.analysis import CHAINS
+from searchapp.analysis import compile as compile_chain
 from searchapp.analysis import terms as analyse
 from searchapp.config import Settings
 from searchapp.engine import (
@@ -60,6 +62,8 @@ class Engine:
         if engine not in CHOICES:
             raise EngineUnavailable(f"SEARCHAPP_ENGINE must be one of {', '.join(CHOICES)},"
                                     f" not {engine!r}")
+        for language in CHAINS:  # a chain that cannot be compiled fails here, at start-up
+            compile_chain(language)
         self.store = store
         self._choice = engine
         self._weighting = weighting

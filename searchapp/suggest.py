@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 
-from whoosh.support.charset import accent_map
-
+from searchapp.analysis import fold
 from searchapp.engine import Vocabulary
 from searchapp.fields import TEXT_FIELDS
 
@@ -24,7 +23,7 @@ def complete(vocabulary: Vocabulary, text: str, *, limit: int = 8) -> list[str]:
     if not match or len(match[1]) < MIN_PREFIX:
         return []
     head, partial = text[:match.start()], match[1]
-    prefix = partial.lower().translate(accent_map)
+    prefix = fold(partial)
     counts: dict[str, int] = {}
     for name in TEXT_FIELDS:
         for n, word in enumerate(vocabulary.words(name, prefix)):
