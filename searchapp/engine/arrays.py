@@ -248,7 +248,7 @@ class ArraysSnapshot(WhooshSnapshot):
         if (q.boost != 1.0 or q.slop != 1 or len(words) < 2 or q.fieldname not in schema
                 or not all(isinstance(w, str) for w in words)
                 or not schema[q.fieldname].format.supports("positions")):
-            return "phrase: boosted, with slop, or in a field without positions"
+            return "phrase: boosted, with slop, of one word, or in a field without positions"
         terms = [self.term(q.fieldname, w) for w in words]
         candidates = terms[0][0]
         for ids, _ in terms[1:]:
