@@ -195,18 +195,29 @@ class Chain:
         """A text's terms in order, the position of the first one (stop words before it
         count, as Whoosh's StopFilter numbers kept tokens), and the kept words before
         stemming (the spelling words)."""
-        words = [w.lower() for w in self.tokens.findall(text)]
-        if not text.isascii():
-            words = [w.translate(accent_map) for w in words]
-        stops = self.stop_words
-        kept = [i for i, w in enumerate(words) if w not in stops]
-        if not kept:
-            return [], 0, []
-        surface = [words[i] for i in kept] if len(kept) < len(words) else words
-        stems = self._stems
-        if len(stems) >= STEM_CACHE_SIZE:
-            stems.clear()
-        return [stems[w] for w in surface], kept[0], surface
+        if len(self._stems) >= STEM_CACHE_SIZE:
+            self._stems.clear()
+        return self.analyser(self._stems)(text)
+
+    def analyser(self, stems: dict[str, str] | None = None
+                 ) -> Callable[[str], tuple[list[str], int, list[str]]]:
+        """`analyse` with a stem cache of its own that is never cleared (default: a new
+        one): what a segment writer uses, whose vocabulary may outgrow any bound, for as
+        long as it writes."""
+        findall, stops = self.tokens.findall, self.stop_words
+        cache = stems if stems is not None else _Stems(self.stem)
+
+        def analyse(text: str) -> tuple[list[str], int, list[str]]:
+            words = [w.lower() for w in findall(text)]
+            if not text.isascii():
+                words = [w.translate(accent_map) for w in words]
+            kept = [i for i, w in enumerate(words) if w not in stops]
+            if not kept:
+                return [], 0, []
+            surface = [words[i] for i in kept] if len(kept) < len(words) else words
+            return [cache[w] for w in surface], kept[0], surface
+
+        return analyse
 
 
 def compile(language: str = "en") -> Chain:

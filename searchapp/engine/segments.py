@@ -33,7 +33,7 @@ import re
 import zlib
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ from whoosh.system import pack_int, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
-from searchapp.analysis import Chain, chain_for
+from searchapp.analysis import chain_for
 from searchapp.engine.arrayfile import arrays_name, write_arrays
 from searchapp.engine.base import FALLBACKS
 
@@ -89,7 +89,8 @@ class SegmentBuilder:
         self.ix = ix
         self.schema = ix.schema
         self.segment_postings = segment_postings
-        self._chains: dict[str, Chain] = {}
+        self._analysers: dict[str, Callable[[str], tuple[list[str], int, list[str]]]] = {}
+        by_chain: dict[str, Callable[[str], tuple[list[str], int, list[str]]]] = {}
         for name in self.schema.names():
             field = self.schema[name]
             if field.indexed and isinstance(field.format, Positions):
@@ -99,8 +100,10 @@ class SegmentBuilder:
                     log.warning("field %r: its analyzer is not a compiled chain"
                                 " (searchapp.analysis); indexing it through Whoosh's analyzer,"
                                 " several times slower", name)
-                else:
-                    self._chains[name] = chain
+                else:  # one stem cache per chain, for as long as this builder writes
+                    if chain.language not in by_chain:
+                        by_chain[chain.language] = chain.analyser()
+                    self._analysers[name] = by_chain[chain.language]
         self._spell_names = {name: self.schema[name].spelling_fieldname(name)
                              for name in self.schema.names()
                              if self.schema[name].separate_spelling()}
@@ -183,9 +186,9 @@ class SegmentBuilder:
         terms = self._terms.get(name)
         if terms is None:
             terms = self._terms[name] = defaultdict(list)
-        chain = self._chains.get(name)
-        if chain is not None and isinstance(value, str):
-            stems, first, words = chain.analyse(value)
+        analyse = self._analysers.get(name)
+        if analyse is not None and isinstance(value, str):
+            stems, first, words = analyse(value)
             base = docnum << _SHIFT
             if len(set(stems)) == len(stems) and first + len(stems) <= _LOW:
                 for pos, s in enumerate(stems, first):
