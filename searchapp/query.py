@@ -9,9 +9,8 @@ parsing never fails.
 
 Parsing (`parse`) needs no index; building the query (`build`) needs the
 index's vocabulary (`searchapp.engine.Vocabulary`), to expand prefixes into a
-bounded number of real terms. The queries built are Whoosh query objects;
-they go only to the engine (`searchapp.engine.Snapshot.match`), never
-further.
+bounded number of real terms. The query built is the engine's own small tree
+(`searchapp.engine.Term`, `Phrase`, `And`, `Or`, `Every`, `Nothing`).
 """
 
 from __future__ import annotations
@@ -21,10 +20,8 @@ import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
-from whoosh import query as wq
-
 from searchapp.analysis import analyzer, fold
-from searchapp.engine import Vocabulary
+from searchapp.engine import And, Every, Nothing, Or, Phrase, Query, Term, Vocabulary
 from searchapp.fields import TEXT_FIELDS
 
 MAX_CLAUSES = 32  # parts of a query beyond this are ignored
@@ -86,18 +83,18 @@ class ParsedQuery:
 
 @dataclass(slots=True)
 class Built:
-    """A Whoosh query and the index terms it looks for (for highlighting)."""
+    """A query and the index terms it looks for (for highlighting)."""
 
-    query: wq.Query  # what must match; wq.Every() when only exclusions were given
+    query: Query  # what must match; Every() when only exclusions were given
     wanted: set[str] = field(default_factory=set)
     # What must not match. Kept apart rather than as an AndNot query: Whoosh
     # 2.7.4's AndNotMatcher lets excluded documents through.
-    exclude: wq.Query | None = None
+    exclude: Query | None = None
 
     @property
     def everything(self) -> bool:
         """Whether every document matches (only exclusions were given)."""
-        return isinstance(self.query, wq.Every)
+        return isinstance(self.query, Every)
 
 
 # Parsing ------------------------------------------------------------------
@@ -246,42 +243,42 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
     """
     if not parsed.has_words:
         return None
-    built = Built(wq.NullQuery)
+    built = Built(Nothing())
     parts = [_group(g, vocabulary, built.wanted) for g in parsed.groups]
-    positive: wq.Query
+    positive: Query
     if not parts:
-        positive = wq.Every()
+        positive = Every()
     elif len(parts) == 1:
         positive = parts[0]
     else:
-        positive = wq.And(parts) if match == "all" else wq.Or(parts)
+        positive = And(tuple(parts)) if match == "all" else Or(tuple(parts))
     if parsed.negatives:
-        built.exclude = wq.Or([_clause_query(c, vocabulary, set()) for c in parsed.negatives])
+        built.exclude = Or(tuple(_clause_query(c, vocabulary, set()) for c in parsed.negatives))
     built.query = positive
     return built
 
 
-def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str]) -> wq.Query:
+def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str]) -> Query:
     queries = [_clause_query(c, vocabulary, wanted) for c in group]
-    return queries[0] if len(queries) == 1 else wq.Or(queries)
+    return queries[0] if len(queries) == 1 else Or(tuple(queries))
 
 
-def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str]) -> wq.Query:
-    alternatives: list[wq.Query] = []
+def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str]) -> Query:
+    alternatives: list[Query] = []
     if clause.prefix is not None:
         for term in expand_prefix(vocabulary, clause.prefix, clause.terms[0], clause.fields):
             wanted.add(term)
-            alternatives.extend(wq.Term(f, term) for f in clause.fields)
+            alternatives.extend(Term(f, term) for f in clause.fields)
         if not alternatives:  # nothing starts with it: a term that matches nothing
-            alternatives.append(wq.Term(clause.fields[0], clause.prefix))
+            alternatives.append(Term(clause.fields[0], clause.prefix))
     for terms in clause.expressions if clause.prefix is None else ():
         wanted.update(terms)
         for f in clause.fields:
             if len(terms) == 1:
-                alternatives.append(wq.Term(f, terms[0]))
+                alternatives.append(Term(f, terms[0]))
             else:
-                alternatives.append(wq.Phrase(f, list(terms)))
-    return alternatives[0] if len(alternatives) == 1 else wq.Or(alternatives)
+                alternatives.append(Phrase(f, tuple(terms)))
+    return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
 
 
 def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str, ...]
@@ -316,7 +313,7 @@ def _stem_of(word: str) -> str:
     return found[0] if len(found) == 1 else ""
 
 
-def like(key_terms: list[tuple[str, float]]) -> wq.Query:
+def like(key_terms: list[tuple[str, float]]) -> Query:
     """Any of some weighted terms, in either text field (for related items)."""
-    return wq.Or([wq.Term(f, term, boost=weight)
-                  for term, weight in key_terms for f in TEXT_FIELDS])
+    return Or(tuple(Term(f, term, boost=weight) for term, weight in key_terms
+                    for f in TEXT_FIELDS))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from searchapp.engine import Matched, Snapshot
+from searchapp.engine import Matched, Query, Snapshot
 from searchapp.facets import Columns, Docs
 
 TIE_LIMIT = 1_000  # break date ties by id among at most this many documents
@@ -29,7 +29,7 @@ def _near_cut(matched: Matched, docs: Docs, limit: int) -> tuple[Docs, Any]:
     return docs, scores
 
 
-def by_relevance(snapshot: Snapshot, columns: Columns, query: Any, matched: Matched,
+def by_relevance(snapshot: Snapshot, columns: Columns, query: Query, matched: Matched,
                  docs: Docs, limit: int) -> list[tuple[int, float | None]]:
     """The first `limit` of `docs` by score, then newest, then id.
 
@@ -70,7 +70,7 @@ def by_date(snapshot: Snapshot, columns: Columns, docs: Docs, *, newest: bool,
     return [(int(d), None) for d in ordered[:limit]]
 
 
-def by_score(snapshot: Snapshot, query: Any, matched: Matched,
+def by_score(snapshot: Snapshot, query: Query, matched: Matched,
              limit: int) -> list[tuple[int, float]]:
     """The first `limit` matches by score, ties by document number (as Whoosh's
     top-N collector orders them; for related items)."""

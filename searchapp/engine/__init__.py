@@ -26,17 +26,25 @@ from searchapp.engine.base import (
     CHOICES,
     FALLBACKS,
     WHOOSH,
+    And,
     Column,
+    Every,
     Ids,
     Matched,
+    Nothing,
+    Or,
+    Phrase,
+    Query,
     Scores,
     Snapshot,
+    Term,
     Vocabulary,
 )
 from searchapp.errors import SearchappError
 
-__all__ = ["ARRAYS", "CHOICES", "FALLBACKS", "WHOOSH", "Column", "EngineUnavailable", "Ids",
-           "Matched", "Scores", "Snapshot", "Vocabulary", "choose", "open_snapshot"]
+__all__ = ["ARRAYS", "CHOICES", "FALLBACKS", "WHOOSH", "And", "Column", "EngineUnavailable",
+           "Every", "Ids", "Matched", "Nothing", "Or", "Phrase", "Query", "Scores", "Snapshot",
+           "Term", "Vocabulary", "choose", "open_snapshot"]
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ index generation, or until new segments are committed).
 
 Scores are Whoosh's, bit for bit, under the exactness rule in
 `searchapp.engine.scoring`; inexact matches are marked so, and callers
-rescore the few documents around their cut (`rescore`). Anything this does
-not know (an unusual query type, a phrase with slop) is matched by Whoosh's
-own matcher, so results never depend on this module understanding it, and
-each such hand-over is counted in `searchapp.engine.base.FALLBACKS` with its
-reason.
+rescore the few documents around their cut (`rescore`). Every query of the
+seam's tree is answered here; the one hand-over left, a phrase whose
+positions cannot be read as arrays (segments of another codec), goes to
+Whoosh's own matcher and is counted in `searchapp.engine.base.FALLBACKS`
+with its reason.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.ma
 from numpy.typing import NDArray
-from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
@@ -40,12 +39,18 @@ from searchapp.engine.base import (
     EMPTY_IDS,
     EMPTY_SCORES,
     FALLBACKS,
+    And,
     Column,
+    Every,
     Ids,
     Matched,
+    Or,
+    Phrase,
+    Query,
     Scores,
+    Term,
 )
-from searchapp.engine.plain import WhooshSnapshot
+from searchapp.engine.plain import WhooshSnapshot, to_whoosh
 from searchapp.engine.segments import (
     arrays_path,
     deleted,
@@ -207,35 +212,30 @@ class ArraysSnapshot(WhooshSnapshot):
 
     # Queries --------------------------------------------------------------
 
-    def match(self, query: wq.Query, *, scored: bool = True) -> Matched:
+    def match(self, query: Query, *, scored: bool = True) -> Matched:
         """The documents `query` matches, with Whoosh's scores when `scored`."""
-        return self._eval(query, scored)
-
-    def _eval(self, q: wq.Query, scored: bool) -> Matched:
-        kind = type(q)
-        if kind is wq.Term and isinstance(q.text, str):
-            ids, scores = self.term(q.fieldname, q.text)
-            return Matched(ids, scoring.boosted(scores, q.boost) if scored else None)
-        if kind is wq.Every:
-            ids = self.live()
-            return Matched(ids, np.zeros(len(ids)) if scored else None)
-        if q is wq.NullQuery:
-            return Matched(EMPTY_IDS, EMPTY_SCORES if scored else None)
-        if kind is wq.Phrase:
-            phrase = self._phrase(q, scored)
-            if isinstance(phrase, Matched):
-                return phrase
-            return self._by_whoosh(q, scored=scored, reason=phrase)
-        if kind in (wq.Or, wq.And) and q.boost == 1.0 and q.subqueries \
-                and not getattr(q, "minmatch", 0) and not getattr(q, "scale", None):
-            parts = [self._eval(sub, scored) for sub in q.subqueries]
-            combined = _union(parts) if kind is wq.Or else _intersection(parts)
+        if isinstance(query, Term):
+            ids, scores = self.term(query.field, query.text)
+            return Matched(ids, scoring.boosted(scores, query.boost) if scored else None)
+        if isinstance(query, (And, Or)):
+            if not query.parts:
+                return Matched.empty(scored=scored)
+            parts = [self.match(sub, scored=scored) for sub in query.parts]
+            combined = _union(parts) if isinstance(query, Or) else _intersection(parts)
             if not scoring.exact_sum(len(parts)):
                 combined = Matched(combined.ids, combined.scores, exact=False)
             return combined
-        return self._by_whoosh(q, scored=scored, reason=_unknown(q))
+        if isinstance(query, Phrase):
+            phrase = self._phrase(query, scored)
+            if isinstance(phrase, Matched):
+                return phrase
+            return self._by_whoosh(query, scored=scored, reason=phrase)
+        if isinstance(query, Every):
+            ids = self.live()
+            return Matched(ids, np.zeros(len(ids)) if scored else None)
+        return Matched.empty(scored=scored)
 
-    def _phrase(self, q: wq.Phrase, scored: bool) -> Matched | str:
+    def _phrase(self, q: Phrase, scored: bool) -> Matched | str:
         """Consecutive words in one field: candidates by set intersection, then
         positions compared as sorted (document, position) keys.
 
@@ -245,18 +245,17 @@ class ArraysSnapshot(WhooshSnapshot):
         """
         words = list(q.words)
         schema = self.reader.schema
-        if (q.boost != 1.0 or q.slop != 1 or len(words) < 2 or q.fieldname not in schema
-                or not all(isinstance(w, str) for w in words)
-                or not schema[q.fieldname].format.supports("positions")):
-            return "phrase: boosted, with slop, of one word, or in a field without positions"
-        terms = [self.term(q.fieldname, w) for w in words]
+        if len(words) < 2 or q.field not in schema \
+                or not schema[q.field].format.supports("positions"):
+            return "phrase: of one word, or in a field without positions"
+        terms = [self.term(q.field, w) for w in words]
         candidates = terms[0][0]
         for ids, _ in terms[1:]:
             candidates = _common(candidates, ids)
         keys: NDArray[np.int64] | None = None
         positions: dict[str, NDArray[np.int64]] = {}
         for word in dict.fromkeys(words) if len(candidates) else ():
-            found = self._positions(q.fieldname, word, candidates)
+            found = self._positions(q.field, word, candidates)
             if found is None:
                 return "phrase: positions not readable as arrays"
             positions[word] = found
@@ -300,9 +299,10 @@ class ArraysSnapshot(WhooshSnapshot):
             return np.empty(0, dtype=np.int64)
         return found[0] if len(found) == 1 else np.sort(np.concatenate(found))
 
-    def _by_whoosh(self, q: wq.Query, *, scored: bool, reason: str) -> Matched:
-        """Matches (and scores) from Whoosh's own matchers, for what `_eval` does not know."""
+    def _by_whoosh(self, query: Query, *, scored: bool, reason: str) -> Matched:
+        """Matches (and scores) from Whoosh's own matchers, for what `match` cannot do."""
         FALLBACKS.count(reason)
+        q = to_whoosh(query)
         ids: list[int] = []
         scores: list[float] = []
         context = self.searcher.context()
@@ -317,20 +317,6 @@ class ArraysSnapshot(WhooshSnapshot):
         if scored:
             return Matched(order, np.asarray(scores, dtype=np.float64))
         return Matched(order, None)
-
-
-def _unknown(q: wq.Query) -> str:
-    """Why `_eval` hands a query to Whoosh."""
-    kind = type(q)
-    if kind in (wq.Or, wq.And):
-        if q.boost != 1.0:
-            return f"{kind.__name__}: boosted"
-        if not q.subqueries:
-            return f"{kind.__name__}: empty"
-        return f"{kind.__name__}: minmatch or scale"
-    if kind is wq.Term:
-        return "term: not text"
-    return f"query type {kind.__name__}"
 
 
 def _load_arrays(leaf: IndexReader) -> SegmentArrays | None:

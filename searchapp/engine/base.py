@@ -5,8 +5,9 @@ is opened (`searchapp.engine.open_snapshot`): the arrays path
 (`searchapp.engine.arrays`) or plain Whoosh (`searchapp.engine.plain`). What
 crosses it are numpy arrays of document numbers and scores, small value
 objects (`Matched`, `Column`) and plain dicts of stored fields; queries go in
-as the objects `searchapp.query.build` makes, and nothing Whoosh-owned comes
-out. Every time the arrays path hands part of a query to Whoosh, it says why
+as a small tree of its own (`Term`, `Phrase`, `And`, `Or`, `Every`,
+`Nothing`, which `searchapp.query.build` makes and the arrays path
+understands in full), and nothing Whoosh-owned comes out. Every time the arrays path hands part of a query to Whoosh, it says why
 in `FALLBACKS`, so leaving the fast path is never silent.
 """
 
@@ -32,6 +33,46 @@ EMPTY_SCORES: Scores = np.empty(0, dtype=np.float64)
 ARRAYS, WHOOSH = "arrays", "whoosh"
 KINDS = (ARRAYS, WHOOSH)
 CHOICES = ("auto", *KINDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """Documents with `text` in `field`; scores multiplied by `boost`."""
+
+    field: str
+    text: str
+    boost: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """Documents with `words` one after another in `field`."""
+
+    field: str
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    parts: tuple[Query, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    parts: tuple[Query, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Every:
+    """Every live document."""
+
+
+@dataclass(frozen=True, slots=True)
+class Nothing:
+    """No document."""
+
+
+Query = Term | Phrase | And | Or | Every | Nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +167,11 @@ class Snapshot(ABC):
         """Every live (not deleted) document, in order."""
 
     @abstractmethod
-    def match(self, query: Any, *, scored: bool = True) -> Matched:
+    def match(self, query: Query, *, scored: bool = True) -> Matched:
         """The documents `query` matches, with Whoosh's scores when `scored`."""
 
     @abstractmethod
-    def rescore(self, query: Any, docs: Sequence[int] | NDArray[np.integer[Any]]
+    def rescore(self, query: Query, docs: Sequence[int] | NDArray[np.integer[Any]]
                 ) -> dict[int, float]:
         """Whoosh's exact scores of `query` for some of its matches."""
 

@@ -14,10 +14,42 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
-from searchapp.engine.base import WHOOSH, Column, Ids, Matched, Snapshot, Vocabulary
+from searchapp.engine.base import (
+    WHOOSH,
+    And,
+    Column,
+    Every,
+    Ids,
+    Matched,
+    Nothing,
+    Or,
+    Phrase,
+    Query,
+    Snapshot,
+    Term,
+    Vocabulary,
+)
+
+
+def to_whoosh(q: Query) -> wq.Query:
+    """The Whoosh query for a query of the seam."""
+    if isinstance(q, Term):
+        return wq.Term(q.field, q.text, boost=q.boost)
+    if isinstance(q, Phrase):
+        return wq.Phrase(q.field, list(q.words))
+    if isinstance(q, And):
+        return wq.And([to_whoosh(p) for p in q.parts])
+    if isinstance(q, Or):
+        return wq.Or([to_whoosh(p) for p in q.parts])
+    if isinstance(q, Every):
+        return wq.Every()
+    if isinstance(q, Nothing):
+        return wq.NullQuery
+    raise TypeError(f"not a query of the seam: {q!r}")
 
 
 class WhooshVocabulary(Vocabulary):
@@ -93,9 +125,10 @@ class WhooshSnapshot(Snapshot):
         self._columns.clear()
         self.searcher.close()
 
-    def rescore(self, query: Any, docs: Sequence[int] | NDArray[np.integer[Any]]
+    def rescore(self, query: Query, docs: Sequence[int] | NDArray[np.integer[Any]]
                 ) -> dict[int, float]:
         """Whoosh's matcher, skipped to each wanted document in turn."""
+        whoosh_query = to_whoosh(query)
         wanted = sorted(int(d) for d in docs)
         out: dict[int, float] = {}
         context = self.searcher.context()
@@ -106,7 +139,7 @@ class WhooshSnapshot(Snapshot):
             local = [d - offset for d in wanted if offset <= d < end]
             if not local:
                 continue
-            m = query.matcher(sub, context)
+            m = whoosh_query.matcher(sub, context)
             for d in local:
                 if not m.is_active():
                     break
@@ -120,11 +153,11 @@ class WhooshSnapshot(Snapshot):
     def live(self) -> Ids:
         return np.fromiter(self.reader.all_doc_ids(), dtype=np.int32)
 
-    def match(self, query: Any, *, scored: bool = True) -> Matched:
+    def match(self, query: Query, *, scored: bool = True) -> Matched:
         if not scored:
-            ids = sorted(self.searcher.docs_for_query(query))
+            ids = sorted(self.searcher.docs_for_query(to_whoosh(query)))
             return Matched(np.asarray(ids, dtype=np.int32), None)
-        results = self.searcher.search(query, limit=None)
+        results = self.searcher.search(to_whoosh(query), limit=None)
         pairs = sorted(results.items())
         return Matched(np.asarray([d for d, _ in pairs], dtype=np.int32),
                        np.asarray([s for _, s in pairs], dtype=np.float64))
