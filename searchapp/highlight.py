@@ -15,8 +15,9 @@ from searchapp.analysis import compile as compile_chain
 FRAGMENT_CHARS = 240
 _LEAD = 60  # characters of context kept before the first match in a fragment
 _CACHE_LIMIT = 200_000
-# Each distinct word is folded once (None: a stop word); the chain caches its stems.
+# Each distinct word is folded once (None: a stop word) and stemmed once.
 _FOLDED: dict[str, str | None] = {}
+_STEMS: dict[str, str] = {}
 
 
 def spans(text: str, wanted: Collection[str], *, language: str = "en") -> list[tuple[int, int]]:
@@ -30,20 +31,26 @@ def spans(text: str, wanted: Collection[str], *, language: str = "en") -> list[t
         return []
     chain = compile_chain(language)
     initials = {t[:1] for t in wanted} if chain.keeps_initial else None
+    folds, stems = _FOLDED, _STEMS
     found = []
     for match in chain.tokens.finditer(text):
         word = match.group(0)
-        if word in _FOLDED:
-            folded = _FOLDED[word]
+        if word in folds:
+            folded = folds[word]
         else:
-            if len(_FOLDED) >= _CACHE_LIMIT:
-                _FOLDED.clear()
-            folded = _FOLDED[word] = chain.fold(word)
+            if len(folds) >= _CACHE_LIMIT:
+                folds.clear()
+            folded = folds[word] = chain.fold(word)
         if folded is None:
             continue  # a stop word
         if initials is not None and folded[:1] not in initials:
             continue  # cannot stem to a wanted term
-        if chain.stem_of(folded) in wanted:
+        term = stems.get(folded)
+        if term is None:
+            if len(stems) >= _CACHE_LIMIT:
+                stems.clear()
+            term = stems[folded] = chain.stem(folded)
+        if term in wanted:
             found.append(match.span())
     return found
 
