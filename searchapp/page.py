@@ -8,7 +8,7 @@ render; `to_dict` is the `/api/search` shape (described in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,13 +89,12 @@ class Related:
 
 
 def facet_values(name: str, counts: Mapping[str, int],
-                 request: SearchQuery) -> list[FacetValue]:
-    """A facet's values as shown: counted or selected; years newest first (undated
-    last), others by count, then label."""
+                 selected: Collection[str]) -> list[FacetValue]:
+    """A facet's values as shown: counted or selected (`selected`: index terms); years
+    newest first (undated last), others by count, then label."""
     facet = FACETS[name]
-    selected = set(request.selected()[name])
     values = []
-    for term in set(counts) | selected:
+    for term in {*counts, *selected}:
         count = counts.get(term, 0)
         if count or term in selected:
             value = facet.from_term(term)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -165,7 +165,8 @@ class Engine:
             vocabulary = snapshot.vocabulary()
             parsed = parser.parse(request.q)
             built = parser.build(parsed, vocabulary, match=request.match)
-            allowed = _allowed(request, columns)
+            selected = request.selected()
+            allowed = _allowed(request, selected, columns)
             sort = request.sort or ("relevance" if parsed.ranked else "newest")
             ranked = built is not None and not built.everything and sort == "relevance"
             matched = _matching(snapshot, built, scored=ranked)
@@ -192,7 +193,7 @@ class Engine:
                     if len(columns.count(_matching(snapshot, better, scored=False).ids,
                                          allowed).docs) > total:
                         suggestion = fixed
-            facets = {name: facet_values(name, counted.counts[name], request)
+            facets = {name: facet_values(name, counted.counts[name], set(selected[name]))
                       for name in FACET_FIELDS}
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
                               suggestion=suggestion, any_words_total=any_words or None)
@@ -245,9 +246,9 @@ def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[
     return sorted(weights.items(), key=lambda tw: (-tw[1], tw[0]))[:count]
 
 
-def _allowed(request: SearchQuery, columns: Columns) -> dict[str, Collection[str] | None]:
+def _allowed(request: SearchQuery, selected: Mapping[str, tuple[str, ...]],
+             columns: Columns) -> dict[str, Collection[str] | None]:
     """The facet values each facet lets through (None: no filter on it)."""
-    selected = request.selected()
     allowed: dict[str, Collection[str] | None] = {
         name: set(values) if values else None for name, values in selected.items()}
     if request.year_from is not None or request.year_to is not None:
