@@ -7,16 +7,20 @@ is one transaction: it lands whole or not at all.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Generator, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from searchapp.errors import CatalogError
+from searchapp.errors import BadParameter, CatalogError
 from searchapp.fields import FACETS
 from searchapp.models import Item
+
+if TYPE_CHECKING:
+    from searchapp.jobs import Job
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -30,6 +34,7 @@ CREATE TABLE IF NOT EXISTS items (
     url          TEXT,
     language     TEXT NOT NULL DEFAULT 'en',
     source       TEXT NOT NULL DEFAULT '',
+    source_url   TEXT,
     added_at     TEXT NOT NULL,
     updated_at   TEXT NOT NULL
 );
@@ -44,9 +49,33 @@ CREATE TABLE IF NOT EXISTS imports (
     unchanged  INTEGER NOT NULL,
     skipped    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    phase      TEXT NOT NULL,
+    done       INTEGER,
+    total      INTEGER,
+    created    TEXT NOT NULL,
+    started    TEXT,
+    finished   TEXT,
+    params     TEXT NOT NULL DEFAULT '{}',
+    result     TEXT,
+    error      TEXT,
+    pid        INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
 """
 
-_COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source")
+# Columns of the jobs table holding JSON, and the ones a job may change.
+_JOB_JSON = ("params", "result", "error")
+_JOB_FIELDS = ("state", "phase", "done", "total", "started", "finished", "result", "error",
+               "pid")
+
+_COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source",
+            "source_url")
+# Columns added after 0.1.0, created on catalogs made before them.
+_ADDED_COLUMNS = {"source_url": "TEXT"}
 
 
 @dataclass(slots=True)
@@ -73,23 +102,36 @@ def _row_to_item(row: sqlite3.Row) -> Item:
         id=row["id"], organisation=row["organisation"], title=row["title"],
         summary=row["summary"], date=dt.date.fromisoformat(row["date"]) if row["date"] else None,
         type=row["type"], url=row["url"], language=row["language"], source=row["source"],
+        source_url=row["source_url"],
     )
 
 
 class Catalog:
     """A connection to the catalog database; use as a context manager."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+        """`timeout`: how long a write waits for another writer before failing."""
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._add_missing_columns()
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
+
+    def _add_missing_columns(self) -> None:
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(items)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in present:
+                try:
+                    self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process added it first
+                        raise
 
     def close(self) -> None:
         self._db.close()
@@ -107,6 +149,18 @@ class Catalog:
         row = self._db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
         return _row_to_item(row) if row else None
 
+    def organisations_of(self, ids: Iterable[str]) -> dict[str, str]:
+        """The organisation of each of `ids` already stored (absent ids are left out)."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = self._db.execute(
+                f"SELECT id, organisation FROM items WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk)
+            found.update((row["id"], row["organisation"]) for row in rows)
+        return found
+
     def iter_items(self, *, batch: int = 5_000) -> Generator[Item, None, None]:
         """Every item in id order, read in batches so memory stays flat."""
         with closing(self._db.cursor()) as cur:
@@ -119,7 +173,9 @@ class Catalog:
         """Store items in one transaction and log the import.
 
         An item whose content is unchanged is left alone (its source too), so
-        re-importing the same file reports everything unchanged.
+        re-importing the same file reports everything unchanged. Its `source_url`
+        is only filled in where it had none: an article found through a second
+        feed or page keeps the first one's.
         """
         report = ImportReport(skipped=skipped)
         now = _now()
@@ -137,6 +193,11 @@ class Catalog:
                     )
                     report.added += 1
                     report.changed.append(item)
+                elif row["organisation"] != item.organisation:
+                    # Never move an item to another organisation: ids are per organisation.
+                    raise CatalogError(
+                        f"import refused, nothing stored: id {item.id!r} belongs to an item of"
+                        f" {row['organisation']}, not {item.organisation}")
                 elif _row_to_item(row).content_key() != item.content_key():
                     db.execute(
                         f"UPDATE items SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])},"
@@ -146,6 +207,11 @@ class Catalog:
                     report.updated += 1
                     report.changed.append(item)
                 else:
+                    if row["source_url"] is None and item.source_url:
+                        # Learnt later (a manifest gained it): kept, but nothing searchable
+                        # changed, so the item stays "unchanged".
+                        db.execute("UPDATE items SET source_url = ? WHERE id = ?",
+                                   (item.source_url, item.id))
                     report.unchanged += 1
             db.execute(
                 "INSERT INTO imports (at, sources, added, updated, unchanged, skipped)"
@@ -162,10 +228,26 @@ class Catalog:
             raise
         return report
 
+    def backup_to(self, target: sqlite3.Connection) -> None:
+        """Copy the whole catalog into `target` with SQLite's online backup API.
+
+        One step, so the copy is one consistent snapshot: an import committing
+        meanwhile is in it whole or not at all.
+        """
+        self._db.backup(target)
+
+    def restore_from(self, source: sqlite3.Connection) -> None:
+        """Replace this catalog's whole content with `source`'s, in one write transaction.
+
+        Other connections (serving workers) see the restored content as they see
+        any commit; the database's -wal and -shm stay SQLite's business.
+        """
+        source.backup(self._db)
+
     def facet_counts(self, column: str) -> list[tuple[Any, int]]:
         """Items per value of one column, most first (for `stats`)."""
         if column not in FACETS:
-            raise ValueError(column)
+            raise BadParameter("column", f"must be one of {', '.join(FACETS)}, not {column!r}")
         rows = self._db.execute(
             f"SELECT {column}, count(*) AS n FROM items GROUP BY {column}"
             f" ORDER BY n DESC, {column}"
@@ -176,8 +258,71 @@ class Catalog:
         rows = self._db.execute("SELECT * FROM imports ORDER BY id DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]
 
+    # Jobs (searchapp.jobs) --------------------------------------------------
+
+    def add_job(self, job: Job) -> None:
+        row = {name: getattr(job, name) for name in
+               ("id", "kind", "state", "phase", "done", "total", "created", "started",
+                "finished", "params", "result", "error", "pid")}
+        for name in _JOB_JSON:
+            if row[name] is not None:
+                row[name] = json.dumps(row[name], ensure_ascii=False)
+        self._write(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()))
+
+    def update_job(self, job_id: str, **fields: Any) -> int:
+        """Change some of a job's fields; how many rows changed (0: no such job)."""
+        return self._update_job(job_id, fields, only_unfinished=False)
+
+    def finish_job(self, job_id: str, *, state: str, phase: str,
+                   result: dict[str, Any] | None = None, error: dict[str, Any] | None = None,
+                   only_unfinished: bool = False) -> int:
+        """Record how a job ended; with `only_unfinished`, only if it has not ended yet."""
+        return self._update_job(job_id, {
+            "state": state, "phase": phase, "result": result, "error": error,
+            "finished": _now()}, only_unfinished=only_unfinished)
+
+    def _update_job(self, job_id: str, fields: dict[str, Any], *,
+                    only_unfinished: bool) -> int:
+        unknown = set(fields) - set(_JOB_FIELDS)
+        if unknown:
+            raise BadParameter("job", f"cannot change {', '.join(sorted(unknown))}")
+        values = [json.dumps(v, ensure_ascii=False) if k in _JOB_JSON and v is not None else v
+                  for k, v in fields.items()]
+        where = " AND state IN ('queued', 'running')" if only_unfinished else ""
+        return self._write(
+            f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?{where}",
+            (*values, job_id))
+
+    def job(self, job_id: str) -> Job | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _row_to_job(row) if row else None
+
+    def jobs(self, *, states: tuple[str, ...] | None = None, limit: int = 50) -> list[Job]:
+        """The most recent jobs first (only those in `states`, when given)."""
+        where = f" WHERE state IN ({', '.join('?' * len(states))})" if states else ""
+        rows = self._db.execute(f"SELECT * FROM jobs{where} ORDER BY created DESC, rowid DESC"
+                                " LIMIT ?", (*(states or ()), limit))
+        return [_row_to_job(r) for r in rows]
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        try:
+            return int(self._db.execute(sql, params).rowcount)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot record the job: {exc}") from exc
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    from searchapp.jobs import Job
+
+    data = dict(row)
+    for name in _JOB_JSON:
+        if data[name] is not None:
+            data[name] = json.loads(data[name])
+    return Job(**data)
+
 
 def _values(item: Item) -> tuple[Any, ...]:
     return (item.id, item.organisation, item.title, item.summary,
             item.date.isoformat() if item.date else None, item.type, item.url, item.language,
-            item.source)
+            item.source, item.source_url)

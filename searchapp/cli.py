@@ -1,4 +1,4 @@
-"""The `searchapp` command: import, reindex, search, stats, serve."""
+"""The `searchapp` command: import, reindex, search, stats, backup, restore, serve."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import ImportRejected, SearchappError
 from searchapp.fields import FACETS
-from searchapp.importers import FORMATS
+from searchapp.importers import FORMATS, Hints
+from searchapp.importers.htmlpage import SELECTOR_FIELDS, selectors_from_options
 from searchapp.indexer import IndexStore
+from searchapp.models import InvalidItem, check_organisation
+from searchapp.progress import TerminalProgress
 from searchapp.search import Engine, SearchPage, SearchQuery
+from searchapp.urls import BadUrl, absolute_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,18 +66,40 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
 @click.option("--skip-invalid", is_flag=True, help="Import the valid records, list the rest.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the catalog already has items.")
+@click.option("--url", "page_url", metavar="URL",
+              help="The saved page's or feed's address: relative links resolve against it.")
+@click.option("--select", "select", multiple=True, metavar="FIELD=CSS",
+              help=f"CSS selector for HTML pages (repeatable; fields: {', '.join(SELECTOR_FIELDS)};"
+                   " item and title required).")
+@click.option("--language", metavar="XX",
+              help="Two-letter language of a feed's or page's items (an item that declares"
+                   " another keeps it).")
+@click.option("--type-from-category", is_flag=True,
+              help="Use a feed or page item's first category as its type.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
 @_friendly
 def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
-                   skip_invalid: bool, if_empty: bool) -> None:
-    """Import listing pages, JSON Lines, JSON arrays or CSV (files or directories)."""
+                   skip_invalid: bool, if_empty: bool, page_url: str | None,
+                   select: Sequence[str], language: str | None,
+                   type_from_category: bool, quiet: bool) -> None:
+    """Import feeds (RSS, Atom, RDF), HTML pages, listing pages, JSON Lines, JSON arrays
+    or CSV (files or directories); the format is told by the content."""
+    hints = _import_hints(page_url, select, language, type_from_category)
     settings = Settings.load()
+    if organisation is not None:
+        try:
+            organisation = check_organisation(organisation) or None
+        except InvalidItem as exc:
+            raise click.BadParameter(str(exc), param_hint="--org") from None
     if if_empty:
         with Catalog(settings.catalog) as catalog:
             if catalog.count():
                 click.echo(f"catalog already has {catalog.count()} items; nothing imported")
                 return
-    outcome = operations.import_paths(settings, paths, fmt=fmt, organisation=organisation,
-                                      skip_invalid=skip_invalid)
+    with TerminalProgress(quiet=quiet) as progress:
+        outcome = operations.import_paths(settings, paths, fmt=fmt, organisation=organisation,
+                                          skip_invalid=skip_invalid, hints=hints,
+                                          progress=progress)
     for problem in outcome.skipped:
         click.echo(f"skipped {problem}", err=True)
     r = outcome.report
@@ -81,17 +107,43 @@ def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
                + (f", {r.skipped} skipped" if r.skipped else "") + f"; index {outcome.index}")
 
 
+def _import_hints(page_url: str | None, select: Sequence[str], language: str | None,
+                  type_from_category: bool) -> Hints:
+    """The import options as `Hints`, each checked (a usage error names the option)."""
+    if page_url is not None:
+        try:
+            absolute_url(page_url)
+        except BadUrl as exc:
+            raise click.BadParameter(f"{exc} (it must be an absolute http(s) address)",
+                                     param_hint="--url") from None
+    try:
+        selectors = selectors_from_options(select) if select else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--select") from None
+    if language is not None:
+        language = language.strip().lower()
+        if len(language) != 2 or not language.isascii() or not language.isalpha():
+            raise click.BadParameter(f"{language!r} is not a two-letter ISO 639-1 code",
+                                     param_hint="--language")
+    return Hints(url=page_url.strip() if page_url else None, selectors=selectors,
+                 language=language, type_from_category=type_from_category)
+
+
 @main.command()
 @click.option("--if-needed", is_flag=True,
               help="Only rebuild when the index is missing or disagrees with the catalog.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
+@click.option("--force", is_flag=True,
+              help="Rebuild even when the disk seems to lack room for a second generation.")
 @_friendly
-def reindex(if_needed: bool) -> None:
+def reindex(if_needed: bool, quiet: bool, force: bool) -> None:
     """Rebuild the index from the catalog into a new generation and swap it in."""
     settings = Settings.load()
     if if_needed and operations.index_is_current(settings):
         click.echo("index is up to date; nothing to do")
         return
-    outcome = operations.rebuild(settings)
+    with TerminalProgress(quiet=quiet) as progress:
+        outcome = operations.rebuild(settings, progress=progress, check_space=not force)
     click.echo(f"rebuilt {outcome.generation}: {outcome.documents} items in"
                f" {outcome.seconds:.2f}s")
 
@@ -147,6 +199,8 @@ def _print_page(result: SearchPage) -> None:
         score = f"  score {hit.score:.2f}" if hit.score is not None else ""
         click.echo(f"\n{rank:>3}. {item.title}")
         click.echo(f"     {item.organisation} · {item.type} · {when}{score}  [{item.id}]")
+        if item.url:
+            click.echo(f"     {item.url}")
     for name, values in result.facets.items():
         shown = ", ".join(f"{'*' if v.selected else ''}{v.label} ({v.count})" for v in values)
         click.echo(f"\n{FACETS[name].heading.lower()}: {shown or '-'}")
@@ -202,13 +256,41 @@ def stats(as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@_friendly
+def backup(path: Path) -> None:
+    """Write a consistent copy of the catalog to PATH (safe while serving and importing)."""
+    from searchapp.backup import backup as write_backup
+
+    outcome = write_backup(Settings.load(), path)
+    click.echo(f"backed up {outcome.items} items to {outcome.path} ({outcome.bytes:,} bytes)")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@_friendly
+def restore(path: Path) -> None:
+    """Replace the catalog with the backup at PATH (checked first), then rebuild the index."""
+    from searchapp.backup import restore as restore_backup
+
+    outcome = restore_backup(Settings.load(), path)
+    if outcome.previous:
+        click.echo(f"the catalog it replaced is kept at {outcome.previous}")
+    r = outcome.rebuild
+    click.echo(f"restored {outcome.items} items from {path}; rebuilt {r.generation}:"
+               f" {r.documents} items in {r.seconds:.2f}s")
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=5000, show_default=True)
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="gunicorn workers [default: one per core]")
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
+@_friendly
 def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
     """Serve the search page and the API (gunicorn; never in debug mode)."""
+    Settings.load()  # a bad SEARCHAPP_* value is a message here, not a worker's traceback
     if dev:
         from searchapp import create_app
 

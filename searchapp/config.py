@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from searchapp.engine.scoring import K1, TITLE_BOOST, B, Ranking
+from searchapp.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -51,9 +52,11 @@ class Settings:
             catalog=Path(env.get("SEARCHAPP_CATALOG", default.catalog)),
             index_dir=Path(env.get("SEARCHAPP_INDEX_DIR", default.index_dir)),
             admin_token=env.get("SEARCHAPP_ADMIN_TOKEN") or None,
-            max_upload_bytes=int(env.get("SEARCHAPP_MAX_UPLOAD_BYTES", default.max_upload_bytes)),
-            lock_timeout=float(env.get("SEARCHAPP_LOCK_TIMEOUT", default.lock_timeout)),
-            engine=env.get("SEARCHAPP_ENGINE", default.engine).strip().lower() or "auto",
+            max_upload_bytes=_number(env, "SEARCHAPP_MAX_UPLOAD_BYTES", int,
+                                     default.max_upload_bytes, minimum=1),
+            lock_timeout=_number(env, "SEARCHAPP_LOCK_TIMEOUT", float, default.lock_timeout,
+                                 minimum=0),
+            engine=_engine(env),
         )
         if overrides:
             known = {f.name for f in fields(cls)}
@@ -63,3 +66,31 @@ class Settings:
                     picked[key] = Path(picked[key])
             settings = replace(settings, **picked)
         return settings
+
+
+ENGINES = ("auto", "arrays", "whoosh")  # searchapp.engine.CHOICES
+
+
+def _engine(env: Mapping[str, str]) -> str:
+    """SEARCHAPP_ENGINE, or a `ConfigError` naming the choices."""
+    raw = env.get("SEARCHAPP_ENGINE", "").strip()
+    if raw.lower() not in ("", *ENGINES):
+        raise ConfigError(f"SEARCHAPP_ENGINE: must be one of {', '.join(ENGINES)},"
+                          f" not {raw!r}")
+    return raw.lower() or "auto"
+
+
+def _number(env: Mapping[str, str], name: str, kind: type[int] | type[float], default: Any,
+            *, minimum: float) -> Any:
+    """A numeric setting from the environment, or a `ConfigError` naming the variable."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    what = "a whole number" if kind is int else "a number"
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: must be {what}, not {raw!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{name}: must be at least {minimum:g}, not {raw!r}")
+    return value

@@ -13,15 +13,13 @@ Adding a facet is one `Facet` entry here, the attribute of the same name on
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from babel import Locale, UnknownLocaleError
-
 from searchapp.errors import BadParameter
+from searchapp.languages import LANGUAGES
 from searchapp.models import Item
 
 # The `year` term of items without a date, so they can be counted and filtered.
@@ -37,6 +35,7 @@ class Facet:
     """A keyword field people filter by and count: one index term per item."""
 
     heading: str  # in the sidebar and the CLI
+    plural: str  # what its values are ("Show all 12 organisations")
     option: str  # the `searchapp search` option (repeatable)
     help: str  # the CLI help, and the OpenAPI description of the parameter
     parameter: dict[str, Any]  # OpenAPI schema of one request value
@@ -87,14 +86,11 @@ def _language(raw: str) -> str:
     return code
 
 
-@functools.lru_cache(maxsize=256)
 def language_name(code: str) -> str:
-    """A language in its own words ("English", "Français"), from the CLDR (Babel)."""
-    try:
-        name = Locale.parse(code).get_display_name(code)
-    except (ValueError, UnknownLocaleError):
-        name = None
-    return name[:1].upper() + name[1:] if name else code
+    """A language in its own words ("English", "Français"; searchapp.languages), else
+    its code."""
+    known = LANGUAGES.get(code)
+    return known.name if known is not None else code
 
 
 def _same(value: Any) -> Any:
@@ -104,22 +100,22 @@ def _same(value: Any) -> Any:
 _STRING = {"type": "string"}
 
 ORGANISATION = Facet(
-    heading="Organisation", option="--org", help="Only these organisations (repeatable).",
+    heading="Organisation", plural="organisations", option="--org", help="Only these organisations (repeatable).",
     parameter=_STRING, value=_STRING, parse=_text, param=str, term=str, from_term=_same,
     label=str)
 TYPE = Facet(
-    heading="Type", option="--type", help="Only these item types (repeatable).",
+    heading="Type", plural="types", option="--type", help="Only these item types (repeatable).",
     parameter=_STRING, value=_STRING, parse=_text, param=str, term=str, from_term=_same,
     label=str)
 YEAR = Facet(
-    heading="Year", option="--year",
+    heading="Year", plural="years", option="--year",
     help="Only these years; `undated` selects items without a date (repeatable).",
     parameter={"type": "string", "pattern": r"^(-?\d+|undated|null|none)$"},
     value={"type": ["integer", "null"]}, parse=_year, param=year_term, term=year_term,
     from_term=lambda t: None if t == UNDATED else int(t),
     label=lambda v: "Undated" if v is None else str(v), newest_first=True)
 LANGUAGE = Facet(
-    heading="Language", option="--language",
+    heading="Language", plural="languages", option="--language",
     help="Only items in these languages, as two-letter codes like en or fr (repeatable).",
     parameter={"type": "string", "pattern": "^[A-Za-z]{2}$"},
     value={"type": "string", "pattern": "^[a-z]{2}$"}, parse=_language, param=str, term=str,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from searchapp.importers import Hints, Parsed, collect, guess_format, parse_bytes
+from searchapp.errors import BadParameter
 from searchapp.importers.decode import UndecodableInput, decode
 from searchapp.models import derive_id
 
@@ -77,7 +78,7 @@ def test_cecop_first_item_has_truncated_title_and_no_label_or_summary(cecop: Par
                  "change and one of the few systems that, in today’s world, can provide "
                  "opportunities for growth and the empowerment of",
         "summary": "", "date": "2017-03-16", "year": 2017, "type": "News", "url": None,
-        "language": "en", "source": cecop.source,
+        "language": "en", "source": cecop.source, "source_url": None,
     }
 
 
@@ -387,7 +388,7 @@ def test_csv_header_problems() -> None:
         ("a.csv:1: CSV header has unknown column(s) 'colour'; expected some of id, organisation, "
         "title, summary, date, type, url, language, source, year")]
     assert problems(parse("title,Title\nx,y\n", name="a.csv")) == [
-        "a.csv:1: CSV header names column(s) 'title' more than once"]
+        "a.csv:1: CSV header names column(s) more than once: 'title' 2 times"]
 
 
 def test_csv_unclosed_quote_is_reported_where_its_record_starts() -> None:
@@ -426,7 +427,7 @@ def test_format_is_chosen_by_extension_then_by_content() -> None:
     assert guess_format("a.csv", "x", hints=Hints(layout="dated-blocks")) == "listing"
     parsed = parse('{"title": "x"}\n', name="a.txt", fmt="jsonl")
     assert [r.item.title for r in parsed.records] == ["x"]
-    with pytest.raises(ValueError, match="unknown format 'xml'"):
+    with pytest.raises(BadParameter, match="format: must be one of .*, not 'xml'"):
         parse("x", fmt="xml")
 
 
@@ -600,7 +601,7 @@ def test_directory_without_manifest(tmp_path: Path) -> None:
     (result,) = collect([empty])
     assert problems(result) == [
         (f"{empty}:1: directory has no manifest.toml and no file to import (looked for .txt, "
-        ".text, .jsonl, .ndjson, .json, .csv)")]
+        ".text, .jsonl, .ndjson, .json, .csv, .xml, .rss, .atom, .rdf, .html, .htm)")]
 
 
 def test_missing_file_and_organisation_from_org(tmp_path: Path) -> None:

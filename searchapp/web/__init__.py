@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, render_template, request
+from flask_compress import Compress
 from werkzeug.exceptions import HTTPException
 
 from searchapp.config import PACKAGE_DIR, Settings, templates_dir
 from searchapp.errors import ImportRejected, SearchappError
+from searchapp.models import xml_safe
 from searchapp.search import Engine
 from searchapp.web.admin import bp as admin_bp
 from searchapp.web.api import bp as api_bp
@@ -30,6 +32,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
     app.after_request(_headers)
+    # Text that XML cannot carry (U+FFFE, U+FFFF, control characters) never reaches the
+    # Atom feed, even from a catalog written before imports dropped it.
+    app.add_template_filter(xml_safe, "xml_text")
+    app.config.update(COMPRESS_ALGORITHM=COMPRESSION, COMPRESS_MIMETYPES=COMPRESSED_TYPES)
+    Compress(app)
 
     @app.errorhandler(SearchappError)
     def _ours(exc: SearchappError) -> Response | tuple[str, int]:
@@ -49,6 +56,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if exc.code == 413:
             message = (f"the request is larger than the limit of {settings.max_upload_bytes:,}"
                        " bytes (SEARCHAPP_MAX_UPLOAD_BYTES)")
+            length = request.content_length
+            if length is not None and length <= settings.max_upload_bytes:
+                # Within the byte limit, so Werkzeug's limit on multipart parts refused it.
+                message = (f"the upload has more than {app.config['MAX_FORM_PARTS']:,} parts"
+                           " (files and fields); send the files in several uploads")
         return _error(exc.code or 500, code, message)
 
     @app.errorhandler(Exception)
@@ -59,6 +71,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+# Routes read by programs rather than people: their errors are JSON, like the API's.
+MACHINE_ROUTES = ("/healthz", "/feed.atom", "/opensearch.xml")
+# Responses are compressed for clients that accept it, brotli first (README: Compression).
+COMPRESSION = ["br", "gzip"]
+COMPRESSED_TYPES = ["text/html", "text/css", "text/javascript", "application/javascript",
+                    "application/json", "application/atom+xml", "image/svg+xml",
+                    "application/opensearchdescription+xml"]
+
 # No inline script or style anywhere: everything the page needs is served from /static.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
@@ -67,13 +87,20 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# On every response, also on the errors the HTTP server answers itself (searchapp.server).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
 def _headers(response: Response) -> Response:
     """Security headers everywhere; open CORS for reading the public API."""
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
     path = request.path
     if (path.startswith("/api/") and not path.startswith("/api/admin/")) or path == "/healthz":
         headers["Access-Control-Allow-Origin"] = "*"
@@ -85,7 +112,7 @@ def _headers(response: Response) -> Response:
 
 def _error(status: int, code: str, message: str,
            extra: dict[str, Any] | None = None) -> Response | tuple[str, int]:
-    """The JSON error shape under /api, an HTML page elsewhere."""
-    if request.path.startswith("/api/") or request.path == "/healthz":
+    """The JSON error shape for programs (the API, health, the feed), an HTML page for people."""
+    if request.path.startswith("/api/") or request.path in MACHINE_ROUTES:
         return error_response(status, code, message, extra)
     return render_template("error.html", status=status, message=message), status
