@@ -123,3 +123,20 @@ class Watch:
     def foreign_requests(self) -> list[str]:
         return [u for u in self.requests
                 if not (u == self.origin or u.startswith((self.origin + "/", "data:")))]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium launched headless through Playwright (a Browser); a broken
+    install skips the tests, or fails them in CI."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        except PlaywrightError as exc:
+            missing(f"Chromium at {executable} did not start: {exc}")
+        yield launched
+        launched.close()

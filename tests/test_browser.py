@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 from browser_support import (
-    CHROMIUM_ARGS,
     ROOT,
     Watch,
+    chromium,
     chromium_path,
     gunicorn,
     in_ci,
@@ -30,8 +30,7 @@ from searchapp import operations
 from searchapp.config import Settings
 
 try:
-    from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
-    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import Browser, Locator, Page, expect
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 except ImportError:  # pragma: no cover - the [test] extra installs it
     if in_ci():
@@ -103,14 +102,8 @@ def served_many(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        except PlaywrightError as exc:  # a broken install: say so, fail in CI
-            missing(f"Chromium at {executable} did not start: {exc}")
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -14,7 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import CHROMIUM_ARGS, ROOT, Watch, chromium_path, gunicorn, in_ci, missing
+from browser_support import (
+    ROOT,
+    Watch,
+    chromium,
+    chromium_path,
+    gunicorn,
+    in_ci,
+)
 
 from searchapp import operations
 from searchapp.config import Settings
@@ -22,8 +29,7 @@ from searchapp.importers import Hints
 from searchapp.urls import url_id
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import Browser, Page, expect
 except ImportError:  # pragma: no cover - the [test] extra installs it
     if in_ci():
         raise
@@ -85,14 +91,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, publisher: str) -> Iterator
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        except PlaywrightError as exc:
-            missing(f"Chromium at {executable} did not start: {exc}")
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
