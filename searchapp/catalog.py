@@ -7,6 +7,7 @@ is one transaction: it lands whole or not at all.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import Generator, Iterable
 from contextlib import closing
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from searchapp.errors import CatalogError
+from searchapp.errors import BadParameter, CatalogError
 from searchapp.models import Item
+from searchapp.sources import Source
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -43,9 +45,56 @@ CREATE TABLE IF NOT EXISTS imports (
     unchanged  INTEGER NOT NULL,
     skipped    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sources (
+    name          TEXT PRIMARY KEY,
+    organisation  TEXT NOT NULL,
+    url           TEXT NOT NULL UNIQUE,
+    kind          TEXT,
+    language      TEXT,
+    every         INTEGER NOT NULL,
+    selectors     TEXT NOT NULL DEFAULT '{}',
+    etag          TEXT,
+    last_modified TEXT,
+    last_fetched  TEXT,
+    last_ok       TEXT,
+    last_result   TEXT,
+    last_error    TEXT,
+    last_error_at TEXT,
+    items_seen    INTEGER NOT NULL DEFAULT 0,
+    added_at      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_organisation_date ON items (organisation, date);
 """
 
 _COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source")
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationFreshness:
+    organisation: str
+    newest: dt.date | None  # the newest item's date
+    last_refresh: dt.datetime | None  # the last successful refresh of any of its sources
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"organisation": self.organisation,
+                "newest": self.newest.isoformat() if self.newest else None,
+                "last_refresh": _iso(self.last_refresh)}
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """How current the catalog is: for stats and the search page footer."""
+
+    changed_at: dt.datetime | None  # the last time an item was added, changed or removed
+    organisations: list[OrganisationFreshness]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changed_at": _iso(self.changed_at),
+                "organisations": [o.to_dict() for o in self.organisations]}
 
 
 @dataclass(slots=True)
@@ -174,6 +223,116 @@ class Catalog:
     def imports(self, *, limit: int = 10) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM imports ORDER BY id DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]
+
+
+    # --- sources and freshness ----------------------------------------------------
+
+    def add_source(self, source: Source) -> None:
+        """Store a new source; its name and URL must be new."""
+        for column, value, option in (("name", source.name, "NAME"), ("url", source.url, "URL")):
+            row = self._db.execute(f"SELECT name FROM sources WHERE {column} = ?",
+                                   (value,)).fetchone()
+            if row:
+                raise BadParameter(option, f"source {row[0]!r} already has this {column}"
+                                           f" ({value})")
+        self._db.execute(
+            "INSERT INTO sources (name, organisation, url, kind, language, every, selectors,"
+            " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (source.name, source.organisation, source.url, source.kind, source.language,
+             source.every, json.dumps(source.selectors, ensure_ascii=False), _now()))
+
+    def sources(self) -> list[Source]:
+        return [_row_to_source(r) for r in
+                self._db.execute("SELECT * FROM sources ORDER BY name")]
+
+    def source(self, name: str) -> Source | None:
+        row = self._db.execute("SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
+        return _row_to_source(row) if row else None
+
+    def save_source_state(self, source: Source) -> None:
+        """Write what a refresh learned about a source (validators, times, results)."""
+        self._db.execute(
+            "UPDATE sources SET kind = ?, etag = ?, last_modified = ?, last_fetched = ?,"
+            " last_ok = ?, last_result = ?, last_error = ?, last_error_at = ?, items_seen = ?"
+            " WHERE name = ?",
+            (source.kind, source.etag, source.last_modified, _iso(source.last_fetched),
+             _iso(source.last_ok), source.last_result, source.last_error,
+             _iso(source.last_error_at), source.items_seen, source.name))
+
+    def remove_source(self, name: str, *, delete_items: bool = False) -> int:
+        """Forget a source; with `delete_items`, also the items it brought. Items removed."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            removed = 0
+            if delete_items:
+                removed = db.execute("DELETE FROM items WHERE source = ?", (name,)).rowcount
+                if removed:
+                    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES"
+                               " ('items_removed_at', ?)", (_now(),))
+            db.execute("DELETE FROM sources WHERE name = ?", (name,))
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise CatalogError(f"removing source {name!r} failed, nothing changed:"
+                                   f" {exc}") from exc
+            raise
+        return int(removed)
+
+    def items_per_source(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT source, count(*) FROM items GROUP BY source")
+        return {r[0]: r[1] for r in rows}
+
+    def freshness(self) -> Freshness:
+        """When items last changed; per organisation the newest item and last refresh.
+
+        Cheap at any size: each figure is one lookup in an index, per organisation.
+        """
+        db = self._db
+        changes = [row[0] for row in (
+            db.execute("SELECT at FROM imports WHERE added + updated > 0"
+                       " ORDER BY id DESC LIMIT 1").fetchone(),
+            db.execute("SELECT value FROM meta WHERE key = 'items_removed_at'").fetchone(),
+        ) if row]
+        # Distinct organisations by hopping through the index, not by reading every item.
+        organisations = [r[0] for r in db.execute(
+            "WITH RECURSIVE o(name) AS ("
+            " SELECT min(organisation) FROM items"
+            " UNION ALL SELECT (SELECT min(organisation) FROM items WHERE organisation > o.name)"
+            " FROM o WHERE o.name IS NOT NULL)"
+            " SELECT name FROM o WHERE name IS NOT NULL")]
+        refreshed = {r[0]: r[1] for r in db.execute(
+            "SELECT organisation, max(last_ok) FROM sources GROUP BY organisation")}
+        out = []
+        for org in sorted({*organisations, *refreshed}, key=str.casefold):
+            newest = db.execute("SELECT max(date) FROM items WHERE organisation = ?",
+                                (org,)).fetchone()[0]
+            out.append(OrganisationFreshness(
+                org, dt.date.fromisoformat(newest) if newest else None,
+                _parse_time(refreshed.get(org))))
+        return Freshness(_parse_time(max(changes)) if changes else None, out)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def _row_to_source(row: sqlite3.Row) -> Source:
+    return Source(
+        name=row["name"], organisation=row["organisation"], url=row["url"], kind=row["kind"],
+        language=row["language"], every=row["every"],
+        selectors=json.loads(row["selectors"] or "{}"), etag=row["etag"],
+        last_modified=row["last_modified"], last_fetched=_parse_time(row["last_fetched"]),
+        last_ok=_parse_time(row["last_ok"]), last_result=row["last_result"],
+        last_error=row["last_error"], last_error_at=_parse_time(row["last_error_at"]),
+        items_seen=row["items_seen"], added_at=_parse_time(row["added_at"]),
+    )
 
 
 def _values(item: Item) -> tuple[Any, ...]:

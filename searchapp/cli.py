@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
@@ -13,12 +16,14 @@ from typing import Any, TypeVar
 import click
 
 from searchapp import operations
+from searchapp import refresh as refreshing
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import ImportRejected, SearchappError
 from searchapp.importers import FORMATS
 from searchapp.indexer import IndexStore
 from searchapp.search import Engine, SearchPage, SearchQuery
+from searchapp.sources import KINDS, format_duration, new_source
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -205,6 +210,131 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
     from searchapp.server import run
 
     run(host=host, port=port, workers=workers or (os.cpu_count() or 1))
+
+
+# --- sources that refresh themselves ------------------------------------------------
+
+
+@main.group()
+def sources() -> None:
+    """The feeds and pages followed by `searchapp refresh`."""
+
+
+@sources.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--org", "organisation", required=True, help="The organisation publishing it.")
+@click.option("--kind", type=click.Choice(KINDS),
+              help="feed (RSS/Atom), page (HTML) or listing (an import file) [default: seen"
+                   " in the first answer]")
+@click.option("--language", help="Two-letter language of its items, where they give none.")
+@click.option("--every", help="How often it is due: 30m, 6h, 1d, 1h30m  [default: 1h]")
+@click.option("--select", "selectors", multiple=True, metavar="FIELD=CSS",
+              help="For pages: CSS selector of item, title, link, date, summary or type"
+                   " (repeatable).")
+@_friendly
+def sources_add(name: str, url: str, organisation: str, kind: str | None,
+                language: str | None, every: str | None, selectors: Sequence[str]) -> None:
+    """Follow URL as source NAME; `searchapp refresh` fetches it when due."""
+    source = new_source(name=name, url=url, organisation=organisation, kind=kind,
+                        language=language, every=every, selectors=selectors)
+    with Catalog(Settings.load().catalog) as catalog:
+        catalog.add_source(source)
+    click.echo(f"added source {source.name} ({source.kind or 'kind from its first answer'},"
+               f" every {format_duration(source.every)}); `searchapp refresh {source.name}`"
+               " fetches it now")
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@_friendly
+def sources_list(as_json: bool) -> None:
+    """Every source, with its last refresh, items and next due time."""
+    with Catalog(Settings.load().catalog) as catalog:
+        followed = catalog.sources()
+        counts = catalog.items_per_source()
+    if as_json:
+        click.echo(json.dumps([{**s.to_dict(), "items": counts.get(s.name, 0)}
+                               for s in followed], ensure_ascii=False, indent=2))
+        return
+    if not followed:
+        click.echo("no sources; add one with `searchapp sources add NAME URL --org ORG`")
+        return
+    for s in followed:
+        click.echo(f"{s.name}  {s.organisation}  {s.kind or 'kind not known yet'}"
+                   f"  every {format_duration(s.every)}")
+        click.echo(f"  url: {s.url}")
+        if s.last_fetched:
+            click.echo(f"  last fetched: {_when(s.last_fetched)}: {s.last_result}")
+        else:
+            click.echo("  last fetched: never")
+        click.echo(f"  items: {counts.get(s.name, 0)}   next due: {_when(s.next_due())}")
+        if s.last_error:
+            click.echo(f"  last error: {_when(s.last_error_at)}: {s.last_error}")
+
+
+@sources.command("remove")
+@click.argument("name")
+@click.option("--delete-items", is_flag=True, help="Also delete the items it brought.")
+@_friendly
+def sources_remove(name: str, delete_items: bool) -> None:
+    """Stop following NAME; its items stay unless --delete-items."""
+    settings = Settings.load()
+    if not delete_items:
+        with Catalog(settings.catalog) as catalog:
+            kept = catalog.items_per_source().get(name, 0)
+    removed = operations.remove_source(settings, name, delete_items=delete_items)
+    if delete_items:
+        click.echo(f"removed source {name} and its {removed} items"
+                   + ("; index rebuilt" if removed else ""))
+    else:
+        click.echo(f"removed source {name}; its {kept} items stay (--delete-items removes"
+                   " them)")
+
+
+@main.command("refresh")
+@click.argument("names", nargs=-1)
+@click.option("--loop", is_flag=True,
+              help="Keep refreshing due sources until stopped (SIGTERM or Ctrl-C).")
+@_friendly
+def refresh_command(names: Sequence[str], loop: bool) -> None:
+    """Fetch the named sources, or every due one, and import what changed.
+
+    Prints one line per source; exits 1 when any source failed (the others are
+    imported all the same).
+    """
+    settings = Settings.load()
+    if loop:
+        if names:
+            raise click.UsageError("--loop refreshes every due source; give no names")
+        stop = threading.Event()
+
+        def _stop(signum: int, frame: object) -> None:
+            stop.set()
+
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        click.echo("refreshing due sources until stopped")
+        try:
+            refreshing.run_loop(settings, stop, lambda line: click.echo(line))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        click.echo("stopped")
+        return
+    outcome = refreshing.refresh(settings, names)
+    if not outcome.results:
+        click.echo("no source is due" if not names else "nothing to refresh")
+        return
+    for result in outcome.results:
+        click.echo(result.line())
+    if outcome.failed:
+        n = len(outcome.failed)
+        raise click.ClickException(f"{n} source{'s' * (n != 1)} failed; the others were"
+                                   " imported")
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "now"
 
 
 if __name__ == "__main__":  # pragma: no cover

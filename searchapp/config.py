@@ -12,7 +12,13 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from searchapp import __version__
+
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+# Named in every request to a source, so site owners can see who fetches and why.
+PROJECT_URL = "https://github.com/searchapp/searchapp"
+DEFAULT_USER_AGENT = f"searchapp/{__version__} (+{PROJECT_URL})"
 
 
 def templates_dir() -> Path:
@@ -29,6 +35,15 @@ class Settings:
     max_upload_bytes: int = 20 * 1024 * 1024
     # How long an import or rebuild waits for another one to finish.
     lock_timeout: float = 5.0
+    # Fetching sources (`searchapp refresh`); see searchapp.fetch.
+    user_agent: str = DEFAULT_USER_AGENT
+    fetch_connect_timeout: float = 10.0  # seconds to connect
+    fetch_timeout: float = 30.0  # seconds for one whole request, body included
+    fetch_max_bytes: int = 20 * 1024 * 1024  # largest body read, after decompression
+    fetch_max_redirects: int = 5
+    fetch_retries: int = 2  # further tries after a 5xx answer or a timeout
+    fetch_backoff: float = 2.0  # seconds before the first retry; doubles each time
+    fetch_host_delay: float = 1.0  # seconds between two requests to one host
 
     @classmethod
     def load(
@@ -42,6 +57,17 @@ class Settings:
             admin_token=env.get("SEARCHAPP_ADMIN_TOKEN") or None,
             max_upload_bytes=int(env.get("SEARCHAPP_MAX_UPLOAD_BYTES", default.max_upload_bytes)),
             lock_timeout=float(env.get("SEARCHAPP_LOCK_TIMEOUT", default.lock_timeout)),
+            user_agent=env.get("SEARCHAPP_USER_AGENT") or default.user_agent,
+            fetch_connect_timeout=float(env.get("SEARCHAPP_FETCH_CONNECT_TIMEOUT",
+                                                default.fetch_connect_timeout)),
+            fetch_timeout=float(env.get("SEARCHAPP_FETCH_TIMEOUT", default.fetch_timeout)),
+            fetch_max_bytes=int(env.get("SEARCHAPP_FETCH_MAX_BYTES", default.fetch_max_bytes)),
+            fetch_max_redirects=int(env.get("SEARCHAPP_FETCH_MAX_REDIRECTS",
+                                            default.fetch_max_redirects)),
+            fetch_retries=int(env.get("SEARCHAPP_FETCH_RETRIES", default.fetch_retries)),
+            fetch_backoff=float(env.get("SEARCHAPP_FETCH_BACKOFF", default.fetch_backoff)),
+            fetch_host_delay=float(env.get("SEARCHAPP_FETCH_HOST_DELAY",
+                                           default.fetch_host_delay)),
         )
         if overrides:
             known = {f.name for f in fields(cls)}

@@ -17,7 +17,14 @@ from typing import Any
 from searchapp import importers
 from searchapp.catalog import Catalog, ImportReport
 from searchapp.config import Settings
-from searchapp.errors import ImportRejected, IndexUnavailable, Problem
+from searchapp.errors import (
+    CatalogError,
+    ImportRejected,
+    IndexUnavailable,
+    NotFound,
+    Problem,
+    SearchappError,
+)
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 
@@ -72,6 +79,41 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
     return outcome
 
 
+@dataclass(slots=True)
+class EachOutcome:
+    """`import_each`: per input its report, or the error that kept it out."""
+
+    results: list[ImportReport | SearchappError]
+    index: str = "unchanged"  # "updated", "rebuilt" or "unchanged"
+
+
+def import_each(settings: Settings, parsed: Sequence[importers.Parsed]) -> EachOutcome:
+    """Store several inputs, each in its own transaction, then update the index once.
+
+    For sources that refresh themselves: the valid records of each input are
+    stored (its problems count as skipped), and one input failing to store
+    leaves the others stored. Raises `Busy` when the lock is not had in time
+    (nothing stored then).
+    """
+    store = IndexStore(settings.index_dir)
+    results: list[ImportReport | SearchappError] = []
+    changed: list[Item] = []
+    with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+        for result in parsed:
+            try:
+                report = catalog.upsert([r.item for r in result.records], sources=[result.source],
+                                        skipped=len(result.problems))
+            except CatalogError as exc:
+                results.append(exc)
+                continue
+            results.append(report)
+            changed.extend(report.changed)
+        outcome = EachOutcome(results)
+        if changed or store.current() is None:
+            outcome.index = _sync(store, catalog, changed)
+    return outcome
+
+
 def _sync(store: IndexStore, catalog: Catalog, changed: list[Item]) -> str:
     """Apply changed items to the live index; rebuild when that is not possible."""
     if store.current() is not None:
@@ -83,6 +125,22 @@ def _sync(store: IndexStore, catalog: Catalog, changed: list[Item]) -> str:
     with closing(catalog.iter_items()) as items:
         store.rebuild(items, expected=catalog.count())
     return "rebuilt"
+
+
+def remove_source(settings: Settings, name: str, *, delete_items: bool = False) -> int:
+    """Forget a source; with `delete_items` also its items (then the index is rebuilt).
+
+    Returns how many items were removed. Raises `NotFound` for an unknown name.
+    """
+    store = IndexStore(settings.index_dir)
+    with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+        if catalog.source(name) is None:
+            raise NotFound(f"no source named {name!r}")
+        removed = catalog.remove_source(name, delete_items=delete_items)
+        if removed:
+            with closing(catalog.iter_items()) as items:
+                store.rebuild(items, expected=catalog.count())
+    return removed
 
 
 def rebuild(settings: Settings) -> RebuildOutcome:

@@ -75,6 +75,9 @@ class Hints:
     organisation: str | None = None  # from --org or a manifest
     layout: str | None = None  # listing layout from a manifest
     url: str | None = None  # source url from a manifest
+    selectors: Mapping[str, str] | None = None  # CSS per field, for pages of a source
+    language: str | None = None  # the source's language, where records give none
+    type_from_category: bool = False  # a feed entry's first category as its type
 
 
 Parser = Callable[[str, Parsed, Hints], None]
