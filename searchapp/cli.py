@@ -315,7 +315,7 @@ def refresh_command(names: Sequence[str], loop: bool) -> None:
         previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         click.echo("refreshing due sources until stopped")
         try:
-            refreshing.run_loop(settings, stop, lambda line: click.echo(line))
+            refreshing.run_loop(settings, stop, click.echo)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -327,6 +327,8 @@ def refresh_command(names: Sequence[str], loop: bool) -> None:
         return
     for result in outcome.results:
         click.echo(result.line())
+        for problem in result.problems:
+            click.echo(f"  skipped {problem}", err=True)
     if outcome.failed:
         n = len(outcome.failed)
         raise click.ClickException(f"{n} source{'s' * (n != 1)} failed; the others were"

@@ -43,6 +43,7 @@ class SourceResult:
     unchanged: int = 0
     skipped: int = 0
     error: str | None = None
+    problems: list[str] = field(default_factory=list)  # why records were skipped
 
     @property
     def failed(self) -> bool:
@@ -62,7 +63,7 @@ class SourceResult:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "result": self.status, "added": self.added,
                 "updated": self.updated, "unchanged": self.unchanged, "skipped": self.skipped,
-                "error": self.error, "summary": self.summary()}
+                "error": self.error, "problems": self.problems, "summary": self.summary()}
 
 
 @dataclass(slots=True)
@@ -200,7 +201,8 @@ def _failed(source: Source, message: str, now: dt.datetime, *,
 def _imported(source: Source, answer: Fetched, kind: str, parsed: importers.Parsed,
               report: ImportReport, now: dt.datetime) -> SourceResult:
     result = SourceResult(source.name, IMPORTED, added=report.added, updated=report.updated,
-                          unchanged=report.unchanged, skipped=report.skipped)
+                          unchanged=report.unchanged, skipped=report.skipped,
+                          problems=[str(p) for p in parsed.problems])
     source.kind = source.kind or kind
     source.etag = answer.etag
     source.last_modified = answer.last_modified
@@ -232,6 +234,8 @@ def run_loop(settings: Settings, stop: threading.Event, echo: Callable[[str], No
         else:
             for result in outcome.results:
                 echo(result.line())
+                for problem in result.problems:
+                    echo(f"  skipped {problem}")
         try:
             wait = seconds_until_due(settings)
         except SearchappError:

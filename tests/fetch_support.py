@@ -75,3 +75,15 @@ def jsonl(*titles: str, org: str | None = None) -> str:
         lines.append(f'{{"title": "{title}", "date": "2024-01-{day:02d}",'
                      f' "url": "https://news.example.org/{day}"{extra}}}')
     return "\n".join(lines) + "\n"
+
+
+def fast_env() -> dict[str, str]:
+    """The test limits above as SEARCHAPP_* variables, for the command line."""
+    return {"SEARCHAPP_USER_AGENT": OPTIONS.user_agent,
+            "SEARCHAPP_FETCH_CONNECT_TIMEOUT": str(OPTIONS.connect_timeout),
+            "SEARCHAPP_FETCH_TIMEOUT": str(OPTIONS.timeout),
+            "SEARCHAPP_FETCH_MAX_BYTES": str(OPTIONS.max_bytes),
+            "SEARCHAPP_FETCH_MAX_REDIRECTS": str(OPTIONS.max_redirects),
+            "SEARCHAPP_FETCH_RETRIES": str(OPTIONS.retries),
+            "SEARCHAPP_FETCH_BACKOFF": str(OPTIONS.backoff),
+            "SEARCHAPP_FETCH_HOST_DELAY": str(OPTIONS.host_delay)}
