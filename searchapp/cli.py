@@ -159,7 +159,7 @@ def _print_page(result: SearchPage) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @_friendly
 def stats(as_json: bool) -> None:
-    """Items per organisation, year and type; the index generation and sizes."""
+    """Items per organisation, year and type; index generation and sizes; freshness."""
     settings = Settings.load()
     store = IndexStore(settings.index_dir)
     with Catalog(settings.catalog) as catalog:
@@ -168,6 +168,7 @@ def stats(as_json: bool) -> None:
             "by": {col: [[value, n] for value, n in catalog.facet_counts(col)]
                    for col in ("organisation", "year", "type")},
             "catalog_bytes": settings.catalog.stat().st_size,
+            "freshness": catalog.freshness().to_dict(),
         }
     gen = store.current()
     data["generation"] = gen.name if gen else None
@@ -192,6 +193,15 @@ def stats(as_json: bool) -> None:
     click.echo(f"catalog: {settings.catalog} ({data['catalog_bytes']:,} bytes)")
     if "index_problem" in data:
         click.echo(f"index problem: {data['index_problem']}")
+    _print_freshness(data["freshness"])
+
+
+def _print_freshness(fresh: dict[str, Any]) -> None:
+    click.echo(f"catalog last changed: {_when_iso(fresh['changed_at'], 'never')}")
+    click.echo("by organisation: newest item, last successful refresh")
+    for org in fresh["organisations"]:
+        click.echo(f"  {org['organisation']}: {org['newest'] or 'no dated items'},"
+                   f" {_when_iso(org['last_refresh'], 'never refreshed')}")
 
 
 @main.command()
@@ -337,6 +347,10 @@ def refresh_command(names: Sequence[str], loop: bool) -> None:
 
 def _when(moment: dt.datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "now"
+
+
+def _when_iso(text: str | None, otherwise: str) -> str:
+    return _when(dt.datetime.fromisoformat(text)) if text else otherwise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -162,7 +162,8 @@ def test_not_found_and_wrong_method_are_described(reader: FlaskClient,
 
 RUNS = [("search", GenerationMode.POSITIVE), ("search", GenerationMode.NEGATIVE),
         ("getItem", GenerationMode.POSITIVE), ("suggest", GenerationMode.POSITIVE),
-        ("suggest", GenerationMode.NEGATIVE), ("health", GenerationMode.POSITIVE)]
+        ("suggest", GenerationMode.NEGATIVE), ("health", GenerationMode.POSITIVE),
+        ("refreshSources", GenerationMode.POSITIVE)]
 EXAMPLES = 40
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -176,7 +177,7 @@ def api_schema(read_only_app: Flask) -> Any:
 def test_schemathesis_sees_every_operation(api_schema: Any) -> None:
     found = {result.ok().label for result in api_schema.get_all_operations()}
     assert found == {"GET /api/search", "GET /api/items/{id}", "GET /api/suggest",
-                     "GET /healthz"}
+                     "GET /healthz", "POST /api/admin/refresh"}
 
 
 @pytest.mark.parametrize(("operation_id", "mode"), RUNS,

@@ -1,6 +1,7 @@
-"""Admin endpoints: import an uploaded file, rebuild the index.
+"""Admin endpoints: import an uploaded file, refresh sources, rebuild the index.
 
-They run the same code as `searchapp import` and `searchapp reindex`, under
+They run the same code as `searchapp import`, `searchapp refresh` and
+`searchapp reindex`, under
 the same lock. They exist only while SEARCHAPP_ADMIN_TOKEN is set (404
 otherwise) and want `Authorization: Bearer <token>`.
 """
@@ -13,6 +14,7 @@ from pathlib import PurePath
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from searchapp import importers, operations
+from searchapp import refresh as refreshing
 from searchapp.config import Settings
 from searchapp.errors import BadParameter, NotFound, SearchappError
 
@@ -55,6 +57,18 @@ def imports() -> tuple[Response, int]:
         hints=importers.Hints(organisation=request.form.get("organisation") or None))
     outcome = operations.import_parsed(_settings(), [parsed], skip_invalid=skip)
     return jsonify(outcome.to_dict()), 200
+
+
+@bp.post("/refresh")
+def refresh() -> tuple[Response, int]:
+    """Refresh the sources named by `source` (repeatable, query or form), else the due ones.
+
+    200 with one result per source even when some failed (`failed` counts them).
+    """
+    names = request.args.getlist("source") + request.form.getlist("source")
+    if any(not name.strip() for name in names):
+        raise BadParameter("source", "a source name must not be empty")
+    return jsonify(refreshing.refresh(_settings(), names).to_dict()), 200
 
 
 @bp.post("/reindex")

@@ -178,6 +178,32 @@ SCHEMAS: dict[str, Any] = {
         "prefixItems": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
         "minItems": 2, "maxItems": 2,
     },
+    "SourceResult": {
+        "type": "object", "additionalProperties": False,
+        "required": ["name", "result", "added", "updated", "unchanged", "skipped", "error",
+                     "problems", "summary"],
+        "properties": {
+            "name": {"type": "string"},
+            "result": {"type": "string", "enum": ["imported", "not modified", "failed"]},
+            "added": {"type": "integer", "minimum": 0},
+            "updated": {"type": "integer", "minimum": 0},
+            "unchanged": {"type": "integer", "minimum": 0},
+            "skipped": {"type": "integer", "minimum": 0},
+            "error": {"type": ["string", "null"],
+                      "description": "Why the source failed; its earlier items are kept."},
+            "problems": {"type": "array", "items": {"type": "string"},
+                         "description": "`source:line: message` for each record skipped."},
+            "summary": {"type": "string",
+                        "examples": ["3 added, 1 updated, 40 unchanged", "not modified"]}},
+    },
+    "RefreshResponse": {
+        "type": "object", "additionalProperties": False,
+        "required": ["sources", "index", "failed"],
+        "properties": {
+            "sources": {"type": "array", "items": _ref("SourceResult")},
+            "index": {"type": "string", "enum": ["updated", "rebuilt", "unchanged"]},
+            "failed": {"type": "integer", "minimum": 0}},
+    },
     "Health": {
         "type": "object", "required": ["status"],
         "properties": {
@@ -234,11 +260,32 @@ def openapi() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Health"), "Serving (status ok or degraded)."),
                               "503": _json(_ref("Health"), "The index cannot be opened.")},
             }},
+            "/api/admin/refresh": {"post": {
+                "operationId": "refreshSources",
+                "summary": "Fetch followed sources and import what changed",
+                "description": "Like `searchapp refresh`: the sources named by `source`, else"
+                               " every due one. Answers 200 with a result per source even"
+                               " when some failed. Exists only while SEARCHAPP_ADMIN_TOKEN"
+                               " is set.",
+                "security": [{"bearer": []}],
+                "parameters": [_many("source", "Refresh these sources (due or not).",
+                                     {"type": "string", "minLength": 1})],
+                "responses": {
+                    "200": _json(_ref("RefreshResponse"), "One result per source, in name"
+                                                          " order."),
+                    "400": _ERRORS["400"],
+                    "401": _json(_ref("Error"), "No valid `Authorization: Bearer` token."),
+                    "404": _json(_ref("Error"), "Admin routes are off, or no source has"
+                                                " that name."),
+                    "405": _ERRORS["405"]},
+            }},
             "/api/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This description",
                 "responses": {"200": {"description": "OpenAPI 3.1",
                                       "content": {"application/json": {}}}},
             }},
         },
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "The value of SEARCHAPP_ADMIN_TOKEN."}}},
     }

@@ -6,10 +6,26 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, make_response, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    make_response,
+    render_template,
+    request,
+    url_for,
+)
 
+from searchapp.catalog import Catalog, Freshness
 from searchapp.search import SearchPage, SearchQuery
-from searchapp.web.api import engine, item_or_404, query_from_request, revalidated
+from searchapp.web.api import (
+    engine,
+    item_or_404,
+    query_from_request,
+    revalidated,
+    revalidated_with,
+)
 
 bp = Blueprint("pages", __name__)
 
@@ -84,8 +100,20 @@ def pagination(page: SearchPage) -> list[int | None]:
     return out
 
 
+def freshness() -> Freshness:
+    """The catalog's freshness, read once per request (for the ETag and the footer)."""
+    if "freshness" not in g:
+        with Catalog(current_app.config["SEARCHAPP"].catalog) as catalog:
+            g.freshness = catalog.freshness()
+    return g.freshness  # type: ignore[no-any-return]
+
+
+def _freshness_stamp() -> str:
+    return repr(freshness().to_dict())
+
+
 @bp.get("/")
-@revalidated
+@revalidated_with(_freshness_stamp)
 def index() -> str:
     result = engine().search(query_from_request())
     filtered = any(request.args.getlist(name) for name in FILTERS)
@@ -95,6 +123,7 @@ def index() -> str:
         clear_url=search_url(**dict.fromkeys(FILTERS)),
         api_url=url_for("api.search", **_args_with()),
         feed_url=url_for("pages.feed", **_args_with(page=None, per_page=None, sort=None)),
+        freshness=freshness(),
     )
 
 
