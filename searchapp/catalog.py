@@ -76,11 +76,12 @@ _COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "la
 @dataclass(frozen=True, slots=True)
 class OrganisationFreshness:
     organisation: str
+    has_items: bool  # False for an organisation known only from a source not yet read
     newest: dt.date | None  # the newest item's date
     last_refresh: dt.datetime | None  # the last successful refresh of any of its sources
 
     def to_dict(self) -> dict[str, Any]:
-        return {"organisation": self.organisation,
+        return {"organisation": self.organisation, "has_items": self.has_items,
                 "newest": self.newest.isoformat() if self.newest else None,
                 "last_refresh": _iso(self.last_refresh)}
 
@@ -306,11 +307,12 @@ class Catalog:
         refreshed = {r[0]: r[1] for r in db.execute(
             "SELECT organisation, max(last_ok) FROM sources GROUP BY organisation")}
         out = []
+        with_items = set(organisations)
         for org in sorted({*organisations, *refreshed}, key=str.casefold):
             newest = db.execute("SELECT max(date) FROM items WHERE organisation = ?",
                                 (org,)).fetchone()[0]
             out.append(OrganisationFreshness(
-                org, dt.date.fromisoformat(newest) if newest else None,
+                org, org in with_items, dt.date.fromisoformat(newest) if newest else None,
                 _parse_time(refreshed.get(org))))
         return Freshness(_parse_time(max(changes)) if changes else None, out)
 

@@ -200,7 +200,8 @@ def _print_freshness(fresh: dict[str, Any]) -> None:
     click.echo(f"catalog last changed: {_when_iso(fresh['changed_at'], 'never')}")
     click.echo("by organisation: newest item, last successful refresh")
     for org in fresh["organisations"]:
-        click.echo(f"  {org['organisation']}: {org['newest'] or 'no dated items'},"
+        newest = org["newest"] or ("no dated items" if org["has_items"] else "no items yet")
+        click.echo(f"  {org['organisation']}: {newest},"
                    f" {_when_iso(org['last_refresh'], 'never refreshed')}")
 
 

@@ -156,6 +156,7 @@ def test_stats_say_how_current_the_catalog_is(samples: Settings, site: HTTPServe
     _follow(samples, "ica-news", site.url_for("/news.jsonl"))
     when = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
     refreshing.refresh(samples, now=when)
+    _follow(samples, "new-one", site.url_for("/new"), org="Nobody yet")
     cli = Cli(samples)
     cli.env.update(fast_env())
 
@@ -164,15 +165,20 @@ def test_stats_say_how_current_the_catalog_is(samples: Settings, site: HTTPServe
         assert data == catalog.freshness().to_dict()
         assert data["changed_at"] == catalog.imports(limit=1)[0]["at"]
     assert data["organisations"] == [
-        {"organisation": "CECOP", "newest": "2017-03-16", "last_refresh": None},
-        {"organisation": "ICA", "newest": "2024-01-02",
+        {"organisation": "CECOP", "has_items": True, "newest": "2017-03-16",
+         "last_refresh": None},
+        {"organisation": "ICA", "has_items": True, "newest": "2024-01-02",
          "last_refresh": "2026-12-01T09:30:00+00:00"},
-        {"organisation": "ILO", "newest": "2017-09-27", "last_refresh": None}]
+        {"organisation": "ILO", "has_items": True, "newest": "2017-09-27",
+         "last_refresh": None},
+        {"organisation": "Nobody yet", "has_items": False, "newest": None,
+         "last_refresh": None}]
     text = cli("stats").stdout
     assert text.endswith("by organisation: newest item, last successful refresh\n"
                          "  CECOP: 2017-03-16, never refreshed\n"
                          "  ICA: 2024-01-02, 2026-12-01 09:30 UTC\n"
-                         "  ILO: 2017-09-27, never refreshed\n")
+                         "  ILO: 2017-09-27, never refreshed\n"
+                         "  Nobody yet: no items yet, never refreshed\n")
     assert f"catalog last changed: {data['changed_at'][:10]}" in text
 
 
