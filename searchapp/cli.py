@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import click
 
 from searchapp import operations
-from searchapp import refresh as refreshing
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import ImportRejected, SearchappError
@@ -314,6 +313,8 @@ def refresh_command(names: Sequence[str], loop: bool) -> None:
     Prints one line per source; exits 1 when any source failed (the others are
     imported all the same).
     """
+    from searchapp import refresh as refreshing  # httpx loads only for this command
+
     settings = Settings.load()
     if loop:
         if names:
