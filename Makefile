@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test lint clean
+.PHONY: run test lint screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: $(VENV)/.installed-run
 ## test: the whole suite
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+## screenshots: refresh docs/screenshot*.png (the README's pictures) from the browser tests
+screenshots: $(VENV)/.installed-test
+	SEARCHAPP_SCREENSHOTS=$(CURDIR)/docs $(BIN)/python -m pytest -q tests/test_browser.py -k screenshots
 
 lint: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet ruff mypy

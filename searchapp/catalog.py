@@ -214,7 +214,7 @@ class Catalog:
     def facet_counts(self, column: str) -> list[tuple[Any, int]]:
         """Items per value of one column, most first (for `stats`)."""
         if column not in ("organisation", "year", "type"):
-            raise ValueError(column)
+            raise BadParameter("column", f"must be organisation, year or type, not {column!r}")
         rows = self._db.execute(
             f"SELECT {column}, count(*) AS n FROM items GROUP BY {column}"
             f" ORDER BY n DESC, {column}"

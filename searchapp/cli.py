@@ -210,8 +210,10 @@ def _print_freshness(fresh: dict[str, Any]) -> None:
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="gunicorn workers [default: one per core]")
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
+@_friendly
 def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
     """Serve the search page and the API (gunicorn; never in debug mode)."""
+    Settings.load()  # a bad SEARCHAPP_* value is a message here, not a worker's traceback
     if dev:
         from searchapp import create_app
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from searchapp import __version__
+from searchapp.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -55,19 +56,25 @@ class Settings:
             catalog=Path(env.get("SEARCHAPP_CATALOG", default.catalog)),
             index_dir=Path(env.get("SEARCHAPP_INDEX_DIR", default.index_dir)),
             admin_token=env.get("SEARCHAPP_ADMIN_TOKEN") or None,
-            max_upload_bytes=int(env.get("SEARCHAPP_MAX_UPLOAD_BYTES", default.max_upload_bytes)),
-            lock_timeout=float(env.get("SEARCHAPP_LOCK_TIMEOUT", default.lock_timeout)),
-            user_agent=env.get("SEARCHAPP_USER_AGENT") or default.user_agent,
-            fetch_connect_timeout=float(env.get("SEARCHAPP_FETCH_CONNECT_TIMEOUT",
-                                                default.fetch_connect_timeout)),
-            fetch_timeout=float(env.get("SEARCHAPP_FETCH_TIMEOUT", default.fetch_timeout)),
-            fetch_max_bytes=int(env.get("SEARCHAPP_FETCH_MAX_BYTES", default.fetch_max_bytes)),
-            fetch_max_redirects=int(env.get("SEARCHAPP_FETCH_MAX_REDIRECTS",
-                                            default.fetch_max_redirects)),
-            fetch_retries=int(env.get("SEARCHAPP_FETCH_RETRIES", default.fetch_retries)),
-            fetch_backoff=float(env.get("SEARCHAPP_FETCH_BACKOFF", default.fetch_backoff)),
-            fetch_host_delay=float(env.get("SEARCHAPP_FETCH_HOST_DELAY",
-                                           default.fetch_host_delay)),
+            max_upload_bytes=_number(env, "SEARCHAPP_MAX_UPLOAD_BYTES", int,
+                                     default.max_upload_bytes, minimum=1),
+            lock_timeout=_number(env, "SEARCHAPP_LOCK_TIMEOUT", float, default.lock_timeout,
+                                 minimum=0),
+            user_agent=env.get("SEARCHAPP_USER_AGENT", "").strip() or default.user_agent,
+            fetch_connect_timeout=_number(env, "SEARCHAPP_FETCH_CONNECT_TIMEOUT", float,
+                                          default.fetch_connect_timeout, minimum=0.001),
+            fetch_timeout=_number(env, "SEARCHAPP_FETCH_TIMEOUT", float, default.fetch_timeout,
+                                  minimum=0.001),
+            fetch_max_bytes=_number(env, "SEARCHAPP_FETCH_MAX_BYTES", int,
+                                    default.fetch_max_bytes, minimum=1),
+            fetch_max_redirects=_number(env, "SEARCHAPP_FETCH_MAX_REDIRECTS", int,
+                                        default.fetch_max_redirects, minimum=0),
+            fetch_retries=_number(env, "SEARCHAPP_FETCH_RETRIES", int, default.fetch_retries,
+                                  minimum=0),
+            fetch_backoff=_number(env, "SEARCHAPP_FETCH_BACKOFF", float, default.fetch_backoff,
+                                  minimum=0),
+            fetch_host_delay=_number(env, "SEARCHAPP_FETCH_HOST_DELAY", float,
+                                     default.fetch_host_delay, minimum=0),
         )
         if overrides:
             known = {f.name for f in fields(cls)}
@@ -77,3 +84,19 @@ class Settings:
                     picked[key] = Path(picked[key])
             settings = replace(settings, **picked)
         return settings
+
+
+def _number(env: Mapping[str, str], name: str, kind: type[int] | type[float], default: Any,
+            *, minimum: float) -> Any:
+    """A numeric setting from the environment, or a `ConfigError` naming the variable."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    what = "a whole number" if kind is int else "a number"
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: must be {what}, not {raw!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{name}: must be at least {minimum:g}, not {raw!r}")
+    return value

@@ -40,6 +40,41 @@ class ImportRejected(SearchappError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class InvalidItem(SearchappError):
+    """A record breaks an item rule; the message says which, for a person.
+
+    Importers turn it into a `Problem` on the record's line."""
+
+    code = "invalid_item"
+    status = 400
+
+
+class UndecodableInput(SearchappError):
+    """The bytes of an input are not text we can parse; `line` is where that shows."""
+
+    code = "undecodable_input"
+    status = 400
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class ConfigError(SearchappError):
+    """A setting (a ``SEARCHAPP_*`` variable or an app-factory override) is unusable."""
+
+    code = "config_error"
+    status = 500
+
+
+class Unauthorised(SearchappError):
+    """An admin request without the right bearer token."""
+
+    code = "unauthorised"
+    status = 401
+
+
 class BadParameter(SearchappError):
     """A request or command option has a value we cannot use."""
 

@@ -15,6 +15,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from searchapp.errors import InvalidItem
+
+__all__ = ["FIELDS", "InvalidItem", "Item", "build_item", "derive_id", "normalise_space",
+           "parse_date"]
+
 DEFAULT_TYPE = "News"
 DEFAULT_LANGUAGE = "en"
 MAX_TITLE = 1_000
@@ -26,10 +31,6 @@ FIELDS = ("id", "organisation", "title", "summary", "date", "type", "url", "lang
 _SPACE = re.compile(r"\s+")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-class InvalidItem(ValueError):
-    """A record breaks an item rule; the message says which, for a person."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ console error and requested nothing outside the app's own origin.
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -37,7 +38,9 @@ except ImportError:  # pragma: no cover - the [test] extra installs it
     pytest.skip("playwright is not installed", allow_module_level=True)
 
 SAMPLES = ROOT / "data" / "samples"
-DOCS = ROOT / "docs"
+# The README's screenshots are refreshed only on request (`make screenshots`); a test
+# run writes them to a temporary folder so it never changes tracked files.
+SCREENSHOTS_ENV = "SEARCHAPP_SCREENSHOTS"
 ATOM = "{http://www.w3.org/2005/Atom}"
 OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 TIMEOUT_MS = 5_000
@@ -459,8 +462,10 @@ def test_the_watch_would_catch_errors_and_foreign_requests(browser: Browser, ser
 # Screenshots for the README -----------------------------------------------
 
 
-def test_screenshots_for_the_readme(browser: Browser, served: str) -> None:
-    DOCS.mkdir(exist_ok=True)
+def test_screenshots_for_the_readme(browser: Browser, served: str,
+                                    tmp_path: Path) -> None:
+    docs = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path)
+    docs.mkdir(exist_ok=True)
     shots: list[tuple[str, tuple[int, int], dict[str, Any]]] = [
         ("screenshot.png", (1280, 1000), {"viewport": {"width": 1280, "height": 1000}}),
         ("screenshot-phone.png", (780, 1688), {
@@ -471,8 +476,8 @@ def test_screenshots_for_the_readme(browser: Browser, served: str) -> None:
         for page in open_page(browser, served, watch, **options):
             page.goto("/?q=cooperatives&organisation=ILO")
             expect(page.locator("#count")).to_have_text("8 items for “cooperatives”")
-            page.screenshot(path=DOCS / name, animations="disabled", caret="initial")
-        assert png_size(DOCS / name) == size
+            page.screenshot(path=docs / name, animations="disabled", caret="initial")
+        assert png_size(docs / name) == size
 
 
 def png_size(path: Path) -> tuple[int, int]:

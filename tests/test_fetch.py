@@ -14,8 +14,10 @@ from fetch_support import OPTIONS, closed_port, gzipped, requests_to, site, site
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from searchapp.config import Settings
 from searchapp.errors import (
     BadURL,
+    ConfigError,
     FetchTimeout,
     HTTPStatusError,
     RobotsDisallowed,
@@ -23,7 +25,7 @@ from searchapp.errors import (
     TooManyRedirects,
     Unreachable,
 )
-from searchapp.fetch import Fetcher
+from searchapp.fetch import Fetcher, FetchOptions
 
 __all__ = ["site", "site_server"]  # fixtures, imported for pytest
 
@@ -242,3 +244,18 @@ def test_one_request_at_a_time_per_host(site: HTTPServer) -> None:
     spans.sort()
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end + OPTIONS.host_delay * 0.9  # never overlapping, a pause between
+
+
+def test_fetch_settings_come_from_the_environment_and_bad_ones_are_named() -> None:
+    settings = Settings.load(environ={"SEARCHAPP_FETCH_TIMEOUT": "4.5",
+                                      "SEARCHAPP_FETCH_RETRIES": "0",
+                                      "SEARCHAPP_USER_AGENT": "coop-news/2 (+https://x.example)"})
+    options = FetchOptions.from_settings(settings)
+    assert (options.timeout, options.retries, options.user_agent) == (
+        4.5, 0, "coop-news/2 (+https://x.example)")
+    assert Settings.load(environ={}).user_agent.startswith("searchapp/")
+    with pytest.raises(ConfigError, match="SEARCHAPP_FETCH_MAX_BYTES: must be a whole number,"
+                                          " not '20MB'"):
+        Settings.load(environ={"SEARCHAPP_FETCH_MAX_BYTES": "20MB"})
+    with pytest.raises(ConfigError, match="SEARCHAPP_FETCH_TIMEOUT: must be at least 0.001"):
+        Settings.load(environ={"SEARCHAPP_FETCH_TIMEOUT": "0"})

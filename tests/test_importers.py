@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from searchapp.importers import Hints, Parsed, collect, guess_format, parse_bytes
+from searchapp.errors import BadParameter
 from searchapp.importers.decode import UndecodableInput, decode
 from searchapp.models import derive_id
 
@@ -426,7 +427,7 @@ def test_format_is_chosen_by_extension_then_by_content() -> None:
     assert guess_format("a.csv", "x", hints=Hints(layout="dated-blocks")) == "listing"
     parsed = parse('{"title": "x"}\n', name="a.txt", fmt="jsonl")
     assert [r.item.title for r in parsed.records] == ["x"]
-    with pytest.raises(ValueError, match="unknown format 'xml'"):
+    with pytest.raises(BadParameter, match="format: must be one of .*, not 'xml'"):
         parse("x", fmt="xml")
 
 

@@ -45,12 +45,21 @@ def test_prefix_needs_two_letters() -> None:
     assert parse("*").groups == ()
 
 
-@pytest.mark.parametrize("text", [
-    '"unbalanced quote', "OR", "refugees OR", "title:", "foo:", "*", "-", "NOT",
-    "\x00\x1b[31m", "((refugees", "refugees)", "AND AND", "title:title:", '""', "^~!@#$%",
+REFUGEE = [[("refuge",)]]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('"unbalanced quote', ([[("unbalanc",)], [("quot",)]], [])),  # the quote is dropped
+    ("((refugees", (REFUGEE, [])), ("refugees)", (REFUGEE, [])), ("refugees OR", (REFUGEE, [])),
+    ("\x00\x1b[31m", ([[("31m",)]], [])),  # control characters are spaces
+    ("OR", ([], [])), ("AND AND", ([], [])), ("NOT", ([], [])), ("-", ([], [])),
+    ("title:", ([], [])), ("foo:", ([], [])), ("title:title:", ([], [])), ("*", ([], [])),
+    ('""', ([], [])), ("^~!@#$%", ([], [])),
 ])
-def test_anything_parses(text: str) -> None:
-    parse(text)  # never raises
+def test_anything_parses_into_the_words_a_reader_sees(
+        text: str, expected: tuple[list[list[tuple[str, ...]]], list[tuple[str, ...]]]) -> None:
+    """Syntax that cannot be used is read as the plain words around it (none: browse)."""
+    assert shape(text) == expected
 
 
 def test_lone_operators_and_empty_fields_are_dropped() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from searchapp.errors import Problem
+from searchapp.errors import BadParameter, Problem
 from searchapp.importers import csvfile, jsonl, listing
 from searchapp.importers.decode import MAX_BYTES, UndecodableInput, decode
 from searchapp.models import InvalidItem, Item, build_item, derive_id
@@ -88,10 +88,10 @@ PARSERS: dict[str, Parser] = {"listing": listing.parse, "jsonl": jsonl.parse, "c
 def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hints()) -> Parsed:
     """Decode and parse one input named `name`; nothing is raised for bad content.
 
-    Raises `ValueError` only for a `fmt` that is not one of `FORMATS`.
+    Raises `BadParameter` only for a `fmt` that is not one of `FORMATS`.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise BadParameter("format", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
     parsed = Parsed(name)
     try:
         text = decode(data)
@@ -152,7 +152,7 @@ def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
     record nor a manifest gives one. Problems name each file as it was given.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise BadParameter("format", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
     results: list[Parsed] = []
     for given in paths:
         path = Path(given)

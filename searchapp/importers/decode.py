@@ -11,6 +11,10 @@ from __future__ import annotations
 import codecs
 import re
 
+from searchapp.errors import UndecodableInput
+
+__all__ = ["MAX_BYTES", "MAX_LINE", "UndecodableInput", "decode"]
+
 MAX_BYTES = 100 * 1000 * 1000
 MAX_LINE = 1_000_000
 
@@ -26,15 +30,6 @@ _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
 _HIGH_BYTES = re.compile(rb"[\x80-\xff]")
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _SAMPLE = 8192
-
-
-class UndecodableInput(ValueError):
-    """The bytes are not text we can parse; `line` is where that shows (1-based)."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
 
 
 def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_line: int = MAX_LINE) -> str:

@@ -16,14 +16,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from searchapp import importers, operations
 from searchapp import refresh as refreshing
 from searchapp.config import Settings
-from searchapp.errors import BadParameter, NotFound, SearchappError
+from searchapp.errors import BadParameter, NotFound, Unauthorised
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
-
-
-class Unauthorised(SearchappError):
-    code = "unauthorised"
-    status = 401
 
 
 def _settings() -> Settings:
