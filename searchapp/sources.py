@@ -156,8 +156,11 @@ def parse_selectors(given: Iterable[str]) -> dict[str, str]:
         if name in chosen:
             raise BadParameter("--select", f"{name} is given twice")
         chosen[name] = css
-    if chosen and "item" not in chosen:
-        raise BadParameter("--select", "selectors need item=CSS, the block holding each item")
+    missing = [name for name in ("item", "title") if name not in chosen]
+    if chosen and missing:
+        raise BadParameter("--select", "selectors need item=CSS (the block holding each item)"
+                                       " and title=CSS (its title, within the block); missing:"
+                                       f" {', '.join(missing)}")
     return chosen
 
 

@@ -297,8 +297,10 @@ def test_refresh_of_an_unknown_source(cli: Cli) -> None:
     (["news", "http://example.org/feed", "--language", "english"], "not a two-letter"),
     (["news", "http://example.org/", "--select", "title"], "'title' is not FIELD=CSS"),
     (["news", "http://example.org/", "--select", "colour=b"], "unknown field 'colour'"),
-    (["news", "http://example.org/", "--select", "title=h2"], "selectors need item=CSS"),
-    (["news", "http://example.org/feed", "--kind", "feed", "--select", "item=li"],
+    (["news", "http://example.org/", "--select", "title=h2"], "missing: item"),
+    (["news", "http://example.org/", "--select", "item=li"], "missing: title"),
+    (["news", "http://example.org/feed", "--kind", "feed", "--select", "item=li",
+      "--select", "title=a"],
      "selectors apply to pages, not to a feed"),
 ])
 def test_sources_add_refuses_what_it_cannot_use(cli: Cli, args: list[str],
@@ -392,3 +394,39 @@ def test_loop_refreshes_until_sigterm(settings: Settings, site: HTTPServer) -> N
     assert out.splitlines() == ["refreshing due sources until stopped",
                                 "news: 1 added, 0 updated, 0 unchanged", "stopped"]
     assert len(requests_to(site, "/news.jsonl")) == 1  # not due again for a minute
+
+
+RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel>
+  <title>Co-op news</title><link>https://coop.example.org/</link>
+  <item><title>Housing cooperatives grow</title><link>/news/housing</link>
+    <pubDate>Mon, 30 Nov 2026 09:00:00 GMT</pubDate>
+    <description>&lt;p&gt;Three new &lt;b&gt;housing&lt;/b&gt; cooperatives.&lt;/p&gt;</description></item>
+  <item><title>Worker buyouts in Spain</title><link>https://other.example.org/buyouts</link>
+    <pubDate>Sun, 29 Nov 2026 09:00:00 GMT</pubDate></item>
+</channel></rss>
+"""
+
+
+def test_an_rss_feed_refreshes_itself(cli: Cli, settings: Settings, site: HTTPServer) -> None:
+    """End to end with the feed reader of #9 part A, once it is merged."""
+    from searchapp import importers
+
+    if "feed" not in importers.FORMATS:
+        pytest.skip("reading RSS arrives with the feeds branch (#9 part A)")
+
+    def feed(request: Request) -> Response:
+        if request.headers.get("If-Modified-Since") == "Mon, 30 Nov 2026 10:00:00 GMT":
+            return Response(status=304)
+        return Response(RSS, content_type="application/rss+xml",
+                        headers={"Last-Modified": "Mon, 30 Nov 2026 10:00:00 GMT"})
+
+    site.expect_request("/feed.xml").respond_with_handler(feed)
+    cli("sources", "add", "coop-feed", site.url_for("/feed.xml"), "--org", "CECOP")
+    assert cli("refresh").stdout == "coop-feed: 2 added, 0 updated, 0 unchanged\n"
+    with Catalog(settings.catalog) as catalog:
+        urls = sorted(item.url or "" for item in catalog.iter_items())
+    assert urls == [site.url_for("/news/housing"), "https://other.example.org/buyouts"]
+    row = json.loads(cli("sources", "list", "--json").stdout)[0]
+    assert (row["kind"], row["items"]) == ("feed", 2)
+    assert cli("refresh", "coop-feed").stdout == "coop-feed: not modified\n"
