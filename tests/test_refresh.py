@@ -430,3 +430,44 @@ def test_an_rss_feed_refreshes_itself(cli: Cli, settings: Settings, site: HTTPSe
     row = json.loads(cli("sources", "list", "--json").stdout)[0]
     assert (row["kind"], row["items"]) == ("feed", 2)
     assert cli("refresh", "coop-feed").stdout == "coop-feed: not modified\n"
+
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>News</title></head><body>
+<div class="post"><h3><a href="/n/1">Solar cooperative opens</a></h3>
+  <span class="d">2026-11-02</span><p>Power to the people.</p></div>
+<div class="post"><h3><a href="/n/2">Bakery becomes worker-owned</a></h3>
+  <span class="d">2026-11-05</span></div>
+</body></html>"""
+
+ARTICLES = """<!doctype html><html><body>
+<article><h2><a href="/a/1">Credit unions meet</a></h2><time datetime="2026-10-01">1 Oct</time>
+  <p>Summary one.</p></article>
+<article><h2><a href="/a/2">Fair trade week</a></h2><time datetime="2026-10-03">3 Oct</time>
+  <p>Summary two.</p></article>
+</body></html>"""
+
+
+def test_html_pages_refresh_themselves(cli: Cli, settings: Settings, site: HTTPServer) -> None:
+    """A page read by its markup and one read by the source's selectors, once part A's
+    page reader is merged."""
+    from searchapp import importers
+
+    if "html" not in importers.FORMATS:
+        pytest.skip("reading HTML pages arrives with the feeds branch (#9 part A)")
+    site.expect_request("/news").respond_with_data(PAGE, content_type="text/html")
+    site.expect_request("/articles").respond_with_data(ARTICLES, content_type="text/html")
+    cli("sources", "add", "chosen", site.url_for("/news"), "--org", "X", "--select",
+        "item=div.post", "--select", "title=h3 a", "--select", "link=h3 a", "--select",
+        "date=span.d", "--select", "summary=p")
+    cli("sources", "add", "marked-up", site.url_for("/articles"), "--org", "Y")
+    assert cli("refresh").stdout == ("chosen: 2 added, 0 updated, 0 unchanged\n"
+                                     "marked-up: 2 added, 0 updated, 0 unchanged\n")
+    with Catalog(settings.catalog) as catalog:
+        found = sorted((i.source, i.title, i.url, str(i.date)) for i in catalog.iter_items())
+    assert found == [
+        ("chosen", "Bakery becomes worker-owned", site.url_for("/n/2"), "2026-11-05"),
+        ("chosen", "Solar cooperative opens", site.url_for("/n/1"), "2026-11-02"),
+        ("marked-up", "Credit unions meet", site.url_for("/a/1"), "2026-10-01"),
+        ("marked-up", "Fair trade week", site.url_for("/a/2"), "2026-10-03")]
+    kinds = {r["name"]: r["kind"] for r in json.loads(cli("sources", "list", "--json").stdout)}
+    assert kinds == {"chosen": "page", "marked-up": "page"}
