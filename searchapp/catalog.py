@@ -67,7 +67,6 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS items_organisation_date ON items (organisation, date);
 """
 
 _COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source")
@@ -286,10 +285,19 @@ class Catalog:
         rows = self._db.execute("SELECT source, count(*) FROM items GROUP BY source")
         return {r[0]: r[1] for r in rows}
 
+    def change_stamp(self) -> tuple[Any, ...]:
+        """Differs whenever `freshness()` may: cheap (a few index lookups, the sources)."""
+        db = self._db
+        return (db.execute("SELECT max(id) FROM imports").fetchone()[0],
+                db.execute("SELECT value FROM meta WHERE key = 'items_removed_at'").fetchone(),
+                tuple(tuple(r) for r in db.execute(
+                    "SELECT organisation, last_ok FROM sources ORDER BY name")))
+
     def freshness(self) -> Freshness:
         """When items last changed; per organisation the newest item and last refresh.
 
-        Cheap at any size: each figure is one lookup in an index, per organisation.
+        Reads every organisation's dates (about 0.1 s at 100,000 items); a caller that
+        needs it often keeps it until `change_stamp()` differs.
         """
         db = self._db
         changes = [row[0] for row in (

@@ -17,7 +17,7 @@ from openapi_support import ApiDescription
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from searchapp import create_app
+from searchapp import create_app, importers, operations
 from searchapp import refresh as refreshing
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
@@ -180,6 +180,36 @@ def test_stats_say_how_current_the_catalog_is(samples: Settings, site: HTTPServe
                          "  ILO: 2017-09-27, never refreshed\n"
                          "  Nobody yet: no items yet, never refreshed\n")
     assert f"catalog last changed: {data['changed_at'][:10]}" in text
+
+
+def test_the_change_stamp_moves_with_every_change_freshness_shows(samples: Settings,
+                                                                 site: HTTPServer) -> None:
+    """The web layer keeps freshness until this stamp moves: it must move with imports,
+    removals and refreshes, and only then."""
+    site.expect_request("/news.jsonl").respond_with_data(jsonl("Alpha"))
+
+    def stamp() -> tuple[object, ...]:
+        with Catalog(samples.catalog) as catalog:
+            return catalog.change_stamp()
+
+    stamps = [stamp()]
+    assert stamp() == stamps[0]  # nothing changed, nothing moved
+    _follow(samples, "ica-news", site.url_for("/news.jsonl"))
+    stamps.append(stamp())
+    refreshing.refresh(samples, now=dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC))
+    stamps.append(stamp())
+    refreshing.refresh(samples, ["ica-news"], now=dt.datetime(2026, 12, 1, 10, 30,
+                                                              tzinfo=dt.UTC))
+    stamps.append(stamp())  # nothing new, but the last refresh time moved
+    newer = importers.parse_bytes(
+        b'{"title": "Next year", "date": "2027-01-04", "organisation": "ICA"}\n',
+        name="late.jsonl")
+    operations.import_parsed(samples, [newer])
+    stamps.append(stamp())
+    with Catalog(samples.catalog) as catalog:
+        catalog.remove_source("ica-news", delete_items=True)
+    stamps.append(stamp())
+    assert len(set(stamps)) == len(stamps) == 6
 
 
 def test_freshness_counts_removed_items_as_a_change(samples: Settings,

@@ -100,11 +100,20 @@ def pagination(page: SearchPage) -> list[int | None]:
     return out
 
 
+FRESHNESS = "searchapp.freshness"
+
+
 def freshness() -> Freshness:
-    """The catalog's freshness, read once per request (for the ETag and the footer)."""
+    """The catalog's freshness for this request; recomputed only when the catalog's
+    change stamp moves (kept per process)."""
     if "freshness" not in g:
         with Catalog(current_app.config["SEARCHAPP"].catalog) as catalog:
-            g.freshness = catalog.freshness()
+            stamp = catalog.change_stamp()
+            cached = current_app.extensions.get(FRESHNESS)
+            if cached is None or cached[0] != stamp:
+                cached = (stamp, catalog.freshness())
+                current_app.extensions[FRESHNESS] = cached
+        g.freshness = cached[1]
     return g.freshness  # type: ignore[no-any-return]
 
 
