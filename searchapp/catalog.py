@@ -296,8 +296,8 @@ class Catalog:
     def freshness(self) -> Freshness:
         """When items last changed; per organisation the newest item and last refresh.
 
-        Reads every organisation's dates (about 0.1 s at 100,000 items); a caller that
-        needs it often keeps it until `change_stamp()` differs.
+        Reads the whole table (0.1-0.2 s at 100,000 items); a caller that needs it
+        often keeps it until `change_stamp()` differs.
         """
         db = self._db
         changes = [row[0] for row in (
@@ -305,23 +305,16 @@ class Catalog:
                        " ORDER BY id DESC LIMIT 1").fetchone(),
             db.execute("SELECT value FROM meta WHERE key = 'items_removed_at'").fetchone(),
         ) if row]
-        # Distinct organisations by hopping through the index, not by reading every item.
-        organisations = [r[0] for r in db.execute(
-            "WITH RECURSIVE o(name) AS ("
-            " SELECT min(organisation) FROM items"
-            " UNION ALL SELECT (SELECT min(organisation) FROM items WHERE organisation > o.name)"
-            " FROM o WHERE o.name IS NOT NULL)"
-            " SELECT name FROM o WHERE name IS NOT NULL")]
+        # One pass over the table: faster than the organisation index and a lookup per row.
+        newest = {r[0]: r[1] for r in db.execute(
+            "SELECT organisation, max(date) FROM items NOT INDEXED GROUP BY organisation")}
         refreshed = {r[0]: r[1] for r in db.execute(
             "SELECT organisation, max(last_ok) FROM sources GROUP BY organisation")}
-        out = []
-        with_items = set(organisations)
-        for org in sorted({*organisations, *refreshed}, key=str.casefold):
-            newest = db.execute("SELECT max(date) FROM items WHERE organisation = ?",
-                                (org,)).fetchone()[0]
-            out.append(OrganisationFreshness(
-                org, org in with_items, dt.date.fromisoformat(newest) if newest else None,
-                _parse_time(refreshed.get(org))))
+        out = [OrganisationFreshness(
+                   org, org in newest,
+                   dt.date.fromisoformat(newest[org]) if newest.get(org) else None,
+                   _parse_time(refreshed.get(org)))
+               for org in sorted({*newest, *refreshed}, key=str.casefold)]
         return Freshness(_parse_time(max(changes)) if changes else None, out)
 
 
