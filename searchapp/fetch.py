@@ -134,11 +134,12 @@ class Fetcher:
         self._robots: dict[str, Protego] = {}
         self._robots_guard = threading.Lock()
         self._robots_locks: dict[str, threading.Lock] = {}
-        # Redirects are followed here, one hop at a time, to check each hop.
+        # Redirects are followed here, one hop at a time, to check each hop. The
+        # environment's HTTP(S)_PROXY, NO_PROXY and SSL_CERT_FILE apply.
         self._client = httpx.Client(
             headers={"User-Agent": options.user_agent},
             timeout=httpx.Timeout(options.timeout, connect=options.connect_timeout),
-            follow_redirects=False, trust_env=False,
+            follow_redirects=False,
         )
 
     def close(self) -> None:
