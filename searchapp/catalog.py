@@ -13,11 +13,14 @@ from collections.abc import Generator, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from searchapp.errors import BadParameter, CatalogError
 from searchapp.models import Item
 from searchapp.sources import Source
+
+if TYPE_CHECKING:
+    from searchapp.jobs import Job
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -67,7 +70,28 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    phase      TEXT NOT NULL,
+    done       INTEGER,
+    total      INTEGER,
+    created    TEXT NOT NULL,
+    started    TEXT,
+    finished   TEXT,
+    params     TEXT NOT NULL DEFAULT '{}',
+    result     TEXT,
+    error      TEXT,
+    pid        INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
 """
+
+# Columns of the jobs table holding JSON, and the ones a job may change.
+_JOB_JSON = ("params", "result", "error")
+_JOB_FIELDS = ("state", "phase", "done", "total", "started", "finished", "result", "error",
+               "pid")
 
 _COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source")
 
@@ -127,11 +151,12 @@ def _row_to_item(row: sqlite3.Row) -> Item:
 class Catalog:
     """A connection to the catalog database; use as a context manager."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+        """`timeout`: how long a write waits for another writer before failing."""
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -224,6 +249,58 @@ class Catalog:
         rows = self._db.execute("SELECT * FROM imports ORDER BY id DESC LIMIT ?", (limit,))
         return [dict(r) for r in rows]
 
+    # Jobs (searchapp.jobs) --------------------------------------------------
+
+    def add_job(self, job: Job) -> None:
+        row = {name: getattr(job, name) for name in
+               ("id", "kind", "state", "phase", "done", "total", "created", "started",
+                "finished", "params", "result", "error", "pid")}
+        for name in _JOB_JSON:
+            if row[name] is not None:
+                row[name] = json.dumps(row[name], ensure_ascii=False)
+        self._write(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()))
+
+    def update_job(self, job_id: str, **fields: Any) -> int:
+        """Change some of a job's fields; how many rows changed (0: no such job)."""
+        return self._update_job(job_id, fields, only_unfinished=False)
+
+    def finish_job(self, job_id: str, *, state: str, phase: str,
+                   result: dict[str, Any] | None = None, error: dict[str, Any] | None = None,
+                   only_unfinished: bool = False) -> int:
+        """Record how a job ended; with `only_unfinished`, only if it has not ended yet."""
+        return self._update_job(job_id, {
+            "state": state, "phase": phase, "result": result, "error": error,
+            "finished": _now()}, only_unfinished=only_unfinished)
+
+    def _update_job(self, job_id: str, fields: dict[str, Any], *,
+                    only_unfinished: bool) -> int:
+        unknown = set(fields) - set(_JOB_FIELDS)
+        if unknown:
+            raise BadParameter("job", f"cannot change {', '.join(sorted(unknown))}")
+        values = [json.dumps(v, ensure_ascii=False) if k in _JOB_JSON and v is not None else v
+                  for k, v in fields.items()]
+        where = " AND state IN ('queued', 'running')" if only_unfinished else ""
+        return self._write(
+            f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?{where}",
+            (*values, job_id))
+
+    def job(self, job_id: str) -> Job | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _row_to_job(row) if row else None
+
+    def jobs(self, *, states: tuple[str, ...] | None = None, limit: int = 50) -> list[Job]:
+        """The most recent jobs first (only those in `states`, when given)."""
+        where = f" WHERE state IN ({', '.join('?' * len(states))})" if states else ""
+        rows = self._db.execute(f"SELECT * FROM jobs{where} ORDER BY created DESC, rowid DESC"
+                                " LIMIT ?", (*(states or ()), limit))
+        return [_row_to_job(r) for r in rows]
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        try:
+            return int(self._db.execute(sql, params).rowcount)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot record the job: {exc}") from exc
 
     # --- sources and freshness ----------------------------------------------------
 
@@ -316,6 +393,16 @@ class Catalog:
                    _parse_time(refreshed.get(org)))
                for org in sorted({*newest, *refreshed}, key=str.casefold)]
         return Freshness(_parse_time(max(changes)) if changes else None, out)
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    from searchapp.jobs import Job
+
+    data = dict(row)
+    for name in _JOB_JSON:
+        if data[name] is not None:
+            data[name] = json.loads(data[name])
+    return Job(**data)
 
 
 def _iso(value: dt.datetime | None) -> str | None:

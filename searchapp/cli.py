@@ -21,6 +21,7 @@ from searchapp.config import Settings
 from searchapp.errors import ImportRejected, SearchappError
 from searchapp.importers import FORMATS
 from searchapp.indexer import IndexStore
+from searchapp.progress import TerminalProgress
 from searchapp.search import Engine, SearchPage, SearchQuery
 from searchapp.sources import KINDS, format_duration, new_source
 
@@ -64,9 +65,10 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
 @click.option("--skip-invalid", is_flag=True, help="Import the valid records, list the rest.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the catalog already has items.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
 @_friendly
 def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
-                   skip_invalid: bool, if_empty: bool) -> None:
+                   skip_invalid: bool, if_empty: bool, quiet: bool) -> None:
     """Import listing pages, JSON Lines, JSON arrays or CSV (files or directories)."""
     settings = Settings.load()
     if if_empty:
@@ -74,8 +76,9 @@ def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
             if catalog.count():
                 click.echo(f"catalog already has {catalog.count()} items; nothing imported")
                 return
-    outcome = operations.import_paths(settings, paths, fmt=fmt, organisation=organisation,
-                                      skip_invalid=skip_invalid)
+    with TerminalProgress(quiet=quiet) as progress:
+        outcome = operations.import_paths(settings, paths, fmt=fmt, organisation=organisation,
+                                          skip_invalid=skip_invalid, progress=progress)
     for problem in outcome.skipped:
         click.echo(f"skipped {problem}", err=True)
     r = outcome.report
@@ -86,14 +89,18 @@ def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
 @main.command()
 @click.option("--if-needed", is_flag=True,
               help="Only rebuild when the index is missing or disagrees with the catalog.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
+@click.option("--force", is_flag=True,
+              help="Rebuild even when the disk seems to lack room for a second generation.")
 @_friendly
-def reindex(if_needed: bool) -> None:
+def reindex(if_needed: bool, quiet: bool, force: bool) -> None:
     """Rebuild the index from the catalog into a new generation and swap it in."""
     settings = Settings.load()
     if if_needed and operations.index_is_current(settings):
         click.echo("index is up to date; nothing to do")
         return
-    outcome = operations.rebuild(settings)
+    with TerminalProgress(quiet=quiet) as progress:
+        outcome = operations.rebuild(settings, progress=progress, check_space=not force)
     click.echo(f"rebuilt {outcome.generation}: {outcome.documents} items in"
                f" {outcome.seconds:.2f}s")
 

@@ -7,12 +7,13 @@ the import lock, then bring the live index up to date.
 
 from __future__ import annotations
 
+import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from searchapp import importers
 from searchapp.catalog import Catalog, ImportReport
@@ -27,6 +28,17 @@ from searchapp.errors import (
 )
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
+
+class Progress(Protocol):
+    """Told each phase of the work as it starts ("storing", "indexing", ...), with counts
+    done and total when they are known (the CLI draws them, a job records them)."""
+
+    def __call__(self, phase: str, done: int | None = None,
+                 total: int | None = None) -> None: ...
+
+
+def _quiet(phase: str, done: int | None = None, total: int | None = None) -> None:
+    """The progress callback that tells no one."""
 
 
 @dataclass(slots=True)
@@ -53,14 +65,19 @@ class RebuildOutcome:
 
 
 def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = "auto",
-                 organisation: str | None = None, skip_invalid: bool = False) -> ImportOutcome:
+                 organisation: str | None = None, skip_invalid: bool = False,
+                 progress: Progress = _quiet) -> ImportOutcome:
     """Import files and directories (with manifests) given on the command line."""
-    parsed = importers.collect(paths, fmt=fmt, organisation=organisation)
-    return import_parsed(settings, parsed, skip_invalid=skip_invalid)
+    parsed: list[importers.Parsed] = []
+    progress("reading files", 0, len(paths))
+    for done, path in enumerate(paths, 1):
+        parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation))
+        progress("reading files", done, len(paths))
+    return import_parsed(settings, parsed, skip_invalid=skip_invalid, progress=progress)
 
 
 def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
-                  skip_invalid: bool = False) -> ImportOutcome:
+                  skip_invalid: bool = False, progress: Progress = _quiet) -> ImportOutcome:
     """Store what was parsed, all or nothing, and update the live index."""
     problems = [p for result in parsed for p in result.problems]
     items: dict[str, Item] = {}
@@ -71,11 +88,11 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
         raise ImportRejected(problems)
     store = IndexStore(settings.index_dir)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
-        report = catalog.upsert(items.values(), sources=[r.source for r in parsed],
-                                skipped=len(problems))
+        report = catalog.upsert(_counted(items.values(), "storing", len(items), progress),
+                                sources=[r.source for r in parsed], skipped=len(problems))
         outcome = ImportOutcome(report, skipped=problems, index="unchanged")
         if report.changed or store.current() is None:
-            outcome.index = _sync(store, catalog, report.changed)
+            outcome.index = _sync(store, catalog, report.changed, progress)
     return outcome
 
 
@@ -87,7 +104,8 @@ class EachOutcome:
     index: str = "unchanged"  # "updated", "rebuilt" or "unchanged"
 
 
-def import_each(settings: Settings, parsed: Sequence[importers.Parsed]) -> EachOutcome:
+def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
+                progress: Progress = _quiet) -> EachOutcome:
     """Store several inputs, each in its own transaction, then update the index once.
 
     For sources that refresh themselves: the valid records of each input are
@@ -99,7 +117,8 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed]) -> EachO
     results: list[ImportReport | SearchappError] = []
     changed: list[Item] = []
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
-        for result in parsed:
+        for done, result in enumerate(parsed):
+            progress("storing", done, len(parsed))
             try:
                 report = catalog.upsert([r.item for r in result.records], sources=[result.source],
                                         skipped=len(result.problems))
@@ -108,26 +127,15 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed]) -> EachO
                 continue
             results.append(report)
             changed.extend(report.changed)
+        progress("storing", len(parsed), len(parsed))
         outcome = EachOutcome(results)
         if changed or store.current() is None:
-            outcome.index = _sync(store, catalog, changed)
+            outcome.index = _sync(store, catalog, changed, progress)
     return outcome
 
 
-def _sync(store: IndexStore, catalog: Catalog, changed: list[Item]) -> str:
-    """Apply changed items to the live index; rebuild when that is not possible."""
-    if store.current() is not None:
-        try:
-            store.update(changed, expected=catalog.count())
-            return "updated"
-        except IndexUnavailable:
-            pass  # missing, damaged or out of step with the catalog: start afresh
-    with closing(catalog.iter_items()) as items:
-        store.rebuild(items, expected=catalog.count())
-    return "rebuilt"
-
-
-def remove_source(settings: Settings, name: str, *, delete_items: bool = False) -> int:
+def remove_source(settings: Settings, name: str, *, delete_items: bool = False,
+                  progress: Progress = _quiet) -> int:
     """Forget a source; with `delete_items` also its items (then the index is rebuilt).
 
     Returns how many items were removed. Raises `NotFound` for an unknown name.
@@ -138,21 +146,104 @@ def remove_source(settings: Settings, name: str, *, delete_items: bool = False) 
             raise NotFound(f"no source named {name!r}")
         removed = catalog.remove_source(name, delete_items=delete_items)
         if removed:
+            expected = catalog.count()
             with closing(catalog.iter_items()) as items:
-                store.rebuild(items, expected=catalog.count())
+                store.rebuild(_counted(items, "rebuilding the index", expected, progress),
+                              expected=expected)
     return removed
 
 
-def rebuild(settings: Settings) -> RebuildOutcome:
-    """Build a new generation from the catalog and swap it in."""
+def _sync(store: IndexStore, catalog: Catalog, changed: list[Item], progress: Progress) -> str:
+    """Apply changed items to the live index; rebuild when that is not possible."""
+    if store.current() is not None:
+        try:
+            store.update(_counted(changed, "indexing", len(changed), progress),
+                         expected=catalog.count())
+            return "updated"
+        except IndexUnavailable:
+            pass  # missing, damaged or out of step with the catalog: start afresh
+    expected = catalog.count()
+    with closing(catalog.iter_items()) as items:
+        store.rebuild(_counted(items, "rebuilding the index", expected, progress),
+                      expected=expected)
+    return "rebuilt"
+
+
+def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, *,
+             every: int = 1_000) -> Iterator[Item]:
+    """`items`, telling `progress` the phase now and how many have gone by as they go
+    (every `every`, and at the end)."""
+    progress(phase, 0, total)
+
+    def counting() -> Iterator[Item]:
+        done = 0
+        for done, item in enumerate(items, 1):
+            yield item
+            if done % every == 0:
+                progress(phase, done, total)
+        progress(phase, done, total)
+
+    return counting()
+
+
+def rebuild(settings: Settings, *, progress: Progress = _quiet,
+            check_space: bool = True) -> RebuildOutcome:
+    """Build a new generation from the catalog and swap it in.
+
+    First, unless told not to, check that the disk has room for the new
+    generation beside the live one (`room_needed`); refuse if not.
+    """
     started = time.perf_counter()
     store = IndexStore(settings.index_dir)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         expected = catalog.count()
+        if check_space:
+            _check_room(store, catalog, expected)
         # Closed here, while the catalog is open, even when the rebuild fails.
         with closing(catalog.iter_items()) as items:
-            gen = store.rebuild(items, expected=expected)
+            gen = store.rebuild(_counted(items, "indexing", expected, progress),
+                                expected=expected)
     return RebuildOutcome(gen.name, expected, time.perf_counter() - started)
+
+
+# Room a new generation is expected to take: the live one's size per item times
+# the items to write, with this margin; without a live generation, this many
+# times the catalog file (the index, with its posting arrays, is larger).
+ROOM_MARGIN = 1.2
+ROOM_PER_CATALOG_BYTE = 3.0
+
+
+def room_needed(store: IndexStore, catalog: Catalog, items: int) -> int:
+    """Bytes a rebuild of `items` items should find free in the index directory."""
+    gen = store.current()
+    if gen is not None and gen.path.is_dir():
+        size = store.size_bytes(gen)
+        documents = _live_documents(store)
+        if documents:
+            return int(size * max(items, 1) / documents * ROOM_MARGIN)
+    return int(catalog.path.stat().st_size * ROOM_PER_CATALOG_BYTE)
+
+
+def _live_documents(store: IndexStore) -> int:
+    try:
+        ix = store.open()
+    except IndexUnavailable:
+        return 0
+    try:
+        return int(ix.doc_count_all())
+    finally:
+        ix.close()
+
+
+def _check_room(store: IndexStore, catalog: Catalog, items: int) -> None:
+    needed = room_needed(store, catalog, items)
+    free = shutil.disk_usage(store.root).free
+    if free < needed:
+        raise IndexUnavailable(
+            f"not enough room for a rebuild: it needs about {needed:,} bytes free in"
+            f" {store.root} (a new generation beside the live one) and {free:,} are free;"
+            " free some room and try again (or --force to try anyway). The live index"
+            " was left as it was")
 
 
 def index_is_current(settings: Settings) -> bool:

@@ -80,17 +80,24 @@ class RefreshOutcome:
                 "failed": len(self.failed)}
 
 
+def _quiet(phase: str, done: int | None = None, total: int | None = None) -> None:
+    """Progress told to no one."""
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def refresh(settings: Settings, names: Sequence[str] = (), *,
-            now: dt.datetime | None = None) -> RefreshOutcome:
+            now: dt.datetime | None = None,
+            progress: operations.Progress | None = None) -> RefreshOutcome:
     """Refresh the named sources (all of them, due or not), or else every due one.
 
     Raises `NotFound` for a name that is not a source, before fetching anything.
+    `progress` is told the phases (fetching, storing, indexing) with counts.
     """
     now = now or _now()
+    progress = progress or _quiet
     with Catalog(settings.catalog) as catalog:
         if names:
             chosen = []
@@ -106,7 +113,7 @@ def refresh(settings: Settings, names: Sequence[str] = (), *,
     if not chosen:
         return outcome
 
-    answers = _fetch_all(settings, chosen)
+    answers = _fetch_all(settings, chosen, progress)
     results: dict[str, SourceResult] = {}
     to_store: list[tuple[Source, Fetched, str, importers.Parsed]] = []
     for source, answer in zip(chosen, answers, strict=True):
@@ -128,7 +135,8 @@ def refresh(settings: Settings, names: Sequence[str] = (), *,
 
     if to_store:
         try:
-            stored = operations.import_each(settings, [parsed for *_, parsed in to_store])
+            stored = operations.import_each(settings, [parsed for *_, parsed in to_store],
+                                            progress=progress)
         except SearchappError as exc:
             for source, *_ in to_store:
                 results[source.name] = _failed(source, str(exc), now, forget_validators=True)
@@ -149,7 +157,8 @@ def refresh(settings: Settings, names: Sequence[str] = (), *,
     return outcome
 
 
-def _fetch_all(settings: Settings, sources: list[Source]) -> list[Fetched | FetchError]:
+def _fetch_all(settings: Settings, sources: list[Source],
+               progress: operations.Progress) -> list[Fetched | FetchError]:
     """Every source's answer or fetch error, in order; hosts in parallel, each host serially."""
 
     def fetch(source: Source) -> Fetched | FetchError:
@@ -158,9 +167,14 @@ def _fetch_all(settings: Settings, sources: list[Source]) -> list[Fetched | Fetc
         except FetchError as exc:
             return exc
 
+    answers: list[Fetched | FetchError] = []
+    progress("fetching", 0, len(sources))
     with Fetcher(FetchOptions.from_settings(settings)) as fetcher, \
             ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(sources))) as pool:
-        return list(pool.map(fetch, sources))
+        for answer in pool.map(fetch, sources):
+            answers.append(answer)
+            progress("fetching", len(answers), len(sources))
+    return answers
 
 
 def _read(source: Source, answer: Fetched) -> tuple[str, importers.Parsed] | str:

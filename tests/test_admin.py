@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from openapi_support import ApiDescription
 
 from searchapp import create_app
 from searchapp.config import Settings
@@ -15,6 +21,7 @@ from searchapp.indexer import IndexStore
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+WAIT = 60  # seconds a test waits for a job it started
 JSONL = b'{"id": "n1", "title": "Platform cooperatives meet in Berlin", "date": "2018-05-01"}\n' \
         b'{"id": "n2", "title": "Housing cooperatives report", "date": "2018-06-01"}\n'
 
@@ -33,11 +40,22 @@ def admin(admin_app: Flask) -> FlaskClient:
 
 
 def upload(client: FlaskClient, data: bytes, name: str = "new.jsonl",
-           headers: dict[str, str] | None = None, **form: str) -> tuple[int, dict]:
-    response = client.post("/api/admin/imports", headers=AUTH if headers is None else headers,
+           headers: dict[str, str] | None = None, wait: int = WAIT,
+           **form: str) -> tuple[int, dict[str, Any]]:
+    response = client.post(f"/api/admin/imports?wait={wait}",
+                           headers=AUTH if headers is None else headers,
                            data={"file": (io.BytesIO(data), name), **form},
                            content_type="multipart/form-data")
     return response.status_code, response.get_json()
+
+
+def finished(client: FlaskClient, response: TestResponse) -> dict[str, Any]:
+    """The job a 200/202 answer started, once it has ended."""
+    assert response.status_code in (200, 202), response.get_json()
+    location = response.headers["Location"]
+    job = client.get(f"{location}?wait={WAIT}", headers=AUTH).get_json()
+    assert job["state"] in ("succeeded", "failed"), job
+    return job  # type: ignore[no-any-return]
 
 
 def total(client: FlaskClient) -> int:
@@ -49,6 +67,8 @@ def test_admin_routes_are_404_without_a_configured_token(client: FlaskClient) ->
         response = client.post(path, headers=AUTH)
         assert response.status_code == 404
         assert response.get_json()["error"]["code"] == "not_found"
+    for path in ("/api/admin/jobs", "/api/admin/jobs/abc"):
+        assert client.get(path, headers=AUTH).status_code == 404
 
 
 @pytest.mark.parametrize("headers", [
@@ -62,48 +82,84 @@ def test_wrong_or_missing_token_is_401_and_changes_nothing(admin: FlaskClient,
     response = admin.post("/api/admin/reindex", headers=headers)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert admin.get("/api/admin/jobs", headers=headers).status_code == 401
     assert total(admin) == 35
+    assert admin.get("/api/admin/jobs", headers=AUTH).get_json() == {"jobs": []}
 
 
-def test_upload_imports_and_reports(admin: FlaskClient) -> None:
-    status, body = upload(admin, JSONL, organisation="ICA")
-    assert status == 200
-    assert body == {"added": 2, "updated": 0, "unchanged": 0, "skipped": 0, "index": "updated",
-                    "errors": []}
+def test_upload_imports_as_a_job_and_reports(admin: FlaskClient) -> None:
+    status, job = upload(admin, JSONL, organisation="ICA")
+    assert status == 200 and job["kind"] == "import" and job["state"] == "succeeded"
+    assert job["result"] == {"added": 2, "updated": 0, "unchanged": 0, "skipped": 0,
+                             "index": "updated", "errors": []}
+    assert job["error"] is None and job["started"] and job["finished"]
     found = admin.get("/api/search?q=housing").get_json()
     assert found["total"] == 1 and found["hits"][0]["organisation"] == "ICA"
     assert admin.get("/api/items/n1").get_json()["source"] == "upload:new.jsonl"
-    again = upload(admin, JSONL, organisation="ICA")[1]
+    again = upload(admin, JSONL, organisation="ICA")[1]["result"]
     assert (again["added"], again["unchanged"]) == (0, 2)
+    listed = admin.get("/api/admin/jobs", headers=AUTH).get_json()["jobs"]
+    assert [j["state"] for j in listed] == ["succeeded", "succeeded"]
+
+
+def test_a_job_answers_202_at_once_with_where_to_follow_it(admin: FlaskClient) -> None:
+    response = admin.post("/api/admin/reindex", headers=AUTH)
+    assert response.status_code == 202
+    job = response.get_json()
+    assert job["state"] in ("queued", "running") and job["kind"] == "reindex"
+    assert response.headers["Location"].endswith(f"/api/admin/jobs/{job['id']}")
+    done = finished(admin, response)
+    assert done["state"] == "succeeded" and done["result"]["documents"] == 35
+    assert admin.get("/api/admin/jobs/nope", headers=AUTH).status_code == 404
 
 
 def test_upload_in_each_format(admin: FlaskClient) -> None:
     csv = b"id,title,date\nc1,Worker cooperatives in Spain,2019-01-02\n"
-    assert upload(admin, csv, "items.csv", organisation="CECOP")[1]["added"] == 1
+    assert upload(admin, csv, "items.csv", organisation="CECOP")[1]["result"]["added"] == 1
     page = (b"Our news\n\n1. News\n\n   Cooperatives and climate\n\n   3 March 2020\n\n"
             b"2. Event\n\n   Webinar on housing cooperatives\n")
     assert upload(admin, page, "listing.txt", organisation="ICA", format="listing")[1][
-        "added"] == 2
+        "result"]["added"] == 2
     assert total(admin) == 38
 
 
-def test_invalid_upload_is_400_with_every_problem_and_writes_nothing(admin: FlaskClient) -> None:
+def test_every_uploaded_file_is_imported(admin: FlaskClient) -> None:
+    response = admin.post(f"/api/admin/imports?wait={WAIT}", headers=AUTH, data={
+        "file": [(io.BytesIO(JSONL), "a.jsonl"),
+                 (io.BytesIO(b"id,title\nc9,Cooperative banks in Kenya\n"), "b.csv")],
+        "organisation": "ICA"}, content_type="multipart/form-data")
+    job = finished(admin, response)
+    assert job["result"]["added"] == 3 and total(admin) == 38
+    assert admin.get("/api/items/c9").get_json()["source"] == "upload:b.csv"
+
+
+def test_invalid_upload_fails_its_job_with_every_problem_and_writes_nothing(
+        admin: FlaskClient) -> None:
     bad = b'{"id": "a", "title": "Fine"}\n{"id": "b", "title": ""}\n{oops\n'
-    status, body = upload(admin, bad, "bad.jsonl", organisation="ILO")
-    assert status == 400 and body["error"]["code"] == "invalid_import"
-    assert [(p["source"], p["line"]) for p in body["error"]["problems"]] == [
+    status, job = upload(admin, bad, "bad.jsonl", organisation="ILO")
+    assert status == 200 and job["state"] == "failed" and job["result"] is None
+    assert job["error"]["code"] == "invalid_import"
+    assert [(p["source"], p["line"]) for p in job["error"]["problems"]] == [
         ("upload:bad.jsonl", 2), ("upload:bad.jsonl", 3)]
-    assert "upload:bad.jsonl:2: title is missing or blank" in body["error"]["message"]
+    assert "upload:bad.jsonl:2: title is missing or blank" in job["error"]["message"]
     assert total(admin) == 35
-    status, body = upload(admin, bad, "bad.jsonl", organisation="ILO", skip_invalid="true")
-    assert status == 200 and body["added"] == 1 and len(body["errors"]) == 2
+    status, job = upload(admin, bad, "bad.jsonl", organisation="ILO", skip_invalid="true")
+    assert job["state"] == "succeeded"
+    assert job["result"]["added"] == 1 and len(job["result"]["errors"]) == 2
 
 
-def test_bad_form_values_are_400(admin: FlaskClient) -> None:
+def test_bad_form_values_are_400_and_start_no_job(admin: FlaskClient) -> None:
     assert upload(admin, JSONL, format="xml")[0] == 400
+    assert upload(admin, JSONL, organisation="x" * 2_001)[0] == 400
     response = admin.post("/api/admin/imports", headers=AUTH, data={},
                           content_type="multipart/form-data")
     assert response.status_code == 400 and "file" in response.get_json()["error"]["message"]
+    response = admin.post("/api/admin/imports", headers=AUTH, content_type="multipart/form-data",
+                          data={"file": (io.BytesIO(JSONL), "a.jsonl"),
+                                "other": (io.BytesIO(JSONL), "b.jsonl")})
+    assert response.status_code == 400 and "other" in response.get_json()["error"]["message"]
+    assert admin.post("/api/admin/reindex?wait=soon", headers=AUTH).status_code == 400
+    assert admin.get("/api/admin/jobs", headers=AUTH).get_json() == {"jobs": []}
 
 
 def test_uploads_over_the_limit_are_413(admin: FlaskClient) -> None:
@@ -113,22 +169,59 @@ def test_uploads_over_the_limit_are_413(admin: FlaskClient) -> None:
 
 
 def test_reindex_swaps_generation(admin: FlaskClient, samples: Settings) -> None:
-    response = admin.post("/api/admin/reindex", headers=AUTH)
-    assert response.status_code == 200
-    body = response.get_json()
-    assert body["generation"] == "gen-000002" and body["documents"] == 35
+    job = finished(admin, admin.post("/api/admin/reindex", headers=AUTH))
+    assert job["result"]["generation"] == "gen-000002" and job["result"]["documents"] == 35
     assert admin.get("/healthz").get_json()["generation"] == "gen-000002"
 
 
-def test_busy_lock_is_409_for_http(admin: FlaskClient, samples: Settings) -> None:
+def test_jobs_queue_behind_a_busy_lock_and_then_run(admin: FlaskClient,
+                                                    samples: Settings) -> None:
     with IndexStore(samples.index_dir).lock():
-        response = admin.post("/api/admin/reindex", headers=AUTH)
-        status, body = upload(admin, JSONL, organisation="ILO")
-    assert response.status_code == 409 and status == 409
-    assert "another import or rebuild is running" in body["error"]["message"]
+        status, job = upload(admin, JSONL, organisation="ILO", wait=1)
+        assert status == 202 and job["state"] in ("queued", "running")
+        assert job["phase"].startswith(("queued", "waiting", "reading"))
+        assert total(admin) == 35
+    job = admin.get(f"/api/admin/jobs/{job['id']}?wait={WAIT}", headers=AUTH).get_json()
+    assert job["state"] == "succeeded" and total(admin) == 37
+
+
+def test_a_job_whose_process_dies_is_marked_failed(admin: FlaskClient,
+                                                   samples: Settings) -> None:
+    """A job killed while it waits (as a restart would) fails visibly and wrote nothing."""
+    with IndexStore(samples.index_dir).lock():
+        status, job = upload(admin, JSONL, organisation="ILO", wait=1)
+        assert status == 202
+        from searchapp.catalog import Catalog
+
+        with Catalog(samples.catalog) as catalog:
+            recorded = catalog.job(job["id"])
+        assert recorded is not None and recorded.pid
+        os.kill(recorded.pid, signal.SIGKILL)
+        job = admin.get(f"/api/admin/jobs/{job['id']}?wait=5", headers=AUTH).get_json()
+    assert job["state"] == "failed" and job["error"]["code"] == "interrupted"
     assert total(admin) == 35
 
 
 def test_admin_is_not_open_to_cross_origin_reads(admin: FlaskClient) -> None:
-    response = admin.post("/api/admin/reindex", headers=AUTH)
+    response = admin.post(f"/api/admin/reindex?wait={WAIT}", headers=AUTH)
     assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Access-Control-Allow-Origin" not in admin.get("/api/admin/jobs",
+                                                          headers=AUTH).headers
+
+
+def test_job_answers_match_the_description(admin: FlaskClient) -> None:
+    api = ApiDescription.of(admin)
+    started = admin.post("/api/admin/reindex", headers=AUTH)
+    api.check("/api/admin/reindex", started, method="post")
+    location = started.headers["Location"]
+    api.check(location, admin.get(f"{location}?wait={WAIT}", headers=AUTH))
+    bad = b'{"id": "b", "title": ""}\n'
+    response = admin.post(f"/api/admin/imports?wait={WAIT}", headers=AUTH,
+                          data={"file": (io.BytesIO(bad), "bad.jsonl"), "organisation": "ILO"},
+                          content_type="multipart/form-data")
+    failed = api.check("/api/admin/imports", response, method="post")
+    assert failed["state"] == "failed" and failed["error"]["problems"][0]["line"] == 1
+    listed = api.check("/api/admin/jobs", admin.get("/api/admin/jobs", headers=AUTH))
+    assert len(listed["jobs"]) == 2
+    api.check("/api/admin/jobs/nope", admin.get("/api/admin/jobs/nope", headers=AUTH))
+    api.check("/api/admin/jobs", admin.get("/api/admin/jobs"))  # 401

@@ -70,13 +70,13 @@ def test_http_upload_rejects_the_same_way(samples: Settings, name: str) -> None:
     app = create_app({"catalog": samples.catalog, "index_dir": samples.index_dir,
                       "admin_token": "t"})
     client: FlaskClient = app.test_client()
-    response = client.post("/api/admin/imports", headers={"Authorization": "Bearer t"},
+    response = client.post("/api/admin/imports?wait=60", headers={"Authorization": "Bearer t"},
                            data={"file": (io.BytesIO((BAD / name).read_bytes()), name),
                                  "organisation": "ILO"}, content_type="multipart/form-data")
     line, message = EXPECTED[name]
-    body = response.get_json()
-    assert response.status_code == 400
-    assert body["error"]["problems"][0]["line"] == line
-    assert message in body["error"]["problems"][0]["message"]
+    job = response.get_json()
+    assert response.status_code == 200 and job["state"] == "failed"
+    assert job["error"]["problems"][0]["line"] == line
+    assert message in job["error"]["problems"][0]["message"]
     assert client.get("/api/search").get_json()["total"] == 35
     app.extensions["searchapp.engine"].close()

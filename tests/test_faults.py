@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -145,7 +146,13 @@ def test_a_full_disk_during_rebuild_is_a_clear_error_and_the_old_index_stays(
             (parsed,) = collect([write_items(tmp_path / "more.jsonl", 5_000)],
                                 organisation="ILO")
             catalog.upsert(r.item for r in parsed.records)
-        result = run(settings, "reindex")
+        result = run(settings, "reindex")  # refused before writing anything
+        assert result.returncode == 1
+        assert re.search(r"not enough room for a rebuild: it needs about [\d,]+ bytes free in"
+                         r" \S+ \(a new generation beside the live one\) and [\d,]+ are free",
+                         result.stderr), result.stderr
+        assert live_total(settings) == 35
+        result = run(settings, "reindex", "--force")  # tried anyway: the disk fills
         assert result.returncode == 1
         assert "rebuild failed, the live index was left as it was: the disk is full" in \
             result.stderr

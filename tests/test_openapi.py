@@ -3,6 +3,7 @@ finds no server error, undocumented status, content type or body shape."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -42,14 +43,18 @@ def test_the_description_is_valid_openapi_3_1(api: ApiDescription) -> None:
     assert errors == []
 
 
-def test_the_description_covers_every_public_json_route(read_only_app: Flask,
-                                                        api: ApiDescription) -> None:
-    """A program needs nothing but the description to use the API."""
+# The HTML pages and their assets are for people; everything else is described.
+PAGES = ("/", "/items/<path:item_id>", "/static/<path:filename>")
+
+
+def test_the_description_covers_every_route_but_the_pages(read_only_app: Flask,
+                                                          api: ApiDescription) -> None:
+    """A program needs nothing but the description to use the API, admin and feed included."""
     for rule in read_only_app.url_map.iter_rules():
         path = rule.rule
-        if not (path.startswith("/api/") or path == "/healthz") or path.startswith("/api/admin"):
+        if path in PAGES:
             continue
-        template = api.template(path.replace("<path:item_id>", "some-id"))
+        template = api.template(re.sub(r"<(?:\w+:)?\w+>", "some-id", path))
         documented = api.document["paths"][template]
         assert {m.lower() for m in rule.methods or ()} - {"head", "options"} <= set(documented)
     for operation in (op for item in api.document["paths"].values() for op in item.values()):
@@ -163,6 +168,7 @@ def test_not_found_and_wrong_method_are_described(reader: FlaskClient,
 RUNS = [("search", GenerationMode.POSITIVE), ("search", GenerationMode.NEGATIVE),
         ("getItem", GenerationMode.POSITIVE), ("suggest", GenerationMode.POSITIVE),
         ("suggest", GenerationMode.NEGATIVE), ("health", GenerationMode.POSITIVE),
+        ("feed", GenerationMode.POSITIVE),
         ("refreshSources", GenerationMode.POSITIVE)]
 EXAMPLES = 40
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -177,7 +183,10 @@ def api_schema(read_only_app: Flask) -> Any:
 def test_schemathesis_sees_every_operation(api_schema: Any) -> None:
     found = {result.ok().label for result in api_schema.get_all_operations()}
     assert found == {"GET /api/search", "GET /api/items/{id}", "GET /api/suggest",
-                     "GET /healthz", "POST /api/admin/refresh"}
+                     "GET /healthz", "GET /feed.atom", "GET /opensearch.xml",
+                     "POST /api/admin/imports", "POST /api/admin/reindex", "GET /api/admin/jobs",
+                     "GET /api/admin/jobs/{id}",
+                     "POST /api/admin/refresh"}
 
 
 @pytest.mark.parametrize(("operation_id", "mode"), RUNS,

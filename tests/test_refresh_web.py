@@ -26,6 +26,7 @@ from searchapp.sources import new_source
 __all__ = ["site", "site_server"]  # fixtures, imported for pytest
 
 TOKEN = "refresh-token-for-tests"
+WAIT = 60  # seconds a test waits for a job it started
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FETCH = {"user_agent": OPTIONS.user_agent, "fetch_timeout": OPTIONS.timeout,
          "fetch_connect_timeout": OPTIONS.connect_timeout, "fetch_retries": OPTIONS.retries,
@@ -78,7 +79,11 @@ def test_refresh_needs_the_token(samples: Settings, site: HTTPServer) -> None:
     assert not requests_to(site, "/news.jsonl")
 
 
-def test_refresh_over_http(admin: FlaskClient, samples: Settings, site: HTTPServer) -> None:
+def test_refresh_over_http_is_a_job(admin: FlaskClient, samples: Settings, site: HTTPServer,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in fast_env().items():  # the job's own process reads the environment
+        monkeypatch.setenv(name, value)
+
     def news(request: Request) -> Response:
         if request.headers.get("If-None-Match") == '"one"':
             return Response(status=304)
@@ -89,19 +94,27 @@ def test_refresh_over_http(admin: FlaskClient, samples: Settings, site: HTTPServ
     _follow(samples, "ica-news", site.url_for("/news.jsonl"))
     _follow(samples, "gone", site.url_for("/gone"))
     api = ApiDescription.of(admin)
+    refresh_result = api.validator("components", "schemas", "RefreshResponse")
 
-    response = admin.post("/api/admin/refresh", headers=AUTH)
-    body = api.check("/api/admin/refresh", response, method="post")
+    response = admin.post(f"/api/admin/refresh?wait={WAIT}", headers=AUTH)
+    job = api.check("/api/admin/refresh", response, method="post")
     assert response.status_code == 200
-    assert body["failed"] == 1 and body["index"] == "updated"
-    assert [(s["name"], s["result"], s["summary"]) for s in body["sources"]] == [
+    assert (job["kind"], job["state"], job["error"]) == ("refresh", "succeeded", None)
+    refresh_result.validate(job["result"])
+    assert job["result"]["failed"] == 1 and job["result"]["index"] == "updated"
+    assert [(s["name"], s["result"], s["summary"]) for s in job["result"]["sources"]] == [
         ("gone", "failed", f"failed: HTTP 404 NOT FOUND from {site.url_for('/gone')}"),
         ("ica-news", "imported", "1 added, 0 updated, 0 unchanged")]
     hits = admin.get("/api/search?q=lisbon").get_json()["hits"]
     assert [h["organisation"] for h in hits] == ["ICA"]
+    sent = requests_to(site, "/news.jsonl")[-1]
+    assert sent.headers["User-Agent"] == OPTIONS.user_agent  # the job used the settings
 
-    again = admin.post("/api/admin/refresh?source=ica-news", headers=AUTH)
-    assert api.check("/api/admin/refresh", again, method="post")["sources"] == [
+    started = admin.post("/api/admin/refresh?source=ica-news", headers=AUTH)
+    assert started.status_code == 202
+    location = started.headers["Location"]
+    again = admin.get(f"{location}?wait={WAIT}", headers=AUTH)
+    assert api.check("/api/admin/jobs/some-id", again)["result"]["sources"] == [
         {"name": "ica-news", "result": "not modified", "added": 0, "updated": 0,
          "unchanged": 0, "skipped": 0, "error": None, "problems": [],
          "summary": "not modified"}]

@@ -60,6 +60,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+# Routes read by programs rather than people: their errors are JSON, like the API's.
+MACHINE_ROUTES = ("/healthz", "/feed.atom", "/opensearch.xml")
+
 # No inline script or style anywhere: everything the page needs is served from /static.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
@@ -86,7 +89,7 @@ def _headers(response: Response) -> Response:
 
 def _error(status: int, code: str, message: str,
            extra: dict[str, Any] | None = None) -> Response | tuple[str, int]:
-    """The JSON error shape under /api, an HTML page elsewhere."""
-    if request.path.startswith("/api/") or request.path == "/healthz":
+    """The JSON error shape for programs (the API, health, the feed), an HTML page for people."""
+    if request.path.startswith("/api/") or request.path in MACHINE_ROUTES:
         return error_response(status, code, message, extra)
     return render_template("error.html", status=status, message=message), status

@@ -1,24 +1,30 @@
-"""Admin endpoints: import an uploaded file, refresh sources, rebuild the index.
+"""Admin endpoints: import uploaded files, refresh sources, rebuild the index, follow
+the jobs.
 
-They run the same code as `searchapp import`, `searchapp refresh` and
-`searchapp reindex`, under
-the same lock. They exist only while SEARCHAPP_ADMIN_TOKEN is set (404
+Each piece of work is a job (`searchapp.jobs`): the request records it and
+answers 202 with where to follow it; the job runs the same code as `searchapp
+import`, `searchapp refresh` and `searchapp reindex`, under the same lock, in a process of its
+own. The routes exist only while SEARCHAPP_ADMIN_TOKEN is set (404
 otherwise) and want `Authorization: Bearer <token>`.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from pathlib import PurePath
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from searchapp import importers, operations
-from searchapp import refresh as refreshing
+from searchapp import importers, jobs
+from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import BadParameter, NotFound, Unauthorised
+from searchapp.models import MAX_FIELD
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
+
+MAX_WAIT = 600  # seconds a request may ask to wait for its job (`wait`)
 
 
 def _settings() -> Settings:
@@ -37,35 +43,93 @@ def _authorise() -> None:
 
 
 @bp.post("/imports")
-def imports() -> tuple[Response, int]:
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
+def imports() -> tuple[Response, int, dict[str, str]]:
+    """Spool every uploaded file and start one import job for all of them."""
+    wait = _wait()
+    uploads = [u for u in request.files.getlist("file") if u.filename]
+    if not uploads:
         raise BadParameter("file", "upload the file to import as multipart field 'file'")
+    unknown = sorted(set(request.files) - {"file"})
+    if unknown:
+        raise BadParameter(unknown[0], "only 'file' parts are read; send each file as 'file'")
     fmt = request.form.get("format", "auto")
     if fmt not in importers.FORMATS:
         raise BadParameter("format", f"must be one of {', '.join(importers.FORMATS)},"
                                      f" not {fmt!r}")
+    organisation = request.form.get("organisation") or None
+    if organisation is not None and len(organisation) > MAX_FIELD:
+        raise BadParameter("organisation", f"is {len(organisation)} characters long; the"
+                                           f" limit is {MAX_FIELD}")
     skip = request.form.get("skip_invalid", "false").lower() in ("1", "true", "yes", "on")
-    name = f"upload:{PurePath(upload.filename).name}"
-    parsed = importers.parse_bytes(
-        upload.read(), name=name, fmt=fmt,
-        hints=importers.Hints(organisation=request.form.get("organisation") or None))
-    outcome = operations.import_parsed(_settings(), [parsed], skip_invalid=skip)
-    return jsonify(outcome.to_dict()), 200
+    files = [(f"upload:{PurePath(u.filename or 'upload').name}", u.read()) for u in uploads]
+    job = jobs.submit(_settings(), "import", files=files, params={
+        "format": fmt, "organisation": organisation, "skip_invalid": skip})
+    return _accepted(job, wait)
 
 
 @bp.post("/refresh")
-def refresh() -> tuple[Response, int]:
-    """Refresh the sources named by `source` (repeatable, query or form), else the due ones.
-
-    200 with one result per source even when some failed (`failed` counts them).
-    """
+def refresh() -> tuple[Response, int, dict[str, str]]:
+    """Refresh the sources named by `source` (repeatable, query or form), else the due
+    ones, as a job; its result has one entry per source, even when some failed."""
+    wait = _wait()
     names = request.args.getlist("source") + request.form.getlist("source")
     if any(not name.strip() for name in names):
         raise BadParameter("source", "a source name must not be empty")
-    return jsonify(refreshing.refresh(_settings(), names).to_dict()), 200
+    with Catalog(_settings().catalog) as catalog:
+        unknown = [name for name in names if catalog.source(name) is None]
+    if unknown:
+        raise NotFound(f"no source named {unknown[0]!r} (`searchapp sources list` shows them)")
+    return _accepted(jobs.submit(_settings(), "refresh", params={"names": names}), wait)
 
 
 @bp.post("/reindex")
-def reindex() -> tuple[Response, int]:
-    return jsonify(operations.rebuild(_settings()).to_dict()), 200
+def reindex() -> tuple[Response, int, dict[str, str]]:
+    wait = _wait()
+    return _accepted(jobs.submit(_settings(), "reindex"), wait)
+
+
+@bp.get("/jobs")
+def job_list() -> Response:
+    limit = _whole("limit", default=50, low=1, high=500)
+    return jsonify({"jobs": [j.to_dict() for j in jobs.recent(_settings(), limit=limit)]})
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id: str) -> tuple[Response, int]:
+    found = _waited(jobs.get(_settings(), job_id), _wait())
+    return jsonify(found.to_dict()), 200
+
+
+def _accepted(job: jobs.Job, wait: int) -> tuple[Response, int, dict[str, str]]:
+    """202 with the job and where to follow it; 200 when `wait` saw it finish."""
+    found = _waited(job, wait)
+    status = 200 if found.state in jobs.FINISHED else 202
+    return jsonify(found.to_dict()), status, {
+        "Location": url_for("admin.job", job_id=job.id)}
+
+
+def _wait() -> int:
+    """The `wait` request parameter: seconds to wait for a job to end before answering."""
+    return _whole("wait", default=0, low=0, high=MAX_WAIT)
+
+
+def _waited(job: jobs.Job, wait: int) -> jobs.Job:
+    """The job after waiting up to `wait` seconds for it to end."""
+    deadline = time.monotonic() + wait
+    while job.state not in jobs.FINISHED and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = jobs.get(_settings(), job.id)
+    return job
+
+
+def _whole(name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(name, f"must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise BadParameter(name, f"must be between {low} and {high}")
+    return value

@@ -204,6 +204,42 @@ SCHEMAS: dict[str, Any] = {
             "index": {"type": "string", "enum": ["updated", "rebuilt", "unchanged"]},
             "failed": {"type": "integer", "minimum": 0}},
     },
+    "Problem": {
+        "type": "object", "required": ["source", "line", "message"],
+        "additionalProperties": False,
+        "properties": {"source": {"type": "string"}, "line": {"type": "integer", "minimum": 1},
+                       "message": {"type": "string"}},
+    },
+    "Job": {
+        "type": "object", "additionalProperties": False,
+        "description": "Admin work (an import, a rebuild, a refresh) and what became of it.",
+        "required": ["id", "kind", "state", "phase", "done", "total", "created", "started",
+                     "finished", "result", "error"],
+        "properties": {
+            "id": {"type": "string"},
+            "kind": {"type": "string", "enum": ["import", "reindex", "refresh"]},
+            "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+            "phase": {"type": "string", "description": "What the job is doing now (reading,"
+                      " storing, indexing, ...), or done / failed."},
+            "done": {"type": ["integer", "null"]}, "total": {"type": ["integer", "null"]},
+            "created": {"type": "string", "format": "date-time"},
+            "started": {"type": ["string", "null"], "format": "date-time"},
+            "finished": {"type": ["string", "null"], "format": "date-time"},
+            "result": {"type": ["object", "null"],
+                       "description": "What the job did: an import's added / updated /"
+                                      " unchanged / skipped counts and skipped problems, a"
+                                      " rebuild's generation, documents and seconds, a"
+                                      " refresh's RefreshResponse."},
+            "error": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["code", "message"], "additionalProperties": False,
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                               "problems": {"type": "array", "items": _ref("Problem")}}}]},
+        },
+    },
+    "JobList": {
+        "type": "object", "required": ["jobs"], "additionalProperties": False,
+        "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
+    },
     "Health": {
         "type": "object", "required": ["status"],
         "properties": {
@@ -214,14 +250,101 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+_WAIT = _one("wait", "Seconds to wait for the job to finish before answering (0-600).",
+             {"type": "integer", "minimum": 0, "maximum": 600, "default": 0})
+_ADMIN_ERRORS = {
+    "400": _json(_ref("Error"), "A form value or parameter cannot be used."),
+    "401": _json(_ref("Error"), "No valid bearer token."),
+    "404": _json(_ref("Error"), "Admin routes are off (SEARCHAPP_ADMIN_TOKEN is unset), or no"
+                                " such job."),
+}
+_JOB_STARTED = {
+    "200": _json(_ref("Job"), "The job finished within `wait` seconds (see its state)."),
+    "202": {**_json(_ref("Job"), "The job is queued or running; follow `Location`."),
+            "headers": {"Location": {"description": "The job's URL.",
+                                     "schema": {"type": "string"}}}},
+}
+_SECURED = {"security": [{"bearer": []}]}
+FEED_PARAMETERS = [p for p in SEARCH_PARAMETERS if p["name"] not in ("page", "per_page", "sort")]
+
+
+def _admin_paths() -> dict[str, Any]:
+    return {
+        "/api/admin/imports": {"post": {
+            "operationId": "importFiles", **_SECURED,
+            "summary": "Import uploaded files (any import format) as a job",
+            "parameters": [_WAIT],
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {
+                    "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                             "description": "One or more files, all imported together."},
+                    "organisation": {"type": "string", "maxLength": 2000},
+                    "format": {"type": "string",
+                               "enum": ["auto", "listing", "jsonl", "csv"]},
+                    "skip_invalid": {"type": "string", "enum": ["true", "false"]}}}}}},
+            "responses": {**_JOB_STARTED, **_ADMIN_ERRORS,
+                          "413": _json(_ref("Error"), "Larger than SEARCHAPP_MAX_UPLOAD_BYTES.")},
+        }},
+        "/api/admin/reindex": {"post": {
+            "operationId": "reindex", **_SECURED,
+            "summary": "Rebuild the index from the catalog as a job",
+            "parameters": [_WAIT],
+            "responses": {**_JOB_STARTED, **_ADMIN_ERRORS},
+        }},
+        "/api/admin/refresh": {"post": {
+            "operationId": "refreshSources", **_SECURED,
+            "summary": "Fetch followed sources and import what changed, as a job",
+            "description": "Like `searchapp refresh`: the sources named by `source`, else"
+                           " every due one. The finished job's `result` is a"
+                           " RefreshResponse: one result per source, even when some failed.",
+            "parameters": [_many("source", "Refresh these sources (due or not).",
+                                 {"type": "string", "minLength": 1}), _WAIT],
+            "responses": {**_JOB_STARTED, **_ADMIN_ERRORS},
+        }},
+        "/api/admin/jobs": {"get": {
+            "operationId": "listJobs", **_SECURED, "summary": "Recent jobs, newest first",
+            "parameters": [_one("limit", "How many.", {"type": "integer", "minimum": 1,
+                                                       "maximum": 500, "default": 50})],
+            "responses": {"200": _json(_ref("JobList"), "The jobs."), **_ADMIN_ERRORS},
+        }},
+        "/api/admin/jobs/{id}": {"get": {
+            "operationId": "getJob", **_SECURED, "summary": "One job: state, phase, result",
+            "parameters": [{"name": "id", "in": "path", "required": True,
+                            "schema": {"type": "string"}}, _WAIT],
+            "responses": {"200": _json(_ref("Job"), "The job."), **_ADMIN_ERRORS},
+        }},
+    }
+
+
+def _page_paths() -> dict[str, Any]:
+    return {
+        "/feed.atom": {"get": {
+            "operationId": "feed", "summary": "Atom feed of the newest items matching a search",
+            "parameters": FEED_PARAMETERS,
+            "responses": {"200": {"description": "An Atom 1.0 feed (up to 20 entries).",
+                                  "content": {"application/atom+xml": {}}},
+                          "304": {"description": "Not modified (If-None-Match)."},
+                          **_ERRORS},
+        }},
+        "/opensearch.xml": {"get": {
+            "operationId": "opensearch", "summary": "OpenSearch description for browsers",
+            "responses": {"200": {"description": "OpenSearch 1.1 description.",
+                                  "content": {"application/opensearchdescription+xml": {}}}},
+        }},
+    }
+
+
 def openapi() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "searchapp",
             "version": __version__,
-            "description": "Search news published by cooperative organisations. Read-only,"
-                           " no authentication; CORS is open for GET.",
+            "description": "Search news published by cooperative organisations. The"
+                           " search routes are read-only, need no authentication and are"
+                           " open to other sites (CORS) for GET; the admin routes want the"
+                           " bearer token SEARCHAPP_ADMIN_TOKEN.",
         },
         "paths": {
             "/api/search": {"get": {
@@ -260,32 +383,15 @@ def openapi() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Health"), "Serving (status ok or degraded)."),
                               "503": _json(_ref("Health"), "The index cannot be opened.")},
             }},
-            "/api/admin/refresh": {"post": {
-                "operationId": "refreshSources",
-                "summary": "Fetch followed sources and import what changed",
-                "description": "Like `searchapp refresh`: the sources named by `source`, else"
-                               " every due one. Answers 200 with a result per source even"
-                               " when some failed. Exists only while SEARCHAPP_ADMIN_TOKEN"
-                               " is set.",
-                "security": [{"bearer": []}],
-                "parameters": [_many("source", "Refresh these sources (due or not).",
-                                     {"type": "string", "minLength": 1})],
-                "responses": {
-                    "200": _json(_ref("RefreshResponse"), "One result per source, in name"
-                                                          " order."),
-                    "400": _ERRORS["400"],
-                    "401": _json(_ref("Error"), "No valid `Authorization: Bearer` token."),
-                    "404": _json(_ref("Error"), "Admin routes are off, or no source has"
-                                                " that name."),
-                    "405": _ERRORS["405"]},
-            }},
             "/api/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This description",
                 "responses": {"200": {"description": "OpenAPI 3.1",
                                       "content": {"application/json": {}}}},
             }},
+            **_admin_paths(),
+            **_page_paths(),
         },
-        "components": {"schemas": SCHEMAS, "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer",
-                       "description": "The value of SEARCHAPP_ADMIN_TOKEN."}}},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "SEARCHAPP_ADMIN_TOKEN; admin routes are off while it is unset."}}},
     }

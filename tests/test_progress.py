@@ -1,0 +1,81 @@
+"""Progress of imports and rebuilds: a bar on a terminal, plain lines elsewhere, or nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import SAMPLES, Cli
+
+from searchapp.config import Settings
+
+
+def run_in_terminal(args: list[str], env: dict[str, str], *, timeout: float = 120) -> str:
+    """Run a command with stdout and stderr on a pseudo-terminal; everything it drew."""
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+                            env={**os.environ, **env, "COLUMNS": "100"}, close_fds=True)
+    os.close(terminal)
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([controller], [], [], timeout)
+            if not ready:
+                raise AssertionError("the command printed nothing for too long")
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # the terminal closed: the command has finished
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(controller)
+        proc.wait(timeout=timeout)
+    assert proc.returncode == 0, b"".join(chunks).decode()
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def write_items(path: Path, n: int) -> Path:
+    path.write_text("".join(json.dumps({"id": f"p{k}", "title": f"Cooperative report {k}"})
+                            + "\n" for k in range(n)))
+    return path
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    return {"SEARCHAPP_CATALOG": str(settings.catalog),
+            "SEARCHAPP_INDEX_DIR": str(settings.index_dir)}
+
+
+def test_a_terminal_sees_bars_with_counts(settings: Settings, tmp_path: Path) -> None:
+    items = write_items(tmp_path / "items.jsonl", 2_500)
+    searchapp = [sys.executable, "-m", "searchapp.cli"]
+    shown = run_in_terminal([*searchapp, "import", str(items), "--org", "ICA"],
+                            env_of(settings))
+    assert re.search(r"storing: 100%\|.*\| 2500/2500", shown), shown
+    assert re.search(r"rebuilding the index: 100%\|.*\| 2500/2500", shown), shown
+    assert "imported: 2500 added, 0 updated, 0 unchanged; index rebuilt" in shown
+    shown = run_in_terminal([*searchapp, "reindex"], env_of(settings))
+    assert re.search(r"indexing: 100%\|.*\| 2500/2500 \[[0-9:]+<[0-9:]+", shown), shown
+    quiet = run_in_terminal([*searchapp, "reindex", "--quiet"], env_of(settings))
+    assert "%|" not in quiet and re.fullmatch(r"rebuilt gen-000003: 2500 items in \S+s\s*",
+                                              quiet), quiet
+
+
+def test_elsewhere_plain_lines_and_the_summary_on_stdout(cli: Cli) -> None:
+    result = cli("import", SAMPLES)
+    assert result.exit_code == 0
+    assert result.stdout == "imported: 35 added, 0 updated, 0 unchanged; index rebuilt\n"
+    lines = result.stderr.splitlines()
+    assert "reading files: 1/1 files" in lines
+    assert "storing: 35/35 items" in lines and "rebuilding the index: 35/35 items" in lines
+    assert not any("%|" in line for line in lines)
+    result = cli("reindex", "-q")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout.startswith("rebuilt gen-000002: 35 items")
