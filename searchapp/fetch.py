@@ -207,37 +207,38 @@ class Fetcher:
     def _hop(self, url: str, headers: dict[str, str], limit: int) -> Fetched | str:
         """One request: an answer, or the absolute URL a redirect points to."""
         host = _host_key(url)
-        deadline = time.monotonic() + self.options.timeout
-        with self._hosts.turn(host), _translated(url, self.options), \
-                self._client.stream("GET", url, headers=headers) as response:
-            if response.status_code in REDIRECTS:
-                location = response.headers.get("Location")
-                if not location:
-                    raise HTTPStatusError(f"HTTP {response.status_code} redirect from {url}"
-                                          " without a Location", status_code=502)
-                return str(response.url.join(location))
-            if response.status_code == 304:
-                return self._answer(url, response, b"")
-            if response.status_code >= 400 or response.status_code < 200:
-                phrase = response.reason_phrase or ""
-                raise HTTPStatusError(f"HTTP {response.status_code} {phrase} from {url}"
-                                      .replace("  ", " "),
-                                      status_code=response.status_code)
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise TooLarge(f"the answer from {url} is {int(declared):,} bytes; the"
-                               f" limit is {limit:,} (SEARCHAPP_FETCH_MAX_BYTES)")
-            body = bytearray()
-            # Decompressed bytes are counted, so a small gzip bomb is stopped too.
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > limit:
-                    raise TooLarge(f"the answer from {url} is over the limit of"
-                                   f" {limit:,} bytes (SEARCHAPP_FETCH_MAX_BYTES)")
-                if time.monotonic() > deadline:
-                    raise FetchTimeout(f"no complete answer from {url} within"
-                                       f" {self.options.timeout:g} s")
-            return self._answer(url, response, bytes(body))
+        with self._hosts.turn(host), _translated(url, self.options):
+            # The clock starts once it is our turn at this host, not while we queue.
+            deadline = time.monotonic() + self.options.timeout
+            with self._client.stream("GET", url, headers=headers) as response:
+                if response.status_code in REDIRECTS:
+                    location = response.headers.get("Location")
+                    if not location:
+                        raise HTTPStatusError(f"HTTP {response.status_code} redirect from {url}"
+                                              " without a Location", status_code=502)
+                    return str(response.url.join(location))
+                if response.status_code == 304:
+                    return self._answer(url, response, b"")
+                if response.status_code >= 400 or response.status_code < 200:
+                    phrase = response.reason_phrase or ""
+                    raise HTTPStatusError(f"HTTP {response.status_code} {phrase} from {url}"
+                                          .replace("  ", " "),
+                                          status_code=response.status_code)
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise TooLarge(f"the answer from {url} is {int(declared):,} bytes; the"
+                                   f" limit is {limit:,} (SEARCHAPP_FETCH_MAX_BYTES)")
+                body = bytearray()
+                # Decompressed bytes are counted, so a small gzip bomb is stopped too.
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise TooLarge(f"the answer from {url} is over the limit of"
+                                       f" {limit:,} bytes (SEARCHAPP_FETCH_MAX_BYTES)")
+                    if time.monotonic() > deadline:
+                        raise FetchTimeout(f"no complete answer from {url} within"
+                                           f" {self.options.timeout:g} s")
+                return self._answer(url, response, bytes(body))
 
     @staticmethod
     def _answer(url: str, response: httpx.Response, body: bytes) -> Fetched:

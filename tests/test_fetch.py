@@ -259,3 +259,27 @@ def test_fetch_settings_come_from_the_environment_and_bad_ones_are_named() -> No
         Settings.load(environ={"SEARCHAPP_FETCH_MAX_BYTES": "20MB"})
     with pytest.raises(ConfigError, match="SEARCHAPP_FETCH_TIMEOUT: must be at least 0.001"):
         Settings.load(environ={"SEARCHAPP_FETCH_TIMEOUT": "0"})
+
+
+def test_waiting_for_a_turn_at_the_host_does_not_count_against_the_timeout(
+        site: HTTPServer) -> None:
+    """Sources on one busy host queue; the timeout starts when the request does."""
+    site.expect_request("/quick").respond_with_data("x" * 10_000)
+    with Fetcher(OPTIONS) as fetcher:
+        assert fetcher.get(site.url_for("/quick")).status == 200  # robots.txt read now
+        held = threading.Event()
+
+        def busy_host() -> None:
+            with fetcher._hosts.turn(f"http://127.0.0.1:{site.port}"):
+                held.set()
+                time.sleep(OPTIONS.timeout + 0.5)
+
+        other = threading.Thread(target=busy_host)
+        other.start()
+        held.wait(5)
+        started = time.monotonic()
+        got = fetcher.get(site.url_for("/quick"))
+        other.join()
+    assert len(got.body) == 10_000
+    assert time.monotonic() - started > OPTIONS.timeout  # it did wait its turn
+    assert len(requests_to(site, "/quick")) == 2  # and then got its answer at the first try
