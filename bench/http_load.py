@@ -2,8 +2,8 @@
 
 Only ever on 127.0.0.1, on a free port, for a bounded time and number of
 requests. Each client thread sends the query set in its own rotation, one
-request at a time on a fresh connection (gunicorn's sync workers close each
-connection after answering), and records the latency and status of each.
+request at a time on a fresh connection, and records the latency and status
+of each.
 """
 
 from __future__ import annotations

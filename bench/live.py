@@ -69,6 +69,7 @@ def gunicorn(env: dict[str, str], *, workers: int) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+         "-k", "searchapp.server.Worker",  # the workers `searchapp serve` runs
          "--timeout", "60", "searchapp:create_app()"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"

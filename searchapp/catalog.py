@@ -180,6 +180,18 @@ class Catalog:
         row = self._db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
         return _row_to_item(row) if row else None
 
+    def organisations_of(self, ids: Iterable[str]) -> dict[str, str]:
+        """The organisation of each of `ids` already stored (absent ids are left out)."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = self._db.execute(
+                f"SELECT id, organisation FROM items WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk)
+            found.update((row["id"], row["organisation"]) for row in rows)
+        return found
+
     def iter_items(self, *, batch: int = 5_000) -> Generator[Item, None, None]:
         """Every item in id order, read in batches so memory stays flat."""
         with closing(self._db.cursor()) as cur:
@@ -210,6 +222,11 @@ class Catalog:
                     )
                     report.added += 1
                     report.changed.append(item)
+                elif row["organisation"] != item.organisation:
+                    # Never move an item to another organisation: ids are per organisation.
+                    raise CatalogError(
+                        f"import refused, nothing stored: id {item.id!r} belongs to an item of"
+                        f" {row['organisation']}, not {item.organisation}")
                 elif _row_to_item(row).content_key() != item.content_key():
                     db.execute(
                         f"UPDATE items SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])},"
@@ -234,6 +251,22 @@ class Catalog:
                 raise CatalogError(f"import failed, nothing stored: {exc}") from exc
             raise
         return report
+
+    def backup_to(self, target: sqlite3.Connection) -> None:
+        """Copy the whole catalog into `target` with SQLite's online backup API.
+
+        One step, so the copy is one consistent snapshot: an import committing
+        meanwhile is in it whole or not at all.
+        """
+        self._db.backup(target)
+
+    def restore_from(self, source: sqlite3.Connection) -> None:
+        """Replace this catalog's whole content with `source`'s, in one write transaction.
+
+        Other connections (serving workers) see the restored content as they see
+        any commit; the database's -wal and -shm stay SQLite's business.
+        """
+        source.backup(self._db)
 
     def facet_counts(self, column: str) -> list[tuple[Any, int]]:
         """Items per value of one column, most first (for `stats`)."""

@@ -1,4 +1,4 @@
-"""The `searchapp` command: import, reindex, search, stats, serve."""
+"""The `searchapp` command: import, reindex, search, stats, backup, restore, serve."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from searchapp.errors import ImportRejected, SearchappError
 from searchapp.importers import FORMATS
 from searchapp.indexer import IndexStore
 from searchapp.progress import TerminalProgress
+from searchapp.models import InvalidItem, check_organisation
 from searchapp.search import Engine, SearchPage, SearchQuery
 from searchapp.sources import KINDS, format_duration, new_source
 
@@ -71,6 +72,11 @@ def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
                    skip_invalid: bool, if_empty: bool, quiet: bool) -> None:
     """Import listing pages, JSON Lines, JSON arrays or CSV (files or directories)."""
     settings = Settings.load()
+    if organisation is not None:
+        try:
+            organisation = check_organisation(organisation) or None
+        except InvalidItem as exc:
+            raise click.BadParameter(str(exc), param_hint="--org") from None
     if if_empty:
         with Catalog(settings.catalog) as catalog:
             if catalog.count():
@@ -209,6 +215,32 @@ def _print_freshness(fresh: dict[str, Any]) -> None:
         newest = org["newest"] or ("no dated items" if org["has_items"] else "no items yet")
         click.echo(f"  {org['organisation']}: {newest},"
                    f" {_when_iso(org['last_refresh'], 'never refreshed')}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@_friendly
+def backup(path: Path) -> None:
+    """Write a consistent copy of the catalog to PATH (safe while serving and importing)."""
+    from searchapp.backup import backup as write_backup
+
+    outcome = write_backup(Settings.load(), path)
+    click.echo(f"backed up {outcome.items} items to {outcome.path} ({outcome.bytes:,} bytes)")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@_friendly
+def restore(path: Path) -> None:
+    """Replace the catalog with the backup at PATH (checked first), then rebuild the index."""
+    from searchapp.backup import restore as restore_backup
+
+    outcome = restore_backup(Settings.load(), path)
+    if outcome.previous:
+        click.echo(f"the catalog it replaced is kept at {outcome.previous}")
+    r = outcome.rebuild
+    click.echo(f"restored {outcome.items} items from {path}; rebuilt {r.generation}:"
+               f" {r.documents} items in {r.seconds:.2f}s")
 
 
 @main.command()

@@ -30,7 +30,9 @@ FIELDS = ("id", "organisation", "title", "summary", "date", "type", "url", "lang
 
 _SPACE = re.compile(r"\s+")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters, and what XML 1.0 cannot carry at all (surrogates, U+FFFE, U+FFFF):
+# dropped from text at import so every page and the Atom feed stay well-formed.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,37 @@ def parse_date(value: Any) -> dt.date | None:
         raise InvalidItem(f"date {value!r} does not exist ({exc})") from None
 
 
+def xml_safe(text: str) -> str:
+    """`text` without the characters XML 1.0 cannot carry (each becomes a space)."""
+    return _CONTROL.sub(" ", text)
+
+
+def check_organisation(value: str) -> str:
+    """An organisation given outside the records (``--org``, a form field), cleaned and checked.
+
+    The same rules as the record field: control characters dropped, spaces
+    normalised, at most `MAX_FIELD` characters. Raises `InvalidItem`.
+    """
+    return _text({"organisation": value}, "organisation")
+
+
+def check_id(item_id: str) -> str:
+    """`item_id` if its link reaches it, else `InvalidItem` saying why.
+
+    Links carry the id in the path (``/items/<id>``), percent-encoded, so ``?``,
+    ``#``, ``%`` and spaces are fine. Browsers and HTTP clients rewrite ``.`` and
+    ``..`` path segments, and a leading ``/`` makes an empty segment the router
+    folds away: such ids would link to another page, so they are refused.
+    """
+    if item_id.startswith("/"):
+        raise InvalidItem(f"id {item_id!r} starts with '/'; its link would not reach it"
+                          " (remove the leading '/')")
+    if any(part in (".", "..") for part in item_id.split("/")):
+        raise InvalidItem(f"id {item_id!r} has a '.' or '..' part between slashes; browsers"
+                          " rewrite those, so its link would lead elsewhere")
+    return item_id
+
+
 def _text(record: Mapping[str, Any], name: str, *, limit: int = MAX_FIELD) -> str:
     value = record.get(name)
     if value is None:
@@ -122,7 +155,7 @@ def build_item(
     if unknown:
         raise InvalidItem(f"unknown field(s) {', '.join(map(repr, unknown))}; "
                           f"expected some of {', '.join(FIELDS)}")
-    org = _text(record, "organisation") or normalise_space(organisation or "")
+    org = _text(record, "organisation") or check_organisation(organisation or "")
     if not org:
         raise InvalidItem("organisation is missing (give it in the record, a manifest or --org)")
     title = _text(record, "title", limit=MAX_TITLE)
@@ -138,6 +171,11 @@ def build_item(
     language = (_text(record, "language") or DEFAULT_LANGUAGE).lower()
     if not _LANGUAGE.match(language):
         raise InvalidItem(f"language {language!r} is not a two-letter ISO 639-1 code")
-    item_id = _text(record, "id") or url or derive_id(org, date, title)
+    given = _text(record, "id")
+    try:
+        item_id = check_id(given or url or derive_id(org, date, title))
+    except InvalidItem as exc:
+        raise InvalidItem(f"{exc} (the id is taken from the url)" if not given else str(exc)) \
+            from None
     return Item(id=item_id, organisation=org, title=title, summary=summary, date=date,
                 type=kind, url=url, language=language, source=source)

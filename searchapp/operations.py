@@ -79,6 +79,8 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
 def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
                   skip_invalid: bool = False, progress: Progress = _quiet) -> ImportOutcome:
     """Store what was parsed, all or nothing, and update the live index."""
+    with Catalog(settings.catalog) as catalog:
+        importers.check_organisations(parsed, catalog.organisations_of)
     problems = [p for result in parsed for p in result.problems]
     items: dict[str, Item] = {}
     for result in parsed:

@@ -388,7 +388,7 @@ def test_csv_header_problems() -> None:
         ("a.csv:1: CSV header has unknown column(s) 'colour'; expected some of id, organisation, "
         "title, summary, date, type, url, language, source, year")]
     assert problems(parse("title,Title\nx,y\n", name="a.csv")) == [
-        "a.csv:1: CSV header names column(s) 'title' more than once"]
+        "a.csv:1: CSV header names column(s) more than once: 'title' 2 times"]
 
 
 def test_csv_unclosed_quote_is_reported_where_its_record_starts() -> None:

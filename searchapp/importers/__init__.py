@@ -26,6 +26,7 @@ __all__ = [
     "Parsed",
     "Parser",
     "Record",
+    "check_organisations",
     "collect",
     "guess_format",
     "parse_bytes",
@@ -137,6 +138,40 @@ def _drop_duplicates(parsed: Parsed) -> None:
         parsed.problem(record.line,
                        f"duplicate id {item.id!r} (first on line {first_line[item.id]}){same}")
     parsed.records = kept
+
+
+def check_organisations(parsed: Sequence[Parsed],
+                        stored: Callable[[Sequence[str]], Mapping[str, str]]) -> None:
+    """Turn every record that would move an item to another organisation into a problem.
+
+    An id names one item of one organisation. A record whose id is stored for
+    another organisation (`stored` looks ids up in the catalog), or is given by
+    an earlier input of the same import for another organisation, would
+    silently replace that organisation's item, so it is refused instead.
+    """
+    ids = [record.item.id for result in parsed for record in result.records]
+    owners = dict(stored(ids))
+    first: dict[str, tuple[str, int, str]] = {}
+    for result in parsed:
+        kept: list[Record] = []
+        for record in result.records:
+            item = record.item
+            owner = owners.get(item.id)
+            earlier = first.get(item.id)
+            if owner is not None and owner != item.organisation:
+                result.problem(record.line, f"id {item.id!r} already belongs to an item of"
+                                            f" {owner}; an import cannot move it to"
+                                            f" {item.organisation} (give this organisation's"
+                                            " items ids of their own)")
+            elif earlier is not None and earlier[2] != item.organisation:
+                result.problem(record.line, f"id {item.id!r} is also given to an item of"
+                                            f" {earlier[2]} ({earlier[0]}:{earlier[1]}); an id"
+                                            " names one item of one organisation")
+            else:
+                first.setdefault(item.id, (result.source, record.line, item.organisation))
+                kept.append(record)
+        result.records = kept
+        result.problems.sort(key=lambda problem: problem.line)
 
 
 # --- files, directories and manifests -------------------------------------------

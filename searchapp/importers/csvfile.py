@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from searchapp.models import FIELDS
@@ -54,21 +55,29 @@ def _delimiter(text: str) -> str:
 
 
 def _header_ok(names: list[str], line: int, parsed: Parsed) -> bool:
-    found = ", ".join(repr(name) for name in names if name) or "no named columns"
-    if "title" not in names:
+    """Check the header in one pass over it (a header may have 100,000 columns)."""
+    counts = Counter(name for name in names if name)
+    if "title" not in counts:
+        found = _listed(list(counts)) or "no named columns"
         parsed.problem(line, f"CSV header has no title column (found: {found})")
         return False
-    unknown = [name for name in names if name and name not in COLUMNS]
+    unknown = [name for name in counts if name not in COLUMNS]
     if unknown:
-        parsed.problem(line, f"CSV header has unknown column(s) {', '.join(map(repr, unknown))}; "
+        parsed.problem(line, f"CSV header has unknown column(s) {_listed(unknown)}; "
                              f"expected some of {', '.join(COLUMNS)}")
         return False
-    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    repeated = sorted(name for name, n in counts.items() if n > 1)
     if repeated:
-        parsed.problem(line, f"CSV header names column(s) {', '.join(map(repr, repeated))} "
-                             "more than once")
+        times = ", ".join(f"{name!r} {counts[name]:,} times" for name in repeated)
+        parsed.problem(line, f"CSV header names column(s) more than once: {times}")
         return False
     return True
+
+
+def _listed(names: list[str], *, shown: int = 20) -> str:
+    """The first `shown` names quoted, and how many more there are."""
+    text = ", ".join(repr(name[:100]) for name in names[:shown])
+    return text + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
 
 
 def _row(row: list[str], names: list[str], line: int, parsed: Parsed, hints: Hints) -> None:

@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 
 _DECODER = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")  # what JSON counts as whitespace
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+TOO_DEEP = "invalid JSON: arrays or objects nested too deeply"
+
+
+class _Unusable(ValueError):
+    """A JSON value that parsed but cannot be an item's text; the message says why."""
 
 
 def parse(text: str, parsed: Parsed, hints: Hints) -> None:
@@ -32,7 +38,7 @@ def parse(text: str, parsed: Parsed, hints: Hints) -> None:
 def _first_value_spans_lines(text: str, start: int) -> bool:
     try:
         _, end = _DECODER.raw_decode(text, start)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
     return "\n" in text[start:end]
 
@@ -46,6 +52,9 @@ def _lines(text: str, parsed: Parsed, hints: Hints) -> None:
         except json.JSONDecodeError as exc:
             parsed.problem(number, f"invalid JSON: {exc.msg} (column {exc.colno})")
             continue
+        except RecursionError:
+            parsed.problem(number, TOO_DEEP)
+            continue
         _record(value, number, parsed, hints)
 
 
@@ -55,6 +64,9 @@ def _decode(text: str, start: int, line: int, parsed: Parsed, hints: Hints) -> i
         value, end = _DECODER.raw_decode(text, start)
     except json.JSONDecodeError as exc:
         parsed.problem(exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})")
+        return None
+    except RecursionError:
+        parsed.problem(line, TOO_DEEP)
         return None
     _record(value, line, parsed, hints)
     return end
@@ -119,7 +131,23 @@ def _record(value: Any, line: int, parsed: Parsed, hints: Hints) -> None:
     if not isinstance(value, dict):
         parsed.problem(line, f"expected a JSON object for an item, found {_json_type(value)}")
         return
+    try:
+        for key, field in value.items():
+            _check_text(key, "a field name")
+            if isinstance(field, str):
+                _check_text(field, f"field {key!r}")
+    except _Unusable as exc:
+        parsed.problem(line, str(exc))
+        return
     parsed.add(line, value, organisation=hints.organisation)
+
+
+def _check_text(text: str, what: str) -> None:
+    """JSON's \\u escapes can spell half a surrogate pair, which is no character at all."""
+    found = _SURROGATE.search(text)
+    if found:
+        raise _Unusable(f"invalid JSON text: {what} has a lone surrogate"
+                        f" \\u{ord(found[0]):04x} (half of a \\u pair; not a character)")
 
 
 def _json_type(value: Any) -> str:

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from searchapp.config import PACKAGE_DIR, Settings, templates_dir
 from searchapp.errors import ImportRejected, SearchappError
 from searchapp.indexer import IndexStore
+from searchapp.models import xml_safe
 from searchapp.search import Engine
 from searchapp.web.admin import bp as admin_bp
 from searchapp.web.api import bp as api_bp
@@ -31,6 +32,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
     app.after_request(_headers)
+    # Text that XML cannot carry (U+FFFE, U+FFFF, control characters) never reaches the
+    # Atom feed, even from a catalog written before imports dropped it.
+    app.add_template_filter(xml_safe, "xml_text")
 
     @app.errorhandler(SearchappError)
     def _ours(exc: SearchappError) -> Response | tuple[str, int]:
@@ -50,6 +54,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if exc.code == 413:
             message = (f"the request is larger than the limit of {settings.max_upload_bytes:,}"
                        " bytes (SEARCHAPP_MAX_UPLOAD_BYTES)")
+            length = request.content_length
+            if length is not None and length <= settings.max_upload_bytes:
+                # Within the byte limit, so Werkzeug's limit on multipart parts refused it.
+                message = (f"the upload has more than {app.config['MAX_FORM_PARTS']:,} parts"
+                           " (files and fields); send the files in several uploads")
         return _error(exc.code or 500, code, message)
 
     @app.errorhandler(Exception)
@@ -71,13 +80,20 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# On every response, also on the errors the HTTP server answers itself (searchapp.server).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
 def _headers(response: Response) -> Response:
     """Security headers everywhere; open CORS for reading the public API."""
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
     path = request.path
     if (path.startswith("/api/") and not path.startswith("/api/admin/")) or path == "/healthz":
         headers["Access-Control-Allow-Origin"] = "*"

@@ -20,7 +20,7 @@ from searchapp import importers, jobs
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import BadParameter, NotFound, Unauthorised
-from searchapp.models import MAX_FIELD
+from searchapp.models import InvalidItem, check_organisation
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 
@@ -57,11 +57,20 @@ def imports() -> tuple[Response, int, dict[str, str]]:
         raise BadParameter("format", f"must be one of {', '.join(importers.FORMATS)},"
                                      f" not {fmt!r}")
     organisation = request.form.get("organisation") or None
-    if organisation is not None and len(organisation) > MAX_FIELD:
-        raise BadParameter("organisation", f"is {len(organisation)} characters long; the"
-                                           f" limit is {MAX_FIELD}")
+    if organisation is not None:
+        try:
+            organisation = check_organisation(organisation) or None
+        except InvalidItem as exc:
+            raise BadParameter("organisation", str(exc)) from None
     skip = request.form.get("skip_invalid", "false").lower() in ("1", "true", "yes", "on")
-    files = [(f"upload:{PurePath(u.filename or 'upload').name}", u.read()) for u in uploads]
+    files = []
+    seen: dict[str, int] = {}
+    for upload in uploads:
+        name = f"upload:{PurePath(upload.filename or 'upload').name}"
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:  # two parts with one file name: keep their problems apart
+            name = f"{name}#{seen[name]}"
+        files.append((name, upload.read()))
     job = jobs.submit(_settings(), "import", files=files, params={
         "format": fmt, "organisation": organisation, "skip_invalid": skip})
     return _accepted(job, wait)

@@ -1,0 +1,241 @@
+"""The languages searchapp analyses, and how each one turns a word into an index term.
+
+Each language has an nltk Snowball stemmer (no data download), the Snowball
+project's stop list (as shipped in ``whoosh.lang.stopwords``), a name in its own
+words for the facet, and the elided articles to strip ("l'économie" is indexed
+as "économie"). :func:`analyse_word` is the per-word step of the analysis chain:
+lowercase, elision, stop word check, stem, accent folding. :func:`detect` picks
+an item's language from its title and summary with the lingua detector.
+
+English keeps the product's chain as it was: accents are folded before stemming
+(accents in English text are incidental: "résumés" and "resumes" should meet),
+and its stop list is Snowball's less "who". The other Snowball stemmers have
+rules written with their accented letters (French "-ées", German "ä"/"ß",
+Portuguese "-ção", Russian "й"), so those stem the word as typed and fold
+the stem afterwards (Dutch's drops accents itself; the order makes no difference).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nltk.stem.snowball import SnowballStemmer
+from whoosh.lang.stopwords import stoplists
+from whoosh.support.charset import accent_map
+
+if TYPE_CHECKING:
+    from lingua import LanguageDetector
+
+__all__ = [
+    "DEFAULT_LANGUAGE",
+    "DETECTION_THRESHOLD",
+    "LANGUAGES",
+    "Language",
+    "analyse_word",
+    "detect",
+    "fold",
+    "index_terms",
+    "language_for_tag",
+    "word_analyser",
+]
+
+DEFAULT_LANGUAGE = "en"
+
+# Below this confidence the detector's answer is not trusted and the item is taken as
+# English. Chosen on tests/data/language_titles.jsonl (bench/RESULTS.md, "Language
+# detection"): the highest that turns none of the right answers on the titles there
+# into English. With a summary, every right answer there scored 0.63 or more.
+DETECTION_THRESHOLD = 0.2
+
+STEM_CACHE_SIZE = 100_000
+
+
+@dataclass(frozen=True)
+class Language:
+    """One analysed language: what the facet shows and what the analyser needs."""
+
+    code: str  # ISO 639-1, as stored on items
+    name: str  # in the language itself, for readers ("Français")
+    stemmer: str  # nltk SnowballStemmer name
+    stop_words: frozenset[str]
+    # Whether the stemmer is given the word with its accents (then the stem is folded).
+    stem_with_accents: bool = True
+    # Articles and pronouns written against the next word with an apostrophe.
+    elisions: frozenset[str] = frozenset()
+
+
+# Whoosh's accent map, with the letters people type as two when they have no key for
+# them: "Strasse" for "Straße" (the map alone gives "Strase"), "oeuvre" for "œuvre".
+_FOLDS = {**accent_map, ord("ß"): "ss", ord("œ"): "oe", ord("æ"): "ae"}
+
+
+def fold(text: str) -> str:
+    """Accents off: "coopératives" → "cooperatives", "Straße" → "Strasse"."""
+    return text.translate(_FOLDS)
+
+
+# The copy of Snowball's lists in Whoosh (and PostgreSQL, and NLTK) lost French "les"
+# and "ils", which the Snowball project's own list has (nltk/nltk_data issue #16).
+_STOP_ADDITIONS = {"fr": frozenset({"les", "ils"})}
+# "who": news readers search for the WHO (bench/RESULTS.md, relevance).
+_STOP_REMOVALS = {"en": frozenset({"who"})}
+
+
+def _stop_list(code: str) -> frozenset[str]:
+    words = (stoplists[code] | _STOP_ADDITIONS.get(code, frozenset())) - _STOP_REMOVALS.get(
+        code, frozenset())
+    # Folded forms too, so "ete" typed for "été" is dropped like it.
+    return frozenset(words | {fold(word) for word in words})
+
+
+# Lucene's ElisionFilter article sets for French and Italian, plus Italian's
+# contracted prepositions ("dell'Alleanza", "sull'energia").
+_FRENCH_ELISIONS = frozenset(
+    ["l", "m", "t", "qu", "n", "s", "j", "d", "c", "jusqu", "quoiqu", "lorsqu", "puisqu"])
+_ITALIAN_ELISIONS = frozenset(
+    ["c", "l", "all", "dall", "dell", "nell", "sull", "coll", "pell", "gl", "agl", "dagl",
+     "degl", "negl", "sugl", "un", "m", "t", "s", "v", "d", "quell", "quest", "bell", "sant",
+     "anch"])
+
+_SPECS: tuple[tuple[str, str, str], ...] = (
+    # code, name, nltk stemmer
+    ("en", "English", "english"),
+    ("fr", "Français", "french"),
+    ("es", "Español", "spanish"),
+    ("it", "Italiano", "italian"),
+    ("de", "Deutsch", "german"),
+    ("pt", "Português", "portuguese"),
+    ("nl", "Nederlands", "dutch"),
+    ("da", "Dansk", "danish"),
+    ("sv", "Svenska", "swedish"),
+    ("no", "Norsk", "norwegian"),
+    ("fi", "Suomi", "finnish"),
+    ("hu", "Magyar", "hungarian"),
+    ("ru", "Русский", "russian"),
+)
+
+LANGUAGES: dict[str, Language] = {
+    code: Language(
+        code=code,
+        name=name,
+        stemmer=stemmer,
+        stop_words=_stop_list(code),
+        stem_with_accents=code != "en",
+        elisions={"fr": _FRENCH_ELISIONS, "it": _ITALIAN_ELISIONS}.get(code, frozenset()),
+    )
+    for code, name, stemmer in _SPECS
+}
+
+_APOSTROPHE = re.compile(r"['’]")
+
+
+def word_analyser(code: str) -> Callable[[str], str | None]:
+    """The per-word analysis of one language, built once: a word → its term, or None.
+
+    Raises KeyError for a language that is not in :data:`LANGUAGES`.
+    """
+    return _word_analyser(code)
+
+
+@functools.cache
+def _word_analyser(code: str) -> Callable[[str], str | None]:
+    language = LANGUAGES[code]
+    stem: Callable[[str], str] = SnowballStemmer(language.stemmer).stem
+    stop_words = language.stop_words
+    elisions = language.elisions
+    with_accents = language.stem_with_accents
+
+    @functools.lru_cache(maxsize=STEM_CACHE_SIZE)
+    def analyse(word: str) -> str | None:
+        word = word.lower()
+        apostrophe = _APOSTROPHE.search(word) if elisions else None
+        if apostrophe and word[:apostrophe.start()] in elisions and apostrophe.end() < len(word):
+            word = word[apostrophe.end():]
+        if word in stop_words:
+            return None
+        if with_accents:
+            return fold(stem(word))
+        return stem(word.translate(accent_map))  # the English chain as it was, ß → s included
+
+    return analyse
+
+
+def analyse_word(word: str, language: str) -> str | None:
+    """The index term of one word in one language; None for a stop word."""
+    return _word_analyser(language)(word)
+
+
+def index_terms(word: str, language: str) -> tuple[str, ...]:
+    """The terms to index for a word: its term, and the term its accentless spelling gets.
+
+    Where a stemmer's rules need the accents, "salariés" and "salaries" stem apart
+    ("salari", "salar"); indexing both lets a query typed without accents find the
+    item. Empty for a stop word.
+    """
+    term = analyse_word(word, language)
+    if term is None:
+        return ()
+    plain = fold(word)
+    if plain == word.lower() or not LANGUAGES[language].stem_with_accents:
+        return (term,)
+    other = analyse_word(plain, language)
+    return (term,) if other is None or other == term else (term, other)
+
+
+# Codes other software uses for the languages above (BCP 47 primary subtags).
+_ALIASES = {"nb": "no", "nn": "no"}
+# lingua knows Norwegian as Bokmål and Nynorsk; Bokmål is what most news is written in.
+_ALIAS_BACK = {"no": "nb"}
+
+
+def language_for_tag(tag: str | None) -> str | None:
+    """The analysed language a BCP 47 tag names ("fr-CA", "pt_BR", "NB"), or None."""
+    if not tag:
+        return None
+    primary = re.split(r"[-_]", tag.strip(), maxsplit=1)[0].lower()
+    primary = _ALIASES.get(primary, primary)
+    return primary if primary in LANGUAGES else None
+
+
+_detector_lock = threading.Lock()
+_detector_built: list[LanguageDetector] = []
+
+
+def _detector() -> LanguageDetector:
+    # Built on first use: the models of the 13 languages take 1–6 s and about 340 MB
+    # (bench/RESULTS.md), which a process that only searches never pays. The lock
+    # keeps two threads from loading them twice.
+    with _detector_lock:
+        if not _detector_built:
+            from lingua import IsoCode639_1, LanguageDetectorBuilder
+            from lingua import Language as LinguaLanguage
+
+            wanted = [_ALIAS_BACK.get(code, code) for code in LANGUAGES]
+            languages = [LinguaLanguage.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
+                         for code in wanted]
+            _detector_built.append(LanguageDetectorBuilder.from_languages(*languages).build())
+        return _detector_built[0]
+
+
+def detect(title: str, summary: str = "") -> tuple[str, float]:
+    """The language of an item from its title and summary, with the detector's confidence.
+
+    Falls back to English (with the low confidence) when the detector is unsure or
+    the text has no letters.
+    """
+    text = f"{title.strip()}\n{summary.strip()}".strip()
+    if not any(ch.isalpha() for ch in text):
+        return DEFAULT_LANGUAGE, 0.0
+    values = _detector().compute_language_confidence_values(text)
+    top = values[0]
+    confidence = float(top.value)
+    code = _ALIASES.get(top.language.iso_code_639_1.name.lower(),
+                        top.language.iso_code_639_1.name.lower())
+    if confidence < DETECTION_THRESHOLD or code not in LANGUAGES:
+        return DEFAULT_LANGUAGE, confidence
+    return code, confidence
