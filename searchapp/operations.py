@@ -111,7 +111,8 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
     """Store several inputs, each in its own transaction, then update the index once.
 
     For sources that refresh themselves: the valid records of each input are
-    stored (its problems count as skipped), and one input failing to store
+    stored (its problems count as skipped, records that would move an id to
+    another organisation among them), and one input failing to store
     leaves the others stored. Raises `Busy` when the lock is not had in time
     (nothing stored then).
     """
@@ -119,6 +120,8 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
     results: list[ImportReport | SearchappError] = []
     changed: list[Item] = []
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+        # An id stays with its organisation: records that would move one are skipped.
+        importers.check_organisations(parsed, catalog.organisations_of)
         for done, result in enumerate(parsed):
             progress("storing", done, len(parsed))
             try:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from searchapp.errors import BadParameter, FetchError
+from searchapp.models import InvalidItem, check_organisation
 
 __all__ = [
     "DEFAULT_EVERY",
@@ -99,7 +100,10 @@ def new_source(*, name: str, url: str, organisation: str, kind: str | None = Non
         url = check_url(url)
     except FetchError as exc:
         raise BadParameter("URL", str(exc)) from None
-    org = " ".join(organisation.split())
+    try:
+        org = check_organisation(organisation)
+    except InvalidItem as exc:
+        raise BadParameter("--org", str(exc)) from None
     if not org:
         raise BadParameter("--org", "the organisation must not be blank")
     if kind is not None and kind not in KINDS:

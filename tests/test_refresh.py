@@ -281,6 +281,23 @@ def test_invalid_records_are_skipped_and_the_rest_imported(cli: Cli, settings: S
     assert [t for t, _ in _items(settings).values()] == ["Alpha"]
 
 
+def test_a_source_cannot_take_another_organisations_item(cli: Cli, settings: Settings,
+                                                         site: HTTPServer) -> None:
+    """Ids come from article URLs; one already stored for another organisation stays its."""
+    site.expect_request("/a.jsonl").respond_with_data(jsonl("Alpha"))
+    site.expect_request("/b.jsonl").respond_with_data(jsonl("Alpha again", "Beta"))
+    cli("sources", "add", "a", site.url_for("/a.jsonl"), "--org", "ICA")
+    cli("sources", "add", "b", site.url_for("/b.jsonl"), "--org", "ILO")
+    assert cli("refresh", "a").exit_code == 0
+    result = cli("refresh", "b")
+    assert result.exit_code == 0
+    assert result.stdout == "b: 1 added, 0 updated, 0 unchanged, 1 skipped\n"
+    assert result.stderr == ("  skipped b:1: id 'https://news.example.org/1' already belongs"
+                             " to an item of ICA; an import cannot move it to ILO (give this"
+                             " organisation's items ids of their own)\n")
+    assert sorted(_items(settings).values()) == [("Alpha", "a"), ("Beta", "b")]
+
+
 def test_refresh_of_an_unknown_source(cli: Cli) -> None:
     result = cli("refresh", "nope")
     assert result.exit_code == 1
