@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import Cli
@@ -296,6 +297,21 @@ def test_a_source_cannot_take_another_organisations_item(cli: Cli, settings: Set
                              " to an item of ICA; an import cannot move it to ILO (give this"
                              " organisation's items ids of their own)\n")
     assert sorted(_items(settings).values()) == [("Alpha", "a"), ("Beta", "b")]
+
+
+def test_sources_are_backed_up_with_the_catalog(cli: Cli, settings: Settings,
+                                                site: HTTPServer, tmp_path: Path) -> None:
+    site.expect_request("/news.jsonl").respond_with_data(jsonl("Alpha"),
+                                                         headers={"ETag": '"v1"'})
+    cli("sources", "add", "ica-news", site.url_for("/news.jsonl"), "--org", "ICA", "--every",
+        "2h")
+    assert cli("refresh").exit_code == 0
+    before = json.loads(cli("sources", "list", "--json").stdout)
+    assert cli("backup", tmp_path / "saved.sqlite3").exit_code == 0
+    cli("sources", "remove", "ica-news")
+    assert cli("restore", tmp_path / "saved.sqlite3").exit_code == 0
+    assert json.loads(cli("sources", "list", "--json").stdout) == before
+    assert before[0]["etag"] == '"v1"' and before[0]["items"] == 1
 
 
 def test_refresh_of_an_unknown_source(cli: Cli) -> None:
