@@ -25,12 +25,18 @@ run: $(VENV)/.installed-run
 	$(BIN)/searchapp reindex --if-needed
 	$(BIN)/searchapp serve --host $(HOST) --port $(PORT)
 
+# axe-core for the accessibility checks in the browser tests, from the npm registry
+# (tests/package-lock.json pins it).
+tests/node_modules/axe-core/axe.min.js: tests/package.json tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund
+	touch $@
+
 ## test: the whole suite
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test tests/node_modules/axe-core/axe.min.js
 	$(BIN)/python -m pytest
 
 ## screenshots: refresh docs/screenshot*.png (the README's pictures) from the browser tests
-screenshots: $(VENV)/.installed-test
+screenshots: $(VENV)/.installed-test tests/node_modules/axe-core/axe.min.js
 	SEARCHAPP_SCREENSHOTS=$(CURDIR)/docs $(BIN)/python -m pytest -q tests/test_browser.py -k screenshots
 
 lint: $(VENV)/.installed-test

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS items (
     url          TEXT,
     language     TEXT NOT NULL DEFAULT 'en',
     source       TEXT NOT NULL DEFAULT '',
+    source_url   TEXT,
     added_at     TEXT NOT NULL,
     updated_at   TEXT NOT NULL
 );
@@ -93,7 +94,10 @@ _JOB_JSON = ("params", "result", "error")
 _JOB_FIELDS = ("state", "phase", "done", "total", "started", "finished", "result", "error",
                "pid")
 
-_COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source")
+_COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source",
+            "source_url")
+# Columns added after 0.1.0, created on catalogs made before them.
+_ADDED_COLUMNS = {"source_url": "TEXT"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,7 @@ def _row_to_item(row: sqlite3.Row) -> Item:
         id=row["id"], organisation=row["organisation"], title=row["title"],
         summary=row["summary"], date=dt.date.fromisoformat(row["date"]) if row["date"] else None,
         type=row["type"], url=row["url"], language=row["language"], source=row["source"],
+        source_url=row["source_url"],
     )
 
 
@@ -161,8 +166,19 @@ class Catalog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._add_missing_columns()
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
+
+    def _add_missing_columns(self) -> None:
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(items)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in present:
+                try:
+                    self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process added it first
+                        raise
 
     def close(self) -> None:
         self._db.close()
@@ -204,7 +220,9 @@ class Catalog:
         """Store items in one transaction and log the import.
 
         An item whose content is unchanged is left alone (its source too), so
-        re-importing the same file reports everything unchanged.
+        re-importing the same file reports everything unchanged. Its `source_url`
+        is only filled in where it had none: an article found through a second
+        feed or page keeps the first one's.
         """
         report = ImportReport(skipped=skipped)
         now = _now()
@@ -236,6 +254,11 @@ class Catalog:
                     report.updated += 1
                     report.changed.append(item)
                 else:
+                    if row["source_url"] is None and item.source_url:
+                        # Learnt later (a manifest gained it): kept, but nothing searchable
+                        # changed, so the item stays "unchanged".
+                        db.execute("UPDATE items SET source_url = ? WHERE id = ?",
+                                   (item.source_url, item.id))
                     report.unchanged += 1
             db.execute(
                 "INSERT INTO imports (at, sources, added, updated, unchanged, skipped)"
@@ -461,4 +484,4 @@ def _row_to_source(row: sqlite3.Row) -> Source:
 def _values(item: Item) -> tuple[Any, ...]:
     return (item.id, item.organisation, item.title, item.summary,
             item.date.isoformat() if item.date else None, item.type, item.url, item.language,
-            item.source)
+            item.source, item.source_url)

@@ -19,12 +19,14 @@ from searchapp import operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import ImportRejected, SearchappError
-from searchapp.importers import FORMATS
+from searchapp.importers import FORMATS, Hints
+from searchapp.importers.htmlpage import SELECTOR_FIELDS, selectors_from_options
 from searchapp.indexer import IndexStore
 from searchapp.progress import TerminalProgress
 from searchapp.models import InvalidItem, check_organisation
 from searchapp.search import Engine, SearchPage, SearchQuery
 from searchapp.sources import KINDS, format_duration, new_source
+from searchapp.urls import BadUrl, absolute_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,11 +68,25 @@ def main() -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True)
 @click.option("--skip-invalid", is_flag=True, help="Import the valid records, list the rest.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the catalog already has items.")
+@click.option("--url", "page_url", metavar="URL",
+              help="The saved page's or feed's address: relative links resolve against it.")
+@click.option("--select", "select", multiple=True, metavar="FIELD=CSS",
+              help=f"CSS selector for HTML pages (repeatable; fields: {', '.join(SELECTOR_FIELDS)};"
+                   " item and title required).")
+@click.option("--language", metavar="XX",
+              help="Two-letter language of a feed's or page's items (an item that declares"
+                   " another keeps it).")
+@click.option("--type-from-category", is_flag=True,
+              help="Use a feed or page item's first category as its type.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
 @_friendly
 def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
-                   skip_invalid: bool, if_empty: bool, quiet: bool) -> None:
-    """Import listing pages, JSON Lines, JSON arrays or CSV (files or directories)."""
+                   skip_invalid: bool, if_empty: bool, page_url: str | None,
+                   select: Sequence[str], language: str | None,
+                   type_from_category: bool, quiet: bool) -> None:
+    """Import feeds (RSS, Atom, RDF), HTML pages, listing pages, JSON Lines, JSON arrays
+    or CSV (files or directories); the format is told by the content."""
+    hints = _import_hints(page_url, select, language, type_from_category)
     settings = Settings.load()
     if organisation is not None:
         try:
@@ -84,12 +100,35 @@ def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
                 return
     with TerminalProgress(quiet=quiet) as progress:
         outcome = operations.import_paths(settings, paths, fmt=fmt, organisation=organisation,
-                                          skip_invalid=skip_invalid, progress=progress)
+                                          skip_invalid=skip_invalid, hints=hints,
+                                          progress=progress)
     for problem in outcome.skipped:
         click.echo(f"skipped {problem}", err=True)
     r = outcome.report
     click.echo(f"imported: {r.added} added, {r.updated} updated, {r.unchanged} unchanged"
                + (f", {r.skipped} skipped" if r.skipped else "") + f"; index {outcome.index}")
+
+
+def _import_hints(page_url: str | None, select: Sequence[str], language: str | None,
+                  type_from_category: bool) -> Hints:
+    """The import options as `Hints`, each checked (a usage error names the option)."""
+    if page_url is not None:
+        try:
+            absolute_url(page_url)
+        except BadUrl as exc:
+            raise click.BadParameter(f"{exc} (it must be an absolute http(s) address)",
+                                     param_hint="--url") from None
+    try:
+        selectors = selectors_from_options(select) if select else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--select") from None
+    if language is not None:
+        language = language.strip().lower()
+        if len(language) != 2 or not language.isascii() or not language.isalpha():
+            raise click.BadParameter(f"{language!r} is not a two-letter ISO 639-1 code",
+                                     param_hint="--language")
+    return Hints(url=page_url.strip() if page_url else None, selectors=selectors,
+                 language=language, type_from_category=type_from_category)
 
 
 @main.command()
@@ -157,6 +196,8 @@ def _print_page(result: SearchPage) -> None:
         score = f"  score {hit.score:.2f}" if hit.score is not None else ""
         click.echo(f"\n{rank:>3}. {item.title}")
         click.echo(f"     {item.organisation} · {item.type} · {when}{score}  [{item.id}]")
+        if item.url:
+            click.echo(f"     {item.url}")
     for name, values in result.facets.items():
         shown = ", ".join(f"{'*' if v.selected else ''}{v.label} ({v.count})" for v in values)
         click.echo(f"\n{name}: {shown or '-'}")

@@ -264,7 +264,8 @@ def _work(settings: Settings, job: Job, progress: _Progress) -> dict[str, Any]:
     if job.kind == "reindex":
         return operations.rebuild(settings, progress=progress).to_dict()
     if job.kind == "import":
-        hints = importers.Hints(organisation=job.params.get("organisation") or None)
+        hints = importers.Hints(organisation=job.params.get("organisation") or None,
+                                url=job.params.get("url") or None)
         fmt = job.params.get("format", "auto")
         progress("reading")
         parsed = []

@@ -46,6 +46,9 @@ class Item:
     url: str | None = None
     language: str = DEFAULT_LANGUAGE
     source: str = ""
+    # The address of the feed or page the item was read from (a manifest's
+    # `source_url`, `--url`, or the fetched URL); shown as the publisher's site.
+    source_url: str | None = None
 
     @property
     def year(self) -> int | None:
@@ -59,7 +62,7 @@ class Item:
         return data
 
     def content_key(self) -> tuple[Any, ...]:
-        """What decides whether a re-import changed the item (the source file does not)."""
+        """What decides whether a re-import changed the item (where it was found does not)."""
         return (self.organisation, self.title, self.summary, self.date, self.type, self.url,
                 self.language)
 
@@ -144,7 +147,8 @@ def _text(record: Mapping[str, Any], name: str, *, limit: int = MAX_FIELD) -> st
 
 
 def build_item(
-    record: Mapping[str, Any], *, organisation: str | None = None, source: str = ""
+    record: Mapping[str, Any], *, organisation: str | None = None, source: str = "",
+    source_url: str | None = None,
 ) -> Item:
     """Validate one raw record and make it an `Item`.
 
@@ -178,4 +182,4 @@ def build_item(
         raise InvalidItem(f"{exc} (the id is taken from the url)" if not given else str(exc)) \
             from None
     return Item(id=item_id, organisation=org, title=title, summary=summary, date=date,
-                type=kind, url=url, language=language, source=source)
+                type=kind, url=url, language=language, source=source, source_url=source_url)

@@ -66,12 +66,18 @@ class RebuildOutcome:
 
 def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = "auto",
                  organisation: str | None = None, skip_invalid: bool = False,
+                 hints: importers.Hints | None = None,
                  progress: Progress = _quiet) -> ImportOutcome:
-    """Import files and directories (with manifests) given on the command line."""
+    """Import files and directories (with manifests) given on the command line.
+
+    `hints` carries the other options (page address, selectors, language, type
+    from category); a manifest's values win over them.
+    """
     parsed: list[importers.Parsed] = []
     progress("reading files", 0, len(paths))
     for done, path in enumerate(paths, 1):
-        parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation))
+        parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
+                                        defaults=hints or importers.Hints()))
         progress("reading files", done, len(paths))
     return import_parsed(settings, parsed, skip_invalid=skip_invalid, progress=progress)
 

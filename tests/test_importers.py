@@ -78,7 +78,7 @@ def test_cecop_first_item_has_truncated_title_and_no_label_or_summary(cecop: Par
                  "change and one of the few systems that, in today’s world, can provide "
                  "opportunities for growth and the empowerment of",
         "summary": "", "date": "2017-03-16", "year": 2017, "type": "News", "url": None,
-        "language": "en", "source": cecop.source,
+        "language": "en", "source": cecop.source, "source_url": None,
     }
 
 
@@ -601,7 +601,7 @@ def test_directory_without_manifest(tmp_path: Path) -> None:
     (result,) = collect([empty])
     assert problems(result) == [
         (f"{empty}:1: directory has no manifest.toml and no file to import (looked for .txt, "
-        ".text, .jsonl, .ndjson, .json, .csv)")]
+        ".text, .jsonl, .ndjson, .json, .csv, .xml, .rss, .atom, .rdf, .html, .htm)")]
 
 
 def test_missing_file_and_organisation_from_org(tmp_path: Path) -> None:

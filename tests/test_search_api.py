@@ -225,7 +225,8 @@ def test_undated_is_a_year_value_that_filters(client: FlaskClient) -> None:
     undated = search(client, year="undated")
     assert undated["total"] == 1 and undated["hits"][0]["date"] is None
     html = client.get("/").get_data(as_text=True)
-    assert '<span class="label">Undated</span> <span class="count">1</span>' in html
+    assert re.search(r'<span class="label">Undated</span>\s*<span class="track"[^>]*>'
+                     r'<span class="bar w\d+"></span></span>\s*<span class="count">1</span>', html)
     assert "year=undated" in html
 
 

@@ -6,6 +6,8 @@ caller decides, after the whole input is validated, whether to store anything.
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -14,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from searchapp.errors import BadParameter, Problem
-from searchapp.importers import csvfile, jsonl, listing
+from searchapp.importers import csvfile, feed, htmlpage, jsonl, listing, sniff
 from searchapp.importers.decode import MAX_BYTES, UndecodableInput, decode
 from searchapp.models import InvalidItem, Item, build_item, derive_id
+from searchapp.urls import BadUrl, absolute_url
 
 __all__ = [
     "EXTENSIONS",
@@ -32,10 +35,12 @@ __all__ = [
     "parse_bytes",
 ]
 
-FORMATS = ("auto", "listing", "jsonl", "csv")
-# File extensions a directory import picks up, and the format each implies.
+FORMATS = ("auto", "listing", "jsonl", "csv", "feed", "html")
+# File extensions a directory import picks up, and the format each implies. Feeds and
+# HTML pages are told by their content whatever their name, so they imply nothing.
 EXTENSIONS = {".txt": None, ".text": None, ".jsonl": "jsonl", ".ndjson": "jsonl",
-              ".json": "jsonl", ".csv": "csv"}
+              ".json": "jsonl", ".csv": "csv", ".xml": None, ".rss": None, ".atom": None,
+              ".rdf": None, ".html": None, ".htm": None}
 MANIFEST = "manifest.toml"
 _MANIFEST_KEYS = ("path", "organisation", "layout", "source_url")
 
@@ -55,6 +60,7 @@ class Parsed:
     source: str
     records: list[Record] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    source_url: str | None = None  # the feed or page address, kept on each item
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(Problem(self.source, line, message))
@@ -62,7 +68,8 @@ class Parsed:
     def add(self, line: int, fields: Mapping[str, Any], *, organisation: str | None) -> None:
         """Validate one raw record with `build_item`: a `Record` if valid, else a problem."""
         try:
-            item = build_item(fields, organisation=organisation, source=self.source)
+            item = build_item(fields, organisation=organisation, source=self.source,
+                              source_url=self.source_url)
         except InvalidItem as exc:
             self.problem(line, str(exc))
         else:
@@ -75,15 +82,57 @@ class Hints:
 
     organisation: str | None = None  # from --org or a manifest
     layout: str | None = None  # listing layout from a manifest
-    url: str | None = None  # source url from a manifest
-    selectors: Mapping[str, str] | None = None  # CSS per field, for pages of a source
-    language: str | None = None  # the source's language, where records give none
-    type_from_category: bool = False  # a feed entry's first category as its type
+    # The address of the page or feed (a manifest's source_url, --url, the fetched URL):
+    # relative links resolve against it and items keep it as their `source_url`.
+    url: str | None = None
+    # CSS selectors (fields in htmlpage.SELECTOR_FIELDS) for HTML pages that mark up
+    # nothing we recognise; when given they replace the automatic readers.
+    selectors: Mapping[str, str] | None = None
+    language: str | None = None  # a feed's or page's items' language (see articles.choose_language)
+    type_from_category: bool = False  # a feed or page item's first category is its type
 
 
-Parser = Callable[[str, Parsed, Hints], None]
+Parser = Callable[[bytes, Parsed, Hints], None]
 
-PARSERS: dict[str, Parser] = {"listing": listing.parse, "jsonl": jsonl.parse, "csv": csvfile.parse}
+
+def _text_format(parse: Callable[[str, Parsed, Hints], None]) -> Parser:
+    """A parser of text formats, behind the shared decoding checks."""
+
+    def parse_bytes(data: bytes, parsed: Parsed, hints: Hints) -> None:
+        try:
+            text = decode(data)
+        except UndecodableInput as exc:
+            parsed.problem(exc.line, exc.message)
+            return
+        parse(text, parsed, hints)
+
+    return parse_bytes
+
+
+def _markup_format(parse: Parser) -> Parser:
+    """A parser of feeds or HTML, which read their own charset declarations."""
+
+    def parse_bytes(data: bytes, parsed: Parsed, hints: Hints) -> None:
+        if not data.strip():
+            parsed.problem(1, "file is empty" if not data else "file is empty (only whitespace)")
+        elif len(data) > MAX_BYTES:
+            parsed.problem(1, f"file is larger than the limit of {MAX_BYTES:,} bytes")
+        elif b"\x00" in data and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            parsed.problem(1, "binary file, not text")
+        else:
+            parse(data, parsed, hints)
+
+    return parse_bytes
+
+
+_TEXT_PARSERS: dict[str, Callable[[str, Parsed, Hints], None]] = {
+    "listing": listing.parse, "jsonl": jsonl.parse, "csv": csvfile.parse}
+# Every format reads bytes: the text formats share decode.py's strict UTF-8 checks,
+# feeds and HTML pages decode as their own declarations say.
+PARSERS: dict[str, Parser] = {
+    **{name: _text_format(parse) for name, parse in _TEXT_PARSERS.items()},
+    "feed": _markup_format(feed.parse), "html": _markup_format(htmlpage.parse),
+}
 
 
 def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hints()) -> Parsed:
@@ -94,22 +143,51 @@ def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hin
     if fmt not in FORMATS:
         raise BadParameter("format", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
     parsed = Parsed(name)
-    try:
-        text = decode(data)
-    except UndecodableInput as exc:
-        parsed.problem(exc.line, exc.message)
+    if hints.url:
+        try:
+            parsed.source_url = absolute_url(hints.url)
+        except BadUrl as exc:
+            parsed.problem(1, f"the page address is not usable: {exc}")
+            return parsed
+    chosen, text = _sniff_format(data, parsed, hints) if fmt == "auto" else (fmt, None)
+    if chosen is None:
         return parsed
-    chosen = guess_format(name, text, hints=hints) if fmt == "auto" else fmt
-    PARSERS[chosen](text, parsed, hints)
+    if text is not None and chosen in _TEXT_PARSERS:
+        _TEXT_PARSERS[chosen](text, parsed, hints)  # decoded (and checked) while sniffing
+    else:
+        PARSERS[chosen](data, parsed, hints)
     _drop_duplicates(parsed)
     parsed.problems.sort(key=lambda problem: problem.line)
     return parsed
 
 
+def _sniff_format(data: bytes, parsed: Parsed, hints: Hints) -> tuple[str | None, str | None]:
+    """The format of raw bytes, and their text when a text format needed decoding to
+    tell; no format, with a problem, for XML that is no feed."""
+    if hints.layout:
+        return "listing", None
+    kind = sniff.sniff(data)
+    if kind == sniff.XML:
+        parsed.problem(1, f"an XML document with root element <{sniff.root_name(data)}> is"
+                          " not a feed (expected <rss>, <feed> or <rdf:RDF>) nor an HTML page")
+        return None, None
+    if kind:
+        return kind, None
+    try:
+        text = decode(data)
+    except UndecodableInput:
+        return "listing", None  # the text parser reports why it cannot be read
+    return guess_format(parsed.source, text, hints=hints), text
+
+
 def guess_format(name: str, text: str, *, hints: Hints = Hints()) -> str:
-    """The format of an input: a manifest layout, else its extension, else its first line."""
+    """The format of an input: a manifest layout, else markup by its first element (a
+    feed or an HTML page), else its extension, else its first line."""
     if hints.layout:
         return "listing"
+    kind = sniff.sniff(text.encode("utf-8"))
+    if kind in (sniff.FEED, sniff.HTML):
+        return kind
     implied = EXTENSIONS.get(Path(name).suffix.lower())
     if implied:
         return implied
@@ -178,14 +256,17 @@ def check_organisations(parsed: Sequence[Parsed],
 
 
 def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
-            organisation: str | None = None) -> list[Parsed]:
+            organisation: str | None = None, defaults: Hints = Hints()) -> list[Parsed]:
     """Parse every file named, or found in a named directory, in order.
 
     A directory with a ``manifest.toml`` imports the files it lists, with their
     organisation, layout and source url; otherwise every file with a known
     extension. `organisation` (``--org``) is the fallback where neither the
-    record nor a manifest gives one. Problems name each file as it was given.
+    record nor a manifest gives one; `defaults` carries the other options given
+    (``--url``, ``--select``, ``--language``, ``--type-from-category``), a
+    manifest's values winning. Problems name each file as it was given.
     """
+    defaults = dataclasses.replace(defaults, organisation=organisation or defaults.organisation)
     if fmt not in FORMATS:
         raise BadParameter("format", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
     results: list[Parsed] = []
@@ -193,23 +274,27 @@ def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
         path = Path(given)
         name = str(given)
         if path.is_dir():
-            results.extend(_collect_directory(path, name, fmt=fmt, organisation=organisation))
+            results.extend(_collect_directory(path, name, fmt=fmt, defaults=defaults))
             continue
-        hints = _sibling_manifest_hints(path) or Hints()
-        hints = Hints(organisation=hints.organisation or organisation, layout=hints.layout,
-                      url=hints.url)
+        hints = _with_defaults(_sibling_manifest_hints(path) or Hints(), defaults)
         results.append(_read(path, name, fmt=fmt, hints=hints))
     return results
 
 
+def _with_defaults(hints: Hints, defaults: Hints) -> Hints:
+    """A manifest's hints for a file, with the command line's filling what it leaves out."""
+    return dataclasses.replace(
+        defaults, **{f.name: getattr(hints, f.name) for f in dataclasses.fields(Hints)
+                     if getattr(hints, f.name) not in (None, False)})
+
+
 def _collect_directory(directory: Path, name: str, *, fmt: str,
-                       organisation: str | None) -> list[Parsed]:
+                       defaults: Hints) -> list[Parsed]:
     if (directory / MANIFEST).is_file():
         manifest, entries = _read_manifest(directory, str(Path(name) / MANIFEST))
         results = [manifest] if manifest.problems else []
         for entry in entries:
-            hints = Hints(organisation=entry.hints.organisation or organisation,
-                          layout=entry.hints.layout, url=entry.hints.url)
+            hints = _with_defaults(entry.hints, defaults)
             results.append(_read(entry.path, entry.name, fmt=fmt, hints=hints))
         return results
     files = sorted(child for child in directory.iterdir()
@@ -220,8 +305,7 @@ def _collect_directory(directory: Path, name: str, *, fmt: str,
         empty.problem(1, f"directory has no {MANIFEST} and no file to import "
                          f"(looked for {', '.join(EXTENSIONS)})")
         return [empty]
-    hints = Hints(organisation=organisation)
-    return [_read(file, str(Path(name) / file.name), fmt=fmt, hints=hints) for file in files]
+    return [_read(file, str(Path(name) / file.name), fmt=fmt, hints=defaults) for file in files]
 
 
 def _read(path: Path, name: str, *, fmt: str, hints: Hints) -> Parsed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, render_template, request
+from flask_compress import Compress
 from werkzeug.exceptions import HTTPException
 
 from searchapp.config import PACKAGE_DIR, Settings, templates_dir
@@ -35,6 +36,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Text that XML cannot carry (U+FFFE, U+FFFF, control characters) never reaches the
     # Atom feed, even from a catalog written before imports dropped it.
     app.add_template_filter(xml_safe, "xml_text")
+    app.config.update(COMPRESS_ALGORITHM=COMPRESSION, COMPRESS_MIMETYPES=COMPRESSED_TYPES)
+    Compress(app)
 
     @app.errorhandler(SearchappError)
     def _ours(exc: SearchappError) -> Response | tuple[str, int]:
@@ -71,6 +74,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 # Routes read by programs rather than people: their errors are JSON, like the API's.
 MACHINE_ROUTES = ("/healthz", "/feed.atom", "/opensearch.xml")
+# Responses are compressed for clients that accept it, brotli first (README: Compression).
+COMPRESSION = ["br", "gzip"]
+COMPRESSED_TYPES = ["text/html", "text/css", "text/javascript", "application/javascript",
+                    "application/json", "application/atom+xml", "image/svg+xml",
+                    "application/opensearchdescription+xml"]
 
 # No inline script or style anywhere: everything the page needs is served from /static.
 CONTENT_SECURITY_POLICY = (

@@ -21,6 +21,7 @@ from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import BadParameter, NotFound, Unauthorised
 from searchapp.models import InvalidItem, check_organisation
+from searchapp.urls import BadUrl, absolute_url
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 
@@ -63,6 +64,12 @@ def imports() -> tuple[Response, int, dict[str, str]]:
         except InvalidItem as exc:
             raise BadParameter("organisation", str(exc)) from None
     skip = request.form.get("skip_invalid", "false").lower() in ("1", "true", "yes", "on")
+    page_url = request.form.get("url") or None
+    if page_url:
+        try:
+            absolute_url(page_url)
+        except BadUrl as exc:
+            raise BadParameter("url", f"must be an absolute http(s) address: {exc}") from None
     files = []
     seen: dict[str, int] = {}
     for upload in uploads:
@@ -72,7 +79,7 @@ def imports() -> tuple[Response, int, dict[str, str]]:
             name = f"{name}#{seen[name]}"
         files.append((name, upload.read()))
     job = jobs.submit(_settings(), "import", files=files, params={
-        "format": fmt, "organisation": organisation, "skip_invalid": skip})
+        "format": fmt, "organisation": organisation, "url": page_url, "skip_invalid": skip})
     return _accepted(job, wait)
 
 

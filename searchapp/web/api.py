@@ -17,6 +17,7 @@ from searchapp.suggest import complete
 from searchapp.web.openapi import openapi as openapi_document
 
 bp = Blueprint("api", __name__)
+ENCODINGS = ("br", "gzip", "deflate", "zstd")  # suffixes flask-compress gives ETags
 
 
 def engine() -> Engine:
@@ -35,7 +36,9 @@ def query_from_request() -> SearchQuery:
 
 
 def item_or_404(item_id: str) -> Item:
-    found = engine().get(item_id)
+    """The item from the catalog, the source of truth (it has fields the index does not keep)."""
+    with Catalog(current_app.config["SEARCHAPP"].catalog) as catalog:
+        found = catalog.get(item_id)
     if found is None:
         raise NotFound(f"no item with id {item_id!r}")
     return found
@@ -61,11 +64,15 @@ def revalidated_with(stamp: Callable[[], str] | None
             if stamp is not None:
                 key += f"|{stamp()}"
             tag = hashlib.sha256(key.encode()).hexdigest()[:24]
-            if tag in request.if_none_match:
+            # Compression appends the encoding to the tag ("…:br"); such a tag still holds.
+            held = next((t for t in (tag, *(f"{tag}:{c}" for c in ENCODINGS))
+                         if t in request.if_none_match), None)
+            if held is not None:
                 response = Response(status=304)
+                response.set_etag(held)
             else:
                 response = make_response(view(*args, **kwargs))
-            response.set_etag(tag)
+                response.set_etag(tag)
             response.headers["Cache-Control"] = "public, no-cache"
             return response
 

@@ -82,7 +82,7 @@ SCHEMAS: dict[str, Any] = {
     "Item": {
         "type": "object",
         "required": ["id", "organisation", "title", "summary", "date", "year", "type", "url",
-                     "language", "source"],
+                     "language", "source", "source_url"],
         "properties": {
             "id": {"type": "string"}, "organisation": {"type": "string"},
             "title": {"type": "string"}, "summary": {"type": "string"},
@@ -90,6 +90,8 @@ SCHEMAS: dict[str, Any] = {
             "type": {"type": "string"}, "url": _NULLABLE_STR,
             "language": {"type": "string", "pattern": "^[a-z]{2}$"},
             "source": {"type": "string"},
+            "source_url": {**_NULLABLE_STR,
+                           "description": "The feed or page the item was read from, if known"},
         },
     },
     "RelatedItem": {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import urllib.parse
 from typing import Any
 
 from flask import (
@@ -11,14 +11,18 @@ from flask import (
     Response,
     current_app,
     g,
+    has_request_context,
     make_response,
+    redirect,
     render_template,
     request,
     url_for,
 )
+from werkzeug.wrappers import Response as BaseResponse
 
+from searchapp import urls
 from searchapp.catalog import Catalog, Freshness
-from searchapp.search import SearchPage, SearchQuery
+from searchapp.search import SearchQuery
 from searchapp.web.api import (
     engine,
     item_or_404,
@@ -26,78 +30,40 @@ from searchapp.web.api import (
     revalidated,
     revalidated_with,
 )
+from searchapp.web.page_parts import (
+    args_with,
+    chips,
+    describe_filters,
+    facet_views,
+    page_args,
+    page_url,
+    pagination,
+    search_url,
+    toggle_url,
+    use_args,
+    year_offer,
+    year_rows,
+)
+from searchapp.web.page_request import FILTERS, SEARCH_PARAMS, read_page_request
 
 bp = Blueprint("pages", __name__)
 
-FILTERS = ("organisation", "type", "year", "year_from", "year_to")
 FEED_ITEMS = 20
-HISTOGRAM_MAX_SPAN = 40  # years; wider ranges show only years that have items
-PAGE_WINDOW = 2  # page links shown either side of the current one
+# What the search box sends along with a new query (filters only "within these filters").
+KEPT_BY_THE_BOX = (*FILTERS, "sort", "match")
 
 
-def _args_with(**changes: Any) -> dict[str, Any]:
-    args: dict[str, Any] = request.args.to_dict(flat=False)
-    for key, value in changes.items():
-        if value is None:
-            args.pop(key, None)
-        else:
-            args[key] = value if isinstance(value, list) else [str(value)]
-    return args
+@bp.app_template_filter("host")
+def host_filter(link: str | None) -> str:
+    """The site an http(s) link leads to (``ilo.org``), "" for anything else: a link
+    out is only made where this is not empty."""
+    return urls.host(link)
 
 
-def search_url(**changes: Any) -> str:
-    """This search with some parameters changed (None removes one), from page 1."""
-    return url_for("pages.index", **_args_with(page=None, **changes))
-
-
-def toggle_url(name: str, value: str) -> str:
-    """This search with one facet value added or removed, from page 1."""
-    current = request.args.getlist(name)
-    values = [v for v in current if v != value] if value in current else [*current, value]
-    return search_url(**{name: values or None})
-
-
-def page_url(page: int) -> str:
-    return url_for("pages.index", **_args_with(page=page))
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    year: int
-    count: int
-    selected: bool
-    height: int  # 0–20, in steps of 5% of the tallest bar
-
-
-def histogram(page: SearchPage) -> list[Bar]:
-    """Items per year, oldest first, with empty years between shown as empty bars."""
-    dated = {v.value: v for v in page.facets["year"] if isinstance(v.value, int)}
-    if not dated:
-        return []
-    low, high = min(dated), max(dated)
-    years = range(low, high + 1) if high - low <= HISTOGRAM_MAX_SPAN else sorted(dated)
-    tallest = max(v.count for v in dated.values()) or 1
-    bars = []
-    for year in years:
-        value = dated.get(year)
-        count = value.count if value else 0
-        height = round(20 * count / tallest)
-        bars.append(Bar(year, count, bool(value and value.selected),
-                        max(height, 1) if count else 0))
-    return bars
-
-
-def pagination(page: SearchPage) -> list[int | None]:
-    """Page numbers to link, None where a run of pages is left out."""
-    current, last = page.query.page, page.pages
-    shown = {1, last, *range(current - PAGE_WINDOW, current + PAGE_WINDOW + 1)}
-    numbers = sorted(n for n in shown if 1 <= n <= last)
-    out: list[int | None] = []
-    for n in numbers:
-        if out and n - (out[-1] or 0) > 1:
-            out.append(None)
-        out.append(n)
-    return out
+@bp.app_template_filter("site")
+def site_filter(link: str | None) -> str:
+    """The home page of the site of an http(s) link (a feed's address is no page to show)."""
+    return urls.site(link)
 
 
 FRESHNESS = "searchapp.freshness"
@@ -123,17 +89,70 @@ def _freshness_stamp() -> str:
 
 @bp.get("/")
 @revalidated_with(_freshness_stamp)
-def index() -> str:
-    result = engine().search(query_from_request())
-    filtered = any(request.args.getlist(name) for name in FILTERS)
-    return render_template(
-        "search.html", page=result, histogram=histogram(result), pagination=pagination(result),
-        filtered=filtered, toggle_url=toggle_url, page_url=page_url, search_url=search_url,
+def index() -> BaseResponse:
+    if "box" in request.args:
+        return _from_search_box()
+    asked = read_page_request(request.args)
+    use_args(asked.args)
+    result = engine().search(asked.query)
+    found = chips(asked.query)
+    show = asked.args.get("show")
+    html = render_template(
+        "search.html", page=result, asked=asked, chips=found,
+        keep=[(name, v) for name in KEPT_BY_THE_BOX for v in asked.args.getlist(name)],
+        filters_text=describe_filters(found), facets=facet_views(result, show),
+        years=year_rows(result), offer=year_offer(asked.query), pagination=pagination(result),
+        filtered=bool(found), toggle_url=toggle_url, page_url=page_url, search_url=search_url,
         clear_url=search_url(**dict.fromkeys(FILTERS)),
-        api_url=url_for("api.search", **_args_with()),
-        feed_url=url_for("pages.feed", **_args_with(page=None, per_page=None, sort=None)),
+        api_url=url_for("api.search", **args_with(show=None)),
+        feed_url=url_for("pages.feed", **args_with(page=None, per_page=None, sort=None,
+                                                    show=None)),
         freshness=freshness(),
     )
+    return make_response(html, 400 if asked.errors else 200)
+
+
+def _from_search_box() -> BaseResponse:
+    """A query typed in the box: filters stay only when "within these filters" is ticked."""
+    leave = {"box", "within", "page", "show"}
+    if "within" not in request.args:
+        leave.update(FILTERS)
+    args: dict[str, Any] = {k: v for k, v in request.args.to_dict(flat=False).items()
+                            if k not in leave}
+    return redirect(url_for("pages.index", **args), 303)
+
+
+@bp.url_defaults
+def _carry_the_search(endpoint: str, values: dict[str, Any]) -> None:
+    """Links to an item from a search carry that search, for the item's "Back to search"."""
+    if endpoint != "pages.item" or "back" in values or not has_request_context():
+        return
+    if request.endpoint == "pages.index":
+        back = urllib.parse.urlencode(
+            [(k, v) for k, vs in page_args().lists() if k in SEARCH_PARAMS for v in vs])
+    elif request.endpoint == "pages.item":
+        back = request.args.get("back", "")
+    else:
+        return
+    if back:
+        values["back"] = back
+
+
+@bp.app_context_processor
+def _back() -> dict[str, Any]:
+    return {"back_url": back_url}
+
+
+def back_url() -> str:
+    """The search the visitor came from: the `back` parameter, or a same-origin Referer."""
+    back = request.args.get("back")
+    if back is None and request.referrer:
+        came_from = urllib.parse.urlsplit(request.referrer)
+        if came_from.netloc == request.host and came_from.path == url_for("pages.index"):
+            back = came_from.query
+    pairs = [(k, v) for k, v in urllib.parse.parse_qsl(back or "") if k in SEARCH_PARAMS]
+    query = urllib.parse.urlencode(pairs)
+    return url_for("pages.index") + (f"?{query}" if query else "")
 
 
 @bp.get("/items/<path:item_id>")
@@ -159,7 +178,8 @@ def feed() -> Response:
     response = make_response(render_template(
         "feed.atom.xml", page=result, entries=entries, updated=updated,
         self_url=request.url,
-        html_url=url_for("pages.index", _external=True, **_args_with(page=None, per_page=None)),
+        html_url=url_for("pages.index", _external=True,
+                         **args_with(page=None, per_page=None, show=None)),
         host=request.host.split(":")[0]))
     response.mimetype = "application/atom+xml"
     return response

@@ -1,0 +1,89 @@
+"""Reading a search page's parameters forgivingly: what can run, and what was wrong.
+
+The JSON API answers a bad parameter with a 400 and nothing else; the page runs
+the search without it, says why, and keeps everything else as the visitor left it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from werkzeug.datastructures import MultiDict
+
+from searchapp.errors import BadParameter
+from searchapp.search import SearchQuery
+
+FILTERS = ("organisation", "type", "year", "year_from", "year_to")
+SEARCH_PARAMS = ("q", *FILTERS, "sort", "match", "page", "per_page")
+# Parameters of the page alone: `show` expands one facet; `box` and `within` come from
+# the search box, whose "within these filters" checkbox decides whether filters stay.
+VIEW_PARAMS = ("show", "box", "within")
+ALIASES = {"org": "organisation", "organization": "organisation", "orgs": "organisation",
+           "query": "q", "search": "q", "from": "year_from", "to": "year_to",
+           "kind": "type", "date": "year", "order": "sort"}
+UNKNOWN_SHOWN = 3  # unknown parameters named in notices; the rest are counted
+NOTICE_CHARS = 60  # an unknown parameter is quoted up to this length
+LABELS = {"q": "The search", "organisation": "The organisation filter", "type": "The type filter",
+          "year": "The year filter", "year_from": "The first year", "year_to": "The last year",
+          "sort": "The order", "match": "The match mode", "page": "The page number",
+          "per_page": "The number of items per page"}
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A page request: the query it could run, and what was wrong with the rest."""
+
+    query: SearchQuery
+    errors: dict[str, str]  # parameter → message, for parameters that were left out
+    notices: list[str]  # things set right without asking (a reversed range, unknown names)
+    args: MultiDict[str, str]  # the parameters the query was built from
+
+
+def read_page_request(args: MultiDict[str, str]) -> Asked:
+    """The search a page asks for; bad parameters are left out and reported, not fatal.
+
+    The JSON API answers a bad parameter with a 400; the page keeps the search box and
+    filters as they were and marks what it could not use.
+    """
+    params: dict[str, list[str]] = {k: args.getlist(k) for k in SEARCH_PARAMS if k in args}
+    unknown = [name for name in args if name not in SEARCH_PARAMS and name not in VIEW_PARAMS]
+    notices = [_unknown_notice(name, args.getlist(name)) for name in unknown[:UNKNOWN_SHOWN]]
+    if len(unknown) > UNKNOWN_SHOWN:
+        notices.append(f"{len(unknown) - UNKNOWN_SHOWN} more unknown parameters were ignored.")
+    low, high = _year(params, "year_from"), _year(params, "year_to")
+    if low is not None and high is not None and low > high:
+        params["year_from"], params["year_to"] = [str(high)], [str(low)]
+        notices.append(f"The year range {low}–{high} was reversed: showing {high}–{low}.")
+    errors: dict[str, str] = {}
+    while True:
+        try:
+            query = SearchQuery.from_params(params)
+            kept = MultiDict([(k, v) for k, vs in params.items() for v in vs])
+            kept.update([(k, v) for k, vs in args.lists() if k == "show" for v in vs])
+            in_order = {k: errors[k] for k in SEARCH_PARAMS if k in errors}
+            return Asked(query, in_order, notices, kept)
+        except BadParameter as exc:
+            if exc.name not in params:
+                raise
+            message = str(exc).removeprefix(f"{exc.name}: ")
+            errors[exc.name] = f"{LABELS.get(exc.name, exc.name)} {message}."
+            del params[exc.name]
+
+
+def _year(params: Mapping[str, Sequence[str]], name: str) -> int | None:
+    values = params.get(name) or [""]
+    text = values[-1].strip()
+    return int(text) if text.isdigit() else None
+
+
+def _unknown_notice(name: str, values: list[str]) -> str:
+    shown = urllib.parse.urlencode([(name, values[0] if values else "")])
+    if len(shown) > NOTICE_CHARS:
+        shown = shown[:NOTICE_CHARS - 1] + "…"
+    guess = ALIASES.get(name.casefold()) or next(
+        iter(difflib.get_close_matches(name, SEARCH_PARAMS, n=1, cutoff=0.6)), None)
+    hint = f": did you mean {guess}?" if guess else "."
+    return f"?{shown} was ignored{hint}"

@@ -1,0 +1,90 @@
+"""The HTML pages through Flask's client: what the browser tests need not drive."""
+
+from __future__ import annotations
+
+import re
+
+from flask.testing import FlaskClient
+
+
+def test_the_search_box_keeps_filters_only_within(client: FlaskClient) -> None:
+    kept = client.get("/?q=elections&box=1&within=1&organisation=ILO&sort=newest&page=3")
+    assert kept.status_code == 303
+    assert kept.headers["Location"] == "/?q=elections&organisation=ILO&sort=newest"
+    dropped = client.get("/?q=elections&box=1&organisation=ILO&year_from=2015&sort=newest")
+    assert dropped.status_code == 303
+    assert dropped.headers["Location"] == "/?q=elections&sort=newest"
+
+
+def test_bad_page_parameters_are_a_400_page_with_the_search(client: FlaskClient) -> None:
+    response = client.get("/?q=refugees&sort=sideways&per_page=0")
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert 'value="refugees"' in html
+    assert re.search(r'<select id="sort" name="sort" aria-invalid="true"'
+                     r' aria-describedby="error-sort">', html)
+    assert "The order must be one of relevance, newest, oldest, not &#39;sideways&#39;." in html
+    assert "The number of items per page must be between 1 and 100." in html
+    assert "2 items for “refugees”" in html
+
+
+def test_the_api_still_refuses_what_the_page_sets_right(client: FlaskClient) -> None:
+    reversed_range = client.get("/api/search?year_from=2017&year_to=2015")
+    assert reversed_range.status_code == 400
+    assert reversed_range.get_json()["error"]["code"] == "bad_parameter"
+    page = client.get("/?year_from=2017&year_to=2015")
+    assert page.status_code == 200
+    assert "The year range 2017–2015 was reversed: showing 2015–2017." in page.get_data(
+        as_text=True)
+
+
+def test_unknown_parameters_are_named_up_to_a_few(client: FlaskClient) -> None:
+    html = client.get("/?a=1&b=2&organization=ILO&d=4&e=" + "x" * 500).get_data(as_text=True)
+    assert "?a=1 was ignored." in html
+    assert "?organization=ILO was ignored: did you mean organisation?" in html
+    assert "2 more unknown parameters were ignored." in html
+    assert "x" * 100 not in html
+
+
+def test_item_links_carry_the_search_back(client: FlaskClient) -> None:
+    html = client.get("/?q=refugees&organisation=CECOP&show=type").get_data(as_text=True)
+    link = re.search(r'<h3><a href="([^"]+)"', html)
+    assert link and link.group(1).endswith("?back=q%3Drefugees%26organisation%3DCECOP")
+    item = client.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert '<a href="/?q=refugees&amp;organisation=CECOP">← Back to search</a>' in item
+    # Only search parameters come back, whatever `back` holds.
+    odd = client.get(link.group(1).split("?")[0] + "?back=q%3Dx%26evil%3D1%26show%3Dtype")
+    assert '<a href="/?q=x">← Back to search</a>' in odd.get_data(as_text=True)
+
+
+def test_responses_are_compressed_and_still_revalidate(client: FlaskClient) -> None:
+    client.get("/healthz")  # the index is open before the first ETag is made
+    for path in ("/?q=cooperatives", "/api/search?q=cooperatives", "/feed.atom"):
+        for encoding in ("br", "gzip"):
+            response = client.get(path, headers={"Accept-Encoding": encoding})
+            assert response.headers["Content-Encoding"] == encoding, path
+            assert "Accept-Encoding" in response.headers["Vary"]
+            again = client.get(path, headers={"Accept-Encoding": encoding,
+                                              "If-None-Match": response.headers["ETag"]})
+            assert again.status_code == 304, path
+    plain = client.get("/", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    assert b"<title>Cooperative news search</title>" in plain.data
+
+
+def test_a_query_too_long_stays_in_the_box_and_is_marked(client: FlaskClient) -> None:
+    text = "co-op " * 400  # 2,400 characters
+    html = client.get("/", query_string={"q": text, "organisation": "ILO"}).get_data(
+        as_text=True)
+    assert f'value="{text}"' in html
+    assert 'aria-describedby="q-help error-q"' in html and 'aria-invalid="true"' in html
+    assert "The search is 2400 characters long; the limit is 2000." in html
+    assert re.search(r'<h2 id="count" tabindex="-1">\d+ items <span class="in-filters">'
+                     r'\(filters: ILO\)</span></h2>', html)  # the search ran without the words
+
+
+def test_chips_remove_a_filter_however_it_was_spelt(client: FlaskClient) -> None:
+    html = client.get("/?organisation=+CECOP+&year=none&year=2016").get_data(as_text=True)
+    assert '<a class="chip" href="/?year=none&amp;year=2016">' in html
+    assert '<a class="chip" href="/?organisation=+CECOP+&amp;year=2016">' in html
+    assert '<a class="chip" href="/?organisation=+CECOP+&amp;year=none">' in html
