@@ -35,11 +35,15 @@ from whoosh import sorting
 from whoosh.searching import Searcher
 
 from searchapp import query as parser
+from searchapp.engine.plain import WhooshVocabulary, to_whoosh
 from searchapp.indexer import IndexStore
-from searchapp.schema import FACET_FIELDS, UNDATED, year_term
+from searchapp.schema import UNDATED, year_term
 from searchapp.search import Engine, SearchQuery, ranking
 
 TOP = 10
+# The facets every engine counts (the product counts language too; it is left out of
+# the comparison, so results stay comparable with earlier runs).
+FACET_FIELDS = ("organisation", "year", "type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +94,7 @@ class Product:
         page = self.engine.search(query.request())
         facets = {name: {("undated" if v.value is None else str(v.value)): v.count
                          for v in values if v.count}
-                  for name, values in page.facets.items()}
+                  for name, values in page.facets.items() if name in FACET_FIELDS}
         return Answer(page.total, facets, [(h.item.id, h.score) for h in page.hits])
 
     def close(self) -> None:
@@ -101,7 +105,7 @@ class Baseline:
     name = "groupedby"
 
     def __init__(self, index_dir: Path) -> None:
-        self.ix = IndexStore(index_dir).open()
+        self.ix = IndexStore(index_dir).open_index()
         self.searcher: Searcher = self.ix.searcher(weighting=ranking())
 
     @staticmethod
@@ -111,22 +115,24 @@ class Baseline:
                  for name, values in selected.items() if name != skip]
         return None if not parts else parts[0] if len(parts) == 1 else wq.And(parts)
 
-    def _built(self, query: BenchQuery) -> parser.Built:
-        built = parser.build(parser.parse(query.q), self.searcher.reader())
+    def _built(self, query: BenchQuery) -> tuple[wq.Query, wq.Query | None]:
+        """The Whoosh query the product's parser builds, and its exclusions."""
+        built = parser.build(parser.parse(query.q), WhooshVocabulary(self.searcher.reader()))
         assert built is not None, query
-        return built
+        return (to_whoosh(built.query),
+                None if built.exclude is None else to_whoosh(built.exclude))
 
     def search(self, query: BenchQuery) -> Answer:
-        built = self._built(query)
+        positive, exclude = self._built(query)
         selected = query.terms()
         facets = [sorting.FieldFacet(name, maptype=sorting.Count) for name in FACET_FIELDS]
-        results = self.searcher.search(built.query, limit=TOP, groupedby=facets,
-                                       filter=self._filter(selected), mask=built.exclude)
+        results = self.searcher.search(positive, limit=TOP, groupedby=facets,
+                                       filter=self._filter(selected), mask=exclude)
         counts = {name: dict(results.groups(name)) for name in FACET_FIELDS}
         for name in selected:  # disjunctive: this facet's counts without its own filter
             others = self.searcher.search(
-                built.query, limit=TOP, groupedby=[sorting.FieldFacet(name, maptype=sorting.Count)],
-                filter=self._filter(selected, skip=name), mask=built.exclude)
+                positive, limit=TOP, groupedby=[sorting.FieldFacet(name, maptype=sorting.Count)],
+                filter=self._filter(selected, skip=name), mask=exclude)
             counts[name] = dict(others.groups(name))
         top = [(hit["id"], hit.score) for hit in results[:TOP]]
         return Answer(len(results), counts, top)
@@ -139,9 +145,9 @@ class Baseline:
             cut = -math.inf
         else:
             cut = min(s for _, s in answer.top if s is not None)
-            built = self._built(query)
-            every = self.searcher.search(built.query, limit=None,
-                                         filter=self._filter(query.terms()), mask=built.exclude)
+            positive, exclude = self._built(query)
+            every = self.searcher.search(positive, limit=None,
+                                         filter=self._filter(query.terms()), mask=exclude)
             ranked = [(hit["id"], hit.score) for hit in every
                       if hit.score is not None and hit.score >= cut - 1e-9]
         dates = {item_id: (self.searcher.document(id=item_id) or {}).get("date") or ""

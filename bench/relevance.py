@@ -1,35 +1,44 @@
 #!/usr/bin/env python3
-"""Ranking quality on a judged collection: nDCG@10, MAP, P@10 and R@100.
+"""Ranking quality through the product's own search, on every judged collection.
 
-The collection (JSON Lines of ``id``, ``title``, ``summary``; Cranfield by
-default) is indexed into a temporary Whoosh index with the product's schema
-and analysis chain (`searchapp.schema.schema()`, `searchapp.analysis`), from
-items made by `searchapp.models.build_item`. Each query runs, as IR benchmarks
-do, as an OR of its analysed words over title and summary, ranked by Whoosh's
-BM25F, and is scored against the judgments. (The product ANDs a person's words;
-the OR form ranks every document that shares a word, which is what the
-metrics need.)
+Each collection in ``shared/data/`` (Cranfield graded; CISI, MED and CACM
+binary) is written as a JSON Lines file, imported with the product's importer
+(`searchapp.operations.import_paths`) into a temporary catalog and index built
+by the product, and every query is asked of `searchapp.search.Engine.search`
+as the issue measures it: the query's words joined by `` OR ``, 100 per page.
+The ranked ids are scored (nDCG@10, MAP@100, R@100) against the judgments.
+There is no second index and no second query parser.
 
-A variant swaps one piece of the product's chain (the stop list, the stemmer)
-or changes the scoring (BM25F B and K1, the title boost, a proximity bonus), so
-each figure says what the product would get with that setting::
+A variant changes the product in this process only, by patching the few
+places that decide ranking (the BM25F model `searchapp.search.ranking`, the
+title boost `searchapp.schema.TITLE_BOOST`, the analysis chain
+`searchapp.analysis.make_analyzer`, and how `searchapp.query.build` turns the
+parsed words into a Whoosh query), then rebuilds the index with
+`searchapp.operations.rebuild` where the index depends on the change::
 
-    .venv/bin/python bench/relevance.py                  # the product as it is
-    .venv/bin/python bench/relevance.py --proposed       # the settings proposed
-    .venv/bin/python bench/relevance.py --sweep          # ablation: each change alone, all
-    .venv/bin/python bench/relevance.py --explore        # every alternative for each lever
-    .venv/bin/python bench/relevance.py --grid --stop nltk --title-boost 1   # K1 x B
-    .venv/bin/python bench/relevance.py --cv             # 2-fold cross-validated tuning
+    .venv/bin/python bench/relevance.py                        # today's product
+    .venv/bin/python bench/relevance.py --save bench/out/relevance-product.json
+    .venv/bin/python bench/relevance.py --experiments          # every lever, against today
+    .venv/bin/python bench/relevance.py --cv --cv-base "fields=bm25f"  # IDF/title boost/B/K1,
+                                                               # leave one collection out
+    .venv/bin/python bench/relevance.py --variant "b=0.75 k1=1.2 qtf=k3:8"
+    .venv/bin/python bench/relevance.py --proposed             # what bench/RESULTS.md proposes
+    .venv/bin/python bench/relevance.py --compare bench/out/a.json bench/out/b.json
 
-Cranfield grades (lower is more relevant): gain is 5 - grade for grades 1-4,
-and the unexplained grade -1 (the paper a question was written from) counts as
-gain 4. MAP, P@10 and R@100 count every judged document as relevant. Scores
-are means over every judged query; a query that finds nothing scores 0.
+Cranfield grades (lower is more relevant): gain 5 - grade for grades 1-4, and
+the unexplained grade -1 (the paper a question was written from) gain 4;
+MAP and R@100 count every judged document as relevant. The other collections
+judge binary (gain 1). A query that finds nothing, or that the product
+refuses (too long), scores 0. Significance: a paired randomisation test
+(sign flips of the per-query differences, seeded) against a saved run, and a
+bootstrap of the mean against a reference engine's published figure (whose
+per-query scores are not known).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
 import functools
@@ -39,173 +48,99 @@ import math
 import multiprocessing
 import operator
 import os
+import platform
+import random
+import re
 import statistics
 import sys
 import tempfile
 import time
+import warnings
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-from nltk.stem import LancasterStemmer, PorterStemmer
+warnings.filterwarnings("ignore", category=SyntaxWarning, module="whoosh")
+
+from nltk.stem import PorterStemmer
 from whoosh import query as wq
 from whoosh import scoring
 from whoosh.analysis import STOP_WORDS as WHOOSH_STOP_WORDS
 from whoosh.analysis import Analyzer, StopFilter
-from whoosh.fields import Schema
-from whoosh.filedb.filestore import FileStorage
-from whoosh.index import Index
 from whoosh.lang.stopwords import stoplists
 
-from searchapp import analysis
-from searchapp.models import InvalidItem, Item, build_item
-from searchapp.schema import schema as product_schema
-from searchapp.schema import to_document
-from searchapp.search import ranking as product_ranking
+from searchapp import analysis, highlight, operations, postings, schema
+from searchapp import query as parser
+from searchapp import search as product_search
+from searchapp.config import Settings as AppSettings
+from searchapp.errors import BadParameter
+from searchapp.indexer import IndexStore
+from searchapp.search import Engine, SearchQuery
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"
-ORGANISATION = "Cranfield"
-TEXT_FIELDS = ("title", "summary")
-DEPTH = 1000  # ranks kept per query (MAP is computed to this depth, as trec_eval does)
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "out"
+PER_PAGE = 100  # the API's largest page: MAP and R@100 are to this depth
 CUTOFF = 10
 RECALL_CUTOFF = 100
+EMPTY_TITLE = "-"  # what an empty record is imported with: a title the analysis drops
+PERMUTATIONS = 10_000
+SEED = 12
 
-# The classic SMART stop list (english.stop of Cornell's SMART system), 570 distinct words.
-SMART_STOP_WORDS = frozenset([
-    "a", "a's", "able", "about", "above", "according", "accordingly", "across", "actually",
-    "after", "afterwards", "again", "against", "ain't", "all", "allow", "allows", "almost",
-    "alone", "along", "already", "also", "although", "always", "am", "among", "amongst", "an",
-    "and", "another", "any", "anybody", "anyhow", "anyone", "anything", "anyway", "anyways",
-    "anywhere", "apart", "appear", "appreciate", "appropriate", "are", "aren't", "around",
-    "as", "aside", "ask", "asking", "associated", "at", "available", "away", "awfully", "b",
-    "be", "became", "because", "become", "becomes", "becoming", "been", "before", "beforehand",
-    "behind", "being", "believe", "below", "beside", "besides", "best", "better", "between",
-    "beyond", "both", "brief", "but", "by", "c", "c'mon", "c's", "came", "can", "can't",
-    "cannot", "cant", "cause", "causes", "certain", "certainly", "changes", "clearly", "co",
-    "com", "come", "comes", "concerning", "consequently", "consider", "considering", "contain",
-    "containing", "contains", "corresponding", "could", "couldn't", "course", "currently", "d",
-    "definitely", "described", "despite", "did", "didn't", "different", "do", "does",
-    "doesn't", "doing", "don't", "done", "down", "downwards", "during", "e", "each", "edu",
-    "eg", "eight", "either", "else", "elsewhere", "enough", "entirely", "especially", "et",
-    "etc", "even", "ever", "every", "everybody", "everyone", "everything", "everywhere", "ex",
-    "exactly", "example", "except", "f", "far", "few", "fifth", "first", "five", "followed",
-    "following", "follows", "for", "former", "formerly", "forth", "four", "from", "further",
-    "furthermore", "g", "get", "gets", "getting", "given", "gives", "go", "goes", "going",
-    "gone", "got", "gotten", "greetings", "h", "had", "hadn't", "happens", "hardly", "has",
-    "hasn't", "have", "haven't", "having", "he", "he's", "hello", "help", "hence", "her",
-    "here", "here's", "hereafter", "hereby", "herein", "hereupon", "hers", "herself", "hi",
-    "him", "himself", "his", "hither", "hopefully", "how", "howbeit", "however", "i", "i'd",
-    "i'll", "i'm", "i've", "ie", "if", "ignored", "immediate", "in", "inasmuch", "inc",
-    "indeed", "indicate", "indicated", "indicates", "inner", "insofar", "instead", "into",
-    "inward", "is", "isn't", "it", "it'd", "it'll", "it's", "its", "itself", "j", "just", "k",
-    "keep", "keeps", "kept", "know", "knows", "known", "l", "last", "lately", "later",
-    "latter", "latterly", "least", "less", "lest", "let", "let's", "like", "liked", "likely",
-    "little", "look", "looking", "looks", "ltd", "m", "mainly", "many", "may", "maybe", "me",
-    "mean", "meanwhile", "merely", "might", "more", "moreover", "most", "mostly", "much",
-    "must", "my", "myself", "n", "name", "namely", "nd", "near", "nearly", "necessary", "need",
-    "needs", "neither", "never", "nevertheless", "new", "next", "nine", "no", "nobody", "non",
-    "none", "noone", "nor", "normally", "not", "nothing", "novel", "now", "nowhere", "o",
-    "obviously", "of", "off", "often", "oh", "ok", "okay", "old", "on", "once", "one", "ones",
-    "only", "onto", "or", "other", "others", "otherwise", "ought", "our", "ours", "ourselves",
-    "out", "outside", "over", "overall", "own", "p", "particular", "particularly", "per",
-    "perhaps", "placed", "please", "plus", "possible", "presumably", "probably", "provides",
-    "q", "que", "quite", "qv", "r", "rather", "rd", "re", "really", "reasonably", "regarding",
-    "regardless", "regards", "relatively", "respectively", "right", "s", "said", "same", "saw",
-    "say", "saying", "says", "second", "secondly", "see", "seeing", "seem", "seemed",
-    "seeming", "seems", "seen", "self", "selves", "sensible", "sent", "serious", "seriously",
-    "seven", "several", "shall", "she", "should", "shouldn't", "since", "six", "so", "some",
-    "somebody", "somehow", "someone", "something", "sometime", "sometimes", "somewhat",
-    "somewhere", "soon", "sorry", "specified", "specify", "specifying", "still", "sub", "such",
-    "sup", "sure", "t", "t's", "take", "taken", "tell", "tends", "th", "than", "thank",
-    "thanks", "thanx", "that", "that's", "thats", "the", "their", "theirs", "them",
-    "themselves", "then", "thence", "there", "there's", "thereafter", "thereby", "therefore",
-    "therein", "theres", "thereupon", "these", "they", "they'd", "they'll", "they're",
-    "they've", "think", "third", "this", "thorough", "thoroughly", "those", "though", "three",
-    "through", "throughout", "thru", "thus", "to", "together", "too", "took", "toward",
-    "towards", "tried", "tries", "truly", "try", "trying", "twice", "two", "u", "un", "under",
-    "unfortunately", "unless", "unlikely", "until", "unto", "up", "upon", "us", "use", "used",
-    "useful", "uses", "using", "usually", "uucp", "v", "value", "various", "very", "via",
-    "viz", "vs", "w", "want", "wants", "was", "wasn't", "way", "we", "we'd", "we'll", "we're",
-    "we've", "welcome", "well", "went", "were", "weren't", "what", "what's", "whatever",
-    "when", "whence", "whenever", "where", "where's", "whereafter", "whereas", "whereby",
-    "wherein", "whereupon", "wherever", "whether", "which", "while", "whither", "who", "who's",
-    "whoever", "whole", "whom", "whose", "why", "will", "willing", "wish", "with", "within",
-    "without", "won't", "wonder", "would", "wouldn't", "x", "y", "yes", "yet", "you", "you'd",
-    "you'll", "you're", "you've", "your", "yours", "yourself", "yourselves", "z", "zero",
-])
 
-# The Glasgow IR group's list (as scikit-learn ships it), 317 distinct one-word entries.
-GLASGOW_STOP_WORDS = frozenset([
-    "a", "about", "above", "across", "after", "afterwards", "again", "against", "all",
-    "almost", "alone", "along", "already", "also", "although", "always", "am", "among",
-    "amongst", "amount", "an", "and", "another", "any", "anyhow", "anyone", "anything",
-    "anyway", "anywhere", "are", "around", "as", "at", "back", "be", "became", "because",
-    "become", "becomes", "becoming", "been", "before", "beforehand", "behind", "being",
-    "below", "beside", "besides", "between", "beyond", "bill", "both", "bottom", "but", "by",
-    "call", "can", "cannot", "cant", "co", "con", "could", "couldn't", "cry", "de", "describe",
-    "detail", "do", "done", "down", "due", "during", "each", "eg", "eight", "either", "eleven",
-    "else", "elsewhere", "empty", "enough", "etc", "even", "ever", "every", "everyone",
-    "everything", "everywhere", "except", "few", "fifteen", "fifty", "fill", "find", "fire",
-    "first", "five", "for", "former", "formerly", "forty", "found", "four", "from", "front",
-    "full", "further", "get", "give", "go", "had", "has", "hasn't", "have", "he", "hence",
-    "her", "here", "hereafter", "hereby", "herein", "hereupon", "hers", "herself", "him",
-    "himself", "his", "how", "however", "hundred", "i", "ie", "if", "in", "inc", "indeed",
-    "interest", "into", "is", "it", "its", "itself", "keep", "last", "latter", "latterly",
-    "least", "less", "ltd", "made", "many", "may", "me", "meanwhile", "might", "mill", "mine",
-    "more", "moreover", "most", "mostly", "move", "much", "must", "my", "myself", "name",
-    "namely", "neither", "never", "nevertheless", "next", "nine", "no", "nobody", "none",
-    "noone", "nor", "not", "nothing", "now", "nowhere", "of", "off", "often", "on", "once",
-    "one", "only", "onto", "or", "other", "others", "otherwise", "our", "ours", "ourselves",
-    "out", "over", "own", "part", "per", "perhaps", "please", "put", "rather", "re", "same",
-    "see", "seem", "seemed", "seeming", "seems", "serious", "several", "she", "should", "show",
-    "side", "since", "sincere", "six", "sixty", "so", "some", "somehow", "someone",
-    "something", "sometime", "sometimes", "somewhere", "still", "such", "system", "take",
-    "ten", "than", "that", "the", "their", "them", "themselves", "then", "thence", "there",
-    "thereafter", "thereby", "therefore", "therein", "thereupon", "these", "they", "thick",
-    "thin", "third", "this", "those", "though", "three", "through", "throughout", "thru",
-    "thus", "to", "together", "too", "top", "toward", "towards", "twelve", "twenty", "two",
-    "un", "under", "until", "up", "upon", "us", "very", "via", "was", "we", "well", "were",
-    "what", "whatever", "when", "whence", "whenever", "where", "whereafter", "whereas",
-    "whereby", "wherein", "whereupon", "wherever", "whether", "which", "while", "whither",
-    "who", "whoever", "whole", "whom", "whose", "why", "will", "with", "within", "without",
-    "would", "yet", "you", "your", "yours", "yourself", "yourselves",
-])
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """A judged collection in shared/data: its files and whether it is graded."""
 
-STOP_LISTS: dict[str, Callable[[], frozenset[str]]] = {
-    "product": lambda: frozenset(analysis.STOP_WORDS),
-    "whoosh": lambda: frozenset(WHOOSH_STOP_WORDS),  # 34 words
-    "nltk": lambda: frozenset(stoplists["en"]),  # Snowball's English list (NLTK's classic), 127
-    "glasgow": lambda: GLASGOW_STOP_WORDS,
-    "smart": lambda: SMART_STOP_WORDS,
-    "none": frozenset,
+    name: str
+    folder: Path
+    docs: str
+    graded: bool
+
+    @property
+    def queries(self) -> Path:
+        return self.folder / "queries.jsonl"
+
+    @property
+    def qrels(self) -> Path:
+        return self.folder / "qrels.tsv"
+
+
+COLLECTIONS = {
+    "cranfield": Judged("cranfield", DATA / "cranfield", "cranfield.jsonl", graded=True),
+    "cisi": Judged("cisi", DATA / "cisi", "docs.jsonl", graded=False),
+    "med": Judged("med", DATA / "med", "docs.jsonl", graded=False),
+    "cacm": Judged("cacm", DATA / "cacm", "docs.jsonl", graded=False),
 }
 
-# Data-free nltk stemmers; "product" is whatever `make_analyzer()` uses.
-NLTK_STEMMERS: dict[str, Callable[[], Any]] = {
-    "nltk-porter": PorterStemmer,
-    "lancaster": LancasterStemmer,
+# The plain engines' figures in shared/data/README.md: nDCG@10, MAP@100, R@100.
+REFERENCE = {
+    "bm25s": {"cranfield": (0.528, 0.419, 0.757), "cisi": (0.386, 0.168, 0.440),
+              "med": (0.705, 0.529, 0.804), "cacm": (0.494, 0.327, 0.677)},
+    "fts5": {"cranfield": (0.523, 0.417, 0.753), "cisi": (0.363, 0.162, 0.436),
+             "med": (0.708, 0.523, 0.807), "cacm": (0.446, 0.297, 0.644)},
+    "whoosh": {"cranfield": (0.516, 0.414, 0.758), "cisi": (0.294, 0.117, 0.379),
+               "med": (0.664, 0.481, 0.773), "cacm": (0.386, 0.245, 0.630)},
+    "tantivy": {"cranfield": (0.491, 0.388, 0.739), "cisi": (0.287, 0.112, 0.360),
+                "med": (0.615, 0.417, 0.724), "cacm": (0.408, 0.263, 0.602)},
 }
-STEMMERS = ("product", "snowball", "porter", "nltk-porter", "lancaster", "none")
 
 
-class NltkStemFilter(analysis.SnowballStemFilter):
-    """The product's stem filter, running one of nltk's other data-free stemmers."""
-
-    def stem(self, word: str) -> str:
-        if self._stem is None:
-            stemmer = NLTK_STEMMERS[self.language]()
-            self._stem = functools.lru_cache(maxsize=self.cachesize)(stemmer.stem)
-        return self._stem(word)
+def best_reference(collection: str) -> tuple[str, float]:
+    """The plain engine with the best nDCG@10 on a collection, and that figure."""
+    return max(((name, figures[collection][0]) for name, figures in REFERENCE.items()),
+               key=operator.itemgetter(1))
 
 
 # --- judgments and metrics -------------------------------------------------
 
-Qrels = dict[str, dict[str, int]]  # query id → document id → grade
+Qrels = dict[str, dict[str, int]]  # query id → document id → grade (or binary gain)
 
 
 def gain(grade: int) -> float:
-    """Graded gain: 4 for a complete answer (grade 1) down to 1 (grade 4); -1 counts 4."""
+    """Cranfield's graded gain: 4 for a complete answer (grade 1) down to 1 (grade 4);
+    -1 counts 4."""
     if grade == -1:
         return 4.0
     if 1 <= grade <= 4:
@@ -227,7 +162,8 @@ def ndcg(ranking: Sequence[str], gains: Mapping[str, float], k: int = CUTOFF) ->
 
 
 def average_precision(ranking: Sequence[str], relevant: Collection[str]) -> float:
-    """Mean of the precision at each relevant document's rank, over all relevant documents."""
+    """Mean of the precision at each relevant document's rank, over all relevant documents
+    (to the depth of `ranking`: MAP@100 with the API's 100 hits)."""
     if not relevant:
         return 0.0
     found, total = 0, 0.0
@@ -264,20 +200,60 @@ class Scores:
         return cls(*(statistics.fmean(getattr(s, f.name) for s in listed) for f in fields(cls)))
 
 
-def score_query(ranking: Sequence[str], judged: Mapping[str, int]) -> Scores:
+def score_query(ranking: Sequence[str], judged: Mapping[str, int], *,
+                graded: bool = True) -> Scores:
     """Every metric for one query's ranking against its judgments."""
-    gains = {doc: gain(grade) for doc, grade in judged.items()}
-    relevant = judged.keys()
+    gains = {doc: gain(g) if graded else float(g) for doc, g in judged.items()}
+    relevant = {doc for doc, g in gains.items() if g > 0}
     return Scores(ndcg(ranking, gains), average_precision(ranking, relevant),
                   precision(ranking, relevant), recall(ranking, relevant))
 
 
-def evaluate(runs: Mapping[str, Sequence[str]], qrels: Qrels) -> dict[str, Scores]:
+def evaluate(runs: Mapping[str, Sequence[str]], qrels: Qrels, *,
+             graded: bool = True) -> dict[str, Scores]:
     """Scores of every judged query; a query without a ranking scores 0."""
-    return {qid: score_query(runs.get(qid, ()), judged) for qid, judged in qrels.items()}
+    return {qid: score_query(runs.get(qid, ()), judged, graded=graded)
+            for qid, judged in qrels.items()}
 
 
-# --- data ---------------------------------------------------------------------
+# --- significance ------------------------------------------------------------
+
+def randomisation_test(a: Sequence[float], b: Sequence[float], *,
+                       permutations: int = PERMUTATIONS, seed: int = SEED) -> float:
+    """Two-sided p-value of a paired randomisation test on mean(b) - mean(a).
+
+    Under the null hypothesis each query's pair is exchangeable, so each
+    difference's sign is flipped at random; p is the share of the flipped
+    means at least as far from zero as the observed one (the observed
+    assignment counted once, so p is never 0).
+    """
+    diffs = [y - x for x, y in zip(a, b, strict=True)]
+    if not diffs:
+        return 1.0
+    observed = abs(sum(diffs))
+    if observed == 0:
+        return 1.0
+    rng = random.Random(seed)
+    at_least = 1
+    for _ in range(permutations):
+        flipped = abs(sum(d if rng.random() < 0.5 else -d for d in diffs))
+        if flipped >= observed - 1e-12:
+            at_least += 1
+    return at_least / (permutations + 1)
+
+
+def bootstrap_below(values: Sequence[float], reference: float, *,
+                    resamples: int = PERMUTATIONS, seed: int = SEED) -> tuple[float, float, float]:
+    """A 95% bootstrap interval of the mean, and the share of resampled means below
+    `reference` (a one-sided p-value that the true mean is above it)."""
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(statistics.fmean(rng.choices(values, k=n)) for _ in range(resamples))
+    below = sum(m < reference for m in means) / resamples
+    return means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1], below
+
+
+# --- data ------------------------------------------------------------------------
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8") as lines:
@@ -286,455 +262,930 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def load_items(path: Path, *, strip_repeated_title: bool = False) -> list[Item]:
-    """Collection records as product items (id, title and summary; other fields ignored).
+def write_import_file(collection: Judged, target: Path) -> int:
+    """The collection as the JSON Lines the product imports (id, title, summary).
 
-    A record the product would refuse for its blank title (Cranfield 471 and 995
-    are empty) is still indexed, empty, so the collection keeps its size.
-    `strip_repeated_title` drops a title repeated at the start of the summary
-    (as 1396 Cranfield abstracts do, and news summaries do not): a diagnostic.
+    A record with a blank title (Cranfield 471 and 995 are empty) is given the
+    title "-", which the product accepts and its analysis reduces to no term:
+    the document is stored and indexed with empty text, so it counts for N and
+    for the average field lengths, as an empty document does in the plain
+    engines. Returns how many records were written.
     """
-    items = []
-    for record in read_jsonl(path):
-        title = record.get("title") or ""
-        summary = record.get("summary") or ""
-        if strip_repeated_title and title.strip() and summary.startswith(title):
-            summary = summary[len(title):]
-        fields_ = {"id": str(record["id"]), "title": title, "summary": summary}
-        try:
-            items.append(build_item(fields_, organisation=ORGANISATION, source=path.name))
-        except InvalidItem:
-            if title.strip():
-                raise
-            items.append(Item(id=fields_["id"], organisation=ORGANISATION, title="",
-                              summary=summary.strip(), source=path.name))
-    return items
+    count = 0
+    with target.open("w", encoding="utf-8") as out:
+        for record in read_jsonl(collection.folder / collection.docs):
+            title = (record.get("title") or "").strip() or EMPTY_TITLE
+            row = {"id": str(record["id"]), "title": title, "summary": record.get("summary") or ""}
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
 
 
 def load_queries(path: Path) -> dict[str, str]:
-    """Query id → text (Cranfield: `qid` and `text`)."""
+    """Query id → text."""
     return {str(r["qid"]): r["text"] for r in read_jsonl(path)}
 
 
 def load_qrels(path: Path) -> Qrels:
-    """Query id → judged document id → grade, from a `qid docid rel` TSV with a header."""
+    """Query id → judged document id → grade or gain, from a `qid docid rel|gain` TSV."""
     qrels: Qrels = {}
     with path.open(encoding="utf-8", newline="") as rows:
-        for row in csv.DictReader(rows, delimiter="\t"):
-            qrels.setdefault(row["qid"], {})[row["docid"]] = int(row["rel"])
+        reader = csv.reader(rows, delimiter="\t")
+        next(reader)  # header: qid, docid, and rel (Cranfield) or gain
+        for qid, docid, value in reader:
+            qrels.setdefault(qid, {})[docid] = int(value)
     return qrels
 
 
-# --- engine settings ----------------------------------------------------------
+def api_query(text: str) -> str:
+    """The query as the issue sends it: its words joined by OR.
+
+    Words are what the product's tokenizer sees as words
+    (`searchapp.analysis.TOKEN_PATTERN`), so punctuation stays out: split at
+    white space, "nutrition:" would be read as an empty field prefix and
+    '"Electronic' would open a phrase.
+    """
+    words = re.findall(analysis.TOKEN_PATTERN, text)
+    return " OR ".join(words)
+
+
+# --- variants ------------------------------------------------------------------
+
+# Smaller stop list: Whoosh's own (34 words).
+STOP_LISTS: dict[str, Callable[[], frozenset[str]]] = {
+    "product": lambda: frozenset(analysis.STOP_WORDS),
+    "snowball": lambda: frozenset(stoplists["en"]),  # Snowball's English list, with "who"
+    "small": lambda: frozenset(WHOOSH_STOP_WORDS),
+    "none": frozenset,
+}
+STEMMERS = ("product", "porter", "nltk-porter")
+
+
+class PorterStemFilter(analysis.SnowballStemFilter):
+    """The product's stem filter running nltk's PorterStemmer (NLTK extensions mode)."""
+
+    def stem(self, word: str) -> str:
+        if self._stem is None:
+            self._stem = functools.lru_cache(maxsize=self.cachesize)(PorterStemmer().stem)
+        return self._stem(word)
+
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    """One engine configuration; the defaults are the product as it is."""
+class Variant:
+    """One configuration of the product; the defaults are the product as it is."""
 
+    b: float | None = None  # BM25F B; None: the product's
+    k1: float | None = None
+    title_boost: float | None = None  # index-time title field boost; None: the product's
     stop: str = "product"
     stemmer: str = "product"
-    title_boost: float | None = None  # index-time title field boost; None: the product's
-    k1: float | None = None  # None: as `searchapp.search.ranking()` has it
-    b: float | None = None
-    title_b: float | None = None  # None: as the product has it (today: b)
-    summary_b: float | None = None
-    title_weight: float = 1.0  # query-time multiplier on title matches
-    proximity: float = 0.0  # weight of a phrase clause per adjacent query-word pair; 0: off
-    slop: int = 1
+    qtf: str = "linear"  # repeated query words: linear (the product), once, or k3:<k3>
+    norm: str = "bm25"  # bm25, bm25+ or bm25l (delta below)
+    delta: float = 0.5
+    idf: str = "whoosh"  # whoosh: log(N/(df+1))+1; robertson: log(1+(N-df+.5)/(df+.5))
+    fields: str = "sum"  # sum: BM25 per field, added (the product); bm25f: one BM25 over
+    # the fields' length-normalised frequencies (title weighted by its boost), one IDF
+    proximity: float = 0.0  # weight of a bonus per adjacent pair of query words found
+    # within `slop` positions of each other in a field
+    slop: int = 3
+    long: str = "refuse"  # a query over the product's length limit: refuse (the product)
+    # or answer (the limit raised, as issue item 2 asks)
+    prf: str = "none"  # none, rm3 or bo1 (pseudo-relevance feedback)
+    prf_docs: int = 10
+    prf_terms: int = 10
+    prf_weight: float = 0.5
 
     def index_key(self) -> tuple[str, str, float | None]:
         """What the index depends on; variants that share it share an index."""
         return (self.stop, self.stemmer, self.title_boost)
 
-    def weighting(self) -> scoring.WeightingModel:
-        """The product's ranking model, with the BM25F parameters given here on top."""
-        product = product_ranking()
-        asked = {"title": self.title_b, "summary": self.summary_b}
-        if self.k1 is None and self.b is None and all(v is None for v in asked.values()):
-            return product
-        if isinstance(product, scoring.BM25F):
-            b, k1, per_field = product.B, product.K1, dict(product._field_B)
-        else:  # the product moved to another model: BM25F from Whoosh's defaults
-            b, k1, per_field = 0.75, 1.2, {}
-        per_field.update({name: v for name, v in asked.items() if v is not None})
-        return scoring.BM25F(B=b if self.b is None else self.b,
-                             K1=k1 if self.k1 is None else self.k1,
-                             **{f"{name}_B": v for name, v in per_field.items()})
-
     def describe(self) -> str:
-        default = Settings()
+        default = Variant()
         changed = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
                    if getattr(self, f.name) != getattr(default, f.name)]
-        return ", ".join(changed) or "product settings"
+        return " ".join(changed) or "product"
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        """From `name=value` pairs, as `describe` writes them ("product" for none)."""
+        given: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for pair in text.split():
+            if pair == "product":
+                continue
+            name, _, value = pair.partition("=")
+            if name not in types:
+                raise ValueError(f"unknown variant setting {name!r}")
+            kind = types[name]
+            if "float" in kind:
+                given[name] = float(value)
+            elif "int" in kind:
+                given[name] = int(value)
+            else:
+                given[name] = value
+        return cls(**given)
+
+
+class VariantScorer(scoring.BM25FScorer):  # type: ignore[misc]
+    """BM25 per field with another IDF or length normalisation (scalar and array alike)."""
+
+    def __init__(self, searcher: Any, fieldname: str, text: str, B: float, K1: float,
+                 variant: Variant) -> None:
+        self.variant = variant
+        super().__init__(searcher, fieldname, text, B, K1)
+        if variant.idf == "robertson":
+            parent = searcher.get_parent()
+            n = parent.doc_frequency(fieldname, text)
+            total = parent.doc_count_all()
+            self.idf = math.log(1 + (total - n + 0.5) / (n + 0.5))
+
+    def formula(self, tf: Any, fl: Any) -> Any:
+        """The term's score from its frequency and the field's length (floats or arrays)."""
+        idf, avgfl, b, k1, v = self.idf, self.avgfl, self.B, self.K1, self.variant
+        norm = (1 - b) + b * fl / avgfl
+        if v.norm == "bm25l":
+            ctd = tf / norm
+            return idf * ((k1 + 1) * (ctd + v.delta)) / (k1 + ctd + v.delta)
+        score = idf * ((tf * (k1 + 1)) / (tf + k1 * norm))
+        if v.norm == "bm25+":
+            score = score + idf * v.delta
+        return score
+
+    def _score(self, weight: float, length: float) -> float:
+        return float(self.formula(weight, length))
+
+    def max_quality(self) -> float:
+        return float("inf")  # never skip blocks on a bound this does not know
+
+    def block_quality(self, matcher: Any) -> float:
+        return float("inf")
+
+
+class VariantBM25F(scoring.BM25F):  # type: ignore[misc]
+    def __init__(self, variant: Variant, B: float, K1: float) -> None:
+        super().__init__(B=B, K1=K1)
+        self.variant = variant
+
+    def supports_block_quality(self) -> bool:
+        return False
+
+    def scorer(self, searcher: Any, fieldname: str, text: str, qf: int = 1) -> Any:
+        if not searcher.schema[fieldname].scorable:
+            return scoring.WeightScorer.for_(searcher, fieldname, text)
+        return VariantScorer(searcher, fieldname, text, self._field_B.get(fieldname, self.B),
+                             self.K1, self.variant)
+
+
+def product_bm25() -> tuple[float, float]:
+    """The product's BM25F B and K1."""
+    model = _PRODUCT_RANKING()
+    return float(model.B), float(model.K1)
+
+
+_PRODUCT_RANKING = product_search.ranking
+_PRODUCT_MAKE_ANALYZER = analysis.make_analyzer
+_PRODUCT_BUILD = parser.build
+_PRODUCT_EVAL = postings.Postings._eval
+_PRODUCT_SCORE = postings.Postings._score
+_PRODUCT_INIT = postings.Postings.__init__
+_PRODUCT_EXACT = postings.Postings.exact_scores
+_PRODUCT_TITLE_BOOST = schema.TITLE_BOOST
+_PRODUCT_HIGHLIGHT = product_search.highlight
+_PRODUCT_MAX_CHARS = product_search.MAX_QUERY_CHARS
 
 
 def make_variant_analyzer(stop: str, stemmer: str) -> Analyzer:
-    """The product's analyzer with its stop filter and stemmer swapped as asked."""
-    items, swapped = [], set()
-    for item in analysis.make_analyzer().items:
+    """The product's analyzer with its stop list and stemmer swapped as asked."""
+    items = []
+    for item in _PRODUCT_MAKE_ANALYZER().items:
         if isinstance(item, StopFilter) and stop != "product":
-            swapped.add("stop")
-            words = STOP_LISTS[stop]()
-            if words:
-                items.append(StopFilter(stoplist=words, minsize=item.min, maxsize=item.max,
-                                        renumber=item.renumber))
+            # An empty list keeps the chain's shape (and the builder's fast path).
+            items.append(StopFilter(stoplist=STOP_LISTS[stop](), minsize=item.min,
+                                    maxsize=item.max, renumber=item.renumber))
         elif isinstance(item, analysis.SnowballStemFilter) and stemmer != "product":
-            swapped.add("stemmer")
-            if stemmer == "snowball":
-                items.append(analysis.SnowballStemFilter("english"))
-            elif stemmer == "porter":  # Porter's original algorithm, as Snowball spells it
+            if stemmer == "porter":  # Porter's algorithm as Snowball spells it
                 items.append(analysis.SnowballStemFilter("porter"))
-            elif stemmer in NLTK_STEMMERS:
-                items.append(NltkStemFilter(stemmer))
-            elif stemmer != "none":
+            elif stemmer == "nltk-porter":
+                items.append(PorterStemFilter("nltk-porter"))
+            else:
                 raise ValueError(f"unknown stemmer {stemmer!r}")
         else:
             items.append(item)
-    asked = {name for name, value in (("stop", stop), ("stemmer", stemmer))
-             if value != "product"}
-    if asked - swapped:  # the product's chain changed shape: say so rather than measure it
-        raise ValueError(f"make_analyzer() has no {', '.join(sorted(asked - swapped))} filter"
-                         " to swap")
     return functools.reduce(operator.or_, items)
 
 
-def make_schema(settings: Settings) -> Schema:
-    """The product schema, or a copy of it with the variant's analyzer and title boost."""
-    base = product_schema()
-    if settings.index_key() == Settings().index_key():
-        return base
-    variant = copy.deepcopy(base)
-    if (settings.stop, settings.stemmer) != ("product", "product"):
-        analyzer = make_variant_analyzer(settings.stop, settings.stemmer)
-        for name in TEXT_FIELDS:
-            variant[name].analyzer = analyzer
-    if settings.title_boost is not None:
-        variant["title"].format.field_boost = float(settings.title_boost)
-    return variant
+def _clear_caches() -> None:
+    """Forget everything the product computed from the analysis chain or the schema."""
+    analysis.analyzer.cache_clear()
+    schema.schema.cache_clear()
+    parser.parse.cache_clear()
+    parser.synonym_groups.cache_clear()
+    parser._synonym_index.cache_clear()
+    highlight._per_token.cache_clear()
 
 
-def build_index(items: Iterable[Item], schema: Schema, folder: Path) -> Index:
-    """An index of the items in `folder` (which must not exist yet), one segment."""
-    ix = FileStorage(str(folder)).create().create_index(schema)
-    with ix.writer() as writer:
-        for item in items:
-            writer.add_document(**to_document(item))
-    return ix
-
-
-def query_words(text: str, analyzer: Analyzer) -> list[str]:
-    """The analysed words of a query, each once, in order."""
-    return list(dict.fromkeys(t.text for t in analyzer(text)))
-
-
-def make_query(words: Sequence[str], settings: Settings) -> wq.Query:
-    """OR of every word in every text field, plus optional phrase clauses for adjacent pairs."""
-    weights = {"title": settings.title_weight, "summary": 1.0}
-    clauses: list[wq.Query] = [wq.Term(f, w, boost=weights[f]) for w in words for f in TEXT_FIELDS]
-    if settings.proximity:
-        clauses += [wq.Phrase(f, [a, b], slop=settings.slop,
-                              boost=settings.proximity * weights[f])
-                    for a, b in itertools.pairwise(words) for f in TEXT_FIELDS]
-    return wq.Or(clauses)
-
-
-class Bench:
-    """The collection, queries and judgments, with an index per analysis variant.
-
-    Indexes live in a temporary directory removed by `close()` (or on leaving a
-    ``with`` block).
-    """
-
-    def __init__(self, items: list[Item], queries: Mapping[str, str], qrels: Qrels) -> None:
-        self.items, self.queries, self.qrels = items, queries, qrels
-        self._tmp = tempfile.TemporaryDirectory(prefix="relevance-")
-        self._indexes: dict[tuple[str, str, float | None], tuple[Index, Analyzer]] = {}
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._indexes.clear()
-        self._tmp.cleanup()
-
-    def index(self, settings: Settings) -> tuple[Index, Analyzer]:
-        key = settings.index_key()
-        if key not in self._indexes:
-            schema = make_schema(settings)
-            # Forked workers build indexes too: the folder names the process.
-            folder = Path(self._tmp.name) / f"ix-{len(self._indexes)}-{os.getpid()}"
-            self._indexes[key] = (build_index(self.items, schema, folder),
-                                  schema["summary"].analyzer)
-        return self._indexes[key]
-
-    def run(self, settings: Settings, *, depth: int = DEPTH) -> dict[str, list[str]]:
-        """Query id → ranked document ids."""
-        ix, analyzer = self.index(settings)
-        runs: dict[str, list[str]] = {}
-        with ix.searcher(weighting=settings.weighting()) as searcher:
-            ids = {docnum: fields_["id"] for docnum, fields_ in searcher.reader().iter_docs()}
-            for qid, text in self.queries.items():
-                words = query_words(text, analyzer)
-                if not words:
-                    runs[qid] = []
-                    continue
-                results = searcher.search(make_query(words, settings), limit=depth)
-                runs[qid] = [ids[docnum] for _, docnum in results.top_n]
-        return runs
-
-    def evaluate(self, settings: Settings, *, depth: int = DEPTH) -> dict[str, Scores]:
-        """Query id → scores, for every judged query."""
-        return evaluate(self.run(settings, depth=depth), self.qrels)
-
-
-_SHARED: Bench | None = None  # the bench a forked worker inherits
-
-
-def _evaluate_in_worker(task: tuple[list[Settings], int]) -> list[dict[str, Scores]]:
-    assert _SHARED is not None
-    variants, depth = task
-    return [_SHARED.evaluate(settings, depth=depth) for settings in variants]
-
-
-def evaluate_variants(bench: Bench, variants: Sequence[Settings], *, depth: int = DEPTH,
-                      jobs: int = 1) -> list[dict[str, Scores]]:
-    """Scores for each variant, in order, over `jobs` forked processes.
-
-    Variants that share an index go to the same worker where the load allows,
-    so each index is built about once; the most shared one is built before forking.
-    """
-    if jobs <= 1 or len(variants) <= 1:
-        return [bench.evaluate(s, depth=depth) for s in variants]
-    groups: dict[tuple[str, str, float | None], list[int]] = {}
-    for i, settings in enumerate(variants):
-        groups.setdefault(settings.index_key(), []).append(i)
-    common = max(groups.values(), key=len)
-    bench.index(variants[common[0]])
-    most = math.ceil(len(variants) / jobs)
-    chunks = sorted((members[start:start + most] for members in groups.values()
-                     for start in range(0, len(members), most)), key=len, reverse=True)
-    global _SHARED
-    _SHARED = bench
+@contextlib.contextmanager
+def index_patches(variant: Variant) -> Iterator[None]:
+    """The analysis chain and title boost of `variant`, for building and querying."""
+    analysis.make_analyzer = (  # type: ignore[assignment]
+        functools.partial(make_variant_analyzer, variant.stop, variant.stemmer)
+        if (variant.stop, variant.stemmer) != ("product", "product")
+        else _PRODUCT_MAKE_ANALYZER)
+    schema.TITLE_BOOST = (_PRODUCT_TITLE_BOOST if variant.title_boost is None
+                          else variant.title_boost)
+    _clear_caches()
     try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            done = pool.map(_evaluate_in_worker,
-                            [([variants[i] for i in chunk], depth) for chunk in chunks],
-                            chunksize=1)
+        yield
     finally:
-        _SHARED = None
-    results: dict[int, dict[str, Scores]] = {}
-    for chunk, scores in zip(chunks, done, strict=True):
-        results.update(zip(chunk, scores, strict=True))
-    return [results[i] for i in range(len(variants))]
+        analysis.make_analyzer = _PRODUCT_MAKE_ANALYZER  # type: ignore[assignment]
+        schema.TITLE_BOOST = _PRODUCT_TITLE_BOOST
+        _clear_caches()
 
 
-# --- variants -----------------------------------------------------------------
-
-# The settings proposed for the product; see bench/RESULTS.md for how they were
-# chosen (--explore, --grid, --cv) and what each change does (--sweep).
-PROPOSED = Settings(stop="nltk", title_boost=1.0, b=0.9)
-
-Variants = list[tuple[str, Settings]]
+def _variant_init(self: postings.Postings, searcher: Any, **kwargs: Any) -> None:
+    _PRODUCT_INIT(self, searcher, **kwargs)
+    if isinstance(searcher.weighting, VariantBM25F):
+        self._bm25 = searcher.weighting  # scored with the arrays, by `_variant_score`
 
 
-def ablation(proposed: Settings = PROPOSED) -> Variants:
-    """The product, each proposed change alone, then all of them together."""
-    product = Settings()
-    rows = [("product (baseline)", product)]
-    for f in fields(Settings):
-        value = getattr(proposed, f.name)
-        if value != getattr(product, f.name):
-            rows.append((f"only {f.name}={value}", replace(product, **{f.name: value})))
-    rows.append(("proposed (all of the above)", proposed))
-    return rows
+def _variant_score(self: postings.Postings, fieldname: str, text: str, ids: Any,
+                   tf: Any) -> Any:
+    if not isinstance(self._bm25, VariantBM25F):
+        return _PRODUCT_SCORE(self, fieldname, text, ids, tf)
+    scorer = self._bm25.scorer(self.searcher, fieldname, text)
+    if not isinstance(scorer, VariantScorer):
+        return tf
+    fl = self.lengths(fieldname)[ids].astype(float)
+    return scorer.formula(tf, fl)
 
 
-def exploration(base: Settings) -> Variants:
-    """`base`, then one lever at a time set to each alternative tried."""
-    rows = [(f"base: {base.describe()}", base)]
-
-    def alternative(name: str, value: Any) -> None:
-        if getattr(base, name) != value:
-            shown = "product" if value is None else value
-            rows.append((f"{name}={shown}", replace(base, **{name: value})))
-
-    for stop in STOP_LISTS:
-        alternative("stop", stop)
-    for stemmer in STEMMERS:
-        if stemmer != "snowball":  # the same as the product's today
-            alternative("stemmer", stemmer)
-    for boost in (None, 1.0, 3.0):
-        alternative("title_boost", boost)
-    for weight in (0.5, 1.0, 1.5):
-        alternative("title_weight", weight)
-    alternative("proximity", 0.25)
-    return rows
+def _boosted_eval(self: postings.Postings, q: wq.Query, scored: bool) -> postings.Matched:
+    """A boosted term or OR/AND, with the arrays (the product sends these to Whoosh)."""
+    boost = getattr(q, "boost", 1.0)
+    if boost != 1.0 and type(q) in (wq.Term, wq.Or, wq.And):
+        inner = copy.copy(q)
+        inner.boost = 1.0
+        found = _boosted_eval(self, inner, scored)
+        return postings.Matched(found.ids, None if found.scores is None
+                                else found.scores * boost, exact=False)
+    return _PRODUCT_EVAL(self, q, scored)
 
 
-def grid(base: Settings) -> Variants:
-    """BM25F K1 x B around the usual values, the rest as in `base`."""
-    return [(f"k1={k1} b={b}", replace(base, k1=k1, b=b))
-            for k1 in (0.9, 1.2, 1.5, 1.8) for b in (0.6, 0.75, 0.85, 0.9, 0.95, 1.0)]
+class FieldsTerm(wq.Query):  # type: ignore[misc]
+    """A word in every text field, scored as one BM25F term (see `_fields_term`)."""
+
+    def __init__(self, text: str, fieldnames: Sequence[str], boost: float = 1.0) -> None:
+        self.text, self.fieldnames, self.boost = text, tuple(fieldnames), boost
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, FieldsTerm)
+                and (self.text, self.fieldnames, self.boost)
+                == (other.text, other.fieldnames, other.boost))
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.fieldnames, self.boost))
+
+    def __repr__(self) -> str:
+        return f"FieldsTerm({self.text!r}, {self.fieldnames!r}, boost={self.boost})"
+
+    def with_boost(self, boost: float) -> FieldsTerm:
+        return FieldsTerm(self.text, self.fieldnames, boost)
 
 
-def candidates() -> Variants:
-    """What --cv tunes over: the levers that moved the figures (K1 stays 1.2: flat on the grid).
+def _fields_term(self: postings.Postings, q: FieldsTerm, scored: bool) -> postings.Matched:
+    """BM25F proper: tf~ = sum over fields of tf_f (already times the field's boost) /
+    ((1 - B) + B * length_f / mean length_f); score = idf * tf~ (K1 + 1) / (tf~ + K1),
+    with one IDF from the documents having the word in any field."""
+    import numpy as np
 
-    The first is the product's settings, the baseline.
+    model = self.searcher.weighting
+    parts = [(f, *self.postings(f, q.text)) for f in q.fieldnames]
+    ids = np.unique(np.concatenate([p[1] for p in parts])) if parts else np.empty(0, int)
+    if not scored or not len(ids):
+        return postings.Matched(ids.astype(np.int32), None if not scored else
+                                np.zeros(len(ids)))
+    b, k1 = model.B, model.K1
+    tf = np.zeros(len(ids))
+    for f, fids, weights in parts:
+        if not len(fids):
+            continue
+        avgfl = self.searcher.avg_field_length(f) or 1
+        fl = self.lengths(f)[fids].astype(float)
+        tf[np.searchsorted(ids, fids)] += weights / ((1 - b) + b * fl / avgfl)
+    n, df = self.reader.doc_count_all(), len(ids)
+    variant = getattr(model, "variant", None)
+    if variant is not None and variant.idf == "robertson":
+        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    else:
+        idf = math.log(n / (df + 1)) + 1
+    if variant is not None and variant.norm == "bm25l":
+        scores = idf * (k1 + 1) * (tf + variant.delta) / (k1 + tf + variant.delta)
+    else:
+        scores = idf * tf * (k1 + 1) / (tf + k1)
+        if variant is not None and variant.norm == "bm25+":
+            scores = scores + idf * variant.delta
+    return postings.Matched(ids.astype(np.int32), scores * q.boost, exact=False)
+
+
+class Near(wq.Query):  # type: ignore[misc]
+    """Two words within `slop` positions of each other (either order) in one field."""
+
+    def __init__(self, fieldname: str, a: str, b: str, slop: int, boost: float) -> None:
+        self.fieldname, self.a, self.b, self.slop, self.boost = fieldname, a, b, slop, boost
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Near) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((self.fieldname, self.a, self.b, self.slop, self.boost))
+
+    def __repr__(self) -> str:
+        return f"Near({self.fieldname!r}, {self.a!r}, {self.b!r}, {self.slop}, {self.boost})"
+
+
+def _near(self: postings.Postings, q: Near, scored: bool) -> postings.Matched:
+    """Documents with the two words near each other, scored `boost` times the sum of the
+    two words' scores in the field (as Whoosh scores a phrase)."""
+    import numpy as np
+
+    (ida, sa), (idb, sb) = self.term(q.fieldname, q.a), self.term(q.fieldname, q.b)
+    both = postings._common(ida, idb)
+    empty = postings.Matched(both[:0], np.zeros(0) if scored else None)
+    if not len(both):
+        return empty
+    ka = self._positions(q.fieldname, q.a, both)
+    kb = self._positions(q.fieldname, q.b, both)
+    if ka is None or kb is None:
+        return empty
+    found = [postings._common64(ka + d, kb) for d in range(-q.slop, q.slop + 1) if d]
+    docs = np.unique(np.concatenate(found) >> 32).astype(np.int32) if found else both[:0]
+    if not scored:
+        return postings.Matched(docs, None)
+    scores = sa[np.searchsorted(ida, docs)] + sb[np.searchsorted(idb, docs)]
+    return postings.Matched(docs, scores * q.boost, exact=False)
+
+
+def _fields_eval(self: postings.Postings, q: wq.Query, scored: bool) -> postings.Matched:
+    if isinstance(q, FieldsTerm):
+        return _fields_term(self, q, scored)
+    if isinstance(q, Near):
+        return _near(self, q, scored)
+    return _boosted_eval(self, q, scored)
+
+
+def _array_exact_scores(self: postings.Postings, q: wq.Query, docs: Any) -> dict[int, float]:
+    """Scores from the arrays themselves (Whoosh cannot match a `FieldsTerm`)."""
+    import numpy as np
+
+    found = self._eval(q, True)
+    wanted = np.asarray(sorted(int(d) for d in docs), dtype=np.int64)
+    at = np.searchsorted(found.ids, wanted)
+    at[at == len(found.ids)] = 0
+    hit = found.ids[at] == wanted if len(found.ids) else np.zeros(len(wanted), bool)
+    assert found.scores is not None
+    return {int(d): float(found.scores[i]) for d, i, h in zip(wanted, at, hit) if h}
+
+
+def as_fields_terms(q: wq.Query) -> wq.Query:
+    """Each OR of one word in several fields, as one `FieldsTerm`."""
+    if type(q) is wq.Or:
+        subs = q.subqueries
+        if (len(subs) > 1 and all(type(t) is wq.Term and t.boost == 1.0 for t in subs)
+                and len({t.text for t in subs}) == 1
+                and len({t.fieldname for t in subs}) == len(subs)):
+            return FieldsTerm(subs[0].text, [t.fieldname for t in subs], q.boost)
+        return wq.Or([as_fields_terms(s) for s in subs], boost=q.boost)
+    return q
+
+
+# Pseudo-relevance feedback: the expansion terms of the query being run.
+_EXPANSION: list[tuple[str, float]] = []
+
+
+def _variant_build(variant: Variant) -> Callable[..., parser.Built | None]:
+    """`searchapp.query.build` with the variant's query-side changes."""
+
+    def build(parsed: parser.ParsedQuery, reader: Any, *, match: str = "all"
+              ) -> parser.Built | None:
+        plain = variant.qtf == "linear" and not variant.proximity and not _EXPANSION
+        if plain or len(parsed.groups) != 1:
+            built = _PRODUCT_BUILD(parsed, reader, match=match)
+            if built is not None and variant.fields == "bm25f":
+                built.query = as_fields_terms(built.query)
+            return built
+        built = _PRODUCT_BUILD(parsed, reader, match=match)
+        assert built is not None
+        clauses = parsed.groups[0]
+        counts = Counter(clauses)
+        parts: list[wq.Query] = []
+        for clause, count in counts.items():  # first occurrence order
+            q = parser._clause_query(clause, reader, built.wanted)
+            weight = qtf_weight(variant.qtf, count)
+            parts.append(q if weight == 1.0 else q.with_boost(weight))
+        if variant.proximity:
+            words = [c.terms[0] for c in clauses if c.plain and c.prefix is None]
+            pairs = dict.fromkeys((a, b) for a, b in itertools.pairwise(words) if a != b)
+            parts += [Near(f, a, b, variant.slop, variant.proximity)
+                      for a, b in pairs for f in parser.TEXT_FIELDS]
+        for term, weight in _EXPANSION:
+            parts.append(wq.Or([wq.Term(f, term) for f in parser.TEXT_FIELDS], boost=weight))
+        built.query = parts[0] if len(parts) == 1 else wq.Or(parts)
+        if variant.fields == "bm25f":
+            built.query = as_fields_terms(built.query)
+        return built
+
+    return build
+
+
+def qtf_weight(rule: str, count: int) -> float:
+    """A repeated query word's weight: `count` (linear), 1 (once), or BM25's k3 saturation."""
+    if rule == "linear":
+        return float(count)
+    if rule == "once":
+        return 1.0
+    if rule.startswith("k3:"):
+        k3 = float(rule[3:])
+        return (k3 + 1) * count / (k3 + count)
+    raise ValueError(f"unknown query-term-frequency rule {rule!r}")
+
+
+@contextlib.contextmanager
+def search_patches(variant: Variant) -> Iterator[None]:
+    """The variant's ranking model and query building, while searching."""
+    b0, k10 = product_bm25()
+    b = b0 if variant.b is None else variant.b
+    k1 = k10 if variant.k1 is None else variant.k1
+    if variant.norm != "bm25" or variant.idf != "whoosh":
+        model: Callable[[], scoring.WeightingModel] = functools.partial(VariantBM25F, variant,
+                                                                        b, k1)
+    elif (b, k1) != (b0, k10):
+        model = functools.partial(scoring.BM25F, B=b, K1=k1)
+    else:
+        model = _PRODUCT_RANKING
+    product_search.ranking = model  # type: ignore[assignment]
+    if variant.long == "answer":
+        product_search.MAX_QUERY_CHARS = 100_000
+    postings.Postings.__init__ = _variant_init  # type: ignore[method-assign]
+    postings.Postings._score = _variant_score  # type: ignore[method-assign]
+    postings.Postings._eval = _boosted_eval  # type: ignore[method-assign]
+    if variant.fields == "bm25f" or variant.proximity:
+        # Whoosh cannot match these queries: score and rescore with the arrays only.
+        postings.Postings._eval = _fields_eval  # type: ignore[method-assign]
+        postings.Postings.exact_scores = _array_exact_scores  # type: ignore[method-assign]
+    parser.build = _variant_build(variant)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        product_search.ranking = _PRODUCT_RANKING  # type: ignore[assignment]
+        product_search.MAX_QUERY_CHARS = _PRODUCT_MAX_CHARS
+        postings.Postings.__init__ = _PRODUCT_INIT  # type: ignore[method-assign]
+        postings.Postings._score = _PRODUCT_SCORE  # type: ignore[method-assign]
+        postings.Postings._eval = _PRODUCT_EVAL  # type: ignore[method-assign]
+        postings.Postings.exact_scores = _PRODUCT_EXACT  # type: ignore[method-assign]
+        parser.build = _PRODUCT_BUILD  # type: ignore[assignment]
+
+
+def expansion_terms(engine: Engine, hits: Sequence[Any], variant: Variant
+                    ) -> list[tuple[str, float]]:
+    """Expansion terms (and their weights) from the first `prf_docs` hits.
+
+    RM3: each term's probability in a hit's text, weighted by the hit's share of
+    the scores, summed; Bo1 (Amati): tf in the hits times log2((1+Pn)/Pn) +
+    log2(1+Pn), Pn the term's mean frequency per document in the collection.
+    Weights are scaled so the best term gets `prf_weight`.
     """
-    return [(f"stop={stop} title_boost={boost or 'product'} b={b}",
-             Settings(stop=stop, title_boost=boost, b=b))
-            for stop in ("product", "nltk", "smart") for boost in (None, 1.0)
-            for b in (0.75, 0.9)]
+    top = hits[:variant.prf_docs]
+    if not top:
+        return []
+    texts = [analysis.terms(f"{h.item.title} {h.item.summary}") for h in top]
+    weights: dict[str, float] = {}
+    if variant.prf == "rm3":
+        total = sum(max(h.score or 0.0, 0.0) for h in top) or 1.0
+        for hit, words in zip(top, texts, strict=True):
+            if not words:
+                continue
+            share = max(hit.score or 0.0, 0.0) / total
+            for term, tf in Counter(words).items():
+                weights[term] = weights.get(term, 0.0) + share * tf / len(words)
+    elif variant.prf == "bo1":
+        tf_top = Counter(t for words in texts for t in words)
+
+        def collection_frequency(reader: Any) -> dict[str, tuple[float, int]]:
+            n = reader.doc_count_all()
+            return {t: (sum(reader.frequency(f, t) for f in parser.TEXT_FIELDS), n)
+                    for t in tf_top}
+
+        stats = engine.with_reader(collection_frequency)
+        for term, tf in tf_top.items():
+            cf, n = stats[term]
+            pn = max(cf, 1.0) / n
+            weights[term] = tf * math.log2((1 + pn) / pn) + math.log2(1 + pn)
+    else:
+        raise ValueError(f"unknown feedback {variant.prf!r}")
+    ranked = sorted(weights.items(), key=lambda tw: (-tw[1], tw[0]))[:variant.prf_terms]
+    if not ranked:
+        return []
+    best = ranked[0][1]
+    return [(term, variant.prf_weight * w / best) for term, w in ranked]
 
 
-def cross_validate(variants: Variants, results: Sequence[Mapping[str, Scores]],
-                   baseline: Mapping[str, Scores]) -> str:
-    """Two folds (queries 1st, 3rd, … and 2nd, 4th, …): pick the best variant on one, score
-    it on the other.
+# --- running -------------------------------------------------------------------
 
-    Every query is then scored by settings chosen without it, which estimates
-    what tuning is worth beyond fitting these very queries.
+Runs = dict[str, list[str]]
+
+
+def run_queries(engine: Engine, queries: Mapping[str, str], variant: Variant
+                ) -> tuple[Runs, int]:
+    """Query id → ranked ids through `Engine.search`, and how many queries were refused."""
+    runs: Runs = {}
+    refused = 0
+    for qid, text in queries.items():
+        request_text = api_query(text)
+        try:
+            page = engine.search(SearchQuery(q=request_text, per_page=PER_PAGE))
+            if variant.prf != "none":
+                _EXPANSION[:] = expansion_terms(engine, page.hits, variant)
+                try:
+                    page = engine.search(SearchQuery(q=request_text, per_page=PER_PAGE))
+                finally:
+                    _EXPANSION.clear()
+        except BadParameter:
+            refused += 1
+            runs[qid] = []
+            continue
+        runs[qid] = [hit.item.id for hit in page.hits]
+    return runs, refused
+
+
+@dataclass
+class Outcome:
+    """One variant on one collection: per-query scores and what it cost."""
+
+    collection: str
+    variant: str
+    per_query: dict[str, Scores]
+    refused: int = 0
+    seconds: float = 0.0
+
+
+def _no_highlight(text: str, wanted: Any, **kwargs: Any) -> str:
+    return text
+
+
+def run_collection(task: tuple[str, list[Variant], bool]) -> list[Outcome]:
+    """Import a collection into a fresh catalog and index, then run each variant's queries.
+
+    Variants are grouped by what their index depends on; each group gets a
+    rebuild by the product under that group's analysis and title boost.
     """
-    qids = sorted(baseline, key=lambda q: (0, int(q), q) if q.isdigit() else (1, 0, q))
-    folds = [qids[0::2], qids[1::2]]
-    lines = [("| tuned on | chosen | test queries | baseline nDCG@10 | tuned nDCG@10"
-              " | baseline MAP | tuned MAP |"), "|---|---|---:|---:|---:|---:|---:|"]
-    held_out: dict[str, Scores] = {}
-    for train, test in ((folds[0], folds[1]), (folds[1], folds[0])):
-        def fit(i: int, train: Sequence[str] = train) -> tuple[float, float]:
-            mean = Scores.mean(results[i][q] for q in train)
-            return (mean.ndcg10, mean.map)
-        best = max(range(len(variants)), key=fit)
-        held_out.update({q: results[best][q] for q in test})
-        base = Scores.mean(baseline[q] for q in test)
-        tuned = Scores.mean(results[best][q] for q in test)
-        name = "1st, 3rd, …" if train is folds[0] else "2nd, 4th, …"
-        lines.append(f"| {name} | {variants[best][0]} | {len(test)} | {base.ndcg10:.3f}"
-                     f" | {tuned.ndcg10:.3f} | {base.map:.3f} | {tuned.map:.3f} |")
-    overall = Scores.mean(held_out.values())
-    base = Scores.mean(baseline.values())
-    lines.append(f"| (both folds) | | {len(held_out)} | {base.ndcg10:.3f} | {overall.ndcg10:.3f}"
-                 f" | {base.map:.3f} | {overall.map:.3f} |")
+    name, variants, highlights = task
+    if highlights:
+        return _run_collection(name, variants)
+    # Hits' highlights do not change the order: skip their cost.
+    product_search.highlight = _no_highlight  # type: ignore[assignment]
+    try:
+        return _run_collection(name, variants)
+    finally:
+        product_search.highlight = _PRODUCT_HIGHLIGHT  # type: ignore[assignment]
+
+
+def _run_collection(name: str, variants: Sequence[Variant]) -> list[Outcome]:
+    collection = COLLECTIONS[name]
+    qrels = load_qrels(collection.qrels)
+    # Only judged queries are scored, so only they are run.
+    queries = {q: text for q, text in load_queries(collection.queries).items() if q in qrels}
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix=f"relevance-{name}-") as tmp:
+        folder = Path(tmp)
+        app = AppSettings(catalog=folder / "catalog.sqlite3", index_dir=folder / "index",
+                          lock_timeout=60.0)
+        source = folder / f"{name}.jsonl"
+        expected = write_import_file(collection, source)
+        imported = False
+        by_index: dict[tuple[str, str, float | None], list[Variant]] = {}
+        for v in variants:
+            by_index.setdefault(v.index_key(), []).append(v)
+        for group in by_index.values():
+            with index_patches(group[0]):
+                if not imported:
+                    outcome = operations.import_paths(app, [source], fmt="jsonl",
+                                                      organisation=name)
+                    if outcome.report.added != expected:
+                        raise RuntimeError(f"{name}: imported {outcome.report.added} of"
+                                           f" {expected} records")
+                    imported = True
+                else:
+                    operations.rebuild(app)
+                for variant in group:
+                    started = time.perf_counter()
+                    with search_patches(variant):
+                        engine = Engine(IndexStore(app.index_dir))
+                        try:
+                            if engine.doc_count() != expected:
+                                raise RuntimeError(f"{name}: index holds"
+                                                   f" {engine.doc_count()} documents")
+                            runs, refused = run_queries(engine, queries, variant)
+                        finally:
+                            engine.close()
+                    outcomes.append(Outcome(name, variant.describe(),
+                                            evaluate(runs, qrels, graded=collection.graded),
+                                            refused, time.perf_counter() - started))
+    return outcomes
+
+
+def run_all(variants: Sequence[Variant], names: Sequence[str], *, jobs: int,
+            highlights: bool = False) -> dict[str, dict[str, Outcome]]:
+    """variant description → collection → outcome, each collection in its own process."""
+    chunk = max(1, math.ceil(len(variants) / max(1, jobs)))
+    tasks = [(name, list(variants[i:i + chunk]), highlights)
+             for name in names for i in range(0, len(variants), chunk)]
+    # The largest first, so the last ones to finish are short.
+    tasks.sort(key=lambda t: -len(load_queries(COLLECTIONS[t[0]].queries)) * len(t[1]))
+    if jobs <= 1:
+        done = [run_collection(t) for t in tasks]
+    else:
+        done = []
+        with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1) as pool:
+            for outcomes in pool.imap_unordered(run_collection, tasks, chunksize=1):
+                done.append(outcomes)
+                print(f"  {len(done)}/{len(tasks)} done ({outcomes[0].collection},"
+                      f" {len(outcomes)} variants)", file=sys.stderr, flush=True)
+    results: dict[str, dict[str, Outcome]] = {}
+    for outcomes in done:
+        for o in outcomes:
+            results.setdefault(o.variant, {})[o.collection] = o
+    return results
+
+
+# --- saving and comparing -----------------------------------------------------------
+
+def save(path: Path, variant: str, outcomes: Mapping[str, Outcome], meta: Mapping[str, Any]
+         ) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"variant": variant, **meta,
+            "collections": {name: {"refused": o.refused, "seconds": round(o.seconds, 2),
+                                   "queries": {q: asdict(s) for q, s in o.per_query.items()}}
+                            for name, o in outcomes.items()}}
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def load(path: Path) -> tuple[str, dict[str, dict[str, Scores]]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data["variant"], {name: {q: Scores(**s) for q, s in c["queries"].items()}
+                             for name, c in data["collections"].items()}
+
+
+def mean_over(per_collection: Mapping[str, Mapping[str, Scores]]) -> Scores:
+    """The mean over collections of each collection's mean (each collection counts once)."""
+    return Scores.mean(Scores.mean(q.values()) for q in per_collection.values())
+
+
+def pooled_test(base: Mapping[str, Mapping[str, Scores]],
+                other: Mapping[str, Mapping[str, Scores]], metric: str = "ndcg10") -> float:
+    """Randomisation test of the difference in the mean over collections.
+
+    Each query's difference is weighted by 1/(collections x its collection's
+    queries), so the statistic is the change in the mean of the collection means.
+    """
+    diffs: list[float] = []
+    names = [n for n in base if n in other]
+    for name in names:
+        qids = sorted(base[name])
+        w = 1 / (len(names) * len(qids))
+        diffs += [w * (getattr(other[name][q], metric) - getattr(base[name][q], metric))
+                  for q in qids]
+    return randomisation_test([0.0] * len(diffs), diffs)
+
+
+def comparison_table(rows: Sequence[tuple[str, Mapping[str, Mapping[str, Scores]]]],
+                     base: Mapping[str, Mapping[str, Scores]] | None) -> str:
+    """nDCG@10 / MAP@100 / R@100 per collection, the mean, and p against `base`."""
+    names = [n for n in COLLECTIONS if any(n in r for _, r in rows)]
+    head = ("| variant | " + " | ".join(names) + " | mean | p (nDCG@10) vs today: "
+            + ", ".join(names) + ", mean |")
+    lines = [head, "|---|" + "---:|" * (len(names) + 2)]
+    for label, per in rows:
+        cells = []
+        for n in names:
+            s = Scores.mean(per[n].values())
+            cells.append(f"{s.ndcg10:.3f} / {s.map:.3f} / {s.r100:.3f}")
+        m = mean_over({n: per[n] for n in names})
+        cells.append(f"**{m.ndcg10:.3f}** / {m.map:.3f} / {m.r100:.3f}")
+        if base is None or per is base:
+            ps = "—"
+        else:
+            each = [randomisation_test([base[n][q].ndcg10 for q in sorted(base[n])],
+                                       [per[n][q].ndcg10 for q in sorted(base[n])])
+                    for n in names]
+            ps = ", ".join(f"{p:.3f}" for p in [*each, pooled_test(base, per)])
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {ps} |")
     return "\n".join(lines)
 
 
-def table(rows: Sequence[tuple[str, Mapping[str, Scores]]], *, top: int | None = None) -> str:
-    """A Markdown table of mean scores; changes and per-query wins/losses are against row 1."""
-    first = rows[0][1]
-    first_mean = Scores.mean(first.values())
-    lines = ["| variant | nDCG@10 | MAP | P@10 | R@100 | Δ nDCG@10 | Δ MAP | queries +/− |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    shown = list(rows)
-    if top is not None:
-        shown = [rows[0]] + sorted(rows[1:], key=lambda r: -Scores.mean(r[1].values()).ndcg10)
-        shown = shown[:top + 1]
-    for label, per_query in shown:
-        s = Scores.mean(per_query.values())
-        better = sum(per_query[q].ndcg10 > first[q].ndcg10 + 1e-9 for q in first)
-        worse = sum(per_query[q].ndcg10 < first[q].ndcg10 - 1e-9 for q in first)
-        lines.append(f"| {label} | {s.ndcg10:.3f} | {s.map:.3f} | {s.p10:.3f} | {s.r100:.3f}"
-                     f" | {s.ndcg10 - first_mean.ndcg10:+.3f} | {s.map - first_mean.map:+.3f}"
-                     f" | {better}/{worse} |")
+def reference_table(label: str, per: Mapping[str, Mapping[str, Scores]]) -> str:
+    """Against the best plain engine per collection: delta, bootstrap interval, p."""
+    lines = [(f"| {label} | nDCG@10 | best plain engine | Δ | 95% bootstrap interval"
+             " | p (mean ≤ engine's) |"), "|---|---:|---|---:|---|---:|"]
+    known = [n for n in COLLECTIONS if n in per and n in REFERENCE["bm25s"]]
+    for n in known:
+        values = [s.ndcg10 for s in per[n].values()]
+        mean = statistics.fmean(values)
+        engine, figure = best_reference(n)
+        low, high, below = bootstrap_below(values, figure)
+        lines.append(f"| {n} | {mean:.3f} | {engine} {figure:.3f} | {mean - figure:+.3f}"
+                     f" | {low:.3f}–{high:.3f} | {below:.3f} |")
+    if not known:
+        return "\n".join(lines)
+    m = mean_over({n: per[n] for n in known}).ndcg10
+    best_mean = statistics.fmean(best_reference(n)[1] for n in known)
+    lines.append(f"| mean | {m:.3f} | best of each {best_mean:.3f} | {m - best_mean:+.3f}"
+                 " | | |")
     return "\n".join(lines)
+
+
+# --- experiments -------------------------------------------------------------------
+
+def experiments(base: Variant = Variant()) -> list[tuple[str, Variant]]:
+    """Every lever tried, one at a time on top of `base` (see bench/RESULTS.md)."""
+    rows: list[tuple[str, Variant]] = [("today's product", Variant())]
+    if base != Variant():
+        rows.append((f"base: {base.describe()}", base))
+
+    def add(label: str, **changes: Any) -> None:
+        variant = replace(base, **changes)
+        if variant != base:
+            rows.append((label, variant))
+
+    add("fields bm25f", fields="bm25f")
+    for r in ("once", "k3:1", "k3:3", "k3:8", "k3:100"):
+        add(f"qtf {r}", qtf=r)
+    for b, k1 in ((0.75, 1.2), (0.75, 1.5)):
+        add(f"B {b} K1 {k1}", b=b, k1=k1)
+    for t in (1.0, 1.5, 2.0):
+        add(f"title boost {t}", title_boost=t)
+    add("idf robertson", idf="robertson")
+    add("long queries answered", long="answer")
+    for n, d in (("bm25+", 0.5), ("bm25+", 1.0), ("bm25l", 0.5)):
+        add(f"{n} δ {d}", norm=n, delta=d)
+    for stop in ("snowball", "small", "none"):
+        add(f"stop {stop}", stop=stop)
+    for stemmer in ("porter", "nltk-porter"):
+        add(f"stemmer {stemmer}", stemmer=stemmer)
+    for w, slop in ((0.1, 3), (0.2, 5)):
+        add(f"proximity {w} slop {slop}", proximity=w, slop=slop)
+    for prf, k, n, w in (("rm3", 10, 10, 0.5), ("bo1", 3, 10, 0.5), ("bo1", 10, 20, 0.3)):
+        add(f"{prf} {k} docs {n} terms w {w}", prf=prf, prf_docs=k, prf_terms=n,
+            prf_weight=w)
+    return rows
+
+
+# The configuration bench/RESULTS.md proposes ("Relevance across collections").
+PROPOSED = ("fields=bm25f idf=robertson b=0.75 k1=2.0 title_boost=1.5 qtf=k3:8 prf=rm3"
+            " prf_docs=10 prf_terms=10 prf_weight=0.5")
+
+GRID = {"idf": "whoosh,robertson", "title_boost": "1.0,1.5", "b": "0.6,0.75,0.9",
+        "k1": "1.0,1.5,2.0"}
+
+
+def cv_grid(base: Variant, grid: Mapping[str, str] = GRID) -> list[Variant]:
+    """Every combination of the grid's values (comma-separated), on top of `base`."""
+    kinds = {f.name: f.type for f in fields(Variant)}
+    axes = [[(name, float(v) if "float" in kinds[name] else v) for v in values.split(",")]
+            for name, values in grid.items()]
+    return [replace(base, **dict(point)) for point in itertools.product(*axes)]
+
+
+def leave_one_out(grid: Sequence[Variant], results: Mapping[str, Mapping[str, Outcome]],
+                  baseline: Mapping[str, Mapping[str, Scores]]) -> tuple[str, dict[str, dict[
+                      str, Scores]]]:
+    """For each collection, the grid point with the best mean nDCG@10 on the other three,
+    scored on it; the table and the held-out per-query scores."""
+    names = list(COLLECTIONS)
+    lines = [("| held out | chosen on the other three | held-out nDCG@10 | today |"
+             " p vs today | best on it alone |"), "|---|---|---:|---:|---:|---|"]
+    held: dict[str, dict[str, Scores]] = {}
+
+    def on(v: Variant, n: str) -> float:
+        return Scores.mean(results[v.describe()][n].per_query.values()).ndcg10
+
+    for n in names:
+        rest = [m for m in names if m != n]
+        chosen = max(grid, key=lambda v: statistics.fmean(on(v, m) for m in rest))
+        alone = max(grid, key=lambda v: on(v, n))
+        held[n] = results[chosen.describe()][n].per_query
+        qids = sorted(baseline[n])
+        p = randomisation_test([baseline[n][q].ndcg10 for q in qids],
+                               [held[n][q].ndcg10 for q in qids])
+        lines.append(f"| {n} | {chosen.describe()} | {on(chosen, n):.3f}"
+                     f" | {Scores.mean(baseline[n].values()).ndcg10:.3f} | {p:.3f}"
+                     f" | {alone.describe()} ({on(alone, n):.3f}) |")
+    m = mean_over(held).ndcg10
+    lines.append(f"| mean | | {m:.3f} | {mean_over(baseline).ndcg10:.3f}"
+                 f" | {pooled_test(baseline, held):.3f} | |")
+    return "\n".join(lines), held
+
+
+# --- command line ----------------------------------------------------------------------
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{platform.node()} {platform.system()} {os.cpu_count()} cores, load"
+            f" {load[0]:.1f}, Python {platform.python_version()},"
+            f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Measure ranking quality (nDCG@10, MAP, P@10, R@100) on a judged collection.")
-    parser.add_argument("--collection", type=Path, default=DATA / "cranfield.jsonl",
-                        help="JSON Lines of id, title, summary (default: %(default)s)")
-    parser.add_argument("--queries", type=Path, default=DATA / "queries.jsonl",
-                        help="JSON Lines of qid, text (default: %(default)s)")
-    parser.add_argument("--qrels", type=Path, default=DATA / "qrels.tsv",
-                        help="TSV of qid, docid, rel with a header (default: %(default)s)")
-    parser.add_argument("--depth", type=int, default=DEPTH,
-                        help="ranks kept per query (default: %(default)s)")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                        help="processes that evaluate variants (default: %(default)s)")
-    parser.add_argument("--strip-repeated-title", action="store_true",
-                        help="diagnostic: drop a title repeated at the start of its summary")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--sweep", action="store_true",
-                      help="ablation: the product, each proposed change alone, all of them")
-    mode.add_argument("--explore", action="store_true",
-                      help="each alternative tried for each lever, one at a time")
-    mode.add_argument("--grid", action="store_true", help="a K1 x B grid")
-    mode.add_argument("--cv", action="store_true",
-                      help="2-fold cross-validated choice among the candidate settings")
-    engine = parser.add_argument_group(
-        "engine settings (defaults: the product's; for a single run, --explore and --grid)")
-    engine.add_argument("--proposed", action="store_true",
-                        help=f"start from the proposed settings ({PROPOSED.describe()})")
-    engine.add_argument("--stop", choices=list(STOP_LISTS), default=None,
-                        help="stop list: product (searchapp.analysis.STOP_WORDS), whoosh"
-                             " (whoosh.analysis.STOP_WORDS, 34 words), nltk (Snowball's English"
-                             " list as whoosh.lang.stopwords has it, 127), glasgow (317),"
-                             " smart (570), none")
-    engine.add_argument("--stemmer", choices=STEMMERS, default=None,
-                        help="stemmer: product (the one make_analyzer() has), snowball"
-                             " (english), porter (Snowball's Porter), nltk-porter, lancaster,"
-                             " none")
-    engine.add_argument("--title-boost", type=float, default=None,
-                        help="index-time title field boost (product: schema.TITLE_BOOST)")
-    engine.add_argument("--title-weight", type=float, default=None,
-                        help="query-time multiplier on title matches (product: 1)")
-    engine.add_argument("--k1", type=float, default=None,
-                        help="BM25F K1 (product: searchapp.search.ranking())")
-    engine.add_argument("--b", type=float, default=None,
-                        help="BM25F B (product: searchapp.search.ranking())")
-    engine.add_argument("--title-b", type=float, default=None, help="BM25F B for titles")
-    engine.add_argument("--summary-b", type=float, default=None, help="BM25F B for summaries")
-    engine.add_argument("--proximity", type=float, default=None,
-                        help="weight of a phrase clause per adjacent query-word pair (product: 0)")
-    engine.add_argument("--slop", type=int, default=None,
-                        help="positions a phrase clause allows between its words (default: 1)")
-    parser.add_argument("--top", type=int, default=None, help="show only the best N variants")
-    args = parser.parse_args(argv)
-    for name in ("collection", "queries", "qrels"):
-        if not getattr(args, name).is_file():
-            parser.error(f"--{name}: no file {getattr(args, name)}")
-    return args
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    """The product's settings (or the proposed ones), with the options given on top."""
-    base = PROPOSED if args.proposed else Settings()
-    given = {f.name: getattr(args, f.name) for f in fields(Settings)
-             if getattr(args, f.name, None) is not None}
-    return replace(base, **given)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--collections", default=",".join(COLLECTIONS),
+                   help="comma-separated (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                   help="processes (default: %(default)s)")
+    p.add_argument("--variant", action="append", default=[],
+                   help='settings such as "b=0.75 k1=1.2 qtf=k3:8" (repeatable; default:'
+                        " today's product)")
+    p.add_argument("--proposed", action="store_true",
+                   help="run the configuration bench/RESULTS.md proposes (PROPOSED)")
+    p.add_argument("--experiments", action="store_true", help="every lever, one at a time")
+    p.add_argument("--base", default="product",
+                   help="settings --experiments lays each lever on (default: %(default)s)")
+    p.add_argument("--skip", default=None,
+                   help="leave out the --experiments rows whose label matches this regex")
+    p.add_argument("--cv", action="store_true",
+                   help="B x K1 x title boost, chosen leaving one collection out")
+    p.add_argument("--cv-base", default="product",
+                   help="settings the --cv grid is laid on (default: %(default)s)")
+    for name, values in GRID.items():
+        p.add_argument(f"--cv-{name.replace('_', '-')}", default=values,
+                       help=f"--cv values of {name} (default: %(default)s)")
+    p.add_argument("--baseline", type=Path, default=None,
+                   help="a saved run to test against (default: today's product, run now)")
+    p.add_argument("--save", type=Path, default=None,
+                   help="save the (first) variant's per-query scores here (JSON)")
+    p.add_argument("--save-dir", type=Path, default=None,
+                   help="save every variant's per-query scores in this folder")
+    p.add_argument("--highlights", action="store_true",
+                   help="compute hits' highlights too, as the product does (slower)")
+    p.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"),
+                   help="compare two saved runs query by query")
+    return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    items = load_items(args.collection, strip_repeated_title=args.strip_repeated_title)
-    with Bench(items, load_queries(args.queries), load_qrels(args.qrels)) as bench:
-        given = settings_from(args)
-        if args.sweep:
-            variants = ablation()
-        elif args.explore:
-            variants = exploration(given)
-        elif args.grid:
-            variants = [(f"base: {given.describe()}", given)] + grid(given)
-        elif args.cv:
-            variants = candidates()
-        else:
-            variants = [(given.describe(), given)]
-        results = evaluate_variants(bench, [s for _, s in variants], depth=args.depth,
-                                    jobs=args.jobs)
-        print(f"{len(bench.items)} documents, {len(bench.queries)} queries, "
-              f"{len(bench.qrels)} judged; depth {args.depth}"
-              + ("; repeated titles stripped from summaries" if args.strip_repeated_title
-                 else ""))
+    if args.compare:
+        (la, a), (lb, b) = (load(path) for path in args.compare)
+        print(comparison_table([(f"A: {la}", a), (f"B: {lb}", b)], a))
         print()
-        print(table(list(zip((label for label, _ in variants), results)), top=args.top))
-        if args.cv:
-            print()
-            print(cross_validate(variants, results, results[0]))
+        print(reference_table(f"B: {lb}", b))
+        return 0
+    names = [n.strip() for n in args.collections.split(",") if n.strip()]
+    unknown = set(names) - set(COLLECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown collection(s): {', '.join(sorted(unknown))}")
+    rows: list[tuple[str, Variant]] = [("today's product", Variant())]
+    if args.experiments:
+        rows = [(label, v) for label, v in experiments(Variant.parse(args.base))
+                if not args.skip or not re.search(args.skip, label)]
+    if args.proposed:
+        args.variant = [PROPOSED, *args.variant]
+    rows += [(f"variant: {v}", Variant.parse(v)) for v in args.variant]
+    grid: list[Variant] = []
+    if args.cv:
+        grid = cv_grid(Variant.parse(args.cv_base),
+                       {name: getattr(args, f"cv_{name}") for name in GRID})
+        rows += [(v.describe(), v) for v in grid]
+    unique = list(dict.fromkeys(v for _, v in rows))
+    results = run_all(unique, names, jobs=args.jobs, highlights=args.highlights)
+    per = {v.describe(): {n: results[v.describe()][n].per_query for n in names} for v in unique}
+    baseline = per[Variant().describe()]
+    if args.baseline is not None:
+        _, baseline = load(args.baseline)
+    meta = {"machine": machine(), "query_form": "words joined by ' OR ', per_page 100"}
+    print(f"{', '.join(names)}: {machine()}")
+    for n in names:
+        o = results[Variant().describe()][n]
+        print(f"  {n}: {len(o.per_query)} judged queries, {o.refused} refused by the product,"
+              f" {o.seconds:.1f} s")
+    print()
+    shown = [(label, per[v.describe()]) for label, v in rows if not args.cv or v not in grid]
+    print(comparison_table(shown, baseline))
+    if args.cv:
+        table, held = leave_one_out(grid, results, baseline)
+        print()
+        print(table)
+        print()
+        print(reference_table("leave-one-collection-out", held))
+    for label, scores in shown[-1:] if not args.experiments else []:
+        print()
+        print(reference_table(label, scores))
+    if args.save is not None:
+        first = unique[-1] if args.variant else unique[0]
+        save(args.save, first.describe(), results[first.describe()], meta)
+    if args.save_dir is not None:
+        for v in unique:
+            slug = "".join(c if c.isalnum() or c in ".-" else "_" for c in v.describe())
+            save(args.save_dir / f"{slug}.json", v.describe(), results[v.describe()], meta)
     print(f"\n{time.perf_counter() - started:.1f} s", file=sys.stderr)
     return 0
 

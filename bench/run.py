@@ -155,9 +155,10 @@ def build_index(catalog: Path, index_dir: Path, *, spelling: bool = True) -> dic
     from whoosh import index as whoosh_index
     from whoosh.fields import Schema
 
-    from searchapp import indexer, operations, segments
+    from searchapp import indexer, operations
     from searchapp.catalog import Catalog
     from searchapp.config import Settings
+    from searchapp.engine import pool
     from searchapp.schema import schema, to_document
 
     shutil.rmtree(index_dir, ignore_errors=True)
@@ -184,8 +185,7 @@ def build_index(catalog: Path, index_dir: Path, *, spelling: bool = True) -> dic
         with Catalog(catalog) as cat:
             documents = cat.count()
             workers = indexer.BUILD_WORKERS if documents >= indexer.PARALLEL_FROM else 1
-            segments.build(ix, (to_document(item) for item in cat.iter_items()),
-                           workers=workers)
+            pool.build(ix, (to_document(item) for item in cat.iter_items()), workers=workers)
         seconds = time.perf_counter() - started
         count, nsegments = ix.doc_count(), len(ix._segments())
         ix.close()
@@ -216,9 +216,7 @@ def incremental(catalog: Path, index_dir: Path, work: Path, *, seed: int,
     started = time.perf_counter()
     outcome = operations.import_paths(settings, [extra], fmt="jsonl")
     seconds = time.perf_counter() - started
-    ix = IndexStore(work / "index").open()
-    documents = ix.doc_count()
-    ix.close()
+    documents = IndexStore(work / "index").document_count()
     with Catalog(work / "catalog.sqlite3") as cat:
         items = cat.count()
     result = {"items": INCREMENTAL_ITEMS, "added": outcome.report.added,
@@ -395,11 +393,11 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
         "",
         ("Where the product's speed comes from (each module's docstring has the details):"
          " a full rebuild writes whole Whoosh segments directly, in one process per core"
-         " (`searchapp/segments.py`), instead of sending every posting through Whoosh's"
+         " (`searchapp/engine/segments.py`), instead of sending every posting through Whoosh's"
          " writer; beside each segment it writes the segment's posting lists as flat arrays"
          " (`MAIN_<segment>.arrays`), which each serving process maps into memory. A search"
          " then takes its terms' postings from those arrays, scores them with BM25F in one"
-         " vectorised step (the same scores as Whoosh's, bit for bit; `searchapp/postings.py`),"
+         " vectorised step (the same scores as Whoosh's, bit for bit; `searchapp/engine/arrays.py`),"
          " counts facets with `bincount` over per-generation columns (`searchapp/facets.py`),"
          " picks the top 10 with one partition, and reads only those 10 from Whoosh."
          " Highlighting analyses each distinct word once (`searchapp/highlight.py`). What is"

@@ -1,15 +1,26 @@
-"""The text analysis chain, used for indexing and for queries alike.
+"""The text analysis chain, used for indexing, queries and highlighting alike.
 
 Unicode word tokens → lowercase → accents folded → English stop words dropped
-→ nltk's Snowball stemmer (behind a cache). Whoosh pickles the schema into the
-index, so every piece here must pickle; the stemmer and its cache are rebuilt
-after unpickling instead of being stored.
+→ nltk's Snowball stemmer (behind a cache). The chain is declared once per
+language (`CHAINS`) and made into two things from the same pieces: a Whoosh
+analyzer (`analyzer`, kept in the schema, used to parse queries) and a
+compiled `Chain` (`compile`): one function per word (word → term, or None
+for a stop word) and one per text, which the segment writer and the
+highlighter use instead of Whoosh's token generators. `compile` checks the
+two agree on a probe text and raises `AnalysisError` when they do not, so a
+chain change that the compiled form does not follow fails at start-up
+instead of quietly slowing indexing down or marking the wrong words.
+
+Whoosh pickles the schema into the index, so every piece here must pickle;
+the stemmer and its cache are rebuilt after unpickling instead of being stored.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from nltk.stem.snowball import SnowballStemmer
@@ -23,6 +34,8 @@ from whoosh.analysis import (
     Token,
 )
 from whoosh.support.charset import accent_map
+
+from searchapp.errors import SearchappError
 
 # Words; an apostrophe inside a word keeps it whole ("world’s" stems to "world").
 TOKEN_PATTERN = r"\w+(?:['’]\w+)*"
@@ -74,22 +87,175 @@ class SnowballStemFilter(Filter):  # type: ignore[misc]
             yield token
 
 
-def make_analyzer() -> Analyzer:
+class AnalysisError(SearchappError):
+    """An analysis chain that cannot be compiled (a start-up error, not a slow path)."""
+
+    code = "analysis_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """One language's chain: its tokens, stop words and Snowball stemmer."""
+
+    language: str  # two letters, as items carry it
+    stemmer: str  # nltk's Snowball name
+    stop_words: frozenset[str]
+    token_pattern: str = TOKEN_PATTERN
+
+
+CHAINS = {"en": Recipe("en", "english", STOP_WORDS)}
+PROBE = ("The Elections of the elected: Özge Berber-Agtaş won’t say co-op’s “news”;"
+         " cooperatives COOPERATIVE, naïve café, ＡＢＣ １２３, yearly dying skies a of")
+
+
+def make_analyzer(language: str = "en") -> Analyzer:
+    recipe = _recipe(language)
     return (
-        RegexTokenizer(TOKEN_PATTERN)
+        RegexTokenizer(recipe.token_pattern)
         | LowercaseFilter()
         | CharsetFilter(accent_map)
-        | StopFilter(stoplist=STOP_WORDS, minsize=1)
-        | SnowballStemFilter()
+        | StopFilter(stoplist=recipe.stop_words, minsize=1)
+        | SnowballStemFilter(recipe.stemmer)
     )
 
 
-@functools.cache
-def analyzer() -> Analyzer:
+def analyzer(language: str = "en") -> Analyzer:
     """The process-wide analyzer (one stem cache shared by index and queries)."""
-    return make_analyzer()
+    return _analyzer(language)
+
+
+@functools.cache
+def _analyzer(language: str) -> Analyzer:
+    return make_analyzer(language)
+
+
+def fold(word: str) -> str:
+    """A word lowercased and its accents folded, as the chain does before stop words
+    (spelling words are kept this way)."""
+    return word.lower().translate(accent_map)
 
 
 def terms(text: str) -> list[str]:
     """The index terms a text produces, in order (stop words removed)."""
     return [t.text for t in analyzer()(text)]
+
+
+def _recipe(language: str) -> Recipe:
+    try:
+        return CHAINS[language]
+    except KeyError:
+        raise AnalysisError(f"no analysis chain for language {language!r}"
+                            f" (known: {', '.join(sorted(CHAINS))})") from None
+
+
+class _Stems(dict[str, str]):
+    """A word's stem, computed once (the stemmer is the costly step)."""
+
+    def __init__(self, stem: Callable[[str], str]) -> None:
+        super().__init__()
+        self._stem = stem
+
+    def __missing__(self, word: str) -> str:
+        found = self[word] = self._stem(word)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """One language's chain as plain functions, equal in effect to its analyzer."""
+
+    language: str
+    tokens: re.Pattern[str]  # what a word is
+    stop_words: frozenset[str]
+    stem: Callable[[str], str]
+    # The stemmer only rewrites the end of a word, so a term starts with its word's
+    # first (folded) character (true of nltk's English Snowball; a leading "y" is
+    # marked and restored): words whose first character starts no wanted term need
+    # no stemming when highlighting (tests/test_highlight.py checks it).
+    keeps_initial: bool
+    _stems: _Stems = field(repr=False, compare=False)
+
+    def fold(self, word: str) -> str | None:
+        """A word as written → its text before stemming; None for a stop word."""
+        text = word.lower().translate(accent_map)
+        return None if text in self.stop_words else text
+
+    def stem_of(self, folded: str) -> str:
+        """A folded word's term (remembered)."""
+        if len(self._stems) >= STEM_CACHE_SIZE:
+            self._stems.clear()
+        return self._stems[folded]
+
+    def term(self, word: str) -> str | None:
+        """A word as written → its index term; None for a stop word."""
+        folded = self.fold(word)
+        return None if folded is None else self.stem_of(folded)
+
+    def analyse(self, text: str) -> tuple[list[str], int, list[str]]:
+        """A text's terms in order, the position of the first one (stop words before it
+        count, as Whoosh's StopFilter numbers kept tokens), and the kept words before
+        stemming (the spelling words)."""
+        if len(self._stems) >= STEM_CACHE_SIZE:
+            self._stems.clear()
+        return self.analyser(self._stems)(text)
+
+    def analyser(self, stems: dict[str, str] | None = None
+                 ) -> Callable[[str], tuple[list[str], int, list[str]]]:
+        """`analyse` with a stem cache of its own that is never cleared (default: a new
+        one): what a segment writer uses, whose vocabulary may outgrow any bound, for as
+        long as it writes."""
+        findall, stops = self.tokens.findall, self.stop_words
+        cache = stems if stems is not None else _Stems(self.stem)
+
+        def analyse(text: str) -> tuple[list[str], int, list[str]]:
+            words = [w.lower() for w in findall(text)]
+            if not text.isascii():
+                words = [w.translate(accent_map) for w in words]
+            kept = [i for i, w in enumerate(words) if w not in stops]
+            if not kept:
+                return [], 0, []
+            surface = [words[i] for i in kept] if len(kept) < len(words) else words
+            return [cache[w] for w in surface], kept[0], surface
+
+        return analyse
+
+
+def compile(language: str = "en") -> Chain:
+    """The language's chain as functions, checked against its Whoosh analyzer."""
+    return _compile(language)
+
+
+@functools.cache
+def _compile(language: str) -> Chain:
+    recipe = _recipe(language)
+    pattern = re.compile(recipe.token_pattern)
+    if pattern.groups:
+        raise AnalysisError(f"the {language} token pattern has groups; findall would"
+                            " return them instead of words")
+    if any(not w or w != w.lower().translate(accent_map) for w in recipe.stop_words):
+        raise AnalysisError(f"the {language} stop words must be lowercase and unaccented")
+    stemmer = analyzer(language).items[-1]
+    ascii_lower = "".join(chr(c) for c in range(128)).lower()
+    if ascii_lower.translate(accent_map) != ascii_lower:
+        raise AnalysisError("accent folding changes ASCII text; the chain's shortcut"
+                            " for ASCII texts would be wrong")
+    chain = Chain(language, pattern, recipe.stop_words, stemmer.stem,
+                  keeps_initial=recipe.stemmer == "english", _stems=_Stems(stemmer.stem))
+    expected = [(t.text, t.pos) for t in analyzer(language)(PROBE, positions=True)]
+    stems, first, _ = chain.analyse(PROBE)
+    if [(s, first + k) for k, s in enumerate(stems)] != expected:
+        raise AnalysisError(f"the compiled {language} chain disagrees with its analyzer on"
+                            f" {PROBE!r}")
+    by_word = [chain.term(m.group(0)) for m in pattern.finditer(PROBE)]
+    if [t for t in by_word if t is not None] != [t for t, _ in expected]:
+        raise AnalysisError(f"the {language} chain's per-word function disagrees with its"
+                            " analyzer")
+    return chain
+
+
+def chain_for(candidate: Any) -> Chain | None:
+    """The compiled chain equal to a (Whoosh) analyzer; None for any other analyzer."""
+    for language in CHAINS:
+        if candidate == analyzer(language):
+            return compile(language)
+    return None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from searchapp.errors import BadParameter, CatalogError
+from searchapp.fields import FACETS
 from searchapp.models import Item
 from searchapp.sources import Source
 
@@ -293,8 +294,8 @@ class Catalog:
 
     def facet_counts(self, column: str) -> list[tuple[Any, int]]:
         """Items per value of one column, most first (for `stats`)."""
-        if column not in ("organisation", "year", "type"):
-            raise BadParameter("column", f"must be organisation, year or type, not {column!r}")
+        if column not in FACETS:
+            raise BadParameter("column", f"must be one of {', '.join(FACETS)}, not {column!r}")
         rows = self._db.execute(
             f"SELECT {column}, count(*) AS n FROM items GROUP BY {column}"
             f" ORDER BY n DESC, {column}"

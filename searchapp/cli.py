@@ -19,11 +19,12 @@ from searchapp import operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import ImportRejected, SearchappError
+from searchapp.fields import FACETS
 from searchapp.importers import FORMATS, Hints
 from searchapp.importers.htmlpage import SELECTOR_FIELDS, selectors_from_options
 from searchapp.indexer import IndexStore
-from searchapp.progress import TerminalProgress
 from searchapp.models import InvalidItem, check_organisation
+from searchapp.progress import TerminalProgress
 from searchapp.search import Engine, SearchPage, SearchQuery
 from searchapp.sources import KINDS, format_duration, new_source
 from searchapp.urls import BadUrl, absolute_url
@@ -58,7 +59,8 @@ def main() -> None:
 
     Settings come from the environment: SEARCHAPP_CATALOG (default
     instance/catalog.sqlite3), SEARCHAPP_INDEX_DIR (default index),
-    SEARCHAPP_ADMIN_TOKEN (unset: admin routes off).
+    SEARCHAPP_ADMIN_TOKEN (unset: admin routes off), SEARCHAPP_ENGINE
+    (auto, arrays or whoosh; default auto).
     """
 
 
@@ -150,11 +152,16 @@ def reindex(if_needed: bool, quiet: bool, force: bool) -> None:
                f" {outcome.seconds:.2f}s")
 
 
+def _facet_options(command: F) -> F:
+    """One repeatable option per facet (searchapp.fields.FACETS), named after it."""
+    for name, facet in reversed(FACETS.items()):
+        command = click.option(facet.option, name, multiple=True, help=facet.help)(command)
+    return command
+
+
 @main.command()
 @click.argument("words", nargs=-1)
-@click.option("--org", "organisation", multiple=True, help="Only this organisation (repeatable).")
-@click.option("--year", multiple=True, help="Only this year, or 'undated' (repeatable).")
-@click.option("--type", "type_", multiple=True, help="Only this item type (repeatable).")
+@_facet_options
 @click.option("--year-from", type=int, help="Only items from this year on.")
 @click.option("--year-to", type=int, help="Only items up to this year.")
 @click.option("--any", "any_words", is_flag=True, help="Items with any of the words, not all.")
@@ -163,19 +170,19 @@ def reindex(if_needed: bool, quiet: bool, force: bool) -> None:
 @click.option("--page", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the /api/search JSON.")
 @_friendly
-def search(words: Sequence[str], organisation: Sequence[str], year: Sequence[str],
-           type_: Sequence[str], year_from: int | None, year_to: int | None, any_words: bool,
-           sort: str | None, limit: int, page: int, as_json: bool) -> None:
+def search(words: Sequence[str], year_from: int | None, year_to: int | None, any_words: bool,
+           sort: str | None, limit: int, page: int, as_json: bool,
+           **facets: Sequence[str]) -> None:
     """Search the index; prints ranked hits and facet counts."""
     settings = Settings.load()
     request = SearchQuery.from_params({
-        "q": [" ".join(words)], "organisation": list(organisation), "year": list(year),
-        "type": list(type_), "sort": [sort or ""], "page": [str(page)],
+        "q": [" ".join(words)], **{name: list(values) for name, values in facets.items()},
+        "sort": [sort or ""], "page": [str(page)],
         "year_from": [str(year_from or "")], "year_to": [str(year_to or "")],
         "match": ["any" if any_words else "all"],
         "per_page": [str(limit)],
     })
-    engine = Engine(IndexStore(settings.index_dir))
+    engine = Engine.from_settings(settings)
     try:
         result = engine.search(request)
     finally:
@@ -200,7 +207,7 @@ def _print_page(result: SearchPage) -> None:
             click.echo(f"     {item.url}")
     for name, values in result.facets.items():
         shown = ", ".join(f"{'*' if v.selected else ''}{v.label} ({v.count})" for v in values)
-        click.echo(f"\n{name}: {shown or '-'}")
+        click.echo(f"\n{FACETS[name].heading.lower()}: {shown or '-'}")
     if result.suggestion:
         click.echo(f"\ndid you mean: {result.suggestion}")
     if result.any_words_total:
@@ -212,27 +219,30 @@ def _print_page(result: SearchPage) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @_friendly
 def stats(as_json: bool) -> None:
-    """Items per organisation, year and type; index generation and sizes; freshness."""
+    """Items per organisation, type, year and language; the index and its engine; freshness."""
     settings = Settings.load()
-    store = IndexStore(settings.index_dir)
+    store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with Catalog(settings.catalog) as catalog:
         data: dict[str, Any] = {
             "items": catalog.count(),
             "by": {col: [[value, n] for value, n in catalog.facet_counts(col)]
-                   for col in ("organisation", "year", "type")},
+                   for col in FACETS},
             "catalog_bytes": settings.catalog.stat().st_size,
             "freshness": catalog.freshness().to_dict(),
         }
     gen = store.current()
     data["generation"] = gen.name if gen else None
     data["index_bytes"] = store.size_bytes(gen) if gen else 0
+    engine = Engine.from_settings(settings)
     try:
-        ix = store.open()
-        data["index_documents"] = ix.doc_count()
-        ix.close()
+        data["index_documents"] = engine.doc_count()
+        data["engine"] = engine.stats()
     except SearchappError as exc:
         data["index_documents"] = None
+        data["engine"] = None
         data["index_problem"] = str(exc)
+    finally:
+        engine.close()
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -243,6 +253,8 @@ def stats(as_json: bool) -> None:
             click.echo(f"  {'undated' if value is None else value}: {n}")
     click.echo(f"index generation: {data['generation'] or 'none'}"
                f" ({data['index_documents']} documents, {data['index_bytes']:,} bytes)")
+    if data["engine"] is not None:
+        click.echo(f"engine: {data['engine']['kind']} ({data['engine']['reason']})")
     click.echo(f"catalog: {settings.catalog} ({data['catalog_bytes']:,} bytes)")
     if "index_problem" in data:
         click.echo(f"index problem: {data['index_problem']}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from searchapp import __version__
+from searchapp.engine.scoring import K1, TITLE_BOOST, B, Ranking
 from searchapp.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -36,6 +37,15 @@ class Settings:
     max_upload_bytes: int = 20 * 1024 * 1024
     # How long an import or rebuild waits for another one to finish.
     lock_timeout: float = 5.0
+    # Which search path serves: auto (arrays when it can), arrays or whoosh (for triage).
+    engine: str = "auto"
+    # Ranking knobs (searchapp.engine.scoring); the title boost applies when indexing.
+    bm25_b: float = B
+    bm25_k1: float = K1
+    title_boost: float = TITLE_BOOST
+
+    def ranking(self) -> Ranking:
+        return Ranking(b=self.bm25_b, k1=self.bm25_k1)
     # Fetching sources (`searchapp refresh`); see searchapp.fetch.
     user_agent: str = DEFAULT_USER_AGENT
     fetch_connect_timeout: float = 10.0  # seconds to connect
@@ -60,6 +70,7 @@ class Settings:
                                      default.max_upload_bytes, minimum=1),
             lock_timeout=_number(env, "SEARCHAPP_LOCK_TIMEOUT", float, default.lock_timeout,
                                  minimum=0),
+            engine=_engine(env),
             user_agent=env.get("SEARCHAPP_USER_AGENT", "").strip() or default.user_agent,
             fetch_connect_timeout=_number(env, "SEARCHAPP_FETCH_CONNECT_TIMEOUT", float,
                                           default.fetch_connect_timeout, minimum=0.001),
@@ -84,6 +95,18 @@ class Settings:
                     picked[key] = Path(picked[key])
             settings = replace(settings, **picked)
         return settings
+
+
+ENGINES = ("auto", "arrays", "whoosh")  # searchapp.engine.CHOICES
+
+
+def _engine(env: Mapping[str, str]) -> str:
+    """SEARCHAPP_ENGINE, or a `ConfigError` naming the choices."""
+    raw = env.get("SEARCHAPP_ENGINE", "").strip()
+    if raw.lower() not in ("", *ENGINES):
+        raise ConfigError(f"SEARCHAPP_ENGINE: must be one of {', '.join(ENGINES)},"
+                          f" not {raw!r}")
+    return raw.lower() or "auto"
 
 
 def _number(env: Mapping[str, str], name: str, kind: type[int] | type[float], default: Any,

@@ -2,7 +2,7 @@
 
 For each facet field (and the date), `Columns` holds one small integer code
 per document: the position of its value in the field's sorted vocabulary,
-built once per open reader. Counting a facet over any number of matches is
+built once per open reader (`searchapp.engine.Snapshot.column`). Counting a facet over any number of matches is
 then one `bincount`, and filtering one `isin`. Date codes sort like the dates
 (ISO dates sort as text), so they double as a sort key.
 
@@ -12,30 +12,16 @@ facets only, so a selected value never hides its siblings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from whoosh.reading import IndexReader
 
-from searchapp.schema import COLUMN_FIELDS, FACET_FIELDS
+from searchapp.engine import Column, Snapshot
+from searchapp.fields import COLUMN_FIELDS, FACET_FIELDS
 
-Codes = NDArray[np.int32]
 Docs = NDArray[np.int64] | NDArray[np.int32]  # document numbers, in increasing order
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """One field: its values in order, and each document's value as a code (-1: none)."""
-
-    values: tuple[str, ...]
-    codes: Codes
-
-    def codes_of(self, values: Iterable[str]) -> NDArray[np.int32]:
-        position = {v: i for i, v in enumerate(self.values)}
-        return np.asarray(sorted(position[v] for v in values if v in position), dtype=np.int32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,26 +35,8 @@ class Counted:
 class Columns:
     """Codes for every document of one reader (build anew when the reader changes)."""
 
-    def __init__(self, reader: IndexReader, fields: Sequence[str] = COLUMN_FIELDS, *,
-                 docs: Callable[[str, str], NDArray[np.integer[Any]]] | None = None) -> None:
-        """`docs(field, value)` gives the live documents with a value (default: Whoosh's
-        postings, one document at a time; `searchapp.postings.Postings.docs` is faster)."""
-        size = reader.doc_count_all()
-        self.fields: dict[str, Column] = {}
-        for name in fields:
-            codes = np.full(size, -1, dtype=np.int32)
-            values: list[str] = []
-            for term in reader.lexicon(name):
-                if not term:
-                    continue
-                value = term.decode("utf-8")
-                if docs is not None:
-                    ids = docs(name, value)
-                else:
-                    ids = np.fromiter(reader.postings(name, term).all_ids(), dtype=np.int64)
-                codes[ids] = len(values)
-                values.append(value)
-            self.fields[name] = Column(tuple(values), codes)
+    def __init__(self, snapshot: Snapshot, fields: Sequence[str] = COLUMN_FIELDS) -> None:
+        self.fields: dict[str, Column] = {name: snapshot.column(name) for name in fields}
 
     def __getitem__(self, name: str) -> Column:
         return self.fields[name]

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from whoosh import index as whoosh_index
+from whoosh.fields import Schema
 from whoosh.index import Index
 from whoosh.writing import SegmentWriter
 
-from searchapp import segments
+from searchapp.engine import pool
+from searchapp.engine.scoring import TITLE_BOOST
 from searchapp.errors import Busy, IndexUnavailable
 from searchapp.models import Item
 from searchapp.schema import schema, to_document
@@ -40,7 +42,7 @@ LOCK = ".lock"
 _GENERATION = re.compile(r"^gen-(\d{6})$")
 WRITER_LIMIT_MB = 256
 # Rebuilds of at least this many items use this many processes (each writes
-# segments of its own; see searchapp.segments.build).
+# segments of its own; see searchapp.engine.pool).
 PARALLEL_FROM = 20_000
 BUILD_WORKERS = min(4, os.cpu_count() or 1)
 
@@ -49,6 +51,11 @@ BUILD_WORKERS = min(4, os.cpu_count() or 1)
 class Generation:
     name: str
     path: Path
+
+
+def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool]]:
+    return {name: (type(field).__name__, bool(field.indexed), bool(field.stored),
+                   field.column_type is not None) for name, field in schema.items()}
 
 
 def _fsync_dir(path: Path) -> None:
@@ -62,8 +69,9 @@ def _fsync_dir(path: Path) -> None:
 class IndexStore:
     """The index directory and its generations."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, title_boost: float = TITLE_BOOST) -> None:
         self.root = Path(root)
+        self.schema = schema(title_boost=title_boost)
 
     # Reading --------------------------------------------------------------
 
@@ -87,20 +95,43 @@ class IndexStore:
             return None
         return (st.st_ino, st.st_mtime_ns)
 
-    def open(self) -> Index:
-        """Open the live generation with the schema from code."""
+    def open_index(self) -> Index:
+        """Open the live generation with the schema from code (for searchapp.engine)."""
         gen = self.current()
         if gen is None:
             raise IndexUnavailable(
                 f"no index in {self.root}: run `searchapp reindex` to build it from the catalog"
             )
         try:
-            return whoosh_index.open_dir(str(gen.path), schema=schema())
+            return whoosh_index.open_dir(str(gen.path), schema=self.schema)
         except Exception as exc:  # Whoosh raises many kinds on a damaged index
             raise IndexUnavailable(
                 f"index generation {gen.name} cannot be opened ({exc.__class__.__name__}: {exc});"
                 " run `searchapp reindex` to rebuild it from the catalog"
             ) from exc
+
+    def document_count(self) -> int:
+        """Live documents in the live generation (IndexUnavailable when it cannot open)."""
+        ix = self.open_index()
+        try:
+            return int(ix.doc_count())
+        finally:
+            ix.close()
+
+    def written_as_declared(self) -> bool:
+        """Whether the live generation was written with today's fields (searchapp.fields):
+        the same names, each indexed, stored and kept as a column the same way."""
+        gen = self.current()
+        if gen is None:
+            return False
+        try:
+            ix = whoosh_index.open_dir(str(gen.path))  # with the schema it was written with
+        except Exception:  # noqa: BLE001 (Whoosh raises many kinds on a damaged index)
+            return False
+        try:
+            return _shape(ix.schema) == _shape(self.schema)
+        finally:
+            ix.close()
 
     def generations(self) -> list[Generation]:
         if not self.root.is_dir():
@@ -154,11 +185,11 @@ class IndexStore:
         building = self.root / f"{gen.name}.tmp"
         try:
             building.mkdir()
-            ix = whoosh_index.create_in(str(building), schema())
-            # Whole segments at once, with their posting arrays (searchapp.segments);
-            # large rebuilds in several processes.
+            ix = whoosh_index.create_in(str(building), self.schema)
+            # Whole segments at once, with their posting arrays (searchapp.engine.segments);
+            # large rebuilds in several processes (searchapp.engine.pool).
             workers = BUILD_WORKERS if expected >= PARALLEL_FROM else 1
-            segments.build(ix, (to_document(item) for item in items), workers=workers)
+            pool.build(ix, (to_document(item) for item in items), workers=workers)
             count = ix.doc_count()
             ix.close()
             if count != expected:
@@ -186,7 +217,7 @@ class IndexStore:
         Raises `IndexUnavailable` when the result disagrees with `expected`
         (the caller then rebuilds).
         """
-        ix = self.open()
+        ix = self.open_index()
         written = 0
         try:
             writer: SegmentWriter = ix.writer(limitmb=WRITER_LIMIT_MB)

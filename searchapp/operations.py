@@ -94,7 +94,7 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
             items[record.item.id] = record.item  # a later file wins for the same id
     if problems and (not skip_invalid or not items):
         raise ImportRejected(problems)
-    store = IndexStore(settings.index_dir)
+    store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         report = catalog.upsert(_counted(items.values(), "storing", len(items), progress),
                                 sources=[r.source for r in parsed], skipped=len(problems))
@@ -205,7 +205,7 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
     generation beside the live one (`room_needed`); refuse if not.
     """
     started = time.perf_counter()
-    store = IndexStore(settings.index_dir)
+    store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         expected = catalog.count()
         if check_space:
@@ -237,13 +237,9 @@ def room_needed(store: IndexStore, catalog: Catalog, items: int) -> int:
 
 def _live_documents(store: IndexStore) -> int:
     try:
-        ix = store.open()
+        return store.document_count()
     except IndexUnavailable:
         return 0
-    try:
-        return int(ix.doc_count_all())
-    finally:
-        ix.close()
 
 
 def _check_room(store: IndexStore, catalog: Catalog, items: int) -> None:
@@ -258,14 +254,14 @@ def _check_room(store: IndexStore, catalog: Catalog, items: int) -> None:
 
 
 def index_is_current(settings: Settings) -> bool:
-    """Whether the live index opens and holds as many documents as the catalog."""
+    """Whether the live index opens, was written with today's fields, and holds as many
+    documents as the catalog."""
     store = IndexStore(settings.index_dir)
     try:
-        ix = store.open()
+        documents = store.document_count()
     except IndexUnavailable:
         return False
-    try:
-        with Catalog(settings.catalog) as catalog:
-            return bool(ix.doc_count() == catalog.count())
-    finally:
-        ix.close()
+    if not store.written_as_declared():
+        return False
+    with Catalog(settings.catalog) as catalog:
+        return documents == catalog.count()

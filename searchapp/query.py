@@ -7,8 +7,10 @@ before a part, and ``prefix*`` with at least two letters. Whatever does not fit
 ``*``, control characters, unknown ``field:`` names) is read as plain words, so
 parsing never fails.
 
-Parsing (`parse`) needs no index; building the Whoosh query (`build`) needs a
-reader, to expand prefixes into a bounded number of real terms.
+Parsing (`parse`) needs no index; building the query (`build`) needs the
+index's vocabulary (`searchapp.engine.Vocabulary`), to expand prefixes into a
+bounded number of real terms. The query built is the engine's own small tree
+(`searchapp.engine.Term`, `Phrase`, `And`, `Or`, `Every`, `Nothing`).
 """
 
 from __future__ import annotations
@@ -17,14 +19,11 @@ import functools
 import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import Any
 
-from whoosh import query as wq
-from whoosh.support.charset import accent_map
+from searchapp.analysis import analyzer, fold
+from searchapp.engine import And, Every, Nothing, Or, Phrase, Query, Term, Vocabulary
+from searchapp.fields import TEXT_FIELDS
 
-from searchapp.analysis import analyzer
-
-TEXT_FIELDS = ("title", "summary")
 MAX_CLAUSES = 32  # parts of a query beyond this are ignored
 MAX_PREFIX_TERMS = 64  # a prefix matches at most this many (most frequent) words
 PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them
@@ -33,7 +32,7 @@ MIN_PREFIX = 2
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TOKEN = re.compile(
     r"""(?P<neg>-(?=[^\s-]))?                 # -word
-        (?:(?P<field>title|summary):(?=\S))?  # field:part
+        (?:(?P<field>""" + "|".join(TEXT_FIELDS) + r"""):(?=\S))?  # field:part
         (?:"(?P<phrase>[^"]*)"                # "a phrase"
           |(?P<word>[^\s"]+))                 # a word
       |(?P<quote>")                           # an unbalanced quote: ignored
@@ -84,13 +83,18 @@ class ParsedQuery:
 
 @dataclass(slots=True)
 class Built:
-    """A Whoosh query and the index terms it looks for (for highlighting)."""
+    """A query and the index terms it looks for (for highlighting)."""
 
-    query: wq.Query  # what must match; wq.Every() when only exclusions were given
+    query: Query  # what must match; Every() when only exclusions were given
     wanted: set[str] = field(default_factory=set)
     # What must not match. Kept apart rather than as an AndNot query: Whoosh
     # 2.7.4's AndNotMatcher lets excluded documents through.
-    exclude: wq.Query | None = None
+    exclude: Query | None = None
+
+    @property
+    def everything(self) -> bool:
+        """Whether every document matches (only exclusions were given)."""
+        return isinstance(self.query, Every)
 
 
 # Parsing ------------------------------------------------------------------
@@ -115,7 +119,7 @@ def _clause(raw_word: str | None, phrase: str | None, field_name: str | None) ->
         core = word.rstrip("*")
         if len(core) >= MIN_PREFIX and re.fullmatch(r"\w+", core):
             stemmed = [t.text for t in analyzer()(core, removestops=False)] or [core.lower()]
-            return Clause(word, prefix=core.lower().translate(accent_map), fields=fields,
+            return Clause(word, prefix=fold(core), fields=fields,
                           plain=False, expressions=((stemmed[0],),))
         word = core
     terms = _expression(word)
@@ -231,52 +235,53 @@ def _expand_single(clause: Clause, index: dict[tuple[str, ...], tuple[Expression
 # Building -----------------------------------------------------------------
 
 
-def build(parsed: ParsedQuery, reader: Any, *, match: str = "all") -> Built | None:
+def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
+          ) -> Built | None:
     """The Whoosh query for `parsed` (None: no words, list everything).
 
     `match="any"` joins the groups with OR instead of AND.
     """
     if not parsed.has_words:
         return None
-    built = Built(wq.NullQuery)
-    parts = [_group(g, reader, built.wanted) for g in parsed.groups]
-    positive: wq.Query
+    built = Built(Nothing())
+    parts = [_group(g, vocabulary, built.wanted) for g in parsed.groups]
+    positive: Query
     if not parts:
-        positive = wq.Every()
+        positive = Every()
     elif len(parts) == 1:
         positive = parts[0]
     else:
-        positive = wq.And(parts) if match == "all" else wq.Or(parts)
+        positive = And(tuple(parts)) if match == "all" else Or(tuple(parts))
     if parsed.negatives:
-        built.exclude = wq.Or([_clause_query(c, reader, set()) for c in parsed.negatives])
+        built.exclude = Or(tuple(_clause_query(c, vocabulary, set()) for c in parsed.negatives))
     built.query = positive
     return built
 
 
-def _group(group: tuple[Clause, ...], reader: Any, wanted: set[str]) -> wq.Query:
-    queries = [_clause_query(c, reader, wanted) for c in group]
-    return queries[0] if len(queries) == 1 else wq.Or(queries)
+def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str]) -> Query:
+    queries = [_clause_query(c, vocabulary, wanted) for c in group]
+    return queries[0] if len(queries) == 1 else Or(tuple(queries))
 
 
-def _clause_query(clause: Clause, reader: Any, wanted: set[str]) -> wq.Query:
-    alternatives: list[wq.Query] = []
+def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str]) -> Query:
+    alternatives: list[Query] = []
     if clause.prefix is not None:
-        for term in expand_prefix(reader, clause.prefix, clause.terms[0], clause.fields):
+        for term in expand_prefix(vocabulary, clause.prefix, clause.terms[0], clause.fields):
             wanted.add(term)
-            alternatives.extend(wq.Term(f, term) for f in clause.fields)
+            alternatives.extend(Term(f, term) for f in clause.fields)
         if not alternatives:  # nothing starts with it: a term that matches nothing
-            alternatives.append(wq.Term(clause.fields[0], clause.prefix))
+            alternatives.append(Term(clause.fields[0], clause.prefix))
     for terms in clause.expressions if clause.prefix is None else ():
         wanted.update(terms)
         for f in clause.fields:
             if len(terms) == 1:
-                alternatives.append(wq.Term(f, terms[0]))
+                alternatives.append(Term(f, terms[0]))
             else:
-                alternatives.append(wq.Phrase(f, list(terms)))
-    return alternatives[0] if len(alternatives) == 1 else wq.Or(alternatives)
+                alternatives.append(Phrase(f, tuple(terms)))
+    return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
 
 
-def expand_prefix(reader: Any, folded: str, stemmed: str, fields: tuple[str, ...]
+def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str, ...]
                   ) -> list[str]:
     """The index terms of the most frequent words starting with the prefix.
 
@@ -285,19 +290,20 @@ def expand_prefix(reader: Any, folded: str, stemmed: str, fields: tuple[str, ...
     start with the prefix count too.
     """
     frequency: dict[str, int] = {}
-    schema = reader.schema
+
+    def count(term: str) -> None:
+        if term and term not in frequency:
+            frequency[term] = sum(vocabulary.doc_frequency(g, term) for g in fields)
+
     for f in fields:
-        sources = [(f, stemmed)]
-        if schema[f].separate_spelling():
-            sources.append((schema[f].spelling_fieldname(f), folded))
-        for source, start in sources:
-            for n, raw in enumerate(reader.expand_prefix(source, start)):
-                if n >= PREFIX_SCAN_LIMIT:
-                    break
-                word = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-                term = word if source == f else _stem_of(word)
-                if term and term not in frequency:
-                    frequency[term] = sum(reader.doc_frequency(g, term) for g in fields)
+        for n, term in enumerate(vocabulary.terms(f, stemmed)):
+            if n >= PREFIX_SCAN_LIMIT:
+                break
+            count(term)
+        for n, word in enumerate(vocabulary.words(f, folded)):
+            if n >= PREFIX_SCAN_LIMIT:
+                break
+            count(_stem_of(word))
     ranked = sorted((t for t in frequency if frequency[t]), key=lambda t: (-frequency[t], t))
     return ranked[:MAX_PREFIX_TERMS]
 
@@ -305,3 +311,9 @@ def expand_prefix(reader: Any, folded: str, stemmed: str, fields: tuple[str, ...
 def _stem_of(word: str) -> str:
     found = [t.text for t in analyzer()(word, removestops=False)]
     return found[0] if len(found) == 1 else ""
+
+
+def like(key_terms: list[tuple[str, float]]) -> Query:
+    """Any of some weighted terms, in either text field (for related items)."""
+    return Or(tuple(Term(f, term, boost=weight) for term, weight in key_terms
+                    for f in TEXT_FIELDS))

@@ -1,4 +1,4 @@
-"""The Whoosh schema and the item ↔ document mapping."""
+"""The Whoosh schema and the item ↔ document mapping, both from `searchapp.fields`."""
 
 from __future__ import annotations
 
@@ -7,73 +7,61 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from whoosh.fields import ID, STORED, TEXT, Schema
+from whoosh.fields import ID, STORED, TEXT, FieldType, Schema
 
+from searchapp import fields
 from searchapp.analysis import analyzer
+from searchapp.engine.scoring import TITLE_BOOST
+from searchapp.fields import COLUMN_FIELDS, FACET_FIELDS, UNDATED, year_term
 from searchapp.models import Item
 
-# BM25F field boost for titles. BM25F's per-field statistics already favour titles
-# (a word is rarer among titles, and titles are short), so a small boost is enough
-# to make a title match outrank the same word in a summary; larger ones lost
-# nDCG@10 on Cranfield (bench/RESULTS.md).
-TITLE_BOOST = 1.15
-# The `year` term of items without a date, so they can be counted and filtered.
-UNDATED = "undated"
-FACET_FIELDS = ("organisation", "year", "type")
-# Per-document columns kept in memory: the facets, and the date for sorting.
-COLUMN_FIELDS = (*FACET_FIELDS, "date")
+__all__ = ["COLUMN_FIELDS", "FACET_FIELDS", "UNDATED", "from_stored", "schema", "to_document",
+           "year_term"]
+
+
+def schema(*, title_boost: float = TITLE_BOOST) -> Schema:
+    """The schema, built from code; indexes are always opened with it. The title
+    boost (`Settings.title_boost`) is applied when documents are written."""
+    return _schema(title_boost)
+
+
+def _field_type(field: fields.Field, title_boost: float) -> FieldType:
+    if field.kind == fields.ID:
+        return ID(stored=True, unique=True)
+    if field.kind == fields.TEXT:
+        # spelling=True keeps the unstemmed words too, for "did you mean".
+        return TEXT(analyzer=analyzer(), stored=True, spelling=field.spelling,
+                    field_boost=title_boost if field.title_boost else 1.0)
+    if field.kind == fields.KEYWORD:
+        return ID(stored=True)
+    return STORED()
 
 
 @functools.cache
-def schema() -> Schema:
-    """The schema, built from code; indexes are always opened with it."""
-    text = analyzer()
-    return Schema(
-        id=ID(stored=True, unique=True),
-        # spelling=True keeps the unstemmed words too, for "did you mean".
-        title=TEXT(analyzer=text, stored=True, field_boost=TITLE_BOOST, spelling=True),
-        summary=TEXT(analyzer=text, stored=True, spelling=True),
-        organisation=ID(stored=True, sortable=True),
-        type=ID(stored=True, sortable=True),
-        year=ID(stored=True, sortable=True),
-        date=ID(stored=True, sortable=True),
-        url=STORED(),
-        language=STORED(),
-        source=STORED(),
-    )
-
-
-def year_term(year: int | None) -> str:
-    return str(year) if year is not None else UNDATED
+def _schema(title_boost: float) -> Schema:
+    return Schema(**{f.name: _field_type(f, title_boost) for f in fields.FIELDS})
 
 
 def to_document(item: Item) -> dict[str, Any]:
-    doc = {
-        "id": item.id,
-        "title": item.title,
-        "summary": item.summary,
-        "organisation": item.organisation,
-        "type": item.type,
-        "year": year_term(item.year),
-        "date": item.date.isoformat() if item.date else "",
-        "url": item.url or "",
-        "language": item.language,
-        "source": item.source,
-    }
-    if not item.date:
-        del doc["date"]  # no term at all, rather than an empty one
+    """The fields `add_document` takes for an item (a field without a value is left out:
+    no term at all, rather than an empty one)."""
+    doc = {}
+    for field in fields.FIELDS:
+        value = field.of_item(item)
+        if value is not None:
+            doc[field.name] = value
     return doc
 
 
-def from_stored(fields: Mapping[str, Any]) -> Item:
+def from_stored(stored: Mapping[str, Any]) -> Item:
     return Item(
-        id=fields["id"],
-        organisation=fields["organisation"],
-        title=fields["title"],
-        summary=fields.get("summary", ""),
-        date=dt.date.fromisoformat(fields["date"]) if fields.get("date") else None,
-        type=fields["type"],
-        url=fields.get("url") or None,
-        language=fields.get("language", "en"),
-        source=fields.get("source", ""),
+        id=stored["id"],
+        organisation=stored["organisation"],
+        title=stored["title"],
+        summary=stored.get("summary", ""),
+        date=dt.date.fromisoformat(stored["date"]) if stored.get("date") else None,
+        type=stored["type"],
+        url=stored.get("url") or None,
+        language=stored.get("language", "en"),
+        source=stored.get("source", ""),
     )

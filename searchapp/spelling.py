@@ -8,49 +8,48 @@ never stems. A word is corrected only when the index does not know it.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from whoosh.support.levenshtein import distance
 
 from searchapp.analysis import terms as analyse
-from searchapp.query import TEXT_FIELDS, ParsedQuery
+from searchapp.engine import Vocabulary
+from searchapp.fields import TEXT_FIELDS
+from searchapp.query import ParsedQuery
 
 MAX_CANDIDATES = 200
 
 
-def _frequency(reader: Any, word: str) -> int:
+def _frequency(vocabulary: Vocabulary, word: str) -> int:
     stems = analyse(word)
-    return sum(reader.doc_frequency(f, stems[0]) for f in TEXT_FIELDS) if stems else 0
+    return sum(vocabulary.doc_frequency(f, stems[0]) for f in TEXT_FIELDS) if stems else 0
 
 
-def best_word(reader: Any, word: str) -> str | None:
+def best_word(vocabulary: Vocabulary, word: str) -> str | None:
     """The known word closest to `word` (fewest edits, then most documents)."""
     word = word.lower()
     maxdist = 1 if len(word) <= 4 else 2
     candidates: set[str] = set()
-    for leaf in reader.leaf_readers():
-        segment = leaf[0]
-        for f in TEXT_FIELDS:
-            for found in segment.terms_within(f, word, maxdist, prefix=1):
-                candidates.add(found)
-                if len(candidates) >= MAX_CANDIDATES:
-                    break
+    for f in TEXT_FIELDS:
+        for found in vocabulary.near(f, word, distance=maxdist, prefix=1):
+            candidates.add(found)
+            if len(candidates) >= MAX_CANDIDATES:
+                break
     candidates.discard(word)
-    ranked = sorted((distance(word, c), -_frequency(reader, c), c) for c in candidates)
+    ranked = sorted((distance(word, c), -_frequency(vocabulary, c), c) for c in candidates)
     for _, negative_frequency, candidate in ranked:
         if negative_frequency < 0:
             return candidate
     return None
 
 
-def suggest(reader: Any, parsed: ParsedQuery, text: str) -> str | None:
+def suggest(vocabulary: Vocabulary, parsed: ParsedQuery, text: str) -> str | None:
     """The query with unknown words replaced by known ones, or None."""
     corrected = text
     changed = False
     for clause in parsed.positives:
-        if not clause.plain or _frequency(reader, clause.text):
+        if not clause.plain or _frequency(vocabulary, clause.text):
             continue
-        better = best_word(reader, clause.text)
+        better = best_word(vocabulary, clause.text)
         if better is None:
             continue
         pattern = re.compile(rf"(?<!\w){re.escape(clause.text)}(?!\w)", re.IGNORECASE)

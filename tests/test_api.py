@@ -13,7 +13,7 @@ def test_search_returns_the_design_shape(client: FlaskClient) -> None:
                         "score", "highlights"}
     assert hit["title"] == "Declaration on migrants and refugees"
     assert hit["organisation"] == "CECOP" and hit["year"] == 2016 and hit["date"] == "2016-04-11"
-    assert set(data["facets"]) == {"organisation", "year", "type"}
+    assert set(data["facets"]) == {"organisation", "year", "type", "language"}
     assert data["suggestion"] is None
 
 
@@ -73,4 +73,6 @@ def test_html_404_outside_the_api(client: FlaskClient) -> None:
 
 def test_healthz(client: FlaskClient) -> None:
     data = client.get("/healthz").get_json()
+    engine = data.pop("engine")
     assert data == {"status": "ok", "items": 35, "documents": 35, "generation": "gen-000001"}
+    assert engine["kind"] == "arrays" and isinstance(engine["fallbacks"], dict)

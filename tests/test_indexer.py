@@ -31,9 +31,7 @@ def test_rebuild_swaps_and_keeps_only_the_previous_generation(tmp_path: Path) ->
     assert store.current() == third
     assert [g.name for g in store.generations()] == [second.name, third.name]
     assert not first.path.exists()
-    ix = store.open()
-    assert ix.doc_count() == 9
-    ix.close()
+    assert store.document_count() == 9
 
 
 def test_count_mismatch_leaves_the_live_generation(tmp_path: Path) -> None:
@@ -85,9 +83,7 @@ def test_a_killed_rebuild_leaves_the_old_index_serving_and_no_stuck_lock(tmp_pat
     with store.lock(timeout=1):
         store.rebuild(items(6), expected=6)
     assert not list(tmp_path.glob("gen-*.tmp"))
-    ix = store.open()
-    assert ix.doc_count() == 6
-    ix.close()
+    assert store.document_count() == 6
 
 
 def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
@@ -164,3 +160,20 @@ def test_import_holds_the_lock(samples: Settings) -> None:
     with store.lock(), pytest.raises(Busy):
         operations.import_paths(quick, [extra], organisation="ILO")
     assert os.path.exists(samples.catalog)
+
+
+def test_an_index_written_with_other_fields_is_not_current(samples: Settings) -> None:
+    from whoosh import index as whoosh_index
+    from whoosh.fields import ID, STORED, TEXT, Schema
+
+    store = IndexStore(samples.index_dir)
+    assert store.written_as_declared() and operations.index_is_current(samples)
+    # The generation as an older release wrote it: language only stored, not indexed.
+    gen = store.current()
+    assert gen is not None
+    older = Schema(id=ID(stored=True, unique=True), title=TEXT(stored=True), language=STORED())
+    whoosh_index.create_in(str(gen.path), older)
+    assert not store.written_as_declared()
+    assert not operations.index_is_current(samples)
+    operations.rebuild(samples)
+    assert store.written_as_declared() and operations.index_is_current(samples)

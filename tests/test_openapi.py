@@ -83,7 +83,7 @@ def test_hits_and_facets_as_described(reader: FlaskClient, api: ApiDescription) 
     body = api.check("/api/search", reader.get("/api/search?organisation=ILO&per_page=100"))
     undated = [h for h in body["hits"] if h["date"] is None]
     assert len(undated) == 1 and undated[0]["year"] is None and undated[0]["score"] is None
-    assert {"value": None, "count": 1, "selected": False} in body["facets"]["year"]
+    assert {"value": None, "label": "Undated", "count": 1, "selected": False} in body["facets"]["year"]
     body = api.check("/api/search", reader.get("/api/search?q=refugees"))
     assert all(isinstance(h["score"], float) for h in body["hits"])
     assert "<mark>" in body["hits"][0]["highlights"]["title"]

@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from openapi_support import ApiDescription, error_shape
 
+from searchapp.fields import FACETS
 from searchapp.search import MAX_QUERY_CHARS
 
 PARAMETERS = ("q", "page", "per_page", "year", "year_from", "year_to", "sort", "match",
-              "organisation", "type")
+              "organisation", "type", "language")
 OPERATORS = ["AND", "OR", "NOT", "-", "+", '"', "(", ")", "*", "?", "title:", "summary:", ":",
              "^", "~", "[", "]", "{", "}", "TO", "\\", "/", "'", "<", ">", "&", "%", "#", "=",
              "<mark>", "&amp;", "\u201c", "\u201d"]
@@ -53,6 +54,7 @@ plausible: dict[str, st.SearchStrategy[str]] = {
     "match": st.sampled_from(["all", "any"]),
     "organisation": st.sampled_from(["ILO", "CECOP", "Nobody"]),
     "type": st.sampled_from(["News", "Press release", "Event", "COOP Champions"]),
+    "language": st.sampled_from(["en", "fr", "EN", "xx"]),
 }
 
 
@@ -102,7 +104,7 @@ def test_search_never_fails_and_always_answers_as_described(
     if response.status_code == 200:
         assert body["query"] == params.get("q", [""])[-1]
         assert len(body["hits"]) <= body["per_page"] and body["total"] >= len(body["hits"])
-        for name in ("organisation", "type", "year"):  # selected values are always listed
+        for name in FACETS:  # selected values are always listed
             selected = [v["value"] for v in body["facets"][name] if v["selected"]]
             assert sorted(map(str, selected)) == sorted(map(str, body["filters"][name]))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -94,32 +95,175 @@ def test_reads_judgments_with_their_grades(tmp_path: Path) -> None:
                                            "2": {"cran-12": 3}}
 
 
-def test_ranks_a_tiny_collection_with_the_product_chain(tmp_path: Path) -> None:
-    collection = tmp_path / "docs.jsonl"
-    collection.write_text(
+def test_binary_judgments_gain_one_per_relevant_document() -> None:
+    scores = relevance.score_query(["x", "a", "b"], {"a": 1, "b": 1}, graded=False)
+    # DCG 0 + 1/log2(3) + 1/2 = 1.1309298; ideal 1 + 1/log2(3) = 1.6309298
+    assert scores.ndcg10 == pytest.approx(1.1309298 / 1.6309298)
+    assert scores.map == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert scores.r100 == pytest.approx(1.0)
+
+
+def test_reads_binary_judgments_under_a_gain_header(tmp_path: Path) -> None:
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("qid\tdocid\tgain\n1\tcisi-28\t1\n1\tcisi-35\t1\n", encoding="utf-8")
+    assert relevance.load_qrels(qrels) == {"1": {"cisi-28": 1, "cisi-35": 1}}
+
+
+def test_queries_are_the_words_joined_by_or_without_punctuation() -> None:
+    assert relevance.api_query('the "Electronic Mail," nutrition: world\u2019s ?slip?') == (
+        "the OR Electronic OR Mail OR nutrition OR world\u2019s OR slip")
+
+
+def test_randomisation_test_on_hand_checkable_cases() -> None:
+    assert relevance.randomisation_test([0.5, 0.2], [0.5, 0.2]) == 1.0
+    # Three queries all better by the same amount: 2 of the 8 sign patterns are as extreme.
+    p = relevance.randomisation_test([0.0, 0.0, 0.0], [0.1, 0.1, 0.1])
+    assert p == pytest.approx(0.25, abs=0.02)
+    # Twelve: 2 / 4096, floored at one in (permutations + 1) by counting the observed one.
+    p = relevance.randomisation_test([0.0] * 12, [0.3] * 12)
+    assert p < 0.002
+    assert p == relevance.randomisation_test([0.0] * 12, [0.3] * 12)  # seeded
+
+
+def test_bootstrap_of_a_constant_is_that_constant() -> None:
+    low, high, below = relevance.bootstrap_below([0.4] * 20, 0.5)
+    assert (low, high, below) == (pytest.approx(0.4), pytest.approx(0.4), 1.0)
+    assert relevance.bootstrap_below([0.4] * 20, 0.3)[2] == 0.0
+
+
+def test_repeated_query_words_weigh_linearly_once_or_saturated() -> None:
+    assert relevance.qtf_weight("linear", 3) == 3.0
+    assert relevance.qtf_weight("once", 3) == 1.0
+    assert relevance.qtf_weight("k3:8", 1) == pytest.approx(1.0)
+    assert relevance.qtf_weight("k3:8", 2) == pytest.approx(9 * 2 / 10)
+
+
+def test_variants_read_back_what_they_describe() -> None:
+    variant = relevance.Variant(b=0.75, k1=1.2, qtf="k3:8", stop="small", prf_docs=5)
+    assert relevance.Variant.parse(variant.describe()) == variant
+    assert relevance.Variant.parse("product") == relevance.Variant()
+    with pytest.raises(ValueError):
+        relevance.Variant.parse("bogus=1")
+
+
+def test_empty_records_are_imported_with_a_title_the_analysis_drops(tmp_path: Path) -> None:
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "docs.jsonl").write_text(
+        '{"id": "d1", "title": "heat", "summary": ""}\n'
+        '{"id": "d2", "title": "", "summary": ""}\n', encoding="utf-8")
+    target = tmp_path / "import.jsonl"
+    tiny = relevance.Judged("tiny", folder, "docs.jsonl", graded=False)
+    assert relevance.write_import_file(tiny, target) == 2
+    rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert [r["title"] for r in rows] == ["heat", relevance.EMPTY_TITLE]
+    from searchapp.analysis import terms
+    assert terms(relevance.EMPTY_TITLE) == []
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A four-document collection (one empty) registered as a judged collection."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "docs.jsonl").write_text(
         '{"id": "d1", "title": "heat conduction in composite slabs", "summary": "slabs"}\n'
         '{"id": "d2", "title": "supersonic wings", "summary": "the wings of aircraft"}\n'
         '{"id": "d3", "title": "", "summary": ""}\n'
         '{"id": "d4", "title": "heat transfer", "summary": "heating of a wing"}\n',
         encoding="utf-8")
-    items = relevance.load_items(collection)
-    assert [item.id for item in items] == ["d1", "d2", "d3", "d4"]  # the empty one is kept
-    queries = {"1": "what problems of heat conduction in composite slabs"}
-    qrels = {"1": {"d1": 1, "d4": 3}}
-    with relevance.Bench(items, queries, qrels) as bench:
-        runs = bench.run(relevance.Settings())
-        assert runs["1"][:2] == ["d1", "d4"]  # "heat" stems alike; d2 shares no word
-        assert "d2" not in runs["1"]
-        scores = relevance.Scores.mean(bench.evaluate(relevance.PROPOSED).values())
-    assert scores.ndcg10 == pytest.approx(1.0)
+    (folder / "queries.jsonl").write_text(
+        '{"qid": 1, "text": "what problems of heat conduction in composite slabs?"}\n'
+        '{"qid": 2, "text": "wings wings heat"}\n', encoding="utf-8")
+    (folder / "qrels.tsv").write_text("qid\tdocid\tgain\n1\td1\t1\n1\td4\t1\n2\td2\t1\n",
+                                      encoding="utf-8")
+    monkeypatch.setitem(relevance.COLLECTIONS, "tiny",
+                        relevance.Judged("tiny", folder, "docs.jsonl", graded=False))
+    return "tiny"
 
 
-def test_variants_swap_the_stop_list_or_the_stemmer_of_the_product_chain() -> None:
-    def words(analyzer: object, text: str) -> list[str]:
-        return [t.text for t in analyzer(text)]  # type: ignore[operator]
+def test_ranks_a_tiny_collection_through_the_products_search(tiny: str) -> None:
+    from searchapp import search
 
-    assert words(relevance.make_variant_analyzer("none", "none"), "What Elections") == [
-        "what", "elections"]
-    assert words(relevance.make_variant_analyzer("nltk", "product"), "What Elections") == [
-        "elect"]
-    assert relevance.make_schema(relevance.Settings()) is relevance.product_schema()
+    product = relevance.Variant()
+    once = relevance.Variant(qtf="once", b=0.75, k1=1.2)
+    outcomes = relevance.run_collection((tiny, [product, once], False))
+    assert [o.variant for o in outcomes] == ["product", once.describe()]
+    scores = outcomes[0].per_query
+    assert scores["1"].ndcg10 == pytest.approx(1.0)  # d1 (every word) then d4 (heat)
+    assert scores["1"].r100 == pytest.approx(1.0)
+    assert scores["2"].ndcg10 == pytest.approx(1.0)  # wings twice outweighs heat
+    assert outcomes[0].refused == 0
+    # The patches are gone once the run is over.
+    assert search.ranking is relevance._PRODUCT_RANKING
+    assert type(search.ranking()).__name__ == "BM25F"
+
+
+def test_variants_change_the_products_analysis_only_while_they_run(tiny: str) -> None:
+    from searchapp.analysis import terms
+
+    none = relevance.Variant(stop="none", stemmer="porter")
+    with relevance.index_patches(none):
+        assert terms("What Elections") == ["what", "elect"]
+    assert terms("What Elections") == ["elect"]
+    outcomes = relevance.run_collection((tiny, [none], False))
+    assert outcomes[0].per_query["1"].r100 == pytest.approx(1.0)
+
+
+def test_saved_runs_compare_query_by_query(tiny: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert relevance.main(["--collections", tiny, "--jobs", "1", "--save", str(a)]) == 0
+    assert relevance.main(["--collections", tiny, "--jobs", "1", "--variant", "qtf=once",
+                           "--save", str(b)]) == 0
+    assert relevance.load(a)[0] == "product"
+    assert relevance.load(b)[0] == "qtf=once"
+    capsys.readouterr()
+    assert relevance.main(["--compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "| A: product |" in out and "| B: qtf=once |" in out
+
+
+def test_bm25f_proper_scores_one_saturated_term_over_both_fields(tmp_path: Path) -> None:
+    """Worked by hand: 'heat' in d1's title (length 1) and summary (length 2)."""
+    from searchapp import operations
+    from searchapp.config import Settings
+    from searchapp.indexer import IndexStore
+    from searchapp.search import Engine, SearchQuery
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"id": "d1", "title": "heat", "summary": "heat flow"}\n'
+                      '{"id": "d2", "title": "flow", "summary": "cold cold cold cold"}\n',
+                      encoding="utf-8")
+    app = Settings(catalog=tmp_path / "c.sqlite3", index_dir=tmp_path / "index")
+    variant = relevance.Variant.parse(
+        "fields=bm25f idf=robertson b=0.75 k1=2.0 title_boost=1.5")
+    with relevance.index_patches(variant):
+        operations.import_paths(app, [source], fmt="jsonl", organisation="t")
+        with relevance.search_patches(variant):
+            engine = Engine(IndexStore(app.index_dir))
+            try:
+                hits = engine.search(SearchQuery(q="heat", per_page=10)).hits
+            finally:
+                engine.close()
+    # Title lengths 1, 1 (mean 1); summary lengths 2, 4 (mean 3); the title's
+    # frequency carries its boost 1.5. tf~ = 1.5 / (0.25 + 0.75 * 1/1)
+    # + 1 / (0.25 + 0.75 * 2/3) = 1.5 + 4/3; one IDF for df 1 of N 2.
+    tf = 1.5 + 4 / 3
+    idf = math.log(1 + (2 - 1 + 0.5) / (1 + 0.5))
+    assert [h.item.id for h in hits] == ["d1"]
+    assert hits[0].score == pytest.approx(idf * tf * 3 / (tf + 2))
+
+
+def test_rm3_weighs_terms_by_the_hits_score_shares() -> None:
+    from types import SimpleNamespace
+
+    def hit(title: str, score: float) -> SimpleNamespace:
+        return SimpleNamespace(item=SimpleNamespace(title=title, summary=""), score=score)
+
+    hits = [hit("heat flow", 3.0), hit("heat heat cold", 1.0), hit("ignored", 9.0)]
+    variant = relevance.Variant(prf="rm3", prf_docs=2, prf_terms=2, prf_weight=0.5)
+    # Shares 3/4 and 1/4: heat 3/4 * 1/2 + 1/4 * 2/3 = 13/24, flow 3/8, cold 1/12.
+    found = relevance.expansion_terms(None, hits, variant)  # type: ignore[arg-type]
+    assert [t for t, _ in found] == ["heat", "flow"]
+    assert [w for _, w in found] == pytest.approx([0.5, 0.5 * (3 / 8) / (13 / 24)])

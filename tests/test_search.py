@@ -69,7 +69,7 @@ def test_undated_items_can_be_filtered(engine: Engine) -> None:
 def test_selected_value_stays_listed_at_zero(engine: Engine) -> None:
     page = engine.search(SearchQuery(q="refugees", type=("Event",)))
     assert page.total == 0
-    assert {"value": "Event", "count": 0, "selected": True} in \
+    assert {"value": "Event", "label": "Event", "count": 0, "selected": True} in \
         [v.to_dict() for v in page.facets["type"]]
 
 

@@ -237,7 +237,7 @@ def test_disjunctive_counts_and_selected_zero(client: FlaskClient) -> None:
     assert ilo["total"] == counts(everywhere, "organisation")["ILO"]
     assert sum(counts(ilo, "type").values()) == ilo["total"]
     zero = search(client, q="refugees", type="Event")
-    assert {"value": "Event", "count": 0, "selected": True} in zero["facets"]["type"]
+    assert {"value": "Event", "label": "Event", "count": 0, "selected": True} in zero["facets"]["type"]
 
 
 def test_facet_order_count_then_name(client: FlaskClient) -> None:
@@ -328,3 +328,45 @@ def test_a_title_match_outranks_the_same_word_in_a_summary(custom: Any) -> None:
          "summary": f"{filler} The annual meeting went well."},
     ])
     assert [h["id"] for h in search(client, q="housing")["hits"]] == ["in-title", "in-summary"]
+
+
+# The language facet --------------------------------------------------------
+
+
+LANGUAGES = [
+    {"id": "l1", "title": "Les coopératives de travail", "language": "fr", "date": "2020-01-02"},
+    {"id": "l2", "title": "Coopératives et emploi", "language": "fr", "date": "2021-01-02"},
+    {"id": "l3", "title": "Worker cooperatives", "language": "en", "date": "2021-03-04"},
+    {"id": "l4", "title": "Cooperativas de trabajo", "language": "es"},
+]
+
+
+def test_the_language_facet_counts_filters_and_names_languages_in_their_own_words(
+        custom: Any) -> None:
+    client = custom(LANGUAGES)
+    everything = search(client)
+    assert [(v["value"], v["label"], v["count"]) for v in everything["facets"]["language"]] == [
+        ("fr", "Français", 2), ("en", "English", 1), ("es", "Español", 1)]
+    french = search(client, language="FR")
+    assert french["filters"]["language"] == ["fr"]
+    assert sorted(h["id"] for h in french["hits"]) == ["l1", "l2"]
+    # Disjunctive: the language facet still lists the other languages.
+    assert counts(french, "language") == {"fr": 2, "en": 1, "es": 1}
+    assert counts(french, "year") == {2020: 1, 2021: 1}
+    both = search(client, language=["fr", "es"], year="undated")
+    assert [h["id"] for h in both["hits"]] == ["l4"]
+    bad = client.get("/api/search?language=french")
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["message"].startswith("language: must be a two-letter")
+
+
+def test_the_language_facet_on_the_page_and_in_the_cli(custom: Any, cli: Any) -> None:
+    client = custom(LANGUAGES)
+    page = client.get("/?language=es").get_data(as_text=True)
+    assert '<h3 id="facet-language">Language</h3>' in page
+    assert re.search(r'href="/\?language=es&amp;language=fr"[^>]*>\s*<span class="check"'
+                     r'[^>]*></span>\s*<span class="label">Français</span>', page)
+    assert "Cooperativas de trabajo" in page and "Worker cooperatives" not in page
+    out = cli("search", "--language", "fr", "--language", "es").stdout
+    assert "3 items" in out
+    assert "language: *Français (2), English (1), *Español (1)" in out

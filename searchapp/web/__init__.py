@@ -10,7 +10,6 @@ from werkzeug.exceptions import HTTPException
 
 from searchapp.config import PACKAGE_DIR, Settings, templates_dir
 from searchapp.errors import ImportRejected, SearchappError
-from searchapp.indexer import IndexStore
 from searchapp.models import xml_safe
 from searchapp.search import Engine
 from searchapp.web.admin import bp as admin_bp
@@ -28,7 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(SEARCHAPP=settings, MAX_CONTENT_LENGTH=settings.max_upload_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.extensions[ENGINE] = Engine(IndexStore(settings.index_dir))
+    app.extensions[ENGINE] = Engine.from_settings(settings)
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)

@@ -13,7 +13,6 @@ from searchapp.catalog import Catalog
 from searchapp.errors import BadParameter, NotFound, SearchappError
 from searchapp.models import Item
 from searchapp.search import MAX_QUERY_CHARS, Engine, SearchQuery
-from searchapp.suggest import complete
 from searchapp.web.openapi import openapi as openapi_document
 
 bp = Blueprint("api", __name__)
@@ -105,7 +104,7 @@ def suggest() -> Response:
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "opensearch"):
         raise BadParameter("format", f"must be json or opensearch, not {fmt!r}")
-    completions = engine().with_reader(lambda reader: complete(reader, text))
+    completions = engine().complete(text)
     body: Any = [text, completions] if fmt == "opensearch" else {
         "query": text, "suggestions": completions}
     response = jsonify(body)
@@ -127,6 +126,7 @@ def healthz() -> Response | tuple[Response, int]:
             body["items"] = catalog.count()
         body["documents"] = engine().doc_count()
         body["generation"] = engine().generation
+        body["engine"] = engine().stats()
     except SearchappError as exc:
         current_app.logger.error("health check: %s", str(exc))
         body.update(status="unavailable", problem=str(exc))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from searchapp import __version__
+from searchapp.fields import FACETS
 from searchapp.search import (
     DEFAULT_PER_PAGE,
     MATCHES,
@@ -49,11 +50,8 @@ def _one(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
 SEARCH_PARAMETERS = [
     _one("q", "Words, \"phrases\", OR, NOT or -word, title: / summary:, prefix*. Empty: every"
               " item, newest first.", {"type": "string", "maxLength": MAX_QUERY_CHARS}),
-    _many("organisation", "Only these organisations (OR within, AND with other filters).",
-          {"type": "string"}),
-    _many("type", "Only these item types.", {"type": "string"}),
-    _many("year", "Only these years; `undated` selects items without a date.",
-          {"type": "string", "pattern": r"^(-?\d+|undated|null|none)$"}),
+    *(_many(name, facet.help.replace(" (repeatable)", "") + " OR within a facet, AND with"
+            " the other filters.", facet.parameter) for name, facet in FACETS.items()),
     _one("year_from", "Only items from this year on (not after `year_to`: that is a 400).",
          {"type": "integer", "minimum": 1000, "maximum": 9999}),
     _one("year_to", "Only items up to this year.",
@@ -124,10 +122,13 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "FacetValue": {
-        "type": "object", "required": ["value", "count", "selected"],
+        "type": "object", "required": ["value", "label", "count", "selected"],
         "additionalProperties": False,
         "properties": {"value": {"type": ["string", "integer", "null"],
                                  "description": "null: undated items (year facet)."},
+                       "label": {"type": "string",
+                                 "description": "The value as a reader sees it (\"Undated\","
+                                                " \"Français\")."},
                        "count": {"type": "integer", "minimum": 0},
                        "selected": {"type": "boolean"}},
     },
@@ -143,18 +144,17 @@ SCHEMAS: dict[str, Any] = {
             "match": {"type": "string", "enum": list(MATCHES)},
             "filters": {
                 "type": "object", "additionalProperties": False,
-                "required": ["organisation", "type", "year", "year_from", "year_to"],
+                "required": [*FACETS, "year_from", "year_to"],
                 "properties": {
-                    "organisation": {"type": "array", "items": {"type": "string"}},
-                    "type": {"type": "array", "items": {"type": "string"}},
-                    "year": {"type": "array", "items": _YEAR},
+                    **{name: {"type": "array", "items": facet.value}
+                       for name, facet in FACETS.items()},
                     "year_from": _YEAR, "year_to": _YEAR}},
             "hits": {"type": "array", "items": _ref("Hit"), "maxItems": MAX_PER_PAGE},
             "facets": {
                 "type": "object", "additionalProperties": False,
-                "required": ["organisation", "year", "type"],
+                "required": list(FACETS),
                 "properties": {name: {"type": "array", "items": _ref("FacetValue")}
-                               for name in ("organisation", "year", "type")}},
+                               for name in FACETS}},
             "suggestion": {"type": ["string", "null"],
                            "description": "A spelling correction, when the query finds"
                                           " little or nothing."},
@@ -247,7 +247,16 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
             "items": {"type": "integer"}, "documents": {"type": "integer"},
-            "generation": _NULLABLE_STR, "problem": {"type": "string"}},
+            "generation": _NULLABLE_STR, "problem": {"type": "string"},
+            "engine": {
+                "type": "object", "required": ["kind", "reason", "fallbacks"],
+                "description": "The search path serving this process (SEARCHAPP_ENGINE) and"
+                               " how often it handed work to plain Whoosh, per reason.",
+                "properties": {
+                    "kind": {"type": "string", "enum": ["arrays", "whoosh"]},
+                    "reason": {"type": "string"},
+                    "fallbacks": {"type": "object",
+                                  "additionalProperties": {"type": "integer"}}}}},
     },
 }
 

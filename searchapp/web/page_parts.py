@@ -15,11 +15,14 @@ from flask import g, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from searchapp.errors import BadParameter
+from searchapp.fields import FACETS as DECLARED
 from searchapp.search import SearchPage, SearchQuery
 from searchapp.web.api import engine
 from searchapp.web.page_request import SEARCH_PARAMS
 
-FACETS = (("organisation", "Organisation", "organisations"), ("type", "Type", "types"))
+# The facets listed as values (the year has rows of its own: `year_rows`).
+FACETS = tuple((name, facet.heading, facet.plural) for name, facet in DECLARED.items()
+               if name != "year")
 FACET_TOP = 10  # values a facet shows before "Show all N"
 YEAR_BINS_ABOVE = 15  # more years than this are grouped into bins
 YEAR_BIN = 5
@@ -96,8 +99,9 @@ class Chip:
 
 def chips(query: SearchQuery) -> list[Chip]:
     out: list[Chip] = []
-    for name in ("organisation", "type"):
-        out += [Chip(name, value, toggle_url(name, _as_given(name, value)))
+    for name, _, _ in FACETS:
+        shown = DECLARED[name].label
+        out += [Chip(name, shown(value), toggle_url(name, _as_given(name, value)))
                 for value in getattr(query, name)]
     for year in query.year:
         param = "undated" if year is None else str(year)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from werkzeug.datastructures import MultiDict
 
 from searchapp.errors import BadParameter
+from searchapp.fields import FACETS
 from searchapp.search import SearchQuery
 
-FILTERS = ("organisation", "type", "year", "year_from", "year_to")
+FILTERS = (*FACETS, "year_from", "year_to")
 SEARCH_PARAMS = ("q", *FILTERS, "sort", "match", "page", "per_page")
 # Parameters of the page alone: `show` expands one facet; `box` and `within` come from
 # the search box, whose "within these filters" checkbox decides whether filters stay.
@@ -26,8 +27,9 @@ ALIASES = {"org": "organisation", "organization": "organisation", "orgs": "organ
            "kind": "type", "date": "year", "order": "sort"}
 UNKNOWN_SHOWN = 3  # unknown parameters named in notices; the rest are counted
 NOTICE_CHARS = 60  # an unknown parameter is quoted up to this length
-LABELS = {"q": "The search", "organisation": "The organisation filter", "type": "The type filter",
-          "year": "The year filter", "year_from": "The first year", "year_to": "The last year",
+LABELS = {"q": "The search",
+          **{name: f"The {facet.heading.lower()} filter" for name, facet in FACETS.items()},
+          "year_from": "The first year", "year_to": "The last year",
           "sort": "The order", "match": "The match mode", "page": "The page number",
           "per_page": "The number of items per page"}
 

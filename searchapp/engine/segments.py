@@ -1,138 +1,76 @@
-"""Writing whole Whoosh segments at once, and posting arrays beside them.
+"""Whoosh's private parts, in one module: the whole-segment writer and the block readers.
 
-A full rebuild knows every document up front, so it does not need Whoosh's
-general-purpose writer, which sends each posting through a generator chain,
-an external sort and a per-posting encoder, all in Python. `SegmentBuilder`
-analyses each text once, gathers the postings of each term in lists as the
-documents arrive (they come in document order, so nothing needs sorting but
-the vocabulary), and writes them with Whoosh's codec a term at a time. Stored
-fields go through Whoosh's per-document writer, columns and field lengths
-through its column writers. The segment is the one Whoosh's writer would
-write for the same documents: same terms, postings, weights, positions,
-lengths, stored fields and columns (tests/test_segments.py compares them).
-Its files are kept separate rather than joined into a compound file, which
-Whoosh would copy into each reader's memory. `build` can spread the work over
-several processes, each writing segments of its own.
+Everything here leans on Whoosh 2.7.4's internals (its codec's block format,
+its writers' and readers' underscored attributes); nothing else in searchapp
+does. Pinning Whoosh to 2.7.4 (pyproject.toml) is what keeps it true, and
+tests/test_segments.py compares what this writes with what Whoosh writes.
 
-Beside each segment it writes ``MAIN_<segment>.arrays``: every indexed
-field's posting lists (documents, weights, frequencies and positions) as flat
-numpy arrays. `searchapp.postings` maps that file into memory to answer
-queries without decoding Whoosh's pickled blocks; the name follows Whoosh's
-segment file pattern, so Whoosh deletes the file when it merges the segment
-away. Segments written by Whoosh itself (incremental imports) have no arrays
-file and are read block by block instead.
+Writing: a full rebuild knows every document up front, so it does not need
+Whoosh's general-purpose writer, which sends each posting through a generator
+chain, an external sort and a per-posting encoder, all in Python.
+`SegmentBuilder` analyses each text once with the compiled analysis chain
+(`searchapp.analysis.compile`), gathers the postings of each term in lists as
+the documents arrive (they come in document order, so nothing needs sorting
+but the vocabulary), and writes them with Whoosh's codec a term at a time.
+Stored fields go through Whoosh's per-document writer, columns and field
+lengths through its column writers. The segment is the one Whoosh's writer
+would write for the same documents. Its files are kept separate rather than
+joined into a compound file, which Whoosh would copy into each reader's
+memory. Beside each segment goes its posting arrays file
+(`searchapp.engine.arrayfile`).
+
+Reading: a segment's postings block by block as arrays (`read_postings`),
+its deletions, its one-byte field lengths, and the path of its arrays file,
+for the arrays path (`searchapp.engine.arrays`).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import mmap
+import logging
 import os
-import pickle
-import queue
 import re
-import shutil
-import subprocess
-import sys
-import threading
 import zlib
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from whoosh import index as whoosh_index
-from whoosh.analysis import (
-    CharsetFilter,
-    CompositeAnalyzer,
-    LowercaseFilter,
-    RegexTokenizer,
-    StopFilter,
-)
 from whoosh.analysis.tokenizers import IDTokenizer
 from whoosh.codec.whoosh3 import (
     LENGTHS_COLUMN,
     WHOOSH3_HEADER_MAGIC,
     W3FieldWriter,
+    W3LeafMatcher,
+    W3PerDocReader,
     W3TermInfo,
     _lenfield,
 )
+from whoosh.columns import NumericColumn
 from whoosh.compat import dumps
-from whoosh.fields import FieldType
+from whoosh.fields import FieldType, Schema
 from whoosh.filedb.filestore import OverlayStorage
 from whoosh.formats import Existence, Positions
 from whoosh.index import Index
+from whoosh.matching import Matcher
+from whoosh.matching.wrappers import FilterMatcher
+from whoosh.reading import IndexReader, TermNotFound
 from whoosh.system import _INT_SIZE as _UINT_SIZE
 from whoosh.system import pack_int, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
-from searchapp.analysis import SnowballStemFilter
-from searchapp.errors import IndexUnavailable
+from searchapp.analysis import chain_for
+from searchapp.engine.arrayfile import arrays_name, write_arrays
+from searchapp.engine.base import FALLBACKS
 
-ARRAYS_EXT = "arrays"
-_MAGIC = b"SAPOSTS2"  # the format's version: files of other versions are not read
+log = logging.getLogger(__name__)
+
 # One segment holds at most this many postings (a new one is started after).
 SEGMENT_POSTINGS = 40_000_000
-
-# What the fast path needs from an analyzer: text → (terms, first position, words).
-Analyse = Callable[[str], tuple[list[str], int, list[str]]]
-
-
-def fast_analyser(analyzer: Any) -> Analyse | None:
-    """The analyzer as one function, when it is exactly the chain this knows.
-
-    Returns the stems of the kept tokens, the position of the first kept one
-    (Whoosh's StopFilter numbers kept tokens from there on), and the kept
-    words before stemming (the spelling words). None for any other chain, in
-    which case the builder uses the analyzer itself.
-    """
-    if type(analyzer) is not CompositeAnalyzer:
-        return None
-    items = list(analyzer.items)
-    kinds = [type(i) for i in items]
-    if kinds != [RegexTokenizer, LowercaseFilter, CharsetFilter, StopFilter,
-                 SnowballStemFilter]:
-        return None
-    tokenizer, _, charset, stop, stemmer = items
-    if tokenizer.gaps or tokenizer.expression.groups or not stop.renumber:
-        return None
-    findall = tokenizer.expression.findall
-    charmap = charset.charmap
-    stops, low, high = stop.stops, stop.min, stop.max
-    stem = stemmer.stem
-    ascii_lower = "".join(chr(c) for c in range(128)).lower()
-    ascii_kept = ascii_lower.translate(charmap) == ascii_lower  # folding only touches the rest
-    plain_stops = low <= 1 and high is None  # tokens are never empty
-
-    class Stems(dict[str, str]):
-        def __missing__(self, word: str) -> str:
-            found: str = stem(word)
-            self[word] = found
-            return found
-
-    stems = Stems()
-
-    def analyse(text: str) -> tuple[list[str], int, list[str]]:
-        words = [w.lower() for w in findall(text)]
-        if not (ascii_kept and text.isascii()):
-            words = [w.translate(charmap) for w in words]
-        if plain_stops:
-            kept = [i for i, w in enumerate(words) if w not in stops]
-        else:
-            kept = [i for i, w in enumerate(words)
-                    if len(w) >= low and (high is None or len(w) <= high) and w not in stops]
-        if not kept:
-            return [], 0, []
-        surface = [words[i] for i in kept] if len(kept) < len(words) else words
-        return [stems[w] for w in surface], kept[0], surface
-
-    return analyse
 
 
 # While a segment is gathered, each term has a list of postings in document order,
@@ -151,11 +89,21 @@ class SegmentBuilder:
         self.ix = ix
         self.schema = ix.schema
         self.segment_postings = segment_postings
-        self._analysers: dict[str, Analyse | None] = {}
+        self._analysers: dict[str, Callable[[str], tuple[list[str], int, list[str]]]] = {}
+        by_chain: dict[str, Callable[[str], tuple[list[str], int, list[str]]]] = {}
         for name in self.schema.names():
             field = self.schema[name]
             if field.indexed and isinstance(field.format, Positions):
-                self._analysers[name] = fast_analyser(field.analyzer)
+                chain = chain_for(field.analyzer)
+                if chain is None:
+                    FALLBACKS.count("analyzer not compiled")
+                    log.warning("field %r: its analyzer is not a compiled chain"
+                                " (searchapp.analysis); indexing it through Whoosh's analyzer,"
+                                " several times slower", name)
+                else:  # one stem cache per chain, for as long as this builder writes
+                    if chain.language not in by_chain:
+                        by_chain[chain.language] = chain.analyser()
+                    self._analysers[name] = by_chain[chain.language]
         self._spell_names = {name: self.schema[name].spelling_fieldname(name)
                              for name in self.schema.names()
                              if self.schema[name].separate_spelling()}
@@ -316,7 +264,8 @@ class SegmentBuilder:
         writer.pool.cleanup()
         writer._assemble_segment()
         segment = writer.get_segment()
-        _write_arrays(writer.storage, segment.segment_id(), segment.doc_count_all(), arrays)
+        write_arrays(getattr(writer.storage, "folder", None), segment.segment_id(),
+                     segment.doc_count_all(), arrays)
         writer._commit_toc(list(writer.segments) + [segment])
         writer._finish()
 
@@ -527,139 +476,45 @@ def _emit_term(fw: W3FieldWriter, tbytes: bytes, docs: list[int], weights: list[
     fw._tindex.add(pack_ushort(fw._fieldid) + tbytes, info.to_bytes())
 
 
-# The arrays file ------------------------------------------------------------
+# Whole indexes ----------------------------------------------------------------
 
 
-def arrays_name(segment_id: str) -> str:
-    return f"{segment_id}.{ARRAYS_EXT}"
+def create_index(path: str, schema: Schema) -> Index:
+    return whoosh_index.create_in(path, schema)
 
 
-def _write_arrays(storage: Any, segment_id: str, doccount: int,
-                  fields: Mapping[str, Mapping[str, Any]]) -> None:
-    """One file: magic, header length, a JSON header, then 64-byte aligned arrays."""
-    header: dict[str, Any] = {"doccount": doccount, "fields": {}}
-    blobs: list[NDArray[Any]] = []
-    offset = 0
-    for name, parts in fields.items():
-        if not parts:
-            continue
-        entry: dict[str, Any] = {"terms": parts["terms"], "arrays": {}}
-        for key, value in parts.items():
-            if key == "terms":
-                continue
-            arr = np.ascontiguousarray(value)
-            offset = -(-offset // 64) * 64
-            entry["arrays"][key] = [arr.dtype.str, offset, int(arr.size)]
-            blobs.append(arr)
-            offset += arr.nbytes
-        header["fields"][name] = entry
-    head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    start = -(-(len(_MAGIC) + 8 + len(head)) // 64) * 64
-    folder = getattr(storage, "folder", None)
-    if folder is None:  # not on disk (a RAM index): nothing to map
-        return
-    path = os.path.join(folder, arrays_name(segment_id))
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(_MAGIC)
-        fh.write(len(head).to_bytes(8, "little"))
-        fh.write(head)
-        fh.write(b"\0" * (start - fh.tell()))
-        written = 0
-        for name, parts in header["fields"].items():
-            for key, (_, at, _) in parts["arrays"].items():
-                arr = blobs.pop(0)
-                fh.write(b"\0" * (at - written))
-                fh.write(arr.tobytes())
-                written = at + arr.nbytes
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def segments_of(path: str, schema: Schema) -> list[Any]:
+    """The segments of the index at `path` (to move them into another one)."""
+    ix = whoosh_index.open_dir(path, schema=schema)
+    try:
+        return list(ix._segments())
+    finally:
+        ix.close()
 
 
-@dataclass(frozen=True, slots=True)
-class FieldArrays:
-    """One field's posting lists in one segment, as flat arrays."""
-
-    terms: dict[str, int]  # term → its number (rows of `starts`)
-    starts: NDArray[np.int64]  # postings of term t: [starts[t], starts[t + 1])
-    ids: NDArray[np.int32]  # segment-local document numbers
-    weights: NDArray[np.float32]  # as stored in the postings (frequency x field boost)
-    freqs: NDArray[np.int32] | None  # positions per posting (fields with positions)
-    positions: NDArray[np.int32] | None  # every posting's positions, in posting order
-    position_starts: NDArray[np.int64] | None  # per term, into `positions`
-
-    def postings(self, text: str) -> tuple[NDArray[np.int32], NDArray[np.float32]] | None:
-        t = self.terms.get(text)
-        if t is None:
-            return None
-        a, b = int(self.starts[t]), int(self.starts[t + 1])
-        return self.ids[a:b], self.weights[a:b]
-
-    def keys(self, text: str, docs: NDArray[np.int64]) -> NDArray[np.int64] | None:
-        """(document << 32 | position) for each occurrence of the term in the given
-        (sorted, segment-local) documents, sorted; None when the term is absent."""
-        t = self.terms.get(text)
-        if t is None or self.freqs is None or self.positions is None \
-                or self.position_starts is None:
-            return None
-        a, b = int(self.starts[t]), int(self.starts[t + 1])
-        ids = self.ids[a:b]
-        at = np.searchsorted(ids, docs)
-        at = at[at < len(ids)]
-        chosen = at[ids[at] == docs[:len(at)]] if len(at) else at
-        if not len(chosen):
-            return np.empty(0, dtype=np.int64)
-        freqs = self.freqs[a:b].astype(np.int64)
-        before = np.cumsum(freqs) - freqs  # where each posting's positions start
-        counts = freqs[chosen]
-        starts = before[chosen] + int(self.position_starts[t])
-        # Every position index of the chosen postings, in order.
-        steps = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        where = np.repeat(starts, counts) + steps
-        owners = np.repeat(ids[chosen].astype(np.int64), counts)
-        keys: NDArray[np.int64] = (owners << 32) | self.positions[where].astype(np.int64)
-        return keys
+def adopt_segments(ix: Index, found: list[Any]) -> None:
+    """List segments whose files were moved into `ix`'s folder in a new table of contents."""
+    writer = ix.writer()
+    writer._close_segment()  # it writes no segment of its own, only the new TOC
+    writer._commit_toc(list(writer.segments) + found)
+    writer._finish()
 
 
-class SegmentArrays:
-    """The arrays file of one segment, mapped read-only."""
-
-    def __init__(self, path: str, doccount: int) -> None:
-        with open(path, "rb") as fh:
-            self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        buf = self._map
-        if buf[:len(_MAGIC)] != _MAGIC:
-            raise ValueError(f"{path} is not a posting arrays file")
-        size = int.from_bytes(buf[len(_MAGIC):len(_MAGIC) + 8], "little")
-        at = len(_MAGIC) + 8
-        header = json.loads(bytes(buf[at:at + size]).decode("utf-8"))
-        if header["doccount"] != doccount:
-            raise ValueError(f"{path} is for {header['doccount']} documents, not {doccount}")
-        start = -(-(at + size) // 64) * 64
-        self.fields: dict[str, FieldArrays] = {}
-        for name, entry in header["fields"].items():
-            arrays = {key: np.frombuffer(buf, dtype=np.dtype(dtype), count=count,
-                                         offset=start + offset)
-                      for key, (dtype, offset, count) in entry["arrays"].items()}
-            self.fields[name] = FieldArrays(
-                {t: i for i, t in enumerate(entry["terms"])}, arrays["starts"], arrays["ids"],
-                arrays["weights"], arrays.get("freqs"), arrays.get("positions"),
-                arrays.get("position_starts"))
-
-    def close(self) -> None:
-        self.fields.clear()
-        try:
-            self._map.close()
-        except BufferError:  # arrays still refer to it; the mapping goes with them
-            pass
+def cancel(builder: SegmentBuilder) -> None:
+    """Throw away what a builder has gathered but not committed."""
+    if builder._writer is not None:
+        builder._writer.cancel()
+        builder._writer = None
 
 
+# Reading ----------------------------------------------------------------------
+
+_LENGTHS = np.asarray([byte_to_length(b) for b in range(256)], dtype=np.int64)
 _SEGMENT_FILE = re.compile(r"^[A-Za-z0-9_]+$")
 
 
-def load_arrays(reader: Any) -> SegmentArrays | None:
-    """The arrays file of a segment reader's segment, or None (no file, or not ours)."""
+def arrays_path(reader: IndexReader) -> tuple[str, int] | None:
+    """Where a segment reader's arrays file would be, and its document count."""
     segment = getattr(reader, "_segment", None)
     storage = getattr(reader, "_storage", None)
     if isinstance(storage, OverlayStorage):  # a compound segment: (its file, the folder)
@@ -670,214 +525,108 @@ def load_arrays(reader: Any) -> SegmentArrays | None:
     segid = segment.segment_id()
     if not _SEGMENT_FILE.match(segid):
         return None
-    path = os.path.join(folder, arrays_name(segid))
-    if not os.path.exists(path):
+    return os.path.join(folder, arrays_name(segid)), int(segment.doc_count_all())
+
+
+def read_postings(matcher: Matcher) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Every (document, weight) of a fresh leaf matcher, block by block when possible."""
+    if isinstance(matcher, FilterMatcher):
+        raise TypeError("unwrap deletions first")
+    if isinstance(matcher, W3LeafMatcher):
+        ids: list[NDArray[np.int64]] = []
+        weights: list[NDArray[np.float64]] = []
+        m = matcher
+        while m.is_active():
+            m._read_data()
+            data = m._data
+            n = m._blocklength
+            ids.append(np.cumsum(np.asarray(data[0], dtype=np.int64)))  # delta-encoded
+            w = data[1]
+            if w is None:
+                weights.append(np.ones(n, dtype=np.float64))
+            elif isinstance(w, float):
+                weights.append(np.full(n, w, dtype=np.float64))
+            else:
+                weights.append(np.asarray(w, dtype=np.float64))
+            m._next_block()
+        if not ids:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        return np.concatenate(ids), np.concatenate(weights)
+    found: list[int] = []
+    found_weights: list[float] = []
+    while matcher.is_active():
+        found.append(matcher.id())
+        found_weights.append(matcher.weight())
+        matcher.next()
+    return np.asarray(found, dtype=np.int64), np.asarray(found_weights, dtype=np.float64)
+
+
+def deleted(leaf: IndexReader) -> NDArray[np.int64]:
+    """A segment's deleted document numbers."""
+    perdoc = getattr(leaf, "_perdoc", None)
+    if perdoc is not None and hasattr(perdoc, "deleted_docs"):
+        found = perdoc.deleted_docs()
+    else:
+        found = [d for d in range(leaf.doc_count_all()) if leaf.is_deleted(d)]
+    return np.asarray(sorted(found), dtype=np.int64)
+
+
+def leaf_postings(leaf: IndexReader, fieldname: str, text: str | bytes
+                  ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """A segment's live postings of a term, as arrays."""
+    try:
+        matcher = leaf.postings(fieldname, text)
+    except TermNotFound:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    if isinstance(matcher, FilterMatcher):
+        matcher = matcher.child
+    ids, weights = read_postings(matcher)
+    if leaf.has_deletions():
+        keep = ~np.isin(ids, deleted(leaf))
+        ids, weights = ids[keep], weights[keep]
+    return ids, weights
+
+
+def leaf_lengths(leaf: IndexReader, fieldname: str, n: int) -> NDArray[np.int64]:
+    """A segment's document lengths in a field: its one-byte length column, decoded."""
+    column = None
+    perdoc = getattr(leaf, "_perdoc", None)
+    if isinstance(perdoc, W3PerDocReader):
+        column = perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+    if not isinstance(column, NumericColumn.Reader) or column._fixedlen != 1:
+        return np.fromiter((leaf.doc_field_length(d, fieldname, 0) or 0 for d in range(n)),
+                           dtype=np.int64, count=n)
+    codes = np.zeros(n, dtype=np.uint8)
+    count = min(column._count, n)
+    if count:
+        codes[:count] = np.frombuffer(column._dbfile.get(column._basepos, count), dtype=np.uint8)
+    return _LENGTHS[codes]
+
+
+def leaf_positions(leaf: IndexReader, fieldname: str, word: str, local: NDArray[np.int64],
+                   offset: int, decode: Any) -> list[int] | None:
+    """(document << 32 | position) keys of `word` in some (sorted, segment-local)
+    documents, read block by block; None when the postings are not Whoosh 3 blocks."""
+    keys: list[int] = []
+    try:
+        m = leaf.postings(fieldname, word)
+    except TermNotFound:
+        return keys
+    if isinstance(m, FilterMatcher):
+        m = m.child
+    if not isinstance(m, W3LeafMatcher):
         return None
-    try:
-        return SegmentArrays(path, segment.doc_count_all())
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def build(ix: Index, documents: Iterable[Mapping[str, Any]], *, workers: int = 1) -> int:
-    """Write `documents` into `ix`; returns how many were written.
-
-    With `workers` > 1, that many child processes each write segments from
-    every `workers`-th chunk of documents, and their segments are then moved
-    into `ix` and listed in one new table of contents (see `_build_parallel`).
-    """
-    if workers > 1:
-        return _build_parallel(ix, documents, workers)
-    builder = SegmentBuilder(ix)
-    try:
-        for doc in documents:
-            builder.add(doc)
-    except BaseException:
-        if builder._writer is not None:
-            builder._writer.cancel()
-        raise
-    builder.commit()
-    return builder.documents
-
-
-CHUNK = 500  # documents sent to a worker at a time
-_WORKER = "import sys; from searchapp.segments import serve_part; serve_part(sys.argv[1])"
-
-
-class BuildFailed(IndexUnavailable):
-    """A worker process of a parallel build failed; nothing it wrote is kept."""
-
-
-def _build_parallel(ix: Index, documents: Iterable[Mapping[str, Any]], workers: int) -> int:
-    """Several processes each build segments of their own in a folder of their own
-    (whole chunks of documents, dealt in turn); then their segment files move into
-    `ix`'s folder and one new table of contents lists them all.
-
-    The workers are fresh interpreters fed through a pipe: they hold none of
-    this process's files (its index lock above all), and a worker whose feeder
-    dies (even by SIGKILL) reads the end of its input and stops. A worker that
-    fails makes the build fail with its error (a full disk stays an OSError);
-    every worker reports how many documents it wrote, and the total must be
-    what was sent.
-    """
-    folder = Path(ix.storage.folder)
-    parts = [folder / f"part-{k}" for k in range(workers)]
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(part)], env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-             for part in parts]
-
-    def report(k: int) -> tuple[str, Any, str]:
-        proc = procs[k]
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
-        out = proc.stdout.read()
-        proc.wait()
-        try:
-            status, value, message = pickle.loads(out)
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError):  # it died
-            return ("error", None, f"index worker {k} died (exit status {proc.returncode})")
-        return (str(status), value, f"index worker {k}: {message}")
-
-    def failed(k: int) -> BaseException:
-        status, value, message = report(k)
-        if status == "oserror":
-            return OSError(value, message)
-        return BuildFailed(message if status != "ok" else
-                           f"index worker {k} stopped reading before the end")
-
-    # One feeding thread per worker, so that a worker busy with its last chunk
-    # never holds up the others: chunks wait in a short queue, not in the pipe.
-    inboxes: list[queue.Queue[Any]] = [queue.Queue(maxsize=4) for _ in range(workers)]
-    broken: list[bool] = [False] * workers
-
-    def feed(k: int) -> None:
-        stdin = procs[k].stdin
-        assert stdin is not None
-        while True:
-            chunk = inboxes[k].get()
-            try:
-                pickle.dump(chunk, stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                if chunk is None:
-                    stdin.flush()
-            except OSError:  # the worker is gone: its report says why
-                broken[k] = True
-                return
-            if chunk is None:
-                return
-
-    feeders = [threading.Thread(target=feed, args=(k,), daemon=True) for k in range(workers)]
-    for thread in feeders:
-        thread.start()
-
-    def send(k: int, chunk: Any) -> None:
-        while True:
-            if broken[k]:
-                raise failed(k)
-            try:
-                inboxes[k].put(chunk, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    try:
-        for k in range(workers):
-            send(k, ix.schema)
-        sent = 0
-        chunk: list[Mapping[str, Any]] = []
-        turn = 0
-        for doc in documents:
-            chunk.append(doc)
-            if len(chunk) == CHUNK:
-                send(turn, chunk)
-                sent += len(chunk)
-                chunk, turn = [], (turn + 1) % workers
-        if chunk:
-            send(turn, chunk)
-            sent += len(chunk)
-        for k in range(workers):
-            send(k, None)
-        for k, thread in enumerate(feeders):
-            thread.join()
-            if broken[k]:
-                raise failed(k)
-        written = 0
-        for k in range(workers):
-            status, value, message = report(k)
-            if status == "oserror":
-                raise OSError(value, message)
-            if status != "ok":
-                raise BuildFailed(message)
-            written += int(value)
-        if written != sent:
-            raise BuildFailed(f"the index workers wrote {written} documents of {sent}")
-        found = []
-        for part in parts:
-            pix = whoosh_index.open_dir(str(part), schema=ix.schema)
-            found.extend(pix._segments())
-            pix.close()
-        for segment in found:
-            for part in parts:
-                for path in part.glob(f"{segment.segment_id()}.*"):
-                    os.replace(path, folder / path.name)
-        writer = ix.writer()
-        writer._close_segment()  # it writes no segment of its own, only the new TOC
-        writer._commit_toc(list(writer.segments) + found)
-        writer._finish()
-        return written
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        for k, thread in enumerate(feeders):
-            while thread.is_alive():  # wake it (its worker is dead: it will stop)
-                try:
-                    inboxes[k].put_nowait(None)
-                except queue.Full:
-                    try:
-                        inboxes[k].get_nowait()
-                    except queue.Empty:
-                        pass
-                thread.join(timeout=0.2)
-        for proc in procs:
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    try:
-                        stream.close()
-                    except OSError:
-                        pass
-        for part in parts:
-            shutil.rmtree(part, ignore_errors=True)
-
-
-def serve_part(path: str) -> None:
-    """(a worker process of `build`) Build segments in a new index at `path` from
-    the schema and document chunks pickled on stdin; pickle the outcome to stdout."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    outcome: tuple[str, Any, str]
-    try:
-        schema = pickle.load(stdin)
-        os.makedirs(path)
-        builder = SegmentBuilder(whoosh_index.create_in(path, schema))
-        while (chunk := pickle.load(stdin)) is not None:
-            for doc in chunk:
-                builder.add(doc)
-        builder.commit()
-        outcome = ("ok", builder.documents, "done")
-    except EOFError:  # whoever fed us is gone: nothing to report to
-        sys.exit(1)
-    except OSError as exc:
-        outcome = ("oserror", exc.errno, f"{exc.strerror or exc}")
-    except BaseException as exc:  # noqa: BLE001 (reported to the parent, which raises it)
-        outcome = ("error", None, f"{exc.__class__.__name__}: {exc}")
-    try:
-        stdout.write(pickle.dumps(outcome))
-        stdout.flush()
-    except OSError:
-        sys.exit(1)
+    low = 0  # candidates before this index were in earlier blocks
+    while m.is_active() and low < len(local):
+        high = int(np.searchsorted(local, m._maxid, side="right"))
+        if high > low:
+            m._read_data()
+            data = m._data
+            ids = np.cumsum(np.asarray(data[0], dtype=np.int64))
+            values = data[2]
+            for j in np.flatnonzero(np.isin(ids, local[low:high])).tolist():
+                base = (int(ids[j]) + offset) << 32
+                keys.extend(base + p for p in decode(values[j]))
+            low = high
+        m._next_block()
+    return keys

@@ -1,0 +1,107 @@
+"""What a search answers: plain dataclasses, and their JSON shapes.
+
+`SearchPage` is what the HTML page, the JSON API, the feed and the CLI all
+render; `to_dict` is the `/api/search` shape (described in
+`searchapp.web.openapi`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from searchapp.fields import FACETS
+from searchapp.models import Item
+from searchapp.request import SearchQuery
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    item: Item
+    score: float | None
+    highlights: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        item = self.item
+        return {
+            "id": item.id, "title": item.title, "summary": item.summary,
+            "organisation": item.organisation,
+            "date": item.date.isoformat() if item.date else None, "year": item.year,
+            "type": item.type, "url": item.url,
+            "score": None if self.score is None else round(self.score, 4),
+            "highlights": dict(self.highlights),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FacetValue:
+    value: str | int | None  # as in JSON (a year is a number; None: undated)
+    count: int
+    selected: bool
+    label: str  # as a reader sees it ("Undated", "Français")
+    param: str  # as a request parameter (`year=undated`, `language=fr`)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "label": self.label, "count": self.count,
+                "selected": self.selected}
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    query: SearchQuery
+    total: int
+    hits: list[Hit]
+    facets: dict[str, list[FacetValue]]
+    suggestion: str | None = None
+    # With no item having every word: how many have any of them (else None).
+    any_words_total: int | None = None
+
+    @property
+    def sort(self) -> str:
+        return self.query.effective_sort
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.query.per_page))
+
+    def to_dict(self) -> dict[str, Any]:
+        q = self.query
+        return {
+            "query": q.q, "total": self.total, "page": q.page, "per_page": q.per_page,
+            "sort": self.sort, "match": q.match,
+            "filters": {**{name: list(values) for name, values in q.filters().items()},
+                        "year_from": q.year_from, "year_to": q.year_to},
+            "hits": [h.to_dict() for h in self.hits],
+            "facets": {name: [v.to_dict() for v in values]
+                       for name, values in self.facets.items()},
+            "suggestion": self.suggestion,
+            "any_words": (None if self.any_words_total is None
+                          else {"match": "any", "total": self.any_words_total}),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    item: Item
+    score: float
+
+
+def facet_values(name: str, counts: Mapping[str, int],
+                 selected: Collection[str]) -> list[FacetValue]:
+    """A facet's values as shown: counted or selected (`selected`: index terms); years
+    newest first (undated last), others by count, then label."""
+    facet = FACETS[name]
+    values = []
+    for term in {*counts, *selected}:
+        count = counts.get(term, 0)
+        if count or term in selected:
+            value = facet.from_term(term)
+            values.append(FacetValue(value, count, term in selected, facet.label(value),
+                                     facet.param(value)))
+    if facet.newest_first:
+        values.sort(key=lambda v: (v.value is None, -int(v.value or 0)))
+    else:
+        values.sort(key=lambda v: (-v.count, v.label.casefold(), v.param))
+    return values

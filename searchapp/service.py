@@ -1,0 +1,260 @@
+"""The `Engine`: one open snapshot of the live generation per process, and one search.
+
+`Engine` opens a `searchapp.engine.Snapshot` of the live generation, keeps it
+while it is current, and reopens it when a new generation is swapped in or
+refreshes it when the live one gets new segments. It talks to the index only
+through the snapshot, and hands out only plain values (`SearchPage`, `Item`).
+
+One search, in order: parse the words (`searchapp.query`), find every
+matching document (unscored), filter and count facets over them with the
+per-reader columns (`searchapp.facets`), then rank only what the page needs
+(`searchapp.ranking`), and load and highlight the page's items.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import numpy as np
+
+from searchapp import query as parser
+from searchapp import ranking
+from searchapp.analysis import CHAINS
+from searchapp.analysis import compile as compile_chain
+from searchapp.analysis import terms as analyse
+from searchapp.config import Settings
+from searchapp.engine import (
+    CHOICES,
+    FALLBACKS,
+    EngineUnavailable,
+    Matched,
+    Snapshot,
+    open_snapshot,
+)
+from searchapp.facets import Columns, Counted
+from searchapp.fields import FACET_FIELDS, TEXT_FIELDS, UNDATED
+from searchapp.highlight import FRAGMENT_CHARS, highlight
+from searchapp.indexer import IndexStore
+from searchapp.models import Item
+from searchapp.page import FacetValue, Hit, Related, SearchPage, facet_values
+from searchapp.request import MAX_YEAR, MIN_YEAR, SearchQuery
+from searchapp.schema import from_stored
+from searchapp.spelling import suggest
+from searchapp.suggest import complete
+
+SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
+RELATED = 5
+
+__all__ = ["Engine", "FacetValue", "Hit", "Related", "SearchPage", "SearchQuery"]
+
+
+class Engine:
+    """One open snapshot of the live generation, refreshed when it changes."""
+
+    def __init__(self, store: IndexStore, *, engine: str = "auto",
+                 weighting: Any = None) -> None:
+        """`engine` forces a path (`Settings.engine`); `weighting`, a Whoosh weighting
+        model, replaces the tuned BM25F (for experiments only)."""
+        if engine not in CHOICES:
+            raise EngineUnavailable(f"SEARCHAPP_ENGINE must be one of {', '.join(CHOICES)},"
+                                    f" not {engine!r}")
+        for language in CHAINS:  # a chain that cannot be compiled fails here, at start-up
+            compile_chain(language)
+        self.store = store
+        self._choice = engine
+        self._weighting = weighting
+        self._lock = threading.RLock()
+        self._snapshot: Snapshot | None = None
+        self._stamp: tuple[int, int] | None = None
+        self._generation: str | None = None
+        self._columns: Columns | None = None
+        self._browse: Counted | None = None  # every document counted, for browsing
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Engine:
+        return cls(IndexStore(settings.index_dir, title_boost=settings.title_boost),
+                   engine=settings.engine, weighting=settings.ranking().weighting())
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._snapshot is not None:
+            self._snapshot.close()
+        self._columns, self._browse = None, None
+        self._snapshot, self._stamp, self._generation = None, None, None
+
+    def _current(self) -> Snapshot:
+        """The snapshot, reopened after a swap or refreshed after new commits."""
+        stamp = self.store.pointer_stamp()
+        if self._snapshot is None or stamp != self._stamp:
+            self._drop()
+            gen = self.store.current()
+            self._snapshot = open_snapshot(self.store.open_index(), choice=self._choice,
+                                           weighting=self._weighting)
+            self._stamp, self._generation = stamp, gen.name if gen else None
+        elif not self._snapshot.up_to_date():
+            self._snapshot = self._snapshot.refresh()
+            self._columns, self._browse = None, None
+        return self._snapshot
+
+    def _columns_for(self, snapshot: Snapshot) -> Columns:
+        if self._columns is None:
+            self._columns = Columns(snapshot)
+        return self._columns
+
+    @property
+    def generation(self) -> str | None:
+        return self._generation
+
+    def stats(self) -> dict[str, Any]:
+        """Which path serves (and why), and how often it handed work to Whoosh."""
+        with self._lock:
+            snapshot = self._current()
+            return {"kind": snapshot.kind, "reason": snapshot.reason,
+                    "fallbacks": FALLBACKS.snapshot()}
+
+    def doc_count(self) -> int:
+        with self._lock:
+            return self._current().doc_count()
+
+    def version(self) -> str:
+        """Changes whenever what a search can return changes (for ETags)."""
+        with self._lock:
+            return f"{self._generation}.{self._current().version()}"
+
+    def get(self, item_id: str) -> Item | None:
+        with self._lock:
+            snapshot = self._current()
+            doc = snapshot.find(item_id)
+            return None if doc is None else from_stored(snapshot.stored(doc))
+
+    def complete(self, text: str, *, limit: int = 8) -> list[str]:
+        """Whole queries completing what is being typed (`searchapp.suggest`)."""
+        with self._lock:
+            return complete(self._current().vocabulary(), text, limit=limit)
+
+    def wanted(self, text: str, *, match: str = "all") -> set[str]:
+        """The index terms a query looks for (what its highlights mark)."""
+        with self._lock:
+            built = parser.build(parser.parse(text), self._current().vocabulary(), match=match)
+            return set(built.wanted) if built is not None else set()
+
+    def related(self, item: Item, *, limit: int = RELATED) -> list[Related]:
+        """Items about the same things: the item's most telling words, searched."""
+        with self._lock:
+            snapshot = self._current()
+            key_terms = _key_terms(snapshot, f"{item.title} {item.summary}")
+            if not key_terms:
+                return []
+            like = parser.like(key_terms)
+            best = ranking.by_score(snapshot, like, snapshot.match(like, scored=True),
+                                    limit + 1)
+            found = [Related(from_stored(snapshot.stored(d)), s) for d, s in best]
+            return [r for r in found if r.item.id != item.id][:limit]
+
+    def search(self, request: SearchQuery) -> SearchPage:
+        with self._lock:
+            snapshot = self._current()
+            columns = self._columns_for(snapshot)
+            vocabulary = snapshot.vocabulary()
+            parsed = parser.parse(request.q)
+            built = parser.build(parsed, vocabulary, match=request.match)
+            selected = request.selected()
+            allowed = _allowed(request, selected, columns)
+            sort = request.sort or ("relevance" if parsed.ranked else "newest")
+            ranked = built is not None and not built.everything and sort == "relevance"
+            matched = _matching(snapshot, built, scored=ranked)
+            if built is None and not any(v is not None for v in allowed.values()):
+                if self._browse is None:
+                    self._browse = columns.count(matched.ids, allowed)
+                counted = self._browse
+            else:
+                counted = columns.count(matched.ids, allowed)
+            total = len(counted.docs)
+            hits = _page(snapshot, columns, request, sort, built, matched,
+                         counted.docs) if total else []
+
+            any_words = None
+            if total == 0 and request.match == "all" and len(parsed.groups) > 1:
+                relaxed = parser.build(parsed, vocabulary, match="any")
+                any_words = len(columns.count(
+                    _matching(snapshot, relaxed, scored=False).ids, allowed).docs)
+            suggestion = None
+            if total < SUGGEST_BELOW and parsed.groups:
+                fixed = suggest(vocabulary, parsed, request.q)
+                if fixed is not None:
+                    better = parser.build(parser.parse(fixed), vocabulary, match=request.match)
+                    if len(columns.count(_matching(snapshot, better, scored=False).ids,
+                                         allowed).docs) > total:
+                        suggestion = fixed
+            facets = {name: facet_values(name, counted.counts[name], set(selected[name]))
+                      for name in FACET_FIELDS}
+            return SearchPage(query=request, total=total, hits=hits, facets=facets,
+                              suggestion=suggestion, any_words_total=any_words or None)
+
+
+def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool) -> Matched:
+    """Every live document the words match (all of them when there are no words),
+    with scores when `scored`, in document order."""
+    if built is None or built.everything:
+        found = Matched(snapshot.live(), None)
+    else:
+        found = snapshot.match(built.query, scored=scored)
+    if built is not None and built.exclude is not None and len(found):
+        excluded = snapshot.match(built.exclude, scored=False).ids
+        keep = ~np.isin(found.ids, excluded)
+        found = Matched(found.ids[keep],
+                        None if found.scores is None else found.scores[keep], found.exact)
+    return found
+
+
+def _page(snapshot: Snapshot, columns: Columns, request: SearchQuery, sort: str,
+          built: parser.Built | None, matched: Matched, docs: Any) -> list[Hit]:
+    end = request.page * request.per_page
+    start = end - request.per_page
+    if built is not None and matched.scores is not None:
+        ordered = ranking.by_relevance(snapshot, columns, built.query, matched, docs, end)
+    else:
+        ordered = ranking.by_date(snapshot, columns, docs, newest=sort != "oldest", limit=end)
+    wanted = built.wanted if built is not None else set()
+    hits = []
+    for docnum, score in ordered[start:end]:
+        item = from_stored(snapshot.stored(docnum))
+        hits.append(Hit(item, score, {
+            "title": highlight(item.title, wanted),
+            "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS),
+        }))
+    return hits
+
+
+def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[str, float]]:
+    """The terms of `text` that say most about it: frequent in it, rare in the index."""
+    vocabulary = snapshot.vocabulary()
+    frequency = Counter(analyse(text))
+    documents = vocabulary.doc_count() or 1
+    weights = {}
+    for term, tf in frequency.items():
+        df = sum(vocabulary.doc_frequency(f, term) for f in TEXT_FIELDS)
+        if df:
+            weights[term] = tf * math.log(1 + documents / df)
+    return sorted(weights.items(), key=lambda tw: (-tw[1], tw[0]))[:count]
+
+
+def _allowed(request: SearchQuery, selected: Mapping[str, tuple[str, ...]],
+             columns: Columns) -> dict[str, Collection[str] | None]:
+    """The facet values each facet lets through (None: no filter on it)."""
+    allowed: dict[str, Collection[str] | None] = {
+        name: set(values) if values else None for name, values in selected.items()}
+    if request.year_from is not None or request.year_to is not None:
+        low = request.year_from if request.year_from is not None else MIN_YEAR
+        high = request.year_to if request.year_to is not None else MAX_YEAR
+        in_range = {v for v in columns["year"].values if v != UNDATED and low <= int(v) <= high}
+        years = allowed["year"]
+        allowed["year"] = in_range if years is None else set(years) & in_range
+    return allowed

@@ -1,0 +1,214 @@
+"""The engine seam: the arrays path gives Whoosh's own matches and scores, the path is
+chosen once per reader and said, and leaving the fast path is counted, never silent."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from whoosh import index as whoosh_index
+from whoosh import scoring
+
+from searchapp import query as parser
+from searchapp.config import Settings
+from searchapp.engine import (
+    FALLBACKS,
+    EngineUnavailable,
+    Or,
+    Phrase,
+    Query,
+    Snapshot,
+    Term,
+    open_snapshot,
+)
+from searchapp.engine.arrays import ArraysSnapshot
+from searchapp.engine.plain import WhooshSnapshot, to_whoosh
+from searchapp.engine.scoring import Ranking
+from searchapp.indexer import IndexStore
+from searchapp.models import Item, build_item
+from searchapp.schema import schema, to_document
+from searchapp.search import Engine, SearchQuery
+
+WORDS = ["cooperative", "workers", "social", "economy", "refugees", "platform", "union",
+         "housing", "energy", "elections", "solidarity", "youth", "women", "bank"]
+
+QUERIES = [
+    "cooperative", "social economy", '"social economy"', "refugees OR housing",
+    "platform workers union", "co-op", "coop housing", "title:energy", "solid*",
+    '"workers union" bank', "cooperative -housing", "cooperative NOT bank",
+    "economy youth women elections", "nothingmatchesthis", "bank OR union OR energy OR youth",
+]
+
+
+def corpus(n: int = 400, *, word: str = "") -> Iterator[Item]:
+    for k in range(n):
+        title = " ".join(WORDS[(k * j + 3) % len(WORDS)] for j in range(1, 2 + k % 5))
+        summary = " ".join(WORDS[(k + j * 5) % len(WORDS)] for j in range(k % 11))
+        yield build_item({"id": f"d{k:04d}", "title": f"{word} {title}".strip(),
+                          "summary": summary, "date": f"{2001 + k % 20}-0{1 + k % 9}-11"},
+                         organisation=("ILO", "CECOP", "ICA")[k % 3])
+
+
+def whoosh_scores(snapshot: WhooshSnapshot, q: Query) -> dict[int, float]:
+    """Every match and score, the textbook Whoosh way."""
+    return {hit.docnum: hit.score
+            for hit in snapshot.searcher.search(to_whoosh(q), limit=None)}
+
+
+def check(fast: ArraysSnapshot, plain: WhooshSnapshot) -> None:
+    vocabulary = plain.vocabulary()
+    for text in QUERIES:
+        built = parser.build(parser.parse(text), vocabulary)
+        assert built is not None
+        for q in (built.query, *([built.exclude] if built.exclude is not None else [])):
+            expected = whoosh_scores(plain, q)
+            matched = fast.match(q)
+            assert matched.scores is not None
+            got = dict(zip(matched.ids.tolist(), matched.scores.tolist(), strict=True))
+            assert got.keys() == expected.keys(), text
+            if matched.exact:
+                assert got == expected, text
+            else:
+                assert all(got[d] == pytest.approx(s, rel=1e-12) for d, s in expected.items())
+                assert fast.rescore(q, list(expected)) == expected, text
+            assert fast.match(q, scored=False).ids.tolist() == sorted(expected)
+            reference = plain.match(q)
+            assert reference.scores is not None
+            assert dict(zip(reference.ids.tolist(), reference.scores.tolist(),
+                            strict=True)) == expected
+    assert fast.live().tolist() == plain.live().tolist()
+
+
+def both(store: IndexStore) -> tuple[ArraysSnapshot, WhooshSnapshot]:
+    fast = open_snapshot(store.open_index(), choice="arrays")
+    plain = open_snapshot(store.open_index(), choice="whoosh")
+    assert isinstance(fast, ArraysSnapshot) and isinstance(plain, WhooshSnapshot)
+    assert (fast.kind, plain.kind) == ("arrays", "whoosh")
+    return fast, plain
+
+
+def test_same_matches_and_scores_with_posting_arrays(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    store.rebuild(corpus(), expected=400)
+    assert list(tmp_path.glob("gen-*/*.arrays"))
+    fast, plain = both(store)
+    before = FALLBACKS.snapshot()
+    check(fast, plain)
+    assert FALLBACKS.snapshot() == before  # every query of the product's kinds, on arrays
+    fast.close()
+    plain.close()
+
+
+def test_same_without_arrays_with_deletions_and_several_segments(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    store.rebuild(corpus(300), expected=300)
+    # Whoosh's own writer: new segments without arrays; replaced documents deleted.
+    store.update(list(corpus(320, word="bank"))[250:], expected=320)
+    fast, plain = both(store)
+    assert len(plain.reader.leaf_readers()) == 2
+    assert plain.reader.has_deletions()
+    check(fast, plain)
+    fast.close()
+    plain.close()
+
+
+def test_boosted_terms_stay_on_the_arrays_path(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    store.rebuild(corpus(200), expected=200)
+    fast, plain = both(store)
+    q = Or((Term("title", "bank", boost=2.5), Term("summary", "union", boost=0.7)))
+    before = FALLBACKS.snapshot()
+    matched = fast.match(q)
+    assert FALLBACKS.snapshot() == before
+    assert matched.scores is not None and len(matched) > 0
+    assert dict(zip(matched.ids.tolist(), matched.scores.tolist(), strict=True)) == \
+        whoosh_scores(plain, q)
+    fast.close()
+    plain.close()
+
+
+def test_what_the_arrays_path_hands_to_whoosh_is_counted(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    store.rebuild(corpus(200), expected=200)
+    fast, plain = both(store)
+    phrase = Phrase("title", ("bank",))  # never built by searchapp.query: a Term is
+    reason = "phrase: of one word, or in a field without positions"
+    before = FALLBACKS.snapshot().get(reason, 0)
+    got = fast.match(phrase)
+    assert FALLBACKS.snapshot()[reason] == before + 1
+    expected = whoosh_scores(plain, phrase)
+    assert expected and got.ids.tolist() == sorted(expected)
+    assert got.scores is not None and got.scores.tolist() == [expected[d] for d in sorted(expected)]
+    fast.close()
+    plain.close()
+
+
+class MyBM25F(scoring.BM25F):  # type: ignore[misc]
+    """A ranking model the arrays path cannot know it reproduces."""
+
+
+def test_another_ranking_model_is_served_by_whoosh_and_said(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = IndexStore(tmp_path)
+    store.rebuild(corpus(100), expected=100)
+    with caplog.at_level(logging.WARNING, logger="searchapp.engine"):
+        engine = Engine(store, weighting=MyBM25F(B=0.95, K1=1.5))
+        page = engine.search(SearchQuery(q="cooperative"))
+    stats = engine.stats()
+    assert stats["kind"] == "whoosh" and "MyBM25F" in stats["reason"]
+    assert stats["fallbacks"]["reader opened on plain Whoosh"] >= 1
+    assert "plain Whoosh" in caplog.text and "MyBM25F" in caplog.text
+    # The same answer the tuned model gives on the arrays path (the subclass changes nothing).
+    tuned = Engine(store)
+    assert tuned.stats()["kind"] == "arrays"
+    assert tuned.search(SearchQuery(q="cooperative")) == page
+    with pytest.raises(EngineUnavailable, match="SEARCHAPP_ENGINE=arrays.*MyBM25F"):
+        Engine(store, engine="arrays", weighting=MyBM25F()).search(SearchQuery(q="x"))
+    engine.close()
+    tuned.close()
+
+
+def test_the_products_index_opens_on_the_arrays_path(settings: Settings) -> None:
+    from conftest import SAMPLES
+
+    from searchapp import operations
+
+    operations.import_paths(settings, [SAMPLES])
+    engine = Engine.from_settings(settings)
+    assert engine.stats()["kind"] == "arrays"
+    engine.close()
+
+
+def test_the_engine_setting_forces_a_path(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    store.rebuild(corpus(50), expected=50)
+    settings = Settings.load({"index_dir": tmp_path}, environ={"SEARCHAPP_ENGINE": "whoosh"})
+    engine = Engine.from_settings(settings)
+    assert engine.stats()["kind"] == "whoosh"
+    assert engine.stats()["reason"] == "SEARCHAPP_ENGINE=whoosh"
+    engine.close()
+    with pytest.raises(EngineUnavailable, match="must be one of auto, arrays, whoosh"):
+        Engine(store, engine="numpy")
+
+
+def test_other_weighting_models_score_as_whoosh_does(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    ix = whoosh_index.create_in(str(tmp_path), schema())
+    writer = ix.writer()
+    for item in corpus(100):
+        writer.add_document(**to_document(item))
+    writer.commit()
+    # BM25F with other knobs (and a per-field B) stays on the arrays path.
+    model = Ranking(b=0.5, k1=2.0).weighting()
+    model._field_B["title"] = 0.9
+    fast = open_snapshot(ix, choice="arrays", weighting=model)
+    plain = open_snapshot(ix, choice="whoosh", weighting=model)
+    assert isinstance(fast, ArraysSnapshot) and isinstance(plain, WhooshSnapshot)
+    check(fast, plain)
+    for snapshot in (fast, plain):
+        snapshot.close()
+    tfidf: Snapshot = open_snapshot(ix, weighting=scoring.TF_IDF())
+    assert tfidf.kind == "whoosh"
+    tfidf.close()
