@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 from searchapp.errors import BadParameter, CatalogError
 from searchapp.fields import FACETS
 from searchapp.models import Item
+from searchapp.sources import Source
 
 if TYPE_CHECKING:
     from searchapp.jobs import Job
@@ -49,6 +50,28 @@ CREATE TABLE IF NOT EXISTS imports (
     unchanged  INTEGER NOT NULL,
     skipped    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sources (
+    name          TEXT PRIMARY KEY,
+    organisation  TEXT NOT NULL,
+    url           TEXT NOT NULL UNIQUE,
+    kind          TEXT,
+    language      TEXT,
+    every         INTEGER NOT NULL,
+    selectors     TEXT NOT NULL DEFAULT '{}',
+    etag          TEXT,
+    last_modified TEXT,
+    last_fetched  TEXT,
+    last_ok       TEXT,
+    last_result   TEXT,
+    last_error    TEXT,
+    last_error_at TEXT,
+    items_seen    INTEGER NOT NULL DEFAULT 0,
+    added_at      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS jobs (
     id         TEXT PRIMARY KEY,
     kind       TEXT NOT NULL,
@@ -76,6 +99,31 @@ _COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "la
             "source_url")
 # Columns added after 0.1.0, created on catalogs made before them.
 _ADDED_COLUMNS = {"source_url": "TEXT"}
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationFreshness:
+    organisation: str
+    has_items: bool  # False for an organisation known only from a source not yet read
+    newest: dt.date | None  # the newest item's date
+    last_refresh: dt.datetime | None  # the last successful refresh of any of its sources
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"organisation": self.organisation, "has_items": self.has_items,
+                "newest": self.newest.isoformat() if self.newest else None,
+                "last_refresh": _iso(self.last_refresh)}
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """How current the catalog is: for stats and the search page footer."""
+
+    changed_at: dt.datetime | None  # the last time an item was added, changed or removed
+    organisations: list[OrganisationFreshness]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"changed_at": _iso(self.changed_at),
+                "organisations": [o.to_dict() for o in self.organisations]}
 
 
 @dataclass(slots=True)
@@ -311,6 +359,98 @@ class Catalog:
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot record the job: {exc}") from exc
 
+    # --- sources and freshness ----------------------------------------------------
+
+    def add_source(self, source: Source) -> None:
+        """Store a new source; its name and URL must be new."""
+        for column, value, option in (("name", source.name, "NAME"), ("url", source.url, "URL")):
+            row = self._db.execute(f"SELECT name FROM sources WHERE {column} = ?",
+                                   (value,)).fetchone()
+            if row:
+                raise BadParameter(option, f"source {row[0]!r} already has this {column}"
+                                           f" ({value})")
+        self._db.execute(
+            "INSERT INTO sources (name, organisation, url, kind, language, every, selectors,"
+            " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (source.name, source.organisation, source.url, source.kind, source.language,
+             source.every, json.dumps(source.selectors, ensure_ascii=False), _now()))
+
+    def sources(self) -> list[Source]:
+        return [_row_to_source(r) for r in
+                self._db.execute("SELECT * FROM sources ORDER BY name")]
+
+    def source(self, name: str) -> Source | None:
+        row = self._db.execute("SELECT * FROM sources WHERE name = ?", (name,)).fetchone()
+        return _row_to_source(row) if row else None
+
+    def save_source_state(self, source: Source) -> None:
+        """Write what a refresh learned about a source (validators, times, results)."""
+        self._db.execute(
+            "UPDATE sources SET kind = ?, etag = ?, last_modified = ?, last_fetched = ?,"
+            " last_ok = ?, last_result = ?, last_error = ?, last_error_at = ?, items_seen = ?"
+            " WHERE name = ?",
+            (source.kind, source.etag, source.last_modified, _iso(source.last_fetched),
+             _iso(source.last_ok), source.last_result, source.last_error,
+             _iso(source.last_error_at), source.items_seen, source.name))
+
+    def remove_source(self, name: str, *, delete_items: bool = False) -> int:
+        """Forget a source; with `delete_items`, also the items it brought. Items removed."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            removed = 0
+            if delete_items:
+                removed = db.execute("DELETE FROM items WHERE source = ?", (name,)).rowcount
+                if removed:
+                    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES"
+                               " ('items_removed_at', ?)", (_now(),))
+            db.execute("DELETE FROM sources WHERE name = ?", (name,))
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise CatalogError(f"removing source {name!r} failed, nothing changed:"
+                                   f" {exc}") from exc
+            raise
+        return int(removed)
+
+    def items_per_source(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT source, count(*) FROM items GROUP BY source")
+        return {r[0]: r[1] for r in rows}
+
+    def change_stamp(self) -> tuple[Any, ...]:
+        """Differs whenever `freshness()` may: cheap (a few index lookups, the sources)."""
+        db = self._db
+        return (db.execute("SELECT max(id) FROM imports").fetchone()[0],
+                db.execute("SELECT value FROM meta WHERE key = 'items_removed_at'").fetchone(),
+                tuple(tuple(r) for r in db.execute(
+                    "SELECT organisation, last_ok FROM sources ORDER BY name")))
+
+    def freshness(self) -> Freshness:
+        """When items last changed; per organisation the newest item and last refresh.
+
+        Reads the whole table (0.1-0.2 s at 100,000 items); a caller that needs it
+        often keeps it until `change_stamp()` differs.
+        """
+        db = self._db
+        changes = [row[0] for row in (
+            db.execute("SELECT at FROM imports WHERE added + updated > 0"
+                       " ORDER BY id DESC LIMIT 1").fetchone(),
+            db.execute("SELECT value FROM meta WHERE key = 'items_removed_at'").fetchone(),
+        ) if row]
+        # One pass over the table: faster than the organisation index and a lookup per row.
+        newest = {r[0]: r[1] for r in db.execute(
+            "SELECT organisation, max(date) FROM items NOT INDEXED GROUP BY organisation")}
+        refreshed = {r[0]: r[1] for r in db.execute(
+            "SELECT organisation, max(last_ok) FROM sources GROUP BY organisation")}
+        out = [OrganisationFreshness(
+                   org, org in newest,
+                   dt.date.fromisoformat(newest[org]) if newest.get(org) else None,
+                   _parse_time(refreshed.get(org)))
+               for org in sorted({*newest, *refreshed}, key=str.casefold)]
+        return Freshness(_parse_time(max(changes)) if changes else None, out)
+
 
 def _row_to_job(row: sqlite3.Row) -> Job:
     from searchapp.jobs import Job
@@ -320,6 +460,26 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         if data[name] is not None:
             data[name] = json.loads(data[name])
     return Job(**data)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def _row_to_source(row: sqlite3.Row) -> Source:
+    return Source(
+        name=row["name"], organisation=row["organisation"], url=row["url"], kind=row["kind"],
+        language=row["language"], every=row["every"],
+        selectors=json.loads(row["selectors"] or "{}"), etag=row["etag"],
+        last_modified=row["last_modified"], last_fetched=_parse_time(row["last_fetched"]),
+        last_ok=_parse_time(row["last_ok"]), last_result=row["last_result"],
+        last_error=row["last_error"], last_error_at=_parse_time(row["last_error_at"]),
+        items_seen=row["items_seen"], added_at=_parse_time(row["added_at"]),
+    )
 
 
 def _values(item: Item) -> tuple[Any, ...]:

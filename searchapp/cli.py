@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
@@ -23,6 +26,7 @@ from searchapp.indexer import IndexStore
 from searchapp.models import InvalidItem, check_organisation
 from searchapp.progress import TerminalProgress
 from searchapp.search import Engine, SearchPage, SearchQuery
+from searchapp.sources import KINDS, format_duration, new_source
 from searchapp.urls import BadUrl, absolute_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -215,7 +219,7 @@ def _print_page(result: SearchPage) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @_friendly
 def stats(as_json: bool) -> None:
-    """Items per organisation, type, year and language; the index and its engine."""
+    """Items per organisation, type, year and language; the index and its engine; freshness."""
     settings = Settings.load()
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with Catalog(settings.catalog) as catalog:
@@ -224,6 +228,7 @@ def stats(as_json: bool) -> None:
             "by": {col: [[value, n] for value, n in catalog.facet_counts(col)]
                    for col in FACETS},
             "catalog_bytes": settings.catalog.stat().st_size,
+            "freshness": catalog.freshness().to_dict(),
         }
     gen = store.current()
     data["generation"] = gen.name if gen else None
@@ -253,6 +258,16 @@ def stats(as_json: bool) -> None:
     click.echo(f"catalog: {settings.catalog} ({data['catalog_bytes']:,} bytes)")
     if "index_problem" in data:
         click.echo(f"index problem: {data['index_problem']}")
+    _print_freshness(data["freshness"])
+
+
+def _print_freshness(fresh: dict[str, Any]) -> None:
+    click.echo(f"catalog last changed: {_when_iso(fresh['changed_at'], 'never')}")
+    click.echo("by organisation: newest item, last successful refresh")
+    for org in fresh["organisations"]:
+        newest = org["newest"] or ("no dated items" if org["has_items"] else "no items yet")
+        click.echo(f"  {org['organisation']}: {newest},"
+                   f" {_when_iso(org['last_refresh'], 'never refreshed')}")
 
 
 @main.command()
@@ -299,6 +314,139 @@ def serve(host: str, port: int, workers: int | None, dev: bool) -> None:
     from searchapp.server import run
 
     run(host=host, port=port, workers=workers or (os.cpu_count() or 1))
+
+
+# --- sources that refresh themselves ------------------------------------------------
+
+
+@main.group()
+def sources() -> None:
+    """The feeds and pages followed by `searchapp refresh`."""
+
+
+@sources.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("--org", "organisation", required=True, help="The organisation publishing it.")
+@click.option("--kind", type=click.Choice(KINDS),
+              help="feed (RSS/Atom), page (HTML) or listing (an import file) [default: seen"
+                   " in the first answer]")
+@click.option("--language", help="Two-letter language of its items, where they give none.")
+@click.option("--every", help="How often it is due: 30m, 6h, 1d, 1h30m  [default: 1h]")
+@click.option("--select", "selectors", multiple=True, metavar="FIELD=CSS",
+              help="For pages: CSS selector of item, title, link, date, summary or type"
+                   " (repeatable).")
+@_friendly
+def sources_add(name: str, url: str, organisation: str, kind: str | None,
+                language: str | None, every: str | None, selectors: Sequence[str]) -> None:
+    """Follow URL as source NAME; `searchapp refresh` fetches it when due."""
+    source = new_source(name=name, url=url, organisation=organisation, kind=kind,
+                        language=language, every=every, selectors=selectors)
+    with Catalog(Settings.load().catalog) as catalog:
+        catalog.add_source(source)
+    click.echo(f"added source {source.name} ({source.kind or 'kind from its first answer'},"
+               f" every {format_duration(source.every)}); `searchapp refresh {source.name}`"
+               " fetches it now")
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@_friendly
+def sources_list(as_json: bool) -> None:
+    """Every source, with its last refresh, items and next due time."""
+    with Catalog(Settings.load().catalog) as catalog:
+        followed = catalog.sources()
+        counts = catalog.items_per_source()
+    if as_json:
+        click.echo(json.dumps([{**s.to_dict(), "items": counts.get(s.name, 0)}
+                               for s in followed], ensure_ascii=False, indent=2))
+        return
+    if not followed:
+        click.echo("no sources; add one with `searchapp sources add NAME URL --org ORG`")
+        return
+    for s in followed:
+        click.echo(f"{s.name}  {s.organisation}  {s.kind or 'kind not known yet'}"
+                   f"  every {format_duration(s.every)}")
+        click.echo(f"  url: {s.url}")
+        if s.last_fetched:
+            click.echo(f"  last fetched: {_when(s.last_fetched)}: {s.last_result}")
+        else:
+            click.echo("  last fetched: never")
+        click.echo(f"  items: {counts.get(s.name, 0)}   next due: {_when(s.next_due())}")
+        if s.last_error:
+            click.echo(f"  last error: {_when(s.last_error_at)}: {s.last_error}")
+
+
+@sources.command("remove")
+@click.argument("name")
+@click.option("--delete-items", is_flag=True, help="Also delete the items it brought.")
+@_friendly
+def sources_remove(name: str, delete_items: bool) -> None:
+    """Stop following NAME; its items stay unless --delete-items."""
+    settings = Settings.load()
+    if not delete_items:
+        with Catalog(settings.catalog) as catalog:
+            kept = catalog.items_per_source().get(name, 0)
+    removed = operations.remove_source(settings, name, delete_items=delete_items)
+    if delete_items:
+        click.echo(f"removed source {name} and its {removed} items"
+                   + ("; index rebuilt" if removed else ""))
+    else:
+        click.echo(f"removed source {name}; its {kept} items stay (--delete-items removes"
+                   " them)")
+
+
+@main.command("refresh")
+@click.argument("names", nargs=-1)
+@click.option("--loop", is_flag=True,
+              help="Keep refreshing due sources until stopped (SIGTERM or Ctrl-C).")
+@_friendly
+def refresh_command(names: Sequence[str], loop: bool) -> None:
+    """Fetch the named sources, or every due one, and import what changed.
+
+    Prints one line per source; exits 1 when any source failed (the others are
+    imported all the same).
+    """
+    from searchapp import refresh as refreshing  # httpx loads only for this command
+
+    settings = Settings.load()
+    if loop:
+        if names:
+            raise click.UsageError("--loop refreshes every due source; give no names")
+        stop = threading.Event()
+
+        def _stop(signum: int, frame: object) -> None:
+            stop.set()
+
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        click.echo("refreshing due sources until stopped")
+        try:
+            refreshing.run_loop(settings, stop, click.echo)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        click.echo("stopped")
+        return
+    outcome = refreshing.refresh(settings, names)
+    if not outcome.results:
+        click.echo("no source is due" if not names else "nothing to refresh")
+        return
+    for result in outcome.results:
+        click.echo(result.line())
+        for problem in result.problems:
+            click.echo(f"  skipped {problem}", err=True)
+    if outcome.failed:
+        n = len(outcome.failed)
+        raise click.ClickException(f"{n} source{'s' * (n != 1)} failed; the others were"
+                                   " imported")
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "now"
+
+
+def _when_iso(text: str | None, otherwise: str) -> str:
+    return _when(dt.datetime.fromisoformat(text)) if text else otherwise
 
 
 if __name__ == "__main__":  # pragma: no cover

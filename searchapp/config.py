@@ -12,10 +12,15 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from searchapp import __version__
 from searchapp.engine.scoring import K1, TITLE_BOOST, B, Ranking
 from searchapp.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+# Named in every request to a source, so site owners can see who fetches and why.
+PROJECT_URL = "https://github.com/searchapp/searchapp"
+DEFAULT_USER_AGENT = f"searchapp/{__version__} (+{PROJECT_URL})"
 
 
 def templates_dir() -> Path:
@@ -41,6 +46,15 @@ class Settings:
 
     def ranking(self) -> Ranking:
         return Ranking(b=self.bm25_b, k1=self.bm25_k1)
+    # Fetching sources (`searchapp refresh`); see searchapp.fetch.
+    user_agent: str = DEFAULT_USER_AGENT
+    fetch_connect_timeout: float = 10.0  # seconds to connect
+    fetch_timeout: float = 30.0  # seconds for one whole request, body included
+    fetch_max_bytes: int = 20 * 1024 * 1024  # largest body read, after decompression
+    fetch_max_redirects: int = 5
+    fetch_retries: int = 2  # further tries after a 5xx answer or a timeout
+    fetch_backoff: float = 2.0  # seconds before the first retry; doubles each time
+    fetch_host_delay: float = 1.0  # seconds between two requests to one host
 
     @classmethod
     def load(
@@ -57,6 +71,21 @@ class Settings:
             lock_timeout=_number(env, "SEARCHAPP_LOCK_TIMEOUT", float, default.lock_timeout,
                                  minimum=0),
             engine=_engine(env),
+            user_agent=env.get("SEARCHAPP_USER_AGENT", "").strip() or default.user_agent,
+            fetch_connect_timeout=_number(env, "SEARCHAPP_FETCH_CONNECT_TIMEOUT", float,
+                                          default.fetch_connect_timeout, minimum=0.001),
+            fetch_timeout=_number(env, "SEARCHAPP_FETCH_TIMEOUT", float, default.fetch_timeout,
+                                  minimum=0.001),
+            fetch_max_bytes=_number(env, "SEARCHAPP_FETCH_MAX_BYTES", int,
+                                    default.fetch_max_bytes, minimum=1),
+            fetch_max_redirects=_number(env, "SEARCHAPP_FETCH_MAX_REDIRECTS", int,
+                                        default.fetch_max_redirects, minimum=0),
+            fetch_retries=_number(env, "SEARCHAPP_FETCH_RETRIES", int, default.fetch_retries,
+                                  minimum=0),
+            fetch_backoff=_number(env, "SEARCHAPP_FETCH_BACKOFF", float, default.fetch_backoff,
+                                  minimum=0),
+            fetch_host_delay=_number(env, "SEARCHAPP_FETCH_HOST_DELAY", float,
+                                     default.fetch_host_delay, minimum=0),
         )
         if overrides:
             known = {f.name for f in fields(cls)}

@@ -108,3 +108,55 @@ class IndexUnavailable(SearchappError):
 class CatalogError(SearchappError):
     code = "catalog_error"
     status = 500
+
+
+# --- fetching sources ------------------------------------------------------------
+#
+# Raised by searchapp.fetch; httpx's own exceptions never get past it. The
+# message is what the operator sees beside the source's name.
+
+
+class FetchError(SearchappError):
+    """A source could not be fetched or did not answer with something usable."""
+
+    code = "fetch_failed"
+    status = 502
+
+
+class BadURL(FetchError):
+    """Not an http(s) URL we can fetch."""
+
+    code = "bad_url"
+    status = 400
+
+
+class Unreachable(FetchError):
+    """The host's name does not resolve, or no connection could be made."""
+
+
+class FetchTimeout(FetchError):
+    """No complete answer within the time allowed."""
+
+
+class HTTPStatusError(FetchError):
+    """The server answered with an error status."""
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class TooLarge(FetchError):
+    """The answer is larger than the body size limit."""
+
+
+class TooManyRedirects(FetchError):
+    """More redirects than allowed, or a redirect back to a URL already visited."""
+
+
+class RobotsDisallowed(FetchError):
+    """The site's robots.txt does not allow us to fetch the URL."""
+
+
+class UnusableContent(FetchError):
+    """The answer is not a feed, page or listing, or not the kind the source expects."""

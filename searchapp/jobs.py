@@ -277,11 +277,10 @@ def _work(settings: Settings, job: Job, progress: _Progress) -> dict[str, Any]:
                                            skip_invalid=bool(job.params.get("skip_invalid")),
                                            progress=progress)
         return outcome.to_dict()
-    refresh = getattr(operations, "refresh", None)
-    if refresh is None:
-        raise SearchappError(f"{job.kind} jobs are not supported by this version")
-    outcome = refresh(settings, names=job.params.get("names") or (), progress=progress)
-    return outcome.to_dict() if hasattr(outcome, "to_dict") else dict(outcome)
+    from searchapp import refresh
+
+    return refresh.refresh(settings, job.params.get("names") or (),
+                           progress=progress).to_dict()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,14 @@ from typing import Any, Protocol
 from searchapp import importers
 from searchapp.catalog import Catalog, ImportReport
 from searchapp.config import Settings
-from searchapp.errors import ImportRejected, IndexUnavailable, Problem
+from searchapp.errors import (
+    CatalogError,
+    ImportRejected,
+    IndexUnavailable,
+    NotFound,
+    Problem,
+    SearchappError,
+)
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 
@@ -95,6 +102,66 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
         if report.changed or store.current() is None:
             outcome.index = _sync(store, catalog, report.changed, progress)
     return outcome
+
+
+@dataclass(slots=True)
+class EachOutcome:
+    """`import_each`: per input its report, or the error that kept it out."""
+
+    results: list[ImportReport | SearchappError]
+    index: str = "unchanged"  # "updated", "rebuilt" or "unchanged"
+
+
+def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
+                progress: Progress = _quiet) -> EachOutcome:
+    """Store several inputs, each in its own transaction, then update the index once.
+
+    For sources that refresh themselves: the valid records of each input are
+    stored (its problems count as skipped, records that would move an id to
+    another organisation among them), and one input failing to store
+    leaves the others stored. Raises `Busy` when the lock is not had in time
+    (nothing stored then).
+    """
+    store = IndexStore(settings.index_dir)
+    results: list[ImportReport | SearchappError] = []
+    changed: list[Item] = []
+    with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+        # An id stays with its organisation: records that would move one are skipped.
+        importers.check_organisations(parsed, catalog.organisations_of)
+        for done, result in enumerate(parsed):
+            progress("storing", done, len(parsed))
+            try:
+                report = catalog.upsert([r.item for r in result.records], sources=[result.source],
+                                        skipped=len(result.problems))
+            except CatalogError as exc:
+                results.append(exc)
+                continue
+            results.append(report)
+            changed.extend(report.changed)
+        progress("storing", len(parsed), len(parsed))
+        outcome = EachOutcome(results)
+        if changed or store.current() is None:
+            outcome.index = _sync(store, catalog, changed, progress)
+    return outcome
+
+
+def remove_source(settings: Settings, name: str, *, delete_items: bool = False,
+                  progress: Progress = _quiet) -> int:
+    """Forget a source; with `delete_items` also its items (then the index is rebuilt).
+
+    Returns how many items were removed. Raises `NotFound` for an unknown name.
+    """
+    store = IndexStore(settings.index_dir)
+    with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+        if catalog.source(name) is None:
+            raise NotFound(f"no source named {name!r}")
+        removed = catalog.remove_source(name, delete_items=delete_items)
+        if removed:
+            expected = catalog.count()
+            with closing(catalog.iter_items()) as items:
+                store.rebuild(_counted(items, "rebuilding the index", expected, progress),
+                              expected=expected)
+    return removed
 
 
 def _sync(store: IndexStore, catalog: Catalog, changed: list[Item], progress: Progress) -> str:

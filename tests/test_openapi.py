@@ -168,7 +168,8 @@ def test_not_found_and_wrong_method_are_described(reader: FlaskClient,
 RUNS = [("search", GenerationMode.POSITIVE), ("search", GenerationMode.NEGATIVE),
         ("getItem", GenerationMode.POSITIVE), ("suggest", GenerationMode.POSITIVE),
         ("suggest", GenerationMode.NEGATIVE), ("health", GenerationMode.POSITIVE),
-        ("feed", GenerationMode.POSITIVE)]
+        ("feed", GenerationMode.POSITIVE),
+        ("refreshSources", GenerationMode.POSITIVE)]
 EXAMPLES = 40
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -184,7 +185,8 @@ def test_schemathesis_sees_every_operation(api_schema: Any) -> None:
     assert found == {"GET /api/search", "GET /api/items/{id}", "GET /api/suggest",
                      "GET /healthz", "GET /feed.atom", "GET /opensearch.xml",
                      "POST /api/admin/imports", "POST /api/admin/reindex", "GET /api/admin/jobs",
-                     "GET /api/admin/jobs/{id}"}
+                     "GET /api/admin/jobs/{id}",
+                     "POST /api/admin/refresh"}
 
 
 @pytest.mark.parametrize(("operation_id", "mode"), RUNS,

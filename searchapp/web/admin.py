@@ -1,8 +1,9 @@
-"""Admin endpoints: import uploaded files, rebuild the index, follow the jobs.
+"""Admin endpoints: import uploaded files, refresh sources, rebuild the index, follow
+the jobs.
 
 Each piece of work is a job (`searchapp.jobs`): the request records it and
 answers 202 with where to follow it; the job runs the same code as `searchapp
-import` and `searchapp reindex`, under the same lock, in a process of its
+import`, `searchapp refresh` and `searchapp reindex`, under the same lock, in a process of its
 own. The routes exist only while SEARCHAPP_ADMIN_TOKEN is set (404
 otherwise) and want `Authorization: Bearer <token>`.
 """
@@ -16,6 +17,7 @@ from pathlib import PurePath
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from searchapp import importers, jobs
+from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import BadParameter, NotFound, Unauthorised
 from searchapp.models import InvalidItem, check_organisation
@@ -79,6 +81,21 @@ def imports() -> tuple[Response, int, dict[str, str]]:
     job = jobs.submit(_settings(), "import", files=files, params={
         "format": fmt, "organisation": organisation, "url": page_url, "skip_invalid": skip})
     return _accepted(job, wait)
+
+
+@bp.post("/refresh")
+def refresh() -> tuple[Response, int, dict[str, str]]:
+    """Refresh the sources named by `source` (repeatable, query or form), else the due
+    ones, as a job; its result has one entry per source, even when some failed."""
+    wait = _wait()
+    names = request.args.getlist("source") + request.form.getlist("source")
+    if any(not name.strip() for name in names):
+        raise BadParameter("source", "a source name must not be empty")
+    with Catalog(_settings().catalog) as catalog:
+        unknown = [name for name in names if catalog.source(name) is None]
+    if unknown:
+        raise NotFound(f"no source named {unknown[0]!r} (`searchapp sources list` shows them)")
+    return _accepted(jobs.submit(_settings(), "refresh", params={"names": names}), wait)
 
 
 @bp.post("/reindex")

@@ -48,24 +48,36 @@ def revalidated(view: Callable[..., Any]) -> Callable[..., Response]:
 
     The answer is checked before the view runs, so a revalidation costs no search.
     """
+    return revalidated_with(None)(view)
 
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        key = f"{engine().version()}|{request.full_path}".encode()
-        tag = hashlib.sha256(key).hexdigest()[:24]
-        # Compression appends the encoding to the tag ("…:br"); such a tag still holds.
-        held = next((t for t in (tag, *(f"{tag}:{c}" for c in ENCODINGS))
-                     if t in request.if_none_match), None)
-        if held is not None:
-            response = Response(status=304)
-            response.set_etag(held)
-        else:
-            response = make_response(view(*args, **kwargs))
-            response.set_etag(tag)
-        response.headers["Cache-Control"] = "public, no-cache"
-        return response
 
-    return wrapper
+def revalidated_with(stamp: Callable[[], str] | None
+                     ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """`revalidated`, with `stamp()` in the ETag too: what else the page shows that can
+    change while the index does not."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Response:
+            key = f"{engine().version()}|{request.full_path}"
+            if stamp is not None:
+                key += f"|{stamp()}"
+            tag = hashlib.sha256(key.encode()).hexdigest()[:24]
+            # Compression appends the encoding to the tag ("…:br"); such a tag still holds.
+            held = next((t for t in (tag, *(f"{tag}:{c}" for c in ENCODINGS))
+                         if t in request.if_none_match), None)
+            if held is not None:
+                response = Response(status=304)
+                response.set_etag(held)
+            else:
+                response = make_response(view(*args, **kwargs))
+                response.set_etag(tag)
+            response.headers["Cache-Control"] = "public, no-cache"
+            return response
+
+        return wrapper
+
+    return decorate
 
 
 @bp.get("/api/search")

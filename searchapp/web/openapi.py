@@ -180,6 +180,32 @@ SCHEMAS: dict[str, Any] = {
         "prefixItems": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
         "minItems": 2, "maxItems": 2,
     },
+    "SourceResult": {
+        "type": "object", "additionalProperties": False,
+        "required": ["name", "result", "added", "updated", "unchanged", "skipped", "error",
+                     "problems", "summary"],
+        "properties": {
+            "name": {"type": "string"},
+            "result": {"type": "string", "enum": ["imported", "not modified", "failed"]},
+            "added": {"type": "integer", "minimum": 0},
+            "updated": {"type": "integer", "minimum": 0},
+            "unchanged": {"type": "integer", "minimum": 0},
+            "skipped": {"type": "integer", "minimum": 0},
+            "error": {"type": ["string", "null"],
+                      "description": "Why the source failed; its earlier items are kept."},
+            "problems": {"type": "array", "items": {"type": "string"},
+                         "description": "`source:line: message` for each record skipped."},
+            "summary": {"type": "string",
+                        "examples": ["3 added, 1 updated, 40 unchanged", "not modified"]}},
+    },
+    "RefreshResponse": {
+        "type": "object", "additionalProperties": False,
+        "required": ["sources", "index", "failed"],
+        "properties": {
+            "sources": {"type": "array", "items": _ref("SourceResult")},
+            "index": {"type": "string", "enum": ["updated", "rebuilt", "unchanged"]},
+            "failed": {"type": "integer", "minimum": 0}},
+    },
     "Problem": {
         "type": "object", "required": ["source", "line", "message"],
         "additionalProperties": False,
@@ -204,7 +230,8 @@ SCHEMAS: dict[str, Any] = {
             "result": {"type": ["object", "null"],
                        "description": "What the job did: an import's added / updated /"
                                       " unchanged / skipped counts and skipped problems, a"
-                                      " rebuild's generation, documents and seconds."},
+                                      " rebuild's generation, documents and seconds, a"
+                                      " refresh's RefreshResponse."},
             "error": {"oneOf": [{"type": "null"}, {
                 "type": "object", "required": ["code", "message"], "additionalProperties": False,
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"},
@@ -274,6 +301,16 @@ def _admin_paths() -> dict[str, Any]:
             "operationId": "reindex", **_SECURED,
             "summary": "Rebuild the index from the catalog as a job",
             "parameters": [_WAIT],
+            "responses": {**_JOB_STARTED, **_ADMIN_ERRORS},
+        }},
+        "/api/admin/refresh": {"post": {
+            "operationId": "refreshSources", **_SECURED,
+            "summary": "Fetch followed sources and import what changed, as a job",
+            "description": "Like `searchapp refresh`: the sources named by `source`, else"
+                           " every due one. The finished job's `result` is a"
+                           " RefreshResponse: one result per source, even when some failed.",
+            "parameters": [_many("source", "Refresh these sources (due or not).",
+                                 {"type": "string", "minLength": 1}), _WAIT],
             "responses": {**_JOB_STARTED, **_ADMIN_ERRORS},
         }},
         "/api/admin/jobs": {"get": {

@@ -9,6 +9,8 @@ from typing import Any
 from flask import (
     Blueprint,
     Response,
+    current_app,
+    g,
     has_request_context,
     make_response,
     redirect,
@@ -19,8 +21,15 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from searchapp import urls
+from searchapp.catalog import Catalog, Freshness
 from searchapp.search import SearchQuery
-from searchapp.web.api import engine, item_or_404, query_from_request, revalidated
+from searchapp.web.api import (
+    engine,
+    item_or_404,
+    query_from_request,
+    revalidated,
+    revalidated_with,
+)
 from searchapp.web.page_parts import (
     args_with,
     chips,
@@ -57,8 +66,29 @@ def site_filter(link: str | None) -> str:
     return urls.site(link)
 
 
+FRESHNESS = "searchapp.freshness"
+
+
+def freshness() -> Freshness:
+    """The catalog's freshness for this request; recomputed only when the catalog's
+    change stamp moves (kept per process)."""
+    if "freshness" not in g:
+        with Catalog(current_app.config["SEARCHAPP"].catalog) as catalog:
+            stamp = catalog.change_stamp()
+            cached = current_app.extensions.get(FRESHNESS)
+            if cached is None or cached[0] != stamp:
+                cached = (stamp, catalog.freshness())
+                current_app.extensions[FRESHNESS] = cached
+        g.freshness = cached[1]
+    return g.freshness  # type: ignore[no-any-return]
+
+
+def _freshness_stamp() -> str:
+    return repr(freshness().to_dict())
+
+
 @bp.get("/")
-@revalidated
+@revalidated_with(_freshness_stamp)
 def index() -> BaseResponse:
     if "box" in request.args:
         return _from_search_box()
@@ -77,6 +107,7 @@ def index() -> BaseResponse:
         api_url=url_for("api.search", **args_with(show=None)),
         feed_url=url_for("pages.feed", **args_with(page=None, per_page=None, sort=None,
                                                     show=None)),
+        freshness=freshness(),
     )
     return make_response(html, 400 if asked.errors else 200)
 
