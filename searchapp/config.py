@@ -109,7 +109,7 @@ def _engine(env: Mapping[str, str]) -> str:
     return raw.lower() or "auto"
 
 
-def _number(env: Mapping[str, str], name: str, kind: type[int] | type[float], default: Any,
+def _number(env: Mapping[str, str], name: str, kind: type[int | float], default: Any,
             *, minimum: float) -> Any:
     """A numeric setting from the environment, or a `ConfigError` naming the variable."""
     raw = env.get(name, "").strip()

@@ -29,6 +29,7 @@ from searchapp.errors import (
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 
+
 class Progress(Protocol):
     """Told each phase of the work as it starts ("storing", "indexing", ...), with counts
     done and total when they are known (the CLI draws them, a job records them)."""

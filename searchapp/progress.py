@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, Self
 
 LOG_EVERY = 5.0  # seconds between plain progress lines
 
@@ -50,7 +50,7 @@ class TerminalProgress:
             self._end_phase()
         self._phase = None
 
-    def __enter__(self) -> TerminalProgress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

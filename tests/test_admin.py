@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
-
 from openapi_support import ApiDescription
+from werkzeug.test import TestResponse
 
 from searchapp import create_app
 from searchapp.config import Settings

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from searchapp.importers import Hints, Parsed, collect, guess_format, parse_bytes
 from searchapp.errors import BadParameter
+from searchapp.importers import Hints, Parsed, collect, guess_format, parse_bytes
 from searchapp.importers.decode import UndecodableInput, decode
 from searchapp.models import derive_id
 

@@ -275,7 +275,7 @@ _JOB_STARTED = {
             "headers": {"Location": {"description": "The job's URL.",
                                      "schema": {"type": "string"}}}},
 }
-_SECURED = {"security": [{"bearer": []}]}
+_SECURED: dict[str, Any] = {"security": [{"bearer": []}]}
 FEED_PARAMETERS = [p for p in SEARCH_PARAMETERS if p["name"] not in ("page", "per_page", "sort")]
 
 
