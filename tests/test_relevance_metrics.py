@@ -183,7 +183,9 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_ranks_a_tiny_collection_through_the_products_search(tiny: str) -> None:
-    from searchapp import search
+    from searchapp import query, service
+    from searchapp.engine import scoring
+    from searchapp.engine.arrays import ArraysSnapshot
 
     product = relevance.Variant()
     once = relevance.Variant(qtf="once", b=0.75, k1=1.2)
@@ -195,8 +197,22 @@ def test_ranks_a_tiny_collection_through_the_products_search(tiny: str) -> None:
     assert scores["2"].ndcg10 == pytest.approx(1.0)  # wings twice outweighs heat
     assert outcomes[0].refused == 0
     # The patches are gone once the run is over.
-    assert search.ranking is relevance._PRODUCT_RANKING
-    assert type(search.ranking()).__name__ == "BM25F"
+    assert ArraysSnapshot.match is relevance._PRODUCT_MATCH
+    assert ArraysSnapshot.rescore is relevance._PRODUCT_RESCORE
+    assert scoring.term_scores is relevance._PRODUCT_TERM_SCORES
+    assert scoring.unsupported is relevance._PRODUCT_UNSUPPORTED
+    assert query.build is relevance._PRODUCT_BUILD
+    assert service.highlight is relevance._PRODUCT_HIGHLIGHT
+
+
+def test_the_product_run_is_the_products_own_engine(tmp_path: Path) -> None:
+    from searchapp.config import Settings
+
+    app = Settings(catalog=tmp_path / "c.sqlite3", index_dir=tmp_path / "index")
+    assert relevance.variant_settings(relevance.Variant(), app) == app
+    tuned = relevance.variant_settings(relevance.Variant(b=0.75, k1=2.0, title_boost=1.5), app)
+    assert (tuned.bm25_b, tuned.bm25_k1, tuned.title_boost) == (0.75, 2.0, 1.5)
+    assert relevance.product_bm25() == (app.bm25_b, app.bm25_k1)
 
 
 def test_variants_change_the_products_analysis_only_while_they_run(tiny: str) -> None:
@@ -228,21 +244,22 @@ def test_bm25f_proper_scores_one_saturated_term_over_both_fields(tmp_path: Path)
     """Worked by hand: 'heat' in d1's title (length 1) and summary (length 2)."""
     from searchapp import operations
     from searchapp.config import Settings
-    from searchapp.indexer import IndexStore
-    from searchapp.search import Engine, SearchQuery
+    from searchapp.search import SearchQuery
 
     source = tmp_path / "docs.jsonl"
     source.write_text('{"id": "d1", "title": "heat", "summary": "heat flow"}\n'
                       '{"id": "d2", "title": "flow", "summary": "cold cold cold cold"}\n',
                       encoding="utf-8")
-    app = Settings(catalog=tmp_path / "c.sqlite3", index_dir=tmp_path / "index")
     variant = relevance.Variant.parse(
         "fields=bm25f idf=robertson b=0.75 k1=2.0 title_boost=1.5")
+    app = Settings(catalog=tmp_path / "c.sqlite3", index_dir=tmp_path / "index")
     with relevance.index_patches(variant):
-        operations.import_paths(app, [source], fmt="jsonl", organisation="t")
+        operations.import_paths(relevance.variant_settings(variant, app), [source],
+                                fmt="jsonl", organisation="t")
         with relevance.search_patches(variant):
-            engine = Engine(IndexStore(app.index_dir))
+            engine = relevance.open_engine(variant, app)
             try:
+                assert engine.stats()["kind"] == "arrays"
                 hits = engine.search(SearchQuery(q="heat", per_page=10)).hits
             finally:
                 engine.close()
