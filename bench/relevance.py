@@ -514,8 +514,10 @@ def variant_recipe(variant: Variant) -> analysis.Recipe:
         raise ValueError(f"unknown stemmer {variant.stemmer!r}")
     if variant.stop not in STOP_LISTS:
         raise ValueError(f"unknown stop list {variant.stop!r}")
+    # nltk's Porter comes in through `make_variant_analyzer`; naming Snowball's
+    # Porter here keeps the chain from assuming the English stemmer's properties.
     stemmer = {"product": _PRODUCT_CHAIN.stemmer, "porter": "porter",
-               "nltk-porter": _PRODUCT_CHAIN.stemmer}[variant.stemmer]
+               "nltk-porter": "porter"}[variant.stemmer]
     return replace(_PRODUCT_CHAIN, stemmer=stemmer, stop_words=STOP_LISTS[variant.stop]())
 
 

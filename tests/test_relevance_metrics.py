@@ -358,3 +358,20 @@ def test_a_query_over_the_length_limit_is_refused_unless_long_queries_are_answer
     assert refused.refused == 1 and refused.per_query["2"].ndcg10 == 0.0
     assert answered.refused == 0 and answered.per_query["2"].ndcg10 == pytest.approx(1.0)
     assert request.MAX_QUERY_CHARS == MAX_QUERY_CHARS  # the limit is back
+
+
+@pytest.mark.parametrize("stemmer", ["porter", "nltk-porter"])
+def test_porter_stemmers_replace_the_products_english_stemmer_while_they_run(
+        stemmer: str) -> None:
+    from searchapp import analysis
+
+    variant = relevance.Variant(stemmer=stemmer)
+    with relevance.index_patches(variant):
+        # Porter cuts "generously" to "gener"; the product's English Snowball keeps "generous".
+        assert analysis.terms("generously elections") == ["gener", "elect"]
+        chain = analysis.compile()  # what the segment writer and highlighter use
+        assert chain.term("generously") == "gener"
+        assert isinstance(analysis.analyzer().items[-1], relevance.PorterStemFilter) == (
+            stemmer == "nltk-porter")
+    assert analysis.terms("generously elections") == ["generous", "elect"]
+    assert analysis.compile().term("generously") == "generous"
