@@ -9,12 +9,20 @@ as the issue measures it: the query's words joined by `` OR ``, 100 per page.
 The ranked ids are scored (nDCG@10, MAP@100, R@100) against the judgments.
 There is no second index and no second query parser.
 
-A variant changes the product in this process only, by patching the few
-places that decide ranking (the BM25F model `searchapp.search.ranking`, the
-title boost `searchapp.schema.TITLE_BOOST`, the analysis chain
-`searchapp.analysis.make_analyzer`, and how `searchapp.query.build` turns the
-parsed words into a Whoosh query), then rebuilds the index with
-`searchapp.operations.rebuild` where the index depends on the change::
+The product itself runs as the service would: `Engine.from_settings` over
+the index `operations.import_paths` built. A variant changes the product in
+this process only, through the engine's own knobs where it has them
+(`Settings.bm25_b`, `Settings.bm25_k1`, `Settings.title_boost`, and a Whoosh
+weighting model passed as `Engine(store, weighting=...)` for another IDF or
+normalisation), and otherwise by patching the few places that decide ranking:
+the English analysis recipe (`searchapp.analysis.CHAINS`, and
+`make_analyzer` for nltk's Porter stemmer), how `searchapp.query.build` turns
+the parsed words into the engine's query tree, and the arrays path
+(`searchapp.engine.arrays.ArraysSnapshot.match` and `rescore`,
+`searchapp.engine.scoring.term_scores` and `unsupported`), which answers the
+bench's own query nodes (`FieldsTerm` for BM25F proper, `Near`, `Boosted`).
+The index is rebuilt with `searchapp.operations.rebuild` where it depends on
+the change::
 
     .venv/bin/python bench/relevance.py                        # today's product
     .venv/bin/python bench/relevance.py --save bench/out/relevance-product.json
@@ -39,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import csv
 import functools
 import itertools
@@ -64,18 +71,22 @@ from typing import Any
 
 warnings.filterwarnings("ignore", category=SyntaxWarning, module="whoosh")
 
+import numpy as np
 from nltk.stem import PorterStemmer
-from whoosh import query as wq
 from whoosh import scoring
 from whoosh.analysis import STOP_WORDS as WHOOSH_STOP_WORDS
-from whoosh.analysis import Analyzer, StopFilter
+from whoosh.analysis import Analyzer
 from whoosh.lang.stopwords import stoplists
 
-from searchapp import analysis, highlight, operations, postings, schema
+from searchapp import analysis, operations, schema, service
 from searchapp import query as parser
-from searchapp import search as product_search
+from searchapp import request as product_request
 from searchapp.config import Settings as AppSettings
+from searchapp.engine import And, Matched, Or, Term, arrays
+from searchapp.engine import scoring as engine_scoring
+from searchapp.engine.arrays import ArraysSnapshot
 from searchapp.errors import BadParameter
+from searchapp.fields import TEXT_FIELDS
 from searchapp.indexer import IndexStore
 from searchapp.search import Engine, SearchQuery
 
@@ -422,6 +433,9 @@ class VariantScorer(scoring.BM25FScorer):  # type: ignore[misc]
 
 
 class VariantBM25F(scoring.BM25F):  # type: ignore[misc]
+    """Whoosh's BM25F with the variant's IDF and normalisation: Whoosh's matchers use
+    it when rescoring, the arrays path through `_variant_term_scores`."""
+
     def __init__(self, variant: Variant, B: float, K1: float) -> None:
         super().__init__(B=B, K1=K1)
         self.variant = variant
@@ -437,133 +451,170 @@ class VariantBM25F(scoring.BM25F):  # type: ignore[misc]
 
 
 def product_bm25() -> tuple[float, float]:
-    """The product's BM25F B and K1."""
-    model = _PRODUCT_RANKING()
-    return float(model.B), float(model.K1)
+    """The product's BM25F B and K1 (`Settings.bm25_b`, `Settings.bm25_k1`)."""
+    product = AppSettings()
+    return product.bm25_b, product.bm25_k1
 
 
-_PRODUCT_RANKING = product_search.ranking
+# What the patches replace, to put back (and for the tests to check it is back).
+_PRODUCT_CHAIN = analysis.CHAINS["en"]
 _PRODUCT_MAKE_ANALYZER = analysis.make_analyzer
 _PRODUCT_BUILD = parser.build
-_PRODUCT_EVAL = postings.Postings._eval
-_PRODUCT_SCORE = postings.Postings._score
-_PRODUCT_INIT = postings.Postings.__init__
-_PRODUCT_EXACT = postings.Postings.exact_scores
-_PRODUCT_TITLE_BOOST = schema.TITLE_BOOST
-_PRODUCT_HIGHLIGHT = product_search.highlight
-_PRODUCT_MAX_CHARS = product_search.MAX_QUERY_CHARS
+_PRODUCT_MATCH = ArraysSnapshot.match
+_PRODUCT_RESCORE = ArraysSnapshot.rescore
+_PRODUCT_TERM_SCORES = engine_scoring.term_scores
+_PRODUCT_UNSUPPORTED = engine_scoring.unsupported
+_PRODUCT_HIGHLIGHT = service.highlight
+_PRODUCT_MAX_CHARS = product_request.MAX_QUERY_CHARS
 
 
-def make_variant_analyzer(stop: str, stemmer: str) -> Analyzer:
-    """The product's analyzer with its stop list and stemmer swapped as asked."""
+def variant_settings(variant: Variant, app: AppSettings) -> AppSettings:
+    """`app` with the variant's B, K1 and title boost (the product's where it keeps them)."""
+    return replace(app,
+                   bm25_b=app.bm25_b if variant.b is None else variant.b,
+                   bm25_k1=app.bm25_k1 if variant.k1 is None else variant.k1,
+                   title_boost=app.title_boost if variant.title_boost is None
+                   else variant.title_boost)
+
+
+def weighting(variant: Variant, app: AppSettings) -> Any:
+    """The Whoosh weighting model the variant ranks with: the product's BM25F with the
+    variant's B and K1 (`Settings.ranking`), or `VariantBM25F` for another IDF or
+    normalisation."""
+    settings = variant_settings(variant, app)
+    if variant.norm != "bm25" or variant.idf != "whoosh":
+        return VariantBM25F(variant, settings.bm25_b, settings.bm25_k1)
+    return settings.ranking().weighting()
+
+
+def open_engine(variant: Variant, app: AppSettings) -> Engine:
+    """The product's `Engine` over `app`'s index, ranking as the variant asks; for the
+    product itself exactly `Engine.from_settings`."""
+    settings = variant_settings(variant, app)
+    if variant.norm == "bm25" and variant.idf == "whoosh":
+        return Engine.from_settings(settings)
+    return Engine(IndexStore(settings.index_dir, title_boost=settings.title_boost),
+                  engine=settings.engine, weighting=weighting(variant, app))
+
+
+def make_variant_analyzer(stemmer: str, language: str = "en") -> Analyzer:
+    """The product's analyzer (under the patched recipe) with nltk's Porter stemmer."""
     items = []
-    for item in _PRODUCT_MAKE_ANALYZER().items:
-        if isinstance(item, StopFilter) and stop != "product":
-            # An empty list keeps the chain's shape (and the builder's fast path).
-            items.append(StopFilter(stoplist=STOP_LISTS[stop](), minsize=item.min,
-                                    maxsize=item.max, renumber=item.renumber))
-        elif isinstance(item, analysis.SnowballStemFilter) and stemmer != "product":
-            if stemmer == "porter":  # Porter's algorithm as Snowball spells it
-                items.append(analysis.SnowballStemFilter("porter"))
-            elif stemmer == "nltk-porter":
-                items.append(PorterStemFilter("nltk-porter"))
-            else:
-                raise ValueError(f"unknown stemmer {stemmer!r}")
+    for item in _PRODUCT_MAKE_ANALYZER(language).items:
+        if isinstance(item, analysis.SnowballStemFilter) and stemmer == "nltk-porter":
+            items.append(PorterStemFilter("nltk-porter"))
         else:
             items.append(item)
     return functools.reduce(operator.or_, items)
 
 
+def variant_recipe(variant: Variant) -> analysis.Recipe:
+    """The English analysis recipe with the variant's stop list and Snowball stemmer."""
+    if variant.stemmer not in STEMMERS:
+        raise ValueError(f"unknown stemmer {variant.stemmer!r}")
+    if variant.stop not in STOP_LISTS:
+        raise ValueError(f"unknown stop list {variant.stop!r}")
+    # nltk's Porter comes in through `make_variant_analyzer`; naming Snowball's
+    # Porter here keeps the chain from assuming the English stemmer's properties.
+    stemmer = {"product": _PRODUCT_CHAIN.stemmer, "porter": "porter",
+               "nltk-porter": "porter"}[variant.stemmer]
+    return replace(_PRODUCT_CHAIN, stemmer=stemmer, stop_words=STOP_LISTS[variant.stop]())
+
+
 def _clear_caches() -> None:
     """Forget everything the product computed from the analysis chain or the schema."""
-    analysis.analyzer.cache_clear()
-    schema.schema.cache_clear()
+    analysis._analyzer.cache_clear()
+    analysis._compile.cache_clear()
+    schema._schema.cache_clear()
     parser.parse.cache_clear()
     parser.synonym_groups.cache_clear()
     parser._synonym_index.cache_clear()
-    highlight._per_token.cache_clear()
 
 
 @contextlib.contextmanager
 def index_patches(variant: Variant) -> Iterator[None]:
-    """The analysis chain and title boost of `variant`, for building and querying."""
-    analysis.make_analyzer = (  # type: ignore[assignment]
-        functools.partial(make_variant_analyzer, variant.stop, variant.stemmer)
-        if (variant.stop, variant.stemmer) != ("product", "product")
-        else _PRODUCT_MAKE_ANALYZER)
-    schema.TITLE_BOOST = (_PRODUCT_TITLE_BOOST if variant.title_boost is None
-                          else variant.title_boost)
+    """The analysis chain of `variant` (stop list, stemmer), for building and querying.
+
+    The English recipe (`searchapp.analysis.CHAINS`) is swapped, and for nltk's
+    Porter stemmer `searchapp.analysis.make_analyzer` too; the compiled chain
+    (`analysis.compile`), which the segment writer and the highlighter use, is
+    made from them again and checked against the analyzer as at start-up. The
+    title boost is not patched: it is `Settings.title_boost` (`variant_settings`).
+    """
+    analysis.CHAINS["en"] = variant_recipe(variant)
+    if variant.stemmer == "nltk-porter":
+        analysis.make_analyzer = functools.partial(  # type: ignore[assignment]
+            make_variant_analyzer, variant.stemmer)
     _clear_caches()
     try:
         yield
     finally:
+        analysis.CHAINS["en"] = _PRODUCT_CHAIN
         analysis.make_analyzer = _PRODUCT_MAKE_ANALYZER  # type: ignore[assignment]
-        schema.TITLE_BOOST = _PRODUCT_TITLE_BOOST
         _clear_caches()
 
 
-def _variant_init(self: postings.Postings, searcher: Any, **kwargs: Any) -> None:
-    _PRODUCT_INIT(self, searcher, **kwargs)
-    if isinstance(searcher.weighting, VariantBM25F):
-        self._bm25 = searcher.weighting  # scored with the arrays, by `_variant_score`
+# New query nodes, answered by the arrays path in this process only -------------
 
-
-def _variant_score(self: postings.Postings, fieldname: str, text: str, ids: Any,
-                   tf: Any) -> Any:
-    if not isinstance(self._bm25, VariantBM25F):
-        return _PRODUCT_SCORE(self, fieldname, text, ids, tf)
-    scorer = self._bm25.scorer(self.searcher, fieldname, text)
-    if not isinstance(scorer, VariantScorer):
-        return tf
-    fl = self.lengths(fieldname)[ids].astype(float)
-    return scorer.formula(tf, fl)
-
-
-def _boosted_eval(self: postings.Postings, q: wq.Query, scored: bool) -> postings.Matched:
-    """A boosted term or OR/AND, with the arrays (the product sends these to Whoosh)."""
-    boost = getattr(q, "boost", 1.0)
-    if boost != 1.0 and type(q) in (wq.Term, wq.Or, wq.And):
-        inner = copy.copy(q)
-        inner.boost = 1.0
-        found = _boosted_eval(self, inner, scored)
-        return postings.Matched(found.ids, None if found.scores is None
-                                else found.scores * boost, exact=False)
-    return _PRODUCT_EVAL(self, q, scored)
-
-
-class FieldsTerm(wq.Query):  # type: ignore[misc]
+@dataclass(frozen=True, slots=True)
+class FieldsTerm:
     """A word in every text field, scored as one BM25F term (see `_fields_term`)."""
 
-    def __init__(self, text: str, fieldnames: Sequence[str], boost: float = 1.0) -> None:
-        self.text, self.fieldnames, self.boost = text, tuple(fieldnames), boost
-
-    def __eq__(self, other: object) -> bool:
-        return (isinstance(other, FieldsTerm)
-                and (self.text, self.fieldnames, self.boost)
-                == (other.text, other.fieldnames, other.boost))
-
-    def __hash__(self) -> int:
-        return hash((self.text, self.fieldnames, self.boost))
-
-    def __repr__(self) -> str:
-        return f"FieldsTerm({self.text!r}, {self.fieldnames!r}, boost={self.boost})"
-
-    def with_boost(self, boost: float) -> FieldsTerm:
-        return FieldsTerm(self.text, self.fieldnames, boost)
+    text: str
+    fields: tuple[str, ...]
+    boost: float = 1.0
 
 
-def _fields_term(self: postings.Postings, q: FieldsTerm, scored: bool) -> postings.Matched:
+@dataclass(frozen=True, slots=True)
+class Near:
+    """Two words within `slop` positions of each other (either order) in one field."""
+
+    field: str
+    a: str
+    b: str
+    slop: int
+    boost: float
+
+
+@dataclass(frozen=True, slots=True)
+class Boosted:
+    """A query whose scores are multiplied by `boost` (the seam boosts terms only)."""
+
+    query: Any
+    boost: float
+
+
+CUSTOM = (FieldsTerm, Near, Boosted)
+
+
+def _has_custom(q: Any) -> bool:
+    if isinstance(q, CUSTOM):
+        return True
+    if isinstance(q, (And, Or)):
+        return any(_has_custom(p) for p in q.parts)
+    return False
+
+
+def with_boost(q: Any, boost: float) -> Any:
+    """`q` with its scores multiplied by `boost`."""
+    if boost == 1.0:
+        return q
+    if isinstance(q, Term):
+        return replace(q, boost=q.boost * boost)
+    if isinstance(q, FieldsTerm):
+        return replace(q, boost=q.boost * boost)
+    return Boosted(q, boost)
+
+
+def _fields_term(self: ArraysSnapshot, q: FieldsTerm, scored: bool) -> Matched:
     """BM25F proper: tf~ = sum over fields of tf_f (already times the field's boost) /
     ((1 - B) + B * length_f / mean length_f); score = idf * tf~ (K1 + 1) / (tf~ + K1),
     with one IDF from the documents having the word in any field."""
-    import numpy as np
-
-    model = self.searcher.weighting
-    parts = [(f, *self.postings(f, q.text)) for f in q.fieldnames]
-    ids = np.unique(np.concatenate([p[1] for p in parts])) if parts else np.empty(0, int)
+    model = self._bm25
+    parts = [(f, *self.postings(f, q.text)) for f in q.fields]
+    ids = np.unique(np.concatenate([p[1] for p in parts])) if parts else np.empty(0, np.int64)
     if not scored or not len(ids):
-        return postings.Matched(ids.astype(np.int32), None if not scored else
-                                np.zeros(len(ids)))
+        return Matched(ids.astype(np.int32), None if not scored else np.zeros(len(ids)))
     b, k1 = model.B, model.K1
     tf = np.zeros(len(ids))
     for f, fids, weights in parts:
@@ -572,7 +623,7 @@ def _fields_term(self: postings.Postings, q: FieldsTerm, scored: bool) -> postin
         avgfl = self.searcher.avg_field_length(f) or 1
         fl = self.lengths(f)[fids].astype(float)
         tf[np.searchsorted(ids, fids)] += weights / ((1 - b) + b * fl / avgfl)
-    n, df = self.reader.doc_count_all(), len(ids)
+    n, df = self.size, len(ids)
     variant = getattr(model, "variant", None)
     if variant is not None and variant.idf == "robertson":
         idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
@@ -584,77 +635,89 @@ def _fields_term(self: postings.Postings, q: FieldsTerm, scored: bool) -> postin
         scores = idf * tf * (k1 + 1) / (tf + k1)
         if variant is not None and variant.norm == "bm25+":
             scores = scores + idf * variant.delta
-    return postings.Matched(ids.astype(np.int32), scores * q.boost, exact=False)
+    return Matched(ids.astype(np.int32), scores * q.boost, exact=False)
 
 
-class Near(wq.Query):  # type: ignore[misc]
-    """Two words within `slop` positions of each other (either order) in one field."""
-
-    def __init__(self, fieldname: str, a: str, b: str, slop: int, boost: float) -> None:
-        self.fieldname, self.a, self.b, self.slop, self.boost = fieldname, a, b, slop, boost
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Near) and vars(self) == vars(other)
-
-    def __hash__(self) -> int:
-        return hash((self.fieldname, self.a, self.b, self.slop, self.boost))
-
-    def __repr__(self) -> str:
-        return f"Near({self.fieldname!r}, {self.a!r}, {self.b!r}, {self.slop}, {self.boost})"
-
-
-def _near(self: postings.Postings, q: Near, scored: bool) -> postings.Matched:
+def _near(self: ArraysSnapshot, q: Near, scored: bool) -> Matched:
     """Documents with the two words near each other, scored `boost` times the sum of the
     two words' scores in the field (as Whoosh scores a phrase)."""
-    import numpy as np
-
-    (ida, sa), (idb, sb) = self.term(q.fieldname, q.a), self.term(q.fieldname, q.b)
-    both = postings._common(ida, idb)
-    empty = postings.Matched(both[:0], np.zeros(0) if scored else None)
+    (ida, sa), (idb, sb) = self.term(q.field, q.a), self.term(q.field, q.b)
+    both = arrays._common(ida, idb)
+    empty = Matched(both[:0], np.zeros(0) if scored else None)
     if not len(both):
         return empty
-    ka = self._positions(q.fieldname, q.a, both)
-    kb = self._positions(q.fieldname, q.b, both)
+    ka = self._positions(q.field, q.a, both)
+    kb = self._positions(q.field, q.b, both)
     if ka is None or kb is None:
         return empty
-    found = [postings._common64(ka + d, kb) for d in range(-q.slop, q.slop + 1) if d]
+    found = [arrays._common64(ka + d, kb) for d in range(-q.slop, q.slop + 1) if d]
     docs = np.unique(np.concatenate(found) >> 32).astype(np.int32) if found else both[:0]
     if not scored:
-        return postings.Matched(docs, None)
+        return Matched(docs, None)
     scores = sa[np.searchsorted(ida, docs)] + sb[np.searchsorted(idb, docs)]
-    return postings.Matched(docs, scores * q.boost, exact=False)
+    return Matched(docs, scores * q.boost, exact=False)
 
 
-def _fields_eval(self: postings.Postings, q: wq.Query, scored: bool) -> postings.Matched:
-    if isinstance(q, FieldsTerm):
-        return _fields_term(self, q, scored)
-    if isinstance(q, Near):
-        return _near(self, q, scored)
-    return _boosted_eval(self, q, scored)
+def _variant_match(self: ArraysSnapshot, query: Any, *, scored: bool = True) -> Matched:
+    """`ArraysSnapshot.match`, knowing the bench's own nodes too (ANDs and ORs of them
+    come back here through `self.match`)."""
+    if isinstance(query, FieldsTerm):
+        return _fields_term(self, query, scored)
+    if isinstance(query, Near):
+        return _near(self, query, scored)
+    if isinstance(query, Boosted):
+        found = _variant_match(self, query.query, scored=scored)
+        return Matched(found.ids, None if found.scores is None
+                       else found.scores * query.boost, exact=False)
+    return _PRODUCT_MATCH(self, query, scored=scored)
 
 
-def _array_exact_scores(self: postings.Postings, q: wq.Query, docs: Any) -> dict[int, float]:
-    """Scores from the arrays themselves (Whoosh cannot match a `FieldsTerm`)."""
-    import numpy as np
-
-    found = self._eval(q, True)
+def _variant_rescore(self: ArraysSnapshot, query: Any, docs: Any) -> dict[int, float]:
+    """Whoosh's scores where Whoosh can match the query; the arrays' own otherwise
+    (Whoosh knows none of the bench's nodes)."""
+    if not _has_custom(query):
+        return _PRODUCT_RESCORE(self, query, docs)
+    found = _variant_match(self, query, scored=True)
     wanted = np.asarray(sorted(int(d) for d in docs), dtype=np.int64)
+    if not len(found.ids) or not len(wanted):
+        return {}
     at = np.searchsorted(found.ids, wanted)
     at[at == len(found.ids)] = 0
-    hit = found.ids[at] == wanted if len(found.ids) else np.zeros(len(wanted), bool)
+    hit = found.ids[at] == wanted
     assert found.scores is not None
-    return {int(d): float(found.scores[i]) for d, i, h in zip(wanted, at, hit) if h}
+    return {int(d): float(found.scores[i]) for d, i, h in zip(wanted, at, hit, strict=True)
+            if h}
 
 
-def as_fields_terms(q: wq.Query) -> wq.Query:
+def _variant_unsupported(model: Any) -> str | None:
+    """`searchapp.engine.scoring.unsupported`, which also lets `VariantBM25F` through (its
+    arrays twin is `_variant_term_scores`)."""
+    if isinstance(model, VariantBM25F):
+        return None
+    return _PRODUCT_UNSUPPORTED(model)
+
+
+def _variant_term_scores(model: Any, searcher: Any, fieldname: str, text: str, tf: Any,
+                         lengths: Any) -> Any:
+    if not isinstance(model, VariantBM25F):
+        return _PRODUCT_TERM_SCORES(model, searcher, fieldname, text, tf, lengths)
+    scorer = model.scorer(searcher, fieldname, text)
+    if not isinstance(scorer, VariantScorer):
+        return tf
+    return scorer.formula(tf, lengths.astype(np.float64))
+
+
+def as_fields_terms(q: Any) -> Any:
     """Each OR of one word in several fields, as one `FieldsTerm`."""
-    if type(q) is wq.Or:
-        subs = q.subqueries
-        if (len(subs) > 1 and all(type(t) is wq.Term and t.boost == 1.0 for t in subs)
+    if isinstance(q, Or):
+        subs = q.parts
+        if (len(subs) > 1 and all(type(t) is Term and t.boost == 1.0 for t in subs)
                 and len({t.text for t in subs}) == 1
-                and len({t.fieldname for t in subs}) == len(subs)):
-            return FieldsTerm(subs[0].text, [t.fieldname for t in subs], q.boost)
-        return wq.Or([as_fields_terms(s) for s in subs], boost=q.boost)
+                and len({t.field for t in subs}) == len(subs)):
+            return FieldsTerm(subs[0].text, tuple(t.field for t in subs))
+        return Or(tuple(as_fields_terms(s) for s in subs))
+    if isinstance(q, Boosted):
+        return Boosted(as_fields_terms(q.query), q.boost)
     return q
 
 
@@ -665,31 +728,29 @@ _EXPANSION: list[tuple[str, float]] = []
 def _variant_build(variant: Variant) -> Callable[..., parser.Built | None]:
     """`searchapp.query.build` with the variant's query-side changes."""
 
-    def build(parsed: parser.ParsedQuery, reader: Any, *, match: str = "all"
+    def build(parsed: parser.ParsedQuery, vocabulary: Any, *, match: str = "all"
               ) -> parser.Built | None:
         plain = variant.qtf == "linear" and not variant.proximity and not _EXPANSION
+        built = _PRODUCT_BUILD(parsed, vocabulary, match=match)
         if plain or len(parsed.groups) != 1:
-            built = _PRODUCT_BUILD(parsed, reader, match=match)
             if built is not None and variant.fields == "bm25f":
                 built.query = as_fields_terms(built.query)
             return built
-        built = _PRODUCT_BUILD(parsed, reader, match=match)
         assert built is not None
         clauses = parsed.groups[0]
         counts = Counter(clauses)
-        parts: list[wq.Query] = []
+        parts: list[Any] = []
         for clause, count in counts.items():  # first occurrence order
-            q = parser._clause_query(clause, reader, built.wanted)
-            weight = qtf_weight(variant.qtf, count)
-            parts.append(q if weight == 1.0 else q.with_boost(weight))
+            q = parser._clause_query(clause, vocabulary, built.wanted)
+            parts.append(with_boost(q, qtf_weight(variant.qtf, count)))
         if variant.proximity:
             words = [c.terms[0] for c in clauses if c.plain and c.prefix is None]
             pairs = dict.fromkeys((a, b) for a, b in itertools.pairwise(words) if a != b)
             parts += [Near(f, a, b, variant.slop, variant.proximity)
-                      for a, b in pairs for f in parser.TEXT_FIELDS]
+                      for a, b in pairs for f in TEXT_FIELDS]
         for term, weight in _EXPANSION:
-            parts.append(wq.Or([wq.Term(f, term) for f in parser.TEXT_FIELDS], boost=weight))
-        built.query = parts[0] if len(parts) == 1 else wq.Or(parts)
+            parts.append(with_boost(Or(tuple(Term(f, term) for f in TEXT_FIELDS)), weight))
+        built.query = parts[0] if len(parts) == 1 else Or(tuple(parts))
         if variant.fields == "bm25f":
             built.query = as_fields_terms(built.query)
         return built
@@ -711,38 +772,33 @@ def qtf_weight(rule: str, count: int) -> float:
 
 @contextlib.contextmanager
 def search_patches(variant: Variant) -> Iterator[None]:
-    """The variant's ranking model and query building, while searching."""
-    b0, k10 = product_bm25()
-    b = b0 if variant.b is None else variant.b
-    k1 = k10 if variant.k1 is None else variant.k1
-    if variant.norm != "bm25" or variant.idf != "whoosh":
-        model: Callable[[], scoring.WeightingModel] = functools.partial(VariantBM25F, variant,
-                                                                        b, k1)
-    elif (b, k1) != (b0, k10):
-        model = functools.partial(scoring.BM25F, B=b, K1=k1)
-    else:
-        model = _PRODUCT_RANKING
-    product_search.ranking = model  # type: ignore[assignment]
+    """The variant's query building and scoring, while searching.
+
+    B, K1 and the title boost need no patch (`variant_settings`); another IDF
+    or normalisation is a weighting model of its own (`VariantBM25F`), which
+    the arrays path is told it can score (`_variant_unsupported`,
+    `_variant_term_scores`); the bench's query nodes are answered by a patched
+    `ArraysSnapshot.match` and `rescore`; `searchapp.query.build` is wrapped
+    for repeated words, proximity, feedback terms and BM25F proper.
+    """
     if variant.long == "answer":
-        product_search.MAX_QUERY_CHARS = 100_000
-    postings.Postings.__init__ = _variant_init  # type: ignore[method-assign]
-    postings.Postings._score = _variant_score  # type: ignore[method-assign]
-    postings.Postings._eval = _boosted_eval  # type: ignore[method-assign]
-    if variant.fields == "bm25f" or variant.proximity:
-        # Whoosh cannot match these queries: score and rescore with the arrays only.
-        postings.Postings._eval = _fields_eval  # type: ignore[method-assign]
-        postings.Postings.exact_scores = _array_exact_scores  # type: ignore[method-assign]
-    parser.build = _variant_build(variant)  # type: ignore[assignment]
+        product_request.MAX_QUERY_CHARS = 100_000
+    elif variant.long != "refuse":
+        raise ValueError(f"unknown long-query rule {variant.long!r}")
+    engine_scoring.unsupported = _variant_unsupported
+    engine_scoring.term_scores = _variant_term_scores
+    ArraysSnapshot.match = _variant_match  # type: ignore[method-assign]
+    ArraysSnapshot.rescore = _variant_rescore  # type: ignore[method-assign]
+    parser.build = _variant_build(variant)
     try:
         yield
     finally:
-        product_search.ranking = _PRODUCT_RANKING  # type: ignore[assignment]
-        product_search.MAX_QUERY_CHARS = _PRODUCT_MAX_CHARS
-        postings.Postings.__init__ = _PRODUCT_INIT  # type: ignore[method-assign]
-        postings.Postings._score = _PRODUCT_SCORE  # type: ignore[method-assign]
-        postings.Postings._eval = _PRODUCT_EVAL  # type: ignore[method-assign]
-        postings.Postings.exact_scores = _PRODUCT_EXACT  # type: ignore[method-assign]
-        parser.build = _PRODUCT_BUILD  # type: ignore[assignment]
+        product_request.MAX_QUERY_CHARS = _PRODUCT_MAX_CHARS
+        engine_scoring.unsupported = _PRODUCT_UNSUPPORTED
+        engine_scoring.term_scores = _PRODUCT_TERM_SCORES
+        ArraysSnapshot.match = _PRODUCT_MATCH  # type: ignore[method-assign]
+        ArraysSnapshot.rescore = _PRODUCT_RESCORE  # type: ignore[method-assign]
+        parser.build = _PRODUCT_BUILD
 
 
 def expansion_terms(engine: Engine, hits: Sequence[Any], variant: Variant
@@ -769,16 +825,12 @@ def expansion_terms(engine: Engine, hits: Sequence[Any], variant: Variant
                 weights[term] = weights.get(term, 0.0) + share * tf / len(words)
     elif variant.prf == "bo1":
         tf_top = Counter(t for words in texts for t in words)
-
-        def collection_frequency(reader: Any) -> dict[str, tuple[float, int]]:
+        with engine._lock:  # the seam has no collection frequencies: Whoosh's reader
+            reader = engine._current().reader  # type: ignore[attr-defined]
             n = reader.doc_count_all()
-            return {t: (sum(reader.frequency(f, t) for f in parser.TEXT_FIELDS), n)
-                    for t in tf_top}
-
-        stats = engine.with_reader(collection_frequency)
+            stats = {t: sum(reader.frequency(f, t) for f in TEXT_FIELDS) for t in tf_top}
         for term, tf in tf_top.items():
-            cf, n = stats[term]
-            pn = max(cf, 1.0) / n
+            pn = max(stats[term], 1.0) / n
             weights[term] = tf * math.log2((1 + pn) / pn) + math.log2(1 + pn)
     else:
         raise ValueError(f"unknown feedback {variant.prf!r}")
@@ -842,11 +894,11 @@ def run_collection(task: tuple[str, list[Variant], bool]) -> list[Outcome]:
     if highlights:
         return _run_collection(name, variants)
     # Hits' highlights do not change the order: skip their cost.
-    product_search.highlight = _no_highlight  # type: ignore[assignment]
+    service.highlight = _no_highlight  # type: ignore[assignment]
     try:
         return _run_collection(name, variants)
     finally:
-        product_search.highlight = _PRODUCT_HIGHLIGHT  # type: ignore[assignment]
+        service.highlight = _PRODUCT_HIGHLIGHT
 
 
 def _run_collection(name: str, variants: Sequence[Variant]) -> list[Outcome]:
@@ -866,20 +918,21 @@ def _run_collection(name: str, variants: Sequence[Variant]) -> list[Outcome]:
         for v in variants:
             by_index.setdefault(v.index_key(), []).append(v)
         for group in by_index.values():
+            built_with = variant_settings(group[0], app)
             with index_patches(group[0]):
                 if not imported:
-                    outcome = operations.import_paths(app, [source], fmt="jsonl",
+                    outcome = operations.import_paths(built_with, [source], fmt="jsonl",
                                                       organisation=name)
                     if outcome.report.added != expected:
                         raise RuntimeError(f"{name}: imported {outcome.report.added} of"
                                            f" {expected} records")
                     imported = True
                 else:
-                    operations.rebuild(app)
+                    operations.rebuild(built_with)
                 for variant in group:
                     started = time.perf_counter()
                     with search_patches(variant):
-                        engine = Engine(IndexStore(app.index_dir))
+                        engine = open_engine(variant, app)
                         try:
                             if engine.doc_count() != expected:
                                 raise RuntimeError(f"{name}: index holds"

@@ -183,7 +183,9 @@ def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_ranks_a_tiny_collection_through_the_products_search(tiny: str) -> None:
-    from searchapp import search
+    from searchapp import query, service
+    from searchapp.engine import scoring
+    from searchapp.engine.arrays import ArraysSnapshot
 
     product = relevance.Variant()
     once = relevance.Variant(qtf="once", b=0.75, k1=1.2)
@@ -195,8 +197,22 @@ def test_ranks_a_tiny_collection_through_the_products_search(tiny: str) -> None:
     assert scores["2"].ndcg10 == pytest.approx(1.0)  # wings twice outweighs heat
     assert outcomes[0].refused == 0
     # The patches are gone once the run is over.
-    assert search.ranking is relevance._PRODUCT_RANKING
-    assert type(search.ranking()).__name__ == "BM25F"
+    assert ArraysSnapshot.match is relevance._PRODUCT_MATCH
+    assert ArraysSnapshot.rescore is relevance._PRODUCT_RESCORE
+    assert scoring.term_scores is relevance._PRODUCT_TERM_SCORES
+    assert scoring.unsupported is relevance._PRODUCT_UNSUPPORTED
+    assert query.build is relevance._PRODUCT_BUILD
+    assert service.highlight is relevance._PRODUCT_HIGHLIGHT
+
+
+def test_the_product_run_is_the_products_own_engine(tmp_path: Path) -> None:
+    from searchapp.config import Settings
+
+    app = Settings(catalog=tmp_path / "c.sqlite3", index_dir=tmp_path / "index")
+    assert relevance.variant_settings(relevance.Variant(), app) == app
+    tuned = relevance.variant_settings(relevance.Variant(b=0.75, k1=2.0, title_boost=1.5), app)
+    assert (tuned.bm25_b, tuned.bm25_k1, tuned.title_boost) == (0.75, 2.0, 1.5)
+    assert relevance.product_bm25() == (app.bm25_b, app.bm25_k1)
 
 
 def test_variants_change_the_products_analysis_only_while_they_run(tiny: str) -> None:
@@ -228,21 +244,22 @@ def test_bm25f_proper_scores_one_saturated_term_over_both_fields(tmp_path: Path)
     """Worked by hand: 'heat' in d1's title (length 1) and summary (length 2)."""
     from searchapp import operations
     from searchapp.config import Settings
-    from searchapp.indexer import IndexStore
-    from searchapp.search import Engine, SearchQuery
+    from searchapp.search import SearchQuery
 
     source = tmp_path / "docs.jsonl"
     source.write_text('{"id": "d1", "title": "heat", "summary": "heat flow"}\n'
                       '{"id": "d2", "title": "flow", "summary": "cold cold cold cold"}\n',
                       encoding="utf-8")
-    app = Settings(catalog=tmp_path / "c.sqlite3", index_dir=tmp_path / "index")
     variant = relevance.Variant.parse(
         "fields=bm25f idf=robertson b=0.75 k1=2.0 title_boost=1.5")
+    app = Settings(catalog=tmp_path / "c.sqlite3", index_dir=tmp_path / "index")
     with relevance.index_patches(variant):
-        operations.import_paths(app, [source], fmt="jsonl", organisation="t")
+        operations.import_paths(relevance.variant_settings(variant, app), [source],
+                                fmt="jsonl", organisation="t")
         with relevance.search_patches(variant):
-            engine = Engine(IndexStore(app.index_dir))
+            engine = relevance.open_engine(variant, app)
             try:
+                assert engine.stats()["kind"] == "arrays"
                 hits = engine.search(SearchQuery(q="heat", per_page=10)).hits
             finally:
                 engine.close()
@@ -267,3 +284,94 @@ def test_rm3_weighs_terms_by_the_hits_score_shares() -> None:
     found = relevance.expansion_terms(None, hits, variant)  # type: ignore[arg-type]
     assert [t for t, _ in found] == ["heat", "flow"]
     assert [w for _, w in found] == pytest.approx([0.5, 0.5 * (3 / 8) / (13 / 24)])
+
+
+def test_every_lever_runs_through_the_products_search(tiny: str) -> None:
+    from searchapp import analysis, query
+    from searchapp.engine.arrays import ArraysSnapshot
+
+    levers = [v for _, v in relevance.experiments()]
+    assert len(levers) > 20
+    outcomes = relevance.run_collection((tiny, levers, False))
+    # Grouped by the index each needs, so not in the order given.
+    assert sorted(o.variant for o in outcomes) == sorted(v.describe() for v in levers)
+    for o in outcomes:
+        # Every lever still finds every judged answer (d1 and d4; d2), whatever order
+        # it gives them (BM25F proper puts d4, with both "wing" and "heat", above d2).
+        assert o.per_query["1"].r100 == pytest.approx(1.0), o.variant
+        assert o.per_query["2"].r100 == pytest.approx(1.0), o.variant
+        assert o.per_query["2"].ndcg10 > 0.6, o.variant
+        assert o.refused == 0
+    assert ArraysSnapshot.match is relevance._PRODUCT_MATCH
+    assert query.build is relevance._PRODUCT_BUILD
+    assert analysis.CHAINS["en"] is relevance._PRODUCT_CHAIN
+    assert analysis.terms("What Elections") == ["elect"]
+
+
+def test_near_finds_two_words_within_the_slop_and_scores_their_sum(tmp_path: Path) -> None:
+    from searchapp import operations
+    from searchapp.config import Settings
+    from searchapp.engine import Or, Term
+
+    source = tmp_path / "docs.jsonl"
+    source.write_text('{"id": "d1", "title": "heat flow", "summary": ""}\n'
+                      '{"id": "d2", "title": "flow of cold heat", "summary": ""}\n'
+                      '{"id": "d3", "title": "heat", "summary": "flow"}\n',
+                      encoding="utf-8")
+    app = Settings(catalog=tmp_path / "c.sqlite3", index_dir=tmp_path / "index")
+    variant = relevance.Variant(proximity=0.2, slop=1)
+    operations.import_paths(app, [source], fmt="jsonl", organisation="t")
+    with relevance.search_patches(variant):
+        engine = relevance.open_engine(variant, app)
+        try:
+            snapshot = engine._current()
+            ids = {snapshot.find(d): d for d in ("d1", "d2", "d3")}
+            # "of" is a stop word and leaves no gap: in d2 heat is 2 after flow.
+            near = snapshot.match(relevance.Near("title", "heat", "flow", 1, 0.2))
+            assert [ids[int(d)] for d in near.ids] == ["d1"]
+            wide = snapshot.match(relevance.Near("title", "heat", "flow", 3, 0.2))
+            assert sorted(ids[int(d)] for d in wide.ids) == ["d1", "d2"]
+            both = snapshot.match(Or((Term("title", "heat"), Term("title", "flow"))))
+            d1 = next(d for d, name in ids.items() if name == "d1")
+            expected = 0.2 * both.scores[list(both.ids).index(d1)]
+            assert near.scores[0] == pytest.approx(expected)
+            # Whoosh cannot rescore the bench's nodes; the arrays do.
+            rescored = snapshot.rescore(relevance.Boosted(
+                relevance.Near("title", "heat", "flow", 1, 0.2), 2.0), near.ids)
+            assert rescored == {d1: pytest.approx(2 * expected)}
+        finally:
+            engine.close()
+
+
+def test_a_query_over_the_length_limit_is_refused_unless_long_queries_are_answered(
+        tiny: str) -> None:
+    from searchapp import request
+    from searchapp.search import MAX_QUERY_CHARS
+
+    long_text = " ".join(["wings"] * (MAX_QUERY_CHARS // 5) + ["heat"])
+    assert len(long_text) > MAX_QUERY_CHARS
+    queries = relevance.COLLECTIONS[tiny].queries
+    queries.write_text('{"qid": 1, "text": "heat conduction"}\n'
+                       + json.dumps({"qid": 2, "text": long_text}) + "\n", encoding="utf-8")
+    product, answer = relevance.Variant(), relevance.Variant(long="answer")
+    refused, answered = relevance.run_collection((tiny, [product, answer], False))
+    assert refused.refused == 1 and refused.per_query["2"].ndcg10 == 0.0
+    assert answered.refused == 0 and answered.per_query["2"].ndcg10 == pytest.approx(1.0)
+    assert request.MAX_QUERY_CHARS == MAX_QUERY_CHARS  # the limit is back
+
+
+@pytest.mark.parametrize("stemmer", ["porter", "nltk-porter"])
+def test_porter_stemmers_replace_the_products_english_stemmer_while_they_run(
+        stemmer: str) -> None:
+    from searchapp import analysis
+
+    variant = relevance.Variant(stemmer=stemmer)
+    with relevance.index_patches(variant):
+        # Porter cuts "generously" to "gener"; the product's English Snowball keeps "generous".
+        assert analysis.terms("generously elections") == ["gener", "elect"]
+        chain = analysis.compile()  # what the segment writer and highlighter use
+        assert chain.term("generously") == "gener"
+        assert isinstance(analysis.analyzer().items[-1], relevance.PorterStemFilter) == (
+            stemmer == "nltk-porter")
+    assert analysis.terms("generously elections") == ["generous", "elect"]
+    assert analysis.compile().term("generously") == "generous"
