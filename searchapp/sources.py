@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from searchapp.errors import BadParameter, FetchError
+from searchapp.importers.sniff import FEED, HTML, XML, sniff
 from searchapp.models import InvalidItem, check_organisation
 
 __all__ = [
@@ -178,17 +179,18 @@ _XML_TYPES = ("application/xml", "text/xml")
 
 def sniff_kind(content_type: str, body: bytes) -> str | None:
     """feed, page or listing, read from the body first (servers often mislabel feeds),
-    then from the Content-Type; None for anything else (an image, a PDF, binary data)."""
-    head = body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head.startswith(b"<"):
-        if re.search(rb"<(rss|feed|rdf:rdf)[\s>]", head):
-            return "feed"
-        if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
-            return "page"
+    with the importers' own sniffer, then from the Content-Type; None for anything
+    else (an image, a PDF, binary data)."""
+    markup = sniff(body)
+    if markup == FEED:
+        return "feed"
+    if markup == HTML:
+        return "page"
+    if markup == XML:  # XML, but neither a feed nor XHTML: trust only a feed's type
         if content_type in _FEED_TYPES:
             return "feed"
         return "page" if content_type in _PAGE_TYPES else None
-    if b"\x00" in head:
+    if b"\x00" in body[:4096]:
         return None
     if content_type in _FEED_TYPES or content_type in _XML_TYPES:
         return "feed"
