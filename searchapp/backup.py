@@ -115,7 +115,7 @@ def restore(settings: Settings, source: Path) -> RestoreOutcome:
         except sqlite3.Error as exc:
             raise CatalogError(f"restore failed, the catalog is unchanged: {exc}") from exc
     try:
-        rebuilt = operations.rebuild(settings)
+        rebuilt = operations.rebuild(settings, allow_shrink=True)  # the backup is the truth
     except SearchappError as exc:
         raise IndexUnavailable(f"the catalog was restored ({items} items) but the index was not"
                                f" rebuilt: {exc}; run `searchapp reindex`") from exc

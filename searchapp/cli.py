@@ -100,6 +100,13 @@ def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
             if catalog.count():
                 click.echo(f"catalog already has {catalog.count()} items; nothing imported")
                 return
+        indexed = operations.indexed_documents(settings)
+        if indexed:
+            raise click.ClickException(
+                f"the catalog {settings.catalog} is empty but the index holds {indexed:,}"
+                " documents: is SEARCHAPP_CATALOG pointing at the right file? Nothing was"
+                " imported (restore a backup with `searchapp restore`, or import explicitly"
+                " without --if-empty)")
     with TerminalProgress(quiet=quiet) as progress:
         outcome = operations.import_paths(settings, paths, fmt=fmt, organisation=organisation,
                                           skip_invalid=skip_invalid, hints=hints,
@@ -138,7 +145,8 @@ def _import_hints(page_url: str | None, select: Sequence[str], language: str | N
               help="Only rebuild when the index is missing or disagrees with the catalog.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
 @click.option("--force", is_flag=True,
-              help="Rebuild even when the disk seems to lack room for a second generation.")
+              help="Rebuild even when the disk seems to lack room for a second generation, or"
+                   " the catalog holds less than half the live index's items.")
 @_friendly
 def reindex(if_needed: bool, quiet: bool, force: bool) -> None:
     """Rebuild the index from the catalog into a new generation and swap it in."""
@@ -147,7 +155,8 @@ def reindex(if_needed: bool, quiet: bool, force: bool) -> None:
         click.echo("index is up to date; nothing to do")
         return
     with TerminalProgress(quiet=quiet) as progress:
-        outcome = operations.rebuild(settings, progress=progress, check_space=not force)
+        outcome = operations.rebuild(settings, progress=progress, check_space=not force,
+                                     allow_shrink=force)
     click.echo(f"rebuilt {outcome.generation}: {outcome.documents} items in"
                f" {outcome.seconds:.2f}s")
 

@@ -175,6 +175,11 @@ def _sync(store: IndexStore, catalog: Catalog, changed: list[Item], progress: Pr
         except IndexUnavailable:
             pass  # missing, damaged or out of step with the catalog: start afresh
     expected = catalog.count()
+    try:
+        _check_shrink(store, catalog, expected)
+    except IndexUnavailable as exc:
+        raise IndexUnavailable(f"the items were stored in the catalog, but the index was not"
+                               f" rebuilt from it: {exc}") from exc
     with closing(catalog.iter_items()) as items:
         store.rebuild(_counted(items, "rebuilding the index", expected, progress),
                       expected=expected)
@@ -199,16 +204,21 @@ def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, 
 
 
 def rebuild(settings: Settings, *, progress: Progress = _quiet,
-            check_space: bool = True) -> RebuildOutcome:
+            check_space: bool = True, allow_shrink: bool = False) -> RebuildOutcome:
     """Build a new generation from the catalog and swap it in.
 
     First, unless told not to, check that the disk has room for the new
-    generation beside the live one (`room_needed`); refuse if not.
+    generation beside the live one (`room_needed`), and that the catalog is
+    not empty or far smaller than the live index (a truncated catalog, or
+    SEARCHAPP_CATALOG pointing at the wrong file, would otherwise replace the
+    last copy of the real data); refuse if not.
     """
     started = time.perf_counter()
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         expected = catalog.count()
+        if not allow_shrink:
+            _check_shrink(store, catalog, expected)
         if check_space:
             _check_room(store, catalog, expected)
         # Closed here, while the catalog is open, even when the rebuild fails.
@@ -236,11 +246,32 @@ def room_needed(store: IndexStore, catalog: Catalog, items: int) -> int:
     return int(catalog.path.stat().st_size * ROOM_PER_CATALOG_BYTE)
 
 
+def indexed_documents(settings: Settings) -> int:
+    """Documents in the live index (0 when there is none or it cannot be opened)."""
+    return _live_documents(IndexStore(settings.index_dir))
+
+
 def _live_documents(store: IndexStore) -> int:
     try:
         return store.document_count()
     except IndexUnavailable:
         return 0
+
+
+# A rebuild from a catalog with fewer than this share of the live index's documents
+# is refused unless forced.
+SHRINK_LIMIT = 0.5
+
+
+def _check_shrink(store: IndexStore, catalog: Catalog, items: int) -> None:
+    live = _live_documents(store)
+    if live and items < live * SHRINK_LIMIT:
+        raise IndexUnavailable(
+            f"refusing to rebuild: the catalog {catalog.path} has {items:,} items but the live"
+            f" index holds {live:,}; the rebuild would drop {live - items:,} of them. If this"
+            " catalog is the right one (the items were deleted on purpose), run"
+            " `searchapp reindex --force`; if not, point SEARCHAPP_CATALOG at the right"
+            " catalog or `searchapp restore` a backup. The live index was left as it was")
 
 
 def _check_room(store: IndexStore, catalog: Catalog, items: int) -> None:
