@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,22 @@ def samples(settings: Settings) -> Settings:
     return settings
 
 
+@contextlib.contextmanager
+def app_over(settings: Settings, **config: Any) -> Iterator[Flask]:
+    """The app over these settings' catalog and index (plus `config`), its engine closed
+    afterwards."""
+    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir, **config})
+    app.config["TESTING"] = True
+    try:
+        yield app
+    finally:
+        app.extensions["searchapp.engine"].close()
+
+
 @pytest.fixture
 def app(samples: Settings) -> Iterator[Flask]:
-    app = create_app({"catalog": samples.catalog, "index_dir": samples.index_dir})
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["searchapp.engine"].close()
+    with app_over(samples) as app:
+        yield app
 
 
 @pytest.fixture
@@ -73,7 +84,5 @@ def read_only_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     settings = Settings.load({"catalog": root / "instance" / "catalog.sqlite3",
                               "index_dir": root / "index"}, environ={})
     operations.import_paths(settings, [SAMPLES])
-    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["searchapp.engine"].close()
+    with app_over(settings) as app:
+        yield app

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import app_over
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_support import ApiDescription
 from werkzeug.test import TestResponse
 
-from searchapp import create_app
 from searchapp.config import Settings
 from searchapp.indexer import IndexStore
 
@@ -27,10 +27,9 @@ JSONL = b'{"id": "n1", "title": "Platform cooperatives meet in Berlin", "date": 
 
 @pytest.fixture
 def admin_app(samples: Settings) -> Iterator[Flask]:
-    app = create_app({"catalog": samples.catalog, "index_dir": samples.index_dir,
-                      "admin_token": TOKEN, "max_upload_bytes": 4096, "lock_timeout": 0.2})
-    yield app
-    app.extensions["searchapp.engine"].close()
+    with app_over(samples, admin_token=TOKEN, max_upload_bytes=4096,
+                  lock_timeout=0.2) as app:
+        yield app
 
 
 @pytest.fixture

@@ -15,12 +15,11 @@ from pathlib import Path
 from urllib.parse import quote, urljoin
 
 import pytest
-from conftest import Cli
-from flask import Flask
+from conftest import Cli, app_over
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from searchapp import create_app, importers, operations
+from searchapp import importers, operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import CatalogError
@@ -34,10 +33,8 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 @pytest.fixture
 def web(settings: Settings) -> Iterator[FlaskClient]:
     """The app over an empty catalog, with the admin routes on."""
-    app: Flask = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir,
-                             "admin_token": TOKEN})
-    yield app.test_client()
-    app.extensions["searchapp.engine"].close()
+    with app_over(settings, admin_token=TOKEN) as app:
+        yield app.test_client()
 
 
 def post_files(client: FlaskClient, files: list[tuple[bytes, str]], **form: str) -> TestResponse:

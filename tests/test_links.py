@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
-from conftest import ROOT, SAMPLES, Cli
+from conftest import ROOT, SAMPLES, Cli, app_over
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -30,10 +30,8 @@ def linked(settings: Settings) -> Iterator[Flask]:
     operations.import_paths(settings, [SAMPLES])
     operations.import_paths(settings, [FEEDS / "rss2.xml"], organisation="CECOP",
                             hints=Hints(url="https://cecop.example/feed.rss"))
-    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
-    app.config["TESTING"] = True
-    yield app
-    app.extensions["searchapp.engine"].close()
+    with app_over(settings) as app:
+        yield app
 
 
 @pytest.fixture

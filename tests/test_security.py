@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import app_over
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -27,9 +28,8 @@ def hostile(settings: Settings, tmp_path: Path) -> Iterator[Flask]:
     path = tmp_path / "hostile.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in HOSTILE))
     operations.import_paths(settings, [path], organisation='<b>Org</b>')
-    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
-    yield app
-    app.extensions["searchapp.engine"].close()
+    with app_over(settings) as app:
+        yield app
 
 
 @pytest.mark.parametrize("path", ["/", "/?q=cooperative", "/items/h1", "/api/search",
