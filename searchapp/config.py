@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from searchapp import __version__
-from searchapp.engine.scoring import K1, TITLE_BOOST, B, Ranking
+from searchapp.engine.scoring import BM25F, K1, TITLE_BOOST, B, Ranking
 from searchapp.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -40,12 +40,13 @@ class Settings:
     # Which search path serves: auto (arrays when it can), arrays or whoosh (for triage).
     engine: str = "auto"
     # Ranking knobs (searchapp.engine.scoring); the title boost applies when indexing.
+    scoring: str = BM25F  # "bm25f" (BM25F proper) or "fields" (per-field BM25, added)
     bm25_b: float = B
     bm25_k1: float = K1
     title_boost: float = TITLE_BOOST
 
     def ranking(self) -> Ranking:
-        return Ranking(b=self.bm25_b, k1=self.bm25_k1)
+        return Ranking(kind=self.scoring, b=self.bm25_b, k1=self.bm25_k1)
     # Fetching sources (`searchapp refresh`); see searchapp.fetch.
     user_agent: str = DEFAULT_USER_AGENT
     fetch_connect_timeout: float = 10.0  # seconds to connect

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -370,3 +371,43 @@ def test_the_language_facet_on_the_page_and_in_the_cli(custom: Any, cli: Any) ->
     out = cli("search", "--language", "fr", "--language", "es").stdout
     assert "3 items" in out
     assert "language: *Français (2), English (1), *Español (1)" in out
+
+
+# Ranking (issue #12) ------------------------------------------------------------
+
+FLUTTER = [{"id": "a", "title": "Flutter", "summary": "Wing flutter, flutter."},
+           {"id": "b", "title": "Wing", "summary": "Flutter"},
+           {"id": "c", "title": "Engine", "summary": "Noise"}]
+
+
+def test_a_word_in_title_and_summary_is_scored_once_bm25f(custom: Any) -> None:
+    """BM25F proper, by hand: the title's frequency (boost 1.5) and the summary's,
+    each normalised by its field's length, are added and saturated once (B 0.75,
+    K1 2.0), with Lucene's IDF over the documents having the word anywhere."""
+    client = custom(FLUTTER)
+    data = search(client, q="flutter")
+    idf = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))
+
+    def bm25f(tf: float) -> float:
+        return idf * tf * 3.0 / (tf + 2.0)
+
+    a = bm25f(1.5 / 1.0 + 2 / (0.25 + 0.75 * 3 / (5 / 3)))
+    b = bm25f(1 / (0.25 + 0.75 * 1 / (5 / 3)))
+    assert [(h["id"], h["score"]) for h in data["hits"]] == [("a", round(a, 4)), ("b", round(b, 4))]
+
+
+def test_a_repeated_word_weighs_by_query_term_saturation(custom: Any) -> None:
+    """Typed n times, a word weighs 9n/(8 + n): 1.8 twice, 2.45 four times, never
+    more than 9, in the AND form and the OR form alike; the matches are the same."""
+    client = custom(FLUTTER)
+    once = {h["id"]: h["score"] for h in search(client, q="flutter")["hits"]}
+    for q, weight in (("flutter flutter", 1.8), ("flutter OR flutter", 1.8),
+                      ("flutter " * 4, 9 * 4 / 12)):
+        got = {h["id"]: h["score"] for h in search(client, q=q)["hits"]}
+        assert got.keys() == once.keys(), q
+        assert all(got[d] == pytest.approx(once[d] * weight, abs=2e-4) for d in got), q
+    # Another word beside it keeps its own weight: the repeated one counts 1.8 times.
+    mixed = {h["id"]: h["score"] for h in search(client, q="flutter wing flutter")["hits"]}
+    wing = {h["id"]: h["score"] for h in search(client, q="wing")["hits"]}
+    assert mixed.keys() == {"a", "b"}
+    assert all(mixed[d] == pytest.approx(1.8 * once[d] + wing[d], abs=3e-4) for d in mixed)
