@@ -44,6 +44,8 @@ class Settings:
     bm25_b: float = B
     bm25_k1: float = K1
     title_boost: float = TITLE_BOOST
+    # Pseudo-relevance feedback (searchapp.feedback): "none" or "rm3" (SEARCHAPP_FEEDBACK).
+    feedback: str = "none"
 
     def ranking(self) -> Ranking:
         return Ranking(kind=self.scoring, b=self.bm25_b, k1=self.bm25_k1)
@@ -72,6 +74,7 @@ class Settings:
             lock_timeout=_number(env, "SEARCHAPP_LOCK_TIMEOUT", float, default.lock_timeout,
                                  minimum=0),
             engine=_engine(env),
+            feedback=_feedback(env),
             user_agent=env.get("SEARCHAPP_USER_AGENT", "").strip() or default.user_agent,
             fetch_connect_timeout=_number(env, "SEARCHAPP_FETCH_CONNECT_TIMEOUT", float,
                                           default.fetch_connect_timeout, minimum=0.001),
@@ -108,6 +111,18 @@ def _engine(env: Mapping[str, str]) -> str:
         raise ConfigError(f"SEARCHAPP_ENGINE: must be one of {', '.join(ENGINES)},"
                           f" not {raw!r}")
     return raw.lower() or "auto"
+
+
+FEEDBACK = ("none", "rm3")  # searchapp.feedback.CHOICES
+
+
+def _feedback(env: Mapping[str, str]) -> str:
+    """SEARCHAPP_FEEDBACK, or a `ConfigError` naming the choices."""
+    raw = env.get("SEARCHAPP_FEEDBACK", "").strip()
+    if raw.lower() not in ("", *FEEDBACK):
+        raise ConfigError(f"SEARCHAPP_FEEDBACK: must be one of {', '.join(FEEDBACK)},"
+                          f" not {raw!r}")
+    return raw.lower() or "none"
 
 
 def _number(env: Mapping[str, str], name: str, kind: type[int | float], default: Any,

@@ -27,6 +27,9 @@ from searchapp.engine.scoring import query_weight
 from searchapp.fields import TEXT_FIELDS
 
 MAX_CLAUSES = 32  # parts of a query beyond this are ignored
+# A long query (a pasted paragraph) is answered with its first this many analysed
+# terms, and says it was shortened (issue #12).
+MAX_QUERY_TERMS = 64
 MAX_PREFIX_TERMS = 64  # a prefix matches at most this many (most frequent) words
 PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them
 MIN_PREFIX = 2
@@ -68,6 +71,7 @@ class ParsedQuery:
 
     groups: tuple[tuple[Clause, ...], ...] = ()
     negatives: tuple[Clause, ...] = ()
+    shortened: bool = False  # words past MAX_CLAUSES or MAX_QUERY_TERMS were left out
 
     @property
     def has_words(self) -> bool:
@@ -139,6 +143,9 @@ def parse(text: str) -> ParsedQuery:
     negatives: list[Clause] = []
     pending_or = False
     pending_not = False
+    used = 0  # analysed terms in the clauses kept
+    full = False  # a cap was reached: what follows is only looked at, for `shortened`
+    shortened = False
     for match in _TOKEN.finditer(text):
         if match["quote"]:
             continue
@@ -156,6 +163,11 @@ def parse(text: str) -> ParsedQuery:
         pending_not = False
         if clause is None:
             continue
+        size = max(1, len(clause.terms))
+        if full or used + size > MAX_QUERY_TERMS:
+            shortened = True
+            break
+        used += size
         if negated:
             negatives.append(clause)
         elif pending_or:
@@ -164,9 +176,9 @@ def parse(text: str) -> ParsedQuery:
             groups.append([clause])
         pending_or = False
         if len(groups) + len(negatives) >= MAX_CLAUSES:
-            break
+            full = True
     merged = _apply_synonyms(groups)
-    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives))
+    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives), shortened)
 
 
 # Synonyms -----------------------------------------------------------------

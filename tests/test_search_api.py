@@ -411,3 +411,52 @@ def test_a_repeated_word_weighs_by_query_term_saturation(custom: Any) -> None:
     wing = {h["id"]: h["score"] for h in search(client, q="wing")["hits"]}
     assert mixed.keys() == {"a", "b"}
     assert all(mixed[d] == pytest.approx(1.8 * once[d] + wing[d], abs=3e-4) for d in mixed)
+
+
+def test_a_long_pasted_paragraph_is_answered_with_its_first_words(custom: Any) -> None:
+    from searchapp.query import MAX_QUERY_TERMS
+
+    client = custom(FLUTTER)
+    words = ["flutter"] + [f"filler{k}" for k in range(600)]
+    paragraph = " ".join(words)
+    assert len(paragraph) > 3000
+    data = search(client, q=paragraph, match="any")
+    assert data["shortened"] is True
+    assert ids(data) == ["a", "b"]  # flutter, the first word, was searched
+    assert search(client, q="flutter")["shortened"] is False
+    # Past the first MAX_QUERY_TERMS analysed words nothing counts: flutter last finds nothing.
+    late = " ".join([f"filler{k}" for k in range(MAX_QUERY_TERMS)] + ["flutter"])
+    data = search(client, q=late, match="any")
+    assert data["shortened"] is True and data["total"] == 0
+    page = client.get("/", query_string={"q": paragraph})
+    assert page.status_code == 200
+    assert "only its first words were searched" in page.get_data(as_text=True)
+    assert "only its first words" not in client.get("/?q=flutter").get_data(as_text=True)
+    refused = client.get("/api/search", query_string={"q": "x" * 20_001})
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["message"].startswith("q: is 20001 characters long")
+
+
+RM3 = [{"id": "a", "title": "Flutter", "summary": "Flutter wing, wing",
+        "date": "2020-01-01"},
+       {"id": "b", "title": "Flutter", "summary": "Engine noise", "date": "2022-01-01"},
+       {"id": "c", "title": "Flutter", "summary": "Wing panel", "date": "2021-01-01"},
+       {"id": "d", "title": "Engine noise", "summary": "Engine noise, panel", "date": "2019-01-01"},
+       {"id": "e", "title": "Engine", "summary": "Noise panel", "date": "2019-01-01"}]
+
+
+def test_rm3_feedback_reorders_by_the_first_hits_words_and_keeps_the_matches(
+        custom: Any) -> None:
+    """b and c tie on "flutter" (b is newer, so first); c shares "wing" with the best
+    hit, so feedback lifts it above b. What matched, the total and the facets stay."""
+    client = custom(RM3)
+    plain = search(client, q="flutter")
+    fed = search(client, q="flutter", feedback="rm3")
+    assert ids(plain) == ["a", "b", "c"]
+    assert ids(fed) == ["a", "c", "b"]
+    assert fed["total"] == plain["total"] == 3
+    assert fed["facets"] == plain["facets"]
+    assert search(client, q="flutter", feedback="none") == plain
+    bad = client.get("/api/search", query_string={"q": "flutter", "feedback": "bo1"})
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["message"].startswith("feedback: must be one of none, rm3")
