@@ -446,7 +446,7 @@ RM3 = [{"id": "a", "title": "Flutter", "summary": "Flutter wing, wing",
 
 
 def test_rm3_feedback_reorders_by_the_first_hits_words_and_keeps_the_matches(
-        custom: Any) -> None:
+        custom: Any, settings: Settings) -> None:
     """b and c tie on "flutter" (b is newer, so first); c shares "wing" with the best
     hit, so feedback lifts it above b. What matched, the total and the facets stay."""
     client = custom(RM3)
@@ -457,6 +457,15 @@ def test_rm3_feedback_reorders_by_the_first_hits_words_and_keeps_the_matches(
     assert fed["total"] == plain["total"] == 3
     assert fed["facets"] == plain["facets"]
     assert search(client, q="flutter", feedback="none") == plain
+    # SEARCHAPP_FEEDBACK=rm3 makes it the default; a search can still turn it off.
+    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir,
+                      "feedback": "rm3"})
+    try:
+        server_wide = app.test_client()
+        assert ids(search(server_wide, q="flutter")) == ["a", "c", "b"]
+        assert ids(search(server_wide, q="flutter", feedback="none")) == ["a", "b", "c"]
+    finally:
+        app.extensions["searchapp.engine"].close()
     bad = client.get("/api/search", query_string={"q": "flutter", "feedback": "bo1"})
     assert bad.status_code == 400
     assert bad.get_json()["error"]["message"].startswith("feedback: must be one of none, rm3")
