@@ -10,7 +10,8 @@ parsing never fails.
 Parsing (`parse`) needs no index; building the query (`build`) needs the
 index's vocabulary (`searchapp.engine.Vocabulary`), to expand prefixes into a
 bounded number of real terms. The query built is the engine's own small tree
-(`searchapp.engine.Term`, `Phrase`, `And`, `Or`, `Every`, `Nothing`).
+(`searchapp.engine.Term`, `Word`, `Phrase`, `And`, `Or`, `Every`, `Nothing`): a
+plain word in both text fields is one `Word`, scored once across them.
 """
 
 from __future__ import annotations
