@@ -393,7 +393,18 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
             wanted.add(term)
             alternatives.extend(Term(f, term, boost=TYPO_BOOST ** edits)
                                 for f in clause.fields)
-    return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+    return _either(alternatives)
+
+
+def _either(alternatives: list[Query]) -> Query:
+    """Any of the alternatives, as a balanced tree of two-way ORs: sums of two parts
+    are Whoosh's bit for bit (`searchapp.engine.scoring.exact_sum`), so the arrays
+    path needs no rescoring for a word with many alternatives (synonyms, close
+    words)."""
+    if len(alternatives) <= 2:
+        return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+    half = len(alternatives) // 2
+    return Or((_either(alternatives[:half]), _either(alternatives[half:])))
 
 
 # Typo tolerance -----------------------------------------------------------
@@ -409,7 +420,9 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
 # reach (`searchapp.spelling`).
 
 TYPO_EDITS = ((9, 2), (5, 1))  # (from this many letters, this many edits)
-MAX_TYPO_TERMS = 8  # a mistyped word matches at most this many index terms
+# A mistyped word matches at most this many index terms (Typesense's max_candidates
+# default): each one is a term more to score, and to rescore at the cut.
+MAX_TYPO_TERMS = 4
 TYPO_BOOST = 0.5  # a close word's score is multiplied by this once per edit
 
 
@@ -441,7 +454,7 @@ def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...]
     for f in fields:
         for near in vocabulary.near(f, word, distance=edits, prefix=1):
             if near not in found:
-                found[near] = edit_distance(word, near)
+                found[near] = edit_distance(word, near, edits)
     found.pop(word, None)
     ranked = []
     for near, n in found.items():

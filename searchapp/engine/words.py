@@ -16,6 +16,7 @@ refresh that adds a segment builds only the new one.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -26,19 +27,27 @@ from numpy.typing import NDArray
 _BINS = 27  # a-z, then everything else
 
 
+@functools.lru_cache(maxsize=65_536)
 def edit_distance(a: str, b: str, limit: int | None = None) -> int:
     """Letters added, dropped or changed, and neighbours swapped, to make `a` into `b`
-    (the optimal string alignment distance); above `limit`, some value over it."""
+    (the optimal string alignment distance); above `limit`, some value over it.
+    With a limit only the cells within `limit` of the diagonal are computed."""
     if limit is not None and abs(len(a) - len(b)) > limit:
         return limit + 1
+    big = len(a) + len(b) + 1
+    band = big if limit is None else limit
     before: list[int] | None = None
     row = list(range(len(b) + 1))
     for i, x in enumerate(a, 1):
-        current = [i] + [0] * len(b)
-        for j, y in enumerate(b, 1):
-            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
-            if before is not None and i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
-                current[j] = min(current[j], before[j - 2] + 1)
+        current = [big] * (len(b) + 1)
+        if i <= band:
+            current[0] = i
+        for j in range(max(1, i - band), min(len(b), i + band) + 1):
+            y = b[j - 1]
+            best = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
+            if before is not None and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                best = min(best, before[j - 2] + 1)
+            current[j] = best
         if limit is not None and min(current) > limit:
             return limit + 1
         before, row = row, current
