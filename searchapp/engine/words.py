@@ -1,7 +1,7 @@
 """Words close to a mistyped one, found in memory: typo tolerance without a scan.
 
 Whoosh can walk a Levenshtein automaton over a segment's word list, but it
-does so one term-index lookup at a time, in Python: 60-850 ms per word over
+does so one term-index lookup at a time, in Python: hundreds of ms per word over
 100,000 items (bench/RESULTS.md). `CloseWords` holds one segment's words
 instead, grouped by first letter and length, with each word's letter counts
 in a numpy matrix. A word within d edits has the same first letter (the rule
