@@ -33,6 +33,7 @@ from searchapp.engine import (
     FALLBACKS,
     EngineUnavailable,
     Matched,
+    Nothing,
     Or,
     Query,
     Snapshot,
@@ -176,6 +177,8 @@ class Engine:
             vocabulary = snapshot.vocabulary()
             parsed = parser.parse(request.q)
             built = parser.build(parsed, vocabulary, match=request.match)
+            if parsed.only_stop_words:  # too common to search for: nothing, said so
+                built = parser.Built(Nothing())
             selected = request.selected()
             allowed = _allowed(request, selected, columns)
             sort = request.sort or ("relevance" if parsed.ranked else "newest")
@@ -203,7 +206,8 @@ class Engine:
                     _matching(snapshot, relaxed, scored=False).ids, allowed).docs)
             suggestion = None
             if total < SUGGEST_BELOW and parsed.groups:
-                fixed = suggest(vocabulary, parsed, request.q)
+                fixed = suggest(vocabulary, parsed, request.q,
+                                tolerated=built.typos if built is not None else ())
                 if fixed is not None:
                     better = parser.build(parser.parse(fixed), vocabulary, match=request.match)
                     if len(columns.count(_matching(snapshot, better, scored=False).ids,
@@ -213,7 +217,10 @@ class Engine:
                       for name in FACET_FIELDS}
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
                               suggestion=suggestion, any_words_total=any_words or None,
-                              shortened=parsed.shortened)
+                              shortened=parsed.shortened,
+                              too_common=parsed.stopped,
+                              only_too_common=parsed.only_stop_words,
+                              typos=dict(built.typos) if built is not None else {})
 
 
 def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool) -> Matched:
