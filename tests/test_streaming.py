@@ -250,3 +250,4 @@ def test_a_20_megabyte_upload_imports_as_a_job_while_searches_answer(
         assert item["source"] == "upload:export.jsonl"
         _, health = _call(f"{base}/healthz")
         assert health["status"] == "ok" and health["documents"] == 35 + N_UPLOAD
+
