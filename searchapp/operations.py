@@ -320,9 +320,9 @@ def _check_room(store: IndexStore, catalog: Catalog, items: int) -> None:
 
 
 def index_is_current(settings: Settings) -> bool:
-    """Whether the live index opens, was written with today's fields, and holds as many
-    documents as the catalog."""
-    store = IndexStore(settings.index_dir)
+    """Whether the live index opens, was written with today's fields (and title boost),
+    and holds as many documents as the catalog."""
+    store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     try:
         documents = store.document_count()
     except IndexUnavailable:
