@@ -203,7 +203,12 @@ SCHEMAS: dict[str, Any] = {
         "required": ["sources", "index", "failed"],
         "properties": {
             "sources": {"type": "array", "items": _ref("SourceResult")},
-            "index": {"type": "string", "enum": ["updated", "rebuilt", "unchanged"]},
+            "index": {"type": "string",
+                      "enum": ["updated", "rebuilt", "unchanged", "not updated"]},
+            "index_problem": {"type": ["string", "null"],
+                              "description": "Why the index was not updated (the items"
+                                             " are stored; the next import or `searchapp"
+                                             " reindex --if-needed` indexes them)."},
             "failed": {"type": "integer", "minimum": 0}},
     },
     "Problem": {
@@ -229,9 +234,14 @@ SCHEMAS: dict[str, Any] = {
             "finished": {"type": ["string", "null"], "format": "date-time"},
             "result": {"type": ["object", "null"],
                        "description": "What the job did: an import's added / updated /"
-                                      " unchanged / skipped counts and skipped problems, a"
-                                      " rebuild's generation, documents and seconds, a"
-                                      " refresh's RefreshResponse."},
+                                      " unchanged / skipped counts, skipped problems, `index`"
+                                      " (updated, rebuilt, unchanged, or `not updated` with"
+                                      " `index_problem`) and `repaired` (items of earlier"
+                                      " imports indexed only now); a rebuild's generation,"
+                                      " documents and seconds; a refresh's RefreshResponse."
+                                      " An import whose items were stored but not indexed"
+                                      " is `failed` with error code `stored_not_indexed`"
+                                      " and has this result too."},
             "error": {"oneOf": [{"type": "null"}, {
                 "type": "object", "required": ["code", "message"], "additionalProperties": False,
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"},
