@@ -258,6 +258,11 @@ def stats(as_json: bool) -> None:
     try:
         data["index_documents"] = engine.doc_count()
         data["engine"] = engine.stats()
+        checked = engine.check()  # every segment's files read, the arrays files verified
+        data["index_checked"] = checked.to_dict()
+        problem = checked.problem() or operations.index_problem(settings, recompute=False)
+        if problem is not None:
+            data["index_problem"] = problem
     except SearchappError as exc:
         data["index_documents"] = None
         data["engine"] = None
@@ -276,6 +281,10 @@ def stats(as_json: bool) -> None:
                f" ({data['index_documents']} documents, {data['index_bytes']:,} bytes)")
     if data["engine"] is not None:
         click.echo(f"engine: {data['engine']['kind']} ({data['engine']['reason']})")
+    if "index_checked" in data:
+        c = data["index_checked"]
+        click.echo(f"index checked: {c['segments']} segments, {c['files']} files read,"
+                   f" {c['arrays']} arrays files verified")
     click.echo(f"catalog: {settings.catalog} ({data['catalog_bytes']:,} bytes)")
     if "index_problem" in data:
         click.echo(f"index problem: {data['index_problem']}")

@@ -35,6 +35,7 @@ from whoosh.writing import SegmentWriter
 
 from searchapp.catalog import SyncPoint
 from searchapp.engine import pool
+from searchapp.engine.health import missing
 from searchapp.engine.scoring import TITLE_BOOST
 from searchapp.errors import Busy, IndexUnavailable
 from searchapp.models import Item
@@ -118,7 +119,17 @@ class IndexStore:
         """Live documents in the live generation (IndexUnavailable when it cannot open)."""
         ix = self.open_index()
         try:
+            problem = missing(ix).problem()  # before Whoosh opens the segments
+            if problem is not None:
+                raise IndexUnavailable(problem)
             return int(ix.doc_count())
+        except IndexUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on damaged files)
+            raise IndexUnavailable(
+                f"the segments of the live index generation cannot be opened"
+                f" ({exc.__class__.__name__}: {exc}); run `searchapp reindex` to rebuild it"
+                " from the catalog") from exc
         finally:
             ix.close()
 

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, make_response, request
 
 from searchapp.catalog import Catalog
-from searchapp.errors import BadParameter, NotFound, SearchappError
+from searchapp.errors import BadParameter, IndexUnavailable, NotFound, SearchappError
 from searchapp.models import Item
 from searchapp.operations import sync_problem
 from searchapp.search import MAX_QUERY_CHARS, Engine, SearchQuery
@@ -132,7 +132,11 @@ def healthz() -> Response | tuple[Response, int]:
             body["documents"] = documents
             body["generation"] = engine().generation
             body["engine"] = engine().stats()
-            lagging = sync_problem(engine().store, catalog, documents)
+            checked = engine().check()
+            body["checked"] = checked.to_dict()
+            if checked.broken:
+                raise IndexUnavailable(str(checked.problem()))
+            lagging = checked.problem() or sync_problem(engine().store, catalog, documents)
     except SearchappError as exc:
         current_app.logger.error("health check: %s", str(exc))
         body.update(status="unavailable", problem=str(exc))

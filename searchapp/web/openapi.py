@@ -257,7 +257,23 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
             "items": {"type": "integer"}, "documents": {"type": "integer"},
-            "generation": _NULLABLE_STR, "problem": {"type": "string"},
+            "generation": _NULLABLE_STR,
+            "problem": {"type": "string", "description":
+                        "Why not ok. unavailable (503): the index cannot be opened or a"
+                        " segment file is missing or unreadable (searches answer 503 with"
+                        " the same reason). degraded (200): a posting arrays file is"
+                        " damaged (searches of its segment fall back to Whoosh's postings),"
+                        " or the index does not hold what the catalog holds (items stored"
+                        " but not indexed, with the last import's reason; another catalog;"
+                        " content changed outside searchapp)."},
+            "checked": {
+                "type": "object", "required": ["segments", "files", "arrays"],
+                "description": "What the check read afresh from the live generation: its"
+                               " segments, their files, and the posting arrays files whose"
+                               " size, checksums and structure were verified.",
+                "properties": {"segments": {"type": "integer", "minimum": 0},
+                               "files": {"type": "integer", "minimum": 0},
+                               "arrays": {"type": "integer", "minimum": 0}}},
             "engine": {
                 "type": "object", "required": ["kind", "reason", "fallbacks"],
                 "description": "The search path serving this process (SEARCHAPP_ENGINE) and"
@@ -400,9 +416,11 @@ def openapi() -> dict[str, Any]:
             }},
             "/healthz": {"get": {
                 "operationId": "health",
-                "summary": "Status, item count and index generation",
+                "summary": "Status, item count and index generation, with every segment of"
+                           " the live generation opened and its arrays files verified",
                 "responses": {"200": _json(_ref("Health"), "Serving (status ok or degraded)."),
-                              "503": _json(_ref("Health"), "The index cannot be opened.")},
+                              "503": _json(_ref("Health"), "The index cannot be opened or a"
+                                           " segment of it is damaged.")},
             }},
             "/api/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This description",
