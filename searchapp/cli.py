@@ -1,4 +1,4 @@
-"""The `searchapp` command: import, reindex, search, stats, backup, restore, serve."""
+"""The `searchapp` command: import, reindex, search, stats, backup, restore, recover, serve."""
 
 from __future__ import annotations
 
@@ -324,6 +324,26 @@ def restore(path: Path) -> None:
     r = outcome.rebuild
     click.echo(f"restored {outcome.items} items from {path}; rebuilt {r.generation}:"
                f" {r.documents} items in {r.seconds:.2f}s")
+
+
+@main.command()
+@click.option("--force", is_flag=True,
+              help="Replace the items of a catalog that holds some (it is kept beside first).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
+@_friendly
+def recover(force: bool, quiet: bool) -> None:
+    """Write a lost, truncated or damaged catalog anew from the index's stored fields."""
+    from searchapp.backup import NOT_RECOVERED
+    from searchapp.backup import recover as recover_catalog
+
+    settings = Settings.load()
+    with TerminalProgress(quiet=quiet) as progress:
+        outcome = recover_catalog(settings, force=force, progress=progress)
+    if outcome.previous:
+        click.echo(f"the catalog it replaced is kept at {outcome.previous}")
+    click.echo(f"recovered {outcome.items} items from index {outcome.generation} into"
+               f" {settings.catalog}; the index holds exactly them (no rebuild needed)")
+    click.echo("not recovered (the index does not hold them): " + "; ".join(NOT_RECOVERED))
 
 
 @main.command()
