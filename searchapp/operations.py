@@ -29,6 +29,7 @@ from searchapp.errors import (
     SearchappError,
     StoredNotIndexed,
 )
+from searchapp.importers.spool import Spool
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 
@@ -102,40 +103,70 @@ class RebuildOutcome:
 
 def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = "auto",
                  organisation: str | None = None, skip_invalid: bool = False,
-                 hints: importers.Hints | None = None,
-                 progress: Progress = _quiet) -> ImportOutcome:
+                 hints: importers.Hints | None = None, progress: Progress = _quiet,
+                 names: Sequence[str] | None = None) -> ImportOutcome:
     """Import files and directories (with manifests) given on the command line.
 
     `hints` carries the other options (page address, selectors, language, type
     from category); a manifest's values win over them.
+
+    Files are read one record at a time into a spool on disk beside the catalog
+    (`importers.spool`), so JSON Lines and CSV files of any size import in
+    bounded memory. `names` (uploads) name the files in problems instead of
+    their paths.
     """
-    parsed: list[importers.Parsed] = []
-    progress("reading files", 0, len(paths))
-    for done, path in enumerate(paths, 1):
-        parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
-                                        defaults=hints or importers.Hints()))
-        progress("reading files", done, len(paths))
-    return import_parsed(settings, parsed, skip_invalid=skip_invalid, progress=progress)
+    with _spool(settings, progress) as spool:
+        parsed: list[importers.Parsed] = []
+        progress("reading", 0)
+        for k, path in enumerate(paths):
+            if names is not None:
+                parsed.append(importers.read_file(Path(path), names[k], fmt=fmt, hints=hints
+                                                  or importers.Hints(organisation=organisation),
+                                                  spool=spool))
+                continue
+            parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
+                                            defaults=hints or importers.Hints(), spool=spool))
+        progress("reading", spool.read, spool.read)
+        return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
+                               progress=progress)
 
 
 def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
                   skip_invalid: bool = False, progress: Progress = _quiet) -> ImportOutcome:
     """Store what was parsed, all or nothing, and update the live index."""
+    with _spool(settings, progress) as spool:
+        for result in parsed:
+            spool.take(result)
+        return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
+                               progress=progress)
+
+
+# An import changing more items than this rebuilds the index rather than update it
+# (Whoosh's writer, which updates, is several times slower per item than a rebuild).
+UPDATE_AT_MOST = 20_000
+
+
+def _spool(settings: Settings, progress: Progress) -> Spool:
+    return Spool(settings.catalog.parent, progress=lambda done: progress("reading", done))
+
+
+def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers.Parsed], *,
+                    skip_invalid: bool, progress: Progress) -> ImportOutcome:
+    """Check what was spooled, then store it, all or nothing, and update the live index."""
+    progress("checking")
     with Catalog(settings.catalog) as catalog:
-        importers.check_organisations(parsed, catalog.organisations_of)
-    problems = [p for result in parsed for p in result.problems]
-    items: dict[str, Item] = {}
-    for result in parsed:
-        for record in result.records:
-            items[record.item.id] = record.item  # a later file wins for the same id
-    if problems and (not skip_invalid or not items):
+        spool.check(catalog.organisations_of)
+    problems = spool.problems()
+    kept = spool.count()
+    if problems and (not skip_invalid or not kept):
         raise ImportRejected(problems)
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
         before = catalog.sync_point().change
-        report = catalog.upsert(_counted(items.values(), "storing", len(items), progress),
-                                sources=[r.source for r in parsed], skipped=len(problems))
+        report = catalog.upsert(_counted(spool.items(), "storing", kept, progress),
+                                sources=[r.source for r in parsed], skipped=len(problems),
+                                keep_changed=UPDATE_AT_MOST)
         outcome = ImportOutcome(report, skipped=problems, index="unchanged")
         try:
             synced = _sync(store, catalog, progress)
@@ -256,16 +287,20 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
     removed since: the items changed since then are written into the live
     generation (also those of an earlier import whose index update was cut
     off: the repair). Otherwise (no index, another catalog, items removed, a
-    record missing, an update that fails), a full rebuild. The caller holds
+    record missing, more than `UPDATE_AT_MOST` items to write, an update that
+    fails), a full rebuild. The caller holds
     the lock; `point` is the catalog's sync point when the caller has it.
     """
     point = point if point is not None else catalog.sync_point()
     synced = store.synced() if store.current() is not None else None
     if synced == point:
         return Synced("unchanged")
+    changed = catalog.count_changed_since(synced.change) if synced is not None else 0
+    # Many changed items are written faster by a whole rebuild (in several processes)
+    # than one at a time by Whoosh's writer.
     if synced is not None and synced.catalog == point.catalog \
-            and catalog.removed_at() <= synced.change < point.change:
-        changed = catalog.count_changed_since(synced.change)
+            and catalog.removed_at() <= synced.change < point.change \
+            and changed <= UPDATE_AT_MOST:
         try:
             with closing(catalog.changed_since(synced.change)) as items:
                 store.update(_counted(items, "indexing", changed, progress),
@@ -418,10 +453,11 @@ def _check_room(store: IndexStore, catalog: Catalog, items: int) -> None:
 
 
 def index_is_current(settings: Settings) -> bool:
-    """Whether the live index opens, was written with today's fields, and holds what the
-    catalog holds: it records the catalog's id, change count and fingerprint, and the
-    fingerprint, read afresh from every item, is the one the catalog keeps (an edit made
-    behind searchapp's back shows there), and the document count agrees."""
+    """Whether the live index opens, was written with today's fields (and title boost),
+    and holds what the catalog holds: it records the catalog's id, change count and
+    fingerprint, and the fingerprint, read afresh from every item, is the one the catalog
+    keeps (an edit made behind searchapp's back shows there), and the document count
+    agrees."""
     return index_problem(settings) is None
 
 
@@ -432,13 +468,14 @@ def index_problem(settings: Settings, *, recompute: bool = True) -> str | None:
     (`reindex --if-needed`); without, the one kept with the catalog is used
     (`/healthz`, cheap).
     """
-    store = IndexStore(settings.index_dir)
+    store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     try:
         documents = store.document_count()
     except IndexUnavailable as exc:
         return str(exc)
     if not store.written_as_declared():
-        return "the index was written with other fields; run `searchapp reindex`"
+        return ("the index was written with other fields or another title boost; run"
+                " `searchapp reindex`")
     with Catalog(settings.catalog) as catalog:
         return sync_problem(store, catalog, documents, recompute=recompute)
 
