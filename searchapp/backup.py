@@ -1,4 +1,4 @@
-"""Backups of the catalog, and restoring one.
+"""Backups of the catalog, restoring one, and recovering a lost one from the index.
 
 A backup is one self-contained SQLite file written with SQLite's online backup
 API: a consistent snapshot (every import in it whole or not at all) taken while
@@ -10,6 +10,12 @@ searchapp catalog), keeps the catalog it replaces beside it, writes the backup
 into the catalog through the same API (so SQLite handles the live file, its
 ``-wal`` and ``-shm`` as one database; no file is ever swapped under them), and
 then rebuilds the index from the restored catalog.
+
+Recovering (`recover`) is for when there is no backup: the index stores every
+field of every item, so a lost, truncated or damaged catalog is written anew
+from the live generation's stored fields, and the index is then marked as
+holding exactly that catalog (no rebuild). What only the catalog kept is not
+recovered (`NOT_RECOVERED`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +33,8 @@ from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import CatalogError, IndexUnavailable, SearchappError
 from searchapp.indexer import IndexStore
+from searchapp.models import Item
+from searchapp.schema import from_stored
 
 # What makes a SQLite file a searchapp catalog: these tables with at least these columns.
 REQUIRED = {
@@ -34,6 +43,11 @@ REQUIRED = {
     "imports": {"id", "at", "sources", "added", "updated", "unchanged", "skipped"},
 }
 PRE_RESTORE_SUFFIX = ".pre-restore"
+PRE_RECOVER_SUFFIX = ".pre-recover"
+# What the index does not hold, so `recover` cannot bring back.
+NOT_RECOVERED = ("the followed sources (add them again with `searchapp sources add`)",
+                 "the import log and the admin jobs",
+                 "when each item was first added and last changed (now the recovery's time)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +134,84 @@ def restore(settings: Settings, source: Path) -> RestoreOutcome:
         raise IndexUnavailable(f"the catalog was restored ({items} items) but the index was not"
                                f" rebuilt: {exc}; run `searchapp reindex`") from exc
     return RestoreOutcome(items, previous, rebuilt)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverOutcome:
+    items: int
+    generation: str
+    previous: Path | None  # where the catalog it replaced (or the damaged one) was kept
+
+
+def recover(settings: Settings, *, force: bool = False,
+            progress: operations.Progress = operations._quiet) -> RecoverOutcome:
+    """Write the catalog anew from the live index's stored fields (see the module docstring).
+
+    Refuses (`CatalogError`, nothing changed) when the catalog opens and holds items,
+    unless `force`: then it is kept beside as `<catalog>.pre-recover` and its items are
+    replaced. A catalog too damaged to open is moved aside whole, like `restore` does.
+    Raises `IndexUnavailable` when the index cannot be read.
+    """
+    store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
+    with store.lock(timeout=settings.lock_timeout):
+        gen = store.current()
+        documents = store.document_count()  # IndexUnavailable: nothing to recover from
+        assert gen is not None
+        previous = None
+        try:
+            with Catalog(settings.catalog) as catalog:
+                held = catalog.count()
+        except CatalogError:
+            held = None
+        if held is None or (settings.catalog.exists() and _damaged(settings.catalog)):
+            previous = _keep_previous(settings.catalog)  # moved aside: a fresh file follows
+        elif held:
+            if not force:
+                raise CatalogError(
+                    f"the catalog {settings.catalog} holds {held:,} items; `searchapp recover`"
+                    f" fills a lost or empty catalog from the index ({documents:,} documents)."
+                    " Nothing was changed. To replace its items with the index's anyway, run"
+                    " `searchapp recover --force` (the catalog is kept beside it first)")
+            previous = settings.catalog.with_name(settings.catalog.name + PRE_RECOVER_SUFFIX)
+            backup(Settings(catalog=settings.catalog), previous)
+        items = _stored_items(store)
+        with Catalog(settings.catalog) as catalog:
+            report = catalog.upsert(operations._counted(items, "recovering", documents,
+                                                        progress),
+                                    sources=[f"recovered from index {gen.name}"],
+                                    replace=True)
+            if catalog.count() != documents:
+                raise CatalogError(f"recovered {catalog.count():,} items but the index holds"
+                                   f" {documents:,} documents; run `searchapp recover` again")
+            # The index holds exactly this catalog now: no rebuild needed.
+            store.mark_synced(catalog.sync_point(), gen)
+            catalog.record_indexed([report.log_id], f"unchanged (recovered from {gen.name})")
+    return RecoverOutcome(documents, gen.name, previous)
+
+
+def _damaged(path: Path) -> bool:
+    try:
+        check(path)
+    except CatalogError:
+        return True
+    return False
+
+
+def _stored_items(store: IndexStore) -> Iterator[Item]:
+    """Every live document's stored fields, as items, read as they are stored."""
+    ix = store.open_index()
+    try:
+        with ix.reader() as reader:
+            for _, stored in reader.iter_docs():
+                yield from_stored(stored)
+    except (SearchappError, GeneratorExit):
+        raise
+    except Exception as exc:
+        raise IndexUnavailable(f"the index cannot be read to recover the catalog"
+                               f" ({exc.__class__.__name__}: {exc}); nothing was"
+                               " stored") from exc
+    finally:
+        ix.close()
 
 
 def _keep_previous(catalog: Path) -> Path | None:

@@ -6,9 +6,12 @@ is one transaction: it lands whole or not at all.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import itertools
 import json
+import secrets
 import sqlite3
 from collections.abc import Generator, Iterable, Sequence
 from contextlib import closing
@@ -38,7 +41,8 @@ CREATE TABLE IF NOT EXISTS items (
     source       TEXT NOT NULL DEFAULT '',
     source_url   TEXT,
     added_at     TEXT NOT NULL,
-    updated_at   TEXT NOT NULL
+    updated_at   TEXT NOT NULL,
+    change       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS items_organisation ON items (organisation);
 CREATE INDEX IF NOT EXISTS items_year ON items (year);
@@ -49,7 +53,8 @@ CREATE TABLE IF NOT EXISTS imports (
     added      INTEGER NOT NULL,
     updated    INTEGER NOT NULL,
     unchanged  INTEGER NOT NULL,
-    skipped    INTEGER NOT NULL
+    skipped    INTEGER NOT NULL,
+    indexed    TEXT
 );
 CREATE TABLE IF NOT EXISTS sources (
     name          TEXT PRIMARY KEY,
@@ -98,11 +103,62 @@ _JOB_FIELDS = ("state", "phase", "done", "total", "started", "finished", "result
 
 _COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source",
             "source_url")
-_INSERT = (f"INSERT INTO items ({', '.join(_COLUMNS)}, year, added_at, updated_at)"
-           f" VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?, ?)")
+_INSERT = (f"INSERT INTO items ({', '.join(_COLUMNS)}, year, added_at, updated_at, change)"
+           f" VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?, ?, ?)")
 _UPSERT_BATCH = 500
-# Columns added after 0.1.0, created on catalogs made before them.
-_ADDED_COLUMNS = {"source_url": "TEXT"}
+# Columns added after 0.1.0, created on catalogs made before them: (table, column) → type.
+_ADDED_COLUMNS = {("items", "source_url"): "TEXT",
+                  ("items", "change"): "INTEGER NOT NULL DEFAULT 0",
+                  ("imports", "indexed"): "TEXT"}
+# Made after the columns they index exist.
+_ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS items_change ON items (change);"
+# What the import log says of the index while an import is bringing it up to date (an
+# importer killed meanwhile leaves it so, until the next import or rebuild says more).
+INDEX_PENDING = "pending"
+_ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(Item))
+
+
+def item_digest(item: Item) -> int:
+    """64 bits of a hash of every field of `item`. Their sum (mod 2**64) over the items
+    is the catalog's fingerprint: it changes with any field of any item, in any order."""
+    text = "\x1f".join("\x00" if v is None else str(v)
+                       for v in (getattr(item, name) for name in _ITEM_FIELDS))
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+_MASK = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPoint:
+    """Which catalog, at which change, with which content: what an index generation
+    records it was brought up to (searchapp.indexer), and what the catalog is at now.
+
+    `catalog` is a random id made with the catalog (a backup and its restore share it);
+    `change` counts the transactions that changed items; `fingerprint` is the sum of
+    every item's `item_digest`, as 16 hex digits."""
+
+    catalog: str
+    change: int
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"catalog": self.catalog, "change": self.change,
+                "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SyncPoint:
+        """The point in `data` (a ValueError when it is not one)."""
+        try:
+            point = cls(str(data["catalog"]), int(data["change"]), str(data["fingerprint"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a sync point: {data!r}") from exc
+        return point
+
+
+def _hex(value: int) -> str:
+    return f"{value & _MASK:016x}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +197,7 @@ class ImportReport:
     # The items added or updated, unless there were more than the caller wanted kept.
     changed: list[Item] = field(default_factory=list)
     changed_kept: bool = True  # False: `changed` was left empty, there were too many
+    log_id: int | None = None  # its row in the import log
 
     def to_dict(self) -> dict[str, int]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
@@ -174,18 +231,103 @@ class Catalog:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
             self._add_missing_columns()
+            self._db.executescript(_ADDED_INDEXES)
+            self._start_sync_point()
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
 
     def _add_missing_columns(self) -> None:
-        present = {row["name"] for row in self._db.execute("PRAGMA table_info(items)")}
-        for name, kind in _ADDED_COLUMNS.items():
+        for (table, name), kind in _ADDED_COLUMNS.items():
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if name not in present:
                 try:
-                    self._db.execute(f"ALTER TABLE items ADD COLUMN {name} {kind}")
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
                 except sqlite3.OperationalError as exc:
                     if "duplicate column" not in str(exc):  # another process added it first
                         raise
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: object) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                         (key, str(value)))
+
+    def _start_sync_point(self) -> None:
+        """Give a catalog made before sync points (or a new one) its id, change count and
+        fingerprint, once (the fingerprint reads every item)."""
+        if self._meta("fingerprint") is not None and self._meta("catalog_id") is not None:
+            return
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._meta("catalog_id") is None:
+                self._set_meta("catalog_id", secrets.token_hex(8))
+            if self._meta("fingerprint") is None:
+                self._set_meta("fingerprint", _hex(self._fingerprint()))
+                self._set_meta("change", self._meta("change") or 0)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _fingerprint(self) -> int:
+        total = 0
+        for item in self.iter_items():
+            total += item_digest(item)
+        return total & _MASK
+
+    def sync_point(self, *, recompute: bool = False) -> SyncPoint:
+        """Where the catalog is now: its id, change count and fingerprint.
+
+        The fingerprint is kept up to date by every change made through searchapp;
+        `recompute` reads every item instead (a change made behind searchapp's back,
+        such as an UPDATE in the sqlite3 shell, shows only then).
+        """
+        fingerprint = _hex(self._fingerprint()) if recompute else self._meta("fingerprint")
+        return SyncPoint(self._meta("catalog_id") or "", int(self._meta("change") or 0),
+                         fingerprint or "")
+
+    def refingerprint(self) -> SyncPoint:
+        """The sync point with the fingerprint read afresh from every item, and kept so
+        (for a full rebuild, which reads every item anyway: a change made behind
+        searchapp's back then stops showing as a difference)."""
+        point = self.sync_point(recompute=True)
+        self._set_meta("fingerprint", point.fingerprint)
+        return point
+
+    def removed_at(self) -> int:
+        """The last change that removed items (an index behind it must be rebuilt)."""
+        return int(self._meta("removed_at_change") or 0)
+
+    def changed_since(self, change: int) -> Generator[Item, None, None]:
+        """The items added or changed by changes after `change`, in id order."""
+        with closing(self._db.cursor()) as cur:
+            cur.execute("SELECT * FROM items WHERE change > ? ORDER BY id", (change,))
+            while rows := cur.fetchmany(5_000):
+                yield from map(_row_to_item, rows)
+
+    def count_changed_since(self, change: int) -> int:
+        return int(self._db.execute("SELECT count(*) FROM items WHERE change > ?",
+                                    (change,)).fetchone()[0])
+
+    def record_indexed(self, log_ids: Iterable[int | None], what: str) -> None:
+        """Say in the import log what became of the index after these imports."""
+        for log_id in log_ids:
+            if log_id is not None:
+                self._db.execute("UPDATE imports SET indexed = ? WHERE id = ?", (what, log_id))
+
+    def record_interrupted(self, *, keep: Iterable[int | None] = ()) -> int:
+        """Imports still `pending` in the log (other than `keep`) were cut off before
+        their index update ended (the caller holds the index lock, so none is running);
+        say so. How many were."""
+        kept = [k for k in keep if k is not None]
+        where = f" AND id NOT IN ({', '.join('?' * len(kept))})" if kept else ""
+        return int(self._db.execute(
+            f"UPDATE imports SET indexed = ? WHERE indexed = ?{where}",
+            ("interrupted before the index was updated", INDEX_PENDING, *kept)).rowcount)
 
     def close(self) -> None:
         self._db.close()
@@ -223,7 +365,8 @@ class Catalog:
                 yield from map(_row_to_item, rows)
 
     def upsert(self, items: Iterable[Item], *, sources: Iterable[str] = (),
-               skipped: int = 0, keep_changed: int | None = None) -> ImportReport:
+               skipped: int = 0, keep_changed: int | None = None,
+               replace: bool = False) -> ImportReport:
         """Store items in one transaction and log the import.
 
         The report lists the items added or updated, unless there are more than
@@ -233,23 +376,37 @@ class Catalog:
         An item whose content is unchanged is left alone (its source too), so
         re-importing the same file reports everything unchanged. Its `source_url`
         is only filled in where it had none: an article found through a second
-        feed or page keeps the first one's.
+        feed or page keeps the first one's. Items written are marked with this
+        transaction's change number, and the fingerprint follows them
+        (`sync_point`). With `replace`, every item stored before is removed
+        first, in the same transaction (`searchapp recover --force`).
         """
         report = ImportReport(skipped=skipped)
         now = _now()
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
+            change = int(self._meta("change") or 0) + 1
+            fingerprint = int(self._meta("fingerprint") or "0", 16)
+            if replace and db.execute("DELETE FROM items").rowcount:
+                fingerprint = 0
+                self._set_meta("removed_at_change", change)
+                self._set_meta("items_removed_at", now)
             # In batches: one look-up for a batch's ids, one statement for its new items.
             given = iter(items)
             while batch := list(itertools.islice(given, _UPSERT_BATCH)):
-                self._upsert_batch(batch, now, report, keep_changed)
-            db.execute(
-                "INSERT INTO imports (at, sources, added, updated, unchanged, skipped)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                fingerprint += self._upsert_batch(batch, now, change, report, keep_changed)
+            if db.execute("SELECT 1 FROM items WHERE change = ? LIMIT 1",
+                          (change,)).fetchone() or replace:
+                self._set_meta("change", change)
+                self._set_meta("fingerprint", _hex(fingerprint))
+            cursor = db.execute(
+                "INSERT INTO imports (at, sources, added, updated, unchanged, skipped, indexed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (now, "\n".join(sources), report.added, report.updated, report.unchanged,
-                 report.skipped),
+                 report.skipped, INDEX_PENDING),
             )
+            report.log_id = cursor.lastrowid
             db.execute("COMMIT")
         except BaseException as exc:
             if db.in_transaction:
@@ -259,9 +416,12 @@ class Catalog:
             raise
         return report
 
-    def _upsert_batch(self, batch: Sequence[Item], now: str, report: ImportReport,
-                      keep_changed: int | None) -> None:
+    def _upsert_batch(self, batch: Sequence[Item], now: str, change: int,
+                      report: ImportReport, keep_changed: int | None) -> int:
+        """Store one batch, its items marked with `change`; returns what the batch adds to
+        the fingerprint (the sum of `item_digest`, new minus old)."""
         db = self._db
+        delta = 0
         wanted = list(dict.fromkeys(item.id for item in batch))
         stored = {row["id"]: row for row in db.execute(
             f"SELECT * FROM items WHERE id IN ({', '.join('?' * len(wanted))})", wanted)}
@@ -269,13 +429,14 @@ class Catalog:
         for item in batch:
             values = _values(item)
             if item.id not in stored:
-                new.append((*values, item.year, now, now))
+                new.append((*values, item.year, now, now, change))
                 stored[item.id] = None  # given again later in the batch: it is stored by then
+                delta += item_digest(item)
                 report.added += 1
                 _keep(report, item, keep_changed)
                 continue
             row = stored[item.id]
-            if row is None:  # added earlier in this batch
+            if row is None:  # added or changed earlier in this batch
                 db.executemany(_INSERT, new)
                 new = []
                 row = stored[item.id] = db.execute("SELECT * FROM items WHERE id = ?",
@@ -285,24 +446,29 @@ class Catalog:
                 raise CatalogError(
                     f"import refused, nothing stored: id {item.id!r} belongs to an item of"
                     f" {row['organisation']}, not {item.organisation}")
-            if _row_to_item(row).content_key() != item.content_key():
+            if (old := _row_to_item(row)).content_key() != item.content_key():
                 db.execute(
                     f"UPDATE items SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])},"
-                    " year = ?, updated_at = ? WHERE id = ?",
-                    (*values[1:], item.year, now, item.id),
+                    " year = ?, updated_at = ?, change = ? WHERE id = ?",
+                    (*values[1:], item.year, now, change, item.id),
                 )
+                delta += item_digest(item) - item_digest(old)
                 stored[item.id] = None  # changed: read again if given again
                 report.updated += 1
                 _keep(report, item, keep_changed)
             else:
                 if row["source_url"] is None and item.source_url:
-                    # Learnt later (a manifest gained it): kept, but nothing searchable
-                    # changed, so the item stays "unchanged".
-                    db.execute("UPDATE items SET source_url = ? WHERE id = ?",
-                               (item.source_url, item.id))
+                    # Learnt later (a manifest gained it): kept, and indexed (the index
+                    # stores it), but nothing searchable changed: the item stays
+                    # "unchanged".
+                    db.execute("UPDATE items SET source_url = ?, change = ? WHERE id = ?",
+                               (item.source_url, change, item.id))
+                    delta += (item_digest(dataclasses.replace(old, source_url=item.source_url))
+                              - item_digest(old))
                     stored[item.id] = None
                 report.unchanged += 1
         db.executemany(_INSERT, new)
+        return delta
 
     def backup_to(self, target: sqlite3.Connection) -> None:
         """Copy the whole catalog into `target` with SQLite's online backup API.
@@ -319,6 +485,7 @@ class Catalog:
         any commit; the database's -wal and -shm stay SQLite's business.
         """
         source.backup(self._db)
+        self._start_sync_point()  # a backup made before sync points has none
 
     def facet_counts(self, column: str) -> list[tuple[Any, int]]:
         """Items per value of one column, most first (for `stats`)."""
@@ -428,10 +595,16 @@ class Catalog:
             db.execute("BEGIN IMMEDIATE")
             removed = 0
             if delete_items:
+                fingerprint = int(self._meta("fingerprint") or "0", 16)
+                for row in db.execute("SELECT * FROM items WHERE source = ?", (name,)):
+                    fingerprint -= item_digest(_row_to_item(row))
                 removed = db.execute("DELETE FROM items WHERE source = ?", (name,)).rowcount
                 if removed:
-                    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES"
-                               " ('items_removed_at', ?)", (_now(),))
+                    change = int(self._meta("change") or 0) + 1
+                    self._set_meta("change", change)
+                    self._set_meta("removed_at_change", change)
+                    self._set_meta("fingerprint", _hex(fingerprint))
+                    self._set_meta("items_removed_at", _now())
             db.execute("DELETE FROM sources WHERE name = ?", (name,))
             db.execute("COMMIT")
         except BaseException as exc:

@@ -1,4 +1,4 @@
-"""The `searchapp` command: import, reindex, search, stats, backup, restore, serve."""
+"""The `searchapp` command: import, reindex, search, stats, backup, restore, recover, serve."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import click
 from searchapp import operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
-from searchapp.errors import ImportRejected, SearchappError
+from searchapp.errors import ImportRejected, SearchappError, StoredNotIndexed
 from searchapp.fields import FACETS
 from searchapp.importers import FORMATS, Hints
 from searchapp.importers.htmlpage import SELECTOR_FIELDS, selectors_from_options
@@ -46,6 +46,11 @@ def _friendly(func: F) -> F:
             raise click.ClickException(
                 f"import rejected: {n} problem{'s' * (n != 1)}; nothing was written"
             ) from None
+        except StoredNotIndexed as exc:
+            # Not a plain failure, never a success: the items are kept, the index lags.
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
         except SearchappError as exc:
             raise click.ClickException(str(exc)) from None
 
@@ -113,9 +118,7 @@ def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
                                           progress=progress)
     for problem in outcome.skipped:
         click.echo(f"skipped {problem}", err=True)
-    r = outcome.report
-    click.echo(f"imported: {r.added} added, {r.updated} updated, {r.unchanged} unchanged"
-               + (f", {r.skipped} skipped" if r.skipped else "") + f"; index {outcome.index}")
+    click.echo(outcome.summary())
 
 
 def _import_hints(page_url: str | None, select: Sequence[str], language: str | None,
@@ -151,14 +154,23 @@ def _import_hints(page_url: str | None, select: Sequence[str], language: str | N
 def reindex(if_needed: bool, quiet: bool, force: bool) -> None:
     """Rebuild the index from the catalog into a new generation and swap it in."""
     settings = Settings.load()
-    if if_needed and operations.index_is_current(settings):
-        click.echo("index is up to date; nothing to do")
-        return
+    if if_needed:
+        problem = operations.index_problem(settings)
+        if problem is None:
+            click.echo("index is up to date; nothing to do")
+            return
+        click.echo(f"the index needs bringing up to date: {problem}", err=True)
     with TerminalProgress(quiet=quiet) as progress:
         outcome = operations.rebuild(settings, progress=progress, check_space=not force,
-                                     allow_shrink=force)
-    click.echo(f"rebuilt {outcome.generation}: {outcome.documents} items in"
-               f" {outcome.seconds:.2f}s")
+                                     allow_shrink=force, if_needed=if_needed)
+    if outcome.index == "updated":
+        click.echo(f"brought {outcome.generation} up to date: {outcome.documents} items"
+                   f" indexed in {outcome.seconds:.2f}s")
+    elif outcome.index == "unchanged":
+        click.echo("index is up to date; nothing to do")
+    else:
+        click.echo(f"rebuilt {outcome.generation}: {outcome.documents} items in"
+                   f" {outcome.seconds:.2f}s")
 
 
 def _facet_options(command: F) -> F:
@@ -253,6 +265,11 @@ def stats(as_json: bool) -> None:
     try:
         data["index_documents"] = engine.doc_count()
         data["engine"] = engine.stats()
+        checked = engine.check()  # every segment's files read, the arrays files verified
+        data["index_checked"] = checked.to_dict()
+        problem = checked.problem() or operations.index_problem(settings, recompute=False)
+        if problem is not None:
+            data["index_problem"] = problem
     except SearchappError as exc:
         data["index_documents"] = None
         data["engine"] = None
@@ -271,6 +288,10 @@ def stats(as_json: bool) -> None:
                f" ({data['index_documents']} documents, {data['index_bytes']:,} bytes)")
     if data["engine"] is not None:
         click.echo(f"engine: {data['engine']['kind']} ({data['engine']['reason']})")
+    if "index_checked" in data:
+        c = data["index_checked"]
+        click.echo(f"index checked: {c['segments']} segments, {c['files']} files read,"
+                   f" {c['arrays']} arrays files verified")
     click.echo(f"catalog: {settings.catalog} ({data['catalog_bytes']:,} bytes)")
     if "index_problem" in data:
         click.echo(f"index problem: {data['index_problem']}")
@@ -310,6 +331,26 @@ def restore(path: Path) -> None:
     r = outcome.rebuild
     click.echo(f"restored {outcome.items} items from {path}; rebuilt {r.generation}:"
                f" {r.documents} items in {r.seconds:.2f}s")
+
+
+@main.command()
+@click.option("--force", is_flag=True,
+              help="Replace the items of a catalog that holds some (it is kept beside first).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
+@_friendly
+def recover(force: bool, quiet: bool) -> None:
+    """Write a lost, truncated or damaged catalog anew from the index's stored fields."""
+    from searchapp.backup import NOT_RECOVERED
+    from searchapp.backup import recover as recover_catalog
+
+    settings = Settings.load()
+    with TerminalProgress(quiet=quiet) as progress:
+        outcome = recover_catalog(settings, force=force, progress=progress)
+    if outcome.previous:
+        click.echo(f"the catalog it replaced is kept at {outcome.previous}")
+    click.echo(f"recovered {outcome.items} items from index {outcome.generation} into"
+               f" {settings.catalog}; the index holds exactly them (no rebuild needed)")
+    click.echo("not recovered (the index does not hold them): " + "; ".join(NOT_RECOVERED))
 
 
 @main.command()
@@ -451,6 +492,11 @@ def refresh_command(names: Sequence[str], loop: bool) -> None:
         click.echo(result.line())
         for problem in result.problems:
             click.echo(f"  skipped {problem}", err=True)
+    if outcome.index_problem is not None:
+        error = click.ClickException(f"stored, but the index was not updated:"
+                                     f" {outcome.index_problem}")
+        error.exit_code = StoredNotIndexed.exit_code
+        raise error
     if outcome.failed:
         n = len(outcome.failed)
         raise click.ClickException(f"{n} source{'s' * (n != 1)} failed; the others were"

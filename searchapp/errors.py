@@ -105,6 +105,21 @@ class IndexUnavailable(SearchappError):
     status = 503
 
 
+class StoredNotIndexed(IndexUnavailable):
+    """An import stored its items in the catalog but could not bring the index up to date.
+
+    Not a plain failure (the items are kept; the next import or
+    `searchapp reindex --if-needed` indexes them) and never a success. `result` is
+    what the import did, as a job records it."""
+
+    code = "stored_not_indexed"
+    exit_code = 3  # the command line's exit status
+
+    def __init__(self, message: str, result: dict[str, object]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class CatalogError(SearchappError):
     code = "catalog_error"
     status = 500

@@ -135,6 +135,9 @@ FIELDS: tuple[Field, ...] = (
           column=True),
     Field("url", STORED, lambda item: item.url or ""),
     Field("source", STORED, lambda item: item.source),
+    # Stored so that the index holds every field of every item: `searchapp recover`
+    # rebuilds a lost catalog from it.
+    Field("source_url", STORED, lambda item: item.source_url or ""),
 )
 
 BY_NAME = {f.name: f for f in FIELDS}

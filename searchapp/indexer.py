@@ -3,7 +3,8 @@
 Layout of the index directory::
 
     CURRENT          name of the live generation (replaced atomically)
-    gen-000007/      the live generation, a Whoosh index
+    gen-000007/      the live generation, a Whoosh index, and SYNCED: the catalog
+                     change it holds (searchapp.catalog.SyncPoint)
     gen-000006/      the previous one, kept until the next swap
     gen-000008.tmp/  a rebuild in progress (or the debris of a crashed one)
     .lock            held (flock) by whoever is importing or rebuilding
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -31,7 +33,9 @@ from whoosh.fields import Schema
 from whoosh.index import Index
 from whoosh.writing import SegmentWriter
 
+from searchapp.catalog import SyncPoint
 from searchapp.engine import pool
+from searchapp.engine.health import missing
 from searchapp.engine.scoring import TITLE_BOOST
 from searchapp.errors import Busy, IndexUnavailable
 from searchapp.models import Item
@@ -39,6 +43,7 @@ from searchapp.schema import schema, to_document
 
 POINTER = "CURRENT"
 LOCK = ".lock"
+SYNCED = "SYNCED"  # in a generation: the catalog's SyncPoint it was last brought up to
 _GENERATION = re.compile(r"^gen-(\d{6})$")
 WRITER_LIMIT_MB = 256
 # Rebuilds of at least this many items use this many processes (each writes
@@ -118,7 +123,17 @@ class IndexStore:
         """Live documents in the live generation (IndexUnavailable when it cannot open)."""
         ix = self.open_index()
         try:
+            problem = missing(ix).problem()  # before Whoosh opens the segments
+            if problem is not None:
+                raise IndexUnavailable(problem)
             return int(ix.doc_count())
+        except IndexUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on damaged files)
+            raise IndexUnavailable(
+                f"the segments of the live index generation cannot be opened"
+                f" ({exc.__class__.__name__}: {exc}); run `searchapp reindex` to rebuild it"
+                " from the catalog") from exc
         finally:
             ix.close()
 
@@ -137,6 +152,26 @@ class IndexStore:
             return _shape(ix.schema) == _shape(self.schema)
         finally:
             ix.close()
+
+    def synced(self, gen: Generation | None = None) -> SyncPoint | None:
+        """The catalog sync point the generation (the live one by default) was last brought
+        up to; None when it records none (built before sync points, or its record is
+        unreadable: then only a rebuild can vouch for it)."""
+        gen = gen if gen is not None else self.current()
+        if gen is None:
+            return None
+        try:
+            return SyncPoint.from_dict(json.loads((gen.path / SYNCED).read_text("utf-8")))
+        except (OSError, ValueError):
+            return None
+
+    def mark_synced(self, point: SyncPoint, gen: Generation | None = None) -> None:
+        """Record that the generation (the live one by default) holds the catalog at `point`
+        (written beside, then renamed over, the old record)."""
+        gen = gen if gen is not None else self.current()
+        if gen is None:
+            raise IndexUnavailable(f"no index in {self.root} to mark")
+        _write_synced(gen.path, point)
 
     def generations(self) -> list[Generation]:
         if not self.root.is_dir():
@@ -176,11 +211,14 @@ class IndexStore:
         finally:
             os.close(fd)
 
-    def rebuild(self, items: Iterable[Item], *, expected: int) -> Generation:
+    def rebuild(self, items: Iterable[Item], *, expected: int,
+                synced: SyncPoint | None = None) -> Generation:
         """Write every item into a new generation and make it live.
 
         The caller holds the lock. `expected` is the catalog's count; a new
         generation holding any other number of documents is thrown away.
+        `synced` is the catalog's sync point the items were read at, recorded in
+        the generation.
         """
         self.root.mkdir(parents=True, exist_ok=True)
         self._remove_debris()
@@ -202,6 +240,8 @@ class IndexStore:
                     f"rebuild wrote {count} documents but the catalog has {expected};"
                     " the live index was left as it was"
                 )
+            if synced is not None:
+                _write_synced(building, synced)
             os.rename(building, gen.path)
             self._point_to(gen)
         except OSError as exc:
@@ -270,3 +310,12 @@ class IndexStore:
         for gen in self.generations():
             if gen.name not in keep:
                 shutil.rmtree(gen.path, ignore_errors=True)
+
+
+def _write_synced(folder: Path, point: SyncPoint) -> None:
+    tmp = folder / f"{SYNCED}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(point.to_dict(), fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, folder / SYNCED)

@@ -30,7 +30,13 @@ from typing import Any
 
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
-from searchapp.errors import CatalogError, ImportRejected, NotFound, SearchappError
+from searchapp.errors import (
+    CatalogError,
+    ImportRejected,
+    NotFound,
+    SearchappError,
+    StoredNotIndexed,
+)
 
 KINDS = ("import", "reindex", "refresh")
 STATES = ("queued", "running", "succeeded", "failed")
@@ -240,6 +246,11 @@ def run(job_id: str, settings: Settings) -> Job:
         error = {"code": exc.code, "message": str(exc),
                  "problems": [{"source": p.source, "line": p.line, "message": p.message}
                               for p in exc.problems]}
+    except StoredNotIndexed as exc:
+        # Failed, not succeeded: the items are stored but not searchable yet; what the
+        # import did is the result.
+        result = exc.result
+        error = {"code": exc.code, "message": str(exc)}
     except SearchappError as exc:
         error = {"code": exc.code, "message": str(exc)}
     except Exception as exc:  # noqa: BLE001 (recorded for the operator; the log has the trace)

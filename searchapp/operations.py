@@ -7,6 +7,8 @@ the import lock, then bring the live index up to date.
 
 from __future__ import annotations
 
+import errno
+import logging
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from searchapp import importers
-from searchapp.catalog import Catalog, ImportReport
+from searchapp.catalog import Catalog, ImportReport, SyncPoint
 from searchapp.config import Settings
 from searchapp.errors import (
     CatalogError,
@@ -25,10 +27,13 @@ from searchapp.errors import (
     NotFound,
     Problem,
     SearchappError,
+    StoredNotIndexed,
 )
 from searchapp.importers.spool import Spool
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
+
+log = logging.getLogger(__name__)
 
 
 class Progress(Protocol):
@@ -47,23 +52,53 @@ def _quiet(phase: str, done: int | None = None, total: int | None = None) -> Non
 class ImportOutcome:
     report: ImportReport
     skipped: list[Problem] = field(default_factory=list)
-    index: str = "updated"  # "updated", "rebuilt" or "unchanged"
+    # "updated", "rebuilt" or "unchanged"; "not updated" (with `index_problem`) when the
+    # items were stored but the index could not be brought up to date.
+    index: str = "updated"
+    repaired: int = 0  # items stored by earlier imports, indexed only now
+    index_problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.report.to_dict(), "index": self.index,
+        return {**self.report.to_dict(), "index": self.index, "repaired": self.repaired,
+                "index_problem": self.index_problem,
                 "errors": [{"source": p.source, "line": p.line, "message": p.message}
                            for p in self.skipped]}
+
+    def summary(self) -> str:
+        """The one line the command line prints."""
+        r = self.report
+        text = (f"imported: {r.added} added, {r.updated} updated, {r.unchanged} unchanged"
+                + (f", {r.skipped} skipped" if r.skipped else ""))
+        if self.index_problem is not None:
+            return f"{text}; stored, but the index was not updated: {self.index_problem}"
+        return text + f"; index {self.index}" + _repaired(self.repaired)
+
+
+def _repaired(n: int) -> str:
+    if not n:
+        return ""
+    return (f" (with {n:,} item{'s' * (n != 1)} an earlier import stored but did not"
+            " index)")
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """What bringing the index up to the catalog did."""
+
+    index: str  # "updated", "rebuilt" or "unchanged"
+    written: int = 0  # documents written (all of them for a rebuild)
 
 
 @dataclass(frozen=True, slots=True)
 class RebuildOutcome:
     generation: str
-    documents: int
+    documents: int  # written (for "unchanged": held)
     seconds: float
+    index: str = "rebuilt"  # or, for `rebuild(if_needed=True)`, "updated" or "unchanged"
 
     def to_dict(self) -> dict[str, Any]:
         return {"generation": self.generation, "documents": self.documents,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "index": self.index}
 
 
 def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = "auto",
@@ -127,14 +162,46 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
         raise ImportRejected(problems)
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+        catalog.record_interrupted()  # under the lock: an import still pending has died
+        before = catalog.sync_point().change
         report = catalog.upsert(_counted(spool.items(), "storing", kept, progress),
                                 sources=[r.source for r in parsed], skipped=len(problems),
                                 keep_changed=UPDATE_AT_MOST)
         outcome = ImportOutcome(report, skipped=problems, index="unchanged")
-        if report.added or report.updated or store.current() is None:
-            outcome.index = _sync(store, catalog,
-                                  report.changed if report.changed_kept else None, progress)
+        try:
+            synced = _sync(store, catalog, progress)
+        except Exception as exc:  # noqa: BLE001 (stored either way: say so, whatever broke)
+            outcome.index, outcome.index_problem = "not updated", _reason(exc)
+            _record_not_indexed(catalog, [report.log_id], outcome.index_problem, exc)
+            raise StoredNotIndexed(outcome.summary(), outcome.to_dict()) from exc
+        outcome.index = synced.index
+        if synced.index == "updated":
+            outcome.repaired = synced.written - catalog.count_changed_since(before)
+        catalog.record_indexed([report.log_id], _logged(synced, outcome.repaired))
     return outcome
+
+
+def _reason(exc: BaseException) -> str:
+    """Why the index could not be brought up to date, for a person."""
+    if isinstance(exc, SearchappError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENOSPC:
+            return f"the disk is full ({exc.filename or exc.strerror})"
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+def _record_not_indexed(catalog: Catalog, log_ids: list[int | None], reason: str,
+                        exc: BaseException) -> None:
+    log.error("items stored but the index was not updated: %s", reason,
+              exc_info=not isinstance(exc, SearchappError))
+    catalog.record_indexed(log_ids, f"not updated: {reason}")
+
+
+def _logged(synced: Synced, repaired: int) -> str:
+    """What the import log says of the index after an import."""
+    return synced.index + (f"; repaired {repaired} items of earlier imports" if repaired else "")
 
 
 @dataclass(slots=True)
@@ -142,7 +209,10 @@ class EachOutcome:
     """`import_each`: per input its report, or the error that kept it out."""
 
     results: list[ImportReport | SearchappError]
-    index: str = "unchanged"  # "updated", "rebuilt" or "unchanged"
+    # "updated", "rebuilt" or "unchanged"; "not updated" (with `index_problem`) when the
+    # items were stored but the index could not be brought up to date.
+    index: str = "unchanged"
+    index_problem: str | None = None
 
 
 def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
@@ -157,10 +227,11 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
     """
     store = IndexStore(settings.index_dir)
     results: list[ImportReport | SearchappError] = []
-    changed: list[Item] = []
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         # An id stays with its organisation: records that would move one are skipped.
         importers.check_organisations(parsed, catalog.organisations_of)
+        catalog.record_interrupted()  # under the lock: an import still pending has died
+        before = catalog.sync_point().change
         for done, result in enumerate(parsed):
             progress("storing", done, len(parsed))
             try:
@@ -170,11 +241,19 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
                 results.append(exc)
                 continue
             results.append(report)
-            changed.extend(report.changed)
         progress("storing", len(parsed), len(parsed))
         outcome = EachOutcome(results)
-        if changed or store.current() is None:
-            outcome.index = _sync(store, catalog, changed, progress)
+        log_ids = [r.log_id for r in results if isinstance(r, ImportReport)]
+        try:
+            synced = _sync(store, catalog, progress)
+        except Exception as exc:  # noqa: BLE001 (stored either way: say so, whatever broke)
+            outcome.index, outcome.index_problem = "not updated", _reason(exc)
+            _record_not_indexed(catalog, log_ids, outcome.index_problem, exc)
+            return outcome
+        outcome.index = synced.index
+        repaired = synced.written - catalog.count_changed_since(before) \
+            if synced.index == "updated" else 0
+        catalog.record_indexed(log_ids, _logged(synced, repaired))
     return outcome
 
 
@@ -191,33 +270,53 @@ def remove_source(settings: Settings, name: str, *, delete_items: bool = False,
         removed = catalog.remove_source(name, delete_items=delete_items)
         if removed:
             expected = catalog.count()
+            point = catalog.sync_point()
             with closing(catalog.iter_items()) as items:
                 store.rebuild(_counted(items, "rebuilding the index", expected, progress),
-                              expected=expected)
+                              expected=expected, synced=point)
     return removed
 
 
-def _sync(store: IndexStore, catalog: Catalog, changed: list[Item] | None,
-          progress: Progress) -> str:
-    """Apply changed items to the live index; rebuild when that is not possible, or when
-    there are too many to list (`changed` is None)."""
-    if changed is not None and store.current() is not None:
+def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
+          point: SyncPoint | None = None) -> Synced:
+    """Bring the live index up to the catalog, by what it holds rather than its count.
+
+    The live generation records the catalog's sync point it was last brought
+    up to (`IndexStore.synced`). The same catalog at the same change and
+    fingerprint: nothing to do. The same catalog further on, with no items
+    removed since: the items changed since then are written into the live
+    generation (also those of an earlier import whose index update was cut
+    off: the repair). Otherwise (no index, another catalog, items removed, a
+    record missing, more than `UPDATE_AT_MOST` items to write, an update that
+    fails), a full rebuild. The caller holds
+    the lock; `point` is the catalog's sync point when the caller has it.
+    """
+    point = point if point is not None else catalog.sync_point()
+    synced = store.synced() if store.current() is not None else None
+    if synced == point:
+        return Synced("unchanged")
+    changed = catalog.count_changed_since(synced.change) if synced is not None else 0
+    # Many changed items are written faster by a whole rebuild (in several processes)
+    # than one at a time by Whoosh's writer.
+    if synced is not None and synced.catalog == point.catalog \
+            and catalog.removed_at() <= synced.change < point.change \
+            and changed <= UPDATE_AT_MOST:
         try:
-            store.update(_counted(changed, "indexing", len(changed), progress),
-                         expected=catalog.count())
-            return "updated"
-        except IndexUnavailable:
-            pass  # missing, damaged or out of step with the catalog: start afresh
+            with closing(catalog.changed_since(synced.change)) as items:
+                store.update(_counted(items, "indexing", changed, progress),
+                             expected=catalog.count())
+            store.mark_synced(point)
+            return Synced("updated", changed)
+        except (IndexUnavailable, OSError) as exc:
+            # Missing, damaged, unwritable or out of step with the catalog: start afresh.
+            log.warning("the index update failed (%s); rebuilding it from the catalog",
+                        _reason(exc))
     expected = catalog.count()
-    try:
-        _check_shrink(store, catalog, expected)
-    except IndexUnavailable as exc:
-        raise IndexUnavailable(f"the items were stored in the catalog, but the index was not"
-                               f" rebuilt from it: {exc}") from exc
+    _check_shrink(store, catalog, expected)
     with closing(catalog.iter_items()) as items:
         store.rebuild(_counted(items, "rebuilding the index", expected, progress),
-                      expected=expected)
-    return "rebuilt"
+                      expected=expected, synced=point)
+    return Synced("rebuilt", expected)
 
 
 def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, *,
@@ -238,7 +337,8 @@ def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, 
 
 
 def rebuild(settings: Settings, *, progress: Progress = _quiet,
-            check_space: bool = True, allow_shrink: bool = False) -> RebuildOutcome:
+            check_space: bool = True, allow_shrink: bool = False,
+            if_needed: bool = False) -> RebuildOutcome:
     """Build a new generation from the catalog and swap it in.
 
     First, unless told not to, check that the disk has room for the new
@@ -246,20 +346,53 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
     not empty or far smaller than the live index (a truncated catalog, or
     SEARCHAPP_CATALOG pointing at the wrong file, would otherwise replace the
     last copy of the real data); refuse if not.
+
+    With `if_needed`, an index that is only behind the catalog (the same
+    catalog, no item removed since, the kept fingerprint the one read afresh)
+    is brought up to date in place, writing only the items changed since
+    (`RebuildOutcome.index` "updated"); one that already holds what the catalog
+    holds is left alone ("unchanged").
     """
     started = time.perf_counter()
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+        catalog.record_interrupted()  # under the lock: an import still pending has died
+        if if_needed:
+            kept = catalog.sync_point()
+            if kept == catalog.sync_point(recompute=True) and _opens_as_declared(store):
+                synced = store.synced()
+                if synced == kept:
+                    return RebuildOutcome(_live_name(store), catalog.count(),
+                                          time.perf_counter() - started, "unchanged")
+                if synced is not None and synced.catalog == kept.catalog \
+                        and catalog.removed_at() <= synced.change < kept.change:
+                    done = _sync(store, catalog, progress, point=kept)
+                    return RebuildOutcome(_live_name(store), done.written,
+                                          time.perf_counter() - started, done.index)
         expected = catalog.count()
         if not allow_shrink:
             _check_shrink(store, catalog, expected)
         if check_space:
             _check_room(store, catalog, expected)
+        point = catalog.refingerprint()
         # Closed here, while the catalog is open, even when the rebuild fails.
         with closing(catalog.iter_items()) as items:
             gen = store.rebuild(_counted(items, "indexing", expected, progress),
-                                expected=expected)
+                                expected=expected, synced=point)
     return RebuildOutcome(gen.name, expected, time.perf_counter() - started)
+
+
+def _live_name(store: IndexStore) -> str:
+    gen = store.current()
+    return gen.name if gen is not None else ""
+
+
+def _opens_as_declared(store: IndexStore) -> bool:
+    try:
+        store.document_count()
+    except IndexUnavailable:
+        return False
+    return store.written_as_declared()
 
 
 # Room a new generation is expected to take: the live one's size per item times
@@ -321,13 +454,59 @@ def _check_room(store: IndexStore, catalog: Catalog, items: int) -> None:
 
 def index_is_current(settings: Settings) -> bool:
     """Whether the live index opens, was written with today's fields (and title boost),
-    and holds as many documents as the catalog."""
+    and holds what the catalog holds: it records the catalog's id, change count and
+    fingerprint, and the fingerprint, read afresh from every item, is the one the catalog
+    keeps (an edit made behind searchapp's back shows there), and the document count
+    agrees."""
+    return index_problem(settings) is None
+
+
+def index_problem(settings: Settings, *, recompute: bool = True) -> str | None:
+    """Why the live index does not hold what the catalog holds (None: it does).
+
+    With `recompute`, the catalog's fingerprint is read afresh from every item
+    (`reindex --if-needed`); without, the one kept with the catalog is used
+    (`/healthz`, cheap).
+    """
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     try:
         documents = store.document_count()
-    except IndexUnavailable:
-        return False
+    except IndexUnavailable as exc:
+        return str(exc)
     if not store.written_as_declared():
-        return False
+        return ("the index was written with other fields or another title boost; run"
+                " `searchapp reindex`")
     with Catalog(settings.catalog) as catalog:
-        return documents == catalog.count()
+        return sync_problem(store, catalog, documents, recompute=recompute)
+
+
+def sync_problem(store: IndexStore, catalog: Catalog, documents: int, *,
+                 recompute: bool = False) -> str | None:
+    """Why the live generation (holding `documents`) is not the catalog's content, by
+    what it records it was brought up to (None: it is)."""
+    synced = store.synced()
+    point = catalog.sync_point(recompute=recompute)
+    if synced is None:
+        return ("the index does not record which catalog change it holds (built by an"
+                " older searchapp, or its record is damaged); run `searchapp reindex`")
+    if synced.catalog != point.catalog:
+        return ("the index was built from another catalog; run `searchapp reindex` (or"
+                " point SEARCHAPP_CATALOG at the right catalog)")
+    if synced.change < point.change:
+        behind = catalog.count_changed_since(synced.change)
+        last = catalog.imports(limit=1)
+        said = last[0].get("indexed") if last else None
+        why = f" (the last import: index {said})" if said and not said.startswith(
+            ("updated", "rebuilt", "unchanged")) else ""
+        return (f"the index is behind the catalog: {behind:,} item{'s' * (behind != 1)}"
+                f" stored but not indexed{why}; the next import or `searchapp reindex"
+                " --if-needed` indexes them")
+    if synced != point:
+        return ("the catalog's content differs from what the index holds (changed outside"
+                " searchapp, or an older copy of the catalog put in its place); run"
+                " `searchapp reindex`")
+    items = catalog.count()
+    if documents != items:
+        return (f"the index holds {documents:,} documents and the catalog {items:,} items;"
+                " run `searchapp reindex`")
+    return None

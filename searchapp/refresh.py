@@ -69,7 +69,10 @@ class SourceResult:
 @dataclass(slots=True)
 class RefreshOutcome:
     results: list[SourceResult] = field(default_factory=list)
-    index: str = "unchanged"  # "updated", "rebuilt" or "unchanged"
+    # "updated", "rebuilt" or "unchanged"; "not updated" (with `index_problem`) when items
+    # were stored but the index could not be brought up to date.
+    index: str = "unchanged"
+    index_problem: str | None = None
 
     @property
     def failed(self) -> list[SourceResult]:
@@ -77,7 +80,7 @@ class RefreshOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {"sources": [r.to_dict() for r in self.results], "index": self.index,
-                "failed": len(self.failed)}
+                "index_problem": self.index_problem, "failed": len(self.failed)}
 
 
 def _quiet(phase: str, done: int | None = None, total: int | None = None) -> None:
@@ -141,7 +144,7 @@ def refresh(settings: Settings, names: Sequence[str] = (), *,
             for source, *_ in to_store:
                 results[source.name] = _failed(source, str(exc), now, forget_validators=True)
         else:
-            outcome.index = stored.index
+            outcome.index, outcome.index_problem = stored.index, stored.index_problem
             for (source, answer, kind, parsed), report in zip(to_store, stored.results,
                                                               strict=True):
                 if isinstance(report, ImportReport):

@@ -64,4 +64,5 @@ def from_stored(stored: Mapping[str, Any]) -> Item:
         url=stored.get("url") or None,
         language=stored.get("language", "en"),
         source=stored.get("source", ""),
+        source_url=stored.get("source_url") or None,
     )

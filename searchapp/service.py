@@ -13,10 +13,12 @@ per-reader columns (`searchapp.facets`), then rank only what the page needs
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,10 @@ from searchapp.engine import (
     Snapshot,
     open_snapshot,
 )
+from searchapp.engine.health import Checked
+from searchapp.engine.health import check as check_index
+from searchapp.engine.health import missing as missing_files
+from searchapp.errors import IndexUnavailable, SearchappError
 from searchapp.facets import Columns, Counted
 from searchapp.fields import FACET_FIELDS, TEXT_FIELDS, UNDATED
 from searchapp.highlight import FRAGMENT_CHARS, highlight
@@ -54,6 +60,8 @@ SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this matc
 RELATED = 5
 
 __all__ = ["Engine", "FacetValue", "Hit", "Related", "SearchPage", "SearchQuery"]
+
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -100,14 +108,56 @@ class Engine:
         self._columns, self._browse = None, None
         self._snapshot, self._stamp, self._generation = None, None, None
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Hold the lock while reading the index. An error from reading it, when a health
+        check (`check`) then finds the live generation damaged, becomes `IndexUnavailable`
+        with the check's reason (503, never a traceback) and the snapshot is dropped (so
+        the next request reopens it: a segment whose arrays file is damaged is then
+        searched through Whoosh's postings). Any other error stays what it is."""
+        with self._lock:
+            try:
+                yield
+            except SearchappError:
+                raise
+            except Exception as exc:
+                problem = self._damage()
+                if problem is None:
+                    raise
+                log.error("a search met a damaged index (%s: %s): %s", exc.__class__.__name__,
+                          exc, problem)
+                self._drop()
+                raise IndexUnavailable(problem) from exc
+
+    def _damage(self) -> str | None:
+        try:
+            return self.check().problem()
+        except IndexUnavailable as exc:
+            return str(exc)
+
+    def check(self) -> Checked:
+        """Read what searches need from every segment of the live generation, afresh
+        (`searchapp.engine.health`); `IndexUnavailable` when it does not open at all."""
+        ix = self.store.open_index()
+        try:
+            return check_index(ix)
+        finally:
+            ix.close()
+
     def _current(self) -> Snapshot:
         """The snapshot, reopened after a swap or refreshed after new commits."""
         stamp = self.store.pointer_stamp()
         if self._snapshot is None or stamp != self._stamp:
             self._drop()
             gen = self.store.current()
-            self._snapshot = open_snapshot(self.store.open_index(), choice=self._choice,
-                                           weighting=self._weighting)
+            ix = self.store.open_index()
+            # A segment file gone: say which, rather than let Whoosh fail half-way through
+            # opening the segments (and leave files open).
+            problem = missing_files(ix).problem()
+            if problem is not None:
+                ix.close()
+                raise IndexUnavailable(problem)
+            self._snapshot = open_snapshot(ix, choice=self._choice, weighting=self._weighting)
             self._stamp, self._generation = stamp, gen.name if gen else None
         elif not self._snapshot.up_to_date():
             self._snapshot = self._snapshot.refresh()
@@ -125,41 +175,41 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         """Which path serves (and why), and how often it handed work to Whoosh."""
-        with self._lock:
+        with self._reading():
             snapshot = self._current()
             return {"kind": snapshot.kind, "reason": snapshot.reason,
                     "fallbacks": FALLBACKS.snapshot()}
 
     def doc_count(self) -> int:
-        with self._lock:
+        with self._reading():
             return self._current().doc_count()
 
     def version(self) -> str:
         """Changes whenever what a search can return changes (for ETags)."""
-        with self._lock:
+        with self._reading():
             snapshot = self._current()  # first: it sets the generation on a first call
             return f"{self._generation}.{snapshot.version()}"
 
     def get(self, item_id: str) -> Item | None:
-        with self._lock:
+        with self._reading():
             snapshot = self._current()
             doc = snapshot.find(item_id)
             return None if doc is None else from_stored(snapshot.stored(doc))
 
     def complete(self, text: str, *, limit: int = 8) -> list[str]:
         """Whole queries completing what is being typed (`searchapp.suggest`)."""
-        with self._lock:
+        with self._reading():
             return complete(self._current().vocabulary(), text, limit=limit)
 
     def wanted(self, text: str, *, match: str = "all") -> set[str]:
         """The index terms a query looks for (what its highlights mark)."""
-        with self._lock:
+        with self._reading():
             built = parser.build(parser.parse(text), self._current().vocabulary(), match=match)
             return set(built.wanted) if built is not None else set()
 
     def related(self, item: Item, *, limit: int = RELATED) -> list[Related]:
         """Items about the same things: the item's most telling words, searched."""
-        with self._lock:
+        with self._reading():
             snapshot = self._current()
             key_terms = _key_terms(snapshot, f"{item.title} {item.summary}")
             if not key_terms:
@@ -171,7 +221,7 @@ class Engine:
             return [r for r in found if r.item.id != item.id][:limit]
 
     def search(self, request: SearchQuery) -> SearchPage:
-        with self._lock:
+        with self._reading():
             snapshot = self._current()
             columns = self._columns_for(snapshot)
             vocabulary = snapshot.vocabulary()

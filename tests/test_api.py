@@ -74,5 +74,6 @@ def test_html_404_outside_the_api(client: FlaskClient) -> None:
 def test_healthz(client: FlaskClient) -> None:
     data = client.get("/healthz").get_json()
     engine = data.pop("engine")
-    assert data == {"status": "ok", "items": 35, "documents": 35, "generation": "gen-000001"}
+    assert data == {"status": "ok", "items": 35, "documents": 35, "generation": "gen-000001",
+                    "checked": {"segments": 1, "files": 6, "arrays": 1}}
     assert engine["kind"] == "arrays" and isinstance(engine["fallbacks"], dict)

@@ -44,12 +44,13 @@ def test_a_much_smaller_catalog_needs_force(cli: Cli, settings: Settings,
     small.write_text(json.dumps({"id": "s1", "title": "A small catalog"}) + "\n")
     settings.catalog.unlink()
     result = cli("import", small, "--org", "ICA", "-q")  # into a new, nearly empty catalog
-    assert result.exit_code == 1
-    assert "the items were stored in the catalog, but the index was not rebuilt" in \
-        result.output and "the rebuild would drop 40 of them" in result.output
-    assert documents(cli) == 41  # the 40 kept, the new one added
+    assert result.exit_code == 3  # stored, not indexed: neither a success nor nothing done
+    assert "imported: 1 added, 0 updated, 0 unchanged; stored, but the index was not" \
+        " updated: refusing to rebuild" in result.output
+    assert "the rebuild would drop 39 of them" in result.output
+    assert documents(cli) == 40  # the 40 kept (another catalog: only a rebuild could add)
     result = cli("reindex", "-q")
-    assert result.exit_code == 1 and "the rebuild would drop 40 of them" in result.output
-    assert documents(cli) == 41
+    assert result.exit_code == 1 and "the rebuild would drop 39 of them" in result.output
+    assert documents(cli) == 40
     result = cli("reindex", "--force", "-q")
     assert result.exit_code == 0 and documents(cli) == 1

@@ -105,6 +105,12 @@ class ArraysSnapshot(WhooshSnapshot):
 
     # Terms ----------------------------------------------------------------
 
+    def up_to_date(self) -> bool:
+        """Also False once an arrays file in use has changed on disk since it was verified
+        (the refreshed snapshot verifies it again, and leaves it out if it is damaged)."""
+        return super().up_to_date() and all(
+            leaf.arrays is None or leaf.arrays.unchanged() for leaf in self._leaves)
+
     def refresh(self) -> ArraysSnapshot:
         self._release()
         return ArraysSnapshot(self.searcher.refresh(), reason=self.reason,

@@ -630,3 +630,61 @@ def leaf_positions(leaf: IndexReader, fieldname: str, word: str, local: NDArray[
             low = high
         m._next_block()
     return keys
+
+
+# Checking ---------------------------------------------------------------------
+
+# The files a Whoosh 3 segment must have (terms, postings, stored fields), unless it is
+# one compound file (`.seg`), as segments Whoosh writes itself are.
+_SEGMENT_FILES = (".trm", ".pst", "._stored.col")
+
+
+def segment_files(ix: Index) -> tuple[str, list[str]] | None:
+    """The folder of an on-disk index and the ids of its segments (from its table of
+    contents, without opening them); None for an index not in a folder."""
+    folder = getattr(ix.storage, "folder", None)
+    if folder is None:
+        return None
+    return folder, [segment.segment_id() for segment in ix._segments()]
+
+
+def missing_files(folder: str, segid: str) -> list[str]:
+    """The files a segment must have that are missing or unreadable, for people."""
+    present = {name for name in os.listdir(folder) if name.startswith(f"{segid}.")}
+    wanted = [f"{segid}.seg"] if f"{segid}.seg" in present else \
+        [f"{segid}{ext}" for ext in _SEGMENT_FILES]
+    problems = [f"{name} is missing" for name in wanted if name not in present]
+    for name in sorted(present):
+        try:
+            with open(os.path.join(folder, name), "rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            problems.append(f"{name} cannot be read ({exc.strerror or exc})")
+    return problems
+
+
+def check_segment(leaf: IndexReader) -> list[str]:
+    """Read from one open segment what a search needs: a stored document at each end, and
+    the first postings of every indexed field. What failed, for people."""
+    segment = getattr(leaf, "_segment", None)
+    segid = segment.segment_id() if segment is not None else "?"
+    problems: list[str] = []
+    n = int(leaf.doc_count_all())
+    for doc in sorted({0, n - 1}) if n else ():
+        try:
+            leaf.stored_fields(doc)
+        except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on damaged files)
+            problems.append(f"segment {segid}: stored fields of document {doc} cannot be read"
+                            f" ({exc.__class__.__name__}: {exc})")
+            break
+    for fieldname in leaf.indexed_field_names():
+        try:
+            for term in itertools.islice(leaf.lexicon(fieldname), 1):
+                matcher = leaf.postings(fieldname, term)
+                if matcher.is_active():
+                    matcher.id()
+                    matcher.weight()
+        except Exception as exc:  # noqa: BLE001 (as above)
+            problems.append(f"segment {segid}: the terms or postings of field {fieldname}"
+                            f" cannot be read ({exc.__class__.__name__}: {exc})")
+    return problems

@@ -235,7 +235,12 @@ SCHEMAS: dict[str, Any] = {
         "required": ["sources", "index", "failed"],
         "properties": {
             "sources": {"type": "array", "items": _ref("SourceResult")},
-            "index": {"type": "string", "enum": ["updated", "rebuilt", "unchanged"]},
+            "index": {"type": "string",
+                      "enum": ["updated", "rebuilt", "unchanged", "not updated"]},
+            "index_problem": {"type": ["string", "null"],
+                              "description": "Why the index was not updated (the items"
+                                             " are stored; the next import or `searchapp"
+                                             " reindex --if-needed` indexes them)."},
             "failed": {"type": "integer", "minimum": 0}},
     },
     "Problem": {
@@ -261,9 +266,14 @@ SCHEMAS: dict[str, Any] = {
             "finished": {"type": ["string", "null"], "format": "date-time"},
             "result": {"type": ["object", "null"],
                        "description": "What the job did: an import's added / updated /"
-                                      " unchanged / skipped counts and skipped problems, a"
-                                      " rebuild's generation, documents and seconds, a"
-                                      " refresh's RefreshResponse."},
+                                      " unchanged / skipped counts, skipped problems, `index`"
+                                      " (updated, rebuilt, unchanged, or `not updated` with"
+                                      " `index_problem`) and `repaired` (items of earlier"
+                                      " imports indexed only now); a rebuild's generation,"
+                                      " documents and seconds; a refresh's RefreshResponse."
+                                      " An import whose items were stored but not indexed"
+                                      " is `failed` with error code `stored_not_indexed`"
+                                      " and has this result too."},
             "error": {"oneOf": [{"type": "null"}, {
                 "type": "object", "required": ["code", "message"], "additionalProperties": False,
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"},
@@ -279,7 +289,23 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
             "items": {"type": "integer"}, "documents": {"type": "integer"},
-            "generation": _NULLABLE_STR, "problem": {"type": "string"},
+            "generation": _NULLABLE_STR,
+            "problem": {"type": "string", "description":
+                        "Why not ok. unavailable (503): the index cannot be opened or a"
+                        " segment file is missing or unreadable (searches answer 503 with"
+                        " the same reason). degraded (200): a posting arrays file is"
+                        " damaged (searches of its segment fall back to Whoosh's postings),"
+                        " or the index does not hold what the catalog holds (items stored"
+                        " but not indexed, with the last import's reason; another catalog;"
+                        " content changed outside searchapp)."},
+            "checked": {
+                "type": "object", "required": ["segments", "files", "arrays"],
+                "description": "What the check read afresh from the live generation: its"
+                               " segments, their files, and the posting arrays files whose"
+                               " size, checksums and structure were verified.",
+                "properties": {"segments": {"type": "integer", "minimum": 0},
+                               "files": {"type": "integer", "minimum": 0},
+                               "arrays": {"type": "integer", "minimum": 0}}},
             "engine": {
                 "type": "object", "required": ["kind", "reason", "fallbacks"],
                 "description": "The search path serving this process (SEARCHAPP_ENGINE) and"
@@ -422,9 +448,11 @@ def openapi() -> dict[str, Any]:
             }},
             "/healthz": {"get": {
                 "operationId": "health",
-                "summary": "Status, item count and index generation",
+                "summary": "Status, item count and index generation, with every segment of"
+                           " the live generation opened and its arrays files verified",
                 "responses": {"200": _json(_ref("Health"), "Serving (status ok or degraded)."),
-                              "503": _json(_ref("Health"), "The index cannot be opened.")},
+                              "503": _json(_ref("Health"), "The index cannot be opened or a"
+                                           " segment of it is damaged.")},
             }},
             "/api/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This description",

@@ -1,0 +1,194 @@
+"""The index is compared with the catalog by content, and repaired (#11, finding 4).
+
+Each live generation records the catalog change and fingerprint it holds
+(`index/gen-*/SYNCED`). An import whose items were stored but whose index
+update failed (killed, a full disk) says so (exit status 3, a failed job with
+its result, `/healthz` degraded with the reason, the import log), and the next
+import, even an unchanged one, or `reindex --if-needed` indexes what is missing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SAMPLES, Cli, app_over
+from test_faults import run, searchapp, tmpfs
+
+from searchapp import operations
+from searchapp.catalog import Catalog
+from searchapp.config import Settings
+from searchapp.indexer import IndexStore
+
+sys.path.insert(0, str(ROOT / "bench"))
+from live import write_items
+
+TOKEN = "sync-test-token"
+
+
+def health(settings: Settings) -> dict[str, object]:
+    with app_over(settings) as app:
+        response = app.test_client().get("/healthz")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def found(settings: Settings, q: str) -> list[str]:
+    with app_over(settings) as app:
+        body = app.test_client().get("/api/search", query_string={"q": q}).get_json()
+    return [hit["id"] for hit in body["hits"]]
+
+
+def import_log(settings: Settings) -> list[str]:
+    """What the import log says of the index, oldest import first."""
+    with Catalog(settings.catalog) as catalog:
+        return [row["indexed"] for row in reversed(catalog.imports(limit=100))]
+
+
+def test_an_edit_that_keeps_the_count_is_seen_and_rebuilt(samples: Settings, cli: Cli) -> None:
+    assert health(samples)["status"] == "ok"
+    assert cli("reindex", "--if-needed", "-q").output == "index is up to date; nothing to do\n"
+    with sqlite3.connect(samples.catalog) as db:  # behind searchapp's back: same count
+        (item_id,) = db.execute("SELECT id FROM items ORDER BY id LIMIT 1").fetchone()
+        db.execute("UPDATE items SET title = 'Zanzibar clove growers unite' WHERE id = ?",
+                   (item_id,))
+    assert found(samples, "zanzibar") == []
+    result = cli("reindex", "--if-needed", "-q")
+    assert result.exit_code == 0, result.output
+    assert "the catalog's content differs from what the index holds" in result.output
+    assert "rebuilt gen-000002: 35 items" in result.output
+    assert found(samples, "zanzibar") == [item_id]
+    assert cli("reindex", "--if-needed", "-q").output == "index is up to date; nothing to do\n"
+
+
+def test_an_older_copy_of_the_catalog_with_the_same_count_is_seen(
+        samples: Settings, cli: Cli, tmp_path: Path) -> None:
+    older = tmp_path / "older.sqlite3"
+    assert cli("backup", older).exit_code == 0
+    with Catalog(samples.catalog) as catalog:
+        item = next(catalog.iter_items())
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text(json.dumps({"id": item.id, "organisation": item.organisation,
+                                  "title": "Quinoa growers federate"}) + "\n")
+    assert cli("import", edited, "-q").exit_code == 0
+    assert found(samples, "quinoa") == [item.id]
+    # Put back by copying the file (not `searchapp restore`): same count, older titles.
+    for suffix in ("-wal", "-shm"):
+        Path(f"{samples.catalog}{suffix}").unlink(missing_ok=True)
+    older.replace(samples.catalog)
+    body = health(samples)
+    assert body["status"] == "degraded" and body["items"] == body["documents"] == 35
+    assert "the catalog's content differs from what the index holds" in str(body["problem"])
+    result = cli("reindex", "--if-needed", "-q")
+    assert result.exit_code == 0 and "rebuilt" in result.output
+    assert found(samples, "quinoa") == []
+    assert health(samples)["status"] == "ok"
+
+
+def test_an_import_killed_after_storing_is_repaired_by_the_next_one(
+        settings: Settings, cli: Cli, tmp_path: Path) -> None:
+    operations.import_paths(settings, [SAMPLES])
+    batch = write_items(tmp_path / "batch.jsonl", 4_000)
+    proc = searchapp(settings, "import", str(batch), "--org", "ILO", "-q")
+    # Killed the moment the catalog has committed, while the index is being updated.
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{settings.catalog}?mode=ro", uri=True) as db:
+            if db.execute("SELECT count(*) FROM items").fetchone()[0] > 35:
+                break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    if proc.returncode != -signal.SIGKILL:
+        pytest.skip("the import ended before it could be killed")
+    assert import_log(settings) == ["rebuilt", "pending"]
+    body = health(settings)
+    assert body["status"] == "degraded" and body["items"] == 4_035
+    assert "4,000 items stored but not indexed" in str(body["problem"])
+    assert "the next import or `searchapp reindex --if-needed` indexes them" in \
+        str(body["problem"])
+
+    # The same import again: nothing changes in the catalog, and the index catches up.
+    result = cli("import", batch, "--org", "ILO", "-q")
+    assert result.exit_code == 0, result.output
+    assert result.output == ("imported: 0 added, 0 updated, 4000 unchanged; index updated"
+                             " (with 4,000 items an earlier import stored but did not"
+                             " index)\n")
+    with app_over(settings) as app:
+        assert app.test_client().get("/api/search").get_json()["total"] == 4_035
+    assert health(settings)["status"] == "ok"
+    assert import_log(settings) == ["rebuilt", "interrupted before the index was updated",
+                                    "updated; repaired 4000 items of earlier imports"]
+
+
+def test_reindex_if_needed_indexes_only_what_is_missing(settings: Settings,
+                                                         tmp_path: Path) -> None:
+    operations.import_paths(settings, [SAMPLES])
+    store = IndexStore(settings.index_dir)
+    before = store.synced()
+    assert before is not None
+    with Catalog(settings.catalog) as catalog:  # stored, index never told (a kill)
+        from searchapp.importers import collect
+        (parsed,) = collect([write_items(tmp_path / "more.jsonl", 30)], organisation="ILO")
+        catalog.upsert(r.item for r in parsed.records)
+    result = run(settings, "reindex", "--if-needed", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "the index is behind the catalog: 30 items stored but not indexed" in result.stderr
+    assert result.stdout.startswith("brought gen-000001 up to date: 30 items indexed")
+    assert store.current() is not None and store.current().name == "gen-000001"  # no rebuild
+    assert run(settings, "reindex", "--if-needed").stdout == \
+        "index is up to date; nothing to do\n"
+
+
+def test_a_full_index_disk_during_an_import_is_stored_not_indexed_then_repaired(
+        tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "small", "700k") as disk:
+        settings = Settings.load({"catalog": tmp_path / "catalog.sqlite3",
+                                  "index_dir": disk / "index"}, environ={})
+        operations.import_paths(settings, [SAMPLES])
+        batch = write_items(tmp_path / "batch.jsonl", 3_000)
+        result = run(settings, "import", str(batch), "--org", "ILO", "-q")
+        assert result.returncode == 3, result.stderr
+        assert result.stdout == ""
+        assert "imported: 3000 added, 0 updated, 0 unchanged; stored, but the index was not" \
+               " updated: " in result.stderr and "the disk is full" in result.stderr
+        assert "Traceback" not in result.stderr
+        body = health(settings)
+        assert body["status"] == "degraded" and body["documents"] == 35
+        assert "3,000 items stored but not indexed (the last import: index not updated:" \
+            in str(body["problem"]) and "the disk is full" in str(body["problem"])
+
+        # Over HTTP the job fails (never a plain success) and carries what was stored.
+        with app_over(settings, admin_token=TOKEN) as app:
+            client = app.test_client()
+            response = client.post(
+                "/api/admin/imports?wait=120", headers={"Authorization": f"Bearer {TOKEN}"},
+                data={"file": (io.BytesIO(b'{"id": "late1", "title": "Dairy cooperatives'
+                                          b' merge"}\n'), "late.jsonl"),
+                      "organisation": "ICA"}, content_type="multipart/form-data")
+            job = response.get_json()
+        assert job["state"] == "failed", job
+        assert job["error"]["code"] == "stored_not_indexed"
+        assert job["result"]["added"] == 1 and job["result"]["index"] == "not updated"
+        assert "the disk is full" in job["result"]["index_problem"]
+
+        grown = subprocess.run(["mount", "-o", "remount,size=64m", str(disk)],
+                               capture_output=True, check=False)
+        assert grown.returncode == 0, grown.stderr
+        result = run(settings, "import", str(batch), "--org", "ILO", "-q")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == ("imported: 0 added, 0 updated, 3000 unchanged; index"
+                                 " updated (with 3,001 items an earlier import stored but"
+                                 " did not index)\n")
+        assert found(settings, "dairy") == ["late1"]
+        assert health(settings)["status"] == "ok"
+        log = import_log(settings)
+        assert log[1].startswith("not updated: ") and "the disk is full" in log[1]
+        assert log[-1] == "updated; repaired 3001 items of earlier imports"
