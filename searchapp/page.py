@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from searchapp.fields import FACETS
@@ -57,6 +57,14 @@ class SearchPage:
     suggestion: str | None = None
     # With no item having every word: how many have any of them (else None).
     any_words_total: int | None = None
+    # What of the query was left out or narrowed to bound its work (for the reader).
+    warnings: tuple[str, ...] = ()
+    # The time budget ran out: these are the best of the matches found in time.
+    partial: bool = False
+    window: int | None = None  # results that can be paged through (max_result_window)
+    # Work done (posting lists and postings read, documents rescored): for tests and
+    # benchmarks, not shown.
+    work: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def sort(self) -> str:
@@ -64,7 +72,11 @@ class SearchPage:
 
     @property
     def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.query.per_page))
+        """Pages of results, up to the last one within the result window."""
+        pages = math.ceil(self.total / self.query.per_page)
+        if self.window is not None:
+            pages = min(pages, self.window // self.query.per_page)
+        return max(1, pages)
 
     def to_dict(self) -> dict[str, Any]:
         q = self.query
@@ -79,6 +91,8 @@ class SearchPage:
             "suggestion": self.suggestion,
             "any_words": (None if self.any_words_total is None
                           else {"match": "any", "total": self.any_words_total}),
+            "partial": self.partial,
+            "warnings": list(self.warnings),
         }
 
 

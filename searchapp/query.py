@@ -21,12 +21,22 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from searchapp.analysis import analyzer, fold
-from searchapp.engine import And, Every, Nothing, Or, Phrase, Query, Term, Vocabulary
+from searchapp.engine import And, Budget, Every, Nothing, Or, Phrase, Query, Term, Vocabulary
 from searchapp.fields import TEXT_FIELDS
 
-MAX_CLAUSES = 32  # parts of a query beyond this are ignored
+MAX_CLAUSES = 32  # words or parts that must all match (AND) beyond this are ignored
+# The whole query's work is bounded too (OR and NOT parts included), so one request
+# cannot hold a worker: at most this many parts in all ...
+MAX_QUERY_CLAUSES = 256
+# ... and at most this many terms and phrases (one per field searched) once expanded:
+# prefixes and synonyms included. Prefixes share what the other parts leave.
+MAX_QUERY_TERMS = 512
 MAX_PREFIX_TERMS = 64  # a prefix matches at most this many (most frequent) words
-PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them
+PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them,
+# shared by all the prefixes of one query: index terms (cheap to list) ...
+QUERY_SCAN_LIMIT = 20_000
+# ... and unstemmed spelling words (each stemmed to find its term: dearer).
+QUERY_WORD_SCAN_LIMIT = 2_000
 MIN_PREFIX = 2
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -66,6 +76,7 @@ class ParsedQuery:
 
     groups: tuple[tuple[Clause, ...], ...] = ()
     negatives: tuple[Clause, ...] = ()
+    dropped: int = 0  # parts left out, over MAX_CLAUSES or MAX_QUERY_CLAUSES
 
     @property
     def has_words(self) -> bool:
@@ -90,6 +101,8 @@ class Built:
     # What must not match. Kept apart rather than as an AndNot query: Whoosh
     # 2.7.4's AndNotMatcher lets excluded documents through.
     exclude: Query | None = None
+    # What of the query was left out or narrowed to bound its work, for the reader.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def everything(self) -> bool:
@@ -137,6 +150,7 @@ def parse(text: str) -> ParsedQuery:
     negatives: list[Clause] = []
     pending_or = False
     pending_not = False
+    clauses = dropped = 0
     for match in _TOKEN.finditer(text):
         if match["quote"]:
             continue
@@ -154,17 +168,21 @@ def parse(text: str) -> ParsedQuery:
         pending_not = False
         if clause is None:
             continue
+        joins = pending_or and not negated
+        pending_or = False
+        if clauses >= MAX_QUERY_CLAUSES or (
+                not joins and len(groups) + len(negatives) >= MAX_CLAUSES):
+            dropped += 1
+            continue
+        clauses += 1
         if negated:
             negatives.append(clause)
-        elif pending_or:
+        elif joins:
             groups[-1].append(clause)
         else:
             groups.append([clause])
-        pending_or = False
-        if len(groups) + len(negatives) >= MAX_CLAUSES:
-            break
     merged = _apply_synonyms(groups)
-    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives))
+    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives), dropped)
 
 
 # Synonyms -----------------------------------------------------------------
@@ -235,16 +253,65 @@ def _expand_single(clause: Clause, index: dict[tuple[str, ...], tuple[Expression
 # Building -----------------------------------------------------------------
 
 
-def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
-          ) -> Built | None:
+class _Allowance:
+    """What one query may still expand into (`MAX_QUERY_TERMS`, `QUERY_SCAN_LIMIT`,
+    `QUERY_WORD_SCAN_LIMIT`), shared fairly among its prefixes, and what was
+    narrowed on the way."""
+
+    def __init__(self, parsed: ParsedQuery, budget: Budget | None = None) -> None:
+        self.budget = budget
+        clauses = [*parsed.positives, *parsed.negatives]
+        prefixes = [c for c in clauses if c.prefix is not None]
+        fixed = sum(len(c.fields) * max(1, len(c.expressions))
+                    for c in clauses if c.prefix is None)
+        self.terms = MAX_QUERY_TERMS
+        room = max(0, MAX_QUERY_TERMS - fixed)
+        per_field = sum(len(c.fields) for c in prefixes) or 1
+        self.prefix_terms = min(MAX_PREFIX_TERMS, max(1, room // per_field))
+        self.term_scan = min(PREFIX_SCAN_LIMIT, max(1, QUERY_SCAN_LIMIT // per_field))
+        self.word_scan = min(PREFIX_SCAN_LIMIT, max(1, QUERY_WORD_SCAN_LIMIT // per_field))
+        self.narrowed: list[str] = []  # prefixes that reached their share
+        self.cut: list[str] = []  # parts whose alternatives were left out
+
+    def take(self) -> bool:
+        """One more term or phrase, if the query may still have it."""
+        if self.terms <= 0:
+            return False
+        self.terms -= 1
+        return True
+
+    def warnings(self, dropped: int) -> list[str]:
+        out = []
+        if dropped:
+            out.append(f"The search has too many parts: {dropped:,} of them were left out"
+                       f" (at most {MAX_CLAUSES} that must all match, and"
+                       f" {MAX_QUERY_CLAUSES} in all).")
+        if self.narrowed:
+            named = ", ".join(self.narrowed[:5])
+            more = f" and {len(self.narrowed) - 5} more" if len(self.narrowed) > 5 else ""
+            share = self.prefix_terms
+            out.append(f"{named}{more}: each searched for at most {share} of the words"
+                       f" starting with it, to keep the search quick.")
+        if self.cut:
+            out.append(f"Some alternatives of {', '.join(self.cut[:5])} were left out: one"
+                       f" search looks for at most {MAX_QUERY_TERMS} words and phrases.")
+        return out
+
+
+def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
+          budget: Budget | None = None) -> Built | None:
     """The Whoosh query for `parsed` (None: no words, list everything).
 
-    `match="any"` joins the groups with OR instead of AND.
+    `match="any"` joins the groups with OR instead of AND. The query is bounded
+    as a whole (`MAX_QUERY_TERMS`, `QUERY_SCAN_LIMIT`); what was left out to
+    bound it is said in `Built.warnings`. With a `budget` whose time runs out,
+    prefixes stop looking for more words.
     """
     if not parsed.has_words:
         return None
     built = Built(Nothing())
-    parts = [_group(g, vocabulary, built.wanted) for g in parsed.groups]
+    allowance = _Allowance(parsed, budget)
+    parts = [_group(g, vocabulary, built.wanted, allowance) for g in parsed.groups]
     positive: Query
     if not parts:
         positive = Every()
@@ -253,31 +320,50 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
     else:
         positive = And(tuple(parts)) if match == "all" else Or(tuple(parts))
     if parsed.negatives:
-        built.exclude = Or(tuple(_clause_query(c, vocabulary, set()) for c in parsed.negatives))
+        built.exclude = Or(tuple(_clause_query(c, vocabulary, set(), allowance)
+                                 for c in parsed.negatives))
     built.query = positive
+    built.warnings = allowance.warnings(parsed.dropped)
     return built
 
 
-def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str]) -> Query:
-    queries = [_clause_query(c, vocabulary, wanted) for c in group]
+def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str],
+           allowance: _Allowance) -> Query:
+    queries = [_clause_query(c, vocabulary, wanted, allowance) for c in group]
     return queries[0] if len(queries) == 1 else Or(tuple(queries))
 
 
-def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str]) -> Query:
+def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
+                  allowance: _Allowance) -> Query:
     alternatives: list[Query] = []
+    cut = False
     if clause.prefix is not None:
-        for term in expand_prefix(vocabulary, clause.prefix, clause.terms[0], clause.fields):
-            wanted.add(term)
-            alternatives.extend(Term(f, term) for f in clause.fields)
+        terms, more = _expand(vocabulary, clause.prefix, clause.terms[0], clause.fields,
+                              limit=allowance.prefix_terms, scan=allowance.term_scan,
+                              word_scan=allowance.word_scan, budget=allowance.budget)
+        if more and allowance.prefix_terms < MAX_PREFIX_TERMS:
+            allowance.narrowed.append(clause.text)
+        for term in terms:
+            for f in clause.fields:
+                if allowance.take():
+                    wanted.add(term)
+                    alternatives.append(Term(f, term))
+                else:
+                    cut = True
         if not alternatives:  # nothing starts with it: a term that matches nothing
             alternatives.append(Term(clause.fields[0], clause.prefix))
     for terms in clause.expressions if clause.prefix is None else ():
-        wanted.update(terms)
         for f in clause.fields:
+            if not allowance.take() and alternatives:
+                cut = True
+                continue
+            wanted.update(terms)
             if len(terms) == 1:
                 alternatives.append(Term(f, terms[0]))
             else:
                 alternatives.append(Phrase(f, tuple(terms)))
+    if cut:
+        allowance.cut.append(clause.text)
     return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
 
 
@@ -289,31 +375,41 @@ def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tup
     `cooperat*` finds "cooperatives" although its stem is "cooper"; stems that
     start with the prefix count too.
     """
+    return _expand(vocabulary, folded, stemmed, fields)[0]
+
+
+def _expand(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str, ...], *,
+            limit: int = MAX_PREFIX_TERMS, scan: int = PREFIX_SCAN_LIMIT,
+            word_scan: int = PREFIX_SCAN_LIMIT, budget: Budget | None = None
+            ) -> tuple[list[str], bool]:
+    """`expand_prefix`, choosing at most `limit` terms among the first `scan` terms
+    and `word_scan` words of each field; and whether there were more to choose from."""
     frequency: dict[str, int] = {}
+    more = False
 
     def count(term: str) -> None:
         if term and term not in frequency:
             frequency[term] = sum(vocabulary.doc_frequency(g, term) for g in fields)
 
+    def stop(n: int, most: int) -> bool:
+        return n >= most or (n % 64 == 63 and budget is not None and budget.over())
+
     for f in fields:
         for n, term in enumerate(vocabulary.terms(f, stemmed)):
-            if n >= PREFIX_SCAN_LIMIT:
+            if stop(n, scan):
+                more = True
                 break
             count(term)
         for n, word in enumerate(vocabulary.words(f, folded)):
-            if n >= PREFIX_SCAN_LIMIT:
+            if stop(n, word_scan):
+                more = True
                 break
             count(_stem_of(word))
     ranked = sorted((t for t in frequency if frequency[t]), key=lambda t: (-frequency[t], t))
-    return ranked[:MAX_PREFIX_TERMS]
+    return ranked[:limit], more or len(ranked) > limit
 
 
+@functools.lru_cache(maxsize=65_536)
 def _stem_of(word: str) -> str:
     found = [t.text for t in analyzer()(word, removestops=False)]
     return found[0] if len(found) == 1 else ""
-
-
-def like(key_terms: list[tuple[str, float]]) -> Query:
-    """Any of some weighted terms, in either text field (for related items)."""
-    return Or(tuple(Term(f, term, boost=weight) for term, weight in key_terms
-                    for f in TEXT_FIELDS))

@@ -21,9 +21,10 @@ with its reason.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,7 @@ from searchapp.engine.base import (
     EMPTY_SCORES,
     FALLBACKS,
     And,
+    Budget,
     Column,
     Every,
     Ids,
@@ -49,8 +51,9 @@ from searchapp.engine.base import (
     Query,
     Scores,
     Term,
+    Vocabulary,
 )
-from searchapp.engine.plain import WhooshSnapshot, to_whoosh
+from searchapp.engine.plain import WhooshSnapshot, WhooshVocabulary, to_whoosh
 from searchapp.engine.segments import (
     arrays_path,
     deleted,
@@ -99,6 +102,7 @@ class ArraysSnapshot(WhooshSnapshot):
         self._budget = cache_postings
         self._lock = threading.Lock()
         self._live: Ids | None = None
+        self._vocabulary: ArraysVocabulary | None = None
 
     # Terms ----------------------------------------------------------------
 
@@ -198,6 +202,11 @@ class ArraysSnapshot(WhooshSnapshot):
             found = self._columns[name] = Column(tuple(values), codes)
         return found
 
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:
+            self._vocabulary = ArraysVocabulary(self.reader, self._leaves)
+        return self._vocabulary
+
     def live(self) -> Ids:
         """Every live (not deleted) document."""
         if self._live is None:
@@ -212,22 +221,44 @@ class ArraysSnapshot(WhooshSnapshot):
 
     # Queries --------------------------------------------------------------
 
-    def match(self, query: Query, *, scored: bool = True) -> Matched:
-        """The documents `query` matches, with Whoosh's scores when `scored`."""
+    def match(self, query: Query, *, scored: bool = True, budget: Budget | None = None
+              ) -> Matched:
+        """The documents `query` matches, with Whoosh's scores when `scored`.
+
+        With a `budget`, the time is checked before each part of an AND or OR:
+        an OR out of time answers the union of the parts read so far, an AND
+        nothing, so an incomplete answer never holds a document that does not
+        match.
+        """
         if isinstance(query, Term):
             ids, scores = self.term(query.field, query.text)
+            if budget is not None:
+                budget.read(len(ids))
             return Matched(ids, scoring.boosted(scores, query.boost) if scored else None)
         if isinstance(query, (And, Or)):
             if not query.parts:
                 return Matched.empty(scored=scored)
-            parts = [self.match(sub, scored=scored) for sub in query.parts]
+            parts = []
+            for sub in query.parts:
+                if budget is not None and budget.over():
+                    break
+                parts.append(self.match(sub, scored=scored, budget=budget))
+            complete = len(parts) == len(query.parts) and all(p.complete for p in parts)
+            if isinstance(query, And) and not complete:
+                return Matched(EMPTY_IDS, EMPTY_SCORES if scored else None, complete=False)
+            if not parts:
+                return Matched(EMPTY_IDS, EMPTY_SCORES if scored else None, complete=False)
             combined = _union(parts) if isinstance(query, Or) else _intersection(parts)
-            if not scoring.exact_sum(len(parts)):
-                combined = Matched(combined.ids, combined.scores, exact=False)
+            exact = combined.exact and scoring.exact_sum(len(query.parts))
+            if not exact or not complete:
+                combined = Matched(combined.ids, combined.scores, exact, complete)
             return combined
         if isinstance(query, Phrase):
             phrase = self._phrase(query, scored)
             if isinstance(phrase, Matched):
+                if budget is not None:
+                    for word in query.words:
+                        budget.read(len(self.term(query.field, word)[0]))
                 return phrase
             return self._by_whoosh(query, scored=scored, reason=phrase)
         if isinstance(query, Every):
@@ -317,6 +348,49 @@ class ArraysSnapshot(WhooshSnapshot):
         if scored:
             return Matched(order, np.asarray(scores, dtype=np.float64))
         return Matched(order, None)
+
+
+class ArraysVocabulary(WhooshVocabulary):
+    """Index terms and their document frequencies from the posting arrays (what
+    prefix expansion asks most often); the rest from Whoosh's reader."""
+
+    def __init__(self, reader: IndexReader, leaves: list[_Leaf]) -> None:
+        super().__init__(reader)
+        self._leaves = leaves
+        self._sorted: dict[str, list[list[str]] | None] = {}
+
+    def _lexicons(self, field: str) -> list[list[str]] | None:
+        """Each segment's terms of `field`, sorted (None: a segment has no arrays)."""
+        if field not in self._sorted:
+            found = [leaf.arrays.fields.get(field) if leaf.arrays is not None else None
+                     for leaf in self._leaves]
+            self._sorted[field] = (None if any(f is None for f in found)
+                                   else [sorted(f.terms) for f in found if f is not None])
+        return self._sorted[field]
+
+    def terms(self, field: str, prefix: str) -> Iterator[str]:
+        lexicons = self._lexicons(field)
+        if lexicons is None:
+            yield from super().terms(field, prefix)
+            return
+        after = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else None
+        ranges = []
+        for words in lexicons:
+            start = bisect.bisect_left(words, prefix)
+            end = len(words) if after is None else bisect.bisect_left(words, after, start)
+            ranges.append(words[start:end])
+        yield from (ranges[0] if len(ranges) == 1 else sorted(set().union(*ranges)))
+
+    def doc_frequency(self, field: str, term: str) -> int:
+        total = 0
+        for leaf in self._leaves:
+            found = leaf.arrays.fields.get(field) if leaf.arrays is not None else None
+            if found is None:
+                return super().doc_frequency(field, term)
+            t = found.terms.get(term)
+            if t is not None:
+                total += int(found.starts[t + 1] - found.starts[t])
+        return total
 
 
 def _load_arrays(leaf: IndexReader) -> SegmentArrays | None:
