@@ -658,7 +658,8 @@ def _near(self: ArraysSnapshot, q: Near, scored: bool) -> Matched:
     return Matched(docs, scores * q.boost, exact=False)
 
 
-def _variant_match(self: ArraysSnapshot, query: Any, *, scored: bool = True) -> Matched:
+def _variant_match(self: ArraysSnapshot, query: Any, *, scored: bool = True,
+                   budget: Any = None) -> Matched:
     """`ArraysSnapshot.match`, knowing the bench's own nodes too (ANDs and ORs of them
     come back here through `self.match`)."""
     if isinstance(query, FieldsTerm):
@@ -669,7 +670,7 @@ def _variant_match(self: ArraysSnapshot, query: Any, *, scored: bool = True) -> 
         found = _variant_match(self, query.query, scored=scored)
         return Matched(found.ids, None if found.scores is None
                        else found.scores * query.boost, exact=False)
-    return _PRODUCT_MATCH(self, query, scored=scored)
+    return _PRODUCT_MATCH(self, query, scored=scored, budget=budget)
 
 
 def _variant_rescore(self: ArraysSnapshot, query: Any, docs: Any) -> dict[int, float]:
@@ -728,10 +729,10 @@ _EXPANSION: list[tuple[str, float]] = []
 def _variant_build(variant: Variant) -> Callable[..., parser.Built | None]:
     """`searchapp.query.build` with the variant's query-side changes."""
 
-    def build(parsed: parser.ParsedQuery, vocabulary: Any, *, match: str = "all"
-              ) -> parser.Built | None:
+    def build(parsed: parser.ParsedQuery, vocabulary: Any, *, match: str = "all",
+              budget: Any = None) -> parser.Built | None:
         plain = variant.qtf == "linear" and not variant.proximity and not _EXPANSION
-        built = _PRODUCT_BUILD(parsed, vocabulary, match=match)
+        built = _PRODUCT_BUILD(parsed, vocabulary, match=match, budget=budget)
         if plain or len(parsed.groups) != 1:
             if built is not None and variant.fields == "bm25f":
                 built.query = as_fields_terms(built.query)

@@ -334,7 +334,9 @@ def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str],
 
 
 def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
-                  allowance: _Allowance) -> Query:
+                  allowance: _Allowance | None = None) -> Query:
+    if allowance is None:  # a clause on its own
+        allowance = _Allowance(ParsedQuery(((clause,),)))
     alternatives: list[Query] = []
     cut = False
     if clause.prefix is not None:

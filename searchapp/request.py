@@ -113,10 +113,9 @@ def check_window(query: SearchQuery, window: int) -> None:
     proportion to the depth, and nobody reads that far."""
     last = query.page * query.per_page
     if last > window:
-        raise BadParameter("page", f"{query.page} of {query.per_page} results each would"
-                                   f" reach result {last:,}, but only the first {window:,}"
-                                   " results of a search are shown; narrow the search"
-                                   " instead")
+        raise BadParameter("page", f"{query.page} with {query.per_page} per page reaches past"
+                                   f" the first {window:,} results (the most a search"
+                                   " shows): narrow the search instead")
 
 
 def _unique(values: Iterable[Any]) -> tuple[Any, ...]:

@@ -33,6 +33,7 @@ from searchapp.engine.base import (
     Snapshot,
     Term,
     Vocabulary,
+    leaves,
 )
 
 
@@ -53,7 +54,7 @@ def to_whoosh(q: Query) -> wq.Query:
     raise TypeError(f"not a query of the seam: {q!r}")
 
 
-CHECK_EVERY = 1024  # matches walked between two looks at the clock
+CHECK_EVERY = 64  # matches walked between two looks at the clock
 
 
 class WhooshVocabulary(Vocabulary):
@@ -183,9 +184,11 @@ class WhooshSnapshot(Snapshot):
                     break
                 m.next()
             if budget is not None:
-                budget.read(n)
+                budget.postings += n
             if not complete:
                 break
+        if budget is not None:
+            budget.terms += leaves(query)
         order = np.asarray(ids, dtype=np.int32)
         return Matched(order, np.asarray(scores, dtype=np.float64) if scored else None,
                        complete=complete)
