@@ -115,10 +115,10 @@ def worker(catalog: Path, index_dir: Path, data: Path, name: str, repeats: int) 
         times.append(time.perf_counter() - start)
         answer = {"status": response.status_code}
         if isinstance(body, dict) and "total" in body:
-            answer.update(total=body["total"], partial=body["partial"],
-                          warnings=len(body["warnings"]))
+            answer.update(total=body["total"], partial=body.get("partial"),
+                          warnings=len(body.get("warnings", ())))
         if isinstance(body, dict) and "related" in body:
-            answer.update(related=len(body["related"]), partial=body["related_partial"])
+            answer.update(related=len(body["related"]), partial=body.get("related_partial"))
     print(json.dumps({"cold": times[0], "warm": statistics.median(times[1:]), **answer}))
 
 

@@ -36,7 +36,7 @@ PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choos
 # shared by all the prefixes of one query: index terms (cheap to list) ...
 QUERY_SCAN_LIMIT = 20_000
 # ... and unstemmed spelling words (each stemmed to find its term: dearer).
-QUERY_WORD_SCAN_LIMIT = 2_000
+QUERY_WORD_SCAN_LIMIT = 1_000
 MIN_PREFIX = 2
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

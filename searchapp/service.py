@@ -54,8 +54,7 @@ RELATED = 5
 # Related items are weighed among at most this many candidates: the postings of the
 # item's most telling words, read most telling first, until the next would pass it.
 RELATED_CANDIDATES = 20_000
-RESULT_WINDOW = 10_000  # Settings.max_result_window
-TIME_BUDGET = 3.0  # seconds; Settings.search_time_budget
+RESULT_WINDOW = 10_000  # Settings.max_result_window (a time budget: Settings only)
 
 __all__ = ["Engine", "FacetValue", "Hit", "Related", "SearchPage", "SearchQuery"]
 
@@ -65,11 +64,12 @@ class Engine:
 
     def __init__(self, store: IndexStore, *, engine: str = "auto",
                  weighting: Any = None, result_window: int = RESULT_WINDOW,
-                 time_budget: float | None = TIME_BUDGET) -> None:
+                 time_budget: float | None = None) -> None:
         """`engine` forces a path (`Settings.engine`); `weighting`, a Whoosh weighting
         model, replaces the tuned BM25F (for experiments only); `result_window`
         bounds how deep pages go, `time_budget` how long one search or item's
-        related items may take before answering in part (None: no limit)."""
+        related items may take before answering in part (None: no limit; served
+        engines get `Settings.search_time_budget`)."""
         if engine not in CHOICES:
             raise EngineUnavailable(f"SEARCHAPP_ENGINE must be one of {', '.join(CHOICES)},"
                                     f" not {engine!r}")

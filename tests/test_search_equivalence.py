@@ -50,6 +50,9 @@ REQUESTS = [
     SearchQuery(q="solidarty"), SearchQuery(q="refugees platform housing"),
     SearchQuery(q="economy", per_page=100), SearchQuery(q='"workers union" OR "bank youth"'),
     SearchQuery(q="elections", page=2, per_page=3, sort="oldest"),
+    # Inexact sums, rescored only around the page asked for (ranking.by_relevance).
+    SearchQuery(q="bank union energy youth", match="any", page=3, per_page=7),
+    SearchQuery(q="women OR housing OR platform", page=2, per_page=20),
 ]
 
 

@@ -379,7 +379,8 @@ class ArraysVocabulary(WhooshVocabulary):
             start = bisect.bisect_left(words, prefix)
             end = len(words) if after is None else bisect.bisect_left(words, after, start)
             ranges.append(words[start:end])
-        yield from (ranges[0] if len(ranges) == 1 else sorted(set().union(*ranges)))
+        if ranges:
+            yield from (ranges[0] if len(ranges) == 1 else sorted(set().union(*ranges)))
 
     def doc_frequency(self, field: str, term: str) -> int:
         total = 0
