@@ -17,20 +17,33 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from searchapp.analysis import analyzer, fold
-from searchapp.engine import And, Budget, Every, Nothing, Or, Phrase, Query, Term, Vocabulary
+from searchapp.engine import (
+    And,
+    Budget,
+    Every,
+    Nothing,
+    Or,
+    Phrase,
+    Query,
+    Term,
+    Vocabulary,
+    Word,
+)
+from searchapp.engine.scoring import query_weight
 from searchapp.fields import TEXT_FIELDS
 
-MAX_CLAUSES = 32  # words or parts that must all match (AND) beyond this are ignored
-# The whole query's work is bounded too (OR and NOT parts included), so one request
-# cannot hold a worker: at most this many parts in all ...
-MAX_QUERY_CLAUSES = 256
-# ... and at most this many terms and phrases (one per field searched) once expanded:
-# prefixes and synonyms included. Prefixes share what the other parts leave.
-MAX_QUERY_TERMS = 512
+MAX_CLAUSES = 32  # parts of a query beyond this are ignored
+# A long query (a pasted paragraph) is answered with its first this many analysed
+# terms, and says it was shortened (issue #12).
+MAX_QUERY_TERMS = 64
+# Once expanded (prefixes, synonyms, each word in each field searched), a query reads
+# at most this many posting lists; prefixes share what the other parts leave (#11).
+MAX_EXPANDED_TERMS = 512
 MAX_PREFIX_TERMS = 64  # a prefix matches at most this many (most frequent) words
 PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them,
 # shared by all the prefixes of one query: index terms (cheap to list) ...
@@ -76,7 +89,7 @@ class ParsedQuery:
 
     groups: tuple[tuple[Clause, ...], ...] = ()
     negatives: tuple[Clause, ...] = ()
-    dropped: int = 0  # parts left out, over MAX_CLAUSES or MAX_QUERY_CLAUSES
+    shortened: bool = False  # words past MAX_CLAUSES or MAX_QUERY_TERMS were left out
 
     @property
     def has_words(self) -> bool:
@@ -101,7 +114,7 @@ class Built:
     # What must not match. Kept apart rather than as an AndNot query: Whoosh
     # 2.7.4's AndNotMatcher lets excluded documents through.
     exclude: Query | None = None
-    # What of the query was left out or narrowed to bound its work, for the reader.
+    # What of the query was narrowed to bound its work, for the reader (#11).
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -150,7 +163,9 @@ def parse(text: str) -> ParsedQuery:
     negatives: list[Clause] = []
     pending_or = False
     pending_not = False
-    clauses = dropped = 0
+    used = 0  # analysed terms in the clauses kept
+    full = False  # a cap was reached: what follows is only looked at, for `shortened`
+    shortened = False
     for match in _TOKEN.finditer(text):
         if match["quote"]:
             continue
@@ -168,21 +183,22 @@ def parse(text: str) -> ParsedQuery:
         pending_not = False
         if clause is None:
             continue
-        joins = pending_or and not negated
-        pending_or = False
-        if clauses >= MAX_QUERY_CLAUSES or (
-                not joins and len(groups) + len(negatives) >= MAX_CLAUSES):
-            dropped += 1
-            continue
-        clauses += 1
+        size = max(1, len(clause.terms))
+        if full or used + size > MAX_QUERY_TERMS:
+            shortened = True
+            break
+        used += size
         if negated:
             negatives.append(clause)
-        elif joins:
+        elif pending_or:
             groups[-1].append(clause)
         else:
             groups.append([clause])
+        pending_or = False
+        if len(groups) + len(negatives) >= MAX_CLAUSES:
+            full = True
     merged = _apply_synonyms(groups)
-    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives), dropped)
+    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives), shortened)
 
 
 # Synonyms -----------------------------------------------------------------
@@ -254,9 +270,9 @@ def _expand_single(clause: Clause, index: dict[tuple[str, ...], tuple[Expression
 
 
 class _Allowance:
-    """What one query may still expand into (`MAX_QUERY_TERMS`, `QUERY_SCAN_LIMIT`,
-    `QUERY_WORD_SCAN_LIMIT`), shared fairly among its prefixes, and what was
-    narrowed on the way."""
+    """What one query may still expand into (`MAX_EXPANDED_TERMS` posting lists,
+    `QUERY_SCAN_LIMIT` index terms and `QUERY_WORD_SCAN_LIMIT` spelling words
+    looked at), shared fairly among its prefixes, and what was narrowed."""
 
     def __init__(self, parsed: ParsedQuery, budget: Budget | None = None) -> None:
         self.budget = budget
@@ -264,8 +280,8 @@ class _Allowance:
         prefixes = [c for c in clauses if c.prefix is not None]
         fixed = sum(len(c.fields) * max(1, len(c.expressions))
                     for c in clauses if c.prefix is None)
-        self.terms = MAX_QUERY_TERMS
-        room = max(0, MAX_QUERY_TERMS - fixed)
+        self.terms = MAX_EXPANDED_TERMS
+        room = max(0, MAX_EXPANDED_TERMS - fixed)
         per_field = sum(len(c.fields) for c in prefixes) or 1
         self.prefix_terms = min(MAX_PREFIX_TERMS, max(1, room // per_field))
         self.term_scan = min(PREFIX_SCAN_LIMIT, max(1, QUERY_SCAN_LIMIT // per_field))
@@ -273,19 +289,15 @@ class _Allowance:
         self.narrowed: list[str] = []  # prefixes that reached their share
         self.cut: list[str] = []  # parts whose alternatives were left out
 
-    def take(self) -> bool:
-        """One more term or phrase, if the query may still have it."""
-        if self.terms <= 0:
+    def take(self, lists: int) -> bool:
+        """`lists` more posting lists, if the query may still read them."""
+        if self.terms < lists:
             return False
-        self.terms -= 1
+        self.terms -= lists
         return True
 
-    def warnings(self, dropped: int) -> list[str]:
+    def warnings(self) -> list[str]:
         out = []
-        if dropped:
-            out.append(f"The search has too many parts: {dropped:,} of them were left out"
-                       f" (at most {MAX_CLAUSES} that must all match, and"
-                       f" {MAX_QUERY_CLAUSES} in all).")
         if self.narrowed:
             named = ", ".join(self.narrowed[:5])
             more = f" and {len(self.narrowed) - 5} more" if len(self.narrowed) > 5 else ""
@@ -294,24 +306,27 @@ class _Allowance:
                        f" starting with it, to keep the search quick.")
         if self.cut:
             out.append(f"Some alternatives of {', '.join(self.cut[:5])} were left out: one"
-                       f" search looks for at most {MAX_QUERY_TERMS} words and phrases.")
+                       f" search reads at most {MAX_EXPANDED_TERMS} terms once expanded.")
         return out
 
 
 def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
           budget: Budget | None = None) -> Built | None:
-    """The Whoosh query for `parsed` (None: no words, list everything).
+    """The engine's query for `parsed` (None: no words, list everything).
 
-    `match="any"` joins the groups with OR instead of AND. The query is bounded
-    as a whole (`MAX_QUERY_TERMS`, `QUERY_SCAN_LIMIT`); what was left out to
-    bound it is said in `Built.warnings`. With a `budget` whose time runs out,
-    prefixes stop looking for more words.
+    `match="any"` joins the groups with OR instead of AND. A part typed more
+    than once (``flutter flutter``, ``a OR b OR a``) is asked once, its scores
+    weighted by BM25's query-term saturation (`scoring.query_weight`). The
+    query is bounded as a whole once expanded (`MAX_EXPANDED_TERMS`, the scan
+    limits); what was narrowed is said in `Built.warnings`. With a `budget`
+    whose time runs out, prefixes stop looking for more words.
     """
     if not parsed.has_words:
         return None
     built = Built(Nothing())
     allowance = _Allowance(parsed, budget)
-    parts = [_group(g, vocabulary, built.wanted, allowance) for g in parsed.groups]
+    parts = [weighted(_group(g, vocabulary, built.wanted, allowance), query_weight(n))
+             for g, n in Counter(parsed.groups).items()]
     positive: Query
     if not parts:
         positive = Every()
@@ -323,14 +338,26 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
         built.exclude = Or(tuple(_clause_query(c, vocabulary, set(), allowance)
                                  for c in parsed.negatives))
     built.query = positive
-    built.warnings = allowance.warnings(parsed.dropped)
+    built.warnings = allowance.warnings()
     return built
 
 
 def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str],
            allowance: _Allowance) -> Query:
-    queries = [_clause_query(c, vocabulary, wanted, allowance) for c in group]
+    queries = [weighted(_clause_query(c, vocabulary, wanted, allowance), query_weight(n))
+               for c, n in Counter(group).items()]
     return queries[0] if len(queries) == 1 else Or(tuple(queries))
+
+
+def weighted(q: Query, weight: float) -> Query:
+    """`q` with its scores multiplied by `weight` (boosts pushed down to its leaves)."""
+    if weight == 1.0:
+        return q
+    if isinstance(q, (Term, Word, Phrase)):
+        return replace(q, boost=q.boost * weight)
+    if isinstance(q, (And, Or)):
+        return type(q)(tuple(weighted(p, weight) for p in q.parts))
+    return q
 
 
 def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
@@ -338,6 +365,7 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
     if allowance is None:  # a clause on its own
         allowance = _Allowance(ParsedQuery(((clause,),)))
     alternatives: list[Query] = []
+    lists = len(clause.fields)  # posting lists per word: one per field
     cut = False
     if clause.prefix is not None:
         terms, more = _expand(vocabulary, clause.prefix, clause.terms[0], clause.fields,
@@ -346,27 +374,32 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
         if more and allowance.prefix_terms < MAX_PREFIX_TERMS:
             allowance.narrowed.append(clause.text)
         for term in terms:
-            for f in clause.fields:
-                if allowance.take():
-                    wanted.add(term)
-                    alternatives.append(Term(f, term))
-                else:
-                    cut = True
+            if allowance.take(lists):
+                wanted.add(term)
+                alternatives.append(_word(term, clause.fields))
+            else:
+                cut = True
         if not alternatives:  # nothing starts with it: a term that matches nothing
             alternatives.append(Term(clause.fields[0], clause.prefix))
     for terms in clause.expressions if clause.prefix is None else ():
-        for f in clause.fields:
-            if not allowance.take() and alternatives:
-                cut = True
-                continue
-            wanted.update(terms)
-            if len(terms) == 1:
-                alternatives.append(Term(f, terms[0]))
-            else:
-                alternatives.append(Phrase(f, tuple(terms)))
+        if not allowance.take(lists * len(terms)) and alternatives:
+            cut = True
+            continue
+        wanted.update(terms)
+        if len(terms) == 1:
+            alternatives.append(_word(terms[0], clause.fields))
+        else:
+            alternatives.extend(Phrase(f, tuple(terms)) for f in clause.fields)
     if cut:
         allowance.cut.append(clause.text)
     return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+
+
+def _word(term: str, fields: tuple[str, ...], boost: float = 1.0) -> Query:
+    """One word in some fields: a `Word` (scored once across them) or, in one, a `Term`."""
+    if len(fields) == 1:
+        return Term(fields[0], term, boost)
+    return Word(tuple((f, term) for f in fields), boost)
 
 
 def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str, ...]

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from searchapp import feedback as feedbacks
 from searchapp import query as parser
 from searchapp import ranking
 from searchapp.analysis import CHAINS
@@ -34,8 +35,10 @@ from searchapp.engine import (
     Budget,
     EngineUnavailable,
     Matched,
+    Or,
+    Query,
     Snapshot,
-    Term,
+    Word,
     open_snapshot,
 )
 from searchapp.facets import Columns, Counted
@@ -63,16 +66,22 @@ class Engine:
     """One open snapshot of the live generation, refreshed when it changes."""
 
     def __init__(self, store: IndexStore, *, engine: str = "auto",
-                 weighting: Any = None, result_window: int = RESULT_WINDOW,
-                 time_budget: float | None = None) -> None:
+                 weighting: Any = None, feedback: str = feedbacks.NONE,
+                 result_window: int = RESULT_WINDOW, time_budget: float | None = None) -> None:
         """`engine` forces a path (`Settings.engine`); `weighting`, a Whoosh weighting
-        model, replaces the tuned BM25F (for experiments only); `result_window`
-        bounds how deep pages go, `time_budget` how long one search or item's
-        related items may take before answering in part (None: no limit; served
-        engines get `Settings.search_time_budget`)."""
+        model, replaces the tuned BM25F (`Settings.ranking`; others for experiments
+        only); `feedback` is the pseudo-relevance feedback searches use unless they
+        ask otherwise (`Settings.feedback`); `result_window` bounds how deep pages
+        go, `time_budget` how long one search or item's related items may take
+        before answering in part (None: no limit; served engines get
+        `Settings.search_time_budget`)."""
         if engine not in CHOICES:
             raise EngineUnavailable(f"SEARCHAPP_ENGINE must be one of {', '.join(CHOICES)},"
                                     f" not {engine!r}")
+        if feedback not in feedbacks.CHOICES:
+            raise ValueError(f"feedback must be one of {', '.join(feedbacks.CHOICES)},"
+                             f" not {feedback!r}")
+        self.feedback = feedback
         for language in CHAINS:  # a chain that cannot be compiled fails here, at start-up
             compile_chain(language)
         self.store = store
@@ -91,7 +100,7 @@ class Engine:
     def from_settings(cls, settings: Settings) -> Engine:
         return cls(IndexStore(settings.index_dir, title_boost=settings.title_boost),
                    engine=settings.engine, weighting=settings.ranking().weighting(),
-                   result_window=settings.max_result_window,
+                   feedback=settings.feedback, result_window=settings.max_result_window,
                    time_budget=settings.search_time_budget)
 
     def close(self) -> None:
@@ -165,10 +174,11 @@ class Engine:
                 budget: Budget | None = None) -> list[Related]:
         """Items about the same things: the item's most telling words, weighed.
 
-        Each document scores the sum of its BM25F scores for those words, each
-        times the word's weight, from the words' posting lists alone; the lists
-        are read most telling word first, and a word whose documents would take
-        the candidates past `RELATED_CANDIDATES` is left out. Ties go by document.
+        Each document scores the sum of its scores for those words (each a `Word`
+        over the text fields, boosted by its weight), from the words' posting
+        lists alone; the lists are read most telling word first, and a word whose
+        documents would take the candidates past `RELATED_CANDIDATES` is left
+        out. Ties go by document.
         """
         budget = budget if budget is not None else Budget(self.time_budget)
         with self._lock:
@@ -178,15 +188,16 @@ class Engine:
             scores: list[Any] = []
             read = 0
             for term, weight in key_terms:
-                found = [snapshot.match(Term(f, term, boost=weight), budget=budget)
-                         for f in TEXT_FIELDS if not budget.over()]
-                size = sum(len(m) for m in found)
-                if read and read + size > RELATED_CANDIDATES:
+                if budget.over():
+                    break
+                word = Word(tuple((f, term) for f in TEXT_FIELDS), weight)
+                found = snapshot.match(word, budget=budget)
+                if read and read + len(found) > RELATED_CANDIDATES:
                     BOUNDS.count("related items: over RELATED_CANDIDATES")
                     continue
-                read += size
-                ids.extend(m.ids for m in found)
-                scores.extend(m.scores for m in found)
+                read += len(found)
+                ids.append(found.ids)
+                scores.append(found.scores)
             if not read:
                 return []
             every = np.concatenate(ids)
@@ -225,7 +236,13 @@ class Engine:
             else:
                 counted = columns.count(matched.ids, allowed)
             total = len(counted.docs)
-            hits = _page(snapshot, columns, request, sort, built, matched,
+            query: Query | None = built.query if built is not None else None
+            if ranked and total and (request.feedback or self.feedback) == feedbacks.RM3 \
+                    and not budget.over():
+                assert query is not None
+                query, matched = _with_feedback(snapshot, columns, query, matched,
+                                                counted.docs)
+            hits = _page(snapshot, columns, request, sort, built, query, matched,
                          counted.docs, budget) if total else []
 
             any_words = None
@@ -249,6 +266,7 @@ class Engine:
                 BOUNDS.count("search: out of time")
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
                               suggestion=suggestion, any_words_total=any_words or None,
+                              shortened=parsed.shortened,
                               warnings=tuple(built.warnings if built is not None else ()),
                               partial=budget.cut, window=self.result_window,
                               work=budget.counts())
@@ -272,13 +290,37 @@ def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool,
     return found
 
 
+def _with_feedback(snapshot: Snapshot, columns: Columns, query: Query, matched: Matched,
+                   docs: Any) -> tuple[Query, Matched]:
+    """RM3 (`searchapp.feedback`): the query with words from its first hits added as
+    optional words, and the matches rescored with them (the same documents)."""
+    first = ranking.by_relevance(snapshot, columns, query, matched, docs, feedbacks.DOCS)
+    texts = []
+    for doc, score in first:
+        stored = snapshot.stored(doc)
+        texts.append((f"{stored.get('title', '')} {stored.get('summary', '')}", score or 0.0))
+    extra = feedbacks.expansion(feedbacks.rm3(texts))
+    if extra is None:
+        return query, matched
+    assert matched.scores is not None
+    added = snapshot.match(extra, scored=True)
+    scores = matched.scores.copy()
+    if len(added):
+        assert added.scores is not None
+        at = np.searchsorted(added.ids, matched.ids)
+        at[at == len(added.ids)] = 0
+        found = added.ids[at] == matched.ids
+        scores[found] += added.scores[at[found]]
+    return Or((query, extra)), Matched(matched.ids, scores, exact=False)
+
+
 def _page(snapshot: Snapshot, columns: Columns, request: SearchQuery, sort: str,
-          built: parser.Built | None, matched: Matched, docs: Any,
-          budget: Budget | None = None) -> list[Hit]:
+          built: parser.Built | None, query: Query | None, matched: Matched,
+          docs: Any, budget: Budget | None = None) -> list[Hit]:
     end = request.page * request.per_page
     start = end - request.per_page
-    if built is not None and matched.scores is not None:
-        ordered = ranking.by_relevance(snapshot, columns, built.query, matched, docs, end,
+    if query is not None and matched.scores is not None:
+        ordered = ranking.by_relevance(snapshot, columns, query, matched, docs, end,
                                        start=start, budget=budget)
     else:
         ordered = ranking.by_date(snapshot, columns, docs, newest=sort != "oldest",

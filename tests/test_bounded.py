@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from searchapp import operations, ranking, service
 from searchapp.config import Settings
 from searchapp.engine import BOUNDS, Budget, leaves
-from searchapp.query import MAX_QUERY_CLAUSES, MAX_QUERY_TERMS, build, parse
+from searchapp.query import MAX_EXPANDED_TERMS, MAX_QUERY_TERMS, build, parse
 from searchapp.search import Engine, SearchQuery
 
 PREFIXES = ("co pr st re in ma de ex ba se tr ch pa fi sa pe mi ca di bo ho to gr fo ne wa po"
@@ -155,8 +155,8 @@ def test_thirty_two_prefixes_read_at_most_the_query_cap(bounded: Settings, kind:
     finally:
         engine.close()
     # Each prefix alone would expand to 40 words in 2 fields: 2,560 posting lists.
-    assert 32 * 40 * 2 > MAX_QUERY_TERMS
-    assert page.work["terms"] <= MAX_QUERY_TERMS
+    assert 32 * 40 * 2 > MAX_EXPANDED_TERMS
+    assert page.work["terms"] <= MAX_EXPANDED_TERMS
     assert page.total > 0 and not page.partial
     assert page.warnings == ("co*, pr*, st*, re*, in* and 27 more: each searched for at most 8"
                              " of the words starting with it, to keep the search quick.",)
@@ -189,27 +189,23 @@ def test_the_warnings_reach_the_api_the_page_and_the_cli(client: FlaskClient,
     assert "note: co*, pr*, st*, re*, in* and 27 more" in result.stderr
 
 
-def test_or_parts_count_towards_the_clause_cap() -> None:
-    many = " OR ".join(f"word{n}" for n in range(300))
-    parsed = parse(many)
-    assert sum(len(g) for g in parsed.groups) == MAX_QUERY_CLAUSES
-    assert parsed.dropped == 300 - MAX_QUERY_CLAUSES
-
-
-def test_too_many_or_parts_are_cut_and_said(bounded: Settings) -> None:
+def test_or_parts_count_towards_the_query_caps(bounded: Settings) -> None:
+    """OR parts count like any other: 300 words joined by OR are read up to #12's
+    MAX_QUERY_TERMS (the answer says it was shortened), and the expanded query
+    stays within MAX_EXPANDED_TERMS posting lists."""
     parts = [f"z{a}{b}" for a in "abcdefghijk" for b in "abcdefghijklmnopqrstuvwxyz"]
     many = " OR ".join(parts)  # 286 parts within the 2,000 characters
     assert len(parts) == 286 and len(many) < 2_000
+    parsed = parse(many)
+    assert parsed.shortened and sum(len(g) for g in parsed.groups) == MAX_QUERY_TERMS
     engine = _engine(bounded)
     try:
         page = engine.search(SearchQuery(q=many))
-        built = build(parse(many), engine._current().vocabulary())
+        built = build(parsed, engine._current().vocabulary())
     finally:
         engine.close()
-    assert built is not None and leaves(built.query) <= MAX_QUERY_TERMS
-    assert page.work["terms"] <= MAX_QUERY_TERMS
-    assert page.warnings[0] == ("The search has too many parts: 30 of them were left out (at"
-                                " most 32 that must all match, and 256 in all).")
+    assert built is not None and leaves(built.query) <= MAX_EXPANDED_TERMS
+    assert page.shortened and page.work["terms"] <= MAX_EXPANDED_TERMS
 
 
 # Rescoring ------------------------------------------------------------------

@@ -41,13 +41,14 @@ from searchapp.engine.base import (
     Snapshot,
     Term,
     Vocabulary,
+    Word,
     leaves,
 )
 from searchapp.errors import SearchappError
 
 __all__ = ["ARRAYS", "BOUNDS", "CHOICES", "FALLBACKS", "WHOOSH", "And", "Budget", "Column", "EngineUnavailable",
            "Every", "Ids", "Matched", "Nothing", "Or", "Phrase", "Query", "Scores", "Snapshot",
-           "Term", "Vocabulary", "choose", "leaves", "open_snapshot"]
+           "Term", "Vocabulary", "Word", "choose", "leaves", "open_snapshot"]
 
 log = logging.getLogger(__name__)
 
