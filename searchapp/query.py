@@ -50,6 +50,9 @@ PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choos
 QUERY_SCAN_LIMIT = 20_000
 # ... and unstemmed spelling words (each stemmed to find its term: dearer).
 QUERY_WORD_SCAN_LIMIT = 1_000
+# A prefix whose share of spelling words is smaller than this looks at none: its
+# words come from the index terms that start with it (a prefix of a stem).
+MIN_WORD_SCAN = 64
 MIN_PREFIX = 2
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -435,7 +438,8 @@ def _expand(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str
                 more = True
                 break
             count(term)
-        for n, word in enumerate(vocabulary.words(f, folded)):
+        for n, word in enumerate(vocabulary.words(f, folded) if word_scan >= MIN_WORD_SCAN
+                                 else ()):
             if stop(n, word_scan):
                 more = True
                 break

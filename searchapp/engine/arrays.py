@@ -411,46 +411,51 @@ class ArraysSnapshot(WhooshSnapshot):
 
 class ArraysVocabulary(WhooshVocabulary):
     """Index terms and their document frequencies from the posting arrays (what
-    prefix expansion asks most often); the rest from Whoosh's reader."""
+    prefix expansion asks most often); the rest from Whoosh's reader.
+
+    Per field, once per reader: every segment's terms merged into one sorted
+    list and one table of document frequencies (postings, deleted documents
+    included, as Whoosh counts them)."""
 
     def __init__(self, reader: IndexReader, leaves: list[_Leaf]) -> None:
         super().__init__(reader)
         self._leaves = leaves
-        self._sorted: dict[str, list[list[str]] | None] = {}
+        self._fields: dict[str, tuple[list[str], dict[str, int]] | None] = {}
 
-    def _lexicons(self, field: str) -> list[list[str]] | None:
-        """Each segment's terms of `field`, sorted (None: a segment has no arrays)."""
-        if field not in self._sorted:
+    def _lexicon(self, field: str) -> tuple[list[str], dict[str, int]] | None:
+        """The field's terms, sorted, and their frequencies (None: a segment has no
+        arrays for it)."""
+        if field not in self._fields:
             found = [leaf.arrays.fields.get(field) if leaf.arrays is not None else None
                      for leaf in self._leaves]
-            self._sorted[field] = (None if any(f is None for f in found)
-                                   else [sorted(f.terms) for f in found if f is not None])
-        return self._sorted[field]
+            if any(f is None for f in found):
+                self._fields[field] = None
+            else:
+                frequency: dict[str, int] = {}
+                for f in found:
+                    assert f is not None
+                    counts = np.diff(f.starts).tolist()
+                    for term, t in f.terms.items():
+                        frequency[term] = frequency.get(term, 0) + counts[t]
+                self._fields[field] = (sorted(frequency), frequency)
+        return self._fields[field]
 
     def terms(self, field: str, prefix: str) -> Iterator[str]:
-        lexicons = self._lexicons(field)
-        if lexicons is None:
+        lexicon = self._lexicon(field)
+        if lexicon is None:
             yield from super().terms(field, prefix)
             return
-        after = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else None
-        ranges = []
-        for words in lexicons:
-            start = bisect.bisect_left(words, prefix)
-            end = len(words) if after is None else bisect.bisect_left(words, after, start)
-            ranges.append(words[start:end])
-        if ranges:
-            yield from (ranges[0] if len(ranges) == 1 else sorted(set().union(*ranges)))
+        words = lexicon[0]
+        start = bisect.bisect_left(words, prefix)
+        end = (bisect.bisect_left(words, prefix[:-1] + chr(ord(prefix[-1]) + 1), start)
+               if prefix else len(words))
+        yield from words[start:end]
 
     def doc_frequency(self, field: str, term: str) -> int:
-        total = 0
-        for leaf in self._leaves:
-            found = leaf.arrays.fields.get(field) if leaf.arrays is not None else None
-            if found is None:
-                return super().doc_frequency(field, term)
-            t = found.terms.get(term)
-            if t is not None:
-                total += int(found.starts[t + 1] - found.starts[t])
-        return total
+        lexicon = self._lexicon(field)
+        if lexicon is None:
+            return super().doc_frequency(field, term)
+        return lexicon[1].get(term, 0)
 
 
 def _load_arrays(leaf: IndexReader) -> SegmentArrays | None:
