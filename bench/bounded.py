@@ -7,7 +7,8 @@ way, cached under ``bench/out/bounded-<N>/``), then times each input through
 the product's whole request path (the Flask app's `/api/search` and
 `/api/items/<id>`, in-process). Each run is a fresh process: its first answer
 is the cold one (nothing cached), then the same request is repeated and the
-median of the repeats is the warm figure::
+median of the repeats is the warm figure (a run killed by ``--timeout`` keeps
+the answers it gave)::
 
     .venv/bin/python bench/bounded.py --items 100000 --runs 3
     .venv/bin/python bench/bounded.py --items 100000 --runs 3 --before /tmp/before-tree
@@ -105,21 +106,19 @@ def worker(catalog: Path, index_dir: Path, data: Path, name: str, repeats: int) 
     client = app.test_client()
     client.get("/api/search?q=bank")  # the reader is open, as in a serving process
     paths = requests_for(name, data)
-    times: list[float] = []
-    answer: dict[str, Any] = {}
     for _ in range(repeats + 1):
         start = time.perf_counter()
         for path in paths:
             response = client.get(path)
             body = response.get_json()
-        times.append(time.perf_counter() - start)
-        answer = {"status": response.status_code}
+        answer: dict[str, Any] = {"seconds": time.perf_counter() - start,
+                                  "status": response.status_code}
         if isinstance(body, dict) and "total" in body:
             answer.update(total=body["total"], partial=body.get("partial"),
                           warnings=len(body.get("warnings", ())))
         if isinstance(body, dict) and "related" in body:
             answer.update(related=len(body["related"]), partial=body.get("related_partial"))
-    print(json.dumps({"cold": times[0], "warm": statistics.median(times[1:]), **answer}))
+        print(json.dumps(answer), flush=True)  # one line per answer: a kill keeps the rest
 
 
 def run_one(tree: Path, catalog: Path, index_dir: Path, data: Path, name: str, repeats: int,
@@ -131,11 +130,24 @@ def run_one(tree: Path, catalog: Path, index_dir: Path, data: Path, name: str, r
     try:
         done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True,
                               timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return {"killed_after": timeout}
-    if done.returncode != 0:
-        return {"error": done.stderr.strip().splitlines()[-1:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        out, killed = done.stdout, False
+    except subprocess.TimeoutExpired as exc:
+        out, killed = exc.stdout or "", True
+        if isinstance(out, bytes):
+            out = out.decode("utf-8", "replace")
+    else:
+        if done.returncode != 0:
+            return {"error": done.stderr.strip().splitlines()[-1:]}
+    answers = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    got: dict[str, Any] = {"answered": len(answers)}
+    if killed:
+        got["killed_after"] = timeout
+    if answers:
+        got.update({k: v for k, v in answers[-1].items() if k != "seconds"})
+        got["cold"] = answers[0]["seconds"]
+        if len(answers) > 1:
+            got["warm"] = statistics.median(a["seconds"] for a in answers[1:])
+    return got
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
@@ -183,14 +195,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label in trees:
         summary: dict[str, Any] = {}
         for name, got in runs[label].items():
-            timed = [g for g in got if "cold" in g]
+            cold = [g["cold"] for g in got if "cold" in g]
+            warm = [g["warm"] for g in got if "warm" in g]
             summary[name] = {
-                "answer": {k: v for k, v in (timed[-1] if timed else {}).items()
+                "answer": {k: v for k, v in (got[-1] if got else {}).items()
                            if k not in ("cold", "warm")},
                 "killed": sum(1 for g in got if "killed_after" in g),
                 "errors": [g["error"] for g in got if "error" in g],
-                **({"cold_s": spread([g["cold"] for g in timed]),
-                    "warm_s": spread([g["warm"] for g in timed])} if timed else {}),
+                **({"cold_s": spread(cold)} if cold else {}),
+                **({"warm_s": spread(warm)} if warm else {}),
             }
         report[label] = summary
     print(json.dumps(report, indent=2))
