@@ -7,8 +7,9 @@ way, cached under ``bench/out/bounded-<N>/``), then times each input through
 the product's whole request path (the Flask app's `/api/search` and
 `/api/items/<id>`, in-process). Each run is a fresh process: its first answer
 is the cold one (nothing cached), then the same request is repeated and the
-median of the repeats is the warm figure (a run killed by ``--timeout`` keeps
-the answers it gave)::
+median of the repeats is the warm figure, each as wall-clock seconds and as
+the process's CPU seconds (less sensitive to a shared machine's load; a run
+killed by ``--timeout`` keeps the answers it gave)::
 
     .venv/bin/python bench/bounded.py --items 100000 --runs 3
     .venv/bin/python bench/bounded.py --items 100000 --runs 3 --before /tmp/before-tree
@@ -107,11 +108,12 @@ def worker(catalog: Path, index_dir: Path, data: Path, name: str, repeats: int) 
     client.get("/api/search?q=bank")  # the reader is open, as in a serving process
     paths = requests_for(name, data)
     for _ in range(repeats + 1):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for path in paths:
             response = client.get(path)
             body = response.get_json()
         answer: dict[str, Any] = {"seconds": time.perf_counter() - start,
+                                  "cpu": time.process_time() - cpu,
                                   "status": response.status_code}
         if isinstance(body, dict) and "total" in body:
             answer.update(total=body["total"], partial=body.get("partial"),
@@ -143,10 +145,11 @@ def run_one(tree: Path, catalog: Path, index_dir: Path, data: Path, name: str, r
     if killed:
         got["killed_after"] = timeout
     if answers:
-        got.update({k: v for k, v in answers[-1].items() if k != "seconds"})
-        got["cold"] = answers[0]["seconds"]
+        got.update({k: v for k, v in answers[-1].items() if k not in ("seconds", "cpu")})
+        got["cold"], got["cold_cpu"] = answers[0]["seconds"], answers[0]["cpu"]
         if len(answers) > 1:
             got["warm"] = statistics.median(a["seconds"] for a in answers[1:])
+            got["warm_cpu"] = statistics.median(a["cpu"] for a in answers[1:])
     return got
 
 
@@ -195,15 +198,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label in trees:
         summary: dict[str, Any] = {}
         for name, got in runs[label].items():
-            cold = [g["cold"] for g in got if "cold" in g]
-            warm = [g["warm"] for g in got if "warm" in g]
+            figures = {f"{key}_s": spread([g[key] for g in got if key in g])
+                       for key in ("cold", "warm", "cold_cpu", "warm_cpu")
+                       if any(key in g for g in got)}
             summary[name] = {
                 "answer": {k: v for k, v in (got[-1] if got else {}).items()
-                           if k not in ("cold", "warm")},
+                           if k not in ("cold", "warm", "cold_cpu", "warm_cpu")},
                 "killed": sum(1 for g in got if "killed_after" in g),
                 "errors": [g["error"] for g in got if "error" in g],
-                **({"cold_s": spread(cold)} if cold else {}),
-                **({"warm_s": spread(warm)} if warm else {}),
+                **figures,
             }
         report[label] = summary
     print(json.dumps(report, indent=2))
