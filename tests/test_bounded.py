@@ -58,7 +58,8 @@ def _corpus() -> list[dict[str, Any]]:
         title = rng.sample(EVERY_WORD, 6)
         summary = rng.sample(EVERY_WORD, 14)
         records.append({"id": f"b{n:04d}", "title": " ".join(title),
-                        "summary": " ".join(summary), "date": f"20{10 + n % 15}-0{1 + n % 9}-1{n % 10}"})
+                        "summary": " ".join(summary),
+                        "date": f"20{10 + n % 15}-0{1 + n % 9}-1{n % 10}"})
         if n % 12 == 0 and len(PHRASES) < 32:
             PHRASES.append(" ".join(title[:2]))
     return records
