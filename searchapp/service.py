@@ -35,6 +35,7 @@ from searchapp.engine import (
     Budget,
     EngineUnavailable,
     Matched,
+    Nothing,
     Or,
     Query,
     Snapshot,
@@ -224,6 +225,8 @@ class Engine:
             vocabulary = snapshot.vocabulary()
             parsed = parser.parse(request.q)
             built = parser.build(parsed, vocabulary, match=request.match, budget=budget)
+            if parsed.only_stop_words:  # too common to search for: nothing, said so
+                built = parser.Built(Nothing())
             selected = request.selected()
             allowed = _allowed(request, selected, columns)
             sort = request.sort or ("relevance" if parsed.ranked else "newest")
@@ -254,7 +257,8 @@ class Engine:
                     allowed).docs)
             suggestion = None
             if total < SUGGEST_BELOW and parsed.groups and not budget.over():
-                fixed = suggest(vocabulary, parsed, request.q)
+                fixed = suggest(vocabulary, parsed, request.q,
+                                tolerated=built.typos if built is not None else ())
                 if fixed is not None:
                     better = parser.build(parser.parse(fixed), vocabulary, match=request.match)
                     if len(columns.count(_matching(snapshot, better, scored=False).ids,
@@ -267,6 +271,9 @@ class Engine:
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
                               suggestion=suggestion, any_words_total=any_words or None,
                               shortened=parsed.shortened,
+                              too_common=parsed.stopped,
+                              only_too_common=parsed.only_stop_words,
+                              typos=dict(built.typos) if built is not None else {},
                               warnings=tuple(built.warnings if built is not None else ()),
                               partial=budget.cut, window=self.result_window,
                               work=budget.counts())

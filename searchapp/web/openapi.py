@@ -151,7 +151,8 @@ SCHEMAS: dict[str, Any] = {
     "SearchResponse": {
         "type": "object", "additionalProperties": False,
         "required": ["query", "total", "page", "per_page", "sort", "match", "filters", "hits",
-                     "facets", "suggestion", "shortened", "any_words", "partial", "warnings"],
+                     "facets", "suggestion", "shortened", "any_words", "too_common",
+                     "typos", "partial", "warnings"],
         "properties": {
             "query": {"type": "string"}, "total": {"type": "integer", "minimum": 0},
             "page": {"type": "integer", "minimum": 1},
@@ -194,6 +195,26 @@ SCHEMAS: dict[str, Any] = {
                          "description": "What of the query was left out or narrowed to"
                                         " bound its work: parts over the limits, prefixes"
                                         " searched for fewer of their words."},
+            "too_common": {
+                "type": "array", "items": {"type": "string"},
+                "description": "Words left out of the search because they are too common"
+                               " (stop words such as \"the\"), lowercased. When the query"
+                               " has no other word, nothing is searched and total is 0;"
+                               " with no words at all, everything is listed."},
+            "typos": {
+                "type": "array",
+                "description": "Words no item has (5 letters or more), matched by typo"
+                               " tolerance: each also found the index's words within one"
+                               " edit (two from 9 letters) with the same first letter,"
+                               " ranked below exact matches and marked in highlights.",
+                "items": {
+                    "type": "object", "required": ["word", "matched"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "word": {"type": "string", "description": "As typed, lowercased."},
+                        "matched": {"type": "array", "items": {"type": "string"},
+                                    "description": "The close words found, closest"
+                                                   " first."}}}},
         },
     },
     "Suggestions": {
@@ -250,7 +271,7 @@ SCHEMAS: dict[str, Any] = {
             "kind": {"type": "string", "enum": ["import", "reindex", "refresh"]},
             "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
             "phase": {"type": "string", "description": "What the job is doing now (reading,"
-                      " storing, indexing, ...), or done / failed."},
+                      " checking, storing, indexing, ...), or done / failed."},
             "done": {"type": ["integer", "null"]}, "total": {"type": ["integer", "null"]},
             "created": {"type": "string", "format": "date-time"},
             "started": {"type": ["string", "null"], "format": "date-time"},
