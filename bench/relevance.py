@@ -647,12 +647,13 @@ def _near(self: ArraysSnapshot, q: Near, scored: bool) -> Matched:
     return Matched(docs, scores * q.boost, exact=False)
 
 
-def _variant_match(self: ArraysSnapshot, query: Any, *, scored: bool = True) -> Matched:
+def _variant_match(self: ArraysSnapshot, query: Any, *, scored: bool = True,
+                   budget: Any = None) -> Matched:
     """`ArraysSnapshot.match`, knowing `Near` too (ANDs and ORs of it come back here
     through `self.match`)."""
     if isinstance(query, Near):
         return _near(self, query, scored)
-    return _PRODUCT_MATCH(self, query, scored=scored)
+    return _PRODUCT_MATCH(self, query, scored=scored, budget=budget)
 
 
 def _variant_rescore(self: ArraysSnapshot, query: Any, docs: Any) -> dict[int, float]:
@@ -698,9 +699,9 @@ def _variant_build(variant: Variant) -> Callable[..., parser.Built | None]:
     """`searchapp.query.build`, with proximity pairs and the bench's Bo1 expansion terms
     added as optional parts (in the issue's OR form they can bring in documents)."""
 
-    def build(parsed: parser.ParsedQuery, vocabulary: Any, *, match: str = "all"
-              ) -> parser.Built | None:
-        built = _PRODUCT_BUILD(parsed, vocabulary, match=match)
+    def build(parsed: parser.ParsedQuery, vocabulary: Any, *, match: str = "all",
+              budget: Any = None) -> parser.Built | None:
+        built = _PRODUCT_BUILD(parsed, vocabulary, match=match, budget=budget)
         if built is None or (not variant.proximity and not _EXPANSION):
             return built
         parts: list[Any] = [built.query]

@@ -216,6 +216,11 @@ def search(words: Sequence[str], year_from: int | None, year_to: int | None, any
 
 def _print_page(result: SearchPage) -> None:
     n = result.total
+    for message in result.warnings:
+        click.echo(f"note: {message}", err=True)
+    if result.partial:
+        click.echo("note: the search took too long and was cut short: these are the best of"
+                   " the items found in time, and the counts may be low", err=True)
     click.echo(f"{n} item{'s' * (n != 1)} (sorted by {result.sort})")
     first = (result.query.page - 1) * result.query.per_page
     for rank, hit in enumerate(result.hits, start=first + 1):

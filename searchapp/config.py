@@ -47,6 +47,11 @@ class Settings:
     # Pseudo-relevance feedback (searchapp.feedback): "none" or "rm3" (SEARCHAPP_FEEDBACK).
     feedback: str = "none"
 
+    # Bounded work per request: pages past this many results are refused (400), and a
+    # search or item page taking longer than this many seconds answers in part.
+    max_result_window: int = 10_000
+    search_time_budget: float = 3.0
+
     def ranking(self) -> Ranking:
         return Ranking(kind=self.scoring, b=self.bm25_b, k1=self.bm25_k1)
     # Fetching sources (`searchapp refresh`); see searchapp.fetch.
@@ -74,6 +79,10 @@ class Settings:
             lock_timeout=_number(env, "SEARCHAPP_LOCK_TIMEOUT", float, default.lock_timeout,
                                  minimum=0),
             engine=_engine(env),
+            max_result_window=_number(env, "SEARCHAPP_MAX_RESULT_WINDOW", int,
+                                      default.max_result_window, minimum=1),
+            search_time_budget=_number(env, "SEARCHAPP_SEARCH_TIME_BUDGET", float,
+                                       default.search_time_budget, minimum=0.000001),
             feedback=_feedback(env),
             user_agent=env.get("SEARCHAPP_USER_AGENT", "").strip() or default.user_agent,
             fetch_connect_timeout=_number(env, "SEARCHAPP_FETCH_CONNECT_TIMEOUT", float,

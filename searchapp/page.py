@@ -66,6 +66,14 @@ class SearchPage:
     # Words no item has, matched by typo tolerance: as typed (folded) → the close
     # words of the index they matched.
     typos: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # What of the query was left out or narrowed to bound its work (for the reader).
+    warnings: tuple[str, ...] = ()
+    # The time budget ran out: these are the best of the matches found in time.
+    partial: bool = False
+    window: int | None = None  # results that can be paged through (max_result_window)
+    # Work done (posting lists and postings read, documents rescored): for tests and
+    # benchmarks, not shown.
+    work: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def sort(self) -> str:
@@ -73,7 +81,11 @@ class SearchPage:
 
     @property
     def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.query.per_page))
+        """Pages of results, up to the last one within the result window."""
+        pages = math.ceil(self.total / self.query.per_page)
+        if self.window is not None:
+            pages = min(pages, self.window // self.query.per_page)
+        return max(1, pages)
 
     def to_dict(self) -> dict[str, Any]:
         q = self.query
@@ -92,6 +104,8 @@ class SearchPage:
             "too_common": list(self.too_common),
             "typos": [{"word": word, "matched": list(matched)}
                       for word, matched in self.typos.items()],
+            "partial": self.partial,
+            "warnings": list(self.warnings),
         }
 
 

@@ -24,7 +24,18 @@ from importlib import resources
 
 from searchapp.analysis import analyzer, fold
 from searchapp.analysis import compile as compile_chain
-from searchapp.engine import And, Every, Nothing, Or, Phrase, Query, Term, Vocabulary, Word
+from searchapp.engine import (
+    And,
+    Budget,
+    Every,
+    Nothing,
+    Or,
+    Phrase,
+    Query,
+    Term,
+    Vocabulary,
+    Word,
+)
 from searchapp.engine.scoring import query_weight
 from searchapp.engine.words import edit_distance
 from searchapp.fields import TEXT_FIELDS
@@ -33,8 +44,18 @@ MAX_CLAUSES = 32  # parts of a query beyond this are ignored
 # A long query (a pasted paragraph) is answered with its first this many analysed
 # terms, and says it was shortened (issue #12).
 MAX_QUERY_TERMS = 64
+# Once expanded (prefixes, synonyms, each word in each field searched), a query reads
+# at most this many posting lists; prefixes share what the other parts leave (#11).
+MAX_EXPANDED_TERMS = 512
 MAX_PREFIX_TERMS = 64  # a prefix matches at most this many (most frequent) words
-PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them
+PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them,
+# shared by all the prefixes of one query: index terms (cheap to list) ...
+QUERY_SCAN_LIMIT = 20_000
+# ... and unstemmed spelling words (each stemmed to find its term: dearer).
+QUERY_WORD_SCAN_LIMIT = 1_000
+# A prefix whose share of spelling words is smaller than this looks at none: its
+# words come from the index terms that start with it (a prefix of a stem).
+MIN_WORD_SCAN = 64
 MIN_PREFIX = 2
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -110,6 +131,8 @@ class Built:
     # What must not match. Kept apart rather than as an AndNot query: Whoosh
     # 2.7.4's AndNotMatcher lets excluded documents through.
     exclude: Query | None = None
+    # What of the query was narrowed to bound its work, for the reader (#11).
+    warnings: list[str] = field(default_factory=list)
     # Words the index does not know, matched by typo tolerance: each one as
     # typed (folded) → the vocabulary words it matched, closest first.
     typos: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -355,18 +378,63 @@ def _expand_single(clause: Clause) -> Clause:
 # Building -----------------------------------------------------------------
 
 
-def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
-          ) -> Built | None:
+class _Allowance:
+    """What one query may still expand into (`MAX_EXPANDED_TERMS` posting lists,
+    `QUERY_SCAN_LIMIT` index terms and `QUERY_WORD_SCAN_LIMIT` spelling words
+    looked at), shared fairly among its prefixes, and what was narrowed."""
+
+    def __init__(self, parsed: ParsedQuery, budget: Budget | None = None) -> None:
+        self.budget = budget
+        clauses = [*parsed.positives, *parsed.negatives]
+        prefixes = [c for c in clauses if c.prefix is not None]
+        fixed = sum(len(c.fields) * max(1, len(c.expressions))
+                    for c in clauses if c.prefix is None)
+        self.terms = MAX_EXPANDED_TERMS
+        room = max(0, MAX_EXPANDED_TERMS - fixed)
+        per_field = sum(len(c.fields) for c in prefixes) or 1
+        self.prefix_terms = min(MAX_PREFIX_TERMS, max(1, room // per_field))
+        self.term_scan = min(PREFIX_SCAN_LIMIT, max(1, QUERY_SCAN_LIMIT // per_field))
+        self.word_scan = min(PREFIX_SCAN_LIMIT, max(1, QUERY_WORD_SCAN_LIMIT // per_field))
+        self.narrowed: list[str] = []  # prefixes that reached their share
+        self.cut: list[str] = []  # parts whose alternatives were left out
+
+    def take(self, lists: int) -> bool:
+        """`lists` more posting lists, if the query may still read them."""
+        if self.terms < lists:
+            return False
+        self.terms -= lists
+        return True
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.narrowed:
+            named = ", ".join(self.narrowed[:5])
+            more = f" and {len(self.narrowed) - 5} more" if len(self.narrowed) > 5 else ""
+            share = self.prefix_terms
+            out.append(f"{named}{more}: each searched for at most {share} of the words"
+                       f" starting with it, to keep the search quick.")
+        if self.cut:
+            out.append(f"Some alternatives of {', '.join(self.cut[:5])} were left out: one"
+                       f" search reads at most {MAX_EXPANDED_TERMS} terms once expanded.")
+        return out
+
+
+def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
+          budget: Budget | None = None) -> Built | None:
     """The engine's query for `parsed` (None: no words, list everything).
 
     `match="any"` joins the groups with OR instead of AND. A part typed more
     than once (``flutter flutter``, ``a OR b OR a``) is asked once, its scores
-    weighted by BM25's query-term saturation (`scoring.query_weight`).
+    weighted by BM25's query-term saturation (`scoring.query_weight`). The
+    query is bounded as a whole once expanded (`MAX_EXPANDED_TERMS`, the scan
+    limits); what was narrowed is said in `Built.warnings`. With a `budget`
+    whose time runs out, prefixes stop looking for more words.
     """
     if not parsed.has_words:
         return None
     built = Built(Nothing())
-    parts = [weighted(_group(g, vocabulary, built), query_weight(n))
+    allowance = _Allowance(parsed, budget)
+    parts = [weighted(_group(g, vocabulary, built, allowance), query_weight(n))
              for g, n in Counter(parsed.groups).items()]
     positive: Query
     if not parts:
@@ -376,14 +444,17 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
     else:
         positive = And(tuple(parts)) if match == "all" else Or(tuple(parts))
     if parsed.negatives:
-        built.exclude = Or(tuple(_clause_query(c, vocabulary, set())
+        built.exclude = Or(tuple(_clause_query(c, vocabulary, set(), allowance)
                                  for c in parsed.negatives))
     built.query = positive
+    built.warnings = allowance.warnings()
     return built
 
 
-def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, built: Built) -> Query:
-    queries = [weighted(_clause_query(c, vocabulary, built.wanted, built.typos), query_weight(n))
+def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, built: Built,
+           allowance: _Allowance) -> Query:
+    queries = [weighted(_clause_query(c, vocabulary, built.wanted, built.typos, allowance),
+                        query_weight(n))
                for c, n in Counter(group).items()]
     return queries[0] if len(queries) == 1 else Or(tuple(queries))
 
@@ -400,17 +471,34 @@ def weighted(q: Query, weight: float) -> Query:
 
 
 def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
-                  typos: dict[str, tuple[str, ...]] | None = None) -> Query:
+                  typos: dict[str, tuple[str, ...]] | None = None,
+                  allowance: _Allowance | None = None) -> Query:
     """The clause's alternatives; with `typos` (positive clauses), a word the index
-    does not know also matches close words (`close_words`), recorded there."""
+    does not know also matches close words (`close_words`), recorded there. Every
+    alternative counts against the query's `allowance` (`MAX_EXPANDED_TERMS`)."""
+    if allowance is None:  # a clause on its own
+        allowance = _Allowance(ParsedQuery(((clause,),)))
     alternatives: list[Query] = []
+    lists = len(clause.fields)  # posting lists per word: one per field
+    cut = False
     if clause.prefix is not None:
-        for term in expand_prefix(vocabulary, clause.prefix, clause.terms[0], clause.fields):
-            wanted.add(term)
-            alternatives.append(_word(term, clause.fields))
+        terms, more = _expand(vocabulary, clause.prefix, clause.terms[0], clause.fields,
+                              limit=allowance.prefix_terms, scan=allowance.term_scan,
+                              word_scan=allowance.word_scan, budget=allowance.budget)
+        if more and allowance.prefix_terms < MAX_PREFIX_TERMS:
+            allowance.narrowed.append(clause.text)
+        for term in terms:
+            if allowance.take(lists):
+                wanted.add(term)
+                alternatives.append(_word(term, clause.fields))
+            else:
+                cut = True
         if not alternatives:  # nothing starts with it: a term that matches nothing
             alternatives.append(Term(clause.fields[0], clause.prefix))
     for terms in clause.expressions if clause.prefix is None else ():
+        if not allowance.take(lists * len(terms)) and alternatives:
+            cut = True
+            continue
         wanted.update(terms)
         if len(terms) == 1:
             alternatives.append(_word(terms[0], clause.fields))
@@ -423,8 +511,13 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
         for _, term, edits in close:
             if term in wanted:
                 continue
+            if not allowance.take(len(clause.fields)):
+                cut = True
+                break
             wanted.add(term)
             alternatives.append(_word(term, clause.fields, TYPO_BOOST ** edits))
+    if cut:
+        allowance.cut.append(clause.text)
     return _either(alternatives)
 
 
@@ -520,30 +613,42 @@ def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tup
     `cooperat*` finds "cooperatives" although its stem is "cooper"; stems that
     start with the prefix count too.
     """
+    return _expand(vocabulary, folded, stemmed, fields)[0]
+
+
+def _expand(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str, ...], *,
+            limit: int = MAX_PREFIX_TERMS, scan: int = PREFIX_SCAN_LIMIT,
+            word_scan: int = PREFIX_SCAN_LIMIT, budget: Budget | None = None
+            ) -> tuple[list[str], bool]:
+    """`expand_prefix`, choosing at most `limit` terms among the first `scan` terms
+    and `word_scan` words of each field; and whether there were more to choose from."""
     frequency: dict[str, int] = {}
+    more = False
 
     def count(term: str) -> None:
         if term and term not in frequency:
             frequency[term] = sum(vocabulary.doc_frequency(g, term) for g in fields)
 
+    def stop(n: int, most: int) -> bool:
+        return n >= most or (n % 64 == 63 and budget is not None and budget.over())
+
     for f in fields:
         for n, term in enumerate(vocabulary.terms(f, stemmed)):
-            if n >= PREFIX_SCAN_LIMIT:
+            if stop(n, scan):
+                more = True
                 break
             count(term)
-        for n, word in enumerate(vocabulary.words(f, folded)):
-            if n >= PREFIX_SCAN_LIMIT:
+        for n, word in enumerate(vocabulary.words(f, folded) if word_scan >= MIN_WORD_SCAN
+                                 else ()):
+            if stop(n, word_scan):
+                more = True
                 break
             count(_stem_of(word))
     ranked = sorted((t for t in frequency if frequency[t]), key=lambda t: (-frequency[t], t))
-    return ranked[:MAX_PREFIX_TERMS]
+    return ranked[:limit], more or len(ranked) > limit
 
 
+@functools.lru_cache(maxsize=65_536)
 def _stem_of(word: str) -> str:
     found = [t.text for t in analyzer()(word, removestops=False)]
     return found[0] if len(found) == 1 else ""
-
-
-def like(key_terms: list[tuple[str, float]]) -> Query:
-    """Any of some weighted terms, in either text field (for related items)."""
-    return Or(tuple(_word(term, TEXT_FIELDS, weight) for term, weight in key_terms))

@@ -1,61 +1,100 @@
 """Orders: by relevance (score, then newest, then id) and by date (then id).
 
 Both take the matches the engine found (`searchapp.engine.Matched`) and the
-per-reader columns, and load stored ids only where ties reach the page.
+per-reader columns, and load stored ids only where ties reach the page. The
+work of each is bounded: only the documents that can land on the page asked
+for are ordered in full, Whoosh rescores at most `RESCORE_WORK` (documents x
+terms of the query), and ties are broken by id among at most `TIE_LIMIT`.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
-from searchapp.engine import Matched, Query, Snapshot
+from searchapp.engine import BOUNDS, Budget, Matched, Query, Snapshot, leaves
 from searchapp.facets import Columns, Docs
 
-TIE_LIMIT = 1_000  # break date ties by id among at most this many documents
+log = logging.getLogger(__name__)
+
+TIE_LIMIT = 1_000  # break ties by id among at most this many documents
+# Whoosh's matcher rescores documents in time proportional to the query's terms, and
+# building it costs about as much as rescoring RESCORE_SETUP documents: at most
+# RESCORE_WORK of (documents + RESCORE_SETUP) x terms per request; beyond, numpy's
+# sums stand.
+RESCORE_WORK = 10_000
+RESCORE_SETUP = 100
 
 
-def _near_cut(matched: Matched, docs: Docs, limit: int) -> tuple[Docs, Any]:
-    """`docs` with their scores, cut to the best `limit` and every document that may
-    tie with the last of them (within rounding, when the scores are inexact)."""
-    assert matched.scores is not None
-    scores = matched.scores[np.searchsorted(matched.ids, docs)]
-    if len(docs) > limit:
-        cut = -np.partition(-scores, limit - 1)[limit - 1]
-        slack = 0.0 if matched.exact else abs(cut) * 1e-9 + 1e-12
-        keep = np.flatnonzero(scores >= cut - slack)
-        docs, scores = docs[keep], scores[keep]
-    return docs, scores
+def _slack(exact: bool, *values: float) -> float:
+    """How far apart two scores may be and still order either way once rescored."""
+    return 0.0 if exact else max(abs(v) for v in values) * 1e-9 + 1e-12
 
 
 def by_relevance(snapshot: Snapshot, columns: Columns, query: Query, matched: Matched,
-                 docs: Docs, limit: int) -> list[tuple[int, float | None]]:
-    """The first `limit` of `docs` by score, then newest, then id.
+                 docs: Docs, end: int, *, start: int = 0, budget: Budget | None = None
+                 ) -> list[tuple[int, float | None]]:
+    """Ranks `start` to `end` (from 0) of `docs` by score, then newest, then id.
 
-    The best `limit` are picked with one partition, together with every
-    document that ties with the last of them. When the scores may differ from
-    Whoosh's in the last bit (`searchapp.engine.scoring`'s exactness rule),
-    the picked documents are rescored by Whoosh's own matcher, so the order
-    is always Whoosh's.
+    One partition finds the scores at both ends of the page; only the documents
+    between them (and those tied with them) are ordered, and counted past the
+    ones above. When the scores may differ from Whoosh's in the last bit
+    (`searchapp.engine.scoring`'s exactness rule), those documents are
+    rescored by Whoosh's own matcher, so the order is Whoosh's; unless that
+    would exceed `RESCORE_WORK` or the time budget, when numpy's sums stand
+    (counted in `BOUNDS`).
     """
-    docs, scores = _near_cut(matched, docs, limit)
-    found = list(zip(scores.tolist(), docs.tolist(), strict=True))
+    assert matched.scores is not None
+    end = min(end, len(docs))
+    if start >= end:
+        return []
+    scores = matched.scores[np.searchsorted(matched.ids, docs)]
+    if end - start < len(docs):
+        ends = -np.partition(-scores, [start, end - 1])
+        high, low = float(ends[start]), float(ends[end - 1])
+        slack = _slack(matched.exact, high, low)
+        above = int(np.count_nonzero(scores > high + slack))
+        keep = np.flatnonzero((scores >= low - slack) & (scores <= high + slack))
+        docs, scores = docs[keep], scores[keep]
+    else:
+        above = 0
     if not matched.exact:
-        rescored = snapshot.rescore(query, docs)
-        found = [(rescored.get(d, s), d) for s, d in found]
-    date_codes = columns["date"].codes
-    # Newest first, undated (code -1) last, as the date's position in the sorted dates.
-    keyed = sorted((-s, -int(date_codes[d]), d) for s, d in found)
-    ties: dict[tuple[float, int], int] = {}
-    for s, c, _ in keyed:
-        ties[(s, c)] = ties.get((s, c), 0) + 1
-    # Ids (stored fields) only for documents tied on score and date with another
-    # one, in the groups that reach into the first `limit`.
-    needed = {(s, c) for s, c, _ in keyed[:limit] if ties[(s, c)] > 1}
-    ids = {d: snapshot.stored(d)["id"] for s, c, d in keyed if (s, c) in needed}
-    keyed.sort(key=lambda e: (e[0], e[1], ids.get(e[2], "")))
-    return [(d, -s) for s, _, d in keyed[:limit]]
+        terms = leaves(query)
+        if (len(docs) + RESCORE_SETUP) * terms > RESCORE_WORK:
+            BOUNDS.count("rescoring: over RESCORE_WORK")
+            log.info("not rescoring %d documents of a query of %d terms (over %d):"
+                     " numpy's sums stand", len(docs), terms, RESCORE_WORK)
+        elif budget is not None and budget.over():
+            BOUNDS.count("rescoring: out of time")
+        else:
+            rescored = snapshot.rescore(query, docs)
+            if budget is not None:
+                budget.rescored += len(docs)
+            scores = np.asarray([rescored.get(d, s) for d, s in
+                                 zip(docs.tolist(), scores.tolist(), strict=True)])
+    ordered = _ordered(snapshot, columns, docs, scores, start - above, end - above)
+    return [(d, s) for d, s in ordered]
+
+
+def _ordered(snapshot: Snapshot, columns: Columns, docs: Docs, scores: Any,
+             start: int, end: int) -> list[tuple[int, float]]:
+    """Positions `start` to `end` of `docs` by score, then newest (undated last), then
+    id; ids are loaded only for ties that reach those positions."""
+    codes = columns["date"].codes[docs].astype(np.int64)
+    order = np.lexsort((-codes, -scores))
+    docs, scores, codes = docs[order], scores[order], codes[order]
+    same = (scores[1:] == scores[:-1]) & (codes[1:] == codes[:-1])
+    group_starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    group_ends = np.append(group_starts[1:], len(docs))
+    out_docs = docs.tolist()
+    for a, b in zip(group_starts.tolist(), group_ends.tolist(), strict=True):
+        if b - a < 2 or b <= start or a >= end or b - a > TIE_LIMIT:
+            continue  # alone, off the page, or too many (document order stands)
+        ids = {d: snapshot.stored(d)["id"] for d in out_docs[a:b]}
+        out_docs[a:b] = sorted(out_docs[a:b], key=ids.__getitem__)
+    return list(zip(out_docs[start:end], scores[start:end].tolist(), strict=True))
 
 
 def by_date(snapshot: Snapshot, columns: Columns, docs: Docs, *, newest: bool,
@@ -68,16 +107,3 @@ def by_date(snapshot: Snapshot, columns: Columns, docs: Docs, *, newest: bool,
                        key=lambda kd: (kd[0], ids[kd[1]]))
         ordered = np.asarray([d for _, d in pairs], dtype=np.int64)
     return [(int(d), None) for d in ordered[:limit]]
-
-
-def by_score(snapshot: Snapshot, query: Query, matched: Matched,
-             limit: int) -> list[tuple[int, float]]:
-    """The first `limit` matches by score, ties by document number (as Whoosh's
-    top-N collector orders them; for related items)."""
-    if not len(matched):
-        return []
-    docs, scores = _near_cut(matched, matched.ids, limit)
-    found = dict(zip(docs.tolist(), scores.tolist(), strict=True))
-    if not matched.exact:
-        found.update(snapshot.rescore(query, docs))
-    return sorted(found.items(), key=lambda ds: (-ds[1], ds[0]))[:limit]

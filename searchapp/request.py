@@ -117,5 +117,16 @@ class SearchQuery:
         )
 
 
+def check_window(query: SearchQuery, window: int) -> None:
+    """Refuse a page reaching past the first `window` results of a search (as
+    Elasticsearch's ``max_result_window``): ranking that deep costs work in
+    proportion to the depth, and nobody reads that far."""
+    last = query.page * query.per_page
+    if last > window:
+        raise BadParameter("page", f"{query.page} with {query.per_page} per page reaches past"
+                                   f" the first {window:,} results (the most a search"
+                                   " shows): narrow the search instead")
+
+
 def _unique(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(values))

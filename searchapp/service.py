@@ -31,14 +31,17 @@ from searchapp.analysis import compile as compile_chain
 from searchapp.analysis import terms as analyse
 from searchapp.config import Settings
 from searchapp.engine import (
+    BOUNDS,
     CHOICES,
     FALLBACKS,
+    Budget,
     EngineUnavailable,
     Matched,
     Nothing,
     Or,
     Query,
     Snapshot,
+    Word,
     open_snapshot,
 )
 from searchapp.engine.health import Checked
@@ -51,13 +54,17 @@ from searchapp.highlight import FRAGMENT_CHARS, highlight
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 from searchapp.page import FacetValue, Hit, Related, SearchPage, facet_values
-from searchapp.request import MAX_YEAR, MIN_YEAR, SearchQuery
+from searchapp.request import MAX_YEAR, MIN_YEAR, SearchQuery, check_window
 from searchapp.schema import from_stored
 from searchapp.spelling import suggest
 from searchapp.suggest import complete
 
 SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
 RELATED = 5
+# Related items are weighed among at most this many candidates: the postings of the
+# item's most telling words, read most telling first, until the next would pass it.
+RELATED_CANDIDATES = 20_000
+RESULT_WINDOW = 10_000  # Settings.max_result_window (a time budget: Settings only)
 
 __all__ = ["Engine", "FacetValue", "Hit", "Related", "SearchPage", "SearchQuery"]
 
@@ -68,11 +75,15 @@ class Engine:
     """One open snapshot of the live generation, refreshed when it changes."""
 
     def __init__(self, store: IndexStore, *, engine: str = "auto",
-                 weighting: Any = None, feedback: str = feedbacks.NONE) -> None:
+                 weighting: Any = None, feedback: str = feedbacks.NONE,
+                 result_window: int = RESULT_WINDOW, time_budget: float | None = None) -> None:
         """`engine` forces a path (`Settings.engine`); `weighting`, a Whoosh weighting
         model, replaces the tuned BM25F (`Settings.ranking`; others for experiments
         only); `feedback` is the pseudo-relevance feedback searches use unless they
-        ask otherwise (`Settings.feedback`)."""
+        ask otherwise (`Settings.feedback`); `result_window` bounds how deep pages
+        go, `time_budget` how long one search or item's related items may take
+        before answering in part (None: no limit; served engines get
+        `Settings.search_time_budget`)."""
         if engine not in CHOICES:
             raise EngineUnavailable(f"SEARCHAPP_ENGINE must be one of {', '.join(CHOICES)},"
                                     f" not {engine!r}")
@@ -83,6 +94,8 @@ class Engine:
         for language in CHAINS:  # a chain that cannot be compiled fails here, at start-up
             compile_chain(language)
         self.store = store
+        self.result_window = result_window
+        self.time_budget = time_budget
         self._choice = engine
         self._weighting = weighting
         self._lock = threading.RLock()
@@ -96,7 +109,8 @@ class Engine:
     def from_settings(cls, settings: Settings) -> Engine:
         return cls(IndexStore(settings.index_dir, title_boost=settings.title_boost),
                    engine=settings.engine, weighting=settings.ranking().weighting(),
-                   feedback=settings.feedback)
+                   feedback=settings.feedback, result_window=settings.max_result_window,
+                   time_budget=settings.search_time_budget)
 
     def close(self) -> None:
         with self._lock:
@@ -178,7 +192,7 @@ class Engine:
         with self._reading():
             snapshot = self._current()
             return {"kind": snapshot.kind, "reason": snapshot.reason,
-                    "fallbacks": FALLBACKS.snapshot()}
+                    "fallbacks": FALLBACKS.snapshot(), "bounded": BOUNDS.snapshot()}
 
     def doc_count(self) -> int:
         with self._reading():
@@ -207,33 +221,67 @@ class Engine:
             built = parser.build(parser.parse(text), self._current().vocabulary(), match=match)
             return set(built.wanted) if built is not None else set()
 
-    def related(self, item: Item, *, limit: int = RELATED) -> list[Related]:
-        """Items about the same things: the item's most telling words, searched."""
+    def related(self, item: Item, *, limit: int = RELATED,
+                budget: Budget | None = None) -> list[Related]:
+        """Items about the same things: the item's most telling words, weighed.
+
+        Each document scores the sum of its scores for those words (each a `Word`
+        over the text fields, boosted by its weight), from the words' posting
+        lists alone; the lists are read most telling word first, and a word whose
+        documents would take the candidates past `RELATED_CANDIDATES` is left
+        out. Ties go by document.
+        """
+        budget = budget if budget is not None else Budget(self.time_budget)
         with self._reading():
             snapshot = self._current()
             key_terms = _key_terms(snapshot, f"{item.title} {item.summary}")
-            if not key_terms:
+            ids: list[Any] = []
+            scores: list[Any] = []
+            read = 0
+            for term, weight in key_terms:
+                if budget.over():
+                    break
+                word = Word(tuple((f, term) for f in TEXT_FIELDS), weight)
+                found = snapshot.match(word, budget=budget)
+                if read and read + len(found) > RELATED_CANDIDATES:
+                    BOUNDS.count("related items: over RELATED_CANDIDATES")
+                    continue
+                read += len(found)
+                ids.append(found.ids)
+                scores.append(found.scores)
+            if not read:
                 return []
-            like = parser.like(key_terms)
-            best = ranking.by_score(snapshot, like, snapshot.match(like, scored=True),
-                                    limit + 1)
-            found = [Related(from_stored(snapshot.stored(d)), s) for d, s in best]
+            every = np.concatenate(ids)
+            order = np.argsort(every, kind="stable")  # each document's words in order
+            every = every[order]
+            first = np.flatnonzero(np.concatenate(([True], every[1:] != every[:-1])))
+            docs = every[first]
+            totals = np.add.reduceat(np.concatenate(scores)[order], first)
+            budget.candidates += len(docs)
+            best = np.lexsort((docs, -totals))[:limit + 1]
+            found = [Related(from_stored(snapshot.stored(int(docs[b]))), float(totals[b]))
+                     for b in best]
             return [r for r in found if r.item.id != item.id][:limit]
 
-    def search(self, request: SearchQuery) -> SearchPage:
+    def search(self, request: SearchQuery, *, budget: Budget | None = None) -> SearchPage:
+        """One page of results. Pages past `result_window` are refused (`BadParameter`
+        naming `page`); a search that runs out of `time_budget` answers with what it
+        found in time, marked partial."""
+        check_window(request, self.result_window)
+        budget = budget if budget is not None else Budget(self.time_budget)
         with self._reading():
             snapshot = self._current()
             columns = self._columns_for(snapshot)
             vocabulary = snapshot.vocabulary()
             parsed = parser.parse(request.q)
-            built = parser.build(parsed, vocabulary, match=request.match)
+            built = parser.build(parsed, vocabulary, match=request.match, budget=budget)
             if parsed.only_stop_words:  # too common to search for: nothing, said so
                 built = parser.Built(Nothing())
             selected = request.selected()
             allowed = _allowed(request, selected, columns)
             sort = request.sort or ("relevance" if parsed.ranked else "newest")
             ranked = built is not None and not built.everything and sort == "relevance"
-            matched = _matching(snapshot, built, scored=ranked)
+            matched = _matching(snapshot, built, scored=ranked, budget=budget)
             if built is None and not any(v is not None for v in allowed.values()):
                 if self._browse is None:
                     self._browse = columns.count(matched.ids, allowed)
@@ -242,20 +290,23 @@ class Engine:
                 counted = columns.count(matched.ids, allowed)
             total = len(counted.docs)
             query: Query | None = built.query if built is not None else None
-            if ranked and total and (request.feedback or self.feedback) == feedbacks.RM3:
+            if ranked and total and (request.feedback or self.feedback) == feedbacks.RM3 \
+                    and not budget.over():
                 assert query is not None
                 query, matched = _with_feedback(snapshot, columns, query, matched,
                                                 counted.docs)
             hits = _page(snapshot, columns, request, sort, built, query, matched,
-                         counted.docs) if total else []
+                         counted.docs, budget) if total else []
 
             any_words = None
-            if total == 0 and request.match == "all" and len(parsed.groups) > 1:
+            if total == 0 and request.match == "all" and len(parsed.groups) > 1 \
+                    and not budget.over():
                 relaxed = parser.build(parsed, vocabulary, match="any")
                 any_words = len(columns.count(
-                    _matching(snapshot, relaxed, scored=False).ids, allowed).docs)
+                    _matching(snapshot, relaxed, scored=False, budget=budget).ids,
+                    allowed).docs)
             suggestion = None
-            if total < SUGGEST_BELOW and parsed.groups:
+            if total < SUGGEST_BELOW and parsed.groups and not budget.over():
                 fixed = suggest(vocabulary, parsed, request.q,
                                 tolerated=built.typos if built is not None else ())
                 if fixed is not None:
@@ -265,26 +316,34 @@ class Engine:
                         suggestion = fixed
             facets = {name: facet_values(name, counted.counts[name], set(selected[name]))
                       for name in FACET_FIELDS}
+            if budget.cut:
+                BOUNDS.count("search: out of time")
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
                               suggestion=suggestion, any_words_total=any_words or None,
                               shortened=parsed.shortened,
                               too_common=parsed.stopped,
                               only_too_common=parsed.only_stop_words,
-                              typos=dict(built.typos) if built is not None else {})
+                              typos=dict(built.typos) if built is not None else {},
+                              warnings=tuple(built.warnings if built is not None else ()),
+                              partial=budget.cut, window=self.result_window,
+                              work=budget.counts())
 
 
-def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool) -> Matched:
+def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool,
+              budget: Budget | None = None) -> Matched:
     """Every live document the words match (all of them when there are no words),
-    with scores when `scored`, in document order."""
+    with scores when `scored`, in document order. The exclusions are always read
+    whole, so a search cut short by its `budget` never shows an excluded item."""
     if built is None or built.everything:
         found = Matched(snapshot.live(), None)
     else:
-        found = snapshot.match(built.query, scored=scored)
+        found = snapshot.match(built.query, scored=scored, budget=budget)
     if built is not None and built.exclude is not None and len(found):
         excluded = snapshot.match(built.exclude, scored=False).ids
         keep = ~np.isin(found.ids, excluded)
         found = Matched(found.ids[keep],
-                        None if found.scores is None else found.scores[keep], found.exact)
+                        None if found.scores is None else found.scores[keep], found.exact,
+                        found.complete)
     return found
 
 
@@ -314,16 +373,18 @@ def _with_feedback(snapshot: Snapshot, columns: Columns, query: Query, matched: 
 
 def _page(snapshot: Snapshot, columns: Columns, request: SearchQuery, sort: str,
           built: parser.Built | None, query: Query | None, matched: Matched,
-          docs: Any) -> list[Hit]:
+          docs: Any, budget: Budget | None = None) -> list[Hit]:
     end = request.page * request.per_page
     start = end - request.per_page
     if query is not None and matched.scores is not None:
-        ordered = ranking.by_relevance(snapshot, columns, query, matched, docs, end)
+        ordered = ranking.by_relevance(snapshot, columns, query, matched, docs, end,
+                                       start=start, budget=budget)
     else:
-        ordered = ranking.by_date(snapshot, columns, docs, newest=sort != "oldest", limit=end)
+        ordered = ranking.by_date(snapshot, columns, docs, newest=sort != "oldest",
+                                  limit=end)[start:end]
     wanted = built.wanted if built is not None else set()
     hits = []
-    for docnum, score in ordered[start:end]:
+    for docnum, score in ordered:
         item = from_stored(snapshot.stored(docnum))
         hits.append(Hit(item, score, {
             "title": highlight(item.title, wanted),

@@ -56,6 +56,9 @@ REQUESTS = [
     SearchQuery(q="bank union bank", match="any"), SearchQuery(q="economy OR economy OR social"),
     SearchQuery(q="cooperative workers", feedback="rm3"),
     SearchQuery(q="economy social", match="any", feedback="rm3", per_page=20, page=2),
+    # Inexact sums, rescored only around the page asked for (ranking.by_relevance).
+    SearchQuery(q="bank union energy youth", match="any", page=3, per_page=7),
+    SearchQuery(q="women OR housing OR platform", page=2, per_page=20),
 ]
 
 

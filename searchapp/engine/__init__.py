@@ -23,10 +23,12 @@ from whoosh.index import Index
 from searchapp.engine import scoring
 from searchapp.engine.base import (
     ARRAYS,
+    BOUNDS,
     CHOICES,
     FALLBACKS,
     WHOOSH,
     And,
+    Budget,
     Column,
     Every,
     Ids,
@@ -40,12 +42,13 @@ from searchapp.engine.base import (
     Term,
     Vocabulary,
     Word,
+    leaves,
 )
 from searchapp.errors import SearchappError
 
-__all__ = ["ARRAYS", "CHOICES", "FALLBACKS", "WHOOSH", "And", "Column", "EngineUnavailable",
+__all__ = ["ARRAYS", "BOUNDS", "CHOICES", "FALLBACKS", "WHOOSH", "And", "Budget", "Column", "EngineUnavailable",
            "Every", "Ids", "Matched", "Nothing", "Or", "Phrase", "Query", "Scores", "Snapshot",
-           "Term", "Vocabulary", "Word", "choose", "open_snapshot"]
+           "Term", "Vocabulary", "Word", "choose", "leaves", "open_snapshot"]
 
 log = logging.getLogger(__name__)
 

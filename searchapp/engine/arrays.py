@@ -21,9 +21,10 @@ with its reason.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,7 @@ from searchapp.engine.base import (
     EMPTY_SCORES,
     FALLBACKS,
     And,
+    Budget,
     Column,
     Every,
     Ids,
@@ -50,9 +52,10 @@ from searchapp.engine.base import (
     Query,
     Scores,
     Term,
+    Vocabulary,
     Word,
 )
-from searchapp.engine.plain import WhooshSnapshot, to_whoosh
+from searchapp.engine.plain import WhooshSnapshot, WhooshVocabulary, to_whoosh
 from searchapp.engine.segments import (
     arrays_path,
     deleted,
@@ -102,6 +105,7 @@ class ArraysSnapshot(WhooshSnapshot):
         self._budget = cache_postings
         self._lock = threading.Lock()
         self._live: Ids | None = None
+        self._vocabulary: ArraysVocabulary | None = None
 
     # Terms ----------------------------------------------------------------
 
@@ -254,6 +258,11 @@ class ArraysSnapshot(WhooshSnapshot):
             found = self._columns[name] = Column(tuple(values), codes)
         return found
 
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:
+            self._vocabulary = ArraysVocabulary(self.reader, self._leaves)
+        return self._vocabulary
+
     def live(self) -> Ids:
         """Every live (not deleted) document."""
         if self._live is None:
@@ -268,28 +277,53 @@ class ArraysSnapshot(WhooshSnapshot):
 
     # Queries --------------------------------------------------------------
 
-    def match(self, query: Query, *, scored: bool = True) -> Matched:
-        """The documents `query` matches, with Whoosh's scores when `scored`."""
+    def match(self, query: Query, *, scored: bool = True, budget: Budget | None = None
+              ) -> Matched:
+        """The documents `query` matches, with Whoosh's scores when `scored`.
+
+        With a `budget`, the time is checked before each part of an AND or OR:
+        an OR out of time answers the union of the parts read so far, an AND
+        nothing, so an incomplete answer never holds a document that does not
+        match.
+        """
         if isinstance(query, Term):
             ids, scores = self.term(query.field, query.text)
+            if budget is not None:
+                budget.read(len(ids))
             return Matched(ids, scoring.boosted(scores, query.boost) if scored else None)
         if isinstance(query, Word):
             if not scoring.is_bm25f(self._bm25):  # per-field kind: an OR of its terms
                 return self.match(Or(tuple(Term(f, t, query.boost) for f, t in query.terms)),
-                                  scored=scored)
+                                  scored=scored, budget=budget)
             ids, scores = self.word(query.terms)
+            if budget is not None:
+                budget.read(len(ids))
+                budget.terms += len(query.terms) - 1
             return Matched(ids, scoring.boosted(scores, query.boost) if scored else None)
         if isinstance(query, (And, Or)):
             if not query.parts:
                 return Matched.empty(scored=scored)
-            parts = [self.match(sub, scored=scored) for sub in query.parts]
+            parts = []
+            for sub in query.parts:
+                if budget is not None and budget.over():
+                    break
+                parts.append(self.match(sub, scored=scored, budget=budget))
+            complete = len(parts) == len(query.parts) and all(p.complete for p in parts)
+            if isinstance(query, And) and not complete:
+                return Matched(EMPTY_IDS, EMPTY_SCORES if scored else None, complete=False)
+            if not parts:
+                return Matched(EMPTY_IDS, EMPTY_SCORES if scored else None, complete=False)
             combined = _union(parts) if isinstance(query, Or) else _intersection(parts)
-            if not scoring.exact_sum(len(parts)):
-                combined = Matched(combined.ids, combined.scores, exact=False)
+            exact = combined.exact and scoring.exact_sum(len(query.parts))
+            if not exact or not complete:
+                combined = Matched(combined.ids, combined.scores, exact, complete)
             return combined
         if isinstance(query, Phrase):
             phrase = self._phrase(query, scored)
             if isinstance(phrase, Matched):
+                if budget is not None:
+                    for word in query.words:
+                        budget.read(len(self.term(query.field, word)[0]))
                 return phrase
             return self._by_whoosh(query, scored=scored, reason=phrase)
         if isinstance(query, Every):
@@ -379,6 +413,55 @@ class ArraysSnapshot(WhooshSnapshot):
         if scored:
             return Matched(order, np.asarray(scores, dtype=np.float64))
         return Matched(order, None)
+
+
+class ArraysVocabulary(WhooshVocabulary):
+    """Index terms and their document frequencies from the posting arrays (what
+    prefix expansion asks most often); the rest from Whoosh's reader.
+
+    Per field, once per reader: every segment's terms merged into one sorted
+    list and one table of document frequencies (postings, deleted documents
+    included, as Whoosh counts them)."""
+
+    def __init__(self, reader: IndexReader, leaves: list[_Leaf]) -> None:
+        super().__init__(reader)
+        self._leaves = leaves
+        self._fields: dict[str, tuple[list[str], dict[str, int]] | None] = {}
+
+    def _lexicon(self, field: str) -> tuple[list[str], dict[str, int]] | None:
+        """The field's terms, sorted, and their frequencies (None: a segment has no
+        arrays for it)."""
+        if field not in self._fields:
+            found = [leaf.arrays.fields.get(field) if leaf.arrays is not None else None
+                     for leaf in self._leaves]
+            if any(f is None for f in found):
+                self._fields[field] = None
+            else:
+                frequency: dict[str, int] = {}
+                for f in found:
+                    assert f is not None
+                    counts = np.diff(f.starts).tolist()
+                    for term, t in f.terms.items():
+                        frequency[term] = frequency.get(term, 0) + counts[t]
+                self._fields[field] = (sorted(frequency), frequency)
+        return self._fields[field]
+
+    def terms(self, field: str, prefix: str) -> Iterator[str]:
+        lexicon = self._lexicon(field)
+        if lexicon is None:
+            yield from super().terms(field, prefix)
+            return
+        words = lexicon[0]
+        start = bisect.bisect_left(words, prefix)
+        end = (bisect.bisect_left(words, prefix[:-1] + chr(ord(prefix[-1]) + 1), start)
+               if prefix else len(words))
+        yield from words[start:end]
+
+    def doc_frequency(self, field: str, term: str) -> int:
+        lexicon = self._lexicon(field)
+        if lexicon is None:
+            return super().doc_frequency(field, term)
+        return lexicon[1].get(term, 0)
 
 
 def _load_arrays(leaf: IndexReader) -> SegmentArrays | None:

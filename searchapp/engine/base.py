@@ -14,6 +14,7 @@ in `FALLBACKS`, so leaving the fast path is never silent.
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -98,6 +99,7 @@ class Matched:
     ids: Ids
     scores: Scores | None
     exact: bool = True  # scores equal Whoosh's bit for bit
+    complete: bool = True  # False: the time budget ran out; these are some of the matches
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -117,6 +119,40 @@ class Column:
     def codes_of(self, values: Iterable[str]) -> NDArray[np.int32]:
         position = {v: i for i, v in enumerate(self.values)}
         return np.asarray(sorted(position[v] for v in values if v in position), dtype=np.int32)
+
+
+class Budget:
+    """One request's allowance: a time budget (`time.monotonic`) and counts of the
+    work done under it, so a request can say it was cut short and tests can bound
+    work without a clock.
+
+    `over()` is asked before each step that may be skipped; once it answers True
+    the budget remembers that something was left out (`cut`).
+    """
+
+    __slots__ = ("end", "cut", "terms", "postings", "rescored", "candidates")
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.end = None if seconds is None else time.monotonic() + seconds
+        self.cut = False
+        self.terms = 0  # posting lists read (terms, and the words of phrases)
+        self.postings = 0  # postings in them
+        self.rescored = 0  # documents rescored by Whoosh's matcher
+        self.candidates = 0  # documents weighed as related items
+
+    def over(self) -> bool:
+        """Whether the time is up (then the step asking is skipped, and `cut` set)."""
+        if self.end is not None and time.monotonic() >= self.end:
+            self.cut = True
+        return self.cut
+
+    def read(self, postings: int) -> None:
+        self.terms += 1
+        self.postings += postings
+
+    def counts(self) -> dict[str, int]:
+        return {"terms": self.terms, "postings": self.postings, "rescored": self.rescored,
+                "candidates": self.candidates}
 
 
 class Fallbacks:
@@ -140,6 +176,23 @@ class Fallbacks:
 
 
 FALLBACKS = Fallbacks()
+# How often a request's work was bounded, per reason (a rescoring skipped, a time
+# budget run out): the answers stay correct but are not as exact or as whole.
+BOUNDS = Fallbacks()
+
+
+def leaves(query: Query) -> int:
+    """How many posting lists `query` reads: its terms (a `Word`'s in each field), and
+    each word of its phrases."""
+    if isinstance(query, Term):
+        return 1
+    if isinstance(query, Word):
+        return len(query.terms)
+    if isinstance(query, Phrase):
+        return len(query.words)
+    if isinstance(query, (And, Or)):
+        return sum(leaves(p) for p in query.parts)
+    return 0
 
 
 class Vocabulary(ABC):
@@ -183,8 +236,13 @@ class Snapshot(ABC):
         """Every live (not deleted) document, in order."""
 
     @abstractmethod
-    def match(self, query: Query, *, scored: bool = True) -> Matched:
-        """The documents `query` matches, with Whoosh's scores when `scored`."""
+    def match(self, query: Query, *, scored: bool = True, budget: Budget | None = None
+              ) -> Matched:
+        """The documents `query` matches, with Whoosh's scores when `scored`.
+
+        With a `budget` whose time runs out, the answer holds only some of the
+        matches (never a document that does not match) and is marked incomplete.
+        """
 
     @abstractmethod
     def rescore(self, query: Query, docs: Sequence[int] | NDArray[np.integer[Any]]

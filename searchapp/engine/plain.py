@@ -27,6 +27,7 @@ from searchapp.engine.base import (
     FALLBACKS,
     WHOOSH,
     And,
+    Budget,
     Column,
     Every,
     Ids,
@@ -39,6 +40,7 @@ from searchapp.engine.base import (
     Term,
     Vocabulary,
     Word,
+    leaves,
 )
 from searchapp.engine.segments import arrays_path
 from searchapp.engine.words import for_segment
@@ -66,6 +68,9 @@ def to_whoosh(q: Query, *, word_df: WordFrequency | None = None) -> wq.Query:
     if isinstance(q, Nothing):
         return wq.NullQuery
     raise TypeError(f"not a query of the seam: {q!r}")
+
+
+CHECK_EVERY = 64  # matches walked between two looks at the clock
 
 
 class WordQuery(wq.Query):  # type: ignore[misc]
@@ -358,14 +363,40 @@ class WhooshSnapshot(Snapshot):
     def live(self) -> Ids:
         return np.fromiter(self.reader.all_doc_ids(), dtype=np.int32)
 
-    def match(self, query: Query, *, scored: bool = True) -> Matched:
-        if not scored:
-            ids = sorted(self.searcher.docs_for_query(to_whoosh(query)))
-            return Matched(np.asarray(ids, dtype=np.int32), None)
-        results = self.searcher.search(to_whoosh(query), limit=None)
-        pairs = sorted(results.items())
-        return Matched(np.asarray([d for d, _ in pairs], dtype=np.int32),
-                       np.asarray([s for _, s in pairs], dtype=np.float64))
+    def match(self, query: Query, *, scored: bool = True, budget: Budget | None = None
+              ) -> Matched:
+        """Whoosh's matcher over each segment, walked to the end; with a `budget`, the
+        time is checked every `CHECK_EVERY` matches and the walk stops when it is up
+        (the matches so far are kept, marked incomplete)."""
+        q = to_whoosh(query)
+        ids: list[int] = []
+        scores: list[float] = []
+        context = self.searcher.context()
+        complete = True
+        for sub, offset in self.searcher.leaf_searchers():
+            if budget is not None and budget.over():
+                complete = False
+                break
+            m = q.matcher(sub, context)
+            n = 0
+            while m.is_active():
+                ids.append(m.id() + offset)
+                if scored:
+                    scores.append(m.score())
+                n += 1
+                if n % CHECK_EVERY == 0 and budget is not None and budget.over():
+                    complete = False
+                    break
+                m.next()
+            if budget is not None:
+                budget.postings += n
+            if not complete:
+                break
+        if budget is not None:
+            budget.terms += leaves(query)
+        order = np.asarray(ids, dtype=np.int32)
+        return Matched(order, np.asarray(scores, dtype=np.float64) if scored else None,
+                       complete=complete)
 
     def column(self, name: str) -> Column:
         found = self._columns.get(name)

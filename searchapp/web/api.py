@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, make_response, request
 
 from searchapp.catalog import Catalog
+from searchapp.engine import Budget
 from searchapp.errors import BadParameter, IndexUnavailable, NotFound, SearchappError
 from searchapp.models import Item
 from searchapp.operations import sync_problem
@@ -91,9 +92,10 @@ def search() -> Response:
 @revalidated
 def item(item_id: str) -> Response:
     found = item_or_404(item_id)
+    budget = Budget(engine().time_budget)
     related = [{**r.item.to_dict(), "score": round(r.score, 4)}
-               for r in engine().related(found)]
-    return jsonify({**found.to_dict(), "related": related})
+               for r in engine().related(found, budget=budget)]
+    return jsonify({**found.to_dict(), "related": related, "related_partial": budget.cut})
 
 
 @bp.get("/api/suggest")

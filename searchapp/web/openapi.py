@@ -64,7 +64,10 @@ SEARCH_PARAMETERS = [
                  " come last.", {"type": "string", "enum": list(SORTS)}),
     _one("match", "`all` words (default) or `any` of them.",
          {"type": "string", "enum": list(MATCHES), "default": "all"}),
-    _one("page", "Page number, from 1.",
+    _one("page", "Page number, from 1. A page reaching past the first results of a"
+                 " search (`page` x `per_page` over SEARCHAPP_MAX_RESULT_WINDOW, 10,000 by"
+                 " default) is refused with a 400 naming `page`: narrow the search"
+                 " instead.",
          {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
     _one("per_page", "Hits per page.", {"type": "integer", "minimum": 1,
                                         "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}),
@@ -107,9 +110,14 @@ SCHEMAS: dict[str, Any] = {
     "ItemWithRelated": {
         "type": "object", "unevaluatedProperties": False,
         "allOf": [_ref("Item")],
-        "required": ["related"],
+        "required": ["related", "related_partial"],
         "properties": {"related": {"type": "array", "items": _ref("RelatedItem"),
-                                   "maxItems": 5}},
+                                   "maxItems": 5},
+                       "related_partial": {
+                           "type": "boolean",
+                           "description": "True when finding related items ran out of the"
+                                          " time budget (SEARCHAPP_SEARCH_TIME_BUDGET): they"
+                                          " are the best of those found in time."}},
     },
     "Hit": {
         "type": "object", "additionalProperties": False,
@@ -144,7 +152,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "additionalProperties": False,
         "required": ["query", "total", "page", "per_page", "sort", "match", "filters", "hits",
                      "facets", "suggestion", "shortened", "any_words", "too_common",
-                     "typos"],
+                     "typos", "partial", "warnings"],
         "properties": {
             "query": {"type": "string"}, "total": {"type": "integer", "minimum": 0},
             "page": {"type": "integer", "minimum": 1},
@@ -178,6 +186,15 @@ SCHEMAS: dict[str, Any] = {
                     "additionalProperties": False,
                     "properties": {"match": {"const": "any"},
                                    "total": {"type": "integer", "minimum": 1}}}]},
+            "partial": {"type": "boolean",
+                        "description": "True when the search ran out of its time budget"
+                                       " (SEARCHAPP_SEARCH_TIME_BUDGET): the hits are the"
+                                       " best of the items found in time, and `total` and"
+                                       " the facet counts may be low."},
+            "warnings": {"type": "array", "items": {"type": "string"},
+                         "description": "What of the query was left out or narrowed to"
+                                        " bound its work: parts over the limits, prefixes"
+                                        " searched for fewer of their words."},
             "too_common": {
                 "type": "array", "items": {"type": "string"},
                 "description": "Words left out of the search because they are too common"
@@ -314,7 +331,12 @@ SCHEMAS: dict[str, Any] = {
                     "kind": {"type": "string", "enum": ["arrays", "whoosh"]},
                     "reason": {"type": "string"},
                     "fallbacks": {"type": "object",
-                                  "additionalProperties": {"type": "integer"}}}}},
+                                  "additionalProperties": {"type": "integer"}},
+                    "bounded": {"type": "object",
+                                "description": "How often a request's work was bounded, per"
+                                               " reason (rescoring skipped, time budget run"
+                                               " out).",
+                                "additionalProperties": {"type": "integer"}}}}},
     },
 }
 

@@ -15,6 +15,7 @@ from werkzeug.datastructures import MultiDict
 
 from searchapp.errors import BadParameter
 from searchapp.fields import FACETS
+from searchapp.request import check_window
 from searchapp.search import SearchQuery
 
 FILTERS = (*FACETS, "year_from", "year_to")
@@ -44,11 +45,12 @@ class Asked:
     args: MultiDict[str, str]  # the parameters the query was built from
 
 
-def read_page_request(args: MultiDict[str, str]) -> Asked:
+def read_page_request(args: MultiDict[str, str], *, window: int | None = None) -> Asked:
     """The search a page asks for; bad parameters are left out and reported, not fatal.
 
     The JSON API answers a bad parameter with a 400; the page keeps the search box and
-    filters as they were and marks what it could not use.
+    filters as they were and marks what it could not use. A page past the result
+    `window` is such a bad parameter (`page`).
     """
     params: dict[str, list[str]] = {k: args.getlist(k) for k in SEARCH_PARAMS if k in args}
     unknown = [name for name in args if name not in SEARCH_PARAMS and name not in VIEW_PARAMS]
@@ -63,6 +65,8 @@ def read_page_request(args: MultiDict[str, str]) -> Asked:
     while True:
         try:
             query = SearchQuery.from_params(params)
+            if window is not None:
+                check_window(query, window)
             kept = MultiDict([(k, v) for k, vs in params.items() for v in vs])
             kept.update([(k, v) for k, vs in args.lists() if k == "show" for v in vs])
             in_order = {k: errors[k] for k in SEARCH_PARAMS if k in errors}

@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from searchapp import urls
 from searchapp.catalog import Catalog, Freshness
+from searchapp.engine import Budget
 from searchapp.search import SearchQuery
 from searchapp.web.api import (
     engine,
@@ -92,7 +93,7 @@ def _freshness_stamp() -> str:
 def index() -> BaseResponse:
     if "box" in request.args:
         return _from_search_box()
-    asked = read_page_request(request.args)
+    asked = read_page_request(request.args, window=engine().result_window)
     use_args(asked.args)
     result = engine().search(asked.query)
     found = chips(asked.query)
@@ -159,7 +160,10 @@ def back_url() -> str:
 @revalidated
 def item(item_id: str) -> str:
     found = item_or_404(item_id)
-    return render_template("item.html", item=found, related=engine().related(found),
+    budget = Budget(engine().time_budget)
+    related = engine().related(found, budget=budget)
+    return render_template("item.html", item=found, related=related,
+                           related_partial=budget.cut,
                            api_url=url_for("api.item", item_id=item_id))
 
 
