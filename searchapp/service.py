@@ -13,10 +13,13 @@ per-reader columns (`searchapp.facets`), then rank only what the page needs
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import math
 import threading
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,7 +39,7 @@ from searchapp.engine import (
     open_snapshot,
 )
 from searchapp.facets import Columns, Counted
-from searchapp.fields import FACET_FIELDS, TEXT_FIELDS, UNDATED
+from searchapp.fields import FACET_FIELDS, FACETS, TEXT_FIELDS, UNDATED
 from searchapp.highlight import FRAGMENT_CHARS, highlight
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
@@ -49,7 +52,7 @@ from searchapp.suggest import complete
 SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
 RELATED = 5
 
-__all__ = ["Engine", "FacetValue", "Hit", "Related", "SearchPage", "SearchQuery"]
+__all__ = ["Engine", "Export", "FacetValue", "Hit", "Related", "SearchPage", "SearchQuery"]
 
 
 class Engine:
@@ -73,6 +76,8 @@ class Engine:
         self._generation: str | None = None
         self._columns: Columns | None = None
         self._browse: Counted | None = None  # every document counted, for browsing
+        # Snapshots an export is still reading (id → how many), closed when it is done.
+        self._pins: Counter[int] = Counter()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
@@ -84,15 +89,17 @@ class Engine:
             self._drop()
 
     def _drop(self) -> None:
-        if self._snapshot is not None:
-            self._snapshot.close()
+        if self._snapshot is not None and not self._pins[id(self._snapshot)]:
+            self._snapshot.close()  # (a pinned one is closed by the export reading it)
         self._columns, self._browse = None, None
         self._snapshot, self._stamp, self._generation = None, None, None
 
     def _current(self) -> Snapshot:
         """The snapshot, reopened after a swap or refreshed after new commits."""
         stamp = self.store.pointer_stamp()
-        if self._snapshot is None or stamp != self._stamp:
+        if (self._snapshot is None or stamp != self._stamp
+                or (self._pins[id(self._snapshot)] and not self._snapshot.up_to_date())):
+            # (A pinned snapshot is left as it is: refreshing would close its readers.)
             self._drop()
             gen = self.store.current()
             self._snapshot = open_snapshot(self.store.open_index(), choice=self._choice,
@@ -161,42 +168,131 @@ class Engine:
     def search(self, request: SearchQuery) -> SearchPage:
         with self._lock:
             snapshot = self._current()
-            columns = self._columns_for(snapshot)
+            found = self._find(snapshot, request)
+            request, parsed, built, count = found.request, found.parsed, found.built, found.count
             vocabulary = snapshot.vocabulary()
-            parsed = parser.parse(request.q)
-            built = parser.build(parsed, vocabulary, match=request.match)
-            selected = request.selected()
-            allowed = _allowed(request, selected, columns)
-            sort = request.sort or ("relevance" if parsed.ranked else "newest")
-            ranked = built is not None and not built.everything and sort == "relevance"
-            matched = _matching(snapshot, built, scored=ranked)
-            if built is None and not any(v is not None for v in allowed.values()):
-                if self._browse is None:
-                    self._browse = columns.count(matched.ids, allowed)
-                counted = self._browse
-            else:
-                counted = columns.count(matched.ids, allowed)
-            total = len(counted.docs)
-            hits = _page(snapshot, columns, request, sort, built, matched,
-                         counted.docs) if total else []
+            total = len(found.counted.docs)
+            end = request.page * request.per_page
+            ordered = found.ordered(end) if total else []
+            wanted = built.wanted if built is not None else set()
+            hits = []
+            for docnum, score in ordered[end - request.per_page:end]:
+                item = from_stored(snapshot.stored(docnum))
+                hits.append(Hit(item, score, {
+                    "title": highlight(item.title, wanted),
+                    "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS),
+                }))
 
             any_words = None
             if total == 0 and request.match == "all" and len(parsed.groups) > 1:
                 relaxed = parser.build(parsed, vocabulary, match="any")
-                any_words = len(columns.count(
-                    _matching(snapshot, relaxed, scored=False).ids, allowed).docs)
+                any_words = len(count(_matching(snapshot, relaxed, scored=False).ids).docs)
             suggestion = None
             if total < SUGGEST_BELOW and parsed.groups:
                 fixed = suggest(vocabulary, parsed, request.q)
                 if fixed is not None:
                     better = parser.build(parser.parse(fixed), vocabulary, match=request.match)
-                    if len(columns.count(_matching(snapshot, better, scored=False).ids,
-                                         allowed).docs) > total:
+                    if len(count(_matching(snapshot, better, scored=False).ids).docs) > total:
                         suggestion = fixed
-            facets = {name: facet_values(name, counted.counts[name], set(selected[name]))
+            selected = request.selected()
+            facets = {name: facet_values(name, found.counted.counts[name], set(selected[name]))
                       for name in FACET_FIELDS}
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
-                              suggestion=suggestion, any_words_total=any_words or None)
+                              suggestion=suggestion, any_words_total=any_words or None,
+                              dates=found.dates)
+
+    def export(self, request: SearchQuery, *, limit: int, batch: int = 500) -> Export:
+        """Every match of a search in its order (page and per_page aside), up to `limit`,
+        read in batches as the caller iterates, so a long export is never held whole.
+
+        The snapshot stays open for the export even if a new generation is swapped in
+        meanwhile: the export is of the index as it was when it started.
+        """
+        with self._lock:
+            snapshot = self._current()
+            found = self._find(snapshot, request)
+            total = len(found.counted.docs)
+            ordered = found.ordered(limit) if total else []
+            self._pins[id(snapshot)] += 1
+
+        def rows() -> Iterator[tuple[Item, float | None]]:
+            try:
+                for start in range(0, len(ordered), batch):
+                    with self._lock:
+                        chunk = [(from_stored(snapshot.stored(d)), score)
+                                 for d, score in ordered[start:start + batch]]
+                    yield from chunk
+            finally:
+                with self._lock:
+                    self._pins[id(snapshot)] -= 1
+                    if not self._pins[id(snapshot)]:
+                        del self._pins[id(snapshot)]
+                        if snapshot is not self._snapshot:
+                            snapshot.close()
+
+        return Export(found.request, total, len(ordered), rows())
+
+    def _find(self, snapshot: Snapshot, request: SearchQuery) -> _Found:
+        """A search's matches, filtered and counted (the engine lock held)."""
+        columns = self._columns_for(snapshot)
+        request = _canonical(request, columns)
+        parsed = parser.parse(request.q)
+        built = parser.build(parsed, snapshot.vocabulary(), match=request.match)
+        allowed = _allowed(request, request.selected(), columns)
+        dates = request.date_range()
+
+        def count(ids: Any) -> Counted:
+            """Filtered by the date range (a filter on every facet), then counted."""
+            if dates is not None:
+                ids = columns.dated(ids, dates[0].isoformat(), dates[1].isoformat())
+            return columns.count(ids, allowed)
+
+        sort = request.sort or ("relevance" if parsed.ranked else "newest")
+        ranked = built is not None and not built.everything and sort == "relevance"
+        matched = _matching(snapshot, built, scored=ranked)
+        if built is None and dates is None and not any(v is not None for v in allowed.values()):
+            if self._browse is None:
+                self._browse = count(matched.ids)
+            counted = self._browse
+        else:
+            counted = count(matched.ids)
+
+        def ordered(limit: int) -> list[tuple[int, float | None]]:
+            """The first `limit` matches in the asked order, with their scores."""
+            if built is not None and matched.scores is not None:
+                return ranking.by_relevance(snapshot, columns, built.query, matched,
+                                            counted.docs, limit)
+            return ranking.by_date(snapshot, columns, counted.docs, newest=sort != "oldest",
+                                   limit=limit)
+
+        return _Found(request, parsed, built, dates, counted, count, ordered)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """One search's matches before any page is cut from them."""
+
+    request: SearchQuery  # facet values as stored
+    parsed: parser.ParsedQuery
+    built: parser.Built | None
+    dates: tuple[dt.date, dt.date] | None
+    counted: Counted
+    count: Callable[[Any], Counted]  # filter and count other matches the same way
+    ordered: Callable[[int], list[tuple[int, float | None]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A search's matches to take away: `rows` yields (item, score) in order."""
+
+    query: SearchQuery
+    total: int  # every match
+    count: int  # the rows `rows` yields: min(total, limit)
+    rows: Iterator[tuple[Item, float | None]]
+
+    @property
+    def capped(self) -> bool:
+        return self.count < self.total
 
 
 def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool) -> Matched:
@@ -214,25 +310,6 @@ def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool) -
     return found
 
 
-def _page(snapshot: Snapshot, columns: Columns, request: SearchQuery, sort: str,
-          built: parser.Built | None, matched: Matched, docs: Any) -> list[Hit]:
-    end = request.page * request.per_page
-    start = end - request.per_page
-    if built is not None and matched.scores is not None:
-        ordered = ranking.by_relevance(snapshot, columns, built.query, matched, docs, end)
-    else:
-        ordered = ranking.by_date(snapshot, columns, docs, newest=sort != "oldest", limit=end)
-    wanted = built.wanted if built is not None else set()
-    hits = []
-    for docnum, score in ordered[start:end]:
-        item = from_stored(snapshot.stored(docnum))
-        hits.append(Hit(item, score, {
-            "title": highlight(item.title, wanted),
-            "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS),
-        }))
-    return hits
-
-
 def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[str, float]]:
     """The terms of `text` that say most about it: frequent in it, rare in the index."""
     vocabulary = snapshot.vocabulary()
@@ -244,6 +321,20 @@ def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[
         if df:
             weights[term] = tf * math.log(1 + documents / df)
     return sorted(weights.items(), key=lambda tw: (-tw[1], tw[0]))[:count]
+
+
+def _canonical(request: SearchQuery, columns: Columns) -> SearchQuery:
+    """The request with each facet value as stored: `ilo` selects (and is answered as)
+    `ILO`, `cooperatives europe` every stored spelling of it."""
+    changed = {}
+    for name, facet in FACETS.items():
+        given = getattr(request, name)
+        stored = tuple(dict.fromkeys(
+            facet.from_term(term) for value in given
+            for term in columns.stored_forms(name, facet.term(value))))
+        if stored != given:
+            changed[name] = stored
+    return dataclasses.replace(request, **changed) if changed else request
 
 
 def _allowed(request: SearchQuery, selected: Mapping[str, tuple[str, ...]],
