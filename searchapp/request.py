@@ -180,7 +180,7 @@ def parse_date(name: str, raw: str) -> dt.date:
 
 
 def utc_today() -> dt.date:
-    return dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.now(dt.UTC).date()
 
 
 def preset_start(past: str, today: dt.date) -> dt.date:

@@ -326,7 +326,7 @@ def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[
 def _canonical(request: SearchQuery, columns: Columns) -> SearchQuery:
     """The request with each facet value as stored: `ilo` selects (and is answered as)
     `ILO`, `cooperatives europe` every stored spelling of it."""
-    changed = {}
+    changed: dict[str, Any] = {}
     for name, facet in FACETS.items():
         given = getattr(request, name)
         stored = tuple(dict.fromkeys(

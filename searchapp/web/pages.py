@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from searchapp import urls
 from searchapp.catalog import Catalog, Freshness
+from searchapp.export import MAX_EXPORT_ROWS
 from searchapp.fields import FACETS
 from searchapp.search import SearchQuery
 from searchapp.web.api import (
@@ -48,7 +49,6 @@ from searchapp.web.page_parts import (
     year_offer,
     year_rows,
 )
-from searchapp.web.exports import MAX_EXPORT_ROWS
 from searchapp.web.page_request import FILTERS, SEARCH_PARAMS, Asked, read_page_request
 
 bp = Blueprint("pages", __name__)
