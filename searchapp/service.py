@@ -215,22 +215,16 @@ class Engine:
             ordered = found.ordered(limit) if total else []
             self._pins[id(snapshot)] += 1
 
-        def rows() -> Iterator[tuple[Item, float | None]]:
-            try:
-                for start in range(0, len(ordered), batch):
-                    with self._lock:
-                        chunk = [(from_stored(snapshot.stored(d)), score)
-                                 for d, score in ordered[start:start + batch]]
-                    yield from chunk
-            finally:
-                with self._lock:
-                    self._pins[id(snapshot)] -= 1
-                    if not self._pins[id(snapshot)]:
-                        del self._pins[id(snapshot)]
-                        if snapshot is not self._snapshot:
-                            snapshot.close()
+        return Export(found.request, total, len(ordered),
+                      _Rows(self, snapshot, ordered, batch))
 
-        return Export(found.request, total, len(ordered), rows())
+    def _unpin(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._pins[id(snapshot)] -= 1
+            if not self._pins[id(snapshot)]:
+                del self._pins[id(snapshot)]
+                if snapshot is not self._snapshot:
+                    snapshot.close()
 
     def _find(self, snapshot: Snapshot, request: SearchQuery) -> _Found:
         """A search's matches, filtered and counted (the engine lock held)."""
@@ -279,6 +273,43 @@ class _Found:
     counted: Counted
     count: Callable[[Any], Counted]  # filter and count other matches the same way
     ordered: Callable[[int], list[tuple[int, float | None]]]
+
+
+class _Rows:
+    """An export's (item, score) rows, read a batch at a time from a pinned snapshot.
+
+    The pin is released when the rows run out, or on `close()` or garbage collection
+    of rows never read to the end (a client gone, a HEAD request)."""
+
+    def __init__(self, engine: Engine, snapshot: Snapshot,
+                 ordered: list[tuple[int, float | None]], batch: int) -> None:
+        self._engine, self._snapshot, self._ordered, self._batch = engine, snapshot, ordered, batch
+        self._read: list[tuple[Item, float | None]] = []
+        self._next = 0
+        self._open = True
+
+    def __iter__(self) -> Iterator[tuple[Item, float | None]]:
+        return self
+
+    def __next__(self) -> tuple[Item, float | None]:
+        if not self._read:
+            if not self._open or self._next >= len(self._ordered):
+                self.close()
+                raise StopIteration
+            chunk = self._ordered[self._next:self._next + self._batch]
+            self._next += len(chunk)
+            with self._engine._lock:
+                self._read = [(from_stored(self._snapshot.stored(d)), score)
+                              for d, score in reversed(chunk)]
+        return self._read.pop()
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._engine._unpin(self._snapshot)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 @dataclass(frozen=True, slots=True)
