@@ -45,8 +45,11 @@ class Columns:
         return self.fields[name]
 
     def stored_forms(self, name: str, term: str) -> tuple[str, ...]:
-        """The values of a facet as stored that `term` names, ignoring case and accents
-        (`ilo` → `ILO`); `(term,)` itself when none does."""
+        """The values of a facet as stored that `term` names: itself when stored so (a
+        facet link), else every value equal to it but for case and accents (`ilo` →
+        `ILO`); `(term,)` when none is."""
+        if len(self.fields[name].codes_of((term,))):
+            return (term,)
         folded = self._folded.get(name)
         if folded is None:
             grouped: dict[str, list[str]] = {}

@@ -442,3 +442,14 @@ def test_unknown_parameters_are_400s_naming_them_and_the_known_ones(client: Flas
     page = client.get("/?org=ILO&q=refugees")
     assert page.status_code == 200
     assert "?org=ILO was ignored: did you mean organisation?" in page.get_data(as_text=True)
+
+
+def test_a_value_stored_so_selects_itself_and_a_typed_one_every_spelling(custom: Any) -> None:
+    client = custom([
+        {"id": "a", "title": "One", "organisation": "Cecop"},
+        {"id": "b", "title": "Two", "organisation": "CECOP"},
+    ])
+    assert ids(search(client, organisation="CECOP")) == ["b"]  # a facet link: that value
+    data = search(client, organisation="cécop", sort="oldest")
+    assert sorted(ids(data)) == ["a", "b"]
+    assert sorted(data["filters"]["organisation"]) == ["CECOP", "Cecop"]
