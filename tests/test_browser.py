@@ -939,8 +939,9 @@ def test_screenshots_for_the_readme(browser: Browser, served_many: str,
     for name, size, options in shots:
         watch = Watch(served_many)
         for page in open_page(browser, served_many, watch, **options):
-            page.goto("/?q=housing&type=News&type=Report")
-            expect(page.locator("#count")).to_contain_text("(filters: News or Report)")
+            page.goto("/?q=housing&type=News&type=Report&date_from=2010-01-01")
+            expect(page.locator("#count")).to_contain_text(
+                "(filters: News or Report, From 1 Jan 2010)")
             expect(page.get_by_role("link", name=re.compile("^Show all"))).to_be_attached()
             page.screenshot(path=docs / name, animations="disabled", caret="initial")
         assert png_size(docs / name) == size
