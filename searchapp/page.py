@@ -60,6 +60,8 @@ class SearchPage:
     any_words_total: int | None = None
     # The dates items had to fall between (date_from, date_to and past together).
     dates: tuple[dt.date, dt.date] | None = None
+    # The query was too long: only its first words were searched (query.MAX_QUERY_TERMS).
+    shortened: bool = False
 
     @property
     def sort(self) -> str:
@@ -94,6 +96,7 @@ class SearchPage:
             "facet_size": facet_size,
             "facets_truncated": truncated,
             "suggestion": self.suggestion,
+            "shortened": self.shortened,
             "any_words": (None if self.any_words_total is None
                           else {"match": "any", "total": self.any_words_total}),
         }

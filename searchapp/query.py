@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from searchapp.analysis import analyzer, fold
-from searchapp.engine import And, Every, Nothing, Or, Phrase, Query, Term, Vocabulary
+from searchapp.engine import And, Every, Nothing, Or, Phrase, Query, Term, Vocabulary, Word
+from searchapp.engine.scoring import query_weight
 from searchapp.fields import TEXT_FIELDS
 
 MAX_CLAUSES = 32  # parts of a query beyond this are ignored
+# A long query (a pasted paragraph) is answered with its first this many analysed
+# terms, and says it was shortened (issue #12).
+MAX_QUERY_TERMS = 64
 MAX_PREFIX_TERMS = 64  # a prefix matches at most this many (most frequent) words
 PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them
 MIN_PREFIX = 2
@@ -66,6 +71,7 @@ class ParsedQuery:
 
     groups: tuple[tuple[Clause, ...], ...] = ()
     negatives: tuple[Clause, ...] = ()
+    shortened: bool = False  # words past MAX_CLAUSES or MAX_QUERY_TERMS were left out
 
     @property
     def has_words(self) -> bool:
@@ -137,6 +143,9 @@ def parse(text: str) -> ParsedQuery:
     negatives: list[Clause] = []
     pending_or = False
     pending_not = False
+    used = 0  # analysed terms in the clauses kept
+    full = False  # a cap was reached: what follows is only looked at, for `shortened`
+    shortened = False
     for match in _TOKEN.finditer(text):
         if match["quote"]:
             continue
@@ -154,6 +163,11 @@ def parse(text: str) -> ParsedQuery:
         pending_not = False
         if clause is None:
             continue
+        size = max(1, len(clause.terms))
+        if full or used + size > MAX_QUERY_TERMS:
+            shortened = True
+            break
+        used += size
         if negated:
             negatives.append(clause)
         elif pending_or:
@@ -162,9 +176,9 @@ def parse(text: str) -> ParsedQuery:
             groups.append([clause])
         pending_or = False
         if len(groups) + len(negatives) >= MAX_CLAUSES:
-            break
+            full = True
     merged = _apply_synonyms(groups)
-    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives))
+    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives), shortened)
 
 
 # Synonyms -----------------------------------------------------------------
@@ -237,14 +251,17 @@ def _expand_single(clause: Clause, index: dict[tuple[str, ...], tuple[Expression
 
 def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
           ) -> Built | None:
-    """The Whoosh query for `parsed` (None: no words, list everything).
+    """The engine's query for `parsed` (None: no words, list everything).
 
-    `match="any"` joins the groups with OR instead of AND.
+    `match="any"` joins the groups with OR instead of AND. A part typed more
+    than once (``flutter flutter``, ``a OR b OR a``) is asked once, its scores
+    weighted by BM25's query-term saturation (`scoring.query_weight`).
     """
     if not parsed.has_words:
         return None
     built = Built(Nothing())
-    parts = [_group(g, vocabulary, built.wanted) for g in parsed.groups]
+    parts = [weighted(_group(g, vocabulary, built.wanted), query_weight(n))
+             for g, n in Counter(parsed.groups).items()]
     positive: Query
     if not parts:
         positive = Every()
@@ -259,8 +276,20 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
 
 
 def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str]) -> Query:
-    queries = [_clause_query(c, vocabulary, wanted) for c in group]
+    queries = [weighted(_clause_query(c, vocabulary, wanted), query_weight(n))
+               for c, n in Counter(group).items()]
     return queries[0] if len(queries) == 1 else Or(tuple(queries))
+
+
+def weighted(q: Query, weight: float) -> Query:
+    """`q` with its scores multiplied by `weight` (boosts pushed down to its leaves)."""
+    if weight == 1.0:
+        return q
+    if isinstance(q, (Term, Word, Phrase)):
+        return replace(q, boost=q.boost * weight)
+    if isinstance(q, (And, Or)):
+        return type(q)(tuple(weighted(p, weight) for p in q.parts))
+    return q
 
 
 def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str]) -> Query:
@@ -268,17 +297,23 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str]) -> Q
     if clause.prefix is not None:
         for term in expand_prefix(vocabulary, clause.prefix, clause.terms[0], clause.fields):
             wanted.add(term)
-            alternatives.extend(Term(f, term) for f in clause.fields)
+            alternatives.append(_word(term, clause.fields))
         if not alternatives:  # nothing starts with it: a term that matches nothing
             alternatives.append(Term(clause.fields[0], clause.prefix))
     for terms in clause.expressions if clause.prefix is None else ():
         wanted.update(terms)
-        for f in clause.fields:
-            if len(terms) == 1:
-                alternatives.append(Term(f, terms[0]))
-            else:
-                alternatives.append(Phrase(f, tuple(terms)))
+        if len(terms) == 1:
+            alternatives.append(_word(terms[0], clause.fields))
+        else:
+            alternatives.extend(Phrase(f, tuple(terms)) for f in clause.fields)
     return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+
+
+def _word(term: str, fields: tuple[str, ...], boost: float = 1.0) -> Query:
+    """One word in some fields: a `Word` (scored once across them) or, in one, a `Term`."""
+    if len(fields) == 1:
+        return Term(fields[0], term, boost)
+    return Word(tuple((f, term) for f in fields), boost)
 
 
 def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str, ...]
@@ -315,5 +350,4 @@ def _stem_of(word: str) -> str:
 
 def like(key_terms: list[tuple[str, float]]) -> Query:
     """Any of some weighted terms, in either text field (for related items)."""
-    return Or(tuple(Term(f, term, boost=weight) for term, weight in key_terms
-                    for f in TEXT_FIELDS))
+    return Or(tuple(_word(term, TEXT_FIELDS, weight) for term, weight in key_terms))

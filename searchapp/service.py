@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from searchapp import feedback as feedbacks
 from searchapp import query as parser
 from searchapp import ranking
 from searchapp.analysis import CHAINS
@@ -35,6 +36,8 @@ from searchapp.engine import (
     FALLBACKS,
     EngineUnavailable,
     Matched,
+    Or,
+    Query,
     Snapshot,
     open_snapshot,
 )
@@ -59,12 +62,18 @@ class Engine:
     """One open snapshot of the live generation, refreshed when it changes."""
 
     def __init__(self, store: IndexStore, *, engine: str = "auto",
-                 weighting: Any = None) -> None:
+                 weighting: Any = None, feedback: str = feedbacks.NONE) -> None:
         """`engine` forces a path (`Settings.engine`); `weighting`, a Whoosh weighting
-        model, replaces the tuned BM25F (for experiments only)."""
+        model, replaces the tuned BM25F (`Settings.ranking`; others for experiments
+        only); `feedback` is the pseudo-relevance feedback searches use unless they
+        ask otherwise (`Settings.feedback`)."""
         if engine not in CHOICES:
             raise EngineUnavailable(f"SEARCHAPP_ENGINE must be one of {', '.join(CHOICES)},"
                                     f" not {engine!r}")
+        if feedback not in feedbacks.CHOICES:
+            raise ValueError(f"feedback must be one of {', '.join(feedbacks.CHOICES)},"
+                             f" not {feedback!r}")
+        self.feedback = feedback
         for language in CHAINS:  # a chain that cannot be compiled fails here, at start-up
             compile_chain(language)
         self.store = store
@@ -82,7 +91,8 @@ class Engine:
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
         return cls(IndexStore(settings.index_dir, title_boost=settings.title_boost),
-                   engine=settings.engine, weighting=settings.ranking().weighting())
+                   engine=settings.engine, weighting=settings.ranking().weighting(),
+                   feedback=settings.feedback)
 
     def close(self) -> None:
         with self._lock:
@@ -200,7 +210,7 @@ class Engine:
                       for name in FACET_FIELDS}
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
                               suggestion=suggestion, any_words_total=any_words or None,
-                              dates=found.dates)
+                              dates=found.dates, shortened=parsed.shortened)
 
     def export(self, request: SearchQuery, *, limit: int, batch: int = 500) -> Export:
         """Every match of a search in its order (page and per_page aside), up to `limit`,
@@ -251,12 +261,16 @@ class Engine:
             counted = self._browse
         else:
             counted = count(matched.ids)
+        query: Query | None = built.query if built is not None else None
+        if ranked and len(counted.docs) and (request.feedback or self.feedback) == feedbacks.RM3:
+            assert query is not None
+            query, matched = _with_feedback(snapshot, columns, query, matched, counted.docs)
 
         def ordered(limit: int) -> list[tuple[int, float | None]]:
             """The first `limit` matches in the asked order, with their scores."""
-            if built is not None and matched.scores is not None:
-                return ranking.by_relevance(snapshot, columns, built.query, matched,
-                                            counted.docs, limit)
+            if query is not None and matched.scores is not None:
+                return ranking.by_relevance(snapshot, columns, query, matched, counted.docs,
+                                            limit)
             return ranking.by_date(snapshot, columns, counted.docs, newest=sort != "oldest",
                                    limit=limit)
 
@@ -340,6 +354,30 @@ def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool) -
         found = Matched(found.ids[keep],
                         None if found.scores is None else found.scores[keep], found.exact)
     return found
+
+
+def _with_feedback(snapshot: Snapshot, columns: Columns, query: Query, matched: Matched,
+                   docs: Any) -> tuple[Query, Matched]:
+    """RM3 (`searchapp.feedback`): the query with words from its first hits added as
+    optional words, and the matches rescored with them (the same documents)."""
+    first = ranking.by_relevance(snapshot, columns, query, matched, docs, feedbacks.DOCS)
+    texts = []
+    for doc, score in first:
+        stored = snapshot.stored(doc)
+        texts.append((f"{stored.get('title', '')} {stored.get('summary', '')}", score or 0.0))
+    extra = feedbacks.expansion(feedbacks.rm3(texts))
+    if extra is None:
+        return query, matched
+    assert matched.scores is not None
+    added = snapshot.match(extra, scored=True)
+    scores = matched.scores.copy()
+    if len(added):
+        assert added.scores is not None
+        at = np.searchsorted(added.ids, matched.ids)
+        at[at == len(added.ids)] = 0
+        found = added.ids[at] == matched.ids
+        scores[found] += added.scores[at[found]]
+    return Or((query, extra)), Matched(matched.ids, scores, exact=False)
 
 
 def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[str, float]]:

@@ -11,7 +11,9 @@ from typing import Any
 from searchapp import __version__
 from searchapp.export import FIELDS as EXPORT_FIELDS
 from searchapp.export import MAX_EXPORT_ROWS
+from searchapp.feedback import CHOICES as FEEDBACKS
 from searchapp.fields import FACETS
+from searchapp.query import MAX_QUERY_TERMS
 from searchapp.request import DEFAULT_FACET_SIZE, MAX_FACET_SIZE, PRESETS
 from searchapp.search import (
     DEFAULT_PER_PAGE,
@@ -52,7 +54,9 @@ def _one(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 SEARCH_PARAMETERS = [
     _one("q", "Words, \"phrases\", OR, NOT or -word, title: / summary:, prefix*. Empty: every"
-              " item, newest first.", {"type": "string", "maxLength": MAX_QUERY_CHARS}),
+              " item, newest first. A long query is searched with its first"
+              f" {MAX_QUERY_TERMS} words (the answer says `shortened`).",
+         {"type": "string", "maxLength": MAX_QUERY_CHARS}),
     *(_many(name, facet.help.replace(" (repeatable)", "") + " OR within a facet, AND with"
             " the other filters.", facet.parameter) for name, facet in FACETS.items()),
     _one("year_from", "Only items from this year on (not after `year_to`: that is a 400).",
@@ -75,6 +79,10 @@ SEARCH_PARAMETERS = [
          {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
     _one("per_page", "Hits per page.", {"type": "integer", "minimum": 1,
                                         "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}),
+    _one("feedback", "Pseudo-relevance feedback when sorting by relevance: `rm3` reorders the"
+                     " matches with words from the first hits (the matches, total and facets"
+                     " stay the same); `none` turns it off. Default: the server's setting"
+                     " (SEARCHAPP_FEEDBACK).", {"type": "string", "enum": list(FEEDBACKS)}),
 ]
 
 _FACET_SIZE = _one("facet_size", "Values listed per facet (the most frequent first; years"
@@ -160,7 +168,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "additionalProperties": False,
         "required": ["query", "total", "page", "per_page", "sort", "match", "filters", "dates",
                      "hits", "facets", "facet_size", "facets_truncated", "suggestion",
-                     "any_words"],
+                     "shortened", "any_words"],
         "properties": {
             "query": {"type": "string"}, "total": {"type": "integer", "minimum": 0},
             "page": {"type": "integer", "minimum": 1},
@@ -200,6 +208,9 @@ SCHEMAS: dict[str, Any] = {
             "suggestion": {"type": ["string", "null"],
                            "description": "A spelling correction, when the query finds"
                                           " little or nothing."},
+            "shortened": {"type": "boolean",
+                          "description": "The query was long: only its first words were"
+                                         " searched."},
             "any_words": {
                 "description": "When no item has every word: how many have any of them"
                                " (search again with match=any).",

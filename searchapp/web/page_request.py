@@ -30,7 +30,7 @@ LABELS = {"q": "The search",
           "date_from": "The first date", "date_to": "The last date",
           "past": "The period",
           "sort": "The order", "match": "The match mode", "page": "The page number",
-          "per_page": "The number of items per page"}
+          "per_page": "The number of items per page", "feedback": "The feedback setting"}
 
 
 @dataclass(frozen=True, slots=True)
