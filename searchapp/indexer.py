@@ -53,9 +53,13 @@ class Generation:
     path: Path
 
 
-def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool]]:
+def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool, float]]:
+    """What an index must have been written with to be searched as declared; the field
+    boost too (the title's, `Settings.title_boost`, is part of the ranking)."""
     return {name: (type(field).__name__, bool(field.indexed), bool(field.stored),
-                   field.column_type is not None) for name, field in schema.items()}
+                   field.column_type is not None,
+                   float(getattr(getattr(field, "format", None), "field_boost", 1.0)))
+            for name, field in schema.items()}
 
 
 def _fsync_dir(path: Path) -> None:
@@ -120,7 +124,8 @@ class IndexStore:
 
     def written_as_declared(self) -> bool:
         """Whether the live generation was written with today's fields (searchapp.fields):
-        the same names, each indexed, stored and kept as a column the same way."""
+        the same names, each indexed, stored and kept as a column the same way, with
+        the same field boost."""
         gen = self.current()
         if gen is None:
             return False
