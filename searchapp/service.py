@@ -36,6 +36,7 @@ from searchapp.engine import (
     FALLBACKS,
     EngineUnavailable,
     Matched,
+    Nothing,
     Or,
     Query,
     Snapshot,
@@ -200,7 +201,8 @@ class Engine:
                 any_words = len(count(_matching(snapshot, relaxed, scored=False).ids).docs)
             suggestion = None
             if total < SUGGEST_BELOW and parsed.groups:
-                fixed = suggest(vocabulary, parsed, request.q)
+                fixed = suggest(vocabulary, parsed, request.q,
+                                tolerated=built.typos if built is not None else ())
                 if fixed is not None:
                     better = parser.build(parser.parse(fixed), vocabulary, match=request.match)
                     if len(count(_matching(snapshot, better, scored=False).ids).docs) > total:
@@ -210,7 +212,10 @@ class Engine:
                       for name in FACET_FIELDS}
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
                               suggestion=suggestion, any_words_total=any_words or None,
-                              dates=found.dates, shortened=parsed.shortened)
+                              dates=found.dates, shortened=parsed.shortened,
+                              too_common=parsed.stopped,
+                              only_too_common=parsed.only_stop_words,
+                              typos=dict(built.typos) if built is not None else {})
 
     def export(self, request: SearchQuery, *, limit: int, batch: int = 500) -> Export:
         """Every match of a search in its order (page and per_page aside), up to `limit`,
@@ -243,6 +248,8 @@ class Engine:
         request = _canonical(request, columns)
         parsed = parser.parse(request.q)
         built = parser.build(parsed, snapshot.vocabulary(), match=request.match)
+        if parsed.only_stop_words:  # too common to search for: nothing, said so
+            built = parser.Built(Nothing())
         allowed = _allowed(request, request.selected(), columns)
         dates = request.date_range()
 

@@ -8,6 +8,7 @@ never stems. A word is corrected only when the index does not know it.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from whoosh.support.levenshtein import distance
 
@@ -42,12 +43,16 @@ def best_word(vocabulary: Vocabulary, word: str) -> str | None:
     return None
 
 
-def suggest(vocabulary: Vocabulary, parsed: ParsedQuery, text: str) -> str | None:
-    """The query with unknown words replaced by known ones, or None."""
+def suggest(vocabulary: Vocabulary, parsed: ParsedQuery, text: str, *,
+            tolerated: Collection[str] = ()) -> str | None:
+    """The query with unknown words replaced by known ones, or None. Words that typo
+    tolerance already matched (`tolerated`, folded) are left as typed."""
     corrected = text
     changed = False
     for clause in parsed.positives:
         if not clause.plain or _frequency(vocabulary, clause.text):
+            continue
+        if len(clause.words) == 1 and clause.words[0] in tolerated:
             continue
         better = best_word(vocabulary, clause.text)
         if better is None:

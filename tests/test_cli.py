@@ -61,7 +61,7 @@ def test_search_json_is_the_api_shape(cli: Cli) -> None:
     data = json.loads(cli("search", "refugees", "--json").stdout)
     assert set(data) == {"query", "total", "page", "per_page", "sort", "match", "filters",
                          "dates", "hits", "facets", "facet_size", "facets_truncated",
-                         "suggestion", "shortened", "any_words"}
+                         "suggestion", "shortened", "any_words", "too_common", "typos"}
     assert data["total"] == 2 and data["hits"][0]["highlights"]["title"].count("<mark>") == 1
     assert data["shortened"] is False
 
