@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,13 +19,14 @@ import click
 from searchapp import operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
-from searchapp.errors import ImportRejected, SearchappError, StoredNotIndexed
+from searchapp.errors import BadParameter, ImportRejected, SearchappError, StoredNotIndexed
 from searchapp.fields import FACETS
 from searchapp.importers import FORMATS, Hints
 from searchapp.importers.htmlpage import SELECTOR_FIELDS, selectors_from_options
 from searchapp.indexer import IndexStore
 from searchapp.models import InvalidItem, check_organisation
 from searchapp.progress import TerminalProgress
+from searchapp.request import PRESETS
 from searchapp.search import Engine, SearchPage, SearchQuery
 from searchapp.sources import KINDS, format_duration, new_source
 from searchapp.urls import BadUrl, absolute_url
@@ -185,24 +187,40 @@ def _facet_options(command: F) -> F:
 @_facet_options
 @click.option("--year-from", type=int, help="Only items from this year on.")
 @click.option("--year-to", type=int, help="Only items up to this year.")
+@click.option("--from", "date_from", metavar="YYYY-MM-DD",
+              help="Only items dated on or after this day (undated items are left out).")
+@click.option("--to", "date_to", metavar="YYYY-MM-DD",
+              help="Only items dated on or before this day (undated items are left out).")
+@click.option("--past", type=click.Choice(list(PRESETS)),
+              help="Only items from the past week, month or year, up to today (UTC).")
 @click.option("--any", "any_words", is_flag=True, help="Items with any of the words, not all.")
 @click.option("--sort", type=click.Choice(["relevance", "newest", "oldest"]))
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True)
 @click.option("--page", type=click.IntRange(1), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the /api/search JSON.")
 @_friendly
-def search(words: Sequence[str], year_from: int | None, year_to: int | None, any_words: bool,
+def search(words: Sequence[str], year_from: int | None, year_to: int | None,
+           date_from: str | None, date_to: str | None, past: str | None, any_words: bool,
            sort: str | None, limit: int, page: int, as_json: bool,
            **facets: Sequence[str]) -> None:
     """Search the index; prints ranked hits and facet counts."""
     settings = Settings.load()
-    request = SearchQuery.from_params({
-        "q": [" ".join(words)], **{name: list(values) for name, values in facets.items()},
-        "sort": [sort or ""], "page": [str(page)],
-        "year_from": [str(year_from or "")], "year_to": [str(year_to or "")],
-        "match": ["any" if any_words else "all"],
-        "per_page": [str(limit)],
-    })
+    try:
+        request = SearchQuery.from_params({
+            "q": [" ".join(words)], **{name: list(values) for name, values in facets.items()},
+            "sort": [sort or ""], "page": [str(page)],
+            "year_from": [str(year_from or "")], "year_to": [str(year_to or "")],
+            "date_from": [date_from or ""], "date_to": [date_to or ""], "past": [past or ""],
+            "match": ["any" if any_words else "all"],
+            "per_page": [str(limit)],
+        })
+    except BadParameter as exc:
+        option = OPTIONS.get(exc.name)
+        if option is None:
+            raise
+        message = re.sub(r"\b(date|year)_(from|to)\b", lambda m: OPTIONS[m.group(0)],
+                         str(exc).removeprefix(f"{exc.name}: "))
+        raise click.BadParameter(message, param_hint=f"'{option}'") from None
     engine = Engine.from_settings(settings)
     try:
         result = engine.search(request)
@@ -214,6 +232,11 @@ def search(words: Sequence[str], year_from: int | None, year_to: int | None, any
         _print_page(result)
 
 
+# The `searchapp search` option of each search parameter whose name differs.
+OPTIONS = {"date_from": "--from", "date_to": "--to", "year_from": "--year-from",
+           "year_to": "--year-to", **{name: facet.option for name, facet in FACETS.items()}}
+
+
 def _print_page(result: SearchPage) -> None:
     n = result.total
     for message in result.warnings:
@@ -222,6 +245,11 @@ def _print_page(result: SearchPage) -> None:
         click.echo("note: the search took too long and was cut short: these are the best of"
                    " the items found in time, and the counts may be low", err=True)
     click.echo(f"{n} item{'s' * (n != 1)} (sorted by {result.sort})")
+    if result.dates is not None:
+        low, high = result.dates
+        shown = (f"from {low} " if low != dt.date.min else "") + (
+            f"to {high}" if high != dt.date.max else "")
+        click.echo(f"dated {shown.strip()} (undated items left out)")
     first = (result.query.page - 1) * result.query.per_page
     for rank, hit in enumerate(result.hits, start=first + 1):
         item = hit.item

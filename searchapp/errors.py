@@ -86,6 +86,17 @@ class BadParameter(SearchappError):
         super().__init__(f"{name}: {message}")
 
 
+class UnknownParameters(SearchappError):
+    """A request has parameters its route does not know (a 400 naming them)."""
+
+    code = "unknown_parameter"
+    status = 400
+
+    def __init__(self, unknown: list[str], known: tuple[str, ...], message: str) -> None:
+        self.unknown, self.known = list(unknown), list(known)
+        super().__init__(message)
+
+
 class NotFound(SearchappError):
     code = "not_found"
     status = 404

@@ -12,6 +12,8 @@ facets only, so a selected value never hides its siblings.
 
 from __future__ import annotations
 
+import bisect
+import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,9 +39,33 @@ class Columns:
 
     def __init__(self, snapshot: Snapshot, fields: Sequence[str] = COLUMN_FIELDS) -> None:
         self.fields: dict[str, Column] = {name: snapshot.column(name) for name in fields}
+        self._folded: dict[str, dict[str, tuple[str, ...]]] = {}
 
     def __getitem__(self, name: str) -> Column:
         return self.fields[name]
+
+    def stored_forms(self, name: str, term: str) -> tuple[str, ...]:
+        """The values of a facet as stored that `term` names: itself when stored so (a
+        facet link), else every value equal to it but for case and accents (`ilo` →
+        `ILO`); `(term,)` when none is."""
+        if len(self.fields[name].codes_of((term,))):
+            return (term,)
+        folded = self._folded.get(name)
+        if folded is None:
+            grouped: dict[str, list[str]] = {}
+            for value in self.fields[name].values:
+                grouped.setdefault(fold(value), []).append(value)
+            folded = self._folded[name] = {k: tuple(v) for k, v in grouped.items()}
+        return folded.get(fold(term), (term,))
+
+    def dated(self, matched: Docs, low: str, high: str) -> Docs:
+        """The documents of `matched` dated from `low` to `high` (ISO dates, inclusive);
+        undated documents never pass."""
+        column = self.fields["date"]
+        first = bisect.bisect_left(column.values, low)  # values sort like the dates
+        last = bisect.bisect_right(column.values, high)  # exclusive
+        codes = column.codes[matched]
+        return matched[(codes >= first) & (codes < last)]
 
     def count(self, matched: Docs, allowed: Mapping[str, Collection[str] | None],
               facets: Sequence[str] = FACET_FIELDS) -> Counted:
@@ -77,6 +103,13 @@ class Columns:
             docs, key = docs[keep], key[keep]
         order = np.lexsort((docs, key))
         return docs[order], key[order]
+
+
+def fold(value: str) -> str:
+    """A facet value compared without case, accents or repeated spaces."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
 
 
 def _all_of(masks: Iterable[NDArray[np.bool_]]) -> NDArray[np.bool_] | None:

@@ -7,6 +7,7 @@ render; `to_dict` is the `/api/search` shape (described in
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 from searchapp.fields import FACETS
 from searchapp.models import Item
-from searchapp.request import SearchQuery
+from searchapp.request import DEFAULT_FACET_SIZE, SearchQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,8 @@ class SearchPage:
     suggestion: str | None = None
     # With no item having every word: how many have any of them (else None).
     any_words_total: int | None = None
+    # The dates items had to fall between (date_from, date_to and past together).
+    dates: tuple[dt.date, dt.date] | None = None
     # The query was too long: only its first words were searched (query.MAX_QUERY_TERMS).
     shortened: bool = False
     # Stop words left out of the search (folded); `only_too_common` when the query
@@ -87,16 +90,30 @@ class SearchPage:
             pages = min(pages, self.window // self.query.per_page)
         return max(1, pages)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, facet_size: int = DEFAULT_FACET_SIZE) -> dict[str, Any]:
+        """The `/api/search` shape; each facet lists its first `facet_size` values (and
+        every selected one), and `facets_truncated` says which facets had more."""
         q = self.query
+        facets, truncated = {}, {}
+        for name, values in self.facets.items():
+            kept = [v for i, v in enumerate(values) if i < facet_size or v.selected]
+            facets[name] = [v.to_dict() for v in kept]
+            truncated[name] = len(kept) < len(values)
+        low, high = self.dates if self.dates is not None else (None, None)
         return {
             "query": q.q, "total": self.total, "page": q.page, "per_page": q.per_page,
             "sort": self.sort, "match": q.match,
             "filters": {**{name: list(values) for name, values in q.filters().items()},
-                        "year_from": q.year_from, "year_to": q.year_to},
+                        "year_from": q.year_from, "year_to": q.year_to,
+                        "date_from": _iso(q.date_from), "date_to": _iso(q.date_to),
+                        "past": q.past},
+            "dates": None if self.dates is None else {
+                "from": None if low == dt.date.min else _iso(low),
+                "to": None if high == dt.date.max else _iso(high)},
             "hits": [h.to_dict() for h in self.hits],
-            "facets": {name: [v.to_dict() for v in values]
-                       for name, values in self.facets.items()},
+            "facets": facets,
+            "facet_size": facet_size,
+            "facets_truncated": truncated,
             "suggestion": self.suggestion,
             "shortened": self.shortened,
             "any_words": (None if self.any_words_total is None
@@ -107,6 +124,10 @@ class SearchPage:
             "partial": self.partial,
             "warnings": list(self.warnings),
         }
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return None if day is None else day.isoformat()
 
 
 @dataclass(frozen=True, slots=True)

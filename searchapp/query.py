@@ -444,7 +444,7 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
     else:
         positive = And(tuple(parts)) if match == "all" else Or(tuple(parts))
     if parsed.negatives:
-        built.exclude = Or(tuple(_clause_query(c, vocabulary, set(), allowance)
+        built.exclude = Or(tuple(_clause_query(c, vocabulary, set(), allowance=allowance)
                                  for c in parsed.negatives))
     built.query = positive
     built.warnings = allowance.warnings()

@@ -7,6 +7,10 @@ parameters and rejects bad ones with the same `BadParameter` message.
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
+import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +29,13 @@ MAX_PAGE = 1_000
 # `searchapp.query.MAX_QUERY_TERMS` analysed terms, and says it was shortened.
 MAX_QUERY_CHARS = 20_000
 MIN_YEAR, MAX_YEAR = 1000, 9999
+# Values listed per facet in the JSON (`facet_size`); the rest are counted as truncated.
+DEFAULT_FACET_SIZE, MAX_FACET_SIZE = 100, 1_000
+# Date presets (`past`): the window ending today (UTC), one of these long.
+PRESETS = {"week": "past week", "month": "past month", "year": "past year"}
+# Every parameter a search understands, in the order the docs list them.
+FILTER_PARAMS = (*FACETS, "year_from", "year_to", "date_from", "date_to", "past")
+PARAMETERS = ("q", *FILTER_PARAMS, "sort", "match", "page", "per_page", "feedback")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +50,9 @@ class SearchQuery:
     # (Each facet of searchapp.fields.FACETS is an attribute of the same name.)
     year_from: int | None = None
     year_to: int | None = None
+    date_from: dt.date | None = None  # only items dated on or after (undated ones excluded)
+    date_to: dt.date | None = None  # only items dated on or before
+    past: str | None = None  # a preset of PRESETS: the week, month or year up to today
     sort: str | None = None  # None: relevance with words, newest without
     match: str = "all"  # "any": items with any of the words
     page: int = 1
@@ -71,6 +85,22 @@ class SearchQuery:
                 and self.year_from > self.year_to):
             raise BadParameter("year_from", f"{self.year_from} is after year_to"
                                             f" {self.year_to}")
+        if self.date_from is not None and self.date_to is not None \
+                and self.date_from > self.date_to:
+            raise BadParameter("date_from", f"{self.date_from} is after date_to {self.date_to}")
+        if self.past is not None and self.past not in PRESETS:
+            raise BadParameter("past", f"must be one of {', '.join(PRESETS)}, not {self.past!r}")
+
+    def date_range(self, today: dt.date | None = None) -> tuple[dt.date, dt.date] | None:
+        """The dates an item must fall between (inclusive), from `date_from`, `date_to`
+        and `past` together; None when no date filter is on. Undated items never pass."""
+        if self.date_from is None and self.date_to is None and self.past is None:
+            return None
+        low, high = self.date_from or dt.date.min, self.date_to or dt.date.max
+        if self.past is not None:
+            end = today or utc_today()
+            low, high = max(low, preset_start(self.past, end)), min(high, end)
+        return low, high
 
     @property
     def effective_sort(self) -> str:
@@ -102,6 +132,10 @@ class SearchQuery:
             except ValueError:
                 raise BadParameter(name, f"must be a whole number, not {raw!r}") from None
 
+        def date(name: str) -> dt.date | None:
+            raw = one(name).strip()
+            return parse_date(name, raw) if raw else None
+
         chosen = {name: _unique(facet.parse(v) for v in params.get(name, []) if v.strip())
                   for name, facet in FACETS.items()}
         return cls(
@@ -109,6 +143,9 @@ class SearchQuery:
             **chosen,
             year_from=integer("year_from", None),
             year_to=integer("year_to", None),
+            date_from=date("date_from"),
+            date_to=date("date_to"),
+            past=one("past").strip().lower() or None,
             sort=one("sort").strip() or None,
             match=one("match").strip() or "all",
             page=integer("page", 1) or 0,
@@ -130,3 +167,49 @@ def check_window(query: SearchQuery, window: int) -> None:
 
 def _unique(values: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(values))
+
+
+# Names other sites use for our parameters (for "did you mean").
+ALIASES = {"org": "organisation", "organization": "organisation", "orgs": "organisation",
+           "query": "q", "search": "q", "from": "date_from", "to": "date_to",
+           "since": "date_from", "until": "date_to", "start_date": "date_from",
+           "end_date": "date_to", "kind": "type", "date": "year", "order": "sort",
+           "lang": "language", "size": "per_page", "limit": "per_page"}
+
+
+def did_you_mean(name: str, known: Sequence[str] = PARAMETERS) -> str | None:
+    """The known parameter a mistyped or foreign one most likely means, if any."""
+    guess = ALIASES.get(name.casefold()) or next(
+        iter(difflib.get_close_matches(name.casefold(), known, n=1, cutoff=0.6)), None)
+    return guess if guess in known else None
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_date(name: str, raw: str) -> dt.date:
+    """An ISO date (2017-05-31) from a request, or a BadParameter naming `name`."""
+    if not _ISO_DATE.fullmatch(raw):
+        raise BadParameter(name, f"must be a date like 2017-05-31 (YYYY-MM-DD), not {raw!r}")
+    try:
+        found = dt.date.fromisoformat(raw)
+    except ValueError as exc:
+        raise BadParameter(name, f"{raw!r} is not a date on the calendar ({exc})") from None
+    if not MIN_YEAR <= found.year <= MAX_YEAR:
+        raise BadParameter(name, f"must be a date in the years {MIN_YEAR} to {MAX_YEAR}")
+    return found
+
+
+def utc_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def preset_start(past: str, today: dt.date) -> dt.date:
+    """The first day of a `past` window ending `today`: the same day one week, month
+    or year before (the month's last day when that month is shorter)."""
+    if past == "week":
+        return today - dt.timedelta(days=7)
+    months = 1 if past == "month" else 12
+    year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
+    month += 1
+    return dt.date(year, month, min(today.day, calendar.monthrange(year, month)[1]))

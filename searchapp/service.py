@@ -14,11 +14,14 @@ per-reader columns (`searchapp.facets`), then rank only what the page needs
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime as dt
 import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,7 +52,7 @@ from searchapp.engine.health import check as check_index
 from searchapp.engine.health import missing as missing_files
 from searchapp.errors import IndexUnavailable, SearchappError
 from searchapp.facets import Columns, Counted
-from searchapp.fields import FACET_FIELDS, TEXT_FIELDS, UNDATED
+from searchapp.fields import FACET_FIELDS, FACETS, TEXT_FIELDS, UNDATED
 from searchapp.highlight import FRAGMENT_CHARS, highlight
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
@@ -66,7 +69,7 @@ RELATED = 5
 RELATED_CANDIDATES = 20_000
 RESULT_WINDOW = 10_000  # Settings.max_result_window (a time budget: Settings only)
 
-__all__ = ["Engine", "FacetValue", "Hit", "Related", "SearchPage", "SearchQuery"]
+__all__ = ["Engine", "Export", "FacetValue", "Hit", "Related", "SearchPage", "SearchQuery"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,8 @@ class Engine:
         self._generation: str | None = None
         self._columns: Columns | None = None
         self._browse: Counted | None = None  # every document counted, for browsing
+        # Snapshots an export is still reading (id → how many), closed when it is done.
+        self._pins: Counter[int] = Counter()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
@@ -117,8 +122,8 @@ class Engine:
             self._drop()
 
     def _drop(self) -> None:
-        if self._snapshot is not None:
-            self._snapshot.close()
+        if self._snapshot is not None and not self._pins[id(self._snapshot)]:
+            self._snapshot.close()  # (a pinned one is closed by the export reading it)
         self._columns, self._browse = None, None
         self._snapshot, self._stamp, self._generation = None, None, None
 
@@ -161,7 +166,9 @@ class Engine:
     def _current(self) -> Snapshot:
         """The snapshot, reopened after a swap or refreshed after new commits."""
         stamp = self.store.pointer_stamp()
-        if self._snapshot is None or stamp != self._stamp:
+        if (self._snapshot is None or stamp != self._stamp
+                or (self._pins[id(self._snapshot)] and not self._snapshot.up_to_date())):
+            # (A pinned snapshot is left as it is: refreshing would close its readers.)
             self._drop()
             gen = self.store.current()
             ix = self.store.open_index()
@@ -271,62 +278,181 @@ class Engine:
         budget = budget if budget is not None else Budget(self.time_budget)
         with self._reading():
             snapshot = self._current()
-            columns = self._columns_for(snapshot)
+            found = self._find(snapshot, request, budget)
+            request, parsed, built, count = found.request, found.parsed, found.built, found.count
             vocabulary = snapshot.vocabulary()
-            parsed = parser.parse(request.q)
-            built = parser.build(parsed, vocabulary, match=request.match, budget=budget)
-            if parsed.only_stop_words:  # too common to search for: nothing, said so
-                built = parser.Built(Nothing())
-            selected = request.selected()
-            allowed = _allowed(request, selected, columns)
-            sort = request.sort or ("relevance" if parsed.ranked else "newest")
-            ranked = built is not None and not built.everything and sort == "relevance"
-            matched = _matching(snapshot, built, scored=ranked, budget=budget)
-            if built is None and not any(v is not None for v in allowed.values()):
-                if self._browse is None:
-                    self._browse = columns.count(matched.ids, allowed)
-                counted = self._browse
-            else:
-                counted = columns.count(matched.ids, allowed)
-            total = len(counted.docs)
-            query: Query | None = built.query if built is not None else None
-            if ranked and total and (request.feedback or self.feedback) == feedbacks.RM3 \
-                    and not budget.over():
-                assert query is not None
-                query, matched = _with_feedback(snapshot, columns, query, matched,
-                                                counted.docs)
-            hits = _page(snapshot, columns, request, sort, built, query, matched,
-                         counted.docs, budget) if total else []
+            wanted = built.wanted if built is not None else set()
+            total = len(found.counted.docs)
+            end = request.page * request.per_page
+            hits = []
+            for docnum, score in (found.ordered(end, end - request.per_page) if total else []):
+                item = from_stored(snapshot.stored(docnum))
+                hits.append(Hit(item, score, {
+                    "title": highlight(item.title, wanted),
+                    "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS),
+                }))
 
             any_words = None
             if total == 0 and request.match == "all" and len(parsed.groups) > 1 \
                     and not budget.over():
                 relaxed = parser.build(parsed, vocabulary, match="any")
-                any_words = len(columns.count(
-                    _matching(snapshot, relaxed, scored=False, budget=budget).ids,
-                    allowed).docs)
+                any_words = len(count(
+                    _matching(snapshot, relaxed, scored=False, budget=budget).ids).docs)
             suggestion = None
             if total < SUGGEST_BELOW and parsed.groups and not budget.over():
                 fixed = suggest(vocabulary, parsed, request.q,
                                 tolerated=built.typos if built is not None else ())
                 if fixed is not None:
                     better = parser.build(parser.parse(fixed), vocabulary, match=request.match)
-                    if len(columns.count(_matching(snapshot, better, scored=False).ids,
-                                         allowed).docs) > total:
+                    if len(count(_matching(snapshot, better, scored=False).ids).docs) > total:
                         suggestion = fixed
-            facets = {name: facet_values(name, counted.counts[name], set(selected[name]))
+            selected = request.selected()
+            facets = {name: facet_values(name, found.counted.counts[name], set(selected[name]))
                       for name in FACET_FIELDS}
             if budget.cut:
                 BOUNDS.count("search: out of time")
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
                               suggestion=suggestion, any_words_total=any_words or None,
-                              shortened=parsed.shortened,
+                              dates=found.dates, shortened=parsed.shortened,
                               too_common=parsed.stopped,
                               only_too_common=parsed.only_stop_words,
                               typos=dict(built.typos) if built is not None else {},
                               warnings=tuple(built.warnings if built is not None else ()),
                               partial=budget.cut, window=self.result_window,
                               work=budget.counts())
+
+    def export(self, request: SearchQuery, *, limit: int, batch: int = 500) -> Export:
+        """Every match of a search in its order (page and per_page aside), up to `limit`,
+        read in batches as the caller iterates, so a long export is never held whole.
+
+        The snapshot stays open for the export even if a new generation is swapped in
+        meanwhile: the export is of the index as it was when it started.
+        """
+        with self._reading():
+            snapshot = self._current()
+            found = self._find(snapshot, request)
+            total = len(found.counted.docs)
+            ordered = found.ordered(limit) if total else []
+            self._pins[id(snapshot)] += 1
+
+        return Export(found.request, total, len(ordered),
+                      _Rows(self, snapshot, ordered, batch))
+
+    def _unpin(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._pins[id(snapshot)] -= 1
+            if not self._pins[id(snapshot)]:
+                del self._pins[id(snapshot)]
+                if snapshot is not self._snapshot:
+                    snapshot.close()
+
+    def _find(self, snapshot: Snapshot, request: SearchQuery,
+              budget: Budget | None = None) -> _Found:
+        """A search's matches, filtered and counted (the engine lock held), within
+        `budget` when one is given."""
+        columns = self._columns_for(snapshot)
+        request = _canonical(request, columns)
+        parsed = parser.parse(request.q)
+        built = parser.build(parsed, snapshot.vocabulary(), match=request.match, budget=budget)
+        if parsed.only_stop_words:  # too common to search for: nothing, said so
+            built = parser.Built(Nothing())
+        allowed = _allowed(request, request.selected(), columns)
+        dates = request.date_range()
+
+        def count(ids: Any) -> Counted:
+            """Filtered by the date range (a filter on every facet), then counted."""
+            if dates is not None:
+                ids = columns.dated(ids, dates[0].isoformat(), dates[1].isoformat())
+            return columns.count(ids, allowed)
+
+        sort = request.sort or ("relevance" if parsed.ranked else "newest")
+        ranked = built is not None and not built.everything and sort == "relevance"
+        matched = _matching(snapshot, built, scored=ranked, budget=budget)
+        if built is None and dates is None and not any(v is not None for v in allowed.values()):
+            if self._browse is None:
+                self._browse = count(matched.ids)
+            counted = self._browse
+        else:
+            counted = count(matched.ids)
+        query: Query | None = built.query if built is not None else None
+        if ranked and len(counted.docs) and (request.feedback or self.feedback) == feedbacks.RM3 \
+                and not (budget is not None and budget.over()):
+            assert query is not None
+            query, matched = _with_feedback(snapshot, columns, query, matched, counted.docs)
+
+        def ordered(end: int, start: int = 0) -> list[tuple[int, float | None]]:
+            """Matches `start` to `end` (from 0) in the asked order, with their scores."""
+            if query is not None and matched.scores is not None:
+                return ranking.by_relevance(snapshot, columns, query, matched, counted.docs,
+                                            end, start=start, budget=budget)
+            return ranking.by_date(snapshot, columns, counted.docs, newest=sort != "oldest",
+                                   limit=end)[start:end]
+
+        return _Found(request, parsed, built, dates, counted, count, ordered)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """One search's matches before any page is cut from them."""
+
+    request: SearchQuery  # facet values as stored
+    parsed: parser.ParsedQuery
+    built: parser.Built | None
+    dates: tuple[dt.date, dt.date] | None
+    counted: Counted
+    count: Callable[[Any], Counted]  # filter and count other matches the same way
+    ordered: Callable[..., list[tuple[int, float | None]]]  # (end, start=0)
+
+
+class _Rows:
+    """An export's (item, score) rows, read a batch at a time from a pinned snapshot.
+
+    The pin is released when the rows run out, or on `close()` or garbage collection
+    of rows never read to the end (a client gone, a HEAD request)."""
+
+    def __init__(self, engine: Engine, snapshot: Snapshot,
+                 ordered: list[tuple[int, float | None]], batch: int) -> None:
+        self._engine, self._snapshot, self._ordered, self._batch = engine, snapshot, ordered, batch
+        self._read: list[tuple[Item, float | None]] = []
+        self._next = 0
+        self._open = True
+
+    def __iter__(self) -> Iterator[tuple[Item, float | None]]:
+        return self
+
+    def __next__(self) -> tuple[Item, float | None]:
+        if not self._read:
+            if not self._open or self._next >= len(self._ordered):
+                self.close()
+                raise StopIteration
+            chunk = self._ordered[self._next:self._next + self._batch]
+            self._next += len(chunk)
+            with self._engine._lock:
+                self._read = [(from_stored(self._snapshot.stored(d)), score)
+                              for d, score in reversed(chunk)]
+        return self._read.pop()
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._engine._unpin(self._snapshot)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A search's matches to take away: `rows` yields (item, score) in order."""
+
+    query: SearchQuery
+    total: int  # every match
+    count: int  # the rows `rows` yields: min(total, limit)
+    rows: Iterator[tuple[Item, float | None]]
+
+    @property
+    def capped(self) -> bool:
+        return self.count < self.total
 
 
 def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool,
@@ -371,28 +497,6 @@ def _with_feedback(snapshot: Snapshot, columns: Columns, query: Query, matched: 
     return Or((query, extra)), Matched(matched.ids, scores, exact=False)
 
 
-def _page(snapshot: Snapshot, columns: Columns, request: SearchQuery, sort: str,
-          built: parser.Built | None, query: Query | None, matched: Matched,
-          docs: Any, budget: Budget | None = None) -> list[Hit]:
-    end = request.page * request.per_page
-    start = end - request.per_page
-    if query is not None and matched.scores is not None:
-        ordered = ranking.by_relevance(snapshot, columns, query, matched, docs, end,
-                                       start=start, budget=budget)
-    else:
-        ordered = ranking.by_date(snapshot, columns, docs, newest=sort != "oldest",
-                                  limit=end)[start:end]
-    wanted = built.wanted if built is not None else set()
-    hits = []
-    for docnum, score in ordered:
-        item = from_stored(snapshot.stored(docnum))
-        hits.append(Hit(item, score, {
-            "title": highlight(item.title, wanted),
-            "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS),
-        }))
-    return hits
-
-
 def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[str, float]]:
     """The terms of `text` that say most about it: frequent in it, rare in the index."""
     vocabulary = snapshot.vocabulary()
@@ -404,6 +508,20 @@ def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[
         if df:
             weights[term] = tf * math.log(1 + documents / df)
     return sorted(weights.items(), key=lambda tw: (-tw[1], tw[0]))[:count]
+
+
+def _canonical(request: SearchQuery, columns: Columns) -> SearchQuery:
+    """The request with each facet value as stored: `ilo` selects (and is answered as)
+    `ILO`, `cooperatives europe` every stored spelling of it."""
+    changed: dict[str, Any] = {}
+    for name, facet in FACETS.items():
+        given = getattr(request, name)
+        stored = tuple(dict.fromkeys(
+            facet.from_term(term) for value in given
+            for term in columns.stored_forms(name, facet.term(value))))
+        if stored != given:
+            changed[name] = stored
+    return dataclasses.replace(request, **changed) if changed else request
 
 
 def _allowed(request: SearchQuery, selected: Mapping[str, tuple[str, ...]],

@@ -72,13 +72,16 @@ class ApiDescription:
         return body
 
 
-def error_shape(response: TestResponse) -> dict[str, str]:
+def error_shape(response: TestResponse) -> dict[str, Any]:
     """The JSON error every 4xx from the API has; its `error` member."""
     assert response.mimetype == "application/json", response.mimetype
     body = response.get_json()
     assert isinstance(body, dict) and set(body) == {"error"}, body
     error = body["error"]
-    assert set(error) == {"code", "message"}, error
+    # An unknown parameter also names the unknown and the known ones.
+    extra = {"unknown", "known"} if error.get("code") == "unknown_parameter" else set()
+    assert set(error) == {"code", "message"} | extra, error
+    assert all(isinstance(error[k], list) and error[k] for k in extra), error
     assert isinstance(error["code"], str) and re.fullmatch(r"[a-z_]+", error["code"]), error
     assert isinstance(error["message"], str) and error["message"], error
     return error  # type: ignore[no-any-return]

@@ -6,6 +6,8 @@ console error and requested nothing outside the app's own origin.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -256,6 +258,57 @@ def test_a_reversed_year_range_is_swapped(page: Page) -> None:
     chip.click()
     arrived(page, {})
     expect(page.locator("#count")).to_have_text("35 items")
+
+
+def test_dates_by_preset_and_by_range(page: Page) -> None:
+    page.goto("/?q=cooperatives")
+    dates = page.locator("section.facet:has(h3#facet-date)")
+    expect(dates.locator("a.facet-value .label")).to_have_text(
+        ["Past week", "Past month", "Past year"])
+    dates.get_by_role("link", name="Past year").click()
+    arrived(page, {"q": ["cooperatives"], "past": ["year"]})  # the samples are from 2015-2017
+    expect(page.locator("#count")).to_have_text("0 items for “cooperatives” (filters: Past year)")
+    expect(dates.get_by_role("link", name="Past year (selected; remove)")).to_have_attribute(
+        "aria-current", "true")
+    page.locator("#date_from").fill("2017-01-01")
+    page.locator("#date_to").fill("2017-06-30")
+    page.locator("form.date-range").get_by_role("button", name="Apply").click()
+    arrived(page, {"q": ["cooperatives"], "date_from": ["2017-01-01"], "date_to": ["2017-06-30"]})
+    expect(page.locator("ul.chips .chip-label")).to_have_text(["1 Jan 2017 – 30 Jun 2017"])
+    shown = page.locator("ol.hits time").evaluate_all("ts => ts.map(t => t.dateTime)")
+    assert shown and all("2017-01-01" <= d <= "2017-06-30" for d in shown)
+    expect(page.locator("#date_from")).to_have_value("2017-01-01")
+    page.locator("ul.chips a.chip").click()
+    arrived(page, {"q": ["cooperatives"]})
+    expect(page.locator("#count")).to_have_text("26 items for “cooperatives”")
+
+
+def test_a_date_range_without_javascript(page_without_js: Page) -> None:
+    page = page_without_js
+    page.goto("/?organisation=ILO")
+    page.locator("#date_from").fill("2017-06-30")  # reversed: set right, not refused
+    page.locator("#date_to").fill("2017-01-01")
+    page.locator("form.date-range").get_by_role("button", name="Apply").click()
+    arrived(page, {"organisation": ["ILO"], "date_from": ["2017-06-30"],
+                   "date_to": ["2017-01-01"]})
+    expect(page.locator(".notice.set-right")).to_have_text(
+        "The date range 2017-06-30 to 2017-01-01 was reversed: showing 2017-01-01 to 2017-06-30.")
+    expect(page.locator("#count")).to_have_text(
+        re.compile(r"^\d+ items? \(filters: ILO, 1 Jan 2017 – 30 Jun 2017\)$"))
+
+
+def test_a_search_downloads_as_csv_and_json_lines(page: Page) -> None:
+    page.goto("/?q=refugees")
+    links = page.locator("p.take-away")
+    expect(links).to_contain_text("Download all 2 items: CSV · JSON Lines · Atom feed")
+    with page.expect_download() as caught:
+        links.get_by_role("link", name="CSV").click()
+    rows = list(csv.DictReader(io.StringIO(Path(caught.value.path()).read_text("utf-8"))))
+    assert [r["title"] for r in rows] == hit_titles(page)
+    with page.expect_download() as caught:
+        links.get_by_role("link", name="JSON Lines").click()
+    lines = Path(caught.value.path()).read_text("utf-8").splitlines()
+    assert [json.loads(line)["title"] for line in lines] == hit_titles(page)
 
 
 def test_sort_applies_on_submit_not_on_arrow_keys(page: Page) -> None:
@@ -816,6 +869,9 @@ AXE_PAGES = {
     "bad parameter": ("samples", "/?q=refugees&page=abc&year_from=x"),
     "200 organisations": ("many", "/?q=cooperative"),
     "200 organisations, all shown": ("many", "/?show=organisation&year_from=2015"),
+    "dates": ("samples", "/?q=cooperatives&organisation=ilo&date_from=2016-01-01&date_to=2017-06-30"),
+    "date preset": ("many", "/?past=year"),
+    "bad date": ("samples", "/?q=refugees&date_from=2017-02-30&org=ILO"),
 }
 
 
@@ -890,8 +946,9 @@ def test_screenshots_for_the_readme(browser: Browser, served_many: str,
     for name, size, options in shots:
         watch = Watch(served_many)
         for page in open_page(browser, served_many, watch, **options):
-            page.goto("/?q=housing&type=News&type=Report")
-            expect(page.locator("#count")).to_contain_text("(filters: News or Report)")
+            page.goto("/?q=housing&type=News&type=Report&date_from=2010-01-01")
+            expect(page.locator("#count")).to_contain_text(
+                "(filters: News or Report, From 1 Jan 2010)")
             expect(page.get_by_role("link", name=re.compile("^Show all"))).to_be_attached()
             page.screenshot(path=docs / name, animations="disabled", caret="initial")
         assert png_size(docs / name) == size

@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from searchapp.search import MAX_QUERY_CHARS
+from searchapp.web.api import API_PARAMETERS
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +71,8 @@ def test_the_description_covers_every_route_but_the_pages(read_only_app: Flask,
     "sort=oldest&per_page=100", "page=1000", "q=title:elections", "q=%22social+economy%22",
     "q=coop*+-italy", "year_from=2016&year_to=2017&type=News&type=Event", "q=cooperatives+OR+x",
     "organisation=Nobody&year=1999", "q=" + "word+" * 50,
+    "date_from=2017-01-01&date_to=2017-06-30&organisation=ilo", "past=year&facet_size=1",
+    "date_to=2016-12-31&facet_size=1000",
 ])
 def test_search_responses_match_the_description(reader: FlaskClient, api: ApiDescription,
                                                 query: str) -> None:
@@ -130,6 +133,10 @@ def test_conditional_get_is_described(reader: FlaskClient, api: ApiDescription) 
     ("/api/search?match=some", "match"), ("/api/search?year=soon", "year"),
     ("/api/search?year_from=99", "year_from"), ("/api/search?year_to=10000", "year_to"),
     ("/api/search?year_from=2017&year_to=2016", "year_from"),
+    ("/api/search?date_from=2017-02-30", "date_from"), ("/api/search?date_to=2017", "date_to"),
+    ("/api/search?date_from=2017-02-02&date_to=2017-02-01", "date_from"),
+    ("/api/search?past=decade", "past"), ("/api/search?facet_size=0", "facet_size"),
+    ("/search.csv?date_to=x", "date_to"), ("/search.jsonl?page=x", "page"),
     ("/api/search?q=" + "x" * (MAX_QUERY_CHARS + 1), "q"),
     ("/api/suggest?q=" + "x" * (MAX_QUERY_CHARS + 1), "q"),
     ("/api/suggest?q=co&format=xml", "format"),
@@ -141,6 +148,32 @@ def test_bad_parameters_are_described_400s(reader: FlaskClient, api: ApiDescript
     api.check(path.split("?")[0], response)
     error = error_shape(response)
     assert error["code"] == "bad_parameter" and error["message"].startswith(parameter)
+
+
+def test_unknown_parameters_are_described_400s(reader: FlaskClient,
+                                               api: ApiDescription) -> None:
+    for path in ("/api/search", "/search.csv", "/search.jsonl"):
+        response = reader.get(f"{path}?org=ILO")
+        assert response.status_code == 400
+        body = api.check(path, response)
+        assert body["error"]["code"] == "unknown_parameter"
+        assert body["error"]["unknown"] == ["org"]
+        described = [p["name"] for p in api.document["paths"][path]["get"]["parameters"]]
+        assert set(described) <= set(body["error"]["known"])
+
+
+def test_every_search_parameter_is_described(api: ApiDescription) -> None:
+    described = [p["name"] for p in api.document["paths"]["/api/search"]["get"]["parameters"]]
+    assert described == list(API_PARAMETERS)
+
+
+def test_exports_are_described(reader: FlaskClient, api: ApiDescription) -> None:
+    for path in ("/search.csv?q=refugees&past=year", "/search.jsonl?organisation=ilo"):
+        response = reader.get(path)
+        assert response.status_code == 200
+        api.check(path.split("?")[0], response)
+        assert set(api.document["paths"][path.split("?")[0]]["get"]["responses"]["200"][
+            "headers"]) <= set(response.headers.keys())
 
 
 def test_not_found_and_wrong_method_are_described(reader: FlaskClient,
@@ -168,7 +201,8 @@ def test_not_found_and_wrong_method_are_described(reader: FlaskClient,
 RUNS = [("search", GenerationMode.POSITIVE), ("search", GenerationMode.NEGATIVE),
         ("getItem", GenerationMode.POSITIVE), ("suggest", GenerationMode.POSITIVE),
         ("suggest", GenerationMode.NEGATIVE), ("health", GenerationMode.POSITIVE),
-        ("feed", GenerationMode.POSITIVE),
+        ("feed", GenerationMode.POSITIVE), ("searchCsv", GenerationMode.POSITIVE),
+        ("searchJsonLines", GenerationMode.NEGATIVE),
         ("refreshSources", GenerationMode.POSITIVE)]
 EXAMPLES = 40
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
@@ -186,7 +220,7 @@ def test_schemathesis_sees_every_operation(api_schema: Any) -> None:
                      "GET /healthz", "GET /feed.atom", "GET /opensearch.xml",
                      "POST /api/admin/imports", "POST /api/admin/reindex", "GET /api/admin/jobs",
                      "GET /api/admin/jobs/{id}",
-                     "POST /api/admin/refresh"}
+                     "POST /api/admin/refresh", "GET /search.csv", "GET /search.jsonl"}
 
 
 @pytest.mark.parametrize(("operation_id", "mode"), RUNS,

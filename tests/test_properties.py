@@ -3,6 +3,7 @@ the OpenAPI description says; every 4xx is the JSON error shape."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -17,7 +18,7 @@ from searchapp.fields import FACETS
 from searchapp.search import MAX_QUERY_CHARS
 
 PARAMETERS = ("q", "page", "per_page", "year", "year_from", "year_to", "sort", "match",
-              "organisation", "type", "language")
+              "organisation", "type", "language", "date_from", "date_to", "past", "facet_size")
 OPERATORS = ["AND", "OR", "NOT", "-", "+", '"', "(", ")", "*", "?", "title:", "summary:", ":",
              "^", "~", "[", "]", "{", "}", "TO", "\\", "/", "'", "<", ">", "&", "%", "#", "=",
              "<mark>", "&amp;", "\u201c", "\u201d"]
@@ -55,6 +56,10 @@ plausible: dict[str, st.SearchStrategy[str]] = {
     "organisation": st.sampled_from(["ILO", "CECOP", "Nobody"]),
     "type": st.sampled_from(["News", "Press release", "Event", "COOP Champions"]),
     "language": st.sampled_from(["en", "fr", "EN", "xx"]),
+    "date_from": st.dates(dt.date(2014, 1, 1), dt.date(2018, 1, 1)).map(dt.date.isoformat),
+    "date_to": st.dates(dt.date(2016, 1, 1), dt.date(2030, 1, 1)).map(dt.date.isoformat),
+    "past": st.sampled_from(["week", "month", "year", "Year"]),
+    "facet_size": st.integers(1, 1000).map(str),
 }
 
 

@@ -384,6 +384,89 @@ def test_the_language_facet_on_the_page_and_in_the_cli(custom: Any, cli: Any) ->
     assert "language: *Français (2), English (1), *Español (1)" in out
 
 
+# Facet values as stored, facet_size, unknown parameters (#15) ----------------
+
+
+def test_facet_values_match_without_case_or_accents_and_come_back_as_stored(custom: Any) -> None:
+    client = custom([
+        {"id": "a", "title": "Coopératives sociales", "organisation": "Confédération Générale",
+         "type": "Press release"},
+        {"id": "b", "title": "Cooperatives", "organisation": "ILO", "type": "News"},
+    ])
+    data = search(client, organisation="confederation  generale")
+    assert ids(data) == ["a"]
+    assert data["filters"]["organisation"] == ["Confédération Générale"]
+    selected = [v for v in data["facets"]["organisation"] if v["selected"]]
+    assert selected == [{"value": "Confédération Générale", "label": "Confédération Générale",
+                         "count": 1, "selected": True}]
+    data = search(client, organisation="ilo", type="NEWS")
+    assert ids(data) == ["b"] and data["filters"] == {
+        **data["filters"], "organisation": ["ILO"], "type": ["News"]}
+    # A value nothing has is kept as given, and finds nothing.
+    data = search(client, organisation="Nobody")
+    assert data["total"] == 0 and data["filters"]["organisation"] == ["Nobody"]
+
+
+def test_the_page_shows_and_toggles_the_stored_form(client: FlaskClient) -> None:
+    html = client.get("/?organisation=ilo&q=refugees").get_data(as_text=True)
+    assert '"chip-label">ILO</span>' in html
+    assert '<a class="chip" href="/?q=refugees">' in html
+    # The selected value's link removes it, rather than adding "ILO" beside "ilo".
+    assert re.search(r'<a class="facet-value selected" href="/\?q=refugees"', html)
+
+
+def test_facet_size_cuts_each_facet_and_says_which_had_more(client: FlaskClient) -> None:
+    full = search(client)
+    assert full["facet_size"] == 100
+    assert full["facets_truncated"] == {"organisation": False, "type": False, "year": False,
+                                        "language": False}
+    cut = search(client, facet_size=1, type="Position paper")
+    assert cut["facet_size"] == 1
+    assert [v["value"] for v in cut["facets"]["organisation"]] == ["CECOP"]
+    assert cut["facets_truncated"]["organisation"] is False  # CECOP is the only one left
+    # The selected value is listed even past the cut.
+    types = cut["facets"]["type"]
+    assert types[0]["value"] == full["facets"]["type"][0]["value"]
+    assert {"value": "Position paper", "label": "Position paper", "count": 2,
+            "selected": True} in types
+    assert cut["facets_truncated"]["type"] is True and len(types) == 2
+    years = search(client, facet_size=2)["facets"]["year"]
+    assert [v["value"] for v in years] == [v["value"] for v in full["facets"]["year"][:2]]
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "ten"])
+def test_bad_facet_sizes_are_400s(client: FlaskClient, value: str) -> None:
+    response = client.get(f"/api/search?facet_size={value}")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"].startswith("facet_size: ")
+
+
+def test_unknown_parameters_are_400s_naming_them_and_the_known_ones(client: FlaskClient) -> None:
+    response = client.get("/api/search?org=ILO&q=refugees&sortt=newest&zzz=1")
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "unknown_parameter"
+    assert error["unknown"] == ["org", "sortt", "zzz"]
+    assert error["message"].startswith("unknown parameters org (did you mean organisation?),"
+                                       " sortt (did you mean sort?), zzz; known parameters: q,")
+    assert set(error["known"]) >= {"q", "organisation", "date_from", "past", "facet_size"}
+    # The page keeps running the search and says what it ignored.
+    page = client.get("/?org=ILO&q=refugees")
+    assert page.status_code == 200
+    assert "?org=ILO was ignored: did you mean organisation?" in page.get_data(as_text=True)
+
+
+def test_a_value_stored_so_selects_itself_and_a_typed_one_every_spelling(custom: Any) -> None:
+    client = custom([
+        {"id": "a", "title": "One", "organisation": "Cecop"},
+        {"id": "b", "title": "Two", "organisation": "CECOP"},
+    ])
+    assert ids(search(client, organisation="CECOP")) == ["b"]  # a facet link: that value
+    data = search(client, organisation="cécop", sort="oldest")
+    assert sorted(ids(data)) == ["a", "b"]
+    assert sorted(data["filters"]["organisation"]) == ["CECOP", "Cecop"]
+
+
 # Ranking (issue #12) ------------------------------------------------------------
 
 FLUTTER = [{"id": "a", "title": "Flutter", "summary": "Wing flutter, flutter."},

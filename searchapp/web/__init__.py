@@ -9,12 +9,13 @@ from flask_compress import Compress
 from werkzeug.exceptions import HTTPException
 
 from searchapp.config import PACKAGE_DIR, Settings, templates_dir
-from searchapp.errors import ImportRejected, SearchappError
+from searchapp.errors import ImportRejected, SearchappError, UnknownParameters
 from searchapp.models import xml_safe
 from searchapp.search import Engine
 from searchapp.web.admin import bp as admin_bp
 from searchapp.web.api import bp as api_bp
 from searchapp.web.api import error_response
+from searchapp.web.exports import bp as exports_bp
 from searchapp.web.pages import bp as pages_bp
 
 ENGINE = "searchapp.engine"
@@ -31,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(exports_bp)
     app.after_request(_headers)
     # Text that XML cannot carry (U+FFFE, U+FFFF, control characters) never reaches the
     # Atom feed, even from a catalog written before imports dropped it.
@@ -44,6 +46,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if isinstance(exc, ImportRejected):
             extra["problems"] = [{"source": p.source, "line": p.line, "message": p.message}
                                  for p in exc.problems]
+        if isinstance(exc, UnknownParameters):
+            extra.update(unknown=exc.unknown, known=exc.known)
         response = _error(exc.status, exc.code, str(exc), extra)
         if exc.status == 401 and isinstance(response, Response):
             response.headers["WWW-Authenticate"] = 'Bearer realm="searchapp admin"'
@@ -72,12 +76,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 # Routes read by programs rather than people: their errors are JSON, like the API's.
-MACHINE_ROUTES = ("/healthz", "/feed.atom", "/opensearch.xml")
+MACHINE_ROUTES = ("/healthz", "/feed.atom", "/opensearch.xml", "/search.csv", "/search.jsonl")
 # Responses are compressed for clients that accept it, brotli first (README: Compression).
 COMPRESSION = ["br", "gzip"]
 COMPRESSED_TYPES = ["text/html", "text/css", "text/javascript", "application/javascript",
                     "application/json", "application/atom+xml", "image/svg+xml",
-                    "application/opensearchdescription+xml"]
+                    "application/opensearchdescription+xml", "text/csv", "application/jsonl"]
 
 # No inline script or style anywhere: everything the page needs is served from /static.
 CONTENT_SECURITY_POLICY = (

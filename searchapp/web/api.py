@@ -11,9 +11,22 @@ from flask import Blueprint, Response, current_app, jsonify, make_response, requ
 
 from searchapp.catalog import Catalog
 from searchapp.engine import Budget
-from searchapp.errors import BadParameter, IndexUnavailable, NotFound, SearchappError
+from searchapp.errors import (
+    BadParameter,
+    IndexUnavailable,
+    NotFound,
+    SearchappError,
+    UnknownParameters,
+)
 from searchapp.models import Item
 from searchapp.operations import sync_problem
+from searchapp.request import (
+    DEFAULT_FACET_SIZE,
+    MAX_FACET_SIZE,
+    PARAMETERS,
+    did_you_mean,
+    utc_today,
+)
 from searchapp.search import MAX_QUERY_CHARS, Engine, SearchQuery
 from searchapp.web.openapi import openapi as openapi_document
 
@@ -32,8 +45,37 @@ def error_response(status: int, code: str, message: str,
     return response
 
 
+# What /api/search understands: the search's parameters and the facets' length.
+API_PARAMETERS = (*PARAMETERS, "facet_size")
+
+
 def query_from_request() -> SearchQuery:
     return SearchQuery.from_params(request.args.to_dict(flat=False))
+
+
+def only_known(known: tuple[str, ...]) -> None:
+    """A 400 naming the parameters a route does not know, and listing those it does (a
+    misspelt filter silently ignored would answer a different question)."""
+    unknown = [name for name in request.args if name not in known]
+    if unknown:
+        hints = [f"{name} (did you mean {guess}?)" if guess else name
+                 for name, guess in ((n, did_you_mean(n, known)) for n in unknown)]
+        raise UnknownParameters(unknown, known, f"unknown parameter{'s' * (len(unknown) > 1)}"
+                                                f" {', '.join(hints)}; known parameters:"
+                                                f" {', '.join(known)}")
+
+
+def facet_size() -> int:
+    raw = request.args.get("facet_size", "").strip()
+    if not raw:
+        return DEFAULT_FACET_SIZE
+    try:
+        size = int(raw)
+    except ValueError:
+        raise BadParameter("facet_size", f"must be a whole number, not {raw!r}") from None
+    if not 1 <= size <= MAX_FACET_SIZE:
+        raise BadParameter("facet_size", f"must be between 1 and {MAX_FACET_SIZE}")
+    return size
 
 
 def item_or_404(item_id: str) -> Item:
@@ -62,6 +104,8 @@ def revalidated_with(stamp: Callable[[], str] | None
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
             key = f"{engine().version()}|{request.full_path}"
+            if "past" in request.args:  # "the past week" moves on every day
+                key += f"|{utc_today().isoformat()}"
             if stamp is not None:
                 key += f"|{stamp()}"
             tag = hashlib.sha256(key.encode()).hexdigest()[:24]
@@ -85,7 +129,9 @@ def revalidated_with(stamp: Callable[[], str] | None
 @bp.get("/api/search")
 @revalidated
 def search() -> Response:
-    return jsonify(engine().search(query_from_request()).to_dict())
+    only_known(API_PARAMETERS)
+    size = facet_size()
+    return jsonify(engine().search(query_from_request()).to_dict(facet_size=size))
 
 
 @bp.get("/api/items/<path:item_id>")

@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from searchapp import __version__
+from searchapp.export import FIELDS as EXPORT_FIELDS
+from searchapp.export import MAX_EXPORT_ROWS
 from searchapp.feedback import CHOICES as FEEDBACKS
 from searchapp.fields import FACETS
 from searchapp.query import MAX_QUERY_TERMS
+from searchapp.request import DEFAULT_FACET_SIZE, MAX_FACET_SIZE, PRESETS
 from searchapp.search import (
     DEFAULT_PER_PAGE,
     MATCHES,
@@ -60,6 +63,14 @@ SEARCH_PARAMETERS = [
          {"type": "integer", "minimum": 1000, "maximum": 9999}),
     _one("year_to", "Only items up to this year.",
          {"type": "integer", "minimum": 1000, "maximum": 9999}),
+    _one("date_from", "Only items dated on or after this day (YYYY-MM-DD; not after `date_to`:"
+                      " that is a 400). Undated items are left out while any date filter is"
+                      " on.", {"type": "string", "format": "date"}),
+    _one("date_to", "Only items dated on or before this day (YYYY-MM-DD).",
+         {"type": "string", "format": "date"}),
+    _one("past", "Only items from the past week, month or year: dated from the same day a"
+                 " week, month or year ago up to today (UTC). Combines with `date_from` /"
+                 " `date_to` (both must hold).", {"type": "string", "enum": list(PRESETS)}),
     _one("sort", "Order; default `relevance` with words, `newest` without. Undated items"
                  " come last.", {"type": "string", "enum": list(SORTS)}),
     _one("match", "`all` words (default) or `any` of them.",
@@ -77,7 +88,13 @@ SEARCH_PARAMETERS = [
                      " (SEARCHAPP_FEEDBACK).", {"type": "string", "enum": list(FEEDBACKS)}),
 ]
 
+_FACET_SIZE = _one("facet_size", "Values listed per facet (the most frequent first; years"
+                                 " newest first); selected values are always listed, and"
+                                 " `facets_truncated` says which facets have more.",
+                   {"type": "integer", "minimum": 1, "maximum": MAX_FACET_SIZE,
+                    "default": DEFAULT_FACET_SIZE})
 _NULLABLE_STR = {"type": ["string", "null"]}
+_NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
 _YEAR = {"type": ["integer", "null"]}
 
 SCHEMAS: dict[str, Any] = {
@@ -85,8 +102,15 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["error"], "additionalProperties": False,
         "properties": {"error": {
             "type": "object", "required": ["code", "message"], "additionalProperties": False,
-            "properties": {"code": {"type": "string", "examples": ["bad_parameter"]},
-                           "message": {"type": "string"}}}},
+            "properties": {"code": {"type": "string",
+                                    "examples": ["bad_parameter", "unknown_parameter"]},
+                           "message": {"type": "string"},
+                           "unknown": {"type": "array", "items": {"type": "string"},
+                                       "description": "`unknown_parameter`: the parameters"
+                                                      " the route does not know."},
+                           "known": {"type": "array", "items": {"type": "string"},
+                                     "description": "`unknown_parameter`: the parameters"
+                                                    " it does."}}}},
     },
     "Item": {
         "type": "object",
@@ -150,9 +174,9 @@ SCHEMAS: dict[str, Any] = {
     },
     "SearchResponse": {
         "type": "object", "additionalProperties": False,
-        "required": ["query", "total", "page", "per_page", "sort", "match", "filters", "hits",
-                     "facets", "suggestion", "shortened", "any_words", "too_common",
-                     "typos", "partial", "warnings"],
+        "required": ["query", "total", "page", "per_page", "sort", "match", "filters", "dates",
+                     "hits", "facets", "facet_size", "facets_truncated", "suggestion",
+                     "shortened", "any_words", "too_common", "typos", "partial", "warnings"],
         "properties": {
             "query": {"type": "string"}, "total": {"type": "integer", "minimum": 0},
             "page": {"type": "integer", "minimum": 1},
@@ -161,17 +185,34 @@ SCHEMAS: dict[str, Any] = {
             "match": {"type": "string", "enum": list(MATCHES)},
             "filters": {
                 "type": "object", "additionalProperties": False,
-                "required": [*FACETS, "year_from", "year_to"],
+                "description": "The filters as applied: facet values as stored (`ilo`"
+                               " is answered as `ILO`).",
+                "required": [*FACETS, "year_from", "year_to", "date_from", "date_to", "past"],
                 "properties": {
                     **{name: {"type": "array", "items": facet.value}
                        for name, facet in FACETS.items()},
-                    "year_from": _YEAR, "year_to": _YEAR}},
+                    "year_from": _YEAR, "year_to": _YEAR,
+                    "date_from": _NULLABLE_DATE, "date_to": _NULLABLE_DATE,
+                    "past": {"type": ["string", "null"], "enum": [*PRESETS, None]}}},
+            "dates": {
+                "description": "The days items had to be dated within (`date_from`,"
+                               " `date_to` and `past` together; null ends are open), or null"
+                               " with no date filter.",
+                "oneOf": [{"type": "null"}, {
+                    "type": "object", "required": ["from", "to"],
+                    "additionalProperties": False,
+                    "properties": {"from": _NULLABLE_DATE, "to": _NULLABLE_DATE}}]},
             "hits": {"type": "array", "items": _ref("Hit"), "maxItems": MAX_PER_PAGE},
             "facets": {
                 "type": "object", "additionalProperties": False,
                 "required": list(FACETS),
                 "properties": {name: {"type": "array", "items": _ref("FacetValue")}
                                for name in FACETS}},
+            "facet_size": {"type": "integer", "minimum": 1, "maximum": MAX_FACET_SIZE},
+            "facets_truncated": {
+                "type": "object", "additionalProperties": False, "required": list(FACETS),
+                "description": "Per facet: true when it has more values than `facet_size`.",
+                "properties": {name: {"type": "boolean"} for name in FACETS}},
             "suggestion": {"type": ["string", "null"],
                            "description": "A spelling correction, when the query finds"
                                           " little or nothing."},
@@ -357,6 +398,33 @@ _JOB_STARTED = {
 }
 _SECURED: dict[str, Any] = {"security": [{"bearer": []}]}
 FEED_PARAMETERS = [p for p in SEARCH_PARAMETERS if p["name"] not in ("page", "per_page", "sort")]
+EXPORT_PARAMETERS = [p for p in SEARCH_PARAMETERS if p["name"] not in ("page", "per_page")]
+_UNKNOWN = ("Unknown parameters are a 400 (`unknown_parameter`) naming them and listing the"
+            " known ones.")
+_EXPORT_HEADERS = {
+    "X-Total-Count": {"description": "How many items match the search.",
+                      "schema": {"type": "integer", "minimum": 0}},
+    "X-Export-Rows": {"description": f"How many rows follow (at most {MAX_EXPORT_ROWS:,}).",
+                      "schema": {"type": "integer", "minimum": 0}},
+    "X-Export-Capped": {"description": "true when more items match than the export holds.",
+                        "schema": {"type": "string", "enum": ["true", "false"]}},
+}
+
+
+def _export(operation: str, mimetype: str, what: str) -> dict[str, Any]:
+    return {"get": {
+        "operationId": operation,
+        "summary": f"Every match of a search as {what}, streamed",
+        "description": f"Takes the search's parameters (`page` and `per_page` aside) and"
+                       f" answers every match in the search's order, up to"
+                       f" {MAX_EXPORT_ROWS:,} rows, with the fields"
+                       f" {', '.join(EXPORT_FIELDS)}. " + _UNKNOWN,
+        "parameters": EXPORT_PARAMETERS,
+        "responses": {"200": {"description": f"The matches as {what}.",
+                              "headers": _EXPORT_HEADERS, "content": {mimetype: {}}},
+                      "304": {"description": "Not modified (If-None-Match)."},
+                      **_ERRORS},
+    }}
 
 
 def _admin_paths() -> dict[str, Any]:
@@ -418,6 +486,11 @@ def _page_paths() -> dict[str, Any]:
                           "304": {"description": "Not modified (If-None-Match)."},
                           **_ERRORS},
         }},
+        "/search.csv": _export("searchCsv", "text/csv",
+                               "CSV (a header row; cells a spreadsheet would run as formulas"
+                               " start with an apostrophe)"),
+        "/search.jsonl": _export("searchJsonLines", "application/jsonl",
+                                 "JSON Lines (one object per item)"),
         "/opensearch.xml": {"get": {
             "operationId": "opensearch", "summary": "OpenSearch description for browsers",
             "responses": {"200": {"description": "OpenSearch 1.1 description.",
@@ -441,7 +514,8 @@ def openapi() -> dict[str, Any]:
             "/api/search": {"get": {
                 "operationId": "search",
                 "summary": "Ranked hits with facet counts over every match",
-                "parameters": SEARCH_PARAMETERS,
+                "description": _UNKNOWN,
+                "parameters": [*SEARCH_PARAMETERS, _FACET_SIZE],
                 "responses": {"200": _json(_ref("SearchResponse"), "One page of results."),
                               "304": {"description": "Not modified (If-None-Match)."},
                               **_ERRORS},

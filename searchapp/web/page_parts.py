@@ -6,6 +6,7 @@ template only lays them out. Links are this search with one thing changed.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from searchapp.errors import BadParameter
 from searchapp.fields import FACETS as DECLARED
+from searchapp.request import PRESETS
 from searchapp.search import SearchPage, SearchQuery
 from searchapp.web.api import engine
 from searchapp.web.page_request import SEARCH_PARAMS
@@ -112,7 +114,19 @@ def chips(query: SearchQuery) -> list[Chip]:
         label = (f"{low}–{high}" if low is not None and high is not None
                  else f"From {low}" if low is not None else f"Up to {high}")
         out.append(Chip("range", label, search_url(year_from=None, year_to=None)))
+    if query.past is not None:
+        out.append(Chip("past", PRESETS[query.past].capitalize(), search_url(past=None)))
+    first, last = query.date_from, query.date_to
+    if first is not None or last is not None:
+        label = (f"{day_label(first)} – {day_label(last)}" if first and last
+                 else f"From {day_label(first)}" if first else f"Up to {day_label(last)}")
+        out.append(Chip("dates", label, search_url(date_from=None, date_to=None)))
     return out
+
+
+def day_label(day: dt.date | None) -> str:
+    """A date as a reader sees it: 5 Mar 2017."""
+    return "" if day is None else f"{day.day} {day:%b %Y}"
 
 
 def _as_given(name: str, value: str) -> str:
@@ -233,6 +247,24 @@ def _bins(query: SearchQuery, dated: Mapping[Any, FacetEntry],
         rows.append((f"{start}–{end}", count, selected, url if count or selected else None,
                      YEAR_BIN))
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """A "past week / month / year" link of the date filter."""
+
+    label: str
+    url: str
+    selected: bool
+
+
+def date_presets(query: SearchQuery) -> list[Preset]:
+    """The date presets, each replacing any date filter (chosen again: removed)."""
+    return [Preset(label.capitalize(),
+                   search_url(past=None if query.past == name else name,
+                              date_from=None, date_to=None),
+                   query.past == name)
+            for name, label in PRESETS.items()]
 
 
 def pagination(page: SearchPage) -> list[int | None]:

@@ -6,7 +6,6 @@ the search without it, says why, and keeps everything else as the visitor left i
 
 from __future__ import annotations
 
-import difflib
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,24 +14,23 @@ from werkzeug.datastructures import MultiDict
 
 from searchapp.errors import BadParameter
 from searchapp.fields import FACETS
-from searchapp.request import check_window
+from searchapp.request import FILTER_PARAMS, PARAMETERS, check_window, did_you_mean, parse_date
 from searchapp.search import SearchQuery
 
-FILTERS = (*FACETS, "year_from", "year_to")
-SEARCH_PARAMS = ("q", *FILTERS, "sort", "match", "page", "per_page")
+FILTERS = FILTER_PARAMS
+SEARCH_PARAMS = PARAMETERS
 # Parameters of the page alone: `show` expands one facet; `box` and `within` come from
 # the search box, whose "within these filters" checkbox decides whether filters stay.
 VIEW_PARAMS = ("show", "box", "within")
-ALIASES = {"org": "organisation", "organization": "organisation", "orgs": "organisation",
-           "query": "q", "search": "q", "from": "year_from", "to": "year_to",
-           "kind": "type", "date": "year", "order": "sort"}
 UNKNOWN_SHOWN = 3  # unknown parameters named in notices; the rest are counted
 NOTICE_CHARS = 60  # an unknown parameter is quoted up to this length
 LABELS = {"q": "The search",
           **{name: f"The {facet.heading.lower()} filter" for name, facet in FACETS.items()},
           "year_from": "The first year", "year_to": "The last year",
+          "date_from": "The first date", "date_to": "The last date",
+          "past": "The period",
           "sort": "The order", "match": "The match mode", "page": "The page number",
-          "per_page": "The number of items per page"}
+          "per_page": "The number of items per page", "feedback": "The feedback setting"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +59,11 @@ def read_page_request(args: MultiDict[str, str], *, window: int | None = None) -
     if low is not None and high is not None and low > high:
         params["year_from"], params["year_to"] = [str(high)], [str(low)]
         notices.append(f"The year range {low}–{high} was reversed: showing {high}–{low}.")
+    first, last = _date(params, "date_from"), _date(params, "date_to")
+    if first is not None and last is not None and first > last:
+        params["date_from"], params["date_to"] = [last], [first]
+        notices.append(f"The date range {first} to {last} was reversed: showing {last} to"
+                       f" {first}.")
     errors: dict[str, str] = {}
     while True:
         try:
@@ -85,11 +88,21 @@ def _year(params: Mapping[str, Sequence[str]], name: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _date(params: Mapping[str, Sequence[str]], name: str) -> str | None:
+    """The date as given when it is one (compared as text: ISO dates sort as dates)."""
+    values = params.get(name) or [""]
+    text = values[-1].strip()
+    try:
+        parse_date(name, text)
+    except BadParameter:
+        return None
+    return text
+
+
 def _unknown_notice(name: str, values: list[str]) -> str:
     shown = urllib.parse.urlencode([(name, values[0] if values else "")])
     if len(shown) > NOTICE_CHARS:
         shown = shown[:NOTICE_CHARS - 1] + "…"
-    guess = ALIASES.get(name.casefold()) or next(
-        iter(difflib.get_close_matches(name, SEARCH_PARAMS, n=1, cutoff=0.6)), None)
+    guess = did_you_mean(name)
     hint = f": did you mean {guess}?" if guess else "."
     return f"?{shown} was ignored{hint}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import urllib.parse
 from typing import Any
@@ -23,6 +24,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from searchapp import urls
 from searchapp.catalog import Catalog, Freshness
 from searchapp.engine import Budget
+from searchapp.export import MAX_EXPORT_ROWS
+from searchapp.fields import FACETS
 from searchapp.search import SearchQuery
 from searchapp.web.api import (
     engine,
@@ -34,6 +37,8 @@ from searchapp.web.api import (
 from searchapp.web.page_parts import (
     args_with,
     chips,
+    date_presets,
+    day_label,
     describe_filters,
     facet_views,
     page_args,
@@ -45,7 +50,7 @@ from searchapp.web.page_parts import (
     year_offer,
     year_rows,
 )
-from searchapp.web.page_request import FILTERS, SEARCH_PARAMS, read_page_request
+from searchapp.web.page_request import FILTERS, SEARCH_PARAMS, Asked, read_page_request
 
 bp = Blueprint("pages", __name__)
 
@@ -96,13 +101,19 @@ def index() -> BaseResponse:
     asked = read_page_request(request.args, window=engine().result_window)
     use_args(asked.args)
     result = engine().search(asked.query)
-    found = chips(asked.query)
+    asked = as_stored(asked, result.query)
+    use_args(asked.args)
+    found = chips(result.query)
     show = asked.args.get("show")
+    taken = args_with(page=None, per_page=None, show=None)
     html = render_template(
         "search.html", page=result, asked=asked, chips=found,
         keep=[(name, v) for name in KEPT_BY_THE_BOX for v in asked.args.getlist(name)],
         filters_text=describe_filters(found), facets=facet_views(result, show),
         years=year_rows(result), offer=year_offer(asked.query), pagination=pagination(result),
+        presets=date_presets(result.query), day_label=day_label,
+        csv_url=url_for("exports.search_csv", **taken),
+        jsonl_url=url_for("exports.search_jsonl", **taken), export_cap=MAX_EXPORT_ROWS,
         filtered=bool(found), toggle_url=toggle_url, page_url=page_url, search_url=search_url,
         clear_url=search_url(**dict.fromkeys(FILTERS)),
         api_url=url_for("api.search", **args_with(show=None)),
@@ -111,6 +122,16 @@ def index() -> BaseResponse:
         freshness=freshness(),
     )
     return make_response(html, 400 if asked.errors else 200)
+
+
+def as_stored(asked: Asked, stored: SearchQuery) -> Asked:
+    """The request with each facet value spelt as stored (`ilo` → `ILO`), so links and
+    chips show, toggle and remove the value the search used."""
+    args = asked.args.copy()
+    for name, facet in FACETS.items():
+        if name in args and getattr(stored, name) != getattr(asked.query, name):
+            args.setlist(name, [facet.param(v) for v in getattr(stored, name)])
+    return dataclasses.replace(asked, query=stored, args=args)
 
 
 def _from_search_box() -> BaseResponse:
@@ -172,10 +193,7 @@ def item(item_id: str) -> str:
 def feed() -> Response:
     """The newest items matching a search, for feed readers (undated items have no place)."""
     asked = query_from_request()
-    newest = SearchQuery(
-        q=asked.q, organisation=asked.organisation, type=asked.type, year=asked.year,
-        year_from=asked.year_from, year_to=asked.year_to, match=asked.match, sort="newest",
-        per_page=FEED_ITEMS)
+    newest = dataclasses.replace(asked, sort="newest", page=1, per_page=FEED_ITEMS)
     result = engine().search(newest)
     entries = [h for h in result.hits if h.item.date is not None]
     updated = max((h.item.date for h in entries if h.item.date), default=dt.date(1970, 1, 1))
