@@ -119,7 +119,7 @@ def test_other_analyzers_and_several_segments_too(tmp_path: Path) -> None:
                    summary=TEXT(stored=True, field_boost=1.5),
                    organisation=ID(stored=True, sortable=True), type=ID(stored=True),
                    year=ID(stored=True, sortable=True), date=ID(stored=True, sortable=True),
-                   url=STORED(), language=STORED(), source=STORED())
+                   url=STORED(), language=STORED(), source=STORED(), source_url=STORED())
     docs = documents()
     expected = with_whoosh(tmp_path / "whoosh", docs, other)
     before = FALLBACKS.snapshot().get("analyzer not compiled", 0)
