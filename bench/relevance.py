@@ -525,6 +525,7 @@ def _clear_caches() -> None:
     """Forget everything the product computed from the analysis chain or the schema."""
     analysis._analyzer.cache_clear()
     analysis._compile.cache_clear()
+    analysis._tongue.cache_clear()
     schema._schema.cache_clear()
     parser.parse.cache_clear()
     parser.synonym_groups.cache_clear()
@@ -728,10 +729,10 @@ _EXPANSION: list[tuple[str, float]] = []
 def _variant_build(variant: Variant) -> Callable[..., parser.Built | None]:
     """`searchapp.query.build` with the variant's query-side changes."""
 
-    def build(parsed: parser.ParsedQuery, vocabulary: Any, *, match: str = "all"
-              ) -> parser.Built | None:
+    def build(parsed: parser.ParsedQuery, vocabulary: Any, *, match: str = "all",
+              languages: Sequence[str] = ("en",)) -> parser.Built | None:
         plain = variant.qtf == "linear" and not variant.proximity and not _EXPANSION
-        built = _PRODUCT_BUILD(parsed, vocabulary, match=match)
+        built = _PRODUCT_BUILD(parsed, vocabulary, match=match, languages=languages)
         if plain or len(parsed.groups) != 1:
             if built is not None and variant.fields == "bm25f":
                 built.query = as_fields_terms(built.query)
@@ -741,10 +742,10 @@ def _variant_build(variant: Variant) -> Callable[..., parser.Built | None]:
         counts = Counter(clauses)
         parts: list[Any] = []
         for clause, count in counts.items():  # first occurrence order
-            q = parser._clause_query(clause, vocabulary, built.wanted)
+            q = parser._clause_query(clause, vocabulary, built.wanted, tuple(languages))
             parts.append(with_boost(q, qtf_weight(variant.qtf, count)))
         if variant.proximity:
-            words = [c.terms[0] for c in clauses if c.plain and c.prefix is None]
+            words = [f"en:{c.terms[0]}" for c in clauses if c.plain and c.prefix is None]
             pairs = dict.fromkeys((a, b) for a, b in itertools.pairwise(words) if a != b)
             parts += [Near(f, a, b, variant.slop, variant.proximity)
                       for a, b in pairs for f in TEXT_FIELDS]
@@ -813,7 +814,8 @@ def expansion_terms(engine: Engine, hits: Sequence[Any], variant: Variant
     top = hits[:variant.prf_docs]
     if not top:
         return []
-    texts = [analysis.terms(f"{h.item.title} {h.item.summary}") for h in top]
+    texts = [[analysis.tag("en", t) for t in analysis.terms(f"{h.item.title} {h.item.summary}")]
+             for h in top]
     weights: dict[str, float] = {}
     if variant.prf == "rm3":
         total = sum(max(h.score or 0.0, 0.0) for h in top) or 1.0

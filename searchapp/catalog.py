@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from searchapp.errors import BadParameter, CatalogError
 from searchapp.fields import FACETS
-from searchapp.models import Item
+from searchapp.models import GIVEN, Item
 from searchapp.sources import Source
 
 if TYPE_CHECKING:
@@ -96,9 +96,12 @@ _JOB_FIELDS = ("state", "phase", "done", "total", "started", "finished", "result
                "pid")
 
 _COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source",
-            "source_url")
-# Columns added after 0.1.0, created on catalogs made before them.
-_ADDED_COLUMNS = {"source_url": "TEXT"}
+            "source_url", "language_origin", "language_confidence")
+# Columns added after 0.1.0, created on catalogs made before them. Items stored before
+# languages were detected have no language_origin: theirs was given (or the old
+# default, English), and they read as given.
+_ADDED_COLUMNS = {"source_url": "TEXT", "language_origin": "TEXT",
+                  "language_confidence": "REAL"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,8 @@ def _row_to_item(row: sqlite3.Row) -> Item:
         id=row["id"], organisation=row["organisation"], title=row["title"],
         summary=row["summary"], date=dt.date.fromisoformat(row["date"]) if row["date"] else None,
         type=row["type"], url=row["url"], language=row["language"], source=row["source"],
-        source_url=row["source_url"],
+        source_url=row["source_url"], language_origin=row["language_origin"] or GIVEN,
+        language_confidence=row["language_confidence"],
     )
 
 
@@ -485,4 +489,4 @@ def _row_to_source(row: sqlite3.Row) -> Source:
 def _values(item: Item) -> tuple[Any, ...]:
     return (item.id, item.organisation, item.title, item.summary,
             item.date.isoformat() if item.date else None, item.type, item.url, item.language,
-            item.source, item.source_url)
+            item.source, item.source_url, item.language_origin, item.language_confidence)

@@ -135,6 +135,8 @@ FIELDS: tuple[Field, ...] = (
           column=True),
     Field("url", STORED, lambda item: item.url or ""),
     Field("source", STORED, lambda item: item.source),
+    Field("language_origin", STORED, lambda item: item.language_origin),
+    Field("language_confidence", STORED, lambda item: item.language_confidence),
 )
 
 BY_NAME = {f.name: f for f in FIELDS}

@@ -35,7 +35,7 @@ from searchapp.engine import pool
 from searchapp.engine.scoring import TITLE_BOOST
 from searchapp.errors import Busy, IndexUnavailable
 from searchapp.models import Item
-from searchapp.schema import schema, to_document
+from searchapp.schema import for_whoosh, schema, to_document
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -227,7 +227,7 @@ class IndexStore:
                 # instead of a new reader over every segment for each document.
                 with writer.searcher() as committed:
                     for item in items:
-                        doc = to_document(item)
+                        doc = for_whoosh(item)
                         for name in unique:
                             for docnum in committed.document_numbers(**{name: doc[name]}):
                                 writer.delete_document(docnum)

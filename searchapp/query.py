@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
-from searchapp.analysis import analyzer, fold
+from searchapp.analysis import TOKEN_PATTERN, analyzer, fold, tag, tongue
 from searchapp.engine import And, Every, Nothing, Or, Phrase, Query, Term, Vocabulary
 from searchapp.fields import TEXT_FIELDS
 
@@ -28,6 +29,9 @@ MAX_CLAUSES = 32  # parts of a query beyond this are ignored
 MAX_PREFIX_TERMS = 64  # a prefix matches at most this many (most frequent) words
 PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them
 MIN_PREFIX = 2
+LANGUAGE_FIELD = "language"
+
+_WORDS = re.compile(TOKEN_PATTERN)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TOKEN = re.compile(
@@ -235,16 +239,20 @@ def _expand_single(clause: Clause, index: dict[tuple[str, ...], tuple[Expression
 # Building -----------------------------------------------------------------
 
 
-def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
-          ) -> Built | None:
+def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
+          languages: Sequence[str] = ("en",)) -> Built | None:
     """The Whoosh query for `parsed` (None: no words, list everything).
 
-    `match="any"` joins the groups with OR instead of AND.
+    `match="any"` joins the groups with OR instead of AND. Each clause is looked
+    for in every language of `languages` (those of the index, or those a
+    `language` filter selects): its terms in each language's namespace
+    (`searchapp.analysis.tag`).
     """
     if not parsed.has_words:
         return None
     built = Built(Nothing())
-    parts = [_group(g, vocabulary, built.wanted) for g in parsed.groups]
+    languages = tuple(dict.fromkeys(languages)) or ("en",)
+    parts = [_group(g, vocabulary, built.wanted, languages) for g in parsed.groups]
     positive: Query
     if not parts:
         positive = Every()
@@ -253,64 +261,105 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all"
     else:
         positive = And(tuple(parts)) if match == "all" else Or(tuple(parts))
     if parsed.negatives:
-        built.exclude = Or(tuple(_clause_query(c, vocabulary, set()) for c in parsed.negatives))
+        built.exclude = Or(tuple(_clause_query(c, vocabulary, set(), languages)
+                                 for c in parsed.negatives))
     built.query = positive
     return built
 
 
-def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str]) -> Query:
-    queries = [_clause_query(c, vocabulary, wanted) for c in group]
+def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str],
+           languages: tuple[str, ...] = ("en",)) -> Query:
+    queries = [_clause_query(c, vocabulary, wanted, languages) for c in group]
     return queries[0] if len(queries) == 1 else Or(tuple(queries))
 
 
-def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str]) -> Query:
+def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
+                  languages: tuple[str, ...] = ("en",)) -> Query:
+    """One clause in every language searched. English reads the clause's expressions
+    (synonyms included, as parsed); the other languages analyse the words as typed,
+    each in its own way. A language in which every word is a stop word asks nothing
+    of its items (they match, unscored), so "die Genossenschaft" does not need
+    German items to hold "die"."""
+    alternatives: list[Query] = []
+    for language in languages:
+        if language == "en":
+            alternatives.extend(_english(clause, vocabulary, wanted))
+        else:
+            alternatives.extend(_in_language(clause, vocabulary, wanted, language))
+    if not alternatives:
+        return Nothing()
+    return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+
+
+def _english(clause: Clause, vocabulary: Vocabulary, wanted: set[str]) -> list[Query]:
     alternatives: list[Query] = []
     if clause.prefix is not None:
         for term in expand_prefix(vocabulary, clause.prefix, clause.terms[0], clause.fields):
             wanted.add(term)
             alternatives.extend(Term(f, term) for f in clause.fields)
-        if not alternatives:  # nothing starts with it: a term that matches nothing
-            alternatives.append(Term(clause.fields[0], clause.prefix))
-    for terms in clause.expressions if clause.prefix is None else ():
-        wanted.update(terms)
+        return alternatives
+    for terms in clause.expressions:
+        tagged = tuple(tag("en", t) for t in terms)
+        wanted.update(tagged)
         for f in clause.fields:
-            if len(terms) == 1:
-                alternatives.append(Term(f, terms[0]))
+            if len(tagged) == 1:
+                alternatives.append(Term(f, tagged[0]))
             else:
-                alternatives.append(Phrase(f, tuple(terms)))
-    return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+                alternatives.append(Phrase(f, tagged))
+    return alternatives
 
 
-def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str, ...]
-                  ) -> list[str]:
-    """The index terms of the most frequent words starting with the prefix.
+def _in_language(clause: Clause, vocabulary: Vocabulary, wanted: set[str], language: str
+                 ) -> list[Query]:
+    analyse = tongue(language)
+    if clause.prefix is not None:
+        found = expand_prefix(vocabulary, clause.prefix, None, clause.fields,
+                              language=language)
+        wanted.update(found)
+        return [Term(f, term) for term in found for f in clause.fields]
+    words = _WORDS.findall(clause.text)
+    terms = tuple(t for w in words if (t := analyse.query_term(w)) is not None)
+    if not terms:  # only stop words in this language: its items are not asked for them
+        return [Term(LANGUAGE_FIELD, language, boost=0.0)]
+    wanted.update(terms)
+    if len(terms) == 1:
+        return [Term(f, terms[0]) for f in clause.fields]
+    return [Phrase(f, terms) for f in clause.fields]
+
+
+def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str | None,
+                  fields: tuple[str, ...], *, language: str = "en") -> list[str]:
+    """The index terms (in `language`'s namespace) of the most frequent words starting
+    with the prefix.
 
     Words are looked up unstemmed (the spelling words beside each field), so
     `cooperat*` finds "cooperatives" although its stem is "cooper"; stems that
     start with the prefix count too.
     """
     frequency: dict[str, int] = {}
+    analyse = tongue(language)
 
-    def count(term: str) -> None:
+    def count(term: str | None) -> None:
         if term and term not in frequency:
             frequency[term] = sum(vocabulary.doc_frequency(g, term) for g in fields)
 
     for f in fields:
-        for n, term in enumerate(vocabulary.terms(f, stemmed)):
-            if n >= PREFIX_SCAN_LIMIT:
-                break
-            count(term)
+        if stemmed is not None:
+            for n, term in enumerate(vocabulary.terms(f, tag(language, stemmed))):
+                if n >= PREFIX_SCAN_LIMIT:
+                    break
+                count(term)
         for n, word in enumerate(vocabulary.words(f, folded)):
             if n >= PREFIX_SCAN_LIMIT:
                 break
-            count(_stem_of(word))
+            count(analyse.query_term(word) if language != "en" else _stem_of(word))
     ranked = sorted((t for t in frequency if frequency[t]), key=lambda t: (-frequency[t], t))
     return ranked[:MAX_PREFIX_TERMS]
 
 
 def _stem_of(word: str) -> str:
     found = [t.text for t in analyzer()(word, removestops=False)]
-    return found[0] if len(found) == 1 else ""
+    return tag("en", found[0]) if len(found) == 1 else ""
 
 
 def like(key_terms: list[tuple[str, float]]) -> Query:

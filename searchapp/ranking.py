@@ -30,8 +30,10 @@ def _near_cut(matched: Matched, docs: Docs, limit: int) -> tuple[Docs, Any]:
 
 
 def by_relevance(snapshot: Snapshot, columns: Columns, query: Query, matched: Matched,
-                 docs: Docs, limit: int) -> list[tuple[int, float | None]]:
-    """The first `limit` of `docs` by score, then newest, then id.
+                 docs: Docs, limit: int, *, prefer: str | None = None
+                 ) -> list[tuple[int, float | None]]:
+    """The first `limit` of `docs` by score, then (with `prefer`, the query's likely
+    language) items in that language, then newest, then id.
 
     The best `limit` are picked with one partition, together with every
     document that ties with the last of them. When the scores may differ from
@@ -45,6 +47,14 @@ def by_relevance(snapshot: Snapshot, columns: Columns, query: Query, matched: Ma
         rescored = snapshot.rescore(query, docs)
         found = [(rescored.get(d, s), d) for s, d in found]
     date_codes = columns["date"].codes
+    if prefer is not None:
+        # One key for score ties: the preferred language first (0), then newest first,
+        # undated last.
+        language = columns["language"]
+        other = language.codes != (language.values.index(prefer)
+                                   if prefer in language.values else -2)
+        span = int(len(columns["date"].values)) + 2
+        date_codes = date_codes.astype(np.int64) - other.astype(np.int64) * span
     # Newest first, undated (code -1) last, as the date's position in the sorted dates.
     keyed = sorted((-s, -int(date_codes[d]), d) for s, d in found)
     ties: dict[tuple[float, int], int] = {}

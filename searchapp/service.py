@@ -14,6 +14,7 @@ per-reader columns (`searchapp.facets`), then rank only what the page needs
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Collection, Mapping
@@ -25,7 +26,7 @@ from searchapp import query as parser
 from searchapp import ranking
 from searchapp.analysis import CHAINS
 from searchapp.analysis import compile as compile_chain
-from searchapp.analysis import terms as analyse
+from searchapp.analysis import TOKEN_PATTERN, tongue
 from searchapp.config import Settings
 from searchapp.engine import (
     CHOICES,
@@ -46,6 +47,7 @@ from searchapp.schema import from_stored
 from searchapp.spelling import suggest
 from searchapp.suggest import complete
 
+_WORDS = re.compile(TOKEN_PATTERN)
 SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
 RELATED = 5
 
@@ -142,14 +144,16 @@ class Engine:
     def wanted(self, text: str, *, match: str = "all") -> set[str]:
         """The index terms a query looks for (what its highlights mark)."""
         with self._lock:
-            built = parser.build(parser.parse(text), self._current().vocabulary(), match=match)
+            snapshot = self._current()
+            built = parser.build(parser.parse(text), snapshot.vocabulary(), match=match,
+                                 languages=self._columns_for(snapshot)["language"].values)
             return set(built.wanted) if built is not None else set()
 
     def related(self, item: Item, *, limit: int = RELATED) -> list[Related]:
         """Items about the same things: the item's most telling words, searched."""
         with self._lock:
             snapshot = self._current()
-            key_terms = _key_terms(snapshot, f"{item.title} {item.summary}")
+            key_terms = _key_terms(snapshot, f"{item.title} {item.summary}", item.language)
             if not key_terms:
                 return []
             like = parser.like(key_terms)
@@ -164,8 +168,9 @@ class Engine:
             columns = self._columns_for(snapshot)
             vocabulary = snapshot.vocabulary()
             parsed = parser.parse(request.q)
-            built = parser.build(parsed, vocabulary, match=request.match)
             selected = request.selected()
+            languages = _languages(columns, selected.get("language", ()))
+            built = parser.build(parsed, vocabulary, match=request.match, languages=languages)
             allowed = _allowed(request, selected, columns)
             sort = request.sort or ("relevance" if parsed.ranked else "newest")
             ranked = built is not None and not built.everything and sort == "relevance"
@@ -177,19 +182,22 @@ class Engine:
             else:
                 counted = columns.count(matched.ids, allowed)
             total = len(counted.docs)
+            prefer = likely_language(vocabulary, parsed, languages) \
+                if ranked and len(languages) > 1 else None
             hits = _page(snapshot, columns, request, sort, built, matched,
-                         counted.docs) if total else []
+                         counted.docs, prefer) if total else []
 
             any_words = None
             if total == 0 and request.match == "all" and len(parsed.groups) > 1:
-                relaxed = parser.build(parsed, vocabulary, match="any")
+                relaxed = parser.build(parsed, vocabulary, match="any", languages=languages)
                 any_words = len(columns.count(
                     _matching(snapshot, relaxed, scored=False).ids, allowed).docs)
             suggestion = None
             if total < SUGGEST_BELOW and parsed.groups:
-                fixed = suggest(vocabulary, parsed, request.q)
+                fixed = suggest(vocabulary, parsed, request.q, languages=languages)
                 if fixed is not None:
-                    better = parser.build(parser.parse(fixed), vocabulary, match=request.match)
+                    better = parser.build(parser.parse(fixed), vocabulary, match=request.match,
+                                          languages=languages)
                     if len(columns.count(_matching(snapshot, better, scored=False).ids,
                                          allowed).docs) > total:
                         suggestion = fixed
@@ -214,12 +222,45 @@ def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool) -
     return found
 
 
+def _languages(columns: Columns, selected: Collection[str]) -> tuple[str, ...]:
+    """The languages a query is analysed in: those the `language` filter selects, else
+    every language in the index (English alone in an empty one)."""
+    present = columns["language"].values
+    chosen = [code for code in present if code in selected] if selected else list(present)
+    return tuple(chosen) or ("en",)
+
+
+def likely_language(vocabulary: Any, parsed: parser.ParsedQuery,
+                    languages: tuple[str, ...]) -> str | None:
+    """The language a query is most likely written in, among those searched: the one
+    whose index knows most of its words (a word counts for every language it is a
+    term of). Cheap enough for every search; the detector (`searchapp.languages.
+    detect`) is not loaded by a searching process, and is unsure on two words."""
+    words = [w for clause in parsed.positives for w in _WORDS.findall(clause.text)]
+    if not words:
+        return None
+    known: dict[str, int] = {}
+    for language in languages:
+        analyse = tongue(language)
+        hits = 0
+        for word in words:
+            term = analyse.query_term(word)
+            if term is not None and any(vocabulary.doc_frequency(f, term) for f in TEXT_FIELDS):
+                hits += 1
+        known[language] = hits
+    best = max(known.values())
+    leaders = [code for code, hits in known.items() if hits == best]
+    return leaders[0] if best and len(leaders) == 1 else None
+
+
 def _page(snapshot: Snapshot, columns: Columns, request: SearchQuery, sort: str,
-          built: parser.Built | None, matched: Matched, docs: Any) -> list[Hit]:
+          built: parser.Built | None, matched: Matched, docs: Any,
+          prefer: str | None = None) -> list[Hit]:
     end = request.page * request.per_page
     start = end - request.per_page
     if built is not None and matched.scores is not None:
-        ordered = ranking.by_relevance(snapshot, columns, built.query, matched, docs, end)
+        ordered = ranking.by_relevance(snapshot, columns, built.query, matched, docs, end,
+                                       prefer=prefer)
     else:
         ordered = ranking.by_date(snapshot, columns, docs, newest=sort != "oldest", limit=end)
     wanted = built.wanted if built is not None else set()
@@ -227,16 +268,19 @@ def _page(snapshot: Snapshot, columns: Columns, request: SearchQuery, sort: str,
     for docnum, score in ordered[start:end]:
         item = from_stored(snapshot.stored(docnum))
         hits.append(Hit(item, score, {
-            "title": highlight(item.title, wanted),
-            "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS),
+            "title": highlight(item.title, wanted, language=item.language),
+            "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS,
+                                 language=item.language),
         }))
     return hits
 
 
-def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[str, float]]:
-    """The terms of `text` that say most about it: frequent in it, rare in the index."""
+def _key_terms(snapshot: Snapshot, text: str, language: str = "en", *, count: int = 12
+               ) -> list[tuple[str, float]]:
+    """The terms of `text` (in its `language`) that say most about it: frequent in it,
+    rare in the index."""
     vocabulary = snapshot.vocabulary()
-    frequency = Counter(analyse(text))
+    frequency = Counter(tongue(language).analyse(text)[0])
     documents = vocabulary.doc_count() or 1
     weights = {}
     for term, tf in frequency.items():

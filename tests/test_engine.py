@@ -118,7 +118,7 @@ def test_boosted_terms_stay_on_the_arrays_path(tmp_path: Path) -> None:
     store = IndexStore(tmp_path)
     store.rebuild(corpus(200), expected=200)
     fast, plain = both(store)
-    q = Or((Term("title", "bank", boost=2.5), Term("summary", "union", boost=0.7)))
+    q = Or((Term("title", "en:bank", boost=2.5), Term("summary", "en:union", boost=0.7)))
     before = FALLBACKS.snapshot()
     matched = fast.match(q)
     assert FALLBACKS.snapshot() == before
@@ -133,7 +133,7 @@ def test_what_the_arrays_path_hands_to_whoosh_is_counted(tmp_path: Path) -> None
     store = IndexStore(tmp_path)
     store.rebuild(corpus(200), expected=200)
     fast, plain = both(store)
-    phrase = Phrase("title", ("bank",))  # never built by searchapp.query: a Term is
+    phrase = Phrase("title", ("en:bank",))  # never built by searchapp.query: a Term is
     reason = "phrase: of one word, or in a field without positions"
     before = FALLBACKS.snapshot().get(reason, 0)
     got = fast.match(phrase)
