@@ -233,23 +233,21 @@ def _languages(columns: Columns, selected: Collection[str]) -> tuple[str, ...]:
 def likely_language(vocabulary: Any, parsed: parser.ParsedQuery,
                     languages: tuple[str, ...]) -> str | None:
     """The language a query is most likely written in, among those searched: the one
-    whose index knows most of its words (a word counts for every language it is a
-    term of). Cheap enough for every search; the detector (`searchapp.languages.
-    detect`) is not loaded by a searching process, and is unsure on two words."""
+    whose items use its words most (documents with each word's term in that language,
+    added up), None on a tie. Cheap enough for every search; the detector
+    (`searchapp.languages.detect`) is not loaded by a searching process, and is
+    unsure on two words. Only breaks ties between equal scores."""
     words = [w for clause in parsed.positives for w in _WORDS.findall(clause.text)]
     if not words:
         return None
-    known: dict[str, int] = {}
+    used: dict[str, int] = {}
     for language in languages:
         analyse = tongue(language)
-        hits = 0
-        for word in words:
-            term = analyse.query_term(word)
-            if term is not None and any(vocabulary.doc_frequency(f, term) for f in TEXT_FIELDS):
-                hits += 1
-        known[language] = hits
-    best = max(known.values())
-    leaders = [code for code, hits in known.items() if hits == best]
+        used[language] = sum(vocabulary.doc_frequency(f, term) for word in words
+                             if (term := analyse.query_term(word)) is not None
+                             for f in TEXT_FIELDS)
+    best = max(used.values())
+    leaders = [code for code, count in used.items() if count == best]
     return leaders[0] if best and len(leaders) == 1 else None
 
 
