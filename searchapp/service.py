@@ -128,7 +128,8 @@ class Engine:
     def version(self) -> str:
         """Changes whenever what a search can return changes (for ETags)."""
         with self._lock:
-            return f"{self._generation}.{self._current().version()}"
+            snapshot = self._current()  # first: it sets the generation on a first call
+            return f"{self._generation}.{snapshot.version()}"
 
     def get(self, item_id: str) -> Item | None:
         with self._lock:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from searchapp.errors import BadParameter, FetchError
+from searchapp.importers.htmlpage import SELECTOR_FIELDS, selectors_from_options
 from searchapp.importers.sniff import FEED, HTML, XML, sniff
 from searchapp.models import InvalidItem, check_organisation
 
@@ -36,7 +37,6 @@ __all__ = [
 # feed: RSS 2.0, RSS 1.0/RDF or Atom; page: an HTML page listing articles;
 # listing: a file in one of the import formats (plain-text listing, JSON Lines, CSV).
 KINDS = ("feed", "page", "listing")
-SELECTOR_FIELDS = ("item", "title", "link", "date", "summary", "type")
 DEFAULT_EVERY = 3600
 MIN_EVERY = 60  # a site is not asked more often than once a minute
 
@@ -147,26 +147,11 @@ def format_duration(seconds: int) -> str:
 
 
 def parse_selectors(given: Iterable[str]) -> dict[str, str]:
-    """``FIELD=CSS`` pairs; each field at most once."""
-    chosen: dict[str, str] = {}
-    for pair in given:
-        name, sep, css = pair.partition("=")
-        name, css = name.strip().lower(), css.strip()
-        if not sep or not css:
-            raise BadParameter("--select", f"{pair!r} is not FIELD=CSS (for example"
-                                           " 'title=h2 a')")
-        if name not in SELECTOR_FIELDS:
-            raise BadParameter("--select", f"unknown field {name!r}; expected one of"
-                                           f" {', '.join(SELECTOR_FIELDS)}")
-        if name in chosen:
-            raise BadParameter("--select", f"{name} is given twice")
-        chosen[name] = css
-    missing = [name for name in ("item", "title") if name not in chosen]
-    if chosen and missing:
-        raise BadParameter("--select", "selectors need item=CSS (the block holding each item)"
-                                       " and title=CSS (its title, within the block); missing:"
-                                       f" {', '.join(missing)}")
-    return chosen
+    """``FIELD=CSS`` pairs, checked as ``import --select`` checks them (CSS compiled too)."""
+    try:
+        return selectors_from_options(list(given))
+    except ValueError as exc:
+        raise BadParameter("--select", str(exc).replace("\n", "; ")) from None
 
 
 _FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/rdf+xml")
