@@ -53,9 +53,13 @@ class Generation:
     path: Path
 
 
-def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool]]:
+def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool, str]]:
+    # The analyzer's kind too: an index whose texts were analysed otherwise (before
+    # #13, every text in English, its terms untagged) finds nothing a query asks for.
     return {name: (type(field).__name__, bool(field.indexed), bool(field.stored),
-                   field.column_type is not None) for name, field in schema.items()}
+                   field.column_type is not None,
+                   type(getattr(field, "analyzer", None)).__name__)
+            for name, field in schema.items()}
 
 
 def _fsync_dir(path: Path) -> None:

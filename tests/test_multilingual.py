@@ -299,3 +299,36 @@ def test_an_incremental_update_indexes_what_a_rebuild_does(tmp_path: Path) -> No
         ix.close()
     assert contents[0] == contents[1]
     assert ("title", "fr:cooper") in contents[0] and ("summary", "es:cre") in contents[0]
+
+
+def test_an_index_analysed_before_languages_is_rebuilt_when_needed(tmp_path: Path,
+                                                                   cli: Any,
+                                                                   settings: Settings) -> None:
+    from whoosh import index as whoosh_index
+    from whoosh.fields import TEXT
+
+    from searchapp.analysis import analyzer
+    from searchapp.schema import schema
+
+    path = tmp_path / "items.jsonl"
+    path.write_text(json.dumps({"id": "o1", "title": "Cooperatives", "language": "en"}) + "\n",
+                    encoding="utf-8")
+    assert cli("import", path, "--org", "X").exit_code == 0
+    # The live generation as 0.x wrote it: every text through the English analyzer.
+    old = schema()
+    old = type(old)(**{name: (TEXT(analyzer=analyzer(), stored=True, spelling=True)
+                              if name in ("title", "summary") else field)
+                       for name, field in old.items() if not name.startswith("spell_")})
+    live = IndexStore(settings.index_dir).current()
+    assert live is not None
+    ix = whoosh_index.create_in(str(live.path), old)
+    writer = ix.writer()
+    writer.add_document(id="o1", title="Cooperatives", language="en", organisation="X",
+                        type="News", year="undated")
+    writer.commit()
+    ix.close()
+    assert cli("search", "cooperative", "--json").exit_code == 0
+    result = cli("reindex", "--if-needed")
+    assert result.exit_code == 0 and "rebuilt" in result.stdout, result.stdout
+    found = json.loads(cli("search", "cooperative", "--json").stdout)
+    assert [h["id"] for h in found["hits"]] == ["o1"]
