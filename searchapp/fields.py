@@ -116,7 +116,8 @@ YEAR = Facet(
     label=lambda v: "Undated" if v is None else str(v), newest_first=True)
 LANGUAGE = Facet(
     heading="Language", plural="languages", option="--language",
-    help="Only items in these languages, as two-letter codes like en or fr (repeatable).",
+    help="Only items in these languages, as two-letter codes like en or fr (repeatable);"
+         " the words are then analysed in these languages only.",
     parameter={"type": "string", "pattern": "^[A-Za-z]{2}$"},
     value={"type": "string", "pattern": "^[a-z]{2}$"}, parse=_language, param=str, term=str,
     from_term=_same, label=language_name)

@@ -156,6 +156,8 @@ def test_the_page_says_each_hits_language(news: FlaskClient) -> None:
     item = news.get("/items/fr-1").get_data(as_text=True)
     assert '<h1 lang="fr">' in item and '<p class="summary" lang="fr">' in item
     assert "Français" in item
+    feed = news.get("/feed.atom?q=cooperativas").get_data(as_text=True)
+    assert '<entry xml:lang="es">' in feed
 
 
 # Language at import ---------------------------------------------------------
