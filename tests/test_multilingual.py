@@ -334,3 +334,24 @@ def test_an_index_analysed_before_languages_is_rebuilt_when_needed(tmp_path: Pat
     assert result.exit_code == 0 and "rebuilt" in result.stdout, result.stdout
     found = json.loads(cli("search", "cooperative", "--json").stdout)
     assert [h["id"] for h in found["hits"]] == ["o1"]
+
+
+def test_a_searching_process_never_loads_the_detector(news: FlaskClient,
+                                                      settings: Settings) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from searchapp import create_app\n"
+        f"app = create_app({{'catalog': {str(settings.catalog)!r},"
+        f" 'index_dir': {str(settings.index_dir)!r}}})\n"
+        "client = app.test_client()\n"
+        "for q in ('Genossenschaft', 'coopératives sociales', 'riforme'):\n"
+        "    assert client.get('/api/search', query_string={'q': q}).get_json()['total']\n"
+        "assert client.get('/?q=cooperativas').status_code == 200\n"
+        "assert client.get('/items/fr-1').status_code == 200\n"
+        "print('lingua' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"
