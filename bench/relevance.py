@@ -12,15 +12,16 @@ There is no second index and no second query parser.
 The product itself runs as the service would: `Engine.from_settings` over
 the index `operations.import_paths` built. A variant changes the product in
 this process only, through the engine's own knobs where it has them
-(`Settings.bm25_b`, `Settings.bm25_k1`, `Settings.title_boost`, and a Whoosh
-weighting model passed as `Engine(store, weighting=...)` for another IDF or
-normalisation), and otherwise by patching the few places that decide ranking:
-the English analysis recipe (`searchapp.analysis.CHAINS`, and
-`make_analyzer` for nltk's Porter stemmer), how `searchapp.query.build` turns
-the parsed words into the engine's query tree, and the arrays path
-(`searchapp.engine.arrays.ArraysSnapshot.match` and `rescore`,
-`searchapp.engine.scoring.term_scores` and `unsupported`), which answers the
-bench's own query nodes (`FieldsTerm` for BM25F proper, `Near`, `Boosted`).
+(`Settings.scoring`, `Settings.bm25_b`, `Settings.bm25_k1`,
+`Settings.title_boost`, `SearchQuery.feedback`, and a Whoosh weighting model
+passed as `Engine(store, weighting=...)` for another IDF or normalisation),
+and otherwise by patching the few places that decide ranking: the English
+analysis recipe (`searchapp.analysis.CHAINS`, and `make_analyzer` for nltk's
+Porter stemmer), `searchapp.query.query_weight` and `MAX_QUERY_TERMS`, how
+`searchapp.query.build` turns the parsed words into the engine's query tree,
+and the arrays path (`searchapp.engine.arrays.ArraysSnapshot.match` and
+`rescore`, `searchapp.engine.scoring.term_scores` and `unsupported`), which
+answers the bench's own query node (`Near`, for proximity).
 The index is rebuilt with `searchapp.operations.rebuild` where it depends on
 the change::
 
@@ -30,14 +31,14 @@ the change::
     .venv/bin/python bench/relevance.py --cv --cv-base "fields=bm25f"  # IDF/title boost/B/K1,
                                                                # leave one collection out
     .venv/bin/python bench/relevance.py --variant "b=0.75 k1=1.2 qtf=k3:8"
-    .venv/bin/python bench/relevance.py --proposed             # what bench/RESULTS.md proposes
+    .venv/bin/python bench/relevance.py --proposed             # the product with RM3 on
     .venv/bin/python bench/relevance.py --compare bench/out/a.json bench/out/b.json
 
 Cranfield grades (lower is more relevant): gain 5 - grade for grades 1-4, and
 the unexplained grade -1 (the paper a question was written from) gain 4;
 MAP and R@100 count every judged document as relevant. The other collections
 judge binary (gain 1). A query that finds nothing, or that the product
-refuses (too long), scores 0. Significance: a paired randomisation test
+refuses, scores 0. Significance: a paired randomisation test
 (sign flips of the per-query differences, seeded) against a saved run, and a
 bootstrap of the mean against a reference engine's published figure (whose
 per-query scores are not known).
@@ -80,9 +81,9 @@ from whoosh.lang.stopwords import stoplists
 
 from searchapp import analysis, operations, schema, service
 from searchapp import query as parser
-from searchapp import request as product_request
+from searchapp import feedback as product_feedback
 from searchapp.config import Settings as AppSettings
-from searchapp.engine import And, Matched, Or, Term, arrays
+from searchapp.engine import And, Matched, Or, Word, arrays
 from searchapp.engine import scoring as engine_scoring
 from searchapp.engine.arrays import ArraysSnapshot
 from searchapp.errors import BadParameter
@@ -350,18 +351,19 @@ class Variant:
     title_boost: float | None = None  # index-time title field boost; None: the product's
     stop: str = "product"
     stemmer: str = "product"
-    qtf: str = "linear"  # repeated query words: linear (the product), once, or k3:<k3>
+    qtf: str = "k3:8"  # repeated query words: k3:<k3> (the product's k3 8), once or linear
     norm: str = "bm25"  # bm25, bm25+ or bm25l (delta below)
     delta: float = 0.5
-    idf: str = "whoosh"  # whoosh: log(N/(df+1))+1; robertson: log(1+(N-df+.5)/(df+.5))
-    fields: str = "sum"  # sum: BM25 per field, added (the product); bm25f: one BM25 over
-    # the fields' length-normalised frequencies (title weighted by its boost), one IDF
+    idf: str = "product"  # the kind's own (bm25f: robertson; sum: whoosh), or
+    # whoosh: log(N/(df+1))+1; robertson: log(1+(N-df+.5)/(df+.5))
+    fields: str = "bm25f"  # bm25f: one BM25 over the fields' length-normalised
+    # frequencies, one IDF (the product, Settings.scoring "bm25f"); sum: BM25 per field,
+    # added (Settings.scoring "fields", the product before #12)
     proximity: float = 0.0  # weight of a bonus per adjacent pair of query words found
     # within `slop` positions of each other in a field
     slop: int = 3
-    long: str = "refuse"  # a query over the product's length limit: refuse (the product)
-    # or answer (the limit raised, as issue item 2 asks)
-    prf: str = "none"  # none, rm3 or bo1 (pseudo-relevance feedback)
+    terms: int = 0  # a long query's analysed terms kept (0: the product's MAX_QUERY_TERMS)
+    prf: str = "none"  # none, rm3 (the product's feedback=rm3) or bo1 (the bench's own)
     prf_docs: int = 10
     prf_terms: int = 10
     prf_weight: float = 0.5
@@ -397,30 +399,45 @@ class Variant:
         return cls(**given)
 
 
+def _idf(variant: Variant, kind: str, n: int, df: int) -> float:
+    idf = variant.idf if variant.idf != "product" else (
+        "robertson" if kind == "bm25f" else "whoosh")
+    if idf == "robertson":
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+    if idf == "whoosh":
+        return math.log(n / (df + 1)) + 1
+    raise ValueError(f"unknown IDF {variant.idf!r}")
+
+
+def _saturate(variant: Variant, idf: Any, tf: Any, norm: Any, k1: float) -> Any:
+    """BM25, BM25+ or BM25L of a frequency `tf` with length normalisation `norm`."""
+    if variant.norm == "bm25l":
+        ctd = tf / norm
+        return idf * ((k1 + 1) * (ctd + variant.delta)) / (k1 + ctd + variant.delta)
+    score = idf * ((tf * (k1 + 1)) / (tf + k1 * norm))
+    if variant.norm == "bm25+":
+        score = score + idf * variant.delta
+    elif variant.norm != "bm25":
+        raise ValueError(f"unknown normalisation {variant.norm!r}")
+    return score
+
+
 class VariantScorer(scoring.BM25FScorer):  # type: ignore[misc]
-    """BM25 per field with another IDF or length normalisation (scalar and array alike)."""
+    """BM25 of a term in one field with another IDF or length normalisation (scalar and
+    array alike)."""
 
     def __init__(self, searcher: Any, fieldname: str, text: str, B: float, K1: float,
-                 variant: Variant) -> None:
+                 variant: Variant, kind: str) -> None:
         self.variant = variant
         super().__init__(searcher, fieldname, text, B, K1)
-        if variant.idf == "robertson":
-            parent = searcher.get_parent()
-            n = parent.doc_frequency(fieldname, text)
-            total = parent.doc_count_all()
-            self.idf = math.log(1 + (total - n + 0.5) / (n + 0.5))
+        parent = searcher.get_parent()
+        self.idf = _idf(variant, kind, parent.doc_count_all(),
+                        parent.doc_frequency(fieldname, text))
 
     def formula(self, tf: Any, fl: Any) -> Any:
         """The term's score from its frequency and the field's length (floats or arrays)."""
-        idf, avgfl, b, k1, v = self.idf, self.avgfl, self.B, self.K1, self.variant
-        norm = (1 - b) + b * fl / avgfl
-        if v.norm == "bm25l":
-            ctd = tf / norm
-            return idf * ((k1 + 1) * (ctd + v.delta)) / (k1 + ctd + v.delta)
-        score = idf * ((tf * (k1 + 1)) / (tf + k1 * norm))
-        if v.norm == "bm25+":
-            score = score + idf * v.delta
-        return score
+        norm = (1 - self.B) + self.B * fl / self.avgfl
+        return _saturate(self.variant, self.idf, tf, norm, self.K1)
 
     def _score(self, weight: float, length: float) -> float:
         return float(self.formula(weight, length))
@@ -433,8 +450,8 @@ class VariantScorer(scoring.BM25FScorer):  # type: ignore[misc]
 
 
 class VariantBM25F(scoring.BM25F):  # type: ignore[misc]
-    """Whoosh's BM25F with the variant's IDF and normalisation: Whoosh's matchers use
-    it when rescoring, the arrays path through `_variant_term_scores`."""
+    """Per-field BM25F (`fields=sum`) with the variant's IDF and normalisation: Whoosh's
+    matchers use it when rescoring, the arrays path through `_variant_term_scores`."""
 
     def __init__(self, variant: Variant, B: float, K1: float) -> None:
         super().__init__(B=B, K1=K1)
@@ -447,7 +464,32 @@ class VariantBM25F(scoring.BM25F):  # type: ignore[misc]
         if not searcher.schema[fieldname].scorable:
             return scoring.WeightScorer.for_(searcher, fieldname, text)
         return VariantScorer(searcher, fieldname, text, self._field_B.get(fieldname, self.B),
-                             self.K1, self.variant)
+                             self.K1, self.variant, "sum")
+
+
+class VariantWordBM25F(engine_scoring.WordBM25F):
+    """BM25F proper (`fields=bm25f`) with the variant's IDF and normalisation. Both paths
+    score words with the model's own methods (`word_idf`, `word_scores`, `word_score`),
+    so overriding them changes the arrays path and Whoosh's alike."""
+
+    def __init__(self, variant: Variant, B: float, K1: float) -> None:
+        super().__init__(B=B, K1=K1)
+        self.variant = variant
+
+    def scorer(self, searcher: Any, fieldname: str, text: str, qf: int = 1) -> Any:
+        if not searcher.schema[fieldname].scorable:
+            return scoring.WeightScorer.for_(searcher, fieldname, text)
+        return VariantScorer(searcher, fieldname, text, self.B, self.K1, self.variant,
+                             "bm25f")
+
+    def word_idf(self, n: int, df: int) -> float:
+        return _idf(self.variant, "bm25f", n, df)
+
+    def word_score(self, idf: float, tf: float) -> float:
+        return float(_saturate(self.variant, idf, tf, 1.0, self.K1))
+
+    def word_scores(self, idf: float, tf: Any) -> Any:
+        return _saturate(self.variant, idf, tf, 1.0, self.K1)
 
 
 def product_bm25() -> tuple[float, float]:
@@ -465,33 +507,43 @@ _PRODUCT_RESCORE = ArraysSnapshot.rescore
 _PRODUCT_TERM_SCORES = engine_scoring.term_scores
 _PRODUCT_UNSUPPORTED = engine_scoring.unsupported
 _PRODUCT_HIGHLIGHT = service.highlight
-_PRODUCT_MAX_CHARS = product_request.MAX_QUERY_CHARS
+_PRODUCT_QUERY_WEIGHT = parser.query_weight
+_PRODUCT_MAX_TERMS = parser.MAX_QUERY_TERMS
 
 
 def variant_settings(variant: Variant, app: AppSettings) -> AppSettings:
-    """`app` with the variant's B, K1 and title boost (the product's where it keeps them)."""
-    return replace(app,
+    """`app` with the variant's scoring kind, B, K1 and title boost (the product's where it
+    keeps them)."""
+    if variant.fields not in ("bm25f", "sum"):
+        raise ValueError(f"unknown fields rule {variant.fields!r}")
+    return replace(app, scoring="bm25f" if variant.fields == "bm25f" else "fields",
                    bm25_b=app.bm25_b if variant.b is None else variant.b,
                    bm25_k1=app.bm25_k1 if variant.k1 is None else variant.k1,
                    title_boost=app.title_boost if variant.title_boost is None
                    else variant.title_boost)
 
 
+def _own_model(variant: Variant) -> bool:
+    """Whether the variant needs a weighting model of the bench's own."""
+    return variant.norm != "bm25" or variant.idf != "product"
+
+
 def weighting(variant: Variant, app: AppSettings) -> Any:
-    """The Whoosh weighting model the variant ranks with: the product's BM25F with the
-    variant's B and K1 (`Settings.ranking`), or `VariantBM25F` for another IDF or
-    normalisation."""
+    """The Whoosh weighting model the variant ranks with: the product's kind with the
+    variant's B and K1 (`Settings.ranking`), or `VariantWordBM25F`/`VariantBM25F` for
+    another IDF or normalisation."""
     settings = variant_settings(variant, app)
-    if variant.norm != "bm25" or variant.idf != "whoosh":
-        return VariantBM25F(variant, settings.bm25_b, settings.bm25_k1)
-    return settings.ranking().weighting()
+    if not _own_model(variant):
+        return settings.ranking().weighting()
+    model = VariantWordBM25F if variant.fields == "bm25f" else VariantBM25F
+    return model(variant, settings.bm25_b, settings.bm25_k1)
 
 
 def open_engine(variant: Variant, app: AppSettings) -> Engine:
     """The product's `Engine` over `app`'s index, ranking as the variant asks; for the
     product itself exactly `Engine.from_settings`."""
     settings = variant_settings(variant, app)
-    if variant.norm == "bm25" and variant.idf == "whoosh":
+    if not _own_model(variant):
         return Engine.from_settings(settings)
     return Engine(IndexStore(settings.index_dir, title_boost=settings.title_boost),
                   engine=settings.engine, weighting=weighting(variant, app))
@@ -555,16 +607,7 @@ def index_patches(variant: Variant) -> Iterator[None]:
         _clear_caches()
 
 
-# New query nodes, answered by the arrays path in this process only -------------
-
-@dataclass(frozen=True, slots=True)
-class FieldsTerm:
-    """A word in every text field, scored as one BM25F term (see `_fields_term`)."""
-
-    text: str
-    fields: tuple[str, ...]
-    boost: float = 1.0
-
+# A new query node, answered by the arrays path in this process only -------------
 
 @dataclass(frozen=True, slots=True)
 class Near:
@@ -577,66 +620,12 @@ class Near:
     boost: float
 
 
-@dataclass(frozen=True, slots=True)
-class Boosted:
-    """A query whose scores are multiplied by `boost` (the seam boosts terms only)."""
-
-    query: Any
-    boost: float
-
-
-CUSTOM = (FieldsTerm, Near, Boosted)
-
-
 def _has_custom(q: Any) -> bool:
-    if isinstance(q, CUSTOM):
+    if isinstance(q, Near):
         return True
     if isinstance(q, (And, Or)):
         return any(_has_custom(p) for p in q.parts)
     return False
-
-
-def with_boost(q: Any, boost: float) -> Any:
-    """`q` with its scores multiplied by `boost`."""
-    if boost == 1.0:
-        return q
-    if isinstance(q, Term):
-        return replace(q, boost=q.boost * boost)
-    if isinstance(q, FieldsTerm):
-        return replace(q, boost=q.boost * boost)
-    return Boosted(q, boost)
-
-
-def _fields_term(self: ArraysSnapshot, q: FieldsTerm, scored: bool) -> Matched:
-    """BM25F proper: tf~ = sum over fields of tf_f (already times the field's boost) /
-    ((1 - B) + B * length_f / mean length_f); score = idf * tf~ (K1 + 1) / (tf~ + K1),
-    with one IDF from the documents having the word in any field."""
-    model = self._bm25
-    parts = [(f, *self.postings(f, q.text)) for f in q.fields]
-    ids = np.unique(np.concatenate([p[1] for p in parts])) if parts else np.empty(0, np.int64)
-    if not scored or not len(ids):
-        return Matched(ids.astype(np.int32), None if not scored else np.zeros(len(ids)))
-    b, k1 = model.B, model.K1
-    tf = np.zeros(len(ids))
-    for f, fids, weights in parts:
-        if not len(fids):
-            continue
-        avgfl = self.searcher.avg_field_length(f) or 1
-        fl = self.lengths(f)[fids].astype(float)
-        tf[np.searchsorted(ids, fids)] += weights / ((1 - b) + b * fl / avgfl)
-    n, df = self.size, len(ids)
-    variant = getattr(model, "variant", None)
-    if variant is not None and variant.idf == "robertson":
-        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    else:
-        idf = math.log(n / (df + 1)) + 1
-    if variant is not None and variant.norm == "bm25l":
-        scores = idf * (k1 + 1) * (tf + variant.delta) / (k1 + tf + variant.delta)
-    else:
-        scores = idf * tf * (k1 + 1) / (tf + k1)
-        if variant is not None and variant.norm == "bm25+":
-            scores = scores + idf * variant.delta
-    return Matched(ids.astype(np.int32), scores * q.boost, exact=False)
 
 
 def _near(self: ArraysSnapshot, q: Near, scored: bool) -> Matched:
@@ -660,22 +649,16 @@ def _near(self: ArraysSnapshot, q: Near, scored: bool) -> Matched:
 
 
 def _variant_match(self: ArraysSnapshot, query: Any, *, scored: bool = True) -> Matched:
-    """`ArraysSnapshot.match`, knowing the bench's own nodes too (ANDs and ORs of them
-    come back here through `self.match`)."""
-    if isinstance(query, FieldsTerm):
-        return _fields_term(self, query, scored)
+    """`ArraysSnapshot.match`, knowing `Near` too (ANDs and ORs of it come back here
+    through `self.match`)."""
     if isinstance(query, Near):
         return _near(self, query, scored)
-    if isinstance(query, Boosted):
-        found = _variant_match(self, query.query, scored=scored)
-        return Matched(found.ids, None if found.scores is None
-                       else found.scores * query.boost, exact=False)
     return _PRODUCT_MATCH(self, query, scored=scored)
 
 
 def _variant_rescore(self: ArraysSnapshot, query: Any, docs: Any) -> dict[int, float]:
     """Whoosh's scores where Whoosh can match the query; the arrays' own otherwise
-    (Whoosh knows none of the bench's nodes)."""
+    (Whoosh does not know `Near`)."""
     if not _has_custom(query):
         return _PRODUCT_RESCORE(self, query, docs)
     found = _variant_match(self, query, scored=True)
@@ -691,16 +674,16 @@ def _variant_rescore(self: ArraysSnapshot, query: Any, docs: Any) -> dict[int, f
 
 
 def _variant_unsupported(model: Any) -> str | None:
-    """`searchapp.engine.scoring.unsupported`, which also lets `VariantBM25F` through (its
-    arrays twin is `_variant_term_scores`)."""
-    if isinstance(model, VariantBM25F):
+    """`searchapp.engine.scoring.unsupported`, which also lets the bench's models through
+    (their arrays twins: `_variant_term_scores` and `WordBM25F`'s own methods)."""
+    if type(model) in (VariantBM25F, VariantWordBM25F):
         return None
     return _PRODUCT_UNSUPPORTED(model)
 
 
 def _variant_term_scores(model: Any, searcher: Any, fieldname: str, text: str, tf: Any,
                          lengths: Any) -> Any:
-    if not isinstance(model, VariantBM25F):
+    if not isinstance(model, (VariantBM25F, VariantWordBM25F)):
         return _PRODUCT_TERM_SCORES(model, searcher, fieldname, text, tf, lengths)
     scorer = model.scorer(searcher, fieldname, text)
     if not isinstance(scorer, VariantScorer):
@@ -708,52 +691,36 @@ def _variant_term_scores(model: Any, searcher: Any, fieldname: str, text: str, t
     return scorer.formula(tf, lengths.astype(np.float64))
 
 
-def as_fields_terms(q: Any) -> Any:
-    """Each OR of one word in several fields, as one `FieldsTerm`."""
-    if isinstance(q, Or):
-        subs = q.parts
-        if (len(subs) > 1 and all(type(t) is Term and t.boost == 1.0 for t in subs)
-                and len({t.text for t in subs}) == 1
-                and len({t.field for t in subs}) == len(subs)):
-            return FieldsTerm(subs[0].text, tuple(t.field for t in subs))
-        return Or(tuple(as_fields_terms(s) for s in subs))
-    if isinstance(q, Boosted):
-        return Boosted(as_fields_terms(q.query), q.boost)
-    return q
-
-
-# Pseudo-relevance feedback: the expansion terms of the query being run.
+# The bench's own feedback (Bo1): the expansion terms of the query being run.
 _EXPANSION: list[tuple[str, float]] = []
 
 
+def tongue_terms(item: Any) -> list[str]:
+    """An item's terms as the product indexes them (in its language, tagged)."""
+    language = getattr(item, "language", "en")
+    return analysis.tongue(language).analyse(f"{item.title} {item.summary}")[0]
+
+
 def _variant_build(variant: Variant) -> Callable[..., parser.Built | None]:
-    """`searchapp.query.build` with the variant's query-side changes."""
+    """`searchapp.query.build`, with proximity pairs and the bench's Bo1 expansion terms
+    added as optional parts (in the issue's OR form they can bring in documents)."""
 
     def build(parsed: parser.ParsedQuery, vocabulary: Any, *, match: str = "all",
               languages: Sequence[str] = ("en",)) -> parser.Built | None:
-        plain = variant.qtf == "linear" and not variant.proximity and not _EXPANSION
         built = _PRODUCT_BUILD(parsed, vocabulary, match=match, languages=languages)
-        if plain or len(parsed.groups) != 1:
-            if built is not None and variant.fields == "bm25f":
-                built.query = as_fields_terms(built.query)
+        if built is None or (not variant.proximity and not _EXPANSION):
             return built
-        assert built is not None
-        clauses = parsed.groups[0]
-        counts = Counter(clauses)
-        parts: list[Any] = []
-        for clause, count in counts.items():  # first occurrence order
-            q = parser._clause_query(clause, vocabulary, built.wanted, tuple(languages))
-            parts.append(with_boost(q, qtf_weight(variant.qtf, count)))
+        parts: list[Any] = [built.query]
         if variant.proximity:
-            words = [f"en:{c.terms[0]}" for c in clauses if c.plain and c.prefix is None]
+            clauses = [c for g in parsed.groups for c in g]
+            words = [analysis.tag("en", c.terms[0]) for c in clauses
+                     if c.plain and c.prefix is None]
             pairs = dict.fromkeys((a, b) for a, b in itertools.pairwise(words) if a != b)
             parts += [Near(f, a, b, variant.slop, variant.proximity)
                       for a, b in pairs for f in TEXT_FIELDS]
-        for term, weight in _EXPANSION:
-            parts.append(with_boost(Or(tuple(Term(f, term) for f in TEXT_FIELDS)), weight))
+        parts += [Word(tuple((f, term) for f in TEXT_FIELDS), weight)
+                  for term, weight in _EXPANSION]
         built.query = parts[0] if len(parts) == 1 else Or(tuple(parts))
-        if variant.fields == "bm25f":
-            built.query = as_fields_terms(built.query)
         return built
 
     return build
@@ -775,17 +742,21 @@ def qtf_weight(rule: str, count: int) -> float:
 def search_patches(variant: Variant) -> Iterator[None]:
     """The variant's query building and scoring, while searching.
 
-    B, K1 and the title boost need no patch (`variant_settings`); another IDF
-    or normalisation is a weighting model of its own (`VariantBM25F`), which
-    the arrays path is told it can score (`_variant_unsupported`,
-    `_variant_term_scores`); the bench's query nodes are answered by a patched
-    `ArraysSnapshot.match` and `rescore`; `searchapp.query.build` is wrapped
-    for repeated words, proximity, feedback terms and BM25F proper.
+    The scoring kind, B, K1 and the title boost need no patch
+    (`variant_settings`); another IDF or normalisation is a weighting model of
+    its own (`VariantWordBM25F`, `VariantBM25F`), which the arrays path is told
+    it can score (`_variant_unsupported`, `_variant_term_scores`); `Near` is
+    answered by a patched `ArraysSnapshot.match` and `rescore`; the weight of
+    repeated words is `searchapp.query.query_weight`, a long query's terms
+    `searchapp.query.MAX_QUERY_TERMS`; `searchapp.query.build` is wrapped for
+    proximity and Bo1 terms. RM3 is the product's own (`feedback=rm3`).
     """
-    if variant.long == "answer":
-        product_request.MAX_QUERY_CHARS = 100_000
-    elif variant.long != "refuse":
-        raise ValueError(f"unknown long-query rule {variant.long!r}")
+    if variant.qtf != Variant().qtf:
+        qtf_weight(variant.qtf, 2)  # an unknown rule fails here
+        parser.query_weight = functools.partial(qtf_weight, variant.qtf)
+    if variant.terms:
+        parser.MAX_QUERY_TERMS = variant.terms
+        parser.parse.cache_clear()
     engine_scoring.unsupported = _variant_unsupported
     engine_scoring.term_scores = _variant_term_scores
     ArraysSnapshot.match = _variant_match  # type: ignore[method-assign]
@@ -794,7 +765,9 @@ def search_patches(variant: Variant) -> Iterator[None]:
     try:
         yield
     finally:
-        product_request.MAX_QUERY_CHARS = _PRODUCT_MAX_CHARS
+        parser.query_weight = _PRODUCT_QUERY_WEIGHT
+        parser.MAX_QUERY_TERMS = _PRODUCT_MAX_TERMS
+        parser.parse.cache_clear()
         engine_scoring.unsupported = _PRODUCT_UNSUPPORTED
         engine_scoring.term_scores = _PRODUCT_TERM_SCORES
         ArraysSnapshot.match = _PRODUCT_MATCH  # type: ignore[method-assign]
@@ -804,38 +777,33 @@ def search_patches(variant: Variant) -> Iterator[None]:
 
 def expansion_terms(engine: Engine, hits: Sequence[Any], variant: Variant
                     ) -> list[tuple[str, float]]:
-    """Expansion terms (and their weights) from the first `prf_docs` hits.
+    """The bench's own expansion terms (and their weights) from the first `prf_docs` hits.
 
-    RM3: each term's probability in a hit's text, weighted by the hit's share of
-    the scores, summed; Bo1 (Amati): tf in the hits times log2((1+Pn)/Pn) +
-    log2(1+Pn), Pn the term's mean frequency per document in the collection.
-    Weights are scaled so the best term gets `prf_weight`.
+    RM3 (`prf=rm3-or`): the product's `searchapp.feedback.rm3`, added as optional
+    parts that can bring in documents; Bo1 (Amati): tf in the hits times
+    log2((1+Pn)/Pn) + log2(1+Pn), Pn the term's mean frequency per document in
+    the collection. Weights are scaled so the best term gets `prf_weight`.
     """
     top = hits[:variant.prf_docs]
     if not top:
         return []
-    texts = [[analysis.tag("en", t) for t in analysis.terms(f"{h.item.title} {h.item.summary}")]
-             for h in top]
-    weights: dict[str, float] = {}
-    if variant.prf == "rm3":
-        total = sum(max(h.score or 0.0, 0.0) for h in top) or 1.0
-        for hit, words in zip(top, texts, strict=True):
-            if not words:
-                continue
-            share = max(hit.score or 0.0, 0.0) / total
-            for term, tf in Counter(words).items():
-                weights[term] = weights.get(term, 0.0) + share * tf / len(words)
-    elif variant.prf == "bo1":
-        tf_top = Counter(t for words in texts for t in words)
-        with engine._lock:  # the seam has no collection frequencies: Whoosh's reader
-            reader = engine._current().reader  # type: ignore[attr-defined]
-            n = reader.doc_count_all()
-            stats = {t: sum(reader.frequency(f, t) for f in TEXT_FIELDS) for t in tf_top}
-        for term, tf in tf_top.items():
-            pn = max(stats[term], 1.0) / n
-            weights[term] = tf * math.log2((1 + pn) / pn) + math.log2(1 + pn)
-    else:
+    if variant.prf == "rm3-or":
+        return product_feedback.rm3(
+            [(f"{h.item.title} {h.item.summary}", h.score or 0.0,
+              getattr(h.item, "language", "en")) for h in top],
+            terms=variant.prf_terms, weight=variant.prf_weight)
+    if variant.prf != "bo1":
         raise ValueError(f"unknown feedback {variant.prf!r}")
+    texts = [tongue_terms(h.item) for h in top]
+    tf_top = Counter(t for words in texts for t in words)
+    with engine._lock:  # the seam has no collection frequencies: Whoosh's reader
+        reader = engine._current().reader  # type: ignore[attr-defined]
+        n = reader.doc_count_all()
+        stats = {t: sum(reader.frequency(f, t) for f in TEXT_FIELDS) for t in tf_top}
+    weights = {}
+    for term, tf in tf_top.items():
+        pn = max(stats[term], 1.0) / n
+        weights[term] = tf * math.log2((1 + pn) / pn) + math.log2(1 + pn)
     ranked = sorted(weights.items(), key=lambda tw: (-tw[1], tw[0]))[:variant.prf_terms]
     if not ranked:
         return []
@@ -853,14 +821,21 @@ def run_queries(engine: Engine, queries: Mapping[str, str], variant: Variant
     """Query id → ranked ids through `Engine.search`, and how many queries were refused."""
     runs: Runs = {}
     refused = 0
+    own = variant.prf not in ("none", "rm3")  # the bench's own expansion
+    if variant.prf == "rm3" and (variant.prf_docs, variant.prf_terms, variant.prf_weight) != (
+            product_feedback.DOCS, product_feedback.TERMS, product_feedback.WEIGHT):
+        raise ValueError("prf=rm3 is the product's (10 documents, 10 terms, weight 0.5);"
+                         " use prf=rm3-or for other settings")
+    feedback = "rm3" if variant.prf == "rm3" else None
     for qid, text in queries.items():
         request_text = api_query(text)
         try:
-            page = engine.search(SearchQuery(q=request_text, per_page=PER_PAGE))
-            if variant.prf != "none":
+            request = SearchQuery(q=request_text, per_page=PER_PAGE, feedback=feedback)
+            page = engine.search(request)
+            if own:
                 _EXPANSION[:] = expansion_terms(engine, page.hits, variant)
                 try:
-                    page = engine.search(SearchQuery(q=request_text, per_page=PER_PAGE))
+                    page = engine.search(request)
                 finally:
                     _EXPANSION.clear()
         except BadParameter:
@@ -1071,15 +1046,17 @@ def experiments(base: Variant = Variant()) -> list[tuple[str, Variant]]:
         if variant != base:
             rows.append((label, variant))
 
-    add("fields bm25f", fields="bm25f")
-    for r in ("once", "k3:1", "k3:3", "k3:8", "k3:100"):
+    add("fields sum (per-field BM25, before #12)", fields="sum")
+    for r in ("linear", "once", "k3:1", "k3:3", "k3:8", "k3:100"):
         add(f"qtf {r}", qtf=r)
-    for b, k1 in ((0.75, 1.2), (0.75, 1.5)):
+    for b, k1 in ((0.75, 1.2), (0.75, 1.5), (0.95, 1.5)):
         add(f"B {b} K1 {k1}", b=b, k1=k1)
-    for t in (1.0, 1.5, 2.0):
+    for t in (1.0, 1.15, 2.0):
         add(f"title boost {t}", title_boost=t)
-    add("idf robertson", idf="robertson")
-    add("long queries answered", long="answer")
+    for idf in ("whoosh", "robertson"):
+        add(f"idf {idf}", idf=idf)
+    for n in (32, 128, 1000):
+        add(f"long queries: first {n} terms", terms=n)
     for n, d in (("bm25+", 0.5), ("bm25+", 1.0), ("bm25l", 0.5)):
         add(f"{n} δ {d}", norm=n, delta=d)
     for stop in ("snowball", "small", "none"):
@@ -1088,15 +1065,16 @@ def experiments(base: Variant = Variant()) -> list[tuple[str, Variant]]:
         add(f"stemmer {stemmer}", stemmer=stemmer)
     for w, slop in ((0.1, 3), (0.2, 5)):
         add(f"proximity {w} slop {slop}", proximity=w, slop=slop)
-    for prf, k, n, w in (("rm3", 10, 10, 0.5), ("bo1", 3, 10, 0.5), ("bo1", 10, 20, 0.3)):
+    add("rm3 (the product's feedback=rm3)", prf="rm3")
+    for prf, k, n, w in (("rm3-or", 10, 10, 0.5), ("bo1", 3, 10, 0.5), ("bo1", 10, 20, 0.3)):
         add(f"{prf} {k} docs {n} terms w {w}", prf=prf, prf_docs=k, prf_terms=n,
             prf_weight=w)
     return rows
 
 
-# The configuration bench/RESULTS.md proposes ("Relevance across collections").
-PROPOSED = ("fields=bm25f idf=robertson b=0.75 k1=2.0 title_boost=1.5 qtf=k3:8 prf=rm3"
-            " prf_docs=10 prf_terms=10 prf_weight=0.5")
+# The configuration bench/RESULTS.md proposed ("Relevance across collections"): since
+# #12 the product's defaults, with its optional RM3 feedback on.
+PROPOSED = "prf=rm3"
 
 GRID = {"idf": "whoosh,robertson", "title_boost": "1.0,1.5", "b": "0.6,0.75,0.9",
         "k1": "1.0,1.5,2.0"}

@@ -217,6 +217,8 @@ def _print_page(result: SearchPage) -> None:
     for name, values in result.facets.items():
         shown = ", ".join(f"{'*' if v.selected else ''}{v.label} ({v.count})" for v in values)
         click.echo(f"\n{FACETS[name].heading.lower()}: {shown or '-'}")
+    if result.shortened:
+        click.echo("\nthe query is long: only its first words were searched")
     if result.suggestion:
         click.echo(f"\ndid you mean: {result.suggestion}")
     if result.any_words_total:

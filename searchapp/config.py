@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from searchapp import __version__
-from searchapp.engine.scoring import K1, TITLE_BOOST, B, Ranking
+from searchapp.engine.scoring import BM25F, K1, TITLE_BOOST, B, Ranking
 from searchapp.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -40,12 +40,15 @@ class Settings:
     # Which search path serves: auto (arrays when it can), arrays or whoosh (for triage).
     engine: str = "auto"
     # Ranking knobs (searchapp.engine.scoring); the title boost applies when indexing.
+    scoring: str = BM25F  # "bm25f" (BM25F proper) or "fields" (per-field BM25, added)
     bm25_b: float = B
     bm25_k1: float = K1
     title_boost: float = TITLE_BOOST
+    # Pseudo-relevance feedback (searchapp.feedback): "none" or "rm3" (SEARCHAPP_FEEDBACK).
+    feedback: str = "none"
 
     def ranking(self) -> Ranking:
-        return Ranking(b=self.bm25_b, k1=self.bm25_k1)
+        return Ranking(kind=self.scoring, b=self.bm25_b, k1=self.bm25_k1)
     # Fetching sources (`searchapp refresh`); see searchapp.fetch.
     user_agent: str = DEFAULT_USER_AGENT
     fetch_connect_timeout: float = 10.0  # seconds to connect
@@ -71,6 +74,7 @@ class Settings:
             lock_timeout=_number(env, "SEARCHAPP_LOCK_TIMEOUT", float, default.lock_timeout,
                                  minimum=0),
             engine=_engine(env),
+            feedback=_feedback(env),
             user_agent=env.get("SEARCHAPP_USER_AGENT", "").strip() or default.user_agent,
             fetch_connect_timeout=_number(env, "SEARCHAPP_FETCH_CONNECT_TIMEOUT", float,
                                           default.fetch_connect_timeout, minimum=0.001),
@@ -107,6 +111,18 @@ def _engine(env: Mapping[str, str]) -> str:
         raise ConfigError(f"SEARCHAPP_ENGINE: must be one of {', '.join(ENGINES)},"
                           f" not {raw!r}")
     return raw.lower() or "auto"
+
+
+FEEDBACK = ("none", "rm3")  # searchapp.feedback.CHOICES
+
+
+def _feedback(env: Mapping[str, str]) -> str:
+    """SEARCHAPP_FEEDBACK, or a `ConfigError` naming the choices."""
+    raw = env.get("SEARCHAPP_FEEDBACK", "").strip()
+    if raw.lower() not in ("", *FEEDBACK):
+        raise ConfigError(f"SEARCHAPP_FEEDBACK: must be one of {', '.join(FEEDBACK)},"
+                          f" not {raw!r}")
+    return raw.lower() or "none"
 
 
 def _number(env: Mapping[str, str], name: str, kind: type[int | float], default: Any,

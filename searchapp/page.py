@@ -57,6 +57,8 @@ class SearchPage:
     suggestion: str | None = None
     # With no item having every word: how many have any of them (else None).
     any_words_total: int | None = None
+    # The query was too long: only its first words were searched (query.MAX_QUERY_TERMS).
+    shortened: bool = False
 
     @property
     def sort(self) -> str:
@@ -77,6 +79,7 @@ class SearchPage:
             "facets": {name: [v.to_dict() for v in values]
                        for name, values in self.facets.items()},
             "suggestion": self.suggestion,
+            "shortened": self.shortened,
             "any_words": (None if self.any_words_total is None
                           else {"match": "any", "total": self.any_words_total}),
         }

@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from searchapp.analysis import TOKEN_PATTERN, analyzer, fold, tag, tongue
-from searchapp.engine import And, Every, Nothing, Or, Phrase, Query, Term, Vocabulary
+from searchapp.engine import And, Every, Nothing, Or, Phrase, Query, Term, Vocabulary, Word
+from searchapp.engine.scoring import query_weight
 from searchapp.fields import TEXT_FIELDS
 
 MAX_CLAUSES = 32  # parts of a query beyond this are ignored
+# A long query (a pasted paragraph) is answered with its first this many analysed
+# terms, and says it was shortened (issue #12).
+MAX_QUERY_TERMS = 64
 MAX_PREFIX_TERMS = 64  # a prefix matches at most this many (most frequent) words
 PREFIX_SCAN_LIMIT = 20_000  # and at most this many words are looked at to choose them
 MIN_PREFIX = 2
@@ -70,6 +75,7 @@ class ParsedQuery:
 
     groups: tuple[tuple[Clause, ...], ...] = ()
     negatives: tuple[Clause, ...] = ()
+    shortened: bool = False  # words past MAX_CLAUSES or MAX_QUERY_TERMS were left out
 
     @property
     def has_words(self) -> bool:
@@ -141,6 +147,9 @@ def parse(text: str) -> ParsedQuery:
     negatives: list[Clause] = []
     pending_or = False
     pending_not = False
+    used = 0  # analysed terms in the clauses kept
+    full = False  # a cap was reached: what follows is only looked at, for `shortened`
+    shortened = False
     for match in _TOKEN.finditer(text):
         if match["quote"]:
             continue
@@ -158,6 +167,11 @@ def parse(text: str) -> ParsedQuery:
         pending_not = False
         if clause is None:
             continue
+        size = max(1, len(clause.terms))
+        if full or used + size > MAX_QUERY_TERMS:
+            shortened = True
+            break
+        used += size
         if negated:
             negatives.append(clause)
         elif pending_or:
@@ -166,9 +180,9 @@ def parse(text: str) -> ParsedQuery:
             groups.append([clause])
         pending_or = False
         if len(groups) + len(negatives) >= MAX_CLAUSES:
-            break
+            full = True
     merged = _apply_synonyms(groups)
-    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives))
+    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives), shortened)
 
 
 # Synonyms -----------------------------------------------------------------
@@ -241,18 +255,21 @@ def _expand_single(clause: Clause, index: dict[tuple[str, ...], tuple[Expression
 
 def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
           languages: Sequence[str] = ("en",)) -> Built | None:
-    """The Whoosh query for `parsed` (None: no words, list everything).
+    """The engine's query for `parsed` (None: no words, list everything).
 
-    `match="any"` joins the groups with OR instead of AND. Each clause is looked
-    for in every language of `languages` (those of the index, or those a
-    `language` filter selects): its terms in each language's namespace
-    (`searchapp.analysis.tag`).
+    `match="any"` joins the groups with OR instead of AND. A part typed more
+    than once (``flutter flutter``, ``a OR b OR a``) is asked once, its scores
+    weighted by BM25's query-term saturation (`scoring.query_weight`). Each
+    clause is looked for in every language of `languages` (those of the index,
+    or those a `language` filter selects): its terms in each language's
+    namespace (`searchapp.analysis.tag`), one word across them all.
     """
     if not parsed.has_words:
         return None
     built = Built(Nothing())
     languages = tuple(dict.fromkeys(languages)) or ("en",)
-    parts = [_group(g, vocabulary, built.wanted, languages) for g in parsed.groups]
+    parts = [weighted(_group(g, vocabulary, built.wanted, languages), query_weight(n))
+             for g, n in Counter(parsed.groups).items()]
     positive: Query
     if not parts:
         positive = Every()
@@ -269,62 +286,82 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
 
 def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str],
            languages: tuple[str, ...] = ("en",)) -> Query:
-    queries = [_clause_query(c, vocabulary, wanted, languages) for c in group]
+    queries = [weighted(_clause_query(c, vocabulary, wanted, languages), query_weight(n))
+               for c, n in Counter(group).items()]
     return queries[0] if len(queries) == 1 else Or(tuple(queries))
+
+
+def weighted(q: Query, weight: float) -> Query:
+    """`q` with its scores multiplied by `weight` (boosts pushed down to its leaves)."""
+    if weight == 1.0:
+        return q
+    if isinstance(q, (Term, Word, Phrase)):
+        return replace(q, boost=q.boost * weight)
+    if isinstance(q, (And, Or)):
+        return type(q)(tuple(weighted(p, weight) for p in q.parts))
+    return q
 
 
 def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
                   languages: tuple[str, ...] = ("en",)) -> Query:
-    """One clause in every language searched. English reads the clause's expressions
-    (synonyms included, as parsed); the other languages analyse the words as typed,
-    each in its own way. A language in which every word is a stop word asks nothing
-    of its items (they match, unscored), so "die Genossenschaft" does not need
-    German items to hold "die"."""
+    """One clause in every language searched.
+
+    The words as typed are analysed in each language; when they make one term,
+    its terms in every language and field are one `Word` (one IDF for the
+    word, whatever the language of the items that have it). English also has
+    the clause's other expressions (synonyms) as parsed. A language in which
+    every word is a stop word asks nothing of its items (they match, unscored),
+    so "die Genossenschaft" does not need German items to hold "die".
+    """
     alternatives: list[Query] = []
+    if clause.prefix is not None:
+        for language in languages:
+            for term in expand_prefix(vocabulary, clause.prefix,
+                                      clause.terms[0] if language == "en" else None,
+                                      clause.fields, language=language):
+                wanted.add(term)
+                alternatives.append(_word(term, clause.fields))
+        if not alternatives:  # nothing starts with it: a term that matches nothing
+            alternatives.append(Term(clause.fields[0], clause.prefix))
+        return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+    words = _WORDS.findall(clause.text)
+    pairs: list[tuple[str, str]] = []  # the typed word in every language and field
+    typed_english: tuple[str, ...] = ()
     for language in languages:
+        analyse = tongue(language)
+        terms = tuple(t for w in words if (t := analyse.query_term(w)) is not None)
         if language == "en":
-            alternatives.extend(_english(clause, vocabulary, wanted))
+            typed_english = terms
+        if not terms:  # only stop words in this language: its items are not asked for them
+            alternatives.append(Term(LANGUAGE_FIELD, language, boost=0.0))
+            continue
+        wanted.update(terms)
+        if len(terms) == 1:
+            pairs.extend((f, terms[0]) for f in clause.fields)
         else:
-            alternatives.extend(_in_language(clause, vocabulary, wanted, language))
+            alternatives.extend(Phrase(f, terms) for f in clause.fields)
+    if "en" in languages:
+        for expression in clause.expressions:
+            terms = tuple(tag("en", t) for t in expression)
+            if terms == typed_english:
+                continue  # asked above
+            wanted.update(terms)
+            if len(terms) == 1:
+                alternatives.append(_word(terms[0], clause.fields))
+            else:
+                alternatives.extend(Phrase(f, terms) for f in clause.fields)
+    if pairs:
+        alternatives.insert(0, Term(*pairs[0]) if len(pairs) == 1 else Word(tuple(pairs)))
     if not alternatives:
         return Nothing()
     return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
 
 
-def _english(clause: Clause, vocabulary: Vocabulary, wanted: set[str]) -> list[Query]:
-    alternatives: list[Query] = []
-    if clause.prefix is not None:
-        for term in expand_prefix(vocabulary, clause.prefix, clause.terms[0], clause.fields):
-            wanted.add(term)
-            alternatives.extend(Term(f, term) for f in clause.fields)
-        return alternatives
-    for terms in clause.expressions:
-        tagged = tuple(tag("en", t) for t in terms)
-        wanted.update(tagged)
-        for f in clause.fields:
-            if len(tagged) == 1:
-                alternatives.append(Term(f, tagged[0]))
-            else:
-                alternatives.append(Phrase(f, tagged))
-    return alternatives
-
-
-def _in_language(clause: Clause, vocabulary: Vocabulary, wanted: set[str], language: str
-                 ) -> list[Query]:
-    analyse = tongue(language)
-    if clause.prefix is not None:
-        found = expand_prefix(vocabulary, clause.prefix, None, clause.fields,
-                              language=language)
-        wanted.update(found)
-        return [Term(f, term) for term in found for f in clause.fields]
-    words = _WORDS.findall(clause.text)
-    terms = tuple(t for w in words if (t := analyse.query_term(w)) is not None)
-    if not terms:  # only stop words in this language: its items are not asked for them
-        return [Term(LANGUAGE_FIELD, language, boost=0.0)]
-    wanted.update(terms)
-    if len(terms) == 1:
-        return [Term(f, terms[0]) for f in clause.fields]
-    return [Phrase(f, terms) for f in clause.fields]
+def _word(term: str, fields: tuple[str, ...], boost: float = 1.0) -> Query:
+    """One word in some fields: a `Word` (scored once across them) or, in one, a `Term`."""
+    if len(fields) == 1:
+        return Term(fields[0], term, boost)
+    return Word(tuple((f, term) for f in fields), boost)
 
 
 def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str | None,
@@ -364,5 +401,4 @@ def _stem_of(word: str) -> str:
 
 def like(key_terms: list[tuple[str, float]]) -> Query:
     """Any of some weighted terms, in either text field (for related items)."""
-    return Or(tuple(Term(f, term, boost=weight) for term, weight in key_terms
-                    for f in TEXT_FIELDS))
+    return Or(tuple(_word(term, TEXT_FIELDS, weight) for term, weight in key_terms))

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from searchapp import feedback as feedbacks
 from searchapp import query as parser
 from searchapp.errors import BadParameter
 from searchapp.fields import FACETS
@@ -20,7 +21,9 @@ MATCHES = ("all", "any")
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 100
 MAX_PAGE = 1_000
-MAX_QUERY_CHARS = 2_000
+# Longer is refused (400). A long query within it is answered with its first
+# `searchapp.query.MAX_QUERY_TERMS` analysed terms, and says it was shortened.
+MAX_QUERY_CHARS = 20_000
 MIN_YEAR, MAX_YEAR = 1000, 9999
 
 
@@ -40,6 +43,9 @@ class SearchQuery:
     match: str = "all"  # "any": items with any of the words
     page: int = 1
     per_page: int = DEFAULT_PER_PAGE
+    # Pseudo-relevance feedback for this search (`searchapp.feedback`): "rm3" or
+    # "none"; None: the server's setting (`Settings.feedback`).
+    feedback: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.q) > MAX_QUERY_CHARS:
@@ -47,6 +53,9 @@ class SearchQuery:
                                     f" {MAX_QUERY_CHARS}")
         if self.sort is not None and self.sort not in SORTS:
             raise BadParameter("sort", f"must be one of {', '.join(SORTS)}, not {self.sort!r}")
+        if self.feedback is not None and self.feedback not in feedbacks.CHOICES:
+            raise BadParameter("feedback", f"must be one of {', '.join(feedbacks.CHOICES)},"
+                                           f" not {self.feedback!r}")
         if self.match not in MATCHES:
             raise BadParameter("match", f"must be one of {', '.join(MATCHES)},"
                                         f" not {self.match!r}")
@@ -104,6 +113,7 @@ class SearchQuery:
             match=one("match").strip() or "all",
             page=integer("page", 1) or 0,
             per_page=integer("per_page", DEFAULT_PER_PAGE) or 0,
+            feedback=one("feedback").strip() or None,
         )
 
 

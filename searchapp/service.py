@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from searchapp import feedback as feedbacks
 from searchapp import query as parser
 from searchapp import ranking
 from searchapp.analysis import CHAINS
@@ -33,6 +34,8 @@ from searchapp.engine import (
     FALLBACKS,
     EngineUnavailable,
     Matched,
+    Or,
+    Query,
     Snapshot,
     open_snapshot,
 )
@@ -58,12 +61,18 @@ class Engine:
     """One open snapshot of the live generation, refreshed when it changes."""
 
     def __init__(self, store: IndexStore, *, engine: str = "auto",
-                 weighting: Any = None) -> None:
+                 weighting: Any = None, feedback: str = feedbacks.NONE) -> None:
         """`engine` forces a path (`Settings.engine`); `weighting`, a Whoosh weighting
-        model, replaces the tuned BM25F (for experiments only)."""
+        model, replaces the tuned BM25F (`Settings.ranking`; others for experiments
+        only); `feedback` is the pseudo-relevance feedback searches use unless they
+        ask otherwise (`Settings.feedback`)."""
         if engine not in CHOICES:
             raise EngineUnavailable(f"SEARCHAPP_ENGINE must be one of {', '.join(CHOICES)},"
                                     f" not {engine!r}")
+        if feedback not in feedbacks.CHOICES:
+            raise ValueError(f"feedback must be one of {', '.join(feedbacks.CHOICES)},"
+                             f" not {feedback!r}")
+        self.feedback = feedback
         for language in CHAINS:  # a chain that cannot be compiled fails here, at start-up
             compile_chain(language)
         self.store = store
@@ -79,7 +88,8 @@ class Engine:
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
         return cls(IndexStore(settings.index_dir, title_boost=settings.title_boost),
-                   engine=settings.engine, weighting=settings.ranking().weighting())
+                   engine=settings.engine, weighting=settings.ranking().weighting(),
+                   feedback=settings.feedback)
 
     def close(self) -> None:
         with self._lock:
@@ -183,9 +193,14 @@ class Engine:
             else:
                 counted = columns.count(matched.ids, allowed)
             total = len(counted.docs)
+            query: Query | None = built.query if built is not None else None
+            if ranked and total and (request.feedback or self.feedback) == feedbacks.RM3:
+                assert query is not None
+                query, matched = _with_feedback(snapshot, columns, query, matched,
+                                                counted.docs)
             prefer = likely_language(vocabulary, parsed, languages) \
                 if ranked and len(languages) > 1 else None
-            hits = _page(snapshot, columns, request, sort, built, matched,
+            hits = _page(snapshot, columns, request, sort, built, query, matched,
                          counted.docs, prefer) if total else []
 
             any_words = None
@@ -205,7 +220,8 @@ class Engine:
             facets = {name: facet_values(name, counted.counts[name], set(selected[name]))
                       for name in FACET_FIELDS}
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
-                              suggestion=suggestion, any_words_total=any_words or None)
+                              suggestion=suggestion, any_words_total=any_words or None,
+                              shortened=parsed.shortened)
 
 
 def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool) -> Matched:
@@ -252,13 +268,38 @@ def likely_language(vocabulary: Any, parsed: parser.ParsedQuery,
     return leaders[0] if best and len(leaders) == 1 else None
 
 
+def _with_feedback(snapshot: Snapshot, columns: Columns, query: Query, matched: Matched,
+                   docs: Any) -> tuple[Query, Matched]:
+    """RM3 (`searchapp.feedback`): the query with words from its first hits added as
+    optional words, and the matches rescored with them (the same documents)."""
+    first = ranking.by_relevance(snapshot, columns, query, matched, docs, feedbacks.DOCS)
+    texts = []
+    for doc, score in first:
+        stored = snapshot.stored(doc)
+        texts.append((f"{stored.get('title', '')} {stored.get('summary', '')}", score or 0.0,
+                      stored.get("language") or "en"))
+    extra = feedbacks.expansion(feedbacks.rm3(texts))
+    if extra is None:
+        return query, matched
+    assert matched.scores is not None
+    added = snapshot.match(extra, scored=True)
+    scores = matched.scores.copy()
+    if len(added):
+        assert added.scores is not None
+        at = np.searchsorted(added.ids, matched.ids)
+        at[at == len(added.ids)] = 0
+        found = added.ids[at] == matched.ids
+        scores[found] += added.scores[at[found]]
+    return Or((query, extra)), Matched(matched.ids, scores, exact=False)
+
+
 def _page(snapshot: Snapshot, columns: Columns, request: SearchQuery, sort: str,
-          built: parser.Built | None, matched: Matched, docs: Any,
-          prefer: str | None = None) -> list[Hit]:
+          built: parser.Built | None, query: Query | None, matched: Matched,
+          docs: Any, prefer: str | None = None) -> list[Hit]:
     end = request.page * request.per_page
     start = end - request.per_page
-    if built is not None and matched.scores is not None:
-        ordered = ranking.by_relevance(snapshot, columns, built.query, matched, docs, end,
+    if query is not None and matched.scores is not None:
+        ordered = ranking.by_relevance(snapshot, columns, query, matched, docs, end,
                                        prefer=prefer)
     else:
         ordered = ranking.by_date(snapshot, columns, docs, newest=sort != "oldest", limit=end)

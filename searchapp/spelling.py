@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from whoosh.support.levenshtein import distance
 
-from searchapp.analysis import tag, tongue, untag
+from searchapp.analysis import tongue
 from searchapp.engine import Vocabulary
 from searchapp.fields import TEXT_FIELDS
 from searchapp.query import ParsedQuery
@@ -37,15 +37,11 @@ def best_word(vocabulary: Vocabulary, word: str, languages: Sequence[str] = ("en
     maxdist = 1 if len(word) <= 4 else 2
     candidates: set[str] = set()
     for f in TEXT_FIELDS:
-        for language in languages:
-            # Index terms near the word, in the language's namespace (its tag and the
-            # word's first letter fixed).
-            near = vocabulary.near(f, tag(language, word), distance=maxdist,
-                                   prefix=len(language) + 2)
-            for found in near:
-                candidates.add(untag(found)[1])
-                if len(candidates) >= MAX_CANDIDATES:
-                    break
+        # The spelling words (unstemmed, of every language) near it.
+        for found in vocabulary.near(f, word, distance=maxdist, prefix=1):
+            candidates.add(found)
+            if len(candidates) >= MAX_CANDIDATES:
+                break
     candidates.discard(word)
     ranked = sorted((distance(word, c), -_frequency(vocabulary, c, languages), c)
                     for c in candidates)

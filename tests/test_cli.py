@@ -60,8 +60,17 @@ def test_search_json_is_the_api_shape(cli: Cli) -> None:
     cli("import", SAMPLES)
     data = json.loads(cli("search", "refugees", "--json").stdout)
     assert set(data) == {"query", "total", "page", "per_page", "sort", "match", "filters",
-                         "hits", "facets", "suggestion", "any_words"}
+                         "hits", "facets", "suggestion", "shortened", "any_words"}
     assert data["total"] == 2 and data["hits"][0]["highlights"]["title"].count("<mark>") == 1
+    assert data["shortened"] is False
+
+
+def test_a_long_search_says_it_was_shortened(cli: Cli) -> None:
+    cli("import", SAMPLES)
+    out = cli("search", "--any", "refugees", *(f"word{k}" for k in range(100))).stdout
+    assert out.startswith("2 items (sorted by relevance)")
+    assert "the query is long: only its first words were searched" in out
+    assert "only its first words" not in cli("search", "refugees").stdout
 
 
 def test_reindex_builds_a_new_generation(cli: Cli) -> None:

@@ -19,6 +19,8 @@ def test_environment_and_overrides() -> None:
     assert settings.catalog == Path("c.db") and settings.index_dir == Path("/tmp/x")
     assert settings.lock_timeout == 2.5 and settings.max_upload_bytes == 1000
     assert settings.admin_token is None
+    assert settings.feedback == "none"
+    assert Settings.load(environ={"SEARCHAPP_FEEDBACK": " RM3 "}).feedback == "rm3"
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
@@ -29,6 +31,7 @@ def test_environment_and_overrides() -> None:
      "SEARCHAPP_MAX_UPLOAD_BYTES: must be a whole number, not '20MB'"),
     ("SEARCHAPP_MAX_UPLOAD_BYTES", "0",
      "SEARCHAPP_MAX_UPLOAD_BYTES: must be at least 1, not '0'"),
+    ("SEARCHAPP_FEEDBACK", "bo1", "SEARCHAPP_FEEDBACK: must be one of none, rm3, not 'bo1'"),
 ])
 def test_a_bad_value_names_the_variable(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -4,6 +4,7 @@ chosen once per reader and said, and leaving the fast path is counted, never sil
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +22,12 @@ from searchapp.engine import (
     Query,
     Snapshot,
     Term,
+    Word,
     open_snapshot,
 )
 from searchapp.engine.arrays import ArraysSnapshot
 from searchapp.engine.plain import WhooshSnapshot, to_whoosh
-from searchapp.engine.scoring import Ranking
+from searchapp.engine.scoring import Ranking, WordBM25F
 from searchapp.indexer import IndexStore
 from searchapp.models import Item, build_item
 from searchapp.schema import schema, to_document
@@ -47,7 +49,8 @@ def corpus(n: int = 400, *, word: str = "") -> Iterator[Item]:
         title = " ".join(WORDS[(k * j + 3) % len(WORDS)] for j in range(1, 2 + k % 5))
         summary = " ".join(WORDS[(k + j * 5) % len(WORDS)] for j in range(k % 11))
         yield build_item({"id": f"d{k:04d}", "title": f"{word} {title}".strip(),
-                          "summary": summary, "date": f"{2001 + k % 20}-0{1 + k % 9}-11"},
+                          "summary": summary, "date": f"{2001 + k % 20}-0{1 + k % 9}-11",
+                          "language": "en"},
                          organisation=("ILO", "CECOP", "ICA")[k % 3])
 
 
@@ -145,7 +148,7 @@ def test_what_the_arrays_path_hands_to_whoosh_is_counted(tmp_path: Path) -> None
     plain.close()
 
 
-class MyBM25F(scoring.BM25F):  # type: ignore[misc]
+class MyBM25F(WordBM25F):
     """A ranking model the arrays path cannot know it reproduces."""
 
 
@@ -154,7 +157,7 @@ def test_another_ranking_model_is_served_by_whoosh_and_said(
     store = IndexStore(tmp_path)
     store.rebuild(corpus(100), expected=100)
     with caplog.at_level(logging.WARNING, logger="searchapp.engine"):
-        engine = Engine(store, weighting=MyBM25F(B=0.95, K1=1.5))
+        engine = Engine(store, weighting=MyBM25F())
         page = engine.search(SearchQuery(q="cooperative"))
     stats = engine.stats()
     assert stats["kind"] == "whoosh" and "MyBM25F" in stats["reason"]
@@ -200,15 +203,80 @@ def test_other_weighting_models_score_as_whoosh_does(tmp_path: Path) -> None:
     for item in corpus(100):
         writer.add_document(**to_document(item))
     writer.commit()
-    # BM25F with other knobs (and a per-field B) stays on the arrays path.
-    model = Ranking(b=0.5, k1=2.0).weighting()
-    model._field_B["title"] = 0.9
-    fast = open_snapshot(ix, choice="arrays", weighting=model)
-    plain = open_snapshot(ix, choice="whoosh", weighting=model)
-    assert isinstance(fast, ArraysSnapshot) and isinstance(plain, WhooshSnapshot)
-    check(fast, plain)
-    for snapshot in (fast, plain):
-        snapshot.close()
+    # Both kinds with other knobs (per-field BM25F with a per-field B too) stay on
+    # the arrays path.
+    per_field = Ranking(kind="fields", b=0.5, k1=2.0).weighting()
+    per_field._field_B["title"] = 0.9
+    for model in (per_field, Ranking(b=0.5, k1=1.2).weighting()):
+        fast = open_snapshot(ix, choice="arrays", weighting=model)
+        plain = open_snapshot(ix, choice="whoosh", weighting=model)
+        assert isinstance(fast, ArraysSnapshot) and isinstance(plain, WhooshSnapshot)
+        check(fast, plain)
+        for snapshot in (fast, plain):
+            snapshot.close()
     tfidf: Snapshot = open_snapshot(ix, weighting=scoring.TF_IDF())
     assert tfidf.kind == "whoosh"
     tfidf.close()
+
+
+def test_a_word_is_scored_once_across_its_fields_on_both_paths(tmp_path: Path) -> None:
+    """BM25F proper, computed by hand: the word's normalised frequencies in title
+    (boosted) and summary are added, then saturated once, with one IDF."""
+    store = IndexStore(tmp_path)
+    items = [build_item({"id": "a", "title": "flutter", "summary": "wing flutter flutter",
+                         "language": "en"}, organisation="ILO"),
+             build_item({"id": "b", "title": "wing", "summary": "flutter", "language": "en"},
+                        organisation="ILO"),
+             build_item({"id": "c", "title": "engine", "summary": "noise", "language": "en"},
+                        organisation="ILO")]
+    store.rebuild(iter(items), expected=3)
+    fast, plain = both(store)
+    word = Word((("title", "en:flutter"), ("summary", "en:flutter")))
+    b, k1, boost = 0.75, 2.0, 1.5
+    idf = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))  # N 3, two documents have the word
+
+    def bm25f(tf: float) -> float:
+        return idf * tf * (k1 + 1) / (tf + k1)
+
+    # Title lengths 1, 1, 1 (mean 1); summary lengths 3, 1, 1 (mean 5/3).
+    a = bm25f(boost / ((1 - b) + b * 1 / 1) + 2 / ((1 - b) + b * 3 / (5 / 3)))
+    only_summary = bm25f(1 / ((1 - b) + b * 1 / (5 / 3)))
+    for snapshot in (fast, plain):
+        got = snapshot.match(word)
+        assert got.ids.tolist() == [0, 1]
+        assert got.scores is not None
+        assert got.scores.tolist() == pytest.approx([a, only_summary], rel=1e-12)
+        assert got.exact
+    expected = whoosh_scores(plain, word)
+    matched = fast.match(word)
+    assert matched.scores is not None
+    assert dict(zip(matched.ids.tolist(), matched.scores.tolist(), strict=True)) == expected
+    boosted = fast.match(Word(word.terms, boost=1.8))
+    assert boosted.scores is not None
+    assert boosted.scores.tolist() == [s * 1.8 for s in matched.scores.tolist()]
+    assert whoosh_scores(plain, Word(word.terms, boost=1.8)) == {
+        d: s * 1.8 for d, s in expected.items()}
+    fast.close()
+    plain.close()
+
+
+def test_the_per_field_kind_scores_a_word_as_an_or_of_its_terms(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path)
+    store.rebuild(corpus(200), expected=200)
+    ix = store.open_index()
+    model = Ranking(kind="fields").weighting()
+    fast = open_snapshot(ix, choice="arrays", weighting=model)
+    plain = open_snapshot(ix, choice="whoosh", weighting=model)
+    assert isinstance(fast, ArraysSnapshot) and isinstance(plain, WhooshSnapshot)
+    word = Word((("title", "en:bank"), ("summary", "en:bank")), boost=2.0)
+    terms = Or((Term("title", "en:bank", 2.0), Term("summary", "en:bank", 2.0)))
+    for snapshot in (fast, plain):
+        got, want = snapshot.match(word), snapshot.match(terms)
+        assert len(got) > 0 and got.ids.tolist() == want.ids.tolist()
+        assert got.scores is not None and want.scores is not None
+        assert got.scores.tolist() == want.scores.tolist()
+    check(fast, plain)
+    fast.close()
+    plain.close()
+    with pytest.raises(ValueError, match="scoring kind must be one of bm25f, fields"):
+        Ranking(kind="bm25")

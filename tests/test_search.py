@@ -98,7 +98,7 @@ def test_parser_failures_become_plain_words(engine: Engine) -> None:
 @pytest.mark.parametrize(("params", "name"), [
     ({"page": ["abc"]}, "page"), ({"per_page": ["1000"]}, "per_page"),
     ({"sort": ["random"]}, "sort"), ({"year": ["twenty"]}, "year"),
-    ({"q": ["x" * 2_001]}, "q"), ({"match": ["some"]}, "match"),
+    ({"q": ["x" * 20_001]}, "q"), ({"feedback": ["bo1"]}, "feedback"), ({"match": ["some"]}, "match"),
     ({"year_from": ["2017"], "year_to": ["2015"]}, "year_from"), ({"year_to": ["soon"]}, "year_to"), ({"page": ["0"]}, "page"),
 ])
 def test_bad_parameters_name_themselves(params: dict[str, list[str]], name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -370,3 +371,105 @@ def test_the_language_facet_on_the_page_and_in_the_cli(custom: Any, cli: Any) ->
     out = cli("search", "--language", "fr", "--language", "es").stdout
     assert "3 items" in out
     assert "language: *Français (2), English (1), *Español (1)" in out
+
+
+# Ranking (issue #12) ------------------------------------------------------------
+
+FLUTTER = [{"id": "a", "title": "Flutter", "summary": "Wing flutter, flutter."},
+           {"id": "b", "title": "Wing", "summary": "Flutter"},
+           {"id": "c", "title": "Engine", "summary": "Noise"}]
+
+
+def test_a_word_in_title_and_summary_is_scored_once_bm25f(custom: Any) -> None:
+    """BM25F proper, by hand: the title's frequency (boost 1.5) and the summary's,
+    each normalised by its field's length, are added and saturated once (B 0.75,
+    K1 2.0), with Lucene's IDF over the documents having the word anywhere."""
+    client = custom(FLUTTER)
+    data = search(client, q="flutter")
+    idf = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))
+
+    def bm25f(tf: float) -> float:
+        return idf * tf * 3.0 / (tf + 2.0)
+
+    a = bm25f(1.5 / 1.0 + 2 / (0.25 + 0.75 * 3 / (5 / 3)))
+    b = bm25f(1 / (0.25 + 0.75 * 1 / (5 / 3)))
+    assert [(h["id"], h["score"]) for h in data["hits"]] == [("a", round(a, 4)), ("b", round(b, 4))]
+
+
+def test_a_repeated_word_weighs_by_query_term_saturation(custom: Any) -> None:
+    """Typed n times, a word weighs 9n/(8 + n): 1.8 twice, 2.45 four times, never
+    more than 9, in the AND form and the OR form alike; the matches are the same."""
+    client = custom(FLUTTER)
+    once = {h["id"]: h["score"] for h in search(client, q="flutter")["hits"]}
+    for q, weight in (("flutter flutter", 1.8), ("flutter OR flutter", 1.8),
+                      ("flutter " * 4, 9 * 4 / 12)):
+        got = {h["id"]: h["score"] for h in search(client, q=q)["hits"]}
+        assert got.keys() == once.keys(), q
+        assert all(got[d] == pytest.approx(once[d] * weight, abs=2e-4) for d in got), q
+    # Another word beside it keeps its own weight: the repeated one counts 1.8 times.
+    mixed = {h["id"]: h["score"] for h in search(client, q="flutter wing flutter")["hits"]}
+    wing = {h["id"]: h["score"] for h in search(client, q="wing")["hits"]}
+    assert mixed.keys() == {"a", "b"}
+    assert all(mixed[d] == pytest.approx(1.8 * once[d] + wing[d], abs=3e-4) for d in mixed)
+
+
+def test_a_long_pasted_paragraph_is_answered_with_its_first_words(custom: Any) -> None:
+    from searchapp.query import MAX_QUERY_TERMS
+
+    client = custom(FLUTTER)
+    words = ["flutter"] + [f"filler{k}" for k in range(600)]
+    paragraph = " ".join(words)
+    assert len(paragraph) > 3000
+    data = search(client, q=paragraph, match="any")
+    assert data["shortened"] is True
+    assert ids(data) == ["a", "b"]  # flutter, the first word, was searched
+    assert search(client, q="flutter")["shortened"] is False
+    # Past the first MAX_QUERY_TERMS analysed words nothing counts: flutter last finds nothing.
+    late = " ".join([f"filler{k}" for k in range(MAX_QUERY_TERMS)] + ["flutter"])
+    data = search(client, q=late, match="any")
+    assert data["shortened"] is True and data["total"] == 0
+    page = client.get("/", query_string={"q": paragraph})
+    assert page.status_code == 200
+    assert "only its first words were searched" in page.get_data(as_text=True)
+    assert "only its first words" not in client.get("/?q=flutter").get_data(as_text=True)
+    refused = client.get("/api/search", query_string={"q": "x" * 20_001})
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["message"].startswith("q: is 20001 characters long")
+
+
+RM3 = [{"id": "a", "title": "Flutter", "summary": "Flutter wing, wing", "language": "en",
+        "date": "2020-01-01"},
+       {"id": "b", "title": "Flutter", "summary": "Engine noise", "language": "en",
+        "date": "2022-01-01"},
+       {"id": "c", "title": "Flutter", "summary": "Wing panel", "language": "en",
+        "date": "2021-01-01"},
+       {"id": "d", "title": "Engine noise", "summary": "Engine noise, panel", "language": "en",
+        "date": "2019-01-01"},
+       {"id": "e", "title": "Engine", "summary": "Noise panel", "language": "en",
+        "date": "2019-01-01"}]
+
+
+def test_rm3_feedback_reorders_by_the_first_hits_words_and_keeps_the_matches(
+        custom: Any, settings: Settings) -> None:
+    """b and c tie on "flutter" (b is newer, so first); c shares "wing" with the best
+    hit, so feedback lifts it above b. What matched, the total and the facets stay."""
+    client = custom(RM3)
+    plain = search(client, q="flutter")
+    fed = search(client, q="flutter", feedback="rm3")
+    assert ids(plain) == ["a", "b", "c"]
+    assert ids(fed) == ["a", "c", "b"]
+    assert fed["total"] == plain["total"] == 3
+    assert fed["facets"] == plain["facets"]
+    assert search(client, q="flutter", feedback="none") == plain
+    # SEARCHAPP_FEEDBACK=rm3 makes it the default; a search can still turn it off.
+    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir,
+                      "feedback": "rm3"})
+    try:
+        server_wide = app.test_client()
+        assert ids(search(server_wide, q="flutter")) == ["a", "c", "b"]
+        assert ids(search(server_wide, q="flutter", feedback="none")) == ["a", "b", "c"]
+    finally:
+        app.extensions["searchapp.engine"].close()
+    bad = client.get("/api/search", query_string={"q": "flutter", "feedback": "bo1"})
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["message"].startswith("feedback: must be one of none, rm3")

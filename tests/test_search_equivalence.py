@@ -50,6 +50,10 @@ REQUESTS = [
     SearchQuery(q="solidarty"), SearchQuery(q="refugees platform housing"),
     SearchQuery(q="economy", per_page=100), SearchQuery(q='"workers union" OR "bank youth"'),
     SearchQuery(q="elections", page=2, per_page=3, sort="oldest"),
+    # Repeated words (weighted once), RM3 feedback (#12).
+    SearchQuery(q="bank union bank", match="any"), SearchQuery(q="economy OR economy OR social"),
+    SearchQuery(q="cooperative workers", feedback="rm3"),
+    SearchQuery(q="economy social", match="any", feedback="rm3", per_page=20, page=2),
 ]
 
 

@@ -39,12 +39,13 @@ from searchapp.engine.base import (
     Snapshot,
     Term,
     Vocabulary,
+    Word,
 )
 from searchapp.errors import SearchappError
 
 __all__ = ["ARRAYS", "CHOICES", "FALLBACKS", "WHOOSH", "And", "Column", "EngineUnavailable",
            "Every", "Ids", "Matched", "Nothing", "Or", "Phrase", "Query", "Scores", "Snapshot",
-           "Term", "Vocabulary", "choose", "open_snapshot"]
+           "Term", "Vocabulary", "Word", "choose", "open_snapshot"]
 
 log = logging.getLogger(__name__)
 

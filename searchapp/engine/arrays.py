@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.ma
 from numpy.typing import NDArray
+from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
@@ -49,6 +50,7 @@ from searchapp.engine.base import (
     Query,
     Scores,
     Term,
+    Word,
 )
 from searchapp.engine.plain import WhooshSnapshot, to_whoosh
 from searchapp.engine.segments import (
@@ -94,7 +96,8 @@ class ArraysSnapshot(WhooshSnapshot):
             self._leaves.append(_Leaf(leaf, offset, int(leaf.doc_count_all()),
                                       _load_arrays(leaf), gone))
         self._lengths: dict[str, NDArray[np.int32]] = {}
-        self._cache: OrderedDict[tuple[str, str], tuple[Ids, Scores]] = OrderedDict()
+        # (field, term) → a term's documents and scores; (("", ""), *terms) → a word's.
+        self._cache: OrderedDict[tuple[object, ...], tuple[Ids, Scores]] = OrderedDict()
         self._cached = 0
         self._budget = cache_postings
         self._lock = threading.Lock()
@@ -118,28 +121,75 @@ class ArraysSnapshot(WhooshSnapshot):
             self._lengths[fieldname] = found
         return found
 
-    def term(self, fieldname: str, text: str) -> tuple[Ids, Scores]:
-        """The documents containing a term and the term's BM25F score in each."""
-        key = (fieldname, text)
+    def _cached_get(self, key: tuple[object, ...]) -> tuple[Ids, Scores] | None:
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
-                return hit
+            return hit
+
+    def _cache_put(self, key: tuple[object, ...], found: tuple[Ids, Scores]) -> None:
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = found
+                self._cached += len(found[0])
+            while self._cached > self._budget and len(self._cache) > 1:
+                _, (old, _) = self._cache.popitem(last=False)
+                self._cached -= len(old)
+
+    def term(self, fieldname: str, text: str) -> tuple[Ids, Scores]:
+        """The documents containing a term and the term's BM25 score (in its field) in each."""
+        key = (fieldname, text)
+        hit = self._cached_get(key)
+        if hit is not None:
+            return hit
         ids64, tf = self.postings(fieldname, text)
         if not len(ids64):
             return EMPTY_IDS, EMPTY_SCORES
         scores = scoring.term_scores(self._bm25, self.searcher, fieldname, text, tf,
                                      self.lengths(fieldname)[ids64])
         found = (ids64.astype(np.int32), scores)
-        with self._lock:
-            if key not in self._cache:
-                self._cache[key] = found
-                self._cached += len(ids64)
-            while self._cached > self._budget and len(self._cache) > 1:
-                _, (old, _) = self._cache.popitem(last=False)
-                self._cached -= len(old)
+        self._cache_put(key, found)
         return found
+
+    def word(self, terms: tuple[tuple[str, str], ...]) -> tuple[Ids, Scores]:
+        """The documents having any of a word's terms and the word's BM25F score in each
+        (`scoring.WordBM25F`: the fields' normalised frequencies added in the terms'
+        order, one saturation, one IDF over these documents)."""
+        key = (("", ""), *terms)
+        hit = self._cached_get(key)
+        if hit is not None:
+            return hit
+        model = self._bm25
+        assert scoring.is_bm25f(model)
+        parts = []
+        for f, t in terms:
+            if f not in self.reader.schema:
+                continue
+            ids64, weights = self.postings(f, t)
+            if len(ids64):
+                parts.append((f, ids64, weights))
+        if not parts:
+            return EMPTY_IDS, EMPTY_SCORES
+        ids = parts[0][1] if len(parts) == 1 else np.unique(
+            np.concatenate([p[1] for p in parts]))
+        tf = np.zeros(len(ids), dtype=np.float64)
+        for f, fids, weights in parts:
+            avgfl = self.searcher.avg_field_length(f) or 1
+            tf[np.searchsorted(ids, fids)] += model.parts(weights, self.lengths(f)[fids], avgfl)
+        idf = model.word_idf(len(self.live()), len(ids))
+        found = (ids.astype(np.int32), model.word_scores(idf, tf))
+        self._cache_put(key, found)
+        return found
+
+    def word_frequency(self, terms: tuple[tuple[str, str], ...]) -> int:
+        """The live documents having any of a word's terms (its BM25F document frequency)."""
+        return len(self.word(terms)[0])
+
+    def to_whoosh(self, query: Query) -> wq.Query:
+        """The Whoosh query for `query`, its words' frequencies taken from the arrays
+        (the same counts Whoosh would walk the postings for)."""
+        return to_whoosh(query, word_df=self.word_frequency)
 
     def postings(self, fieldname: str, text: str
                  ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
@@ -217,6 +267,12 @@ class ArraysSnapshot(WhooshSnapshot):
         if isinstance(query, Term):
             ids, scores = self.term(query.field, query.text)
             return Matched(ids, scoring.boosted(scores, query.boost) if scored else None)
+        if isinstance(query, Word):
+            if not scoring.is_bm25f(self._bm25):  # per-field kind: an OR of its terms
+                return self.match(Or(tuple(Term(f, t, query.boost) for f, t in query.terms)),
+                                  scored=scored)
+            ids, scores = self.word(query.terms)
+            return Matched(ids, scoring.boosted(scores, query.boost) if scored else None)
         if isinstance(query, (And, Or)):
             if not query.parts:
                 return Matched.empty(scored=scored)
@@ -268,7 +324,7 @@ class ArraysSnapshot(WhooshSnapshot):
         if not scored:
             return Matched(docs, None)
         per_word = [scores[np.searchsorted(ids, docs)] for ids, scores in terms]
-        return Matched(docs, scoring.binary_sum(per_word))
+        return Matched(docs, scoring.boosted(scoring.binary_sum(per_word), q.boost))
 
     def _positions(self, fieldname: str, word: str, docs: Ids) -> NDArray[np.int64] | None:
         """Sorted (document << 32 | position) keys of `word` in the given documents."""

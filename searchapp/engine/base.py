@@ -5,7 +5,7 @@ is opened (`searchapp.engine.open_snapshot`): the arrays path
 (`searchapp.engine.arrays`) or plain Whoosh (`searchapp.engine.plain`). What
 crosses it are numpy arrays of document numbers and scores, small value
 objects (`Matched`, `Column`) and plain dicts of stored fields; queries go in
-as a small tree of its own (`Term`, `Phrase`, `And`, `Or`, `Every`,
+as a small tree of its own (`Term`, `Word`, `Phrase`, `And`, `Or`, `Every`,
 `Nothing`, which `searchapp.query.build` makes and the arrays path
 understands in full), and nothing Whoosh-owned comes out. Every time the arrays path hands part of a query to Whoosh, it says why
 in `FALLBACKS`, so leaving the fast path is never silent.
@@ -45,11 +45,27 @@ class Term:
 
 
 @dataclass(frozen=True, slots=True)
+class Word:
+    """Documents with any of `terms` (field, term text), scored as one word.
+
+    Under BM25F proper (`searchapp.engine.scoring.WordBM25F`) the word's
+    frequencies in its terms' fields are added before one saturation, with one
+    IDF from the documents having any of the terms; under the per-field kind
+    it scores as an OR of its terms (each boosted). A plain query word becomes
+    one `Word` over the text fields (`searchapp.query.build`).
+    """
+
+    terms: tuple[tuple[str, str], ...]
+    boost: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Phrase:
     """Documents with `words` one after another in `field`."""
 
     field: str
     words: tuple[str, ...]
+    boost: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +88,7 @@ class Nothing:
     """No document."""
 
 
-Query = Term | Phrase | And | Or | Every | Nothing
+Query = Term | Word | Phrase | And | Or | Every | Nothing
 
 
 @dataclass(frozen=True, slots=True)

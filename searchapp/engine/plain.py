@@ -9,14 +9,17 @@ builds on for what it shares (stored fields, vocabulary, the reader's life).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from whoosh import matching
 from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
+
+from searchapp.engine import scoring
 
 from searchapp.engine.base import (
     WHOOSH,
@@ -32,24 +35,191 @@ from searchapp.engine.base import (
     Snapshot,
     Term,
     Vocabulary,
+    Word,
 )
 
+# A word's documents (live, having any of its terms), when the caller knows them.
+WordFrequency = Callable[[tuple[tuple[str, str], ...]], int]
 
-def to_whoosh(q: Query) -> wq.Query:
-    """The Whoosh query for a query of the seam."""
+
+def to_whoosh(q: Query, *, word_df: WordFrequency | None = None) -> wq.Query:
+    """The Whoosh query for a query of the seam (`word_df`: see `WordQuery`)."""
     if isinstance(q, Term):
         return wq.Term(q.field, q.text, boost=q.boost)
+    if isinstance(q, Word):
+        return WordQuery(q.terms, boost=q.boost, word_df=word_df)
     if isinstance(q, Phrase):
-        return wq.Phrase(q.field, list(q.words))
+        return wq.Phrase(q.field, list(q.words), boost=q.boost)
     if isinstance(q, And):
-        return wq.And([to_whoosh(p) for p in q.parts])
+        return wq.And([to_whoosh(p, word_df=word_df) for p in q.parts])
     if isinstance(q, Or):
-        return wq.Or([to_whoosh(p) for p in q.parts])
+        return wq.Or([to_whoosh(p, word_df=word_df) for p in q.parts])
     if isinstance(q, Every):
         return wq.Every()
     if isinstance(q, Nothing):
         return wq.NullQuery
     raise TypeError(f"not a query of the seam: {q!r}")
+
+
+class WordQuery(wq.Query):  # type: ignore[misc]
+    """A word in several fields, scored as one term by `scoring.WordBM25F`.
+
+    The Whoosh reference of the seam's `Word`: its matcher walks the terms'
+    postings together and, for each document, adds the fields' normalised
+    frequencies (`WordBM25F.part`) before one saturation (`word_score`), with
+    one IDF from the live documents having any of the terms. `word_df` gives
+    that count when the caller already knows it (the arrays path, rescoring);
+    otherwise it is counted here, once per query, by walking the postings.
+    Under another weighting model the word is an OR of its terms, each boosted.
+    """
+
+    def __init__(self, terms: tuple[tuple[str, str], ...], *, boost: float = 1.0,
+                 word_df: WordFrequency | None = None) -> None:
+        self.terms_ = tuple(terms)
+        self.boost = boost
+        self._word_df = word_df
+        self._df: int | None = None
+
+    def __repr__(self) -> str:
+        return f"WordQuery({self.terms_!r}, boost={self.boost!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return (type(other) is WordQuery and self.terms_ == other.terms_
+                and self.boost == other.boost)
+
+    def __hash__(self) -> int:
+        return hash((WordQuery, self.terms_, self.boost))
+
+    def is_leaf(self) -> bool:
+        return True
+
+    def field(self) -> None:
+        return None
+
+    def has_terms(self) -> bool:
+        return True
+
+    def terms(self, phrases: bool = False) -> Iterator[tuple[str, str]]:
+        yield from self.terms_
+
+    def with_boost(self, boost: float) -> WordQuery:
+        return WordQuery(self.terms_, boost=boost, word_df=self._word_df)
+
+    def estimate_size(self, ixreader: IndexReader) -> int:
+        return sum(int(ixreader.doc_frequency(f, t)) for f, t in self.terms_)
+
+    def normalize(self) -> WordQuery:
+        return self
+
+    def simplify(self, ixreader: IndexReader) -> WordQuery:
+        return self
+
+    def _frequency(self, parent: Searcher) -> int:
+        if self._df is None:
+            if self._word_df is not None:
+                self._df = int(self._word_df(self.terms_))
+            else:
+                reader = parent.reader()
+                docs: set[int] = set()
+                for f, t in self.terms_:
+                    if f in reader.schema and (f, t) in reader:
+                        docs.update(reader.postings(f, t).all_ids())
+                self._df = len(docs)
+        return self._df
+
+    def matcher(self, searcher: Searcher, context: Any = None) -> Any:
+        model = context.weighting if context is not None else searcher.weighting
+        if not scoring.is_bm25f(model):
+            return wq.Or([wq.Term(f, t, boost=self.boost) for f, t in self.terms_]
+                         ).matcher(searcher, context)
+        reader = searcher.reader()
+        parent = searcher.get_parent()
+        subs = [(f, reader.postings(f, t)) for f, t in self.terms_
+                if f in reader.schema and (f, t) in reader]
+        if not subs:
+            return matching.NullMatcher()
+        idf = model.word_idf(int(parent.doc_count()), self._frequency(parent))
+        averages = {f: parent.avg_field_length(f) or 1 for f, _ in subs}
+        return _WordMatcher(subs, searcher, model, idf, averages, self.boost)
+
+
+class _WordMatcher(matching.Matcher):  # type: ignore[misc]
+    """The documents of a `WordQuery` in order, each scored once (see there)."""
+
+    def __init__(self, subs: list[tuple[str, Any]], searcher: Searcher,
+                 model: scoring.WordBM25F, idf: float, averages: dict[str, float],
+                 boost: float) -> None:
+        self._subs = subs
+        self._searcher = searcher
+        self._model = model
+        self._idf = idf
+        self._averages = averages
+        self._boost = boost
+
+    def _active(self) -> list[tuple[str, Any]]:
+        return [(f, m) for f, m in self._subs if m.is_active()]
+
+    def is_active(self) -> bool:
+        return any(m.is_active() for _, m in self._subs)
+
+    def id(self) -> int:
+        return min(m.id() for _, m in self._active())
+
+    def next(self) -> None:
+        current = self.id()
+        for _, m in self._active():
+            if m.id() == current:
+                m.next()
+
+    def skip_to(self, target: int) -> None:
+        for _, m in self._active():
+            if m.id() < target:
+                m.skip_to(target)
+
+    def score(self) -> float:
+        current = self.id()
+        tf = 0.0
+        for f, m in self._active():
+            if m.id() == current:
+                length = self._searcher.doc_field_length(current, f, 1)
+                tf += self._model.part(m.weight(), length, self._averages[f])
+        found = self._model.word_score(self._idf, tf)
+        return found if self._boost == 1.0 else found * self._boost
+
+    def weight(self) -> float:
+        current = self.id()
+        return sum(m.weight() for _, m in self._active() if m.id() == current)
+
+    def supports(self, astype: str) -> bool:
+        return False
+
+    def supports_block_quality(self) -> bool:
+        return False
+
+    def replace(self, minquality: float = 0) -> Any:
+        return self if self.is_active() else matching.NullMatcher()
+
+    def copy(self) -> _WordMatcher:
+        return _WordMatcher([(f, m.copy()) for f, m in self._subs], self._searcher,
+                            self._model, self._idf, self._averages, self._boost)
+
+    def reset(self) -> None:
+        for _, m in self._subs:
+            m.reset()
+
+    def depth(self) -> int:
+        return 1 + max(m.depth() for _, m in self._subs)
+
+    def children(self) -> list[Any]:
+        return [m for _, m in self._subs]
+
+    def matching_terms(self, id: int | None = None) -> Iterator[tuple[str, bytes]]:
+        current = self.id() if id is None else id
+        for _, m in self._active():
+            if m.id() == current:
+                yield from m.matching_terms(current)
 
 
 class WhooshVocabulary(Vocabulary):
@@ -128,7 +298,7 @@ class WhooshSnapshot(Snapshot):
     def rescore(self, query: Query, docs: Sequence[int] | NDArray[np.integer[Any]]
                 ) -> dict[int, float]:
         """Whoosh's matcher, skipped to each wanted document in turn."""
-        whoosh_query = to_whoosh(query)
+        whoosh_query = self.to_whoosh(query)
         wanted = sorted(int(d) for d in docs)
         out: dict[int, float] = {}
         context = self.searcher.context()
@@ -147,6 +317,10 @@ class WhooshSnapshot(Snapshot):
                 if m.is_active() and m.id() == d:
                     out[d + offset] = m.score()
         return out
+
+    def to_whoosh(self, query: Query) -> wq.Query:
+        """The Whoosh query for `query` on this reader."""
+        return to_whoosh(query)
 
     # Matching, the textbook way --------------------------------------------
 

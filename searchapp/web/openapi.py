@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from searchapp import __version__
+from searchapp.feedback import CHOICES as FEEDBACKS
 from searchapp.fields import FACETS
+from searchapp.query import MAX_QUERY_TERMS
 from searchapp.search import (
     DEFAULT_PER_PAGE,
     MATCHES,
@@ -49,7 +51,9 @@ def _one(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 SEARCH_PARAMETERS = [
     _one("q", "Words, \"phrases\", OR, NOT or -word, title: / summary:, prefix*. Empty: every"
-              " item, newest first.", {"type": "string", "maxLength": MAX_QUERY_CHARS}),
+              " item, newest first. A long query is searched with its first"
+              f" {MAX_QUERY_TERMS} words (the answer says `shortened`).",
+         {"type": "string", "maxLength": MAX_QUERY_CHARS}),
     *(_many(name, facet.help.replace(" (repeatable)", "") + " OR within a facet, AND with"
             " the other filters.", facet.parameter) for name, facet in FACETS.items()),
     _one("year_from", "Only items from this year on (not after `year_to`: that is a 400).",
@@ -64,6 +68,10 @@ SEARCH_PARAMETERS = [
          {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}),
     _one("per_page", "Hits per page.", {"type": "integer", "minimum": 1,
                                         "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}),
+    _one("feedback", "Pseudo-relevance feedback when sorting by relevance: `rm3` reorders the"
+                     " matches with words from the first hits (the matches, total and facets"
+                     " stay the same); `none` turns it off. Default: the server's setting"
+                     " (SEARCHAPP_FEEDBACK).", {"type": "string", "enum": list(FEEDBACKS)}),
 ]
 
 _NULLABLE_STR = {"type": ["string", "null"]}
@@ -148,7 +156,7 @@ SCHEMAS: dict[str, Any] = {
     "SearchResponse": {
         "type": "object", "additionalProperties": False,
         "required": ["query", "total", "page", "per_page", "sort", "match", "filters", "hits",
-                     "facets", "suggestion", "any_words"],
+                     "facets", "suggestion", "shortened", "any_words"],
         "properties": {
             "query": {"type": "string"}, "total": {"type": "integer", "minimum": 0},
             "page": {"type": "integer", "minimum": 1},
@@ -171,6 +179,9 @@ SCHEMAS: dict[str, Any] = {
             "suggestion": {"type": ["string", "null"],
                            "description": "A spelling correction, when the query finds"
                                           " little or nothing."},
+            "shortened": {"type": "boolean",
+                          "description": "The query was long: only its first words were"
+                                         " searched."},
             "any_words": {
                 "description": "When no item has every word: how many have any of them"
                                " (search again with match=any).",
