@@ -125,13 +125,14 @@ def test_hits_carry_their_language_and_are_marked_in_it(news: FlaskClient) -> No
 def test_results_in_the_querys_language_rank_first_on_ties(settings: Settings,
                                                            tmp_path: Path) -> None:
     # Two items alike but for their language, and a third Italian one. With any of the
-    # words: the first two tie, and the query's words are Italian ones ("impresa" is
-    # no Spanish item's), so Italian goes first (by id, the Spanish one would).
+    # words: the first two tie, and the query's words are more often Italian items'
+    # ("impresa" is no Spanish item's), so Italian goes first (by id, the Spanish one
+    # would).
     records = [{"id": f"{code}-x", "organisation": "X", "language": code,
                 "title": "cooperativa sociale", "summary": "", "date": "2024-01-01"}
                for code in ("es", "it")]
     records.append({"id": "it-y", "organisation": "X", "language": "it",
-                    "title": "impresa", "summary": "", "date": "2023-01-01"})
+                    "title": "impresa sociale", "summary": "", "date": "2023-01-01"})
     path = tmp_path / "tie.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     operations.import_paths(settings, [path])
@@ -142,6 +143,10 @@ def test_results_in_the_querys_language_rank_first_on_ties(settings: Settings,
         tied = [h for h in hits if h["id"] != "it-y"]
         assert [h["id"] for h in tied] == ["it-x", "es-x"]
         assert tied[0]["score"] == tied[1]["score"]
+        # One IDF per query word, whatever the language: the two tie on all the words too.
+        hits = search(client, q="cooperativa sociale")["hits"]
+        assert [h["id"] for h in hits] == ["it-x", "es-x"]
+        assert hits[0]["score"] == hits[1]["score"]
         # Searched in Spanish alone, nothing to prefer: the Spanish item.
         hits = search(client, q="cooperativa impresa", match="any", language="es")["hits"]
         assert [h["id"] for h in hits] == ["es-x"]
