@@ -35,6 +35,7 @@ from whoosh import sorting
 from whoosh.searching import Searcher
 
 from searchapp import query as parser
+from searchapp.config import Settings
 from searchapp.engine.plain import WhooshVocabulary, to_whoosh
 from searchapp.indexer import IndexStore
 from searchapp.schema import UNDATED, year_term
@@ -88,7 +89,9 @@ class Product:
     name = "product"
 
     def __init__(self, index_dir: Path) -> None:
-        self.engine = Engine(IndexStore(index_dir))
+        # SEARCHAPP_FEEDBACK=rm3 measures RM3 feedback (its order then differs from
+        # the groupedby baseline's, which has none).
+        self.engine = Engine(IndexStore(index_dir), feedback=Settings.load().feedback)
 
     def search(self, query: BenchQuery) -> Answer:
         page = self.engine.search(query.request())

@@ -9,7 +9,12 @@ carry over to any N), with a fixed seed, and kept in ``bench/queries.jsonl``:
 - ``common``: one of the most frequent words (2-30 % of items);
 - ``phrase``: two adjacent words of a headline, quoted;
 - ``filter``: a mid-frequency or common word plus one facet filter
-  (an organisation, a type or a year).
+  (an organisation, a type or a year);
+- ``typo``: a word of the kinds above mistyped (one edit after its first
+  letter, two from 9 letters, into a word the text never has), alone or before
+  a word typed right: what typo tolerance (#12) answers. Added later, by
+  ``bench/queries.py --add-typos``, which appends them and leaves the other
+  kinds as they are.
 
 Words of the SMART stop list (bench/relevance.py) are never chosen, so tuning
 the product's stop list does not empty a query. Each line is ``{"kind", "q",
@@ -43,9 +48,10 @@ except ImportError:  # pragma: no cover
 SKIP = STOP_WORDS | AVOID
 
 QUERIES = Path(__file__).resolve().parent / "queries.jsonl"
-KINDS = ("mid", "two", "common", "phrase", "filter")
+KINDS = ("mid", "two", "common", "phrase", "filter", "typo")
 PER_KIND = 60
 SEED = 7
+TYPO_SEED = 12
 _WORD = re.compile(r"^[A-Za-z][a-z]{2,}$")  # plain words only: no tickers, numbers, initials
 
 
@@ -129,13 +135,73 @@ def build() -> list[dict[str, Any]]:
     return queries
 
 
+def _mistype(word: str, rng: random.Random, known: set[str]) -> str | None:
+    """`word` with one edit after its first letter (two from 9 letters), or None
+    when that makes a word the text has."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    typed = word
+    for _ in range(2 if len(word) >= 9 else 1):
+        at = rng.randrange(1, len(typed) - 1)
+        edit = rng.choice(("swap", "drop", "add", "change"))
+        if edit == "swap":
+            typed = typed[:at] + typed[at + 1] + typed[at] + typed[at + 2:]
+        elif edit == "drop":
+            typed = typed[:at] + typed[at + 1:]
+        elif edit == "add":
+            typed = typed[:at] + rng.choice(letters) + typed[at:]
+        else:
+            typed = typed[:at] + rng.choice(letters.replace(typed[at], "")) + typed[at + 1:]
+    stems = terms(typed)
+    if typed == word or typed in known or len(stems) != 1 or stems[0] in known:
+        return None
+    return typed
+
+
+def typo_queries(existing: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PER_KIND mistyped queries from the words of `existing` (the other kinds)."""
+    pool = load_pool()
+    known: set[str] = set()
+    for words in pool.titles:
+        known.update(w.lower() for w in words)
+    for sentence in pool.sentences:
+        known.update(w.strip(".,;:!?\"'()[]<>").lower() for w in sentence.split())
+    known |= {t for w in list(known) for t in terms(w)}
+    rng = random.Random(TYPO_SEED)
+    singles = sorted({q["q"] for q in existing if q["kind"] in ("mid", "common", "filter")
+                      and len(q["q"]) >= 5 and q["q"].isalpha()})
+    pairs = sorted({q["q"] for q in existing if q["kind"] == "two"})
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    while len(out) < PER_KIND:
+        if len(out) % 4 == 3:  # one in four: a mistyped word before a word typed right
+            first, second = rng.choice(pairs).split()
+            if len(first) < 5 or not first.isalpha():
+                continue
+            typed = _mistype(first, rng, known)
+            q = f"{typed} {second}" if typed else None
+        else:
+            q = _mistype(rng.choice(singles), rng, known)
+        if q and q not in seen:
+            seen.add(q)
+            out.append({"kind": "typo", "q": q, "filters": {}})
+    return out
+
+
 def load(path: Path = QUERIES) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--add-typos"]:
+        kept = [q for q in load() if q["kind"] != "typo"]
+        queries = kept + typo_queries(kept)
+        with open(QUERIES, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(q, ensure_ascii=False) + "\n" for q in queries)
+        print(f"wrote {len(queries) - len(kept)} typo queries to {QUERIES}", file=sys.stderr)
+        return 0
     queries = build()
+    queries += typo_queries(queries)
     with open(QUERIES, "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(q, ensure_ascii=False) + "\n" for q in queries)
     counts = Counter(q["kind"] for q in queries)

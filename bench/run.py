@@ -380,10 +380,11 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
         ("The corpus is synthetic and deterministic (`bench/corpus.py`, seed"
         f" {corpus_mod.SEED}): titles and summaries recombined from the AG News and"
         " Reuters-21578 texts in `../shared/data/`, 20 organisations, 2000-2025 (3 % undated),"
-        " six types, all skewed. The 300 queries (`bench/queries.jsonl`) are 60 each of: one"
-        " mid-frequency word, two words, one very common word, a quoted phrase, and a word"
-        " plus one filter. Every search returns the top 10, the exact total and the counts of"
-        " organisation, year and type over all matches (disjunctive: a filtered facet is"
+        " six types, all skewed. The 360 queries (`bench/queries.jsonl`) are 60 each of: one"
+        " mid-frequency word, two words, one very common word, a quoted phrase, a word"
+        " plus one filter, and a mistyped word (alone or before a word typed right: what"
+        " typo tolerance answers; runs before it have no typo column). Every search"
+        " returns the top 10, the exact total and the counts of organisation, year and type over all matches (disjunctive: a filtered facet is"
         " counted without its own filter). *product* is `Engine.search` (everything a request"
         " does, highlights included); *groupedby* is the same Whoosh query with"
         " `searcher.search(q, limit=10, groupedby=[...])` (plus one grouped search per"
@@ -436,7 +437,8 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
                 if name not in q:
                     continue
                 cells = [f"{q[name][k]['p50']:.2f} / {q[name][k]['p95']:.1f} /"
-                         f" {q[name][k]['p99']:.1f}" for k in ("all", *KINDS)]
+                         f" {q[name][k]['p99']:.1f}" if q[name].get(k) else "-"
+                         for k in ("all", *KINDS)]
                 lines.append(f"| {name} | " + " | ".join(cells) + " |")
             lines.append("")
             ratios = []
@@ -450,7 +452,7 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
                           "|---" * (len(KINDS) + 2) + "|"]
                 for label, a, b in ratios:
                     cells = [f"{ratio(a[k]['p50'], b[k]['p50'])} ({ratio(a[k]['p95'], b[k]['p95'])})"
-                             for k in ("all", *KINDS)]
+                             if a.get(k) and b.get(k) else "-" for k in ("all", *KINDS)]
                     lines.append(f"| {label} | " + " | ".join(cells) + " |")
                 lines.append("")
         build = result.get("build")

@@ -137,7 +137,9 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    # The items added or updated, unless there were more than the caller wanted kept.
     changed: list[Item] = field(default_factory=list)
+    changed_kept: bool = True  # False: `changed` was left empty, there were too many
 
     def to_dict(self) -> dict[str, int]:
         return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged,
@@ -221,8 +223,12 @@ class Catalog:
                 yield from map(_row_to_item, rows)
 
     def upsert(self, items: Iterable[Item], *, sources: Iterable[str] = (),
-               skipped: int = 0) -> ImportReport:
+               skipped: int = 0, keep_changed: int | None = None) -> ImportReport:
         """Store items in one transaction and log the import.
+
+        The report lists the items added or updated, unless there are more than
+        `keep_changed` of them (then it lists none and says so), so that a large
+        import is not held in memory.
 
         An item whose content is unchanged is left alone (its source too), so
         re-importing the same file reports everything unchanged. Its `source_url`
@@ -244,7 +250,7 @@ class Catalog:
                         (*values, item.year, now, now),
                     )
                     report.added += 1
-                    report.changed.append(item)
+                    _keep(report, item, keep_changed)
                 elif row["organisation"] != item.organisation:
                     # Never move an item to another organisation: ids are per organisation.
                     raise CatalogError(
@@ -257,7 +263,7 @@ class Catalog:
                         (*values[1:], item.year, now, item.id),
                     )
                     report.updated += 1
-                    report.changed.append(item)
+                    _keep(report, item, keep_changed)
                 else:
                     if row["source_url"] is None and item.source_url:
                         # Learnt later (a manifest gained it): kept, but nothing searchable
@@ -454,6 +460,15 @@ class Catalog:
                    _parse_time(refreshed.get(org)))
                for org in sorted({*newest, *refreshed}, key=str.casefold)]
         return Freshness(_parse_time(max(changes)) if changes else None, out)
+
+
+def _keep(report: ImportReport, item: Item, most: int | None) -> None:
+    if not report.changed_kept:
+        return
+    if most is not None and len(report.changed) >= most:
+        report.changed, report.changed_kept = [], False
+    else:
+        report.changed.append(item)
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:

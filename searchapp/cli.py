@@ -219,6 +219,11 @@ def _print_page(result: SearchPage) -> None:
         click.echo(f"\n{FACETS[name].heading.lower()}: {shown or '-'}")
     if result.shortened:
         click.echo("\nthe query is long: only its first words were searched")
+    if result.only_too_common:
+        click.echo(f"\ntoo common to search for: {', '.join(result.too_common)};"
+                   " add a word that says what you are looking for")
+    for word, matched in result.typos.items():
+        click.echo(f"\nno item has {word!r}; close spellings searched too: {', '.join(matched)}")
     if result.suggestion:
         click.echo(f"\ndid you mean: {result.suggestion}")
     if result.any_words_total:

@@ -53,11 +53,14 @@ class Generation:
     path: Path
 
 
-def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool, str]]:
-    # The analyzer's kind too: an index whose texts were analysed otherwise (before
-    # #13, every text in English, its terms untagged) finds nothing a query asks for.
+def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool, float, str]]:
+    """What an index must have been written with to be searched as declared; the field
+    boost too (the title's, `Settings.title_boost`, is part of the ranking), and the
+    analyzer's kind (an index whose texts were analysed otherwise, before #13 every
+    text in English with its terms untagged, finds nothing a query asks for)."""
     return {name: (type(field).__name__, bool(field.indexed), bool(field.stored),
                    field.column_type is not None,
+                   float(getattr(getattr(field, "format", None), "field_boost", 1.0)),
                    type(getattr(field, "analyzer", None)).__name__)
             for name, field in schema.items()}
 
@@ -124,7 +127,8 @@ class IndexStore:
 
     def written_as_declared(self) -> bool:
         """Whether the live generation was written with today's fields (searchapp.fields):
-        the same names, each indexed, stored and kept as a column the same way."""
+        the same names, each indexed, stored and kept as a column the same way, with
+        the same field boost."""
         gen = self.current()
         if gen is None:
             return False

@@ -267,15 +267,11 @@ def _work(settings: Settings, job: Job, progress: _Progress) -> dict[str, Any]:
         hints = importers.Hints(organisation=job.params.get("organisation") or None,
                                 url=job.params.get("url") or None)
         fmt = job.params.get("format", "auto")
-        progress("reading")
-        parsed = []
-        for upload in job.params.get("uploads", []):
-            data = Path(upload["path"]).read_bytes()
-            parsed.append(importers.parse_bytes(data, name=upload["name"], fmt=fmt,
-                                                hints=hints))
-        outcome = operations.import_parsed(settings, parsed,
-                                           skip_invalid=bool(job.params.get("skip_invalid")),
-                                           progress=progress)
+        uploads = job.params.get("uploads", [])
+        outcome = operations.import_paths(
+            settings, [Path(upload["path"]) for upload in uploads], fmt=fmt, hints=hints,
+            names=[upload["name"] for upload in uploads],
+            skip_invalid=bool(job.params.get("skip_invalid")), progress=progress)
         return outcome.to_dict()
     from searchapp import refresh
 

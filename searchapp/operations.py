@@ -26,6 +26,7 @@ from searchapp.errors import (
     Problem,
     SearchappError,
 )
+from searchapp.importers.spool import Spool
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 
@@ -67,41 +68,72 @@ class RebuildOutcome:
 
 def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = "auto",
                  organisation: str | None = None, skip_invalid: bool = False,
-                 hints: importers.Hints | None = None,
-                 progress: Progress = _quiet) -> ImportOutcome:
+                 hints: importers.Hints | None = None, progress: Progress = _quiet,
+                 names: Sequence[str] | None = None) -> ImportOutcome:
     """Import files and directories (with manifests) given on the command line.
 
     `hints` carries the other options (page address, selectors, language, type
     from category); a manifest's values win over them.
+
+    Files are read one record at a time into a spool on disk beside the catalog
+    (`importers.spool`), so JSON Lines and CSV files of any size import in
+    bounded memory. `names` (uploads) name the files in problems instead of
+    their paths.
     """
-    parsed: list[importers.Parsed] = []
-    progress("reading files", 0, len(paths))
-    for done, path in enumerate(paths, 1):
-        parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
-                                        defaults=hints or importers.Hints()))
-        progress("reading files", done, len(paths))
-    return import_parsed(settings, parsed, skip_invalid=skip_invalid, progress=progress)
+    with _spool(settings, progress) as spool:
+        parsed: list[importers.Parsed] = []
+        progress("reading", 0)
+        for k, path in enumerate(paths):
+            if names is not None:
+                parsed.append(importers.read_file(Path(path), names[k], fmt=fmt, hints=hints
+                                                  or importers.Hints(organisation=organisation),
+                                                  spool=spool))
+                continue
+            parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
+                                            defaults=hints or importers.Hints(), spool=spool))
+        progress("reading", spool.read, spool.read)
+        return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
+                               progress=progress)
 
 
 def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
                   skip_invalid: bool = False, progress: Progress = _quiet) -> ImportOutcome:
     """Store what was parsed, all or nothing, and update the live index."""
+    with _spool(settings, progress) as spool:
+        for result in parsed:
+            spool.take(result)
+        return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
+                               progress=progress)
+
+
+# An import changing more items than this rebuilds the index rather than update it
+# (Whoosh's writer, which updates, is several times slower per item than a rebuild).
+UPDATE_AT_MOST = 20_000
+
+
+def _spool(settings: Settings, progress: Progress) -> Spool:
+    return Spool(settings.catalog.parent, progress=lambda done: progress("reading", done))
+
+
+def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers.Parsed], *,
+                    skip_invalid: bool, progress: Progress) -> ImportOutcome:
+    """Check what was spooled, then store it, all or nothing, and update the live index."""
+    progress("checking")
     with Catalog(settings.catalog) as catalog:
-        importers.check_organisations(parsed, catalog.organisations_of)
-    problems = [p for result in parsed for p in result.problems]
-    items: dict[str, Item] = {}
-    for result in parsed:
-        for record in result.records:
-            items[record.item.id] = record.item  # a later file wins for the same id
-    if problems and (not skip_invalid or not items):
+        spool.check(catalog.organisations_of)
+    problems = spool.problems()
+    kept = spool.count()
+    if problems and (not skip_invalid or not kept):
         raise ImportRejected(problems)
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
-        report = catalog.upsert(_counted(items.values(), "storing", len(items), progress),
-                                sources=[r.source for r in parsed], skipped=len(problems))
+        report = catalog.upsert(_counted(spool.items(), "storing", kept, progress),
+                                sources=[r.source for r in parsed], skipped=len(problems),
+                                keep_changed=UPDATE_AT_MOST)
         outcome = ImportOutcome(report, skipped=problems, index="unchanged")
-        if report.changed or store.current() is None:
-            outcome.index = _sync(store, catalog, report.changed, progress)
+        if report.added or report.updated or store.current() is None:
+            outcome.index = _sync(store, catalog,
+                                  report.changed if report.changed_kept else None, progress)
     return outcome
 
 
@@ -165,9 +197,11 @@ def remove_source(settings: Settings, name: str, *, delete_items: bool = False,
     return removed
 
 
-def _sync(store: IndexStore, catalog: Catalog, changed: list[Item], progress: Progress) -> str:
-    """Apply changed items to the live index; rebuild when that is not possible."""
-    if store.current() is not None:
+def _sync(store: IndexStore, catalog: Catalog, changed: list[Item] | None,
+          progress: Progress) -> str:
+    """Apply changed items to the live index; rebuild when that is not possible, or when
+    there are too many to list (`changed` is None)."""
+    if changed is not None and store.current() is not None:
         try:
             store.update(_counted(changed, "indexing", len(changed), progress),
                          expected=catalog.count())
@@ -286,9 +320,9 @@ def _check_room(store: IndexStore, catalog: Catalog, items: int) -> None:
 
 
 def index_is_current(settings: Settings) -> bool:
-    """Whether the live index opens, was written with today's fields, and holds as many
-    documents as the catalog."""
-    store = IndexStore(settings.index_dir)
+    """Whether the live index opens, was written with today's fields (and title boost),
+    and holds as many documents as the catalog."""
+    store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     try:
         documents = store.document_count()
     except IndexUnavailable:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from searchapp.fields import FACETS
@@ -59,6 +59,13 @@ class SearchPage:
     any_words_total: int | None = None
     # The query was too long: only its first words were searched (query.MAX_QUERY_TERMS).
     shortened: bool = False
+    # Stop words left out of the search (folded); `only_too_common` when the query
+    # had no other words, so nothing was searched for.
+    too_common: tuple[str, ...] = ()
+    only_too_common: bool = False
+    # Words no item has, matched by typo tolerance: as typed (folded) → the close
+    # words of the index they matched.
+    typos: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def sort(self) -> str:
@@ -82,6 +89,9 @@ class SearchPage:
             "shortened": self.shortened,
             "any_words": (None if self.any_words_total is None
                           else {"match": "any", "total": self.any_words_total}),
+            "too_common": list(self.too_common),
+            "typos": [{"word": word, "matched": list(matched)}
+                      for word, matched in self.typos.items()],
         }
 
 

@@ -10,7 +10,8 @@ parsing never fails.
 Parsing (`parse`) needs no index; building the query (`build`) needs the
 index's vocabulary (`searchapp.engine.Vocabulary`), to expand prefixes into a
 bounded number of real terms. The query built is the engine's own small tree
-(`searchapp.engine.Term`, `Phrase`, `And`, `Or`, `Every`, `Nothing`).
+(`searchapp.engine.Term`, `Word`, `Phrase`, `And`, `Or`, `Every`, `Nothing`): a
+plain word in both text fields is one `Word`, scored once across them.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 
 from searchapp.analysis import TOKEN_PATTERN, analyzer, fold, tag, tongue
+from searchapp.analysis import compile as compile_chain
 from searchapp.engine import And, Every, Nothing, Or, Phrase, Query, Term, Vocabulary, Word
 from searchapp.engine.scoring import query_weight
+from searchapp.engine.words import edit_distance
 from searchapp.fields import TEXT_FIELDS
 
 MAX_CLAUSES = 32  # parts of a query beyond this are ignored
@@ -63,6 +66,10 @@ class Clause:
     prefix: str | None = None
     fields: tuple[str, ...] = TEXT_FIELDS
     plain: bool = True  # a bare word (not a phrase, prefix or field-scoped part)
+    # The words as typed, lowercased and accents folded, stop words kept: what
+    # synonyms are matched on (`co-op` is ("co", "op")), and typo tolerance.
+    words: tuple[str, ...] = ()
+    start: int = 0  # where a stop word stood in the query (to report them in order)
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -76,6 +83,13 @@ class ParsedQuery:
     groups: tuple[tuple[Clause, ...], ...] = ()
     negatives: tuple[Clause, ...] = ()
     shortened: bool = False  # words past MAX_CLAUSES or MAX_QUERY_TERMS were left out
+    # Words left out because they are stop words (folded, in order, once each).
+    stopped: tuple[str, ...] = ()
+
+    @property
+    def only_stop_words(self) -> bool:
+        """Whether every word typed was a stop word (nothing left to search for)."""
+        return bool(self.stopped) and not self.has_words
 
     @property
     def has_words(self) -> bool:
@@ -100,6 +114,9 @@ class Built:
     # What must not match. Kept apart rather than as an AndNot query: Whoosh
     # 2.7.4's AndNotMatcher lets excluded documents through.
     exclude: Query | None = None
+    # Words the index does not know, matched by typo tolerance: each one as
+    # typed (folded) → the vocabulary words it matched, closest first.
+    typos: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def everything(self) -> bool:
@@ -114,13 +131,24 @@ def _expression(text: str) -> Expression:
     return tuple(t.text for t in analyzer()(text))
 
 
+def typed_words(text: str) -> tuple[str, ...]:
+    """The words of `text` as typed, lowercased and accents folded; stop words kept."""
+    return tuple(fold(w) for w in compile_chain().tokens.findall(text))
+
+
+def _stop_words(words: tuple[str, ...]) -> tuple[str, ...]:
+    stops = compile_chain().stop_words
+    return tuple(w for w in words if w in stops)
+
+
 def _clause(raw_word: str | None, phrase: str | None, field_name: str | None) -> Clause | None:
     fields = (field_name.lower(),) if field_name else TEXT_FIELDS
     if phrase is not None:
         terms = _expression(phrase)
         if not terms:
             return None
-        return Clause(f'"{phrase}"', (terms,), fields=fields, plain=False)
+        return Clause(f'"{phrase}"', (terms,), fields=fields, plain=False,
+                      words=typed_words(phrase))
     assert raw_word is not None
     word = raw_word
     if re.fullmatch(r"\w+:", word):  # `title:` or `foo:` with nothing after it
@@ -130,13 +158,13 @@ def _clause(raw_word: str | None, phrase: str | None, field_name: str | None) ->
         if len(core) >= MIN_PREFIX and re.fullmatch(r"\w+", core):
             stemmed = [t.text for t in analyzer()(core, removestops=False)] or [core.lower()]
             return Clause(word, prefix=fold(core), fields=fields,
-                          plain=False, expressions=((stemmed[0],),))
+                          plain=False, expressions=((stemmed[0],),), words=(fold(core),))
         word = core
     terms = _expression(word)
     if not terms:
         return None
     plain = field_name is None and len(terms) == 1
-    return Clause(word, (terms,), fields=fields, plain=plain)
+    return Clause(word, (terms,), fields=fields, plain=plain, words=typed_words(word))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -145,6 +173,7 @@ def parse(text: str) -> ParsedQuery:
     text = _CONTROL.sub(" ", text)
     groups: list[list[Clause]] = []
     negatives: list[Clause] = []
+    stopped: list[tuple[int, str]] = []  # (where, word): stop words left out
     pending_or = False
     pending_not = False
     used = 0  # analysed terms in the clauses kept
@@ -166,12 +195,23 @@ def parse(text: str) -> ParsedQuery:
         negated = bool(match["neg"]) or pending_not
         pending_not = False
         if clause is None:
-            continue
-        size = max(1, len(clause.terms))
-        if full or used + size > MAX_QUERY_TERMS:
-            shortened = True
-            break
-        used += size
+            words = typed_words(word if phrase is None else phrase)
+            stops = _stop_words(words)
+            if not stops or negated or phrase is not None or match["field"]:
+                stopped.extend((match.start(), w) for w in stops)
+                continue
+            # A bare stop word holds its place, so that synonyms spanning it
+            # ("social and solidarity economy") are found; dropped after that.
+            if full:
+                stopped.extend((match.start(), w) for w in stops)
+                continue
+            clause = Clause(word, words=words, start=match.start())
+        if clause.expressions or clause.prefix is not None:  # a stop word uses no terms
+            size = max(1, len(clause.terms))
+            if full or used + size > MAX_QUERY_TERMS:
+                shortened = True
+                break
+            used += size
         if negated:
             negatives.append(clause)
         elif pending_or:
@@ -181,72 +221,138 @@ def parse(text: str) -> ParsedQuery:
         pending_or = False
         if len(groups) + len(negatives) >= MAX_CLAUSES:
             full = True
-    merged = _apply_synonyms(groups)
-    return ParsedQuery(tuple(tuple(g) for g in merged), tuple(negatives), shortened)
+    merged = []
+    for group in _apply_synonyms(groups):
+        kept = tuple(c for c in group if c.expressions or c.prefix is not None)
+        stopped.extend((c.start, w) for c in group if c not in kept for w in c.words)
+        if kept:
+            merged.append(kept)
+    left_out = tuple(dict.fromkeys(w for _, w in sorted(stopped)))
+    return ParsedQuery(tuple(merged), tuple(negatives), shortened, left_out)
 
 
 # Synonyms -----------------------------------------------------------------
+#
+# Entries are matched on the words as typed (lowercased, accents folded), not
+# on their stems: stems would make "Cooper" and "cooperation" (stem "cooper")
+# expand like "cooperative". A whole entry must be typed, word for word, with
+# one liberty, an English plural "s" on its last word ("NGOs", "co-ops"). An
+# entry written in capitals is an acronym: it does not match a word typed as a
+# name, a capital and then small letters ("Ngo" in "Ngo Dinh Diem"; "NGO" and
+# "ngo" match).
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    expressions: tuple[Expression, ...]  # every expression of its group(s), analysed
+    acronym: bool  # written in capitals in the synonyms file
 
 
 @functools.cache
-def synonym_groups() -> tuple[tuple[Expression, ...], ...]:
-    """The synonym groups from searchapp/data/synonyms.txt, analysed."""
+def synonym_groups() -> tuple[tuple[tuple[tuple[str, ...], Expression, bool], ...], ...]:
+    """The synonym groups of searchapp/data/synonyms.txt: for each expression, its
+    words as typed (folded), its terms, and whether it is an acronym."""
     text = resources.files("searchapp").joinpath("data/synonyms.txt").read_text("utf-8")
     groups = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        expressions = tuple(dict.fromkeys(
-            e for part in line.split(",") if (e := _expression(part.strip()))))
-        if len(expressions) > 1:
-            groups.append(expressions)
+        entries = {}
+        for part in line.split(","):
+            part = part.strip()
+            words, terms = typed_words(part), _expression(part)
+            if words and terms:
+                acronym = len(words) == 1 and part.isupper() and len(part) > 1
+                entries.setdefault(words, (words, terms, acronym))
+        if len({terms for _, terms, _ in entries.values()}) > 1:
+            groups.append(tuple(entries.values()))
     return tuple(groups)
 
 
 @functools.cache
-def _synonym_index() -> dict[tuple[str, ...], tuple[Expression, ...]]:
-    """Each expression's terms → every expression of its group(s)."""
-    index: dict[tuple[str, ...], list[Expression]] = {}
+def _synonym_index() -> dict[tuple[str, ...], _Entry]:
+    """Each expression's typed words (and their plural) → its entry."""
+    found: dict[tuple[str, ...], tuple[list[Expression], bool]] = {}
     for group in synonym_groups():
-        for terms in group:
-            index.setdefault(terms, [])
-            index[terms].extend(e for e in group if e not in index[terms])
-    return {k: tuple(v) for k, v in index.items()}
+        expressions = list(dict.fromkeys(terms for _, terms, _ in group))
+        for words, _, acronym in group:
+            *head, last = words
+            keys = [words]
+            if not last.endswith("s"):
+                keys.append((*head, last + "s"))
+            elif not acronym and len(last) > 3 and not last.endswith("ss"):
+                keys.append((*head, last[:-1]))  # "Sustainable Development Goal"
+            for key in keys:
+                known, was_acronym = found.setdefault(key, ([], acronym))
+                known.extend(e for e in expressions if e not in known)
+                found[key] = (known, was_acronym and acronym)
+    return {k: _Entry(tuple(v), acronym) for k, (v, acronym) in found.items()}
+
+
+def _name_cased(typed: str) -> bool:
+    """Written like a name: a capital, then small letters ("Ngo", not "NGO" or "NGOs")."""
+    word = typed.strip('"')
+    if len(word) > 2 and word.endswith("s") and word[:-1].isupper():
+        return False
+    return word[:1].isupper() and any(c.islower() for c in word[1:])
+
+
+def _synonyms_of(words: tuple[str, ...], typed: str) -> tuple[Expression, ...] | None:
+    entry = _synonym_index().get(words)
+    if entry is None or (entry.acronym and _name_cased(typed)):
+        return None
+    return entry.expressions
 
 
 def _apply_synonyms(groups: list[list[Clause]]) -> list[list[Clause]]:
-    """Join runs of plain words that spell a synonym expression, then expand it."""
+    """Join runs of bare words that spell a synonym entry, then expand it."""
     index = _synonym_index()
     longest = max((len(k) for k in index), default=1)
     out: list[list[Clause]] = []
     i = 0
     while i < len(groups):
         group = groups[i]
-        if len(group) == 1 and group[0].plain:
-            for size in range(min(longest, len(groups) - i), 0, -1):
+        if len(group) == 1 and _bare(group[0]):
+            matched = 0
+            for size in range(len(groups) - i, 0, -1):
                 run = groups[i:i + size]
-                if not all(len(g) == 1 and g[0].plain for g in run):
+                if not all(len(g) == 1 and _bare(g[0]) for g in run):
                     continue
-                key = tuple(t for g in run for t in g[0].terms)
-                if key in index:
-                    text = " ".join(g[0].text for g in run)
-                    out.append([Clause(text, index[key], plain=size == 1)])
-                    i += size
+                key = tuple(w for g in run for w in g[0].words)
+                if len(key) > longest:
+                    continue
+                text = " ".join(g[0].text for g in run)
+                expressions = _synonyms_of(key, text)
+                if expressions is not None:
+                    own = tuple(t for g in run for t in g[0].terms)
+                    expressions = tuple(dict.fromkeys((own, *expressions)))
+                    out.append([Clause(text, expressions, plain=size == 1 and run[0][0].plain,
+                                       words=key)])
+                    matched = size
                     break
-            else:
+            if not matched:
                 out.append(group)
-                i += 1
+                matched = 1
+            i += matched
         else:
-            out.append([_expand_single(c, index) for c in group])
+            out.append([_expand_single(c) for c in group])
             i += 1
     return out
 
 
-def _expand_single(clause: Clause, index: dict[tuple[str, ...], tuple[Expression, ...]]
-                   ) -> Clause:
-    if clause.prefix is None and clause.terms in index and len(clause.expressions) == 1:
-        return replace(clause, expressions=index[clause.terms])
+def _bare(clause: Clause) -> bool:
+    """Typed as a bare word: not quoted, not a prefix, not scoped to a field."""
+    return (clause.prefix is None and clause.fields == TEXT_FIELDS
+            and not clause.text.startswith('"'))
+
+
+def _expand_single(clause: Clause) -> Clause:
+    if clause.prefix is None and len(clause.expressions) == 1:
+        expressions = _synonyms_of(clause.words, clause.text)
+        if expressions is not None:
+            return replace(clause, expressions=tuple(dict.fromkeys(
+                (*clause.expressions, *expressions))))
     return clause
 
 
@@ -268,7 +374,7 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
         return None
     built = Built(Nothing())
     languages = tuple(dict.fromkeys(languages)) or ("en",)
-    parts = [weighted(_group(g, vocabulary, built.wanted, languages), query_weight(n))
+    parts = [weighted(_group(g, vocabulary, built, languages), query_weight(n))
              for g, n in Counter(parsed.groups).items()]
     positive: Query
     if not parts:
@@ -278,15 +384,16 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
     else:
         positive = And(tuple(parts)) if match == "all" else Or(tuple(parts))
     if parsed.negatives:
-        built.exclude = Or(tuple(_clause_query(c, vocabulary, set(), languages)
+        built.exclude = Or(tuple(_clause_query(c, vocabulary, set(), None, languages)
                                  for c in parsed.negatives))
     built.query = positive
     return built
 
 
-def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, wanted: set[str],
+def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, built: Built,
            languages: tuple[str, ...] = ("en",)) -> Query:
-    queries = [weighted(_clause_query(c, vocabulary, wanted, languages), query_weight(n))
+    queries = [weighted(_clause_query(c, vocabulary, built.wanted, built.typos, languages),
+                        query_weight(n))
                for c, n in Counter(group).items()]
     return queries[0] if len(queries) == 1 else Or(tuple(queries))
 
@@ -303,8 +410,11 @@ def weighted(q: Query, weight: float) -> Query:
 
 
 def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
+                  typos: dict[str, tuple[str, ...]] | None = None,
                   languages: tuple[str, ...] = ("en",)) -> Query:
-    """One clause in every language searched.
+    """One clause in every language searched; with `typos` (positive clauses), a word
+    no item has in any language also matches close words (`close_words`), recorded
+    there.
 
     The words as typed are analysed in each language; when they make one term,
     its terms in every language and field are one `Word` (one IDF for the
@@ -352,9 +462,97 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
                 alternatives.extend(Phrase(f, terms) for f in clause.fields)
     if pairs:
         alternatives.insert(0, Term(*pairs[0]) if len(pairs) == 1 else Word(tuple(pairs)))
+    if typos is not None and _tolerant(clause, vocabulary, [t for _, t in pairs]):
+        close = close_words(vocabulary, clause.words[0], clause.fields)
+        if close:
+            typos[clause.words[0]] = tuple(dict.fromkeys(w for w, _, _ in close))
+        for _, term, edits in close:
+            if term in wanted:
+                continue
+            wanted.add(term)
+            alternatives.append(_word(term, clause.fields, TYPO_BOOST ** edits))
     if not alternatives:
         return Nothing()
-    return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+    return _either(alternatives)
+
+
+def _either(alternatives: list[Query]) -> Query:
+    """Any of the alternatives, as a balanced tree of two-way ORs: sums of two parts
+    are Whoosh's bit for bit (`searchapp.engine.scoring.exact_sum`), so the arrays
+    path needs no rescoring for a word with many alternatives (synonyms, close
+    words)."""
+    if len(alternatives) <= 2:
+        return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+    half = len(alternatives) // 2
+    return Or((_either(alternatives[:half]), _either(alternatives[half:])))
+
+
+# Typo tolerance -----------------------------------------------------------
+#
+# As Meilisearch and Typesense do it: a word of 5 letters or more that the index
+# does not know also matches the words of the index within one edit (two from 9
+# letters), each weighted TYPO_BOOST per edit, so an item found through a close
+# word ranks below one found through the word itself. An edit is a letter
+# added, dropped or changed, or two neighbours swapped; the first letter must be
+# right (Meilisearch counts a typo there as two), which is also what keeps the
+# lookup small (`searchapp.engine.words`). Numbers, prefixes, quoted phrases and
+# exclusions are never widened. "Did you mean" is left for what this cannot
+# reach (`searchapp.spelling`).
+
+TYPO_EDITS = ((9, 2), (5, 1))  # (from this many letters, this many edits)
+# A mistyped word matches at most this many index terms (Typesense's max_candidates
+# default): each one is a term more to score, and to rescore at the cut.
+MAX_TYPO_TERMS = 4
+TYPO_BOOST = 0.5  # a close word's score is multiplied by this once per edit
+
+
+def allowed_edits(word: str) -> int:
+    """How many edits typo tolerance allows in a word (0: none)."""
+    if not word.isalpha():
+        return 0
+    return next((edits for letters, edits in TYPO_EDITS if len(word) >= letters), 0)
+
+
+def _tolerant(clause: Clause, vocabulary: Vocabulary, terms: list[str]) -> bool:
+    """Whether the clause is one word, typed bare or field-scoped, that no item has in
+    any language (`terms`: its tagged terms)."""
+    if (clause.prefix is not None or len(clause.expressions) != 1 or len(clause.terms) != 1
+            or len(clause.words) != 1 or clause.text.startswith('"')
+            or not allowed_edits(clause.words[0])):
+        return False
+    return not any(vocabulary.doc_frequency(f, t) for f in clause.fields for t in terms)
+
+
+def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...]
+                ) -> list[tuple[str, str, int]]:
+    """(word, its index term, edits) for the vocabulary's words close to `word` (a
+    folded word): fewest edits first, then most documents; at most MAX_TYPO_TERMS
+    distinct terms."""
+    edits = allowed_edits(word)
+    if not edits:
+        return []
+    found: dict[str, int] = {}
+    for f in fields:
+        for near in vocabulary.near(f, word, distance=edits, prefix=1):
+            if near not in found:
+                found[near] = edit_distance(word, near, edits)
+    found.pop(word, None)
+    ranked = []
+    for near, n in found.items():
+        term = _stem_of(near)
+        frequency = sum(vocabulary.doc_frequency(f, term) for f in fields) if term else 0
+        if frequency:
+            ranked.append((n, -frequency, near, term))
+    ranked.sort()
+    out: list[tuple[str, str, int]] = []
+    terms: set[str] = set()
+    for n, _, near, term in ranked:
+        if term not in terms and len(terms) >= MAX_TYPO_TERMS:
+            continue
+        terms.add(term)
+        out.append((near, term, n))
+    return out
+
 
 
 def _word(term: str, fields: tuple[str, ...], boost: float = 1.0) -> Query:

@@ -34,6 +34,7 @@ from searchapp.engine import (
     FALLBACKS,
     EngineUnavailable,
     Matched,
+    Nothing,
     Or,
     Query,
     Snapshot,
@@ -179,6 +180,8 @@ class Engine:
             columns = self._columns_for(snapshot)
             vocabulary = snapshot.vocabulary()
             parsed = parser.parse(request.q)
+            if parsed.only_stop_words:  # too common to search for: nothing, said so
+                built = parser.Built(Nothing())
             selected = request.selected()
             languages = _languages(columns, selected.get("language", ()))
             built = parser.build(parsed, vocabulary, match=request.match, languages=languages)
@@ -210,7 +213,8 @@ class Engine:
                     _matching(snapshot, relaxed, scored=False).ids, allowed).docs)
             suggestion = None
             if total < SUGGEST_BELOW and parsed.groups:
-                fixed = suggest(vocabulary, parsed, request.q, languages=languages)
+                fixed = suggest(vocabulary, parsed, request.q, languages=languages,
+                                tolerated=built.typos if built is not None else ())
                 if fixed is not None:
                     better = parser.build(parser.parse(fixed), vocabulary, match=request.match,
                                           languages=languages)
@@ -221,7 +225,10 @@ class Engine:
                       for name in FACET_FIELDS}
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
                               suggestion=suggestion, any_words_total=any_words or None,
-                              shortened=parsed.shortened)
+                              shortened=parsed.shortened,
+                              too_common=parsed.stopped,
+                              only_too_common=parsed.only_stop_words,
+                              typos=dict(built.typos) if built is not None else {})
 
 
 def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool) -> Matched:

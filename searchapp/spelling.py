@@ -8,7 +8,7 @@ never stems. A word is corrected only when the index does not know it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from whoosh.support.levenshtein import distance
 
@@ -52,12 +52,16 @@ def best_word(vocabulary: Vocabulary, word: str, languages: Sequence[str] = ("en
 
 
 def suggest(vocabulary: Vocabulary, parsed: ParsedQuery, text: str, *,
-            languages: Sequence[str] = ("en",)) -> str | None:
-    """The query with unknown words replaced by known ones, or None."""
+            languages: Sequence[str] = ("en",), tolerated: Collection[str] = ()
+            ) -> str | None:
+    """The query with unknown words replaced by known ones, or None. Words that typo
+    tolerance already matched (`tolerated`, folded) are left as typed."""
     corrected = text
     changed = False
     for clause in parsed.positives:
         if not clause.plain or _frequency(vocabulary, clause.text, languages):
+            continue
+        if len(clause.words) == 1 and clause.words[0] in tolerated:
             continue
         better = best_word(vocabulary, clause.text, languages)
         if better is None:

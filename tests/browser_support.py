@@ -56,11 +56,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(settings: Settings, log: Path) -> Iterator[str]:
-    """`searchapp:create_app()` under gunicorn on a free loopback port; yields its base URL."""
+def gunicorn(settings: Settings, log: Path, **environ: str) -> Iterator[str]:
+    """`searchapp:create_app()` under gunicorn on a free loopback port (with `environ`
+    added to its environment); yields its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEARCHAPP_")}
     env.update(SEARCHAPP_CATALOG=str(settings.catalog), SEARCHAPP_INDEX_DIR=str(settings.index_dir))
+    env.update(environ)
     base = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -60,7 +60,8 @@ def test_search_json_is_the_api_shape(cli: Cli) -> None:
     cli("import", SAMPLES)
     data = json.loads(cli("search", "refugees", "--json").stdout)
     assert set(data) == {"query", "total", "page", "per_page", "sort", "match", "filters",
-                         "hits", "facets", "suggestion", "shortened", "any_words"}
+                         "hits", "facets", "suggestion", "shortened", "any_words", "too_common",
+                         "typos"}
     assert data["total"] == 2 and data["hits"][0]["highlights"]["title"].count("<mark>") == 1
     assert data["shortened"] is False
 

@@ -177,3 +177,15 @@ def test_an_index_written_with_other_fields_is_not_current(samples: Settings) ->
     assert not operations.index_is_current(samples)
     operations.rebuild(samples)
     assert store.written_as_declared() and operations.index_is_current(samples)
+
+
+def test_an_index_written_with_another_title_boost_is_not_current(samples: Settings) -> None:
+    """An index from before #12 (title boost 1.15) is rebuilt by `reindex --if-needed`."""
+    from dataclasses import replace
+
+    older = replace(samples, title_boost=1.15)
+    operations.rebuild(older)
+    assert operations.index_is_current(older)
+    assert not operations.index_is_current(samples)
+    operations.rebuild(samples)
+    assert operations.index_is_current(samples) and not operations.index_is_current(older)

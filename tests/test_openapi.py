@@ -65,7 +65,7 @@ def test_the_description_covers_every_route_but_the_pages(read_only_app: Flask,
 
 
 @pytest.mark.parametrize("query", [
-    "", "q=refugees", "q=elections&organisation=CECOP&year=2016", "q=cooperatves",
+    "", "q=refugees", "q=elections&organisation=CECOP&year=2016", "q=cooperatves", "q=what+is+the",
     "q=refugees+zebra", "q=refugees+zebra&match=any", "year=undated&organisation=ILO",
     "sort=oldest&per_page=100", "page=1000", "q=title:elections", "q=%22social+economy%22",
     "q=coop*+-italy", "year_from=2016&year_to=2017&type=News&type=Event", "q=cooperatives+OR+x",

@@ -87,3 +87,29 @@ def test_synonyms_join_a_run_of_words_and_expand_single_words() -> None:
     assert set(sse.expressions) >= {("sse",), ("social", "solidar", "economi")}
     (coop,), = parse("co-op").groups
     assert set(coop.expressions) >= {("cooper",), ("coop",), ("co", "op")}
+
+
+def test_synonyms_match_the_words_as_typed_not_their_stems() -> None:
+    for typed in ("Cooper", "cooperation", "cooperate"):
+        (clause,), = parse(typed).groups
+        assert clause.expressions == (("cooper",),)
+    (coop,), = parse("cooperatives").groups  # a plural "s" is allowed
+    assert ("coop",) in coop.expressions and coop.expressions[0] == ("cooper",)
+
+
+def test_an_acronym_typed_as_a_name_is_a_name() -> None:
+    assert [c.expressions for g in parse("Ngo Dinh Diem").groups for c in g] == [
+        (("ngo",),), (("dinh",),), (("diem",),)]
+    for typed in ("NGO", "ngo", "NGOs"):
+        (clause,), = parse(typed).groups
+        assert ("non", "government", "organis") in clause.expressions
+
+
+def test_stop_words_are_reported_and_kept_inside_an_entry() -> None:
+    assert parse("what is the").stopped == ("what", "is", "the")
+    assert parse("what is the").only_stop_words
+    assert parse("-the").only_stop_words and not parse("").only_stop_words
+    sse = parse("the social and solidarity economy")
+    assert sse.stopped == ("the",)
+    (clause,), = sse.groups
+    assert ("sse",) in clause.expressions

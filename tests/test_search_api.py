@@ -128,8 +128,8 @@ def test_no_item_has_every_word_offers_any_of_them(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize(("typed", "meant"), [
-    ("cooperatvies", "cooperatives"), ("refugess", "refugees"),
-    ("refugess migrants", "refugees migrants"),
+    # What typo tolerance cannot reach: two edits in a word under 9 letters.
+    ("refjuees", "refugees"), ("refjuees migrants", "refugees migrants"),
 ])
 def test_did_you_mean(client: FlaskClient, typed: str, meant: str) -> None:
     data = search(client, q=typed)
@@ -137,6 +137,17 @@ def test_did_you_mean(client: FlaskClient, typed: str, meant: str) -> None:
     assert search(client, q=meant)["total"] > data["total"]
     html = client.get("/", query_string={"q": typed}).get_data(as_text=True)
     assert f"Did you mean <a href=\"/?q={meant.replace(' ', '+')}\">{meant}</a>?" in html
+
+
+@pytest.mark.parametrize(("typed", "meant"), [
+    ("cooperatvies", "cooperatives"), ("refugess", "refugees"),
+])
+def test_typo_tolerance_answers_instead_of_did_you_mean(client: FlaskClient, typed: str,
+                                                         meant: str) -> None:
+    data = search(client, q=typed, per_page=100)
+    assert data["suggestion"] is None and data["total"] > 0
+    assert set(ids(data)) <= set(ids(search(client, q=meant, per_page=100)))
+    assert data["typos"][0]["word"] == typed and meant in data["typos"][0]["matched"]
 
 
 def test_no_suggestion_when_the_words_are_known(client: FlaskClient) -> None:

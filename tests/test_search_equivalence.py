@@ -48,6 +48,8 @@ REQUESTS = [
     SearchQuery(q="solid*"), SearchQuery(q="title:elections"), SearchQuery(q="-bank"),
     SearchQuery(q="bank union energy youth women"), SearchQuery(q="cooperative", sort="newest"),
     SearchQuery(q="solidarty"), SearchQuery(q="refugees platform housing"),
+    SearchQuery(q="cooperatvie workrs"), SearchQuery(q="title:elektions OR womn"),
+    SearchQuery(q="platfrom", match="any"),
     SearchQuery(q="economy", per_page=100), SearchQuery(q='"workers union" OR "bank youth"'),
     SearchQuery(q="elections", page=2, per_page=3, sort="oldest"),
     # Repeated words (weighted once), RM3 feedback (#12).

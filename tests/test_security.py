@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from searchapp import create_app, operations
 from searchapp.config import Settings
 from searchapp.query import MAX_CLAUSES, MAX_PREFIX_TERMS, parse
+from searchapp.request import MAX_QUERY_CHARS
 
 HOSTILE = [
     {"id": "h1", "title": "<script>alert('t')</script> cooperative",
@@ -77,7 +78,10 @@ def test_expensive_queries_are_bounded(client: FlaskClient) -> None:
     assert len(parse(many).groups) == MAX_CLAUSES
     assert client.get("/api/search", query_string={"q": many}).status_code == 200
     assert client.get("/api/search?q=c*").status_code == 200
-    assert client.get("/api/search", query_string={"q": "x" * 2_001}).status_code == 400
+    pasted = client.get("/api/search", query_string={"q": "cooperatives " * 1_500})
+    assert pasted.status_code == 200 and pasted.get_json()["shortened"] is True
+    huge = client.get("/api/search", query_string={"q": "x" * (MAX_QUERY_CHARS + 1)})
+    assert huge.status_code == 400 and huge.get_json()["error"]["message"].startswith("q: ")
 
 
 def test_a_prefix_matches_at_most_its_cap_of_words(settings: Settings, tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ builds on for what it shares (stored fields, vocabulary, the reader's life).
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -22,6 +24,7 @@ from whoosh.searching import Searcher
 from searchapp.engine import scoring
 
 from searchapp.engine.base import (
+    FALLBACKS,
     WHOOSH,
     And,
     Column,
@@ -37,6 +40,10 @@ from searchapp.engine.base import (
     Vocabulary,
     Word,
 )
+from searchapp.engine.segments import arrays_path
+from searchapp.engine.words import for_segment
+
+log = logging.getLogger(__name__)
 
 # A word's documents (live, having any of its terms), when the caller knows them.
 WordFrequency = Callable[[tuple[tuple[str, str], ...]], int]
@@ -252,8 +259,32 @@ class WhooshVocabulary(Vocabulary):
         return 0 if spell is None else int(self._reader.doc_frequency(spell, word))
 
     def near(self, field: str, word: str, *, distance: int, prefix: int) -> Iterator[str]:
+        """From each segment's close-words index (`searchapp.engine.words`); Whoosh's
+        own automaton, much slower, only when not even the first letter is fixed."""
+        if field not in self._reader.schema:
+            return
+        spell = self._spelling(field) or field
         for segment, _ in self._reader.leaf_readers():
-            yield from segment.terms_within(field, word, distance, prefix=prefix)
+            if prefix < 1:
+                yield from segment.terms_within(field, word, distance, prefix=prefix)
+                continue
+            where = arrays_path(segment)
+            key = None
+            if where is None or not os.path.dirname(where[0]):  # not on disk: not kept
+                FALLBACKS.count("close words: segment without a path, index not kept")
+                log.warning("close words: a segment has no path; its word index is built"
+                            " for each mistyped word")
+            else:
+                key = (os.path.abspath(where[0]), spell)
+            index = for_segment(key, lambda seg=segment: _words(seg, spell))
+            for found, _ in index.near(word, distance=distance):
+                if found.startswith(word[:prefix]):
+                    yield found
+
+
+def _words(segment: IndexReader, fieldname: str) -> Iterator[str]:
+    for raw in segment.lexicon(fieldname):
+        yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
 
 
 class WhooshSnapshot(Snapshot):

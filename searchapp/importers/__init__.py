@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import datetime as dt
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from searchapp.errors import BadParameter, Problem
 from searchapp.importers import csvfile, feed, htmlpage, jsonl, listing, sniff
-from searchapp.importers.decode import MAX_BYTES, UndecodableInput, decode
+from searchapp.importers.decode import (
+    MAX_BYTES,
+    UndecodableInput,
+    decode,
+    looks_binary,
+    text_lines,
+)
 from searchapp.models import InvalidItem, Item, build_item, derive_id
 from searchapp.urls import BadUrl, absolute_url
+
+if TYPE_CHECKING:
+    from searchapp.importers.spool import Spool
 
 __all__ = [
     "EXTENSIONS",
@@ -33,6 +44,7 @@ __all__ = [
     "collect",
     "guess_format",
     "parse_bytes",
+    "read_file",
 ]
 
 FORMATS = ("auto", "listing", "jsonl", "csv", "feed", "html")
@@ -65,6 +77,9 @@ class Parsed:
     # The items' language where a record gives none (a source's, a manifest's or
     # `--language`); with neither, each item's is detected (`build_item`).
     language: str | None = None
+    # Where valid records go instead of `records`, when given (a `Spool` reading a file
+    # of any size one record at a time).
+    sink: Callable[[Record], None] | None = field(default=None, repr=False, compare=False)
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(Problem(self.source, line, message))
@@ -76,8 +91,11 @@ class Parsed:
                               source_url=self.source_url, language=self.language)
         except InvalidItem as exc:
             self.problem(line, str(exc))
-        else:
+            return
+        if self.sink is None:
             self.records.append(Record(line, item))
+        else:
+            self.sink(Record(line, item))
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +166,9 @@ def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hin
     """
     if fmt not in FORMATS:
         raise BadParameter("format", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    parsed = Parsed(name, language=hints.language)
-    if hints.url:
-        try:
-            parsed.source_url = absolute_url(hints.url)
-        except BadUrl as exc:
-            parsed.problem(1, f"the page address is not usable: {exc}")
-            return parsed
+    parsed = _new_parsed(name, hints)
+    if parsed.problems:
+        return parsed
     chosen, text = _sniff_format(data, parsed, hints) if fmt == "auto" else (fmt, None)
     if chosen is None:
         return parsed
@@ -163,6 +177,63 @@ def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hin
     else:
         PARSERS[chosen](data, parsed, hints)
     _drop_duplicates(parsed)
+    parsed.problems.sort(key=lambda problem: problem.line)
+    return parsed
+
+
+def _new_parsed(name: str, hints: Hints) -> Parsed:
+    """An empty `Parsed` for an input, with a problem when its page address is unusable."""
+    parsed = Parsed(name, language=hints.language)
+    if hints.url:
+        try:
+            parsed.source_url = absolute_url(hints.url)
+        except BadUrl as exc:
+            parsed.problem(1, f"the page address is not usable: {exc}")
+    return parsed
+
+
+# Formats read one line at a time from a file of any size (see `_stream`).
+STREAMED = ("jsonl", "csv")
+_HEAD = 16384
+_WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE,
+              codecs.BOM_UTF16_BE)
+
+
+def _stream(handle: BinaryIO, size: int, name: str, *, fmt: str, hints: Hints,
+            spool: Spool) -> Parsed | None:
+    """Read a JSON Lines or CSV file line by line into `spool`, checked as `parse_bytes`
+    checks it; None (read it whole) for other formats and for JSON whose first value
+    may span lines."""
+    head = handle.read(_HEAD)
+    handle.seek(0)
+    if not head or head.startswith(_WIDE_BOMS) or hints.layout or looks_binary(head):
+        return None
+    text = head.removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="ignore")
+    if fmt == "auto":
+        if sniff.sniff(head):
+            return None
+        fmt = guess_format(name, text, hints=hints)
+    if fmt not in STREAMED:
+        return None
+    if fmt == "jsonl":
+        lines = re.split(r"\r\n|\r|\n", text)
+        first = next((k for k, line in enumerate(lines) if line.strip()), None)
+        whole = first is not None and (first < len(lines) - 1 or len(head) == size)
+        one = jsonl.one_per_line(lines[first]) if whole and first is not None else None
+        if first is not None and lines[first].lstrip().startswith("["):
+            one = False
+        if one is False or (one is None and size <= MAX_BYTES):
+            return None  # an array, or values spread over lines: read whole
+    parsed = _new_parsed(name, hints)
+    if parsed.problems:
+        return parsed
+    spool.take(parsed)
+    try:
+        (jsonl.parse_lines if fmt == "jsonl" else csvfile.parse_lines)(
+            text_lines(handle), parsed, hints)
+    except UndecodableInput as exc:
+        spool.discard(parsed)
+        parsed.problems = [Problem(name, exc.line, exc.message)]
     parsed.problems.sort(key=lambda problem: problem.line)
     return parsed
 
@@ -216,12 +287,30 @@ def _drop_duplicates(parsed: Parsed) -> None:
             first_line[item.id] = record.line
             kept.append(record)
             continue
-        same = ""
-        if item.id == derive_id(item.organisation, item.date, item.title):
-            same = ": same organisation, date and title"
-        parsed.problem(record.line,
-                       f"duplicate id {item.id!r} (first on line {first_line[item.id]}){same}")
+        parsed.problem(record.line, duplicate_id(item.id, item.organisation, item.date,
+                                                 item.title, first_line[item.id]))
     parsed.records = kept
+
+
+def duplicate_id(item_id: str, organisation: str, date: dt.date | None, title: str,
+                 first_line: int) -> str:
+    """The problem of an item whose id an earlier record of its input has."""
+    same = ""
+    if item_id == derive_id(organisation, date, title):
+        same = ": same organisation, date and title"
+    return f"duplicate id {item_id!r} (first on line {first_line}){same}"
+
+
+def moved_id(item_id: str, organisation: str, owner: str) -> str:
+    """The problem of a record whose id is stored for another organisation."""
+    return (f"id {item_id!r} already belongs to an item of {owner}; an import cannot move"
+            f" it to {organisation} (give this organisation's items ids of their own)")
+
+
+def also_given(item_id: str, organisation: str, earlier: str, source: str, line: int) -> str:
+    """The problem of a record whose id an earlier input gave another organisation."""
+    return (f"id {item_id!r} is also given to an item of {earlier} ({source}:{line}); an id"
+            " names one item of one organisation")
 
 
 def check_organisations(parsed: Sequence[Parsed],
@@ -243,14 +332,10 @@ def check_organisations(parsed: Sequence[Parsed],
             owner = owners.get(item.id)
             earlier = first.get(item.id)
             if owner is not None and owner != item.organisation:
-                result.problem(record.line, f"id {item.id!r} already belongs to an item of"
-                                            f" {owner}; an import cannot move it to"
-                                            f" {item.organisation} (give this organisation's"
-                                            " items ids of their own)")
+                result.problem(record.line, moved_id(item.id, item.organisation, owner))
             elif earlier is not None and earlier[2] != item.organisation:
-                result.problem(record.line, f"id {item.id!r} is also given to an item of"
-                                            f" {earlier[2]} ({earlier[0]}:{earlier[1]}); an id"
-                                            " names one item of one organisation")
+                result.problem(record.line, also_given(item.id, item.organisation, earlier[2],
+                                                       earlier[0], earlier[1]))
             else:
                 first.setdefault(item.id, (result.source, record.line, item.organisation))
                 kept.append(record)
@@ -262,7 +347,8 @@ def check_organisations(parsed: Sequence[Parsed],
 
 
 def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
-            organisation: str | None = None, defaults: Hints = Hints()) -> list[Parsed]:
+            organisation: str | None = None, defaults: Hints = Hints(),
+            spool: Spool | None = None) -> list[Parsed]:
     """Parse every file named, or found in a named directory, in order.
 
     A directory with a ``manifest.toml`` imports the files it lists, with their
@@ -271,6 +357,10 @@ def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
     record nor a manifest gives one; `defaults` carries the other options given
     (``--url``, ``--select``, ``--language``, ``--type-from-category``), a
     manifest's values winning. Problems name each file as it was given.
+
+    With a `spool`, the valid records go there rather than into each `Parsed`,
+    JSON Lines and CSV files are read one line at a time, whatever their size,
+    and duplicate ids are left for `Spool.check` to find.
     """
     defaults = dataclasses.replace(defaults, organisation=organisation or defaults.organisation)
     if fmt not in FORMATS:
@@ -280,10 +370,11 @@ def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
         path = Path(given)
         name = str(given)
         if path.is_dir():
-            results.extend(_collect_directory(path, name, fmt=fmt, defaults=defaults))
+            results.extend(_collect_directory(path, name, fmt=fmt, defaults=defaults,
+                                              spool=spool))
             continue
         hints = _with_defaults(_sibling_manifest_hints(path) or Hints(), defaults)
-        results.append(_read(path, name, fmt=fmt, hints=hints))
+        results.append(_read(path, name, fmt=fmt, hints=hints, spool=spool))
     return results
 
 
@@ -295,13 +386,13 @@ def _with_defaults(hints: Hints, defaults: Hints) -> Hints:
 
 
 def _collect_directory(directory: Path, name: str, *, fmt: str,
-                       defaults: Hints) -> list[Parsed]:
+                       defaults: Hints, spool: Spool | None) -> list[Parsed]:
     if (directory / MANIFEST).is_file():
         manifest, entries = _read_manifest(directory, str(Path(name) / MANIFEST))
         results = [manifest] if manifest.problems else []
         for entry in entries:
             hints = _with_defaults(entry.hints, defaults)
-            results.append(_read(entry.path, entry.name, fmt=fmt, hints=hints))
+            results.append(_read(entry.path, entry.name, fmt=fmt, hints=hints, spool=spool))
         return results
     files = sorted(child for child in directory.iterdir()
                    if child.is_file() and not child.name.startswith(".")
@@ -311,12 +402,27 @@ def _collect_directory(directory: Path, name: str, *, fmt: str,
         empty.problem(1, f"directory has no {MANIFEST} and no file to import "
                          f"(looked for {', '.join(EXTENSIONS)})")
         return [empty]
-    return [_read(file, str(Path(name) / file.name), fmt=fmt, hints=defaults) for file in files]
+    return [_read(file, str(Path(name) / file.name), fmt=fmt, hints=defaults, spool=spool)
+            for file in files]
 
 
-def _read(path: Path, name: str, *, fmt: str, hints: Hints) -> Parsed:
+def read_file(path: Path, name: str, *, fmt: str = "auto", hints: Hints = Hints(),
+              spool: Spool | None = None) -> Parsed:
+    """Read one file, named `name` in its problems (see `collect` for the `spool`)."""
+    if fmt not in FORMATS:
+        raise BadParameter("format", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return _read(path, name, fmt=fmt, hints=hints, spool=spool)
+
+
+def _read(path: Path, name: str, *, fmt: str, hints: Hints, spool: Spool | None = None
+          ) -> Parsed:
     try:
         with path.open("rb") as handle:
+            if spool is not None:
+                streamed = _stream(handle, os.fstat(handle.fileno()).st_size, name, fmt=fmt,
+                                   hints=hints, spool=spool)
+                if streamed is not None:
+                    return streamed
             data = handle.read(MAX_BYTES + 1)  # one byte over is enough to refuse it
     except FileNotFoundError:
         missing = Parsed(name)
@@ -326,7 +432,10 @@ def _read(path: Path, name: str, *, fmt: str, hints: Hints) -> Parsed:
         unreadable = Parsed(name)
         unreadable.problem(1, f"cannot read the file: {exc.strerror or exc}")
         return unreadable
-    return parse_bytes(data, name=name, fmt=fmt, hints=hints)
+    parsed = parse_bytes(data, name=name, fmt=fmt, hints=hints)
+    if spool is not None:
+        spool.take(parsed)
+    return parsed
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,9 @@ lines.
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from searchapp.models import FIELDS
@@ -24,7 +25,23 @@ _DELIMITERS = (",", ";", "\t")
 
 def parse(text: str, parsed: Parsed, hints: Hints) -> None:
     """Read every record of a CSV text into `parsed` (a `Parser`)."""
-    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text), strict=True)
+    parse_lines(text.split("\n"), parsed, hints)
+
+
+def parse_lines(lines: Iterable[str], parsed: Parsed, hints: Hints) -> None:
+    """Read every record of a CSV text, given line by line without line endings (the
+    first is line 1), into `parsed`."""
+    given = iter(lines)
+    blank: list[str] = []
+    header = ""
+    for line in given:
+        if line.strip():
+            header = line
+            break
+        blank.append(line)
+    # What the csv module reads: the lines again, each with its ending.
+    ended: Iterator[str] = (line + "\n" for line in itertools.chain(blank, [header], given))
+    reader = csv.reader(ended, delimiter=_delimiter(header), strict=True)
     names: list[str] | None = None
     while True:
         start = reader.line_num + 1
@@ -48,9 +65,8 @@ def parse(text: str, parsed: Parsed, hints: Hints) -> None:
         parsed.problem(1, "CSV has no header row")
 
 
-def _delimiter(text: str) -> str:
+def _delimiter(header: str) -> str:
     """Comma, unless the header line plainly uses semicolons or tabs."""
-    header = next((line for line in text.split("\n") if line.strip()), "")
     return max(_DELIMITERS, key=header.count) if header.count(",") == 0 else ","
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from searchapp.errors import UndecodableInput
 
-__all__ = ["MAX_BYTES", "MAX_LINE", "UndecodableInput", "decode"]
+__all__ = ["MAX_BYTES", "MAX_LINE", "UndecodableInput", "decode", "looks_binary", "text_lines"]
 
 MAX_BYTES = 100 * 1000 * 1000
 MAX_LINE = 1_000_000
@@ -30,17 +32,20 @@ _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
 _HIGH_BYTES = re.compile(rb"[\x80-\xff]")
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _SAMPLE = 8192
+_CHUNK = 1 << 20  # bytes read at a time by `text_lines`
 
 
-def decode(data: bytes, *, max_bytes: int = MAX_BYTES, max_line: int = MAX_LINE) -> str:
-    """The text of `data` with ``\\n`` line endings, or `UndecodableInput`."""
+def decode(data: bytes, *, max_bytes: int | None = None, max_line: int = MAX_LINE) -> str:
+    """The text of `data` with ``\\n`` line endings, or `UndecodableInput` (`max_bytes`
+    is `MAX_BYTES` unless given)."""
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     if not data:
         raise UndecodableInput(1, "file is empty")
     if len(data) > max_bytes:
         raise UndecodableInput(1, f"file is larger than the limit of {max_bytes:,} bytes")
     text = _with_bom(data)
     if text is None:
-        if _looks_binary(data):
+        if looks_binary(data):
             raise UndecodableInput(1, "binary file, not text")
         text = _utf8(data)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -65,7 +70,7 @@ def _with_bom(data: bytes) -> str | None:
     return None
 
 
-def _looks_binary(data: bytes) -> bool:
+def looks_binary(data: bytes) -> bool:
     """NUL bytes, many control bytes, or mostly bytes no text encoding would use much."""
     if b"\x00" in data:
         return True
@@ -114,8 +119,87 @@ def _check_line_lengths(text: str, limit: int) -> None:
         if end == -1:
             end = len(text)
         if end - start > limit:
-            raise UndecodableInput(
-                number, f"line is {end - start:,} characters long; the limit is {limit:,}"
-            )
+            raise UndecodableInput(number, _too_long(end - start, limit))
         start = end + 1
         number += 1
+
+
+def text_lines(handle: BinaryIO, *, max_line: int = MAX_LINE) -> Iterator[str]:
+    """The lines of the UTF-8 text read from `handle`, one at a time and without their
+    endings, as ``decode(whole).split("\\n")`` numbers them, in memory bounded by the
+    longest line rather than the file.
+
+    The checks are `decode`'s, made as the reading reaches them: `UndecodableInput`
+    is raised on the line where one fails (after the lines before it were given),
+    and at the end when no line held anything but whitespace. The caller has
+    already refused an empty file, a UTF-16 or UTF-32 one, and one whose first
+    bytes look binary (`looks_binary`).
+    """
+    number = 0
+    seen_text = False
+    carry = b""
+    started = False  # past the byte-order mark, if any
+    while True:
+        chunk = handle.read(_CHUNK)
+        final = not chunk
+        if not started:
+            if chunk and len(carry) + len(chunk) < len(codecs.BOM_UTF8):
+                carry += chunk
+                continue
+            chunk, carry, started = (carry + chunk).removeprefix(codecs.BOM_UTF8), b"", True
+        if b"\x00" in chunk:
+            raise UndecodableInput(1, "binary file, not text")
+        data = carry + chunk if carry else chunk
+        if not data and not final:
+            continue  # the chunk held only the byte-order mark
+        lines = data.splitlines()  # bytes split on \r\n, \r and \n only
+        # The last line may go on in the next chunk (and a final \r be half of a \r\n).
+        if final or data.endswith(b"\n"):
+            carry = b""
+        elif data.endswith(b"\r"):
+            carry = lines.pop() + b"\r"
+        else:
+            carry = lines.pop()
+        for raw in lines:
+            number += 1
+            line = _checked(raw, number, max_line)
+            if not seen_text and line and not line.isspace():
+                seen_text = True
+            yield line
+        if final:
+            break
+        if len(carry) > 4 * max_line + 1:  # too long whatever its characters
+            raise UndecodableInput(number + 1, _too_long(_rest_of_line(handle, carry),
+                                                            max_line))
+    if not seen_text:
+        raise UndecodableInput(1, "file is empty (only whitespace)")
+
+
+def _checked(raw: bytes, number: int, max_line: int) -> str:
+    raw = raw.rstrip(b"\r")  # a carried \r\n's first half
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        column = len(raw[:exc.start].decode("utf-8", errors="replace")) + 1
+        raise UndecodableInput(
+            number, f"not UTF-8: byte 0x{raw[exc.start]:02X} in column {column} cannot be "
+            "decoded (is the file Latin-1 or Windows-1252? save it as UTF-8)") from None
+    if len(line) > max_line:
+        raise UndecodableInput(number, _too_long(len(line), max_line))
+    return line
+
+
+def _rest_of_line(handle: BinaryIO, start: bytes) -> int:
+    """The characters of a line that began with `start`, read on to its end."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    length = len(decoder.decode(start))
+    while chunk := handle.read(_CHUNK):
+        end = min((i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0), default=-1)
+        length += len(decoder.decode(chunk if end < 0 else chunk[:end]))
+        if end >= 0:
+            break
+    return length + len(decoder.decode(b"", final=True))
+
+
+def _too_long(length: int, limit: int) -> str:
+    return f"line is {length:,} characters long; the limit is {limit:,}"

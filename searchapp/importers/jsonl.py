@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,7 +33,23 @@ def parse(text: str, parsed: Parsed, hints: Hints) -> None:
     elif _first_value_spans_lines(text, start):
         _stream(text, parsed, hints)
     else:
-        _lines(text, parsed, hints)
+        parse_lines(text.split("\n"), parsed, hints)
+
+
+def one_per_line(first_line: str) -> bool | None:
+    """Whether a text starting with this line (its first with anything but
+    whitespace) is read one value per line, as JSON Lines, by `parse`: True
+    when the line holds a whole value, False when it opens an array, and None
+    when it cannot tell from this line alone (the first value may span lines).
+    """
+    start = _skip_space(first_line, 0)
+    if first_line.startswith("[", start):
+        return False
+    try:
+        _DECODER.raw_decode(first_line, start)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return True
 
 
 def _first_value_spans_lines(text: str, start: int) -> bool:
@@ -43,8 +60,9 @@ def _first_value_spans_lines(text: str, start: int) -> bool:
     return "\n" in text[start:end]
 
 
-def _lines(text: str, parsed: Parsed, hints: Hints) -> None:
-    for number, line in enumerate(text.split("\n"), 1):
+def parse_lines(lines: Iterable[str], parsed: Parsed, hints: Hints) -> None:
+    """Read JSON Lines, given line by line (the first is line 1), into `parsed`."""
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:

@@ -156,7 +156,8 @@ SCHEMAS: dict[str, Any] = {
     "SearchResponse": {
         "type": "object", "additionalProperties": False,
         "required": ["query", "total", "page", "per_page", "sort", "match", "filters", "hits",
-                     "facets", "suggestion", "shortened", "any_words"],
+                     "facets", "suggestion", "shortened", "any_words", "too_common",
+                     "typos"],
         "properties": {
             "query": {"type": "string"}, "total": {"type": "integer", "minimum": 0},
             "page": {"type": "integer", "minimum": 1},
@@ -190,6 +191,26 @@ SCHEMAS: dict[str, Any] = {
                     "additionalProperties": False,
                     "properties": {"match": {"const": "any"},
                                    "total": {"type": "integer", "minimum": 1}}}]},
+            "too_common": {
+                "type": "array", "items": {"type": "string"},
+                "description": "Words left out of the search because they are too common"
+                               " (stop words such as \"the\"), lowercased. When the query"
+                               " has no other word, nothing is searched and total is 0;"
+                               " with no words at all, everything is listed."},
+            "typos": {
+                "type": "array",
+                "description": "Words no item has (5 letters or more), matched by typo"
+                               " tolerance: each also found the index's words within one"
+                               " edit (two from 9 letters) with the same first letter,"
+                               " ranked below exact matches and marked in highlights.",
+                "items": {
+                    "type": "object", "required": ["word", "matched"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "word": {"type": "string", "description": "As typed, lowercased."},
+                        "matched": {"type": "array", "items": {"type": "string"},
+                                    "description": "The close words found, closest"
+                                                   " first."}}}},
         },
     },
     "Suggestions": {

@@ -1,0 +1,127 @@
+"""Words close to a mistyped one, found in memory: typo tolerance without a scan.
+
+Whoosh can walk a Levenshtein automaton over a segment's word list, but it
+does so one term-index lookup at a time, in Python: hundreds of ms per word over
+100,000 items (bench/RESULTS.md). `CloseWords` holds one segment's words
+instead, grouped by first letter and length, with each word's letter counts
+in a numpy matrix. A word within d edits has the same first letter (the rule
+typo tolerance keeps), a length within d, and letter counts within 2d (an
+edit changes at most two counts), so one vectorised comparison over a small
+group leaves a handful of words for the exact edit distance.
+
+The index is built from a segment's spelling words the first time a
+mistyped word is looked up in it, and kept per segment (`for_segment`), so a
+refresh that adds a segment builds only the new one.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from numpy.typing import NDArray
+
+_BINS = 27  # a-z, then everything else
+
+
+@functools.lru_cache(maxsize=65_536)
+def edit_distance(a: str, b: str, limit: int | None = None) -> int:
+    """Letters added, dropped or changed, and neighbours swapped, to make `a` into `b`
+    (the optimal string alignment distance); above `limit`, some value over it.
+    With a limit only the cells within `limit` of the diagonal are computed."""
+    if limit is not None and abs(len(a) - len(b)) > limit:
+        return limit + 1
+    big = len(a) + len(b) + 1
+    band = big if limit is None else limit
+    before: list[int] | None = None
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [big] * (len(b) + 1)
+        if i <= band:
+            current[0] = i
+        for j in range(max(1, i - band), min(len(b), i + band) + 1):
+            y = b[j - 1]
+            best = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
+            if before is not None and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                best = min(best, before[j - 2] + 1)
+            current[j] = best
+        if limit is not None and min(current) > limit:
+            return limit + 1
+        before, row = row, current
+    return row[-1]
+
+
+def _counts(words: list[str]) -> NDArray[np.uint8]:
+    """Each word's letter counts (a-z, then one bin for anything else)."""
+    if not words:
+        return np.zeros((0, _BINS), dtype=np.uint8)
+    codes = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32)
+    bins = np.where((codes >= 97) & (codes <= 122), codes - 97, _BINS - 1).astype(np.intp)
+    owner = np.repeat(np.arange(len(words)), [len(w) for w in words])
+    counts = np.zeros((len(words), _BINS), dtype=np.int32)
+    np.add.at(counts, (owner, bins), 1)
+    return np.minimum(counts, 255).astype(np.uint8)
+
+
+class CloseWords:
+    """One segment's words, for finding those within a few edits of a word."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        ordered = sorted(set(w for w in words if w), key=lambda w: (w[0], len(w), w))
+        self.words = ordered
+        self.counts = _counts(ordered)
+        self.groups: dict[tuple[str, int], tuple[int, int]] = {}
+        for i, w in enumerate(ordered):
+            key = (w[0], len(w))
+            start, _ = self.groups.get(key, (i, i))
+            self.groups[key] = (start, i + 1)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def near(self, word: str, *, distance: int) -> list[tuple[str, int]]:
+        """(word, edits) for the words within `distance` edits of `word` that start
+        with its first letter (`word` itself included when present)."""
+        if not word:
+            return []
+        target = _counts([word])[0].astype(np.int16)
+        found = []
+        for length in range(max(1, len(word) - distance), len(word) + distance + 1):
+            span = self.groups.get((word[0], length))
+            if span is None:
+                continue
+            start, end = span
+            gap = np.abs(self.counts[start:end].astype(np.int16) - target).sum(axis=1)
+            for k in np.flatnonzero(gap <= 2 * distance).tolist():
+                candidate = self.words[start + k]
+                edits = edit_distance(word, candidate, distance)
+                if edits <= distance:
+                    found.append((candidate, edits))
+        return found
+
+
+_CACHE: OrderedDict[tuple[str, str], CloseWords] = OrderedDict()
+_CACHE_SEGMENTS = 64  # segments × fields kept (each a few MB at 100,000 items)
+_LOCK = threading.Lock()
+
+
+def for_segment(key: tuple[str, str] | None, words: Callable[[], Iterable[str]]
+                ) -> CloseWords:
+    """The close-words index of one segment's field, built from `words()` once and
+    kept under `key` (None: not kept, for segments that cannot be told apart)."""
+    if key is not None:
+        with _LOCK:
+            found = _CACHE.get(key)
+            if found is not None:
+                _CACHE.move_to_end(key)
+                return found
+    made = CloseWords(words())
+    if key is not None:
+        with _LOCK:
+            _CACHE[key] = made
+            while len(_CACHE) > _CACHE_SEGMENTS:
+                _CACHE.popitem(last=False)
+    return made

@@ -1,0 +1,193 @@
+"""Where an import's valid records wait, on disk, until the whole input is checked.
+
+A file of any size is read one record at a time (`importers.collect` with a
+spool): each valid record goes into a temporary SQLite file beside the
+catalog instead of a list in memory. Once every input is read, `check` finds
+in one pass over the repeated ids what `importers.parse_bytes` and
+`importers.check_organisations` find in memory (an id twice in one input, an
+id given to two organisations, an id stored for another organisation), and
+`items` then gives the records to store, one at a time, in the order read.
+Memory stays bounded by a batch of records, whatever the size of the input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from searchapp.catalog import _COLUMNS, _row_to_item, _values
+from searchapp.errors import Problem
+
+if TYPE_CHECKING:
+    from searchapp.importers import Parsed, Record
+
+# The catalog's item columns (`searchapp.catalog._COLUMNS`), so a spooled record
+# reads back as the item it was.
+_BATCH = 2_000
+REPORT_EVERY = 10_000  # records between two calls of the reading progress
+
+
+class Spool:
+    """Records of one import in a temporary database; use as a context manager."""
+
+    def __init__(self, folder: Path,
+                 progress: Callable[[int], None] | None = None) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._folder = Path(tempfile.mkdtemp(prefix=".import-", dir=folder))
+        self._db = sqlite3.connect(self._folder / "spool.db", isolation_level=None)
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16000",
+                       "temp_store = FILE"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute(f"CREATE TABLE records (seq INTEGER PRIMARY KEY, src INTEGER NOT NULL,"
+                         f" line INTEGER NOT NULL, {', '.join(_COLUMNS)})")
+        self._db.row_factory = sqlite3.Row
+        self._inputs: list[Parsed] = []
+        self._batch: list[tuple[Any, ...]] = []
+        self._progress = progress
+        self.read = 0  # records taken so far
+
+    # Reading ------------------------------------------------------------------
+
+    def take(self, parsed: Parsed) -> None:
+        """From now on, `parsed`'s valid records come here rather than into its list
+        (and those it already holds are moved here)."""
+        src = len(self._inputs)
+        self._inputs.append(parsed)
+
+        def add(record: Record) -> None:
+            self._batch.append((src, record.line, *_values(record.item)))
+            self.read += 1
+            if len(self._batch) >= _BATCH:
+                self._flush()
+            if self._progress is not None and self.read % REPORT_EVERY == 0:
+                self._progress(self.read)
+
+        parsed.sink = add
+        for record in parsed.records:
+            add(record)
+        parsed.records = []
+
+    def discard(self, parsed: Parsed) -> None:
+        """Forget every record taken from `parsed` (its input turned out unreadable)."""
+        self._flush()
+        src = next(k for k, known in enumerate(self._inputs) if known is parsed)
+        self._db.execute("DELETE FROM records WHERE src = ?", (src,))
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                f"INSERT INTO records (src, line, {', '.join(_COLUMNS)})"
+                f" VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})", self._batch)
+            self._db.execute("COMMIT")
+            self._batch = []
+
+    # Checking -----------------------------------------------------------------
+
+    def check(self, stored: Callable[[Sequence[str]], Mapping[str, str]]) -> None:
+        """Turn into problems of their inputs the records `importers.parse_bytes` and
+        `importers.check_organisations` refuse, with their messages, and drop them; of
+        the records of one id left (all of one organisation), keep the last read.
+
+        `stored` looks ids up in the catalog: their organisations.
+        """
+        from searchapp.importers import also_given, duplicate_id, moved_id
+
+        self._flush()
+        db = self._db
+        db.execute("CREATE INDEX records_id ON records (id, seq)")
+        owners = self._stored_owners(stored)
+        refused: set[int] = set()
+        superseded: list[int] = []
+        # The records of each id that occurs more than once, in the order read.
+        rows = db.execute("SELECT seq, src, line, id, organisation, date, title FROM records"
+                          " WHERE id IN (SELECT id FROM records GROUP BY id HAVING count(*) > 1)"
+                          " ORDER BY id, seq")
+        group: list[sqlite3.Row] = []
+        for row in [*rows, None]:
+            if group and (row is None or row["id"] != group[0]["id"]):
+                first_line: dict[int, int] = {}
+                kept: list[sqlite3.Row] = []
+                for each in group:
+                    source = self._inputs[each["src"]]
+                    if each["src"] in first_line:
+                        date = dt.date.fromisoformat(each["date"]) if each["date"] else None
+                        source.problem(each["line"], duplicate_id(
+                            each["id"], each["organisation"], date, each["title"],
+                            first_line[each["src"]]))
+                        refused.add(each["seq"])
+                        continue
+                    first_line[each["src"]] = each["line"]
+                    if each["seq"] in owners:
+                        continue  # refused below, as every record of an id stored elsewhere
+                    if kept and kept[0]["organisation"] != each["organisation"]:
+                        earlier = kept[0]
+                        source.problem(each["line"], also_given(
+                            each["id"], each["organisation"], earlier["organisation"],
+                            self._inputs[earlier["src"]].source, earlier["line"]))
+                        refused.add(each["seq"])
+                        continue
+                    kept.append(each)
+                superseded.extend(each["seq"] for each in kept[:-1])
+                group = []
+            if row is not None:
+                group.append(row)
+        for seq, (src, line, item_id, organisation, owner) in owners.items():
+            if seq not in refused:
+                self._inputs[src].problem(line, moved_id(item_id, organisation, owner))
+                refused.add(seq)
+        db.execute("BEGIN")
+        db.executemany("DELETE FROM records WHERE seq = ?",
+                       [(seq,) for seq in sorted({*refused, *superseded})])
+        db.execute("COMMIT")
+        for parsed in self._inputs:
+            parsed.problems.sort(key=lambda problem: problem.line)
+
+    def _stored_owners(self, stored: Callable[[Sequence[str]], Mapping[str, str]]
+                       ) -> dict[int, tuple[int, int, str, str, str]]:
+        """Records whose id the catalog holds for another organisation: by seq, their
+        (src, line, id, organisation, the stored organisation)."""
+        found: dict[int, tuple[int, int, str, str, str]] = {}
+        with closing(self._db.execute("SELECT seq, src, line, id, organisation FROM records"
+                                      " ORDER BY seq")) as cursor:
+            while rows := cursor.fetchmany(500):
+                owners = stored([row["id"] for row in rows])
+                for row in rows:
+                    owner = owners.get(row["id"])
+                    if owner is not None and owner != row["organisation"]:
+                        found[row["seq"]] = (row["src"], row["line"], row["id"],
+                                             row["organisation"], owner)
+        return found
+
+    # Giving -------------------------------------------------------------------
+
+    def count(self) -> int:
+        self._flush()
+        return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def problems(self) -> list[Problem]:
+        return [problem for parsed in self._inputs for problem in parsed.problems]
+
+    def items(self) -> Iterator[Any]:
+        """The records kept, as items, in the order they were read."""
+        self._flush()
+        with closing(self._db.execute("SELECT * FROM records ORDER BY seq")) as cursor:
+            while rows := cursor.fetchmany(_BATCH):
+                yield from map(_row_to_item, rows)
+
+    def close(self) -> None:
+        self._db.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
