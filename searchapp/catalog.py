@@ -7,9 +7,10 @@ is one transaction: it lands whole or not at all.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import sqlite3
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,9 @@ _JOB_FIELDS = ("state", "phase", "done", "total", "started", "finished", "result
 
 _COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source",
             "source_url", "language_origin", "language_confidence")
+_INSERT = (f"INSERT INTO items ({', '.join(_COLUMNS)}, year, added_at, updated_at)"
+           f" VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?, ?)")
+_UPSERT_BATCH = 500
 # Columns added after 0.1.0, created on catalogs made before them. Items stored before
 # languages were detected have no language_origin: theirs was given (or the old
 # default, English), and they read as given.
@@ -240,37 +244,10 @@ class Catalog:
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
-            for item in items:
-                row = db.execute("SELECT * FROM items WHERE id = ?", (item.id,)).fetchone()
-                values = _values(item)
-                if row is None:
-                    db.execute(
-                        f"INSERT INTO items ({', '.join(_COLUMNS)}, year, added_at, updated_at)"
-                        f" VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?, ?)",
-                        (*values, item.year, now, now),
-                    )
-                    report.added += 1
-                    _keep(report, item, keep_changed)
-                elif row["organisation"] != item.organisation:
-                    # Never move an item to another organisation: ids are per organisation.
-                    raise CatalogError(
-                        f"import refused, nothing stored: id {item.id!r} belongs to an item of"
-                        f" {row['organisation']}, not {item.organisation}")
-                elif _row_to_item(row).content_key() != item.content_key():
-                    db.execute(
-                        f"UPDATE items SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])},"
-                        " year = ?, updated_at = ? WHERE id = ?",
-                        (*values[1:], item.year, now, item.id),
-                    )
-                    report.updated += 1
-                    _keep(report, item, keep_changed)
-                else:
-                    if row["source_url"] is None and item.source_url:
-                        # Learnt later (a manifest gained it): kept, but nothing searchable
-                        # changed, so the item stays "unchanged".
-                        db.execute("UPDATE items SET source_url = ? WHERE id = ?",
-                                   (item.source_url, item.id))
-                    report.unchanged += 1
+            # In batches: one look-up for a batch's ids, one statement for its new items.
+            given = iter(items)
+            while batch := list(itertools.islice(given, _UPSERT_BATCH)):
+                self._upsert_batch(batch, now, report, keep_changed)
             db.execute(
                 "INSERT INTO imports (at, sources, added, updated, unchanged, skipped)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -285,6 +262,51 @@ class Catalog:
                 raise CatalogError(f"import failed, nothing stored: {exc}") from exc
             raise
         return report
+
+    def _upsert_batch(self, batch: Sequence[Item], now: str, report: ImportReport,
+                      keep_changed: int | None) -> None:
+        db = self._db
+        wanted = list(dict.fromkeys(item.id for item in batch))
+        stored = {row["id"]: row for row in db.execute(
+            f"SELECT * FROM items WHERE id IN ({', '.join('?' * len(wanted))})", wanted)}
+        new: list[tuple[Any, ...]] = []
+        for item in batch:
+            values = _values(item)
+            if item.id not in stored:
+                new.append((*values, item.year, now, now))
+                stored[item.id] = None  # given again later in the batch: it is stored by then
+                report.added += 1
+                _keep(report, item, keep_changed)
+                continue
+            row = stored[item.id]
+            if row is None:  # added earlier in this batch
+                db.executemany(_INSERT, new)
+                new = []
+                row = stored[item.id] = db.execute("SELECT * FROM items WHERE id = ?",
+                                                   (item.id,)).fetchone()
+            if row["organisation"] != item.organisation:
+                # Never move an item to another organisation: ids are per organisation.
+                raise CatalogError(
+                    f"import refused, nothing stored: id {item.id!r} belongs to an item of"
+                    f" {row['organisation']}, not {item.organisation}")
+            if _row_to_item(row).content_key() != item.content_key():
+                db.execute(
+                    f"UPDATE items SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])},"
+                    " year = ?, updated_at = ? WHERE id = ?",
+                    (*values[1:], item.year, now, item.id),
+                )
+                stored[item.id] = None  # changed: read again if given again
+                report.updated += 1
+                _keep(report, item, keep_changed)
+            else:
+                if row["source_url"] is None and item.source_url:
+                    # Learnt later (a manifest gained it): kept, but nothing searchable
+                    # changed, so the item stays "unchanged".
+                    db.execute("UPDATE items SET source_url = ? WHERE id = ?",
+                               (item.source_url, item.id))
+                    stored[item.id] = None
+                report.unchanged += 1
+        db.executemany(_INSERT, new)
 
     def backup_to(self, target: sqlite3.Connection) -> None:
         """Copy the whole catalog into `target` with SQLite's online backup API.

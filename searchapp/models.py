@@ -33,6 +33,7 @@ GIVEN, DETECTED = "given", "detected"
 
 _SPACE = re.compile(r"\s+")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.+\-Z]*)?")
 # Control characters, and what XML 1.0 cannot carry at all (surrogates, U+FFFE, U+FFFF):
 # dropped from text at import so every page and the Atom feed stay well-formed.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
@@ -101,7 +102,7 @@ def parse_date(value: Any) -> dt.date | None:
     text = value.strip()
     if not text:
         return None
-    match = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.+\-Z]*)?", text)
+    match = _DATE.fullmatch(text)
     if not match:
         raise InvalidItem(f"date {value!r} is not an ISO date like 2017-09-27")
     try:
@@ -147,7 +148,14 @@ def _text(record: Mapping[str, Any], name: str, *, limit: int = MAX_FIELD) -> st
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise InvalidItem(f"{name} must be text, not {type(value).__name__}")
-    text = normalise_space(_CONTROL.sub(" ", str(value)))
+    text = str(value)
+    if text.isascii() and text.isprintable():
+        # Nothing to drop or compose, and no whitespace but the space: the same as below,
+        # several times faster (most imported text).
+        if "  " in text or text[:1] == " " or text[-1:] == " ":
+            text = " ".join(text.split())
+    else:
+        text = normalise_space(_CONTROL.sub(" ", text))
     if len(text) > limit:
         raise InvalidItem(f"{name} is {len(text)} characters long; the limit is {limit}")
     return text

@@ -3,8 +3,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from searchapp.models import InvalidItem, build_item, derive_id
+from searchapp.models import _CONTROL, InvalidItem, build_item, derive_id, normalise_space
 
 
 def test_defaults_and_normalisation() -> None:
@@ -49,3 +51,11 @@ def test_invalid_records_name_the_problem(record: dict[str, object], message: st
 def test_missing_organisation() -> None:
     with pytest.raises(InvalidItem, match="organisation is missing"):
         build_item({"title": "T"})
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text(alphabet=" ab\t\x1f\xa0"))
+def test_plain_ascii_text_is_cleaned_as_any_text(text: str) -> None:
+    """build_item's shortcut for printable ASCII gives what the general rule gives."""
+    expected = normalise_space(_CONTROL.sub(" ", text))
+    if expected:
+        assert build_item({"title": text, "organisation": "ICA"}).title == expected

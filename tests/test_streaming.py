@@ -188,7 +188,10 @@ def _peak_of_import(settings: Settings, path: Path) -> int:
     return peak
 
 
-def test_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
+def test_memory_does_not_grow_with_the_file(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Files read 64 KiB at a time (not 1 MiB), so that both sizes span many reads.
+    monkeypatch.setattr(decode, "_CHUNK", 1 << 16)
     peaks = []
     for n in (5_000, 40_000):
         settings = Settings.load({"catalog": tmp_path / f"c{n}.db",
@@ -247,3 +250,4 @@ def test_a_20_megabyte_upload_imports_as_a_job_while_searches_answer(
         assert item["source"] == "upload:export.jsonl"
         _, health = _call(f"{base}/healthz")
         assert health["status"] == "ok" and health["documents"] == 35 + N_UPLOAD
+

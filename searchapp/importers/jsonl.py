@@ -162,6 +162,8 @@ def _record(value: Any, line: int, parsed: Parsed, hints: Hints) -> None:
 
 def _check_text(text: str, what: str) -> None:
     """JSON's \\u escapes can spell half a surrogate pair, which is no character at all."""
+    if text.isascii():
+        return
     found = _SURROGATE.search(text)
     if found:
         raise _Unusable(f"invalid JSON text: {what} has a lone surrogate"

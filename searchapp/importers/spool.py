@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from searchapp.catalog import _COLUMNS, _row_to_item, _values
-from searchapp.errors import Problem
+from searchapp.errors import CatalogError, Problem
 
 if TYPE_CHECKING:
     from searchapp.importers import Parsed, Record
@@ -38,8 +38,13 @@ class Spool:
 
     def __init__(self, folder: Path,
                  progress: Callable[[int], None] | None = None) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        self._folder = Path(tempfile.mkdtemp(prefix=".import-", dir=folder))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._folder = Path(tempfile.mkdtemp(prefix=".import-", dir=folder))
+        except OSError as exc:
+            raise CatalogError(f"cannot write the import's working file in {folder} (beside"
+                               f" the catalog): {exc.strerror or exc}; nothing was stored"
+                               ) from exc
         self._db = sqlite3.connect(self._folder / "spool.db", isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16000",
                        "temp_store = FILE"):

@@ -267,7 +267,7 @@ SCHEMAS: dict[str, Any] = {
             "kind": {"type": "string", "enum": ["import", "reindex", "refresh"]},
             "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
             "phase": {"type": "string", "description": "What the job is doing now (reading,"
-                      " storing, indexing, ...), or done / failed."},
+                      " checking, storing, indexing, ...), or done / failed."},
             "done": {"type": ["integer", "null"]}, "total": {"type": ["integer", "null"]},
             "created": {"type": "string", "format": "date-time"},
             "started": {"type": ["string", "null"], "format": "date-time"},
