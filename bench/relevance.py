@@ -577,6 +577,7 @@ def _clear_caches() -> None:
     """Forget everything the product computed from the analysis chain or the schema."""
     analysis._analyzer.cache_clear()
     analysis._compile.cache_clear()
+    analysis._tongue.cache_clear()
     schema._schema.cache_clear()
     parser.parse.cache_clear()
     parser.synonym_groups.cache_clear()
@@ -695,19 +696,27 @@ def _variant_term_scores(model: Any, searcher: Any, fieldname: str, text: str, t
 _EXPANSION: list[tuple[str, float]] = []
 
 
+def tongue_terms(item: Any) -> list[str]:
+    """An item's terms as the product indexes them (in its language, tagged)."""
+    language = getattr(item, "language", "en")
+    return analysis.tongue(language).analyse(f"{item.title} {item.summary}")[0]
+
+
 def _variant_build(variant: Variant) -> Callable[..., parser.Built | None]:
     """`searchapp.query.build`, with proximity pairs and the bench's Bo1 expansion terms
     added as optional parts (in the issue's OR form they can bring in documents)."""
 
     def build(parsed: parser.ParsedQuery, vocabulary: Any, *, match: str = "all",
-              budget: Any = None) -> parser.Built | None:
-        built = _PRODUCT_BUILD(parsed, vocabulary, match=match, budget=budget)
+              budget: Any = None, languages: Sequence[str] = ("en",)) -> parser.Built | None:
+        built = _PRODUCT_BUILD(parsed, vocabulary, match=match, budget=budget,
+                               languages=languages)
         if built is None or (not variant.proximity and not _EXPANSION):
             return built
         parts: list[Any] = [built.query]
         if variant.proximity:
             clauses = [c for g in parsed.groups for c in g]
-            words = [c.terms[0] for c in clauses if c.plain and c.prefix is None]
+            words = [analysis.tag("en", c.terms[0]) for c in clauses
+                     if c.plain and c.prefix is None]
             pairs = dict.fromkeys((a, b) for a, b in itertools.pairwise(words) if a != b)
             parts += [Near(f, a, b, variant.slop, variant.proximity)
                       for a, b in pairs for f in TEXT_FIELDS]
@@ -782,11 +791,12 @@ def expansion_terms(engine: Engine, hits: Sequence[Any], variant: Variant
         return []
     if variant.prf == "rm3-or":
         return product_feedback.rm3(
-            [(f"{h.item.title} {h.item.summary}", h.score or 0.0) for h in top],
+            [(f"{h.item.title} {h.item.summary}", h.score or 0.0,
+              getattr(h.item, "language", "en")) for h in top],
             terms=variant.prf_terms, weight=variant.prf_weight)
     if variant.prf != "bo1":
         raise ValueError(f"unknown feedback {variant.prf!r}")
-    texts = [analysis.terms(f"{h.item.title} {h.item.summary}") for h in top]
+    texts = [tongue_terms(h.item) for h in top]
     tf_top = Counter(t for words in texts for t in words)
     with engine._lock:  # the seam has no collection frequencies: Whoosh's reader
         reader = engine._current().reader  # type: ignore[attr-defined]

@@ -253,9 +253,231 @@ def _compile(language: str) -> Chain:
     return chain
 
 
-def chain_for(candidate: Any) -> Chain | None:
+def chain_for(candidate: Any) -> Chain | Multilingual | None:
     """The compiled chain equal to a (Whoosh) analyzer; None for any other analyzer."""
+    if isinstance(candidate, MultilingualAnalyzer):
+        return Multilingual()
     for language in CHAINS:
         if candidate == analyzer(language):
             return compile(language)
     return None
+
+
+# Languages ------------------------------------------------------------------
+#
+# Each item is analysed in its own language (`Item.language`), and its terms are
+# indexed under that language's tag: "en:cooper", "fr:cooper" (docs/languages.md,
+# option C). Terms of different languages never meet, and a query is expanded into
+# each language searched (`searchapp.query.build`). English keeps the chain above
+# (accents folded before stemming); the other Snowball languages use
+# `searchapp.languages` (stemmed as typed, the stem folded, and a second term at
+# the same position for the accentless spelling when it stems otherwise); a
+# language searchapp has no stemmer for is indexed as folded words.
+
+# What an analysed text gives: its terms in order, the position of the first, the
+# spelling words (unstemmed, folded), and the extra (term, position) pairs indexed
+# beside a word (its accentless spelling's term).
+Analysed = tuple[list[str], int, list[str], list[tuple[str, int]]]
+
+MARK = "\x1e"  # around a language code before a text handed to Whoosh's writer
+TAG_CACHE_SIZE = 200_000
+
+
+def tag(language: str, term: str) -> str:
+    """A term in a language's namespace: ("fr", "cooper") → "fr:cooper"."""
+    return f"{language}:{term}"
+
+
+def untag(term: str) -> tuple[str, str]:
+    """ "fr:cooper" → ("fr", "cooper")."""
+    language, _, stem = term.partition(":")
+    return language, stem
+
+
+def marked(text: str, language: str) -> str:
+    """A text as Whoosh's writer is given it: its language in front, between two
+    MARK characters (which the importers never let into a text)."""
+    return f"{MARK}{language}{MARK}{text}"
+
+
+def unmark(value: str) -> tuple[str, str | None]:
+    """A text and the language `marked` put in front of it (None when unmarked)."""
+    if value.startswith(MARK):
+        end = value.find(MARK, 1)
+        if end > 0:
+            return value[end + 1:], value[1:end]
+    return value, None
+
+
+class Tongue:
+    """One language's analysis as plain functions, its terms tagged with the language."""
+
+    def __init__(self, language: str) -> None:
+        from searchapp import languages
+
+        self.language = language
+        self.known = language in languages.LANGUAGES
+        self._words: dict[str, tuple[tuple[str, ...], str]] = {}
+        if language == "en":
+            chain = compile("en")
+            self._english = chain
+            self._english_stems = _Stems(lambda folded: "en:" + chain.stem(folded))
+        self._languages = languages
+
+    def _entry(self, lowered: str) -> tuple[tuple[str, ...], str]:
+        """A lowercased word → (its tagged index terms, its spelling word); no terms for
+        a stop word."""
+        folded = self._languages.fold(lowered)
+        if self.language == "en":
+            english = lowered.translate(accent_map)
+            if english in self._english.stop_words:
+                return (), english
+            return (self._english_stems[english],), english
+        if not self.known:
+            return (tag(self.language, folded),), folded
+        found = self._languages.index_terms(lowered, self.language)
+        return tuple(tag(self.language, t) for t in found), folded
+
+    def terms(self, word: str) -> tuple[str, ...]:
+        """A word as written → its tagged index terms (empty for a stop word): what the
+        highlighter compares with a query's."""
+        lowered = word.lower()
+        found = self._words.get(lowered)
+        if found is None:
+            if len(self._words) >= TAG_CACHE_SIZE:
+                self._words.clear()
+            found = self._words[lowered] = self._entry(lowered)
+        return found[0]
+
+    def query_term(self, word: str) -> str | None:
+        """A query word → the tagged term it looks for (None: a stop word). Only the
+        main term: a word typed without its accents meets the accentless spelling's
+        term, indexed beside the word."""
+        found = self.terms(word)
+        return found[0] if found else None
+
+    def analyser(self) -> Callable[[str], Analysed]:
+        """`analyse` with caches of its own, never cleared: what a segment writer uses."""
+        if self.language == "en":
+            findall, stops = self._english.tokens.findall, self._english.stop_words
+            chain = self._english
+            cache = _Stems(lambda folded: "en:" + chain.stem(folded))
+
+            def analyse_english(text: str) -> Analysed:
+                words = [w.lower() for w in findall(text)]
+                if not text.isascii():
+                    words = [w.translate(accent_map) for w in words]
+                kept = [i for i, w in enumerate(words) if w not in stops]
+                if not kept:
+                    return [], 0, [], []
+                surface = [words[i] for i in kept] if len(kept) < len(words) else words
+                return [cache[w] for w in surface], kept[0], surface, []
+
+            return analyse_english
+
+        findall = re.compile(TOKEN_PATTERN).findall
+        entries: dict[str, tuple[tuple[str, ...], str]] = {}
+        entry = self._entry
+
+        def analyse(text: str) -> Analysed:
+            terms: list[str] = []
+            surface: list[str] = []
+            extra: list[tuple[str, int]] = []
+            first = 0
+            for i, raw in enumerate(findall(text)):
+                lowered = raw.lower()
+                found = entries.get(lowered)
+                if found is None:
+                    found = entries[lowered] = entry(lowered)
+                if not found[0]:
+                    continue
+                if not terms:
+                    first = i
+                if len(found[0]) > 1:
+                    extra.append((found[0][1], first + len(terms)))
+                terms.append(found[0][0])
+                surface.append(found[1])
+            return terms, first, surface, extra
+
+        return analyse
+
+    def analyse(self, text: str) -> Analysed:
+        """A text's analysis (process-wide caches)."""
+        if self._shared is None:
+            self._shared = self.analyser()
+        return self._shared(text)
+
+    _shared: Callable[[str], Analysed] | None = None
+
+
+def tongue(language: str) -> Tongue:
+    """A language's tagged analysis, built once per process."""
+    return _tongue(language)
+
+
+@functools.cache
+def _tongue(language: str) -> Tongue:
+    return Tongue(language)
+
+
+class Multilingual:
+    """What the segment writer compiles `MultilingualAnalyzer` into: per document,
+    its language's analyser (each with its own caches for as long as it writes)."""
+
+    def analyser(self) -> Callable[[str, str], Analysed]:
+        by_language: dict[str, Callable[[str], Analysed]] = {}
+
+        def analyse(text: str, language: str) -> Analysed:
+            found = by_language.get(language)
+            if found is None:
+                found = by_language[language] = tongue(language).analyser()
+            return found(text)
+
+        return analyse
+
+
+class MultilingualAnalyzer(Analyzer):  # type: ignore[misc]
+    """The text fields' Whoosh analyzer: each text in the language `marked` in front
+    of it (English when unmarked), through the same functions the segment writer
+    uses, so Whoosh's own writer (incremental updates) indexes the same terms."""
+
+    def __init__(self, default: str = "en") -> None:
+        self.default = default
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MultilingualAnalyzer) and other.default == self.default
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.default))
+
+    def has_morph(self) -> bool:
+        return True  # stems: Whoosh keeps the spelling words apart
+
+    def __call__(self, value: str, positions: bool = False, chars: bool = False,
+                 keeporiginal: bool = False, removestops: bool = True, start_pos: int = 0,
+                 start_char: int = 0, tokenize: bool = True, mode: str = "",
+                 **kwargs: Any) -> Iterator[Token]:
+        text, language = unmark(value)
+        terms, first, words, extra = tongue(language or self.default).analyse(text)
+        token = Token(positions, chars, removestops=removestops, mode=mode)
+        token.stopped = False
+        token.boost = 1.0
+        if kwargs.get("no_morph") or kwargs.get("nomorph"):
+            for word in words:
+                token.text = word
+                yield token
+            return
+        for k, term in enumerate(terms):
+            token.text = term
+            if positions:
+                token.pos = start_pos + first + k
+            yield token
+        for term, pos in extra:
+            token.text = term
+            if positions:
+                token.pos = start_pos + pos
+            yield token
+
+
+def multilingual_analyzer() -> MultilingualAnalyzer:
+    return MultilingualAnalyzer()

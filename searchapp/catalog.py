@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from searchapp.errors import BadParameter, CatalogError
 from searchapp.fields import FACETS
-from searchapp.models import Item
+from searchapp.models import GIVEN, Item
 from searchapp.sources import Source
 
 if TYPE_CHECKING:
@@ -102,14 +102,18 @@ _JOB_FIELDS = ("state", "phase", "done", "total", "started", "finished", "result
                "pid")
 
 _COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source",
-            "source_url")
+            "source_url", "language_origin", "language_confidence")
 _INSERT = (f"INSERT INTO items ({', '.join(_COLUMNS)}, year, added_at, updated_at, change)"
            f" VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?, ?, ?)")
 _UPSERT_BATCH = 500
 # Columns added after 0.1.0, created on catalogs made before them: (table, column) → type.
 _ADDED_COLUMNS = {("items", "source_url"): "TEXT",
                   ("items", "change"): "INTEGER NOT NULL DEFAULT 0",
-                  ("imports", "indexed"): "TEXT"}
+                  ("imports", "indexed"): "TEXT",
+                  # Items stored before languages were detected have no language_origin:
+                  # theirs was given (or the old default, English), and they read as given.
+                  ("items", "language_origin"): "TEXT",
+                  ("items", "language_confidence"): "REAL"}
 # Made after the columns they index exist.
 _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS items_change ON items (change);"
 # What the import log says of the index while an import is bringing it up to date (an
@@ -213,7 +217,8 @@ def _row_to_item(row: sqlite3.Row) -> Item:
         id=row["id"], organisation=row["organisation"], title=row["title"],
         summary=row["summary"], date=dt.date.fromisoformat(row["date"]) if row["date"] else None,
         type=row["type"], url=row["url"], language=row["language"], source=row["source"],
-        source_url=row["source_url"],
+        source_url=row["source_url"], language_origin=row["language_origin"] or GIVEN,
+        language_confidence=row["language_confidence"],
     )
 
 
@@ -695,4 +700,4 @@ def _row_to_source(row: sqlite3.Row) -> Source:
 def _values(item: Item) -> tuple[Any, ...]:
     return (item.id, item.organisation, item.title, item.summary,
             item.date.isoformat() if item.date else None, item.type, item.url, item.language,
-            item.source, item.source_url)
+            item.source, item.source_url, item.language_origin, item.language_confidence)

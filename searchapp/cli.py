@@ -83,8 +83,8 @@ def main() -> None:
               help=f"CSS selector for HTML pages (repeatable; fields: {', '.join(SELECTOR_FIELDS)};"
                    " item and title required).")
 @click.option("--language", metavar="XX",
-              help="Two-letter language of a feed's or page's items (an item that declares"
-                   " another keeps it).")
+              help="Two-letter language of the items that declare none (a feed's or page's"
+                   " own declaration included); without it, each item's language is detected.")
 @click.option("--type-from-category", is_flag=True,
               help="Use a feed or page item's first category as its type.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from searchapp.analysis import terms as analyse
+from searchapp.analysis import tongue
 from searchapp.engine import Or, Query, Word
 from searchapp.fields import TEXT_FIELDS
 
@@ -31,11 +31,13 @@ TERMS = 10  # terms added
 WEIGHT = 0.5  # the best added term's weight (a typed word weighs 1)
 
 
-def rm3(hits: Iterable[tuple[str, float]], *, terms: int = TERMS, weight: float = WEIGHT
-        ) -> list[tuple[str, float]]:
+def rm3(hits: Iterable[tuple[str, float] | tuple[str, float, str]], *, terms: int = TERMS,
+        weight: float = WEIGHT) -> list[tuple[str, float]]:
     """The expansion terms (best first) and their weights, from the first hits' texts
-    (title and summary) and scores."""
-    top = [(analyse(text), max(score, 0.0)) for text, score in hits]
+    (title and summary), scores and languages (English when not given): each text
+    is analysed in its language, its terms tagged with it (`searchapp.analysis`)."""
+    top = [(tongue(hit[2] if len(hit) > 2 else "en").analyse(hit[0])[0],  # type: ignore[misc]
+            max(hit[1], 0.0)) for hit in hits]
     total = sum(score for _, score in top) or 1.0
     weights: dict[str, float] = {}
     for words, score in top:

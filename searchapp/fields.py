@@ -116,7 +116,8 @@ YEAR = Facet(
     label=lambda v: "Undated" if v is None else str(v), newest_first=True)
 LANGUAGE = Facet(
     heading="Language", plural="languages", option="--language",
-    help="Only items in these languages, as two-letter codes like en or fr (repeatable).",
+    help="Only items in these languages, as two-letter codes like en or fr (repeatable);"
+         " the words are then analysed in these languages only.",
     parameter={"type": "string", "pattern": "^[A-Za-z]{2}$"},
     value={"type": "string", "pattern": "^[a-z]{2}$"}, parse=_language, param=str, term=str,
     from_term=_same, label=language_name)
@@ -138,6 +139,8 @@ FIELDS: tuple[Field, ...] = (
     # Stored so that the index holds every field of every item: `searchapp recover`
     # rebuilds a lost catalog from it.
     Field("source_url", STORED, lambda item: item.source_url or ""),
+    Field("language_origin", STORED, lambda item: item.language_origin),
+    Field("language_confidence", STORED, lambda item: item.language_confidence),
 )
 
 BY_NAME = {f.name: f for f in FIELDS}

@@ -7,11 +7,14 @@ characters, so the text reads exactly as stored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from html import escape
 
+from searchapp.analysis import TOKEN_PATTERN, tongue
 from searchapp.analysis import compile as compile_chain
 
+TOKENS = re.compile(TOKEN_PATTERN)
 FRAGMENT_CHARS = 240
 _LEAD = 60  # characters of context kept before the first match in a fragment
 _CACHE_LIMIT = 200_000
@@ -23,14 +26,31 @@ _STEMS: dict[str, str] = {}
 def spans(text: str, wanted: Collection[str], *, language: str = "en") -> list[tuple[int, int]]:
     """Character ranges of the words in `text` whose terms are in `wanted`.
 
-    A word's term does not depend on its neighbours, so each word goes through
-    the compiled chain's per-word steps (`searchapp.analysis.Chain`) rather
-    than through the analyzer's token generators.
+    `wanted` holds language-tagged terms ("fr:cooper", `searchapp.analysis.tag`);
+    the text is analysed in its item's `language`. A word's term does not depend on
+    its neighbours, so each word goes through its language's per-word function
+    (`searchapp.analysis.Tongue.terms`, cached) rather than a token generator.
     """
     if not wanted or not text:
         return []
-    chain = compile_chain(language)
-    initials = {t[:1] for t in wanted} if chain.keeps_initial else None
+    if language == "en":
+        return _english_spans(text, wanted)
+    terms_of = tongue(language).terms
+    found = []
+    for match in TOKENS.finditer(text):
+        if any(term in wanted for term in terms_of(match.group(0))):
+            found.append(match.span())
+    return found
+
+
+def _english_spans(text: str, wanted: Collection[str]) -> list[tuple[int, int]]:
+    """English, through the compiled chain's steps: words whose first letter starts no
+    wanted term are not stemmed (the stemmer keeps a word's first letter)."""
+    chain = compile_chain("en")
+    english = {t[3:] for t in wanted if t.startswith("en:")}
+    if not english:
+        return []
+    initials = {t[:1] for t in english} if chain.keeps_initial else None
     folds, stems = _FOLDED, _STEMS
     found = []
     for match in chain.tokens.finditer(text):
@@ -50,14 +70,16 @@ def spans(text: str, wanted: Collection[str], *, language: str = "en") -> list[t
             if len(stems) >= _CACHE_LIMIT:
                 stems.clear()
             term = stems[folded] = chain.stem(folded)
-        if term in wanted:
+        if term in english:
             found.append(match.span())
     return found
 
 
-def highlight(text: str, wanted: Collection[str], *, fragment: int | None = None) -> str:
-    """`text` escaped, matches marked; cut to about `fragment` characters if given."""
-    found = spans(text, wanted)
+def highlight(text: str, wanted: Collection[str], *, fragment: int | None = None,
+              language: str = "en") -> str:
+    """`text` escaped, matches marked (the text read in its item's `language`); cut to
+    about `fragment` characters if given."""
+    found = spans(text, wanted, language=language)
     start, end = 0, len(text)
     if fragment is not None and len(text) > fragment:
         if found and found[0][0] > _LEAD:

@@ -39,7 +39,7 @@ from searchapp.engine.health import missing
 from searchapp.engine.scoring import TITLE_BOOST
 from searchapp.errors import Busy, IndexUnavailable
 from searchapp.models import Item
-from searchapp.schema import schema, to_document
+from searchapp.schema import for_whoosh, schema, to_document
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -58,12 +58,15 @@ class Generation:
     path: Path
 
 
-def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool, float]]:
+def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool, float, str]]:
     """What an index must have been written with to be searched as declared; the field
-    boost too (the title's, `Settings.title_boost`, is part of the ranking)."""
+    boost too (the title's, `Settings.title_boost`, is part of the ranking), and the
+    analyzer's kind (an index whose texts were analysed otherwise, before #13 every
+    text in English with its terms untagged, finds nothing a query asks for)."""
     return {name: (type(field).__name__, bool(field.indexed), bool(field.stored),
                    field.column_type is not None,
-                   float(getattr(getattr(field, "format", None), "field_boost", 1.0)))
+                   float(getattr(getattr(field, "format", None), "field_boost", 1.0)),
+                   type(getattr(field, "analyzer", None)).__name__)
             for name, field in schema.items()}
 
 
@@ -272,7 +275,7 @@ class IndexStore:
                 # instead of a new reader over every segment for each document.
                 with writer.searcher() as committed:
                     for item in items:
-                        doc = to_document(item)
+                        doc = for_whoosh(item)
                         for name in unique:
                             for docnum in committed.document_numbers(**{name: doc[name]}):
                                 writer.delete_document(docnum)

@@ -27,6 +27,9 @@ MAX_SUMMARY = 20_000
 MAX_FIELD = 2_000
 
 FIELDS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source")
+# How an item's language was decided: given (by the record, the source, the feed or page,
+# the manifest or `--language`), or detected from its title and summary.
+GIVEN, DETECTED = "given", "detected"
 
 _SPACE = re.compile(r"\s+")
 _LANGUAGE = re.compile(r"^[a-z]{2}$")
@@ -50,6 +53,10 @@ class Item:
     # The address of the feed or page the item was read from (a manifest's
     # `source_url`, `--url`, or the fetched URL); shown as the publisher's site.
     source_url: str | None = None
+    language_origin: str = GIVEN  # GIVEN or DETECTED
+    # The detector's confidence (0–1) when detected; below
+    # `searchapp.languages.DETECTION_THRESHOLD` the language is the English fallback.
+    language_confidence: float | None = None
 
     @property
     def year(self) -> int | None:
@@ -65,7 +72,7 @@ class Item:
     def content_key(self) -> tuple[Any, ...]:
         """What decides whether a re-import changed the item (where it was found does not)."""
         return (self.organisation, self.title, self.summary, self.date, self.type, self.url,
-                self.language)
+                self.language, self.language_origin)
 
 
 def normalise_space(text: str) -> str:
@@ -156,12 +163,15 @@ def _text(record: Mapping[str, Any], name: str, *, limit: int = MAX_FIELD) -> st
 
 def build_item(
     record: Mapping[str, Any], *, organisation: str | None = None, source: str = "",
-    source_url: str | None = None,
+    source_url: str | None = None, language: str | None = None,
 ) -> Item:
     """Validate one raw record and make it an `Item`.
 
     `organisation` is the fallback from `--org` or a manifest; the record's own
-    value wins. Raises `InvalidItem` with a message naming the field.
+    value wins. `language` likewise (a source's, a manifest's or `--language`); with
+    neither, the language is detected from the title and summary
+    (`searchapp.languages.detect`, which loads its models on first use). Raises
+    `InvalidItem` with a message naming the field.
     """
     unknown = sorted(k for k in record if k not in FIELDS and k != "year")
     if unknown:
@@ -180,9 +190,15 @@ def build_item(
         raise InvalidItem(f"year {year!r} does not match date {date.isoformat()}")
     kind = _text(record, "type") or DEFAULT_TYPE
     url = _text(record, "url") or None
-    language = (_text(record, "language") or DEFAULT_LANGUAGE).lower()
-    if not _LANGUAGE.match(language):
-        raise InvalidItem(f"language {language!r} is not a two-letter ISO 639-1 code")
+    code = (_text(record, "language") or language or "").lower()
+    if code and not _LANGUAGE.match(code):
+        raise InvalidItem(f"language {code!r} is not a two-letter ISO 639-1 code")
+    origin, confidence = GIVEN, None
+    if not code:
+        from searchapp.languages import detect  # the detector only where items are built
+
+        code, confidence = detect(title, summary)
+        origin, confidence = DETECTED, round(confidence, 3)
     given = _text(record, "id")
     try:
         item_id = check_id(given or url or derive_id(org, date, title))
@@ -190,4 +206,5 @@ def build_item(
         raise InvalidItem(f"{exc} (the id is taken from the url)" if not given else str(exc)) \
             from None
     return Item(id=item_id, organisation=org, title=title, summary=summary, date=date,
-                type=kind, url=url, language=language, source=source, source_url=source_url)
+                type=kind, url=url, language=code, source=source, source_url=source_url,
+                language_origin=origin, language_confidence=confidence)

@@ -30,7 +30,7 @@ class Hit:
             "id": item.id, "title": item.title, "summary": item.summary,
             "organisation": item.organisation,
             "date": item.date.isoformat() if item.date else None, "year": item.year,
-            "type": item.type, "url": item.url,
+            "type": item.type, "url": item.url, "language": item.language,
             "score": None if self.score is None else round(self.score, 4),
             "highlights": dict(self.highlights),
         }

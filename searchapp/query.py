@@ -19,10 +19,11 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
-from searchapp.analysis import analyzer, fold
+from searchapp.analysis import TOKEN_PATTERN, analyzer, fold, tag, tongue
 from searchapp.analysis import compile as compile_chain
 from searchapp.engine import (
     And,
@@ -57,6 +58,9 @@ QUERY_WORD_SCAN_LIMIT = 1_000
 # words come from the index terms that start with it (a prefix of a stem).
 MIN_WORD_SCAN = 64
 MIN_PREFIX = 2
+LANGUAGE_FIELD = "language"
+
+_WORDS = re.compile(TOKEN_PATTERN)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TOKEN = re.compile(
@@ -383,16 +387,20 @@ class _Allowance:
     `QUERY_SCAN_LIMIT` index terms and `QUERY_WORD_SCAN_LIMIT` spelling words
     looked at), shared fairly among its prefixes, and what was narrowed."""
 
-    def __init__(self, parsed: ParsedQuery, budget: Budget | None = None) -> None:
+    def __init__(self, parsed: ParsedQuery, budget: Budget | None = None,
+                 languages: int = 1) -> None:
         self.budget = budget
         clauses = [*parsed.positives, *parsed.negatives]
         prefixes = [c for c in clauses if c.prefix is not None]
-        fixed = sum(len(c.fields) * max(1, len(c.expressions))
-                    for c in clauses if c.prefix is None)
+        # Each clause is asked in every language searched: its lists count that often.
+        fixed = languages * sum(len(c.fields) * max(1, len(c.expressions))
+                                for c in clauses if c.prefix is None)
         self.terms = MAX_EXPANDED_TERMS
         room = max(0, MAX_EXPANDED_TERMS - fixed)
         per_field = sum(len(c.fields) for c in prefixes) or 1
-        self.prefix_terms = min(MAX_PREFIX_TERMS, max(1, room // per_field))
+        # The posting lists are shared among the languages too; the scans are not (a
+        # prefix's words are read once per language, and the scan is what is bounded).
+        self.prefix_terms = min(MAX_PREFIX_TERMS, max(1, room // (languages * per_field)))
         self.term_scan = min(PREFIX_SCAN_LIMIT, max(1, QUERY_SCAN_LIMIT // per_field))
         self.word_scan = min(PREFIX_SCAN_LIMIT, max(1, QUERY_WORD_SCAN_LIMIT // per_field))
         self.narrowed: list[str] = []  # prefixes that reached their share
@@ -420,21 +428,25 @@ class _Allowance:
 
 
 def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
-          budget: Budget | None = None) -> Built | None:
+          languages: Sequence[str] = ("en",), budget: Budget | None = None) -> Built | None:
     """The engine's query for `parsed` (None: no words, list everything).
 
     `match="any"` joins the groups with OR instead of AND. A part typed more
     than once (``flutter flutter``, ``a OR b OR a``) is asked once, its scores
-    weighted by BM25's query-term saturation (`scoring.query_weight`). The
-    query is bounded as a whole once expanded (`MAX_EXPANDED_TERMS`, the scan
+    weighted by BM25's query-term saturation (`scoring.query_weight`). Each
+    clause is looked for in every language of `languages` (those of the index,
+    or those a `language` filter selects): its terms in each language's
+    namespace (`searchapp.analysis.tag`), one word across them all.
+    The query is bounded as a whole once expanded (`MAX_EXPANDED_TERMS`, the scan
     limits); what was narrowed is said in `Built.warnings`. With a `budget`
     whose time runs out, prefixes stop looking for more words.
     """
     if not parsed.has_words:
         return None
     built = Built(Nothing())
-    allowance = _Allowance(parsed, budget)
-    parts = [weighted(_group(g, vocabulary, built, allowance), query_weight(n))
+    languages = tuple(dict.fromkeys(languages)) or ("en",)
+    allowance = _Allowance(parsed, budget, len(languages))
+    parts = [weighted(_group(g, vocabulary, built, allowance, languages), query_weight(n))
              for g, n in Counter(parsed.groups).items()]
     positive: Query
     if not parts:
@@ -444,7 +456,8 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
     else:
         positive = And(tuple(parts)) if match == "all" else Or(tuple(parts))
     if parsed.negatives:
-        built.exclude = Or(tuple(_clause_query(c, vocabulary, set(), allowance=allowance)
+        built.exclude = Or(tuple(_clause_query(c, vocabulary, set(), None, languages,
+                                               allowance=allowance)
                                  for c in parsed.negatives))
     built.query = positive
     built.warnings = allowance.warnings()
@@ -452,8 +465,9 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
 
 
 def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, built: Built,
-           allowance: _Allowance) -> Query:
-    queries = [weighted(_clause_query(c, vocabulary, built.wanted, built.typos, allowance),
+           allowance: _Allowance, languages: tuple[str, ...] = ("en",)) -> Query:
+    queries = [weighted(_clause_query(c, vocabulary, built.wanted, built.typos, languages,
+                                      allowance=allowance),
                         query_weight(n))
                for c, n in Counter(group).items()]
     return queries[0] if len(queries) == 1 else Or(tuple(queries))
@@ -472,52 +486,107 @@ def weighted(q: Query, weight: float) -> Query:
 
 def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
                   typos: dict[str, tuple[str, ...]] | None = None,
+                  languages: tuple[str, ...] = ("en",), *,
                   allowance: _Allowance | None = None) -> Query:
-    """The clause's alternatives; with `typos` (positive clauses), a word the index
-    does not know also matches close words (`close_words`), recorded there. Every
-    alternative counts against the query's `allowance` (`MAX_EXPANDED_TERMS`)."""
+    """One clause in every language searched; with `typos` (positive clauses), a word
+    no item has in any language also matches close words (`close_words`), recorded
+    there.
+
+    The words as typed are analysed in each language; when they make one term,
+    its terms in every language and field are one `Word` (one IDF for the
+    word, whatever the language of the items that have it). English also has
+    the clause's other expressions (synonyms) as parsed. A language in which
+    every word is a stop word asks nothing of its items (they match, unscored),
+    so "die Genossenschaft" does not need German items to hold "die". Every
+    alternative counts against the query's `allowance` (`MAX_EXPANDED_TERMS`).
+    """
     if allowance is None:  # a clause on its own
-        allowance = _Allowance(ParsedQuery(((clause,),)))
+        allowance = _Allowance(ParsedQuery(((clause,),)), languages=len(languages))
     alternatives: list[Query] = []
     lists = len(clause.fields)  # posting lists per word: one per field
     cut = False
     if clause.prefix is not None:
-        terms, more = _expand(vocabulary, clause.prefix, clause.terms[0], clause.fields,
-                              limit=allowance.prefix_terms, scan=allowance.term_scan,
-                              word_scan=allowance.word_scan, budget=allowance.budget)
-        if more and allowance.prefix_terms < MAX_PREFIX_TERMS:
-            allowance.narrowed.append(clause.text)
-        for term in terms:
-            if allowance.take(lists):
-                wanted.add(term)
-                alternatives.append(_word(term, clause.fields))
-            else:
-                cut = True
+        for language in languages:
+            # Another language's stems starting with the prefix as typed count too.
+            terms, more = _expand(vocabulary, clause.prefix,
+                                  clause.terms[0] if language == "en" else clause.prefix,
+                                  clause.fields, language=language,
+                                  limit=allowance.prefix_terms, scan=allowance.term_scan,
+                                  word_scan=allowance.word_scan, budget=allowance.budget)
+            if more and allowance.prefix_terms < MAX_PREFIX_TERMS \
+                    and clause.text not in allowance.narrowed:
+                allowance.narrowed.append(clause.text)
+            for term in terms:
+                if allowance.take(lists):
+                    wanted.add(term)
+                    alternatives.append(_word(term, clause.fields))
+                else:
+                    cut = True
         if not alternatives:  # nothing starts with it: a term that matches nothing
             alternatives.append(Term(clause.fields[0], clause.prefix))
-    for terms in clause.expressions if clause.prefix is None else ():
-        if not allowance.take(lists * len(terms)) and alternatives:
+        if cut:
+            allowance.cut.append(clause.text)
+        return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+    words = _WORDS.findall(clause.text)
+    pairs: list[tuple[str, str]] = []  # the typed word in every language and field
+    typed_english: tuple[str, ...] = ()
+    for language in languages:
+        analyse = tongue(language)
+        terms = tuple(t for w in words if (t := analyse.query_term(w)) is not None)
+        if language == "en":
+            typed_english = terms
+        if not terms:  # only stop words in this language: its items are not asked for them
+            alternatives.append(Term(LANGUAGE_FIELD, language, boost=0.0))
+            continue
+        if not allowance.take(lists * len(terms)) and (alternatives or pairs):
             cut = True
             continue
         wanted.update(terms)
         if len(terms) == 1:
-            alternatives.append(_word(terms[0], clause.fields))
+            pairs.extend((f, terms[0]) for f in clause.fields)
         else:
-            alternatives.extend(Phrase(f, tuple(terms)) for f in clause.fields)
-    if typos is not None and _tolerant(clause, vocabulary):
-        close = close_words(vocabulary, clause.words[0], clause.fields)
+            alternatives.extend(Phrase(f, terms) for f in clause.fields)
+    if "en" in languages:
+        for expression in clause.expressions:
+            terms = tuple(tag("en", t) for t in expression)
+            if terms == typed_english:
+                continue  # asked above
+            if not allowance.take(lists * len(terms)) and (alternatives or pairs):
+                cut = True
+                continue
+            wanted.update(terms)
+            if len(terms) == 1:
+                alternatives.append(_word(terms[0], clause.fields))
+            else:
+                alternatives.extend(Phrase(f, terms) for f in clause.fields)
+    if pairs:
+        alternatives.insert(0, Term(*pairs[0]) if len(pairs) == 1 else Word(tuple(pairs)))
+    if typos is not None and _tolerant(clause, vocabulary, [t for _, t in pairs]):
+        close = close_words(vocabulary, clause.words[0], clause.fields, languages)
         if close:
             typos[clause.words[0]] = tuple(dict.fromkeys(w for w, _, _ in close))
-        for _, term, edits in close:
-            if term in wanted:
+        # A close word's terms in every language are one word (one IDF), as a typed
+        # word's are.
+        grouped: dict[str, tuple[list[str], int]] = {}
+        for near, term, edits in close:
+            if term not in wanted:
+                grouped.setdefault(near, ([], edits))[0].append(term)
+        for near, (terms, edits) in grouped.items():
+            terms = list(dict.fromkeys(t for t in terms if t not in wanted))
+            if not terms:
                 continue
-            if not allowance.take(len(clause.fields)):
+            if not allowance.take(len(clause.fields) * len(terms)):
                 cut = True
                 break
-            wanted.add(term)
-            alternatives.append(_word(term, clause.fields, TYPO_BOOST ** edits))
+            wanted.update(terms)
+            pairs_near = tuple((f, t) for t in terms for f in clause.fields)
+            alternatives.append(Term(*pairs_near[0], TYPO_BOOST ** edits)
+                                if len(pairs_near) == 1
+                                else Word(pairs_near, TYPO_BOOST ** edits))
     if cut:
         allowance.cut.append(clause.text)
+    if not alternatives:
+        return Nothing()
     return _either(alternatives)
 
 
@@ -558,20 +627,21 @@ def allowed_edits(word: str) -> int:
     return next((edits for letters, edits in TYPO_EDITS if len(word) >= letters), 0)
 
 
-def _tolerant(clause: Clause, vocabulary: Vocabulary) -> bool:
-    """Whether the clause is one word, typed bare or field-scoped, that no item has."""
+def _tolerant(clause: Clause, vocabulary: Vocabulary, terms: list[str]) -> bool:
+    """Whether the clause is one word, typed bare or field-scoped, that no item has in
+    any language (`terms`: its tagged terms)."""
     if (clause.prefix is not None or len(clause.expressions) != 1 or len(clause.terms) != 1
             or len(clause.words) != 1 or clause.text.startswith('"')
             or not allowed_edits(clause.words[0])):
         return False
-    return not any(vocabulary.doc_frequency(f, clause.terms[0]) for f in clause.fields)
+    return not any(vocabulary.doc_frequency(f, t) for f in clause.fields for t in terms)
 
 
-def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...]
-                ) -> list[tuple[str, str, int]]:
+def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...],
+                languages: Sequence[str] = ("en",)) -> list[tuple[str, str, int]]:
     """(word, its index term, edits) for the vocabulary's words close to `word` (a
-    folded word): fewest edits first, then most documents; at most MAX_TYPO_TERMS
-    distinct terms."""
+    folded word), a term for each of `languages` whose items have the word: fewest
+    edits first, then most documents; at most MAX_TYPO_TERMS distinct terms."""
     edits = allowed_edits(word)
     if not edits:
         return []
@@ -583,10 +653,11 @@ def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...]
     found.pop(word, None)
     ranked = []
     for near, n in found.items():
-        term = _stem_of(near)
-        frequency = sum(vocabulary.doc_frequency(f, term) for f in fields) if term else 0
-        if frequency:
-            ranked.append((n, -frequency, near, term))
+        for language in languages:
+            term = _stem_of(near) if language == "en" else tongue(language).query_term(near)
+            frequency = sum(vocabulary.doc_frequency(f, term) for f in fields) if term else 0
+            if frequency:
+                ranked.append((n, -frequency, near, term))
     ranked.sort()
     out: list[tuple[str, str, int]] = []
     terms: set[str] = set()
@@ -598,6 +669,7 @@ def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...]
     return out
 
 
+
 def _word(term: str, fields: tuple[str, ...], boost: float = 1.0) -> Query:
     """One word in some fields: a `Word` (scored once across them) or, in one, a `Term`."""
     if len(fields) == 1:
@@ -605,27 +677,29 @@ def _word(term: str, fields: tuple[str, ...], boost: float = 1.0) -> Query:
     return Word(tuple((f, term) for f in fields), boost)
 
 
-def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str, ...]
-                  ) -> list[str]:
-    """The index terms of the most frequent words starting with the prefix.
+def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str | None,
+                  fields: tuple[str, ...], *, language: str = "en") -> list[str]:
+    """The index terms (in `language`'s namespace) of the most frequent words starting
+    with the prefix.
 
     Words are looked up unstemmed (the spelling words beside each field), so
     `cooperat*` finds "cooperatives" although its stem is "cooper"; stems that
     start with the prefix count too.
     """
-    return _expand(vocabulary, folded, stemmed, fields)[0]
+    return _expand(vocabulary, folded, stemmed, fields, language=language)[0]
 
 
-def _expand(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str, ...], *,
-            limit: int = MAX_PREFIX_TERMS, scan: int = PREFIX_SCAN_LIMIT,
+def _expand(vocabulary: Vocabulary, folded: str, stemmed: str | None, fields: tuple[str, ...],
+            *, language: str = "en", limit: int = MAX_PREFIX_TERMS, scan: int = PREFIX_SCAN_LIMIT,
             word_scan: int = PREFIX_SCAN_LIMIT, budget: Budget | None = None
             ) -> tuple[list[str], bool]:
     """`expand_prefix`, choosing at most `limit` terms among the first `scan` terms
     and `word_scan` words of each field; and whether there were more to choose from."""
     frequency: dict[str, int] = {}
     more = False
+    analyse = tongue(language)
 
-    def count(term: str) -> None:
+    def count(term: str | None) -> None:
         if term and term not in frequency:
             frequency[term] = sum(vocabulary.doc_frequency(g, term) for g in fields)
 
@@ -633,17 +707,18 @@ def _expand(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str
         return n >= most or (n % 64 == 63 and budget is not None and budget.over())
 
     for f in fields:
-        for n, term in enumerate(vocabulary.terms(f, stemmed)):
-            if stop(n, scan):
-                more = True
-                break
-            count(term)
+        if stemmed is not None:
+            for n, term in enumerate(vocabulary.terms(f, tag(language, stemmed))):
+                if stop(n, scan):
+                    more = True
+                    break
+                count(term)
         for n, word in enumerate(vocabulary.words(f, folded) if word_scan >= MIN_WORD_SCAN
                                  else ()):
             if stop(n, word_scan):
                 more = True
                 break
-            count(_stem_of(word))
+            count(analyse.query_term(word) if language != "en" else _stem_of(word))
     ranked = sorted((t for t in frequency if frequency[t]), key=lambda t: (-frequency[t], t))
     return ranked[:limit], more or len(ranked) > limit
 
@@ -651,4 +726,4 @@ def _expand(vocabulary: Vocabulary, folded: str, stemmed: str, fields: tuple[str
 @functools.lru_cache(maxsize=65_536)
 def _stem_of(word: str) -> str:
     found = [t.text for t in analyzer()(word, removestops=False)]
-    return found[0] if len(found) == 1 else ""
+    return tag("en", found[0]) if len(found) == 1 else ""

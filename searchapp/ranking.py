@@ -34,9 +34,10 @@ def _slack(exact: bool, *values: float) -> float:
 
 
 def by_relevance(snapshot: Snapshot, columns: Columns, query: Query, matched: Matched,
-                 docs: Docs, end: int, *, start: int = 0, budget: Budget | None = None
-                 ) -> list[tuple[int, float | None]]:
-    """Ranks `start` to `end` (from 0) of `docs` by score, then newest, then id.
+                 docs: Docs, end: int, *, start: int = 0, budget: Budget | None = None,
+                 prefer: str | None = None) -> list[tuple[int, float | None]]:
+    """Ranks `start` to `end` (from 0) of `docs` by score, then (with `prefer`, the
+    query's likely language) items in that language, then newest, then id.
 
     One partition finds the scores at both ends of the page; only the documents
     between them (and those tied with them) are ordered, and counted past the
@@ -74,15 +75,25 @@ def by_relevance(snapshot: Snapshot, columns: Columns, query: Query, matched: Ma
                 budget.rescored += len(docs)
             scores = np.asarray([rescored.get(d, s) for d, s in
                                  zip(docs.tolist(), scores.tolist(), strict=True)])
-    ordered = _ordered(snapshot, columns, docs, scores, start - above, end - above)
+    ordered = _ordered(snapshot, columns, docs, scores, start - above, end - above,
+                       prefer=prefer)
     return [(d, s) for d, s in ordered]
 
 
 def _ordered(snapshot: Snapshot, columns: Columns, docs: Docs, scores: Any,
-             start: int, end: int) -> list[tuple[int, float]]:
-    """Positions `start` to `end` of `docs` by score, then newest (undated last), then
-    id; ids are loaded only for ties that reach those positions."""
+             start: int, end: int, *, prefer: str | None = None) -> list[tuple[int, float]]:
+    """Positions `start` to `end` of `docs` by score, then (with `prefer`) items in
+    that language, then newest (undated last), then id; ids are loaded only for ties
+    that reach those positions."""
     codes = columns["date"].codes[docs].astype(np.int64)
+    if prefer is not None:
+        # One key for score ties: the preferred language first, then newest first,
+        # undated last (a code of -1 stays below every date of its group).
+        language = columns["language"]
+        wanted = language.values.index(prefer) if prefer in language.values else -2
+        other = language.codes[docs] != wanted
+        span = int(len(columns["date"].values)) + 2
+        codes = codes - other.astype(np.int64) * span
     order = np.lexsort((-codes, -scores))
     docs, scores, codes = docs[order], scores[order], codes[order]
     same = (scores[1:] == scores[:-1]) & (codes[1:] == codes[:-1])

@@ -10,10 +10,10 @@ from typing import Any
 from whoosh.fields import ID, STORED, TEXT, FieldType, Schema
 
 from searchapp import fields
-from searchapp.analysis import analyzer
+from searchapp.analysis import marked, multilingual_analyzer
 from searchapp.engine.scoring import TITLE_BOOST
 from searchapp.fields import COLUMN_FIELDS, FACET_FIELDS, UNDATED, year_term
-from searchapp.models import Item
+from searchapp.models import GIVEN, Item
 
 __all__ = ["COLUMN_FIELDS", "FACET_FIELDS", "UNDATED", "from_stored", "schema", "to_document",
            "year_term"]
@@ -30,7 +30,7 @@ def _field_type(field: fields.Field, title_boost: float) -> FieldType:
         return ID(stored=True, unique=True)
     if field.kind == fields.TEXT:
         # spelling=True keeps the unstemmed words too, for "did you mean".
-        return TEXT(analyzer=analyzer(), stored=True, spelling=field.spelling,
+        return TEXT(analyzer=multilingual_analyzer(), stored=True, spelling=field.spelling,
                     field_boost=title_boost if field.title_boost else 1.0)
     if field.kind == fields.KEYWORD:
         return ID(stored=True)
@@ -53,6 +53,17 @@ def to_document(item: Item) -> dict[str, Any]:
     return doc
 
 
+def for_whoosh(item: Item) -> dict[str, Any]:
+    """`to_document` for Whoosh's own writer (incremental updates): each text marked
+    with the item's language for the analyzer, stored as it is."""
+    doc = to_document(item)
+    for field in fields.FIELDS:
+        if field.kind == fields.TEXT and field.name in doc:
+            doc[f"_stored_{field.name}"] = doc[field.name]
+            doc[field.name] = marked(doc[field.name], item.language)
+    return doc
+
+
 def from_stored(stored: Mapping[str, Any]) -> Item:
     return Item(
         id=stored["id"],
@@ -65,4 +76,6 @@ def from_stored(stored: Mapping[str, Any]) -> Item:
         language=stored.get("language", "en"),
         source=stored.get("source", ""),
         source_url=stored.get("source_url") or None,
+        language_origin=stored.get("language_origin") or GIVEN,
+        language_confidence=stored.get("language_confidence"),
     )

@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -31,7 +32,7 @@ from searchapp import query as parser
 from searchapp import ranking
 from searchapp.analysis import CHAINS
 from searchapp.analysis import compile as compile_chain
-from searchapp.analysis import terms as analyse
+from searchapp.analysis import TOKEN_PATTERN, tongue
 from searchapp.config import Settings
 from searchapp.engine import (
     BOUNDS,
@@ -62,6 +63,7 @@ from searchapp.schema import from_stored
 from searchapp.spelling import suggest
 from searchapp.suggest import complete
 
+_WORDS = re.compile(TOKEN_PATTERN)
 SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
 RELATED = 5
 # Related items are weighed among at most this many candidates: the postings of the
@@ -225,7 +227,9 @@ class Engine:
     def wanted(self, text: str, *, match: str = "all") -> set[str]:
         """The index terms a query looks for (what its highlights mark)."""
         with self._reading():
-            built = parser.build(parser.parse(text), self._current().vocabulary(), match=match)
+            snapshot = self._current()
+            built = parser.build(parser.parse(text), snapshot.vocabulary(), match=match,
+                                 languages=self._columns_for(snapshot)["language"].values)
             return set(built.wanted) if built is not None else set()
 
     def related(self, item: Item, *, limit: int = RELATED,
@@ -241,7 +245,7 @@ class Engine:
         budget = budget if budget is not None else Budget(self.time_budget)
         with self._reading():
             snapshot = self._current()
-            key_terms = _key_terms(snapshot, f"{item.title} {item.summary}")
+            key_terms = _key_terms(snapshot, f"{item.title} {item.summary}", item.language)
             ids: list[Any] = []
             scores: list[Any] = []
             read = 0
@@ -288,22 +292,24 @@ class Engine:
             for docnum, score in (found.ordered(end, end - request.per_page) if total else []):
                 item = from_stored(snapshot.stored(docnum))
                 hits.append(Hit(item, score, {
-                    "title": highlight(item.title, wanted),
-                    "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS),
+                    "title": highlight(item.title, wanted, language=item.language),
+                    "summary": highlight(item.summary, wanted, fragment=FRAGMENT_CHARS,
+                                         language=item.language),
                 }))
 
             any_words = None
             if total == 0 and request.match == "all" and len(parsed.groups) > 1 \
                     and not budget.over():
-                relaxed = parser.build(parsed, vocabulary, match="any")
+                relaxed = parser.build(parsed, vocabulary, match="any", languages=found.languages)
                 any_words = len(count(
                     _matching(snapshot, relaxed, scored=False, budget=budget).ids).docs)
             suggestion = None
             if total < SUGGEST_BELOW and parsed.groups and not budget.over():
-                fixed = suggest(vocabulary, parsed, request.q,
+                fixed = suggest(vocabulary, parsed, request.q, languages=found.languages,
                                 tolerated=built.typos if built is not None else ())
                 if fixed is not None:
-                    better = parser.build(parser.parse(fixed), vocabulary, match=request.match)
+                    better = parser.build(parser.parse(fixed), vocabulary, match=request.match,
+                                          languages=found.languages)
                     if len(count(_matching(snapshot, better, scored=False).ids).docs) > total:
                         suggestion = fixed
             selected = request.selected()
@@ -353,10 +359,13 @@ class Engine:
         columns = self._columns_for(snapshot)
         request = _canonical(request, columns)
         parsed = parser.parse(request.q)
-        built = parser.build(parsed, snapshot.vocabulary(), match=request.match, budget=budget)
+        selected = request.selected()
+        languages = _languages(columns, selected.get("language", ()))
+        built = parser.build(parsed, snapshot.vocabulary(), match=request.match,
+                             languages=languages, budget=budget)
         if parsed.only_stop_words:  # too common to search for: nothing, said so
             built = parser.Built(Nothing())
-        allowed = _allowed(request, request.selected(), columns)
+        allowed = _allowed(request, selected, columns)
         dates = request.date_range()
 
         def count(ids: Any) -> Counted:
@@ -380,15 +389,19 @@ class Engine:
             assert query is not None
             query, matched = _with_feedback(snapshot, columns, query, matched, counted.docs)
 
+        # Score ties go to items in the query's likely language first.
+        prefer = likely_language(snapshot.vocabulary(), parsed, languages) \
+            if ranked and len(languages) > 1 else None
+
         def ordered(end: int, start: int = 0) -> list[tuple[int, float | None]]:
             """Matches `start` to `end` (from 0) in the asked order, with their scores."""
             if query is not None and matched.scores is not None:
                 return ranking.by_relevance(snapshot, columns, query, matched, counted.docs,
-                                            end, start=start, budget=budget)
+                                            end, start=start, budget=budget, prefer=prefer)
             return ranking.by_date(snapshot, columns, counted.docs, newest=sort != "oldest",
                                    limit=end)[start:end]
 
-        return _Found(request, parsed, built, dates, counted, count, ordered)
+        return _Found(request, parsed, built, dates, counted, count, ordered, languages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +415,7 @@ class _Found:
     counted: Counted
     count: Callable[[Any], Counted]  # filter and count other matches the same way
     ordered: Callable[..., list[tuple[int, float | None]]]  # (end, start=0)
+    languages: tuple[str, ...]  # the languages the query was analysed in
 
 
 class _Rows:
@@ -473,6 +487,35 @@ def _matching(snapshot: Snapshot, built: parser.Built | None, *, scored: bool,
     return found
 
 
+def _languages(columns: Columns, selected: Collection[str]) -> tuple[str, ...]:
+    """The languages a query is analysed in: those the `language` filter selects, else
+    every language in the index (English alone in an empty one)."""
+    present = columns["language"].values
+    chosen = [code for code in present if code in selected] if selected else list(present)
+    return tuple(chosen) or ("en",)
+
+
+def likely_language(vocabulary: Any, parsed: parser.ParsedQuery,
+                    languages: tuple[str, ...]) -> str | None:
+    """The language a query is most likely written in, among those searched: the one
+    whose items use its words most (documents with each word's term in that language,
+    added up), None on a tie. Cheap enough for every search; the detector
+    (`searchapp.languages.detect`) is not loaded by a searching process, and is
+    unsure on two words. Only breaks ties between equal scores."""
+    words = [w for clause in parsed.positives for w in _WORDS.findall(clause.text)]
+    if not words:
+        return None
+    used: dict[str, int] = {}
+    for language in languages:
+        analyse = tongue(language)
+        used[language] = sum(vocabulary.doc_frequency(f, term) for word in words
+                             if (term := analyse.query_term(word)) is not None
+                             for f in TEXT_FIELDS)
+    best = max(used.values())
+    leaders = [code for code, count in used.items() if count == best]
+    return leaders[0] if best and len(leaders) == 1 else None
+
+
 def _with_feedback(snapshot: Snapshot, columns: Columns, query: Query, matched: Matched,
                    docs: Any) -> tuple[Query, Matched]:
     """RM3 (`searchapp.feedback`): the query with words from its first hits added as
@@ -481,7 +524,8 @@ def _with_feedback(snapshot: Snapshot, columns: Columns, query: Query, matched: 
     texts = []
     for doc, score in first:
         stored = snapshot.stored(doc)
-        texts.append((f"{stored.get('title', '')} {stored.get('summary', '')}", score or 0.0))
+        texts.append((f"{stored.get('title', '')} {stored.get('summary', '')}", score or 0.0,
+                      stored.get("language") or "en"))
     extra = feedbacks.expansion(feedbacks.rm3(texts))
     if extra is None:
         return query, matched
@@ -497,10 +541,12 @@ def _with_feedback(snapshot: Snapshot, columns: Columns, query: Query, matched: 
     return Or((query, extra)), Matched(matched.ids, scores, exact=False)
 
 
-def _key_terms(snapshot: Snapshot, text: str, *, count: int = 12) -> list[tuple[str, float]]:
-    """The terms of `text` that say most about it: frequent in it, rare in the index."""
+def _key_terms(snapshot: Snapshot, text: str, language: str = "en", *, count: int = 12
+               ) -> list[tuple[str, float]]:
+    """The terms of `text` (in its `language`) that say most about it: frequent in it,
+    rare in the index."""
     vocabulary = snapshot.vocabulary()
-    frequency = Counter(analyse(text))
+    frequency = Counter(tongue(language).analyse(text)[0])
     documents = vocabulary.doc_count() or 1
     weights = {}
     for term, tf in frequency.items():

@@ -6,7 +6,16 @@ import pytest
 from whoosh.analysis import LowercaseFilter, RegexTokenizer
 
 from searchapp import analysis
-from searchapp.analysis import AnalysisError, Recipe, chain_for, compile, make_analyzer, terms
+from searchapp.analysis import (
+    AnalysisError,
+    Multilingual,
+    Recipe,
+    chain_for,
+    compile,
+    make_analyzer,
+    marked,
+    terms,
+)
 from searchapp.schema import schema
 
 
@@ -32,14 +41,24 @@ def test_analyzer_survives_pickling_with_a_working_stemmer() -> None:
 
 def test_the_products_analyzer_compiles_and_agrees_with_itself() -> None:
     chain = compile()
-    assert chain_for(schema()["title"].analyzer) is chain  # what the writer and reader use
-    assert chain_for(pickle.loads(pickle.dumps(schema()))["summary"].analyzer) is chain
+    # What the writer and reader use: each text in its language, terms tagged with it.
+    assert isinstance(chain_for(schema()["title"].analyzer), Multilingual)
+    assert isinstance(chain_for(pickle.loads(pickle.dumps(schema()))["summary"].analyzer),
+                      Multilingual)
+    product = schema()["title"].analyzer
+    english = Multilingual().analyser()
     for text in ("The Elections of the elected", "Özge Berber-Agtaş won’t say co-op’s",
                  "a of the and", ""):
         stems, first, _ = chain.analyse(text)
         expected = [(t.text, t.pos) for t in make_analyzer()(text, positions=True)]
         assert [(s, first + k) for k, s in enumerate(stems)] == expected
         assert [t for w in chain.tokens.findall(text) if (t := chain.term(w))] == terms(text)
+        # English through the product's analyzer: the same terms, tagged "en:".
+        tagged = [(f"en:{s}", p) for s, p in expected]
+        assert [(t.text, t.pos) for t in product(text, positions=True)] == tagged
+        assert [(t.text, t.pos) for t in product(marked(text, "en"), positions=True)] == tagged
+        stems, first, _, extra = english(text, "en")
+        assert [(s, first + k) for k, s in enumerate(stems)] == tagged and extra == []
 
 
 def test_an_analyzer_that_is_not_a_compiled_chain_is_not_taken_for_one() -> None:

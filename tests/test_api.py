@@ -10,7 +10,8 @@ def test_search_returns_the_design_shape(client: FlaskClient) -> None:
     assert data["query"] == "refugees" and data["total"] == 2 and data["sort"] == "relevance"
     hit = data["hits"][0]
     assert set(hit) == {"id", "title", "summary", "organisation", "date", "year", "type", "url",
-                        "score", "highlights"}
+                        "language", "score", "highlights"}
+    assert hit["language"] == "en"
     assert hit["title"] == "Declaration on migrants and refugees"
     assert hit["organisation"] == "CECOP" and hit["year"] == 2016 and hit["date"] == "2016-04-11"
     assert set(data["facets"]) == {"organisation", "year", "type", "language"}

@@ -59,7 +59,10 @@ def _corpus() -> list[dict[str, Any]]:
         summary = rng.sample(EVERY_WORD, 14)
         records.append({"id": f"b{n:04d}", "title": " ".join(title),
                         "summary": " ".join(summary),
-                        "date": f"20{10 + n % 15}-0{1 + n % 9}-1{n % 10}"})
+                        "date": f"20{10 + n % 15}-0{1 + n % 9}-1{n % 10}",
+                        # Made-up words: given a language, so that the bounds are those
+                        # of a one-language index (detection would spread them over many).
+                        "language": "en"})
         if n % 12 == 0 and len(PHRASES) < 32:
             PHRASES.append(" ".join(title[:2]))
     return records

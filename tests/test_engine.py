@@ -49,7 +49,8 @@ def corpus(n: int = 400, *, word: str = "") -> Iterator[Item]:
         title = " ".join(WORDS[(k * j + 3) % len(WORDS)] for j in range(1, 2 + k % 5))
         summary = " ".join(WORDS[(k + j * 5) % len(WORDS)] for j in range(k % 11))
         yield build_item({"id": f"d{k:04d}", "title": f"{word} {title}".strip(),
-                          "summary": summary, "date": f"{2001 + k % 20}-0{1 + k % 9}-11"},
+                          "summary": summary, "date": f"{2001 + k % 20}-0{1 + k % 9}-11",
+                          "language": "en"},
                          organisation=("ILO", "CECOP", "ICA")[k % 3])
 
 
@@ -120,7 +121,7 @@ def test_boosted_terms_stay_on_the_arrays_path(tmp_path: Path) -> None:
     store = IndexStore(tmp_path)
     store.rebuild(corpus(200), expected=200)
     fast, plain = both(store)
-    q = Or((Term("title", "bank", boost=2.5), Term("summary", "union", boost=0.7)))
+    q = Or((Term("title", "en:bank", boost=2.5), Term("summary", "en:union", boost=0.7)))
     before = FALLBACKS.snapshot()
     matched = fast.match(q)
     assert FALLBACKS.snapshot() == before
@@ -135,7 +136,7 @@ def test_what_the_arrays_path_hands_to_whoosh_is_counted(tmp_path: Path) -> None
     store = IndexStore(tmp_path)
     store.rebuild(corpus(200), expected=200)
     fast, plain = both(store)
-    phrase = Phrase("title", ("bank",))  # never built by searchapp.query: a Term is
+    phrase = Phrase("title", ("en:bank",))  # never built by searchapp.query: a Term is
     reason = "phrase: of one word, or in a field without positions"
     before = FALLBACKS.snapshot().get(reason, 0)
     got = fast.match(phrase)
@@ -222,13 +223,15 @@ def test_a_word_is_scored_once_across_its_fields_on_both_paths(tmp_path: Path) -
     """BM25F proper, computed by hand: the word's normalised frequencies in title
     (boosted) and summary are added, then saturated once, with one IDF."""
     store = IndexStore(tmp_path)
-    items = [build_item({"id": "a", "title": "flutter", "summary": "wing flutter flutter"},
+    items = [build_item({"id": "a", "title": "flutter", "summary": "wing flutter flutter",
+                         "language": "en"}, organisation="ILO"),
+             build_item({"id": "b", "title": "wing", "summary": "flutter", "language": "en"},
                         organisation="ILO"),
-             build_item({"id": "b", "title": "wing", "summary": "flutter"}, organisation="ILO"),
-             build_item({"id": "c", "title": "engine", "summary": "noise"}, organisation="ILO")]
+             build_item({"id": "c", "title": "engine", "summary": "noise", "language": "en"},
+                        organisation="ILO")]
     store.rebuild(iter(items), expected=3)
     fast, plain = both(store)
-    word = Word((("title", "flutter"), ("summary", "flutter")))
+    word = Word((("title", "en:flutter"), ("summary", "en:flutter")))
     b, k1, boost = 0.75, 2.0, 1.5
     idf = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))  # N 3, two documents have the word
 
@@ -265,8 +268,8 @@ def test_the_per_field_kind_scores_a_word_as_an_or_of_its_terms(tmp_path: Path) 
     fast = open_snapshot(ix, choice="arrays", weighting=model)
     plain = open_snapshot(ix, choice="whoosh", weighting=model)
     assert isinstance(fast, ArraysSnapshot) and isinstance(plain, WhooshSnapshot)
-    word = Word((("title", "bank"), ("summary", "bank")), boost=2.0)
-    terms = Or((Term("title", "bank", 2.0), Term("summary", "bank", 2.0)))
+    word = Word((("title", "en:bank"), ("summary", "en:bank")), boost=2.0)
+    terms = Or((Term("title", "en:bank", 2.0), Term("summary", "en:bank", 2.0)))
     for snapshot in (fast, plain):
         got, want = snapshot.match(word), snapshot.match(terms)
         assert len(got) > 0 and got.ids.tolist() == want.ids.tolist()

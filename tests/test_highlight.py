@@ -34,7 +34,10 @@ def test_spans_are_the_chains_spans() -> None:
         vocabulary = sorted(set(terms(text)))
         for k in range(0, len(vocabulary), 3):
             wanted = set(vocabulary[k:k + 3]) | {"elect", "year", "die"}
-            assert spans(text, wanted) == by_the_chain(text, wanted), (text, wanted)
+            tagged = {f"en:{t}" for t in wanted}
+            assert spans(text, tagged) == by_the_chain(text, wanted), (text, wanted)
+            # The same words wanted in another language mark nothing in English text.
+            assert spans(text, {f"fr:{t}" for t in wanted}) == []
         assert spans(text, set()) == []
 
 
@@ -48,5 +51,5 @@ def test_english_stems_keep_the_first_character() -> None:
 
 def test_marks_are_placed_on_the_text_as_written() -> None:
     text = "Elections: <b>elected</b> & ELECTING"
-    assert highlight(text, {"elect"}) == ("<mark>Elections</mark>: &lt;b&gt;<mark>elected"
+    assert highlight(text, {"en:elect"}) == ("<mark>Elections</mark>: &lt;b&gt;<mark>elected"
                                           "</mark>&lt;/b&gt; &amp; <mark>ELECTING</mark>")

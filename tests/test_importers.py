@@ -79,6 +79,7 @@ def test_cecop_first_item_has_truncated_title_and_no_label_or_summary(cecop: Par
                  "opportunities for growth and the empowerment of",
         "summary": "", "date": "2017-03-16", "year": 2017, "type": "News", "url": None,
         "language": "en", "source": cecop.source, "source_url": None,
+        "language_origin": "given", "language_confidence": None,
     }
 
 
@@ -577,7 +578,7 @@ def test_manifest_problems(tmp_path: Path) -> None:
         (f"{tmp_path}/manifest.toml:2: unknown layout 'grid' for 'a.txt'; expected one of "
         "dated-blocks, numbered-list"),
         (f"{tmp_path}/manifest.toml:6: unknown key(s) 'org' in [[file]]; expected some of path, "
-        "organisation, layout, source_url"),
+        "organisation, layout, source_url, language"),
         f"{tmp_path}/manifest.toml:9: [[file]] has no path",
         f"{tmp_path}/manifest.toml:13: [[file]] values must be strings: organisation",
     ]

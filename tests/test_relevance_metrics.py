@@ -286,7 +286,7 @@ def test_rm3_weighs_terms_by_the_hits_score_shares() -> None:
     variant = relevance.Variant(prf="rm3-or", prf_docs=2, prf_terms=2, prf_weight=0.5)
     # Shares 3/4 and 1/4: heat 3/4 * 1/2 + 1/4 * 2/3 = 13/24, flow 3/8, cold 1/12.
     found = relevance.expansion_terms(None, hits, variant)  # type: ignore[arg-type]
-    assert [t for t, _ in found] == ["heat", "flow"]
+    assert [t for t, _ in found] == ["en:heat", "en:flow"]
     assert [w for _, w in found] == pytest.approx([0.5, 0.5 * (3 / 8) / (13 / 24)])
 
 
@@ -318,9 +318,10 @@ def test_near_finds_two_words_within_the_slop_and_scores_their_sum(tmp_path: Pat
     from searchapp.engine import Or, Term
 
     source = tmp_path / "docs.jsonl"
-    source.write_text('{"id": "d1", "title": "heat flow", "summary": ""}\n'
-                      '{"id": "d2", "title": "flow of cold heat", "summary": ""}\n'
-                      '{"id": "d3", "title": "heat", "summary": "flow"}\n',
+    source.write_text('{"id": "d1", "title": "heat flow", "summary": "", "language": "en"}\n'
+                      '{"id": "d2", "title": "flow of cold heat", "summary": "",'
+                      ' "language": "en"}\n'
+                      '{"id": "d3", "title": "heat", "summary": "flow", "language": "en"}\n',
                       encoding="utf-8")
     app = Settings(catalog=tmp_path / "c.sqlite3", index_dir=tmp_path / "index")
     variant = relevance.Variant(proximity=0.2, slop=1)
@@ -331,16 +332,16 @@ def test_near_finds_two_words_within_the_slop_and_scores_their_sum(tmp_path: Pat
             snapshot = engine._current()
             ids = {snapshot.find(d): d for d in ("d1", "d2", "d3")}
             # "of" is a stop word and leaves no gap: in d2 heat is 2 after flow.
-            near = snapshot.match(relevance.Near("title", "heat", "flow", 1, 0.2))
+            near = snapshot.match(relevance.Near("title", "en:heat", "en:flow", 1, 0.2))
             assert [ids[int(d)] for d in near.ids] == ["d1"]
-            wide = snapshot.match(relevance.Near("title", "heat", "flow", 3, 0.2))
+            wide = snapshot.match(relevance.Near("title", "en:heat", "en:flow", 3, 0.2))
             assert sorted(ids[int(d)] for d in wide.ids) == ["d1", "d2"]
-            both = snapshot.match(Or((Term("title", "heat"), Term("title", "flow"))))
+            both = snapshot.match(Or((Term("title", "en:heat"), Term("title", "en:flow"))))
             d1 = next(d for d, name in ids.items() if name == "d1")
             expected = 0.2 * both.scores[list(both.ids).index(d1)]
             assert near.scores[0] == pytest.approx(expected)
             # Whoosh cannot rescore the bench's node; the arrays do.
-            rescored = snapshot.rescore(relevance.Near("title", "heat", "flow", 1, 0.2),
+            rescored = snapshot.rescore(relevance.Near("title", "en:heat", "en:flow", 1, 0.2),
                                         near.ids)
             assert rescored == {d1: pytest.approx(expected)}
         finally:

@@ -531,12 +531,16 @@ def test_a_long_pasted_paragraph_is_answered_with_its_first_words(custom: Any) -
     assert refused.get_json()["error"]["message"].startswith("q: is 20001 characters long")
 
 
-RM3 = [{"id": "a", "title": "Flutter", "summary": "Flutter wing, wing",
+RM3 = [{"id": "a", "title": "Flutter", "summary": "Flutter wing, wing", "language": "en",
         "date": "2020-01-01"},
-       {"id": "b", "title": "Flutter", "summary": "Engine noise", "date": "2022-01-01"},
-       {"id": "c", "title": "Flutter", "summary": "Wing panel", "date": "2021-01-01"},
-       {"id": "d", "title": "Engine noise", "summary": "Engine noise, panel", "date": "2019-01-01"},
-       {"id": "e", "title": "Engine", "summary": "Noise panel", "date": "2019-01-01"}]
+       {"id": "b", "title": "Flutter", "summary": "Engine noise", "language": "en",
+        "date": "2022-01-01"},
+       {"id": "c", "title": "Flutter", "summary": "Wing panel", "language": "en",
+        "date": "2021-01-01"},
+       {"id": "d", "title": "Engine noise", "summary": "Engine noise, panel", "language": "en",
+        "date": "2019-01-01"},
+       {"id": "e", "title": "Engine", "summary": "Noise panel", "language": "en",
+        "date": "2019-01-01"}]
 
 
 def test_rm3_feedback_reorders_by_the_first_hits_words_and_keeps_the_matches(

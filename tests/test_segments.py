@@ -21,6 +21,7 @@ from whoosh.index import Index
 from searchapp import importers
 from searchapp.engine import FALLBACKS, arrayfile, pool, segments
 from searchapp.models import build_item
+from searchapp.analysis import MultilingualAnalyzer, marked
 from searchapp.schema import schema, to_document
 
 TRICKY = [
@@ -31,6 +32,12 @@ TRICKY = [
     {"id": "t3", "title": "x", "summary": "of the and", "type": "Event"},
     {"id": "t4", "title": "Refugees refugees refugee", "summary": "to be or not to be refugees"},
     {"id": "t5", "title": "１２３ ＡＢＣ Ｆｕｌｌｗｉｄｔｈ", "summary": "ünïcödé naïve café"},
+    # Other languages: accented words index a second term at their position.
+    {"id": "t6", "title": "Les salariées des coopératives, l'économie sociale",
+     "summary": "Économie économie salariés salariée", "language": "fr"},
+    {"id": "t7", "title": "Energiegenossenschaften der Ärzte an der Straße",
+     "summary": "Die Genossenschaft", "language": "de"},
+    {"id": "t8", "title": "合作社 cooperativa", "language": "zh"},
 ]
 
 
@@ -51,9 +58,20 @@ def with_whoosh(path: Path, docs: Iterable[dict[str, Any]], s: Schema | None = N
     ix = whoosh_index.create_in(str(path), s or schema())
     writer = ix.writer()
     for doc in docs:
-        writer.add_document(**doc)
+        writer.add_document(**for_whoosh(doc, ix.schema))
     writer.commit()
     return ix
+
+
+def for_whoosh(doc: dict[str, Any], s: Schema) -> dict[str, Any]:
+    """A document as the indexer hands it to Whoosh's writer (`schema.for_whoosh`):
+    texts marked with their language for the product's analyzer."""
+    out = dict(doc)
+    for name, value in doc.items():
+        if name in s and isinstance(s[name].analyzer, MultilingualAnalyzer):
+            out[f"_stored_{name}"] = value
+            out[name] = marked(value, doc.get("language", "en"))
+    return out
 
 
 def with_builder(path: Path, docs: Iterable[dict[str, Any]], s: Schema | None = None,
@@ -119,7 +137,8 @@ def test_other_analyzers_and_several_segments_too(tmp_path: Path) -> None:
                    summary=TEXT(stored=True, field_boost=1.5),
                    organisation=ID(stored=True, sortable=True), type=ID(stored=True),
                    year=ID(stored=True, sortable=True), date=ID(stored=True, sortable=True),
-                   url=STORED(), language=STORED(), source=STORED(), source_url=STORED())
+                   url=STORED(), language=STORED(), source=STORED(), source_url=STORED(),
+                   language_origin=STORED(), language_confidence=STORED())
     docs = documents()
     expected = with_whoosh(tmp_path / "whoosh", docs, other)
     before = FALLBACKS.snapshot().get("analyzer not compiled", 0)
@@ -297,7 +316,7 @@ def test_whoosh_merges_what_the_builder_wrote(tmp_path: Path) -> None:
     for ix in (expected, built):
         writer = ix.writer()
         for doc in docs[200:]:
-            writer.add_document(**doc)
+            writer.add_document(**for_whoosh(doc, ix.schema))
         writer.commit(optimize=True)  # Whoosh reads every posting back and rewrites it
         assert len(ix._segments()) == 1
     a, b = contents(expected), contents(built)

@@ -63,7 +63,7 @@ from whoosh.system import pack_int, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
-from searchapp.analysis import chain_for
+from searchapp.analysis import Analysed, Chain, Multilingual, chain_for
 from searchapp.engine.arrayfile import arrays_name, write_arrays
 from searchapp.engine.base import FALLBACKS
 
@@ -89,8 +89,10 @@ class SegmentBuilder:
         self.ix = ix
         self.schema = ix.schema
         self.segment_postings = segment_postings
-        self._analysers: dict[str, Callable[[str], tuple[list[str], int, list[str]]]] = {}
-        by_chain: dict[str, Callable[[str], tuple[list[str], int, list[str]]]] = {}
+        # Each text field's analysis, per document language (searchapp.analysis): one
+        # set of stem caches per chain, for as long as this builder writes.
+        self._analysers: dict[str, Callable[[str, str], Analysed]] = {}
+        by_chain: dict[Any, Callable[[str, str], Analysed]] = {}
         for name in self.schema.names():
             field = self.schema[name]
             if field.indexed and isinstance(field.format, Positions):
@@ -100,10 +102,11 @@ class SegmentBuilder:
                     log.warning("field %r: its analyzer is not a compiled chain"
                                 " (searchapp.analysis); indexing it through Whoosh's analyzer,"
                                 " several times slower", name)
-                else:  # one stem cache per chain, for as long as this builder writes
-                    if chain.language not in by_chain:
-                        by_chain[chain.language] = chain.analyser()
-                    self._analysers[name] = by_chain[chain.language]
+                else:
+                    key = chain.language if isinstance(chain, Chain) else Multilingual
+                    if key not in by_chain:
+                        by_chain[key] = _per_language(chain)
+                    self._analysers[name] = by_chain[key]
         self._spell_names = {name: self.schema[name].spelling_fieldname(name)
                              for name in self.schema.names()
                              if self.schema[name].separate_spelling()}
@@ -144,12 +147,13 @@ class SegmentBuilder:
         perdoc.start_doc(docnum)
         stored = perdoc._storedfields
         columns = self._columns
+        language = fields.get("language") or "en"
         for name, field in order:
             value = fields[name]
             if value is None:
                 continue
             if field.indexed:
-                self._index(name, field, value, docnum)
+                self._index(name, field, value, docnum, language)
             if field.stored:
                 stored[name] = value
             if field.column_type:
@@ -181,16 +185,18 @@ class SegmentBuilder:
                     add(docnum, length_to_byte(length))
             perdoc._fieldlengths[name] += sum(lengths)
 
-    def _index(self, name: str, field: FieldType, value: Any, docnum: int) -> int:
-        """Gather one field's postings; returns its length (for scorable fields)."""
+    def _index(self, name: str, field: FieldType, value: Any, docnum: int,
+               language: str = "en") -> int:
+        """Gather one field's postings (text analysed in the document's language);
+        returns its length (for scorable fields)."""
         terms = self._terms.get(name)
         if terms is None:
             terms = self._terms[name] = defaultdict(list)
         analyse = self._analysers.get(name)
         if analyse is not None and isinstance(value, str):
-            stems, first, words = analyse(value)
+            stems, first, words, extra = analyse(value, language)
             base = docnum << _SHIFT
-            if len(set(stems)) == len(stems) and first + len(stems) <= _LOW:
+            if not extra and len(set(stems)) == len(stems) and first + len(stems) <= _LOW:
                 for pos, s in enumerate(stems, first):
                     terms[s].append(base | pos)
                 self._pending += len(stems)
@@ -198,13 +204,16 @@ class SegmentBuilder:
                 places: defaultdict[str, list[int]] = defaultdict(list)
                 for pos, s in enumerate(stems, first):
                     places[s].append(pos)
+                for s, pos in extra:  # a second term at a word's position
+                    places[s].append(pos)
                 for s, poslist in places.items():
+                    poslist.sort()
                     if len(poslist) == 1 and poslist[0] <= _LOW:
                         terms[s].append(base | poslist[0])
                     else:
                         terms[s].append((docnum, poslist))
                 self._pending += len(places)
-            length = len(stems)
+            length = len(stems) + len(extra)  # as Whoosh counts every token
             self._set_length(name, docnum, length)
             if name in self._spell_names:
                 self._spelling[self._spell_names[name]].update(set(words))
@@ -474,6 +483,19 @@ def _emit_term(fw: W3FieldWriter, tbytes: bytes, docs: list[int], weights: list[
     postfile.write(b"".join(parts))
     info.set_extent(start, postfile.tell() - start)
     fw._tindex.add(pack_ushort(fw._fieldid) + tbytes, info.to_bytes())
+
+
+def _per_language(chain: Chain | Multilingual) -> Callable[[str, str], Analysed]:
+    """A compiled chain as (text, language) → its analysis."""
+    if isinstance(chain, Multilingual):
+        return chain.analyser()
+    single = chain.analyser()
+
+    def analyse(text: str, language: str) -> Analysed:
+        stems, first, words = single(text)
+        return stems, first, words, []
+
+    return analyse
 
 
 # Whole indexes ----------------------------------------------------------------

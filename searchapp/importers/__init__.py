@@ -54,7 +54,8 @@ EXTENSIONS = {".txt": None, ".text": None, ".jsonl": "jsonl", ".ndjson": "jsonl"
               ".json": "jsonl", ".csv": "csv", ".xml": None, ".rss": None, ".atom": None,
               ".rdf": None, ".html": None, ".htm": None}
 MANIFEST = "manifest.toml"
-_MANIFEST_KEYS = ("path", "organisation", "layout", "source_url")
+_MANIFEST_KEYS = ("path", "organisation", "layout", "source_url", "language")
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,9 @@ class Parsed:
     records: list[Record] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     source_url: str | None = None  # the feed or page address, kept on each item
+    # The items' language where a record gives none (a source's, a manifest's or
+    # `--language`); with neither, each item's is detected (`build_item`).
+    language: str | None = None
     # Where valid records go instead of `records`, when given (a `Spool` reading a file
     # of any size one record at a time).
     sink: Callable[[Record], None] | None = field(default=None, repr=False, compare=False)
@@ -84,7 +88,7 @@ class Parsed:
         """Validate one raw record with `build_item`: a `Record` if valid, else a problem."""
         try:
             item = build_item(fields, organisation=organisation, source=self.source,
-                              source_url=self.source_url)
+                              source_url=self.source_url, language=self.language)
         except InvalidItem as exc:
             self.problem(line, str(exc))
             return
@@ -106,7 +110,9 @@ class Hints:
     # CSS selectors (fields in htmlpage.SELECTOR_FIELDS) for HTML pages that mark up
     # nothing we recognise; when given they replace the automatic readers.
     selectors: Mapping[str, str] | None = None
-    language: str | None = None  # a feed's or page's items' language (see articles.choose_language)
+    # The items' language where they declare none: beats a feed's or page's own
+    # declaration (see articles.choose_language); otherwise it is detected per item.
+    language: str | None = None
     type_from_category: bool = False  # a feed or page item's first category is its type
 
 
@@ -177,7 +183,7 @@ def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hin
 
 def _new_parsed(name: str, hints: Hints) -> Parsed:
     """An empty `Parsed` for an input, with a problem when its page address is unusable."""
-    parsed = Parsed(name)
+    parsed = Parsed(name, language=hints.language)
     if hints.url:
         try:
             parsed.source_url = absolute_url(hints.url)
@@ -489,6 +495,11 @@ def _manifest_entry(table: Any, directory: Path, shown: Path, header: int, lines
     if not relative:
         parsed.problem(line, "[[file]] has no path")
         return None
+    language = values["language"]
+    if language is not None and not _LANGUAGE_CODE.match(language):
+        parsed.problem(line, f"language {language!r} for {relative!r} is not a two-letter"
+                             " ISO 639-1 code like en or fr")
+        return None
     layout = values["layout"]
     if layout is not None and layout not in listing.LAYOUTS:
         parsed.problem(line, f"unknown layout {layout!r} for {relative!r}; expected one of "
@@ -500,7 +511,8 @@ def _manifest_entry(table: Any, directory: Path, shown: Path, header: int, lines
         return None
     return _ManifestEntry(path, str(shown / relative),
                           Hints(organisation=values["organisation"] or None, layout=layout,
-                                url=values["source_url"] or None))
+                                url=values["source_url"] or None,
+                                language=language or None))
 
 
 def _line_mentioning(lines: list[str], text: str, start: int) -> int:

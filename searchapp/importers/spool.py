@@ -21,14 +21,14 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from searchapp.catalog import _row_to_item, _values
+from searchapp.catalog import _COLUMNS, _row_to_item, _values
 from searchapp.errors import CatalogError, Problem
 
 if TYPE_CHECKING:
     from searchapp.importers import Parsed, Record
 
-_COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "language",
-            "source", "source_url")
+# The catalog's item columns (`searchapp.catalog._COLUMNS`), so a spooled record
+# reads back as the item it was.
 _BATCH = 2_000
 REPORT_EVERY = 10_000  # records between two calls of the reading progress
 

@@ -115,7 +115,8 @@ SCHEMAS: dict[str, Any] = {
     "Item": {
         "type": "object",
         "required": ["id", "organisation", "title", "summary", "date", "year", "type", "url",
-                     "language", "source", "source_url"],
+                     "language", "source", "source_url", "language_origin",
+                     "language_confidence"],
         "properties": {
             "id": {"type": "string"}, "organisation": {"type": "string"},
             "title": {"type": "string"}, "summary": {"type": "string"},
@@ -125,6 +126,15 @@ SCHEMAS: dict[str, Any] = {
             "source": {"type": "string"},
             "source_url": {**_NULLABLE_STR,
                            "description": "The feed or page the item was read from, if known"},
+            "language_origin": {
+                "type": "string", "enum": ["given", "detected"],
+                "description": "Whether the language was given (by the record, its source,"
+                               " feed or page, the manifest or --language) or detected from"
+                               " the title and summary."},
+            "language_confidence": {
+                "type": ["number", "null"], "minimum": 0, "maximum": 1,
+                "description": "The detector's confidence when detected (null when given);"
+                               " below 0.2 the language is the English fallback."},
         },
     },
     "RelatedItem": {
@@ -146,12 +156,15 @@ SCHEMAS: dict[str, Any] = {
     "Hit": {
         "type": "object", "additionalProperties": False,
         "required": ["id", "title", "summary", "organisation", "date", "year", "type", "url",
-                     "score", "highlights"],
+                     "language", "score", "highlights"],
         "properties": {
             "id": {"type": "string"}, "title": {"type": "string"},
             "summary": {"type": "string"}, "organisation": {"type": "string"},
             "date": {"type": ["string", "null"], "format": "date"}, "year": _YEAR,
             "type": {"type": "string"}, "url": _NULLABLE_STR,
+            "language": {"type": "string", "pattern": "^[a-z]{2}$",
+                         "description": "The item's language (its title and summary are"
+                                        " highlighted in it)."},
             "score": {"type": ["number", "null"],
                       "description": "Relevance score; null when sorted by date."},
             "highlights": {

@@ -21,7 +21,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from searchapp import urls
+from searchapp import fields, urls
 from searchapp.catalog import Catalog, Freshness
 from searchapp.engine import Budget
 from searchapp.export import MAX_EXPORT_ROWS
@@ -70,6 +70,12 @@ def host_filter(link: str | None) -> str:
 def site_filter(link: str | None) -> str:
     """The home page of the site of an http(s) link (a feed's address is no page to show)."""
     return urls.site(link)
+
+
+@bp.app_template_filter("language_name")
+def language_name_filter(code: str) -> str:
+    """A language in its own words ("Français"), else its code."""
+    return fields.language_name(code)
 
 
 FRESHNESS = "searchapp.freshness"
