@@ -213,13 +213,22 @@ def test_a_bad_manifest_language_is_refused(tmp_path: Path, cli: Any) -> None:
     (tmp_path / "manifest.toml").write_text(
         '[[file]]\npath = "news.jsonl"\norganisation = "X"\nlanguage = "French"\n',
         encoding="utf-8")
-    from searchapp.importers import collect
+    result = cli("import", tmp_path)
+    assert result.exit_code == 1
+    assert re.search(r"manifest.toml:\d+: language 'French' for 'news.jsonl' is not a"
+                     r" two-letter", result.stderr), result.stderr
+    assert "nothing was written" in result.stderr
 
-    # What the import reports (through the importers: main's streaming import path
-    # currently lets every manifest problem through, a bad layout too).
-    problems = [str(p) for parsed in collect([tmp_path]) for p in parsed.problems]
-    assert any(re.search(r"manifest.toml:\d+: language 'French' for 'news.jsonl' is not a"
-                         r" two-letter", p) for p in problems), problems
+
+def test_a_bad_manifest_layout_fails_the_import(tmp_path: Path, cli: Any) -> None:
+    (tmp_path / "news.txt").write_text("1. Title\n", encoding="utf-8")
+    (tmp_path / "manifest.toml").write_text(
+        '[[file]]\npath = "news.txt"\norganisation = "X"\nlayout = "bogus"\n',
+        encoding="utf-8")
+    result = cli("import", tmp_path)
+    assert result.exit_code == 1
+    assert re.search(r"manifest.toml:\d+: unknown layout 'bogus' for 'news.txt'", result.stderr)
+    assert "nothing was written" in result.stderr
 
 
 def test_the_cli_language_option_applies_to_records_without_one(tmp_path: Path,

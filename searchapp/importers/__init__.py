@@ -390,6 +390,8 @@ def _collect_directory(directory: Path, name: str, *, fmt: str,
     if (directory / MANIFEST).is_file():
         manifest, entries = _read_manifest(directory, str(Path(name) / MANIFEST))
         results = [manifest] if manifest.problems else []
+        if spool is not None and manifest.problems:
+            spool.take(manifest)  # its problems are the import's, as any file's are
         for entry in entries:
             hints = _with_defaults(entry.hints, defaults)
             results.append(_read(entry.path, entry.name, fmt=fmt, hints=hints, spool=spool))
