@@ -21,6 +21,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -63,18 +64,35 @@ def env_for(catalog: Path, index_dir: Path) -> dict[str, str]:
     return {**os.environ, "SEARCHAPP_CATALOG": str(catalog), "SEARCHAPP_INDEX_DIR": str(index_dir)}
 
 
+START_SECONDS = 120  # a loaded machine starts workers slowly; nothing here is timed
+
+
 @contextmanager
 def gunicorn(env: dict[str, str], *, workers: int) -> Iterator[str]:
-    """The app under gunicorn on a free loopback port; yields its base URL."""
+    """The app under gunicorn on a free loopback port; yields its base URL.
+
+    Its log goes to a temporary file, never a pipe nobody reads (a full pipe would
+    stop the server); a server that does not answer in time is stopped before its
+    log is read into the error."""
     port = free_port()
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
          "-k", "searchapp.server.Worker",  # the workers `searchapp serve` runs
          "--timeout", "60", "searchapp:create_app()"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_SECONDS
         while True:
             try:
                 with urllib.request.urlopen(f"{base}/healthz", timeout=10) as r:
@@ -83,19 +101,15 @@ def gunicorn(env: dict[str, str], *, workers: int) -> Iterator[str]:
             except OSError:  # not listening yet, or too slow to answer
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start: {proc.stderr.read().decode()[-2000:]}"
-                                   if proc.stderr else "gunicorn did not start")
+                stop()
+                log.seek(0)
+                raise RuntimeError("gunicorn did not start: "
+                                   + log.read().decode(errors="replace")[-2000:])
             time.sleep(0.1)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        stop()
+        log.close()
 
 
 @dataclass(slots=True)
