@@ -677,24 +677,18 @@ def _word(term: str, fields: tuple[str, ...], boost: float = 1.0) -> Query:
     return Word(tuple((f, term) for f in fields), boost)
 
 
-def expand_prefix(vocabulary: Vocabulary, folded: str, stemmed: str | None,
-                  fields: tuple[str, ...], *, language: str = "en") -> list[str]:
+def _expand(vocabulary: Vocabulary, folded: str, stemmed: str | None, fields: tuple[str, ...],
+            *, language: str = "en", limit: int = MAX_PREFIX_TERMS, scan: int = PREFIX_SCAN_LIMIT,
+            word_scan: int = PREFIX_SCAN_LIMIT, budget: Budget | None = None
+            ) -> tuple[list[str], bool]:
     """The index terms (in `language`'s namespace) of the most frequent words starting
-    with the prefix.
+    with the prefix: at most `limit`, chosen among the first `scan` terms and
+    `word_scan` words of each field; and whether there were more to choose from.
 
     Words are looked up unstemmed (the spelling words beside each field), so
     `cooperat*` finds "cooperatives" although its stem is "cooper"; stems that
     start with the prefix count too.
     """
-    return _expand(vocabulary, folded, stemmed, fields, language=language)[0]
-
-
-def _expand(vocabulary: Vocabulary, folded: str, stemmed: str | None, fields: tuple[str, ...],
-            *, language: str = "en", limit: int = MAX_PREFIX_TERMS, scan: int = PREFIX_SCAN_LIMIT,
-            word_scan: int = PREFIX_SCAN_LIMIT, budget: Budget | None = None
-            ) -> tuple[list[str], bool]:
-    """`expand_prefix`, choosing at most `limit` terms among the first `scan` terms
-    and `word_scan` words of each field; and whether there were more to choose from."""
     frequency: dict[str, int] = {}
     more = False
     analyse = tongue(language)

@@ -361,10 +361,11 @@ class Engine:
         parsed = parser.parse(request.q)
         selected = request.selected()
         languages = _languages(columns, selected.get("language", ()))
-        built = parser.build(parsed, snapshot.vocabulary(), match=request.match,
-                             languages=languages, budget=budget)
         if parsed.only_stop_words:  # too common to search for: nothing, said so
-            built = parser.Built(Nothing())
+            built: parser.Built | None = parser.Built(Nothing())
+        else:
+            built = parser.build(parsed, snapshot.vocabulary(), match=request.match,
+                                 languages=languages, budget=budget)
         allowed = _allowed(request, selected, columns)
         dates = request.date_range()
 
