@@ -31,9 +31,12 @@ tests/node_modules/axe-core/axe.min.js: tests/package.json tests/package-lock.js
 	npm ci --prefix tests --no-audit --no-fund
 	touch $@
 
-## test: the whole suite
+## test: the whole suite, in TEST_WORKERS processes (pytest-xdist), each test file whole
+## in one of them (its module fixtures, such as the browser tests' gunicorn and
+## Chromium, start once); TEST_WORKERS=0 runs it in this process alone
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test tests/node_modules/axe-core/axe.min.js
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## screenshots: refresh docs/screenshot*.png (the README's pictures) from the browser tests
 screenshots: $(VENV)/.installed-test tests/node_modules/axe-core/axe.min.js

@@ -39,18 +39,27 @@ QUERIES = ("", "cooperative", "housing energy", "solidarity", '"social economy"'
 MAX_SECONDS = 120.0  # no run goes on longer than this, whatever happens
 
 
-def write_items(path: Path, n: int, *, start: int = 0, seed: int = 7) -> Path:
-    """JSON Lines of `n` synthetic items with ids from `start`."""
+def write_items(path: Path, n: int, *, start: int = 0, seed: int = 7,
+                language: str | None = None) -> Path:
+    """JSON Lines of `n` synthetic items with ids from `start`.
+
+    Without `language` the items give none, so an import detects each one's (as
+    with most real exports); with it, every item declares that language and the
+    import never loads the detector.
+    """
     rng = random.Random(seed + start)
     with path.open("w", encoding="utf-8") as out:
         for k in range(start, start + n):
             words = rng.choices(WORDS, k=14)
-            out.write(json.dumps({
+            record = {
                 "id": f"i{k:07d}", "organisation": rng.choice(("ILO", "CECOP", "ICA", "EURICSE")),
                 "title": " ".join(words[:6]), "summary": " ".join(words[6:]),
                 "date": f"{rng.randint(2000, 2025)}-{rng.randint(1, 12):02d}-01",
                 "type": rng.choice(("News", "Press release", "Event")),
-            }) + "\n")
+            }
+            if language:
+                record["language"] = language
+            out.write(json.dumps(record) + "\n")
     return path
 
 

@@ -79,8 +79,8 @@ def duration(settings: Settings, *args: str) -> float:
 
 def test_killing_a_rebuild_anywhere_leaves_a_complete_live_index(settings: Settings,
                                                                  tmp_path: Path) -> None:
-    operations.import_paths(settings, [write_items(tmp_path / "items.jsonl", 1_500)],
-                            organisation="ILO")
+    items = write_items(tmp_path / "items.jsonl", 1_500, language="en")
+    operations.import_paths(settings, [items], organisation="ILO")
     whole = duration(settings, "reindex")
     kills = 0
     for fraction in (0.1, 0.5, 0.8, 0.95):
@@ -100,7 +100,7 @@ def test_killing_a_rebuild_anywhere_leaves_a_complete_live_index(settings: Setti
 
 def test_killing_an_import_leaves_all_of_it_or_none(settings: Settings, tmp_path: Path) -> None:
     operations.import_paths(settings, [SAMPLES])
-    batch = write_items(tmp_path / "batch.jsonl", 1_500)
+    batch = write_items(tmp_path / "batch.jsonl", 1_500, language="en")
     whole = duration(settings, "import", str(batch), "--org", "ILO")
     fresh = tmp_path / "fresh"
     outcomes = set()
@@ -143,8 +143,8 @@ def test_a_full_disk_during_rebuild_is_a_clear_error_and_the_old_index_stays(
         assert live_total(settings) == 35
         with Catalog(settings.catalog) as catalog:  # grow the catalog, not the index
             from searchapp.importers import collect
-            (parsed,) = collect([write_items(tmp_path / "more.jsonl", 5_000)],
-                                organisation="ILO")
+            more = write_items(tmp_path / "more.jsonl", 5_000, language="en")
+            (parsed,) = collect([more], organisation="ILO")
             catalog.upsert(r.item for r in parsed.records)
         result = run(settings, "reindex")  # refused before writing anything
         assert result.returncode == 1

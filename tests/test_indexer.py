@@ -71,7 +71,9 @@ def test_a_killed_rebuild_leaves_the_old_index_serving_and_no_stuck_lock(tmp_pat
             for k in range(500):
                 if k == 300:
                     os.kill(os.getpid(), 9)
-                yield build_item({{"id": str(k), "title": "word"}}, organisation="X")
+                # A language given: the detector's models would load in this process.
+                yield build_item({{"id": str(k), "title": "word"}}, organisation="X",
+                                 language="en")
         with store.lock():
             store.rebuild(items(), expected=500)
     """)

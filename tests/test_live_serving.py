@@ -24,8 +24,12 @@ ITEMS, BATCH = 3_000, 300
 def test_searches_through_import_and_rebuild_see_old_or_new_never_partial(
     settings: Settings, tmp_path: Path,
 ) -> None:
-    operations.import_paths(settings, [live.write_items(tmp_path / "base.jsonl", ITEMS)])
-    batch = live.write_items(tmp_path / "batch.jsonl", BATCH, start=ITEMS)
+    # The items declare their language: this test is about serving through an import
+    # and a rebuild, not about detecting languages (which would load the detector
+    # in the import process).
+    base = live.write_items(tmp_path / "base.jsonl", ITEMS, language="en")
+    operations.import_paths(settings, [base])
+    batch = live.write_items(tmp_path / "batch.jsonl", BATCH, start=ITEMS, language="en")
     run, before, after, health = live.live_run(settings.catalog, settings.index_dir, batch,
                                                workers=3, clients=6, settle=1.2)
     assert before[""] == ITEMS and after[""] == ITEMS + BATCH

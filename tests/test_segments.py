@@ -355,7 +355,9 @@ def test_killing_a_parallel_rebuild_stops_its_workers_and_frees_the_lock(tmp_pat
                     print("feeding", flush=True)
                 if k >= 300:
                     time.sleep(0.001)
-                yield build_item({{"id": str(k), "title": "word"}}, organisation="X")
+                # A language given: the detector's models would load in this process.
+                yield build_item({{"id": str(k), "title": "word"}}, organisation="X",
+                                 language="en")
         with store.lock():
             store.rebuild(items(), expected=100_000)
     """)

@@ -154,7 +154,8 @@ def test_twenty_slow_header_clients_do_not_stop_health_or_search(served: int) ->
 def test_imports_and_rebuilds_over_http_work_in_the_gevent_workers(served: int) -> None:
     status, answer = post(served, "/api/admin/imports?wait=60", *multipart([
         ("organisation", None, b"ICA"),
-        ("file", "a.jsonl", b'{"id": "gev-1", "title": "Greenlets in the cooperative"}\n')]))
+        ("file", "a.jsonl",
+         b'{"id": "gev-1", "title": "Greenlets in the cooperative", "language": "en"}\n')]))
     assert status == 200, answer
     assert json.loads(answer)["result"]["added"] == 1
     status, answer = post(served, "/api/admin/reindex?wait=60", "text/plain", b"")
@@ -178,7 +179,9 @@ def post(port: int, path: str, content_type: str, body: bytes) -> tuple[int, byt
     head = (f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
             f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\n"
             f"Content-Type: {content_type}\r\n\r\n").encode()
-    status, _, answer = exchange(port, head + body)
+    # The client waits longer than the server may hold the answer (`?wait=60`): on a
+    # loaded machine a job takes longer than the usual 20 s.
+    status, _, answer = exchange(port, head + body, timeout=90.0)
     return status, answer
 
 
@@ -206,7 +209,7 @@ def test_a_restore_while_serving_is_what_the_server_answers_next(served: int,
     items = json.loads(get(served, "/healthz")[2])["items"]
     status, answer = post(served, "/api/admin/imports?wait=60", *multipart([
         ("organisation", None, b"ICA"),
-        ("file", "z.jsonl", b'{"id": "z1", "title": "Zorblax arrives"}\n')]))
+        ("file", "z.jsonl", b'{"id": "z1", "title": "Zorblax arrives", "language": "en"}\n')]))
     assert status == 200 and json.loads(answer)["state"] == "succeeded", answer
     assert json.loads(get(served, "/api/search?q=zorblax")[2])["total"] == 1
     subprocess.run([cli, "restore", str(backup)], env=env, check=True, capture_output=True)

@@ -95,7 +95,7 @@ def test_an_older_copy_of_the_catalog_with_the_same_count_is_seen(
 def test_an_import_killed_after_storing_is_repaired_by_the_next_one(
         settings: Settings, cli: Cli, tmp_path: Path) -> None:
     operations.import_paths(settings, [SAMPLES])
-    batch = write_items(tmp_path / "batch.jsonl", 4_000)
+    batch = write_items(tmp_path / "batch.jsonl", 4_000, language="en")
     proc = searchapp(settings, "import", str(batch), "--org", "ILO", "-q")
     # Killed the moment the catalog has committed, while the index is being updated.
     deadline = time.monotonic() + 120
@@ -136,7 +136,8 @@ def test_reindex_if_needed_indexes_only_what_is_missing(settings: Settings,
     assert before is not None
     with Catalog(settings.catalog) as catalog:  # stored, index never told (a kill)
         from searchapp.importers import collect
-        (parsed,) = collect([write_items(tmp_path / "more.jsonl", 30)], organisation="ILO")
+        more = write_items(tmp_path / "more.jsonl", 30, language="en")
+        (parsed,) = collect([more], organisation="ILO")
         catalog.upsert(r.item for r in parsed.records)
     result = run(settings, "reindex", "--if-needed", "-q")
     assert result.returncode == 0, result.stderr
@@ -153,7 +154,7 @@ def test_a_full_index_disk_during_an_import_is_stored_not_indexed_then_repaired(
         settings = Settings.load({"catalog": tmp_path / "catalog.sqlite3",
                                   "index_dir": disk / "index"}, environ={})
         operations.import_paths(settings, [SAMPLES])
-        batch = write_items(tmp_path / "batch.jsonl", 3_000)
+        batch = write_items(tmp_path / "batch.jsonl", 3_000, language="en")
         result = run(settings, "import", str(batch), "--org", "ILO", "-q")
         assert result.returncode == 3, result.stderr
         assert result.stdout == ""
@@ -171,7 +172,7 @@ def test_a_full_index_disk_during_an_import_is_stored_not_indexed_then_repaired(
             response = client.post(
                 "/api/admin/imports?wait=120", headers={"Authorization": f"Bearer {TOKEN}"},
                 data={"file": (io.BytesIO(b'{"id": "late1", "title": "Dairy cooperatives'
-                                          b' merge"}\n'), "late.jsonl"),
+                                          b' merge", "language": "en"}\n'), "late.jsonl"),
                       "organisation": "ICA"}, content_type="multipart/form-data")
             job = response.get_json()
         assert job["state"] == "failed", job
