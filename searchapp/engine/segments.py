@@ -59,6 +59,7 @@ from whoosh.matching import Matcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import IndexReader, TermNotFound
 from whoosh.system import _INT_SIZE as _UINT_SIZE
+from whoosh.system import _INT_SIZE as _INT_BYTES
 from whoosh.system import pack_int, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
@@ -80,6 +81,66 @@ SEGMENT_POSTINGS = 40_000_000
 # value bytes, weight, positions or None).
 _SHIFT = 16
 _LOW = (1 << _SHIFT) - 1
+
+
+class _Vocab(dict[str, int]):
+    """Term text → a number, given in the order terms are first seen."""
+
+    def __missing__(self, key: str) -> int:
+        number = self[key] = len(self)
+        return number
+
+
+class _Flat:
+    """One field's postings while a segment is gathered, 12 bytes a row rather than
+    Python objects: a row per token (its term's number and its position; 0 in fields
+    without positions), and per document that has rows, its number and row count.
+    Rows come in document order and, within a document, in position order."""
+
+    __slots__ = ("vocab", "terms", "positions", "docs", "counts")
+
+    def __init__(self) -> None:
+        self.vocab = _Vocab()
+        self.terms = array("i")
+        self.positions = array("i")
+        self.docs = array("i")
+        self.counts = array("i")
+
+    def sorted_rows(self, base: int) -> tuple[list[str], Any, Any, Any]:
+        """(the terms in written order, then per row in (term, document, position)
+        order: the term's rank in that order, the segment-local document, the position)."""
+        texts = list(self.vocab)
+        ranked = sorted(range(len(texts)), key=texts.__getitem__)
+        rank = np.empty(len(texts), dtype=np.int32)
+        rank[np.asarray(ranked, dtype=np.int64)] = np.arange(len(texts), dtype=np.int32)
+        keys = rank[np.frombuffer(self.terms, dtype=np.int32)]
+        order = np.argsort(keys, kind="stable")  # rows were in (document, position) order
+        keys = keys[order]
+        docs = np.repeat(np.frombuffer(self.docs, dtype=np.int32) - base,
+                         np.frombuffer(self.counts, dtype=np.int32))[order]
+        places = np.frombuffer(self.positions, dtype=np.int32)[order]
+        return [texts[i] for i in ranked], keys, docs, places
+
+    def merge_into(self, terms: defaultdict[str, list[Any]]) -> None:
+        """Add these rows to postings gathered the general way (entries as in
+        `SegmentBuilder._terms`), keeping each term's entries in document order."""
+        texts, keys, docs, places = self.sorted_rows(0)
+        touched = set()
+        at, n = 0, len(keys)
+        key_list, doc_list, place_list = keys.tolist(), docs.tolist(), places.tolist()
+        while at < n:
+            end = at + 1
+            while end < n and key_list[end] == key_list[at] and doc_list[end] == doc_list[at]:
+                end += 1
+            text, doc = texts[key_list[at]], doc_list[at]
+            if end - at == 1 and place_list[at] <= _LOW:
+                terms[text].append((doc << _SHIFT) | place_list[at])
+            else:
+                terms[text].append((doc, place_list[at:end]))
+            touched.add(text)
+            at = end
+        for text in touched:
+            terms[text].sort(key=lambda e: e >> _SHIFT if type(e) is int else e[0])
 
 
 class SegmentBuilder:
@@ -110,6 +171,11 @@ class SegmentBuilder:
         self._spell_names = {name: self.schema[name].spelling_fieldname(name)
                              for name in self.schema.names()
                              if self.schema[name].separate_spelling()}
+        # Fields gathered flat (`_Flat`): the compiled chains' and the plain ID fields'.
+        self._flat_names = set(self._analysers) | {
+            name for name in self.schema.names()
+            if self.schema[name].indexed and type(self.schema[name].analyzer) is IDTokenizer
+            and type(self.schema[name].format) is Existence}
         self._encoded: dict[int, bytes] = {}
         self.documents = 0
         self._writer: SegmentWriter | None = None
@@ -122,6 +188,7 @@ class SegmentBuilder:
         self._writer = self.ix.writer(compound=False)
         # Keyed by text: str order is UTF-8 byte order, the order Whoosh writes terms in.
         self._terms: dict[str, defaultdict[str, list[Any]]] = {}
+        self._flat: dict[str, _Flat] = {name: _Flat() for name in self._flat_names}
         self._spelling: dict[str, Counter[str]] = {}
         self._lengths: dict[str, list[int]] = {}
         self._columns: defaultdict[str, list[tuple[int, Any]]] = defaultdict(list)
@@ -189,40 +256,42 @@ class SegmentBuilder:
                language: str = "en") -> int:
         """Gather one field's postings (text analysed in the document's language);
         returns its length (for scorable fields)."""
-        terms = self._terms.get(name)
-        if terms is None:
-            terms = self._terms[name] = defaultdict(list)
         analyse = self._analysers.get(name)
         if analyse is not None and isinstance(value, str):
             stems, first, words, extra = analyse(value, language)
-            base = docnum << _SHIFT
-            if not extra and len(set(stems)) == len(stems) and first + len(stems) <= _LOW:
-                for pos, s in enumerate(stems, first):
-                    terms[s].append(base | pos)
-                self._pending += len(stems)
-            else:
-                places: defaultdict[str, list[int]] = defaultdict(list)
-                for pos, s in enumerate(stems, first):
-                    places[s].append(pos)
-                for s, pos in extra:  # a second term at a word's position
-                    places[s].append(pos)
-                for s, poslist in places.items():
-                    poslist.sort()
-                    if len(poslist) == 1 and poslist[0] <= _LOW:
-                        terms[s].append(base | poslist[0])
-                    else:
-                        terms[s].append((docnum, poslist))
-                self._pending += len(places)
-            length = len(stems) + len(extra)  # as Whoosh counts every token
+            flat = self._flat[name]
+            n = len(stems)
+            if not extra:
+                flat.terms.extend(map(flat.vocab.__getitem__, stems))
+                flat.positions.extend(range(first, first + n))
+                rows = n
+            else:  # a second term at some words' positions: rows in position order
+                vocab = flat.vocab
+                placed = sorted([*zip(range(first, first + n), map(vocab.__getitem__, stems)),
+                                 *((pos, vocab[s]) for s, pos in extra)])
+                flat.terms.extend(t for _, t in placed)
+                flat.positions.extend(p for p, _ in placed)
+                rows = len(placed)
+            if rows:
+                flat.docs.append(docnum)
+                flat.counts.append(rows)
+                self._pending += rows
+            length = n + len(extra)  # as Whoosh counts every token
             self._set_length(name, docnum, length)
             if name in self._spell_names:
                 self._spelling[self._spell_names[name]].update(set(words))
             return length
-        if type(field.analyzer) is IDTokenizer and type(field.format) is Existence \
-                and isinstance(value, str):
-            terms[value].append(docnum << _SHIFT)
+        if name in self._flat_names and analyse is None and isinstance(value, str):
+            flat = self._flat[name]
+            flat.terms.append(flat.vocab[value])
+            flat.positions.append(0)
+            flat.docs.append(docnum)
+            flat.counts.append(1)
             self._pending += 1
             return 0
+        terms = self._terms.get(name)
+        if terms is None:
+            terms = self._terms[name] = defaultdict(list)
         length = 0
         positions = isinstance(field.format, Positions)
         for tbytes, freq, weight, vbytes in field.index(value):
@@ -261,14 +330,20 @@ class SegmentBuilder:
         writer.perdocwriter.close()
         fieldwriter: W3FieldWriter = writer.fieldwriter
         arrays: dict[str, dict[str, Any]] = {}
-        names = sorted(set(self._terms) | set(self._spelling))
+        flat = {name: data for name, data in self._flat.items() if len(data.terms)}
+        names = sorted(set(self._terms) | set(self._spelling) | set(flat))
         for name in names:
             field = self.schema[name]
             if name in self._spelling:
                 self._write_spelling(fieldwriter, name, field, self._spelling[name])
+            elif name in self._terms:  # some values Whoosh's analysis had to index
+                terms = self._terms[name]
+                if name in flat:
+                    flat.pop(name).merge_into(terms)
+                arrays[name] = self._write_field(fieldwriter, name, field, terms, base)
             else:
-                arrays[name] = self._write_field(fieldwriter, name, field, self._terms[name],
-                                                 base)
+                arrays[name] = self._write_flat(fieldwriter, name, field, flat.pop(name), base)
+            self._flat.pop(name, None)
         fieldwriter.close()
         writer.pool.cleanup()
         writer._assemble_segment()
@@ -277,6 +352,175 @@ class SegmentBuilder:
                      segment.doc_count_all(), arrays)
         writer._commit_toc(list(writer.segments) + [segment])
         writer._finish()
+
+    def _write_flat(self, fw: W3FieldWriter, name: str, field: FieldType, flat: _Flat,
+                    base: int) -> dict[str, Any]:
+        """`_write_field` for postings gathered flat: grouped, counted and measured
+        with numpy a field at a time; only the blocks' pickling goes term by term."""
+        fw.start_field(name, field)
+        texts, keys, docs, places = flat.sorted_rows(base)
+        rows = len(keys)
+        # A posting per (term, document): its first row and its frequency.
+        new = np.ones(rows, dtype=bool)
+        new[1:] = (keys[1:] != keys[:-1]) | (docs[1:] != docs[:-1])
+        first_rows = np.flatnonzero(new)
+        del new
+        freqs = np.diff(np.append(first_rows, rows)).astype(np.int32)
+        term_of = keys[first_rows]
+        ids = docs[first_rows]
+        del keys, docs
+        n = len(first_rows)
+        is_start = np.ones(n, dtype=bool)
+        is_start[1:] = term_of[1:] != term_of[:-1]
+        term_starts = np.flatnonzero(is_start)
+        del is_start
+        term_texts = [texts[r] for r in term_of[term_starts].tolist()]
+        del texts, term_of
+        weights = freqs * field.format.field_boost  # as Python computes them
+        weights32 = weights.astype(np.float32)  # what a block holds
+        wide = weights32.astype(np.float64)
+        # Blocks of at most `limit` postings within each term.
+        limit = fw._codec._blocklimit
+        term_ends = np.append(term_starts[1:], n)
+        within = np.arange(n, dtype=np.int64) - np.repeat(term_starts, term_ends - term_starts)
+        block_starts = np.flatnonzero(within % limit == 0)
+        del within
+        block_ends = np.append(block_starts[1:], n)
+        term_blocks = np.append(np.searchsorted(block_starts, term_starts), len(block_starts))
+        deltas = np.empty(n, dtype=np.int64)  # each block's first id whole, then deltas
+        deltas[0] = ids[0]
+        deltas[1:] = np.diff(ids)
+        deltas[block_starts] = ids[block_starts]
+        block_sum = np.add.reduceat(wide, block_starts)
+        block_max = np.maximum(np.maximum.reduceat(weights, block_starts), 0)
+        block_low = np.minimum.reduceat(wide, block_starts)
+        block_high = np.maximum.reduceat(wide, block_starts)
+        nblocks = len(block_starts)
+        min_list: list[int | None]
+        if field.scorable and name in self._lengths:
+            raw = self._lengths[name]
+            coded = np.asarray([byte_to_length(c) if c else 0 for c in map(length_to_byte, raw)]
+                               + [0] * max(0, int(ids.max()) + 1 - len(raw)), dtype=np.int64)
+            lens = coded[ids]
+            big = np.iinfo(np.int64).max
+            block_minlen = np.minimum.reduceat(np.where(lens > 0, lens, big), block_starts)
+            min_list = [None if v == big else v for v in block_minlen.tolist()]
+            max_list: list[int] = np.maximum.reduceat(lens, block_starts).tolist()
+            del lens
+        else:
+            min_list = [None] * nblocks
+            max_list = [0] * nblocks
+        positional = isinstance(field.format, Positions)
+        values: list[bytes] = self._values(field, freqs, places, first_rows) if positional else []
+        fixedsize = fw._format.fixed_value_size()
+        compression = fw._codec._compression
+        id_list, delta_list, w_list = ids.tolist(), deltas.tolist(), weights32.tolist()
+        bstart, bend = block_starts.tolist(), block_ends.tolist()
+        bsum, bmax = block_sum.tolist(), block_max.tolist()
+        blow, bhigh = block_low.tolist(), block_high.tolist()
+        tblocks = term_blocks.tolist()
+        del deltas, block_sum, block_max, block_low, block_high
+        postfile = fw._postfile
+        offset = postfile.tell()
+        pending: list[bytes] = []
+        pending_size = 0
+        tindex_add = fw._tindex.add
+        prefix = pack_ushort(fw._fieldid)
+        magic = WHOOSH3_HEADER_MAGIC
+        for t, text in enumerate(term_texts):
+            start = offset
+            pending.append(magic)
+            offset += len(magic)
+            info = W3TermInfo()
+            weight_sum = 0.0
+            last_block = tblocks[t + 1] - 1
+            for b in range(tblocks[t], last_block + 1):
+                at, end = bstart[b], bend[b]
+                low, high = blow[b], bhigh[b]
+                if low == high == 1.0:
+                    mini_weights: Any = None
+                elif low == high:
+                    mini_weights = w_list[at]
+                else:
+                    mini_weights = tuple(w_list[at:end])
+                if fixedsize is None or fixedsize < 0:
+                    mini_values: Any = tuple(values[at:end])
+                elif fixedsize == 0:
+                    mini_values = None
+                else:
+                    mini_values = b"".join(values[at:end])
+                data = dumps((tuple(delta_list[at:end]), mini_weights, mini_values), 2)
+                count = end - at
+                # zlib costs more than it saves on a block this small (as in `_block`).
+                comp = compression if count >= 4 else 0
+                if comp:
+                    data = zlib.compress(data, comp)
+                minlength, maxlength, maxweight = min_list[b], max_list[b], float(bmax[b])
+                head = dumps((count, id_list[end - 1], maxweight, comp,
+                              length_to_byte(minlength), length_to_byte(maxlength)), 2)
+                size = len(head) + len(data)
+                pending.append(pack_int(-size if b == last_block else size))
+                pending.append(head)
+                pending.append(data)
+                offset += _INT_BYTES + size
+                # W3TermInfo.add_block
+                weight_sum += bsum[b]
+                if minlength is not None:
+                    info._minlength = minlength if info._minlength is None \
+                        else min(info._minlength, minlength)
+                info._maxlength = max(info._maxlength, maxlength)
+                info._maxweight = max(info._maxweight, maxweight)
+            info._weight = weight_sum
+            info._df = bend[last_block] - bstart[tblocks[t]]
+            info._minid = id_list[bstart[tblocks[t]]]
+            info._maxid = id_list[bend[last_block] - 1]
+            info.set_extent(start, offset - start)
+            pending_size += offset - start
+            if pending_size >= 1 << 20:
+                postfile.write(b"".join(pending))
+                pending.clear()
+                pending_size = 0
+            tindex_add(prefix + text.encode("utf-8"), info.to_bytes())
+        if pending:
+            postfile.write(b"".join(pending))
+        assert postfile.tell() == offset
+        fw.finish_field()
+        if field.unique:
+            return {}
+        out: dict[str, Any] = {
+            "terms": term_texts,
+            "starts": np.append(term_starts, n).astype(np.int64),
+            "ids": ids.astype(np.int32),
+            "weights": weights32,
+        }
+        if positional:
+            out["freqs"] = freqs
+            out["positions"] = places.astype(np.int32)
+            out["position_starts"] = np.append(first_rows[term_starts], rows).astype(np.int64)
+        return out
+
+    def _values(self, field: FieldType, freqs: Any, places: Any, first_rows: Any) -> list[bytes]:
+        """Each posting's value in a positions field (Whoosh's `Positions.encode`): one
+        made once per position for the postings with one, each made apart for the rest."""
+        encode = field.format.encode
+        encoded = self._encoded
+        firsts = places[first_rows]
+        singles = freqs == 1
+        table = np.empty(int(firsts.max()) + 1 if len(firsts) else 0, dtype=object)
+        for p in np.unique(firsts[singles]).tolist():
+            v = encoded.get(p)
+            if v is None:
+                v = encoded[p] = encode([p])
+            table[p] = v
+        values = np.empty(len(first_rows), dtype=object)
+        values[singles] = table[firsts[singles]]
+        place_list = None
+        for k in np.flatnonzero(~singles).tolist():
+            if place_list is None:
+                place_list = places.tolist()
+            at = int(first_rows[k])
+            values[k] = encode(place_list[at:at + int(freqs[k])])
+        return values.tolist()
 
     def _write_field(self, fw: W3FieldWriter, name: str, field: FieldType,
                      terms: dict[str, list[Any]], base: int) -> dict[str, Any]:
