@@ -52,15 +52,16 @@ from whoosh.codec.whoosh3 import (
 from whoosh.columns import NumericColumn
 from whoosh.compat import dumps
 from whoosh.fields import FieldType, Schema
+from whoosh.filedb import filetables
 from whoosh.filedb.filestore import OverlayStorage
 from whoosh.formats import Existence, Positions
 from whoosh.index import Index
 from whoosh.matching import Matcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import IndexReader, TermNotFound
-from whoosh.system import _INT_SIZE as _UINT_SIZE
 from whoosh.system import _INT_SIZE as _INT_BYTES
-from whoosh.system import pack_int, pack_uint, pack_ushort
+from whoosh.system import _INT_SIZE as _UINT_SIZE
+from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
@@ -97,7 +98,7 @@ class _Flat:
     without positions), and per document that has rows, its number and row count.
     Rows come in document order and, within a document, in position order."""
 
-    __slots__ = ("vocab", "terms", "positions", "docs", "counts")
+    __slots__ = ("counts", "docs", "positions", "terms", "vocab")
 
     def __init__(self) -> None:
         self.vocab = _Vocab()
@@ -424,15 +425,18 @@ class SegmentBuilder:
         offset = postfile.tell()
         pending: list[bytes] = []
         pending_size = 0
-        tindex_add = fw._tindex.add
         prefix = pack_ushort(fw._fieldid)
         magic = WHOOSH3_HEADER_MAGIC
+        keys: list[bytes] = []
+        infos: list[bytes] = []
         for t, text in enumerate(term_texts):
             start = offset
             pending.append(magic)
             offset += len(magic)
-            info = W3TermInfo()
             weight_sum = 0.0
+            term_min: int | None = None
+            term_max = 0
+            term_weight = 0.0
             last_block = tblocks[t + 1] - 1
             for b in range(tblocks[t], last_block + 1):
                 at, end = bstart[b], bend[b]
@@ -466,23 +470,22 @@ class SegmentBuilder:
                 # W3TermInfo.add_block
                 weight_sum += bsum[b]
                 if minlength is not None:
-                    info._minlength = minlength if info._minlength is None \
-                        else min(info._minlength, minlength)
-                info._maxlength = max(info._maxlength, maxlength)
-                info._maxweight = max(info._maxweight, maxweight)
-            info._weight = weight_sum
-            info._df = bend[last_block] - bstart[tblocks[t]]
-            info._minid = id_list[bstart[tblocks[t]]]
-            info._maxid = id_list[bend[last_block] - 1]
-            info.set_extent(start, offset - start)
+                    term_min = minlength if term_min is None else min(term_min, minlength)
+                term_max = max(term_max, maxlength)
+                term_weight = max(term_weight, maxweight)
+            first = bstart[tblocks[t]]
+            keys.append(prefix + text.encode("utf-8"))
+            infos.append(_terminfo(weight_sum, bend[last_block] - first, term_min, term_max,
+                                   term_weight, id_list[first], id_list[bend[last_block] - 1],
+                                   start, offset - start))
             pending_size += offset - start
             if pending_size >= 1 << 20:
                 postfile.write(b"".join(pending))
                 pending.clear()
                 pending_size = 0
-            tindex_add(prefix + text.encode("utf-8"), info.to_bytes())
         if pending:
             postfile.write(b"".join(pending))
+        _add_terms(fw, keys, infos)
         assert postfile.tell() == offset
         fw.finish_field()
         if field.unique:
@@ -621,17 +624,59 @@ class SegmentBuilder:
                         words: Counter[str]) -> None:
         """One posting (document 0, weight 1) per document a word is in, as Whoosh writes."""
         fw.start_field(name, field)
+        prefix = pack_ushort(fw._fieldid)
+        keys: list[bytes] = []
+        infos: list[bytes] = []
         for word in sorted(words):
-            _emit_zeros(fw, word.encode("utf-8"), words[word])
+            keys.append(prefix + word.encode("utf-8"))
+            infos.append(_emit_zeros(fw, words[word]))
+        _add_terms(fw, keys, infos)
         fw.finish_field()
+
+
+_TERMINFO = W3TermInfo._struct.pack
+
+
+def _terminfo(weight: float, df: int, minlength: int | None, maxlength: int,
+              maxweight: float, minid: int, maxid: int, offset: int, length: int) -> bytes:
+    """`W3TermInfo.to_bytes` of a term whose postings are in the postings file."""
+    return (_TERMINFO(False, weight, df, 0 if minlength is None else length_to_byte(minlength),
+                      length_to_byte(maxlength), maxweight, minid, maxid)
+            + pack_long(offset) + pack_int(length))
+
+
+def _add_terms(fw: W3FieldWriter, keys: list[bytes], infos: list[bytes]) -> None:
+    """`OrderedHashWriter.add` of many keys (in increasing order) in one write."""
+    if not keys:
+        return
+    tindex = fw._tindex
+    if keys[0] <= tindex.lastkey:
+        raise ValueError(f"Keys must increase: {tindex.lastkey!r}..{keys[0]!r}")
+    dbfile = tindex.dbfile
+    pos = dbfile.tell()
+    at = tindex.index.append
+    buckets = tindex.buckets
+    hashfn = tindex.hashfn
+    lengths = filetables._lengths.pack
+    records = []
+    for key, info in zip(keys, infos, strict=True):
+        at(pos)
+        h = hashfn(key)
+        buckets[h & 255].append((h, pos))
+        record = lengths(len(key), len(info)) + key + info
+        records.append(record)
+        pos += len(record)
+    dbfile.write(b"".join(records))
+    tindex.lastkey = keys[-1]
 
 
 _ZERO_BLOCKS: dict[tuple[int, int, int, bool], bytes] = {}  # (size, value size, zlib, last)
 
 
-def _emit_zeros(fw: W3FieldWriter, tbytes: bytes, n: int) -> None:
+def _emit_zeros(fw: W3FieldWriter, n: int) -> bytes:
     """`_emit_term` for n postings of document 0 with weight 1 and no value or length
-    (a spelling word): the blocks are all alike, so each kind is made once."""
+    (a spelling word): the blocks are all alike, so each kind is made once. Returns
+    the term's info, for the term index."""
     limit = fw._codec._blocklimit
     postfile = fw._postfile
     start = postfile.tell()
@@ -647,14 +692,9 @@ def _emit_zeros(fw: W3FieldWriter, tbytes: bytes, n: int) -> None:
             block = _ZERO_BLOCKS[key] = _block(fw, [0] * size, array("f", [1.0] * size),
                                                1, [one] * size, None, 0, at + size == n)
         parts.append(block)
-    postfile.write(b"".join(parts))
-    info = W3TermInfo()
-    info._weight = float(n)
-    info._df = n
-    info._maxweight = 1
-    info._minid, info._maxid = 0, 0
-    info.set_extent(start, postfile.tell() - start)
-    fw._tindex.add(pack_ushort(fw._fieldid) + tbytes, info.to_bytes())
+    data = b"".join(parts)
+    postfile.write(data)
+    return _terminfo(float(n), n, None, 0, 1, 0, 0, start, len(data))
 
 
 def _block(fw: W3FieldWriter, ids: list[int], weights: Any, maxweight: float,
