@@ -73,6 +73,8 @@ log = logging.getLogger(__name__)
 
 # One segment holds at most this many postings (a new one is started after).
 SEGMENT_POSTINGS = 40_000_000
+# A segment's terms are pickled into blocks about this many postings at a time.
+WRITE_CHUNK = 1 << 20
 
 
 # While a segment is gathered, each term has a list of postings in document order,
@@ -397,30 +399,21 @@ class SegmentBuilder:
         block_low = np.minimum.reduceat(wide, block_starts)
         block_high = np.maximum.reduceat(wide, block_starts)
         nblocks = len(block_starts)
-        min_list: list[int | None]
+        big = np.iinfo(np.int64).max
         if field.scorable and name in self._lengths:
             raw = self._lengths[name]
             coded = np.asarray([byte_to_length(c) if c else 0 for c in map(length_to_byte, raw)]
                                + [0] * max(0, int(ids.max()) + 1 - len(raw)), dtype=np.int64)
             lens = coded[ids]
-            big = np.iinfo(np.int64).max
             block_minlen = np.minimum.reduceat(np.where(lens > 0, lens, big), block_starts)
-            min_list = [None if v == big else v for v in block_minlen.tolist()]
-            max_list: list[int] = np.maximum.reduceat(lens, block_starts).tolist()
-            del lens
+            block_maxlen = np.maximum.reduceat(lens, block_starts)
+            del lens, coded
         else:
-            min_list = [None] * nblocks
-            max_list = [0] * nblocks
+            block_minlen = np.full(nblocks, big, dtype=np.int64)
+            block_maxlen = np.zeros(nblocks, dtype=np.int64)
         positional = isinstance(field.format, Positions)
-        values: list[bytes] = self._values(field, freqs, places, first_rows) if positional else []
         fixedsize = fw._format.fixed_value_size()
         compression = fw._codec._compression
-        id_list, delta_list, w_list = ids.tolist(), deltas.tolist(), weights32.tolist()
-        bstart, bend = block_starts.tolist(), block_ends.tolist()
-        bsum, bmax = block_sum.tolist(), block_max.tolist()
-        blow, bhigh = block_low.tolist(), block_high.tolist()
-        tblocks = term_blocks.tolist()
-        del deltas, block_sum, block_max, block_low, block_high
         postfile = fw._postfile
         offset = postfile.tell()
         pending: list[bytes] = []
@@ -429,63 +422,88 @@ class SegmentBuilder:
         magic = WHOOSH3_HEADER_MAGIC
         keys: list[bytes] = []
         infos: list[bytes] = []
-        for t, text in enumerate(term_texts):
-            start = offset
-            pending.append(magic)
-            offset += len(magic)
-            weight_sum = 0.0
-            term_min: int | None = None
-            term_max = 0
-            term_weight = 0.0
-            last_block = tblocks[t + 1] - 1
-            for b in range(tblocks[t], last_block + 1):
-                at, end = bstart[b], bend[b]
-                low, high = blow[b], bhigh[b]
-                if low == high == 1.0:
-                    mini_weights: Any = None
-                elif low == high:
-                    mini_weights = w_list[at]
-                else:
-                    mini_weights = tuple(w_list[at:end])
-                if fixedsize is None or fixedsize < 0:
-                    mini_values: Any = tuple(values[at:end])
-                elif fixedsize == 0:
-                    mini_values = None
-                else:
-                    mini_values = b"".join(values[at:end])
-                data = dumps((tuple(delta_list[at:end]), mini_weights, mini_values), 2)
-                count = end - at
-                # zlib costs more than it saves on a block this small (as in `_block`).
-                comp = compression if count >= 4 else 0
-                if comp:
-                    data = zlib.compress(data, comp)
-                minlength, maxlength, maxweight = min_list[b], max_list[b], float(bmax[b])
-                head = dumps((count, id_list[end - 1], maxweight, comp,
-                              length_to_byte(minlength), length_to_byte(maxlength)), 2)
-                size = len(head) + len(data)
-                pending.append(pack_int(-size if b == last_block else size))
-                pending.append(head)
-                pending.append(data)
-                offset += _INT_BYTES + size
-                # W3TermInfo.add_block
-                weight_sum += bsum[b]
-                if minlength is not None:
-                    term_min = minlength if term_min is None else min(term_min, minlength)
-                term_max = max(term_max, maxlength)
-                term_weight = max(term_weight, maxweight)
-            first = bstart[tblocks[t]]
-            keys.append(prefix + text.encode("utf-8"))
-            infos.append(_terminfo(weight_sum, bend[last_block] - first, term_min, term_max,
-                                   term_weight, id_list[first], id_list[bend[last_block] - 1],
-                                   start, offset - start))
-            pending_size += offset - start
-            if pending_size >= 1 << 20:
-                postfile.write(b"".join(pending))
-                pending.clear()
-                pending_size = 0
+        # Terms a chunk of about WRITE_CHUNK postings at a time: the Python lists the
+        # pickling needs stay small whatever the segment's size.
+        nterms = len(term_texts)
+        edges = np.unique(np.concatenate((
+            [0], np.searchsorted(term_starts, np.arange(WRITE_CHUNK, n, WRITE_CHUNK)),
+            [nterms]))).tolist()
+        for t0, t1 in itertools.pairwise(edges):
+            p0, p1 = int(term_starts[t0]), int(term_ends[t1 - 1])
+            b0, b1 = int(term_blocks[t0]), int(term_blocks[t1])
+            id_list = ids[p0:p1].tolist()
+            delta_list = deltas[p0:p1].tolist()
+            w_list = weights32[p0:p1].tolist()
+            values: list[bytes] = self._values(field, freqs[p0:p1], places,
+                                               first_rows[p0:p1]) if positional else []
+            bstart = (block_starts[b0:b1] - p0).tolist()
+            bend = (block_ends[b0:b1] - p0).tolist()
+            bsum, bmax = block_sum[b0:b1].tolist(), block_max[b0:b1].tolist()
+            blow, bhigh = block_low[b0:b1].tolist(), block_high[b0:b1].tolist()
+            min_list: list[int | None] = [None if v == big else v
+                                          for v in block_minlen[b0:b1].tolist()]
+            max_list: list[int] = block_maxlen[b0:b1].tolist()
+            tblocks = (term_blocks[t0:t1 + 1] - b0).tolist()
+            for t in range(t1 - t0):
+                text = term_texts[t0 + t]
+                start = offset
+                pending.append(magic)
+                offset += len(magic)
+                weight_sum = 0.0
+                term_min: int | None = None
+                term_max = 0
+                term_weight = 0.0
+                last_block = tblocks[t + 1] - 1
+                for b in range(tblocks[t], last_block + 1):
+                    at, end = bstart[b], bend[b]
+                    low, high = blow[b], bhigh[b]
+                    if low == high == 1.0:
+                        mini_weights: Any = None
+                    elif low == high:
+                        mini_weights = w_list[at]
+                    else:
+                        mini_weights = tuple(w_list[at:end])
+                    if fixedsize is None or fixedsize < 0:
+                        mini_values: Any = tuple(values[at:end])
+                    elif fixedsize == 0:
+                        mini_values = None
+                    else:
+                        mini_values = b"".join(values[at:end])
+                    data = dumps((tuple(delta_list[at:end]), mini_weights, mini_values), 2)
+                    count = end - at
+                    # zlib costs more than it saves on a block this small (as in `_block`).
+                    comp = compression if count >= 4 else 0
+                    if comp:
+                        data = zlib.compress(data, comp)
+                    minlength, maxlength, maxweight = min_list[b], max_list[b], float(bmax[b])
+                    head = dumps((count, id_list[end - 1], maxweight, comp,
+                                  length_to_byte(minlength), length_to_byte(maxlength)), 2)
+                    size = len(head) + len(data)
+                    pending.append(pack_int(-size if b == last_block else size))
+                    pending.append(head)
+                    pending.append(data)
+                    offset += _INT_BYTES + size
+                    # W3TermInfo.add_block
+                    weight_sum += bsum[b]
+                    if minlength is not None:
+                        term_min = minlength if term_min is None else min(term_min, minlength)
+                    term_max = max(term_max, maxlength)
+                    term_weight = max(term_weight, maxweight)
+                first = bstart[tblocks[t]]
+                keys.append(prefix + text.encode("utf-8"))
+                infos.append(_terminfo(weight_sum, bend[last_block] - first, term_min, term_max,
+                                       term_weight, id_list[first], id_list[bend[last_block] - 1],
+                                       start, offset - start))
+                pending_size += offset - start
+                if pending_size >= 1 << 20:
+                    postfile.write(b"".join(pending))
+                    pending.clear()
+                    pending_size = 0
+            _add_terms(fw, keys, infos)
+            keys.clear()
+            infos.clear()
         if pending:
             postfile.write(b"".join(pending))
-        _add_terms(fw, keys, infos)
         assert postfile.tell() == offset
         fw.finish_field()
         if field.unique:
@@ -650,7 +668,7 @@ def _add_terms(fw: W3FieldWriter, keys: list[bytes], infos: list[bytes]) -> None
     if not keys:
         return
     tindex = fw._tindex
-    if keys[0] <= tindex.lastkey:
+    if keys[0] <= tindex.lastkey:  # as OrderedHashWriter.add checks
         raise ValueError(f"Keys must increase: {tindex.lastkey!r}..{keys[0]!r}")
     dbfile = tindex.dbfile
     pos = dbfile.tell()
