@@ -72,7 +72,7 @@ from searchapp.engine.base import FALLBACKS
 log = logging.getLogger(__name__)
 
 # One segment holds at most this many postings (a new one is started after).
-SEGMENT_POSTINGS = 40_000_000
+SEGMENT_POSTINGS = 4_000_000
 # A segment's terms are pickled into blocks about this many postings at a time.
 WRITE_CHUNK = 1 << 20
 
@@ -379,9 +379,8 @@ class SegmentBuilder:
         del is_start
         term_texts = [texts[r] for r in term_of[term_starts].tolist()]
         del texts, term_of
-        weights = freqs * field.format.field_boost  # as Python computes them
-        weights32 = weights.astype(np.float32)  # what a block holds
-        wide = weights32.astype(np.float64)
+        fb = field.format.field_boost
+        weights32 = (freqs * fb).astype(np.float32)  # what a block holds
         # Blocks of at most `limit` postings within each term.
         limit = fw._codec._blocklimit
         term_ends = np.append(term_starts[1:], n)
@@ -390,14 +389,18 @@ class SegmentBuilder:
         del within
         block_ends = np.append(block_starts[1:], n)
         term_blocks = np.append(np.searchsorted(block_starts, term_starts), len(block_starts))
-        deltas = np.empty(n, dtype=np.int64)  # each block's first id whole, then deltas
+        deltas = np.empty(n, dtype=np.int32)  # each block's first id whole, then deltas
         deltas[0] = ids[0]
         deltas[1:] = np.diff(ids)
         deltas[block_starts] = ids[block_starts]
-        block_sum = np.add.reduceat(wide, block_starts)
-        block_max = np.maximum(np.maximum.reduceat(weights, block_starts), 0)
-        block_low = np.minimum.reduceat(wide, block_starts)
-        block_high = np.maximum.reduceat(wide, block_starts)
+        block_sum = np.add.reduceat(weights32, block_starts, dtype=np.float64)
+        # A weight is the frequency times the (positive) field boost: the largest and
+        # smallest weights of a block are those of its largest and smallest frequencies.
+        high_freq = np.maximum.reduceat(freqs, block_starts)
+        block_max = np.maximum(high_freq * fb, 0)  # as Python computes them
+        block_low = (np.minimum.reduceat(freqs, block_starts) * fb).astype(np.float32)
+        block_high = (high_freq * fb).astype(np.float32)
+        del high_freq
         nblocks = len(block_starts)
         big = np.iinfo(np.int64).max
         if field.scorable and name in self._lengths:
