@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 # One segment holds at most this many postings (a new one is started after).
 SEGMENT_POSTINGS = 4_000_000
 # A segment's terms are pickled into blocks about this many postings at a time.
-WRITE_CHUNK = 1 << 20
+WRITE_CHUNK = 1 << 17
 
 
 # While a segment is gathered, each term has a list of postings in document order,
@@ -122,6 +122,10 @@ class _Flat:
         docs = np.repeat(np.frombuffer(self.docs, dtype=np.int32) - base,
                          np.frombuffer(self.counts, dtype=np.int32))[order]
         places = np.frombuffer(self.positions, dtype=np.int32)[order]
+        del order
+        # Read once: the rows' memory goes back now, before the field is written.
+        self.vocab = _Vocab()
+        self.terms, self.positions, self.docs, self.counts = (array("i") for _ in range(4))
         return [texts[i] for i in ranked], keys, docs, places
 
     def merge_into(self, terms: defaultdict[str, list[Any]]) -> None:
