@@ -19,9 +19,9 @@ from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.index import Index
 
 from searchapp import importers
+from searchapp.analysis import MultilingualAnalyzer, marked
 from searchapp.engine import FALLBACKS, arrayfile, pool, segments
 from searchapp.models import build_item
-from searchapp.analysis import MultilingualAnalyzer, marked
 from searchapp.schema import schema, to_document
 
 TRICKY = [
