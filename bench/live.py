@@ -347,7 +347,7 @@ def main() -> None:
     began = time.perf_counter()
     subprocess.run([sys.executable, "-m", "searchapp.cli", "import", "--quiet",
                     str(write_items(args.dir / "base.jsonl", args.items, language=language))],
-                   env=env, check=True)
+                   env=env, check=True, stdout=sys.stderr)  # stdout: the JSON report alone
     base_seconds = time.perf_counter() - began
     batch = write_items(args.dir / "batch.jsonl", args.batch, start=args.items,
                         language=language)
