@@ -11,13 +11,14 @@ import errno
 import logging
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from searchapp import importers
+from searchapp import importers, languages
 from searchapp.catalog import Catalog, ImportReport, SyncPoint
 from searchapp.config import Settings
 from searchapp.errors import (
@@ -118,6 +119,7 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
     with _spool(settings, progress) as spool:
         parsed: list[importers.Parsed] = []
         progress("reading", 0)
+        detections = Counter(languages.DETECTIONS)
         for k, path in enumerate(paths):
             if names is not None:
                 parsed.append(importers.read_file(Path(path), names[k], fmt=fmt, hints=hints
@@ -127,6 +129,7 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
             parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
                                             defaults=hints or importers.Hints(), spool=spool))
         progress("reading", spool.read, spool.read)
+        _log_detections(detections)
         return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
                                progress=progress)
 
@@ -144,6 +147,14 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
 # An import changing more items than this rebuilds the index rather than update it
 # (Whoosh's writer, which updates, is several times slower per item than a rebuild).
 UPDATE_AT_MOST = 20_000
+
+
+def _log_detections(before: Counter[str]) -> None:
+    """Say how the languages of the items just read were settled (`languages.detect`)."""
+    done = languages.DETECTIONS - before
+    if done:
+        log.info("languages detected: %d by their stop words, %d by lingua",
+                 done["stop words"], done["lingua"])
 
 
 def _spool(settings: Settings, progress: Progress) -> Spool:
