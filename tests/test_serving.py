@@ -261,18 +261,24 @@ def app(environ, start_response):
 
 
 def test_worker_timeout_answers_json_500_with_security_headers(tmp_path: Path) -> None:
-    """searchapp's gunicorn worker class, with a WSGI app that never yields, timeout 3 s."""
+    """searchapp's gunicorn worker class, with a WSGI app that never yields, timeout 6 s.
+
+    The worker answers in the second timeout the arbiter grants after its SIGABRT; 3 s
+    was too short for a starved worker on a loaded machine (the arbiter then SIGKILLed
+    it and the client got no answer at all)."""
     (tmp_path / "busy_app.py").write_text(BUSY_APP)
     port = free_port()
     log = tmp_path / "busy.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "searchapp.server.Worker", "--timeout", "3",
+            [sys.executable, "-m", "gunicorn", "-k", "searchapp.server.Worker", "--timeout", "6",
              "-w", "1", "-b", f"{HOST}:{port}", "--chdir", str(tmp_path), "busy_app:app"],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_until_up(proc, port, log, path="/ready")
-        status, headers, body = get(port, "/api/search?q=x")
+        status, headers, body = exchange(port, b"GET /api/search?q=x HTTP/1.1\r\nHost: "
+                                         + HOST.encode() + b"\r\nConnection: close\r\n\r\n",
+                                         timeout=60.0)
     finally:
         stop(proc)
     assert status == 500
