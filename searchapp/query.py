@@ -538,14 +538,21 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
         if not terms:  # only stop words in this language: its items are not asked for them
             alternatives.append(Term(LANGUAGE_FIELD, language, boost=0.0))
             continue
-        if not allowance.take(lists * len(terms)) and (alternatives or pairs):
+        # Only the fields where every term is in some item: a term no item has matches
+        # nothing and adds nothing to the word's score or IDF, and most languages of a
+        # many-language index have none of a query's terms.
+        fields = [f for f in clause.fields
+                  if all(vocabulary.doc_frequency(f, t) for t in terms)]
+        if not fields:
+            continue
+        if not allowance.take(len(fields) * len(terms)) and (alternatives or pairs):
             cut = True
             continue
         wanted.update(terms)
         if len(terms) == 1:
-            pairs.extend((f, terms[0]) for f in clause.fields)
+            pairs.extend((f, terms[0]) for f in fields)
         else:
-            alternatives.extend(Phrase(f, terms) for f in clause.fields)
+            alternatives.extend(Phrase(f, terms) for f in fields)
     if "en" in languages:
         for expression in clause.expressions:
             terms = tuple(tag("en", t) for t in expression)

@@ -212,6 +212,33 @@ def test_or_parts_count_towards_the_query_caps(bounded: Settings) -> None:
     assert page.shortened and page.work["terms"] <= MAX_EXPANDED_TERMS
 
 
+def test_languages_without_a_word_add_nothing_to_the_query(bounded: Settings) -> None:
+    """In an index with items in seven languages, 40 words that only English items have
+    read 80 posting lists (40 words, 2 fields), not 560 (× 7 languages), so nothing
+    is cut by MAX_EXPANDED_TERMS and no warning is given (#13)."""
+    others = [("fr", "Les coopératives sociales recrutent à Lyon"),
+              ("es", "Las cooperativas de trabajo crecen en Valencia"),
+              ("it", "Le cooperative sociali firmano il contratto"),
+              ("de", "Die Genossenschaften wachsen weiter"),
+              ("pt", "As cooperativas agrícolas exportam mais"),
+              ("nl", "De coöperaties groeien in Utrecht")]
+    path = bounded.catalog.parent / "others.jsonl"
+    path.write_text("".join(json.dumps({"id": f"o-{code}", "title": title, "language": code})
+                            + "\n" for code, title in others))
+    operations.import_paths(bounded, [path], organisation="CECOP")
+    words = EVERY_WORD[:40]
+    assert 7 * 40 * 2 > MAX_EXPANDED_TERMS
+    engine = _engine(bounded)
+    try:
+        page = engine.search(SearchQuery(q=" OR ".join(words)))
+        french = engine.search(SearchQuery(q="coopérative sociale"))
+    finally:
+        engine.close()
+    assert page.total > 0 and page.warnings == () and not page.partial
+    assert page.work["terms"] <= 40 * 2
+    assert {h.item.id for h in french.hits} == {"o-fr", "o-it"}  # sociale, sociali
+
+
 # Rescoring ------------------------------------------------------------------
 
 
