@@ -200,6 +200,108 @@ def build_index(catalog: Path, index_dir: Path, *, spelling: bool = True) -> dic
             "spelling": spelling}
 
 
+# Whole imports and rebuilds, as an operator runs them -----------------------
+
+
+def _measured(command: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
+    """`bench/peak.py`'s measure of a command (peak resident memory summed over its
+    process tree, wall and CPU seconds), with this run's catalog and index."""
+    from bench import peak
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        load = os.getloadavg()[0]
+        out = dict(peak.measure(list(command)))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out["cpu_seconds"] = round(after.ru_utime + after.ru_stime
+                               - before.ru_utime - before.ru_stime, 2)
+    out["load_before"], out["load_after"] = round(load, 2), round(os.getloadavg()[0], 2)
+    return out
+
+
+def bulk(corpus: Path, work: Path, n: int) -> dict[str, Any]:
+    """`searchapp import` of the corpus file into a fresh catalog and index, then
+    `searchapp reindex` of that catalog, each from the command line under
+    `bench/peak.py`'s measure; the index's document count afterwards."""
+    folder = work / "bulk"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    env = {"SEARCHAPP_CATALOG": str(folder / "catalog.sqlite3"),
+           "SEARCHAPP_INDEX_DIR": str(folder / "index")}
+    cli = str(Path(sys.executable).with_name("searchapp"))
+    out: dict[str, Any] = {"items": n}
+    for step, command in (("import", [cli, "import", "--quiet", str(corpus)]),
+                          ("rebuild", [cli, "reindex", "--quiet"])):
+        log(f"{step}: {' '.join(command[1:])} (bench/peak.py)")
+        figures = _measured(command, env)
+        figures["items_per_s"] = round(n / figures["seconds"], 1)
+        figures["cpu_ms_per_item"] = round(1000 * figures["cpu_seconds"] / n, 3)
+        stats = subprocess.run([cli, "stats", "--json"], stdout=subprocess.PIPE,
+                               env={**os.environ, **env}, check=False)
+        try:
+            figures["index_documents"] = json.loads(stats.stdout).get("index_documents")
+        except ValueError:
+            figures["index_documents"] = None
+        out[step] = figures
+        log(f"{step}: {figures}")
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def bulk_lines(result: Mapping[str, Any]) -> list[str]:
+    """The RESULTS.md lines for `bulk`."""
+    found = result.get("bulk")
+    if not found:
+        return []
+    fts = result.get("fts5_build")
+    lines = [("From the command line (`bench/peak.py`: resident memory summed over the"
+              " process and its index workers, sampled every 0.1 s):"), "",
+             ("| step | seconds | items/s | CPU s | CPU ms/item | peak MiB summed |"
+              " largest process | documents after | load before/after |"),
+             "|---|---|---|---|---|---|---|---|---|"]
+    for step, label in (("import", "`searchapp import` (fresh catalog)"),
+                        ("rebuild", "`searchapp reindex`")):
+        f = found.get(step)
+        if f:
+            lines.append(f"| {label} | {f['seconds']:.1f} | {f['items_per_s']:,.0f} |"
+                         f" {f['cpu_seconds']:.1f} | {f['cpu_ms_per_item']:.3f} |"
+                         f" {f['peak_rss_sum_mb']:,.0f} | {f['peak_rss_largest_mb']:,.0f} |"
+                         f" {f.get('index_documents') or 0:,} |"
+                         f" {f['load_before']} / {f['load_after']} |")
+    if fts:
+        lines.append(f"| FTS5 build (same run) | {fts['seconds']:.1f} |"
+                     f" {fts['items'] / fts['seconds']:,.0f} | | | | | {fts['items']:,} | |")
+    return [*lines, ""]
+
+
+def bulk_targets(result: Mapping[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """#14's targets, for what `bulk` measured."""
+    found = result.get("bulk")
+    if not found:
+        return []
+    n = found["items"]
+    rows: list[tuple[str, str, bool | None]] = []
+    for step, least in (("rebuild", 15_000), ("import", 10_000)):
+        f = found.get(step)
+        if not f:
+            continue
+        counted = f.get("index_documents") == n and f["exit_status"] == 0
+        rows.append((f"{step} ≥ {least:,} items/s, count checked",
+                     f"{f['items_per_s']:,.0f} items/s, {f.get('index_documents')} documents",
+                     f["items_per_s"] >= least and counted))
+        rows.append((f"{step}: peak memory ≤ 1 GB summed over processes",
+                     f"{f['peak_rss_sum_mb']:,.0f} MiB", f["peak_rss_sum_mb"] <= 1000))
+    return rows
+
+
 def incremental(catalog: Path, index_dir: Path, work: Path, *, seed: int,
                 sources: Sequence[Path] | None = None) -> dict[str, Any]:
     """Import 1,000 new items into a copy of the catalog and index, timed."""
@@ -395,6 +497,10 @@ def headline(result: Mapping[str, Any]) -> dict[str, Any]:
             out[f"{name}_common_p50"] = q[name]["common"]["p50"]
     if result.get("build"):
         out["build_items_per_s"] = result["build"]["items_per_s"]
+    for step in ("import", "rebuild"):
+        if (result.get("bulk") or {}).get(step):
+            out[f"{step}_items_per_s"] = result["bulk"][step]["items_per_s"]
+            out[f"{step}_peak_sum_mb"] = result["bulk"][step]["peak_rss_sum_mb"]
     levels = {lv["clients"]: lv for lv in (result.get("http") or {}).get("levels", [])}
     if 1 in levels:
         out["http1_p50"], out["http1_p95"] = levels[1]["p50_ms"], levels[1]["p95_ms"]
@@ -450,6 +556,7 @@ def targets(result: Mapping[str, Any]) -> list[tuple[str, str, bool | None]]:
             rows.append(("1M: no errors at 16 clients",
                          f"{levels[16]['errors']} errors in {levels[16]['requests']:,} requests",
                          levels[16]["errors"] == 0))
+    rows += bulk_targets(result)
     return rows
 
 
@@ -578,6 +685,7 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
                 text += (f"; FTS5 {fts['seconds']:.1f} s ="
                          f" {fts['items'] / fts['seconds']:,.0f} items/s")
             lines += [text + ".", ""]
+        lines += bulk_lines(result)
         inc = result.get("incremental")
         if inc:
             lines += [(f"Incremental import of {inc['items']:,} new items into the"
@@ -718,6 +826,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-spelling-cost", action="store_true",
                     help="skip the extra build without spelling words")
     ap.add_argument("--no-incremental", action="store_true")
+    ap.add_argument("--no-bulk", action="store_true",
+                    help="skip `searchapp import` and `reindex` of the corpus under bench/peak.py")
     ap.add_argument("--no-http", action="store_true")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--http-seconds", type=float, default=20.0)
@@ -774,6 +884,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             items, seconds = build_fts5(fts, read_corpus(corpus))
             result["fts5_build"] = {"items": items, "seconds": round(seconds, 2)}
             log(f"fts5: {result['fts5_build']}")
+    if not a.no_bulk:
+        result["bulk"] = bulk(corpus, work, n)
     if engines:
         passes = []
         for p in range(a.passes):

@@ -264,6 +264,15 @@ def _by_stop_words(text: str) -> tuple[str, float] | None:
     return code, hits / (hits + runner_up)
 
 
+def release_detector() -> None:
+    """Let lingua's models go (about 340 MB) once a batch of items has been read: an
+    import's rebuild, which follows, needs the memory more. The next `detect` that
+    needs lingua loads them again (1–6 s)."""
+    with _detector_lock:
+        if _detector_built:
+            _detector_built.pop().unload_language_models()
+
+
 def detect(title: str, summary: str = "") -> tuple[str, float]:
     """The language of an item from its title and summary, with the confidence.
 

@@ -137,6 +137,7 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
 def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
                   skip_invalid: bool = False, progress: Progress = _quiet) -> ImportOutcome:
     """Store what was parsed, all or nothing, and update the live index."""
+    languages.release_detector()  # the items are built: lingua's models are not needed
     with _spool(settings, progress) as spool:
         for result in parsed:
             spool.take(result)
@@ -150,7 +151,9 @@ UPDATE_AT_MOST = 20_000
 
 
 def _log_detections(before: Counter[str]) -> None:
-    """Say how the languages of the items just read were settled (`languages.detect`)."""
+    """Say how the languages of the items just read were settled (`languages.detect`),
+    and let lingua's models go: the storing and indexing that follow need the memory."""
+    languages.release_detector()
     done = languages.DETECTIONS - before
     if done:
         log.info("languages detected: %d by their stop words, %d by lingua",

@@ -359,3 +359,6 @@ def test_an_import_says_how_languages_were_detected(tmp_path: Path,
     with caplog.at_level("INFO", logger="searchapp.operations"):
         operations.import_paths(settings, [data])
     assert "languages detected: 1 by their stop words, 1 by lingua" in caplog.text
+    # lingua's models are let go before the catalog and index are written.
+    assert languages._detector_built == []
+    assert detect("Genossenschaften wachsen")[0] == "de"  # and load again when needed

@@ -19,9 +19,9 @@ from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.index import Index
 
 from searchapp import importers
+from searchapp.analysis import MultilingualAnalyzer, marked
 from searchapp.engine import FALLBACKS, arrayfile, pool, segments
 from searchapp.models import build_item
-from searchapp.analysis import MultilingualAnalyzer, marked
 from searchapp.schema import schema, to_document
 
 TRICKY = [
@@ -374,3 +374,19 @@ def test_killing_a_parallel_rebuild_stops_its_workers_and_frees_the_lock(tmp_pat
     with store.lock(timeout=1):  # no worker inherited it
         pass
     assert store.current() == live
+
+
+def test_values_whoosh_takes_as_sequences_of_terms_too(tmp_path: Path) -> None:
+    # A field's value given as a list of terms (which Whoosh's writer accepts) goes
+    # through Whoosh's own analysis; the same field's texts are gathered flat, and
+    # both meet in one term list per term, in document order.
+    docs = documents()[:40]
+    docs[3] = {**docs[3], "organisation": ["ILO", "ICA"]}
+    docs[7] = {**docs[7], "type": ["News", "Zeta"]}
+    docs[9] = {**docs[9], "organisation": ["ICA"]}
+    expected = contents(with_whoosh(tmp_path / "whoosh", docs))
+    got = contents(with_builder(tmp_path / "builder", docs))
+    assert got.keys() == expected.keys()
+    assert [k for k in expected if got[k] != expected[k]] == []
+    ica = [posting[0] for posting in got[("postings", "organisation", b"ICA")]]
+    assert 3 in ica and 9 in ica and ica == sorted(ica)

@@ -52,14 +52,16 @@ from whoosh.codec.whoosh3 import (
 from whoosh.columns import NumericColumn
 from whoosh.compat import dumps
 from whoosh.fields import FieldType, Schema
+from whoosh.filedb import filetables
 from whoosh.filedb.filestore import OverlayStorage
 from whoosh.formats import Existence, Positions
 from whoosh.index import Index
 from whoosh.matching import Matcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import IndexReader, TermNotFound
+from whoosh.system import _INT_SIZE as _INT_BYTES
 from whoosh.system import _INT_SIZE as _UINT_SIZE
-from whoosh.system import pack_int, pack_uint, pack_ushort
+from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
@@ -70,7 +72,9 @@ from searchapp.engine.base import FALLBACKS
 log = logging.getLogger(__name__)
 
 # One segment holds at most this many postings (a new one is started after).
-SEGMENT_POSTINGS = 40_000_000
+SEGMENT_POSTINGS = 4_000_000
+# A segment's terms are pickled into blocks about this many postings at a time.
+WRITE_CHUNK = 1 << 17
 
 
 # While a segment is gathered, each term has a list of postings in document order,
@@ -80,6 +84,70 @@ SEGMENT_POSTINGS = 40_000_000
 # value bytes, weight, positions or None).
 _SHIFT = 16
 _LOW = (1 << _SHIFT) - 1
+
+
+class _Vocab(dict[str, int]):
+    """Term text → a number, given in the order terms are first seen."""
+
+    def __missing__(self, key: str) -> int:
+        number = self[key] = len(self)
+        return number
+
+
+class _Flat:
+    """One field's postings while a segment is gathered, 12 bytes a row rather than
+    Python objects: a row per token (its term's number and its position; 0 in fields
+    without positions), and per document that has rows, its number and row count.
+    Rows come in document order and, within a document, in position order."""
+
+    __slots__ = ("counts", "docs", "positions", "terms", "vocab")
+
+    def __init__(self) -> None:
+        self.vocab = _Vocab()
+        self.terms = array("i")
+        self.positions = array("i")
+        self.docs = array("i")
+        self.counts = array("i")
+
+    def sorted_rows(self, base: int) -> tuple[list[str], Any, Any, Any]:
+        """(the terms in written order, then per row in (term, document, position)
+        order: the term's rank in that order, the segment-local document, the position)."""
+        texts = list(self.vocab)
+        ranked = sorted(range(len(texts)), key=texts.__getitem__)
+        rank = np.empty(len(texts), dtype=np.int32)
+        rank[np.asarray(ranked, dtype=np.int64)] = np.arange(len(texts), dtype=np.int32)
+        keys = rank[np.frombuffer(self.terms, dtype=np.int32)]
+        order = np.argsort(keys, kind="stable")  # rows were in (document, position) order
+        keys = keys[order]
+        docs = np.repeat(np.frombuffer(self.docs, dtype=np.int32) - base,
+                         np.frombuffer(self.counts, dtype=np.int32))[order]
+        places = np.frombuffer(self.positions, dtype=np.int32)[order]
+        del order
+        # Read once: the rows' memory goes back now, before the field is written.
+        self.vocab = _Vocab()
+        self.terms, self.positions, self.docs, self.counts = (array("i") for _ in range(4))
+        return [texts[i] for i in ranked], keys, docs, places
+
+    def merge_into(self, terms: defaultdict[str, list[Any]]) -> None:
+        """Add these rows to postings gathered the general way (entries as in
+        `SegmentBuilder._terms`), keeping each term's entries in document order."""
+        texts, keys, docs, places = self.sorted_rows(0)
+        touched = set()
+        at, n = 0, len(keys)
+        key_list, doc_list, place_list = keys.tolist(), docs.tolist(), places.tolist()
+        while at < n:
+            end = at + 1
+            while end < n and key_list[end] == key_list[at] and doc_list[end] == doc_list[at]:
+                end += 1
+            text, doc = texts[key_list[at]], doc_list[at]
+            if end - at == 1 and place_list[at] <= _LOW:
+                terms[text].append((doc << _SHIFT) | place_list[at])
+            else:
+                terms[text].append((doc, place_list[at:end]))
+            touched.add(text)
+            at = end
+        for text in touched:
+            terms[text].sort(key=lambda e: e >> _SHIFT if type(e) is int else e[0])
 
 
 class SegmentBuilder:
@@ -110,6 +178,11 @@ class SegmentBuilder:
         self._spell_names = {name: self.schema[name].spelling_fieldname(name)
                              for name in self.schema.names()
                              if self.schema[name].separate_spelling()}
+        # Fields gathered flat (`_Flat`): the compiled chains' and the plain ID fields'.
+        self._flat_names = set(self._analysers) | {
+            name for name in self.schema.names()
+            if self.schema[name].indexed and type(self.schema[name].analyzer) is IDTokenizer
+            and type(self.schema[name].format) is Existence}
         self._encoded: dict[int, bytes] = {}
         self.documents = 0
         self._writer: SegmentWriter | None = None
@@ -122,6 +195,7 @@ class SegmentBuilder:
         self._writer = self.ix.writer(compound=False)
         # Keyed by text: str order is UTF-8 byte order, the order Whoosh writes terms in.
         self._terms: dict[str, defaultdict[str, list[Any]]] = {}
+        self._flat: dict[str, _Flat] = {name: _Flat() for name in self._flat_names}
         self._spelling: dict[str, Counter[str]] = {}
         self._lengths: dict[str, list[int]] = {}
         self._columns: defaultdict[str, list[tuple[int, Any]]] = defaultdict(list)
@@ -189,40 +263,42 @@ class SegmentBuilder:
                language: str = "en") -> int:
         """Gather one field's postings (text analysed in the document's language);
         returns its length (for scorable fields)."""
-        terms = self._terms.get(name)
-        if terms is None:
-            terms = self._terms[name] = defaultdict(list)
         analyse = self._analysers.get(name)
         if analyse is not None and isinstance(value, str):
             stems, first, words, extra = analyse(value, language)
-            base = docnum << _SHIFT
-            if not extra and len(set(stems)) == len(stems) and first + len(stems) <= _LOW:
-                for pos, s in enumerate(stems, first):
-                    terms[s].append(base | pos)
-                self._pending += len(stems)
-            else:
-                places: defaultdict[str, list[int]] = defaultdict(list)
-                for pos, s in enumerate(stems, first):
-                    places[s].append(pos)
-                for s, pos in extra:  # a second term at a word's position
-                    places[s].append(pos)
-                for s, poslist in places.items():
-                    poslist.sort()
-                    if len(poslist) == 1 and poslist[0] <= _LOW:
-                        terms[s].append(base | poslist[0])
-                    else:
-                        terms[s].append((docnum, poslist))
-                self._pending += len(places)
-            length = len(stems) + len(extra)  # as Whoosh counts every token
+            flat = self._flat[name]
+            n = len(stems)
+            if not extra:
+                flat.terms.extend(map(flat.vocab.__getitem__, stems))
+                flat.positions.extend(range(first, first + n))
+                rows = n
+            else:  # a second term at some words' positions: rows in position order
+                vocab = flat.vocab
+                placed = sorted([*zip(range(first, first + n), map(vocab.__getitem__, stems)),
+                                 *((pos, vocab[s]) for s, pos in extra)])
+                flat.terms.extend(t for _, t in placed)
+                flat.positions.extend(p for p, _ in placed)
+                rows = len(placed)
+            if rows:
+                flat.docs.append(docnum)
+                flat.counts.append(rows)
+                self._pending += rows
+            length = n + len(extra)  # as Whoosh counts every token
             self._set_length(name, docnum, length)
             if name in self._spell_names:
                 self._spelling[self._spell_names[name]].update(set(words))
             return length
-        if type(field.analyzer) is IDTokenizer and type(field.format) is Existence \
-                and isinstance(value, str):
-            terms[value].append(docnum << _SHIFT)
+        if name in self._flat_names and analyse is None and isinstance(value, str):
+            flat = self._flat[name]
+            flat.terms.append(flat.vocab[value])
+            flat.positions.append(0)
+            flat.docs.append(docnum)
+            flat.counts.append(1)
             self._pending += 1
             return 0
+        terms = self._terms.get(name)
+        if terms is None:
+            terms = self._terms[name] = defaultdict(list)
         length = 0
         positions = isinstance(field.format, Positions)
         for tbytes, freq, weight, vbytes in field.index(value):
@@ -261,14 +337,20 @@ class SegmentBuilder:
         writer.perdocwriter.close()
         fieldwriter: W3FieldWriter = writer.fieldwriter
         arrays: dict[str, dict[str, Any]] = {}
-        names = sorted(set(self._terms) | set(self._spelling))
+        flat = {name: data for name, data in self._flat.items() if len(data.terms)}
+        names = sorted(set(self._terms) | set(self._spelling) | set(flat))
         for name in names:
             field = self.schema[name]
             if name in self._spelling:
                 self._write_spelling(fieldwriter, name, field, self._spelling[name])
+            elif name in self._terms:  # some values Whoosh's analysis had to index
+                terms = self._terms[name]
+                if name in flat:
+                    flat.pop(name).merge_into(terms)
+                arrays[name] = self._write_field(fieldwriter, name, field, terms, base)
             else:
-                arrays[name] = self._write_field(fieldwriter, name, field, self._terms[name],
-                                                 base)
+                arrays[name] = self._write_flat(fieldwriter, name, field, flat.pop(name), base)
+            self._flat.pop(name, None)
         fieldwriter.close()
         writer.pool.cleanup()
         writer._assemble_segment()
@@ -277,6 +359,196 @@ class SegmentBuilder:
                      segment.doc_count_all(), arrays)
         writer._commit_toc(list(writer.segments) + [segment])
         writer._finish()
+
+    def _write_flat(self, fw: W3FieldWriter, name: str, field: FieldType, flat: _Flat,
+                    base: int) -> dict[str, Any]:
+        """`_write_field` for postings gathered flat: grouped, counted and measured
+        with numpy a field at a time; only the blocks' pickling goes term by term."""
+        fw.start_field(name, field)
+        texts, keys, docs, places = flat.sorted_rows(base)
+        rows = len(keys)
+        # A posting per (term, document): its first row and its frequency.
+        new = np.ones(rows, dtype=bool)
+        new[1:] = (keys[1:] != keys[:-1]) | (docs[1:] != docs[:-1])
+        first_rows = np.flatnonzero(new)
+        del new
+        freqs = np.diff(np.append(first_rows, rows)).astype(np.int32)
+        term_of = keys[first_rows]
+        ids = docs[first_rows]
+        del keys, docs
+        n = len(first_rows)
+        is_start = np.ones(n, dtype=bool)
+        is_start[1:] = term_of[1:] != term_of[:-1]
+        term_starts = np.flatnonzero(is_start)
+        del is_start
+        term_texts = [texts[r] for r in term_of[term_starts].tolist()]
+        del texts, term_of
+        fb = field.format.field_boost
+        weights32 = (freqs * fb).astype(np.float32)  # what a block holds
+        # Blocks of at most `limit` postings within each term.
+        limit = fw._codec._blocklimit
+        term_ends = np.append(term_starts[1:], n)
+        within = np.arange(n, dtype=np.int64) - np.repeat(term_starts, term_ends - term_starts)
+        block_starts = np.flatnonzero(within % limit == 0)
+        del within
+        block_ends = np.append(block_starts[1:], n)
+        term_blocks = np.append(np.searchsorted(block_starts, term_starts), len(block_starts))
+        deltas = np.empty(n, dtype=np.int32)  # each block's first id whole, then deltas
+        deltas[0] = ids[0]
+        deltas[1:] = np.diff(ids)
+        deltas[block_starts] = ids[block_starts]
+        block_sum = np.add.reduceat(weights32, block_starts, dtype=np.float64)
+        # A weight is the frequency times the (positive) field boost: the largest and
+        # smallest weights of a block are those of its largest and smallest frequencies.
+        high_freq = np.maximum.reduceat(freqs, block_starts)
+        block_max = np.maximum(high_freq * fb, 0)  # as Python computes them
+        block_low = (np.minimum.reduceat(freqs, block_starts) * fb).astype(np.float32)
+        block_high = (high_freq * fb).astype(np.float32)
+        del high_freq
+        nblocks = len(block_starts)
+        big = np.iinfo(np.int64).max
+        if field.scorable and name in self._lengths:
+            raw = self._lengths[name]
+            coded = np.asarray([byte_to_length(c) if c else 0 for c in map(length_to_byte, raw)]
+                               + [0] * max(0, int(ids.max()) + 1 - len(raw)), dtype=np.int64)
+            lens = coded[ids]
+            block_minlen = np.minimum.reduceat(np.where(lens > 0, lens, big), block_starts)
+            block_maxlen = np.maximum.reduceat(lens, block_starts)
+            del lens, coded
+        else:
+            block_minlen = np.full(nblocks, big, dtype=np.int64)
+            block_maxlen = np.zeros(nblocks, dtype=np.int64)
+        positional = isinstance(field.format, Positions)
+        fixedsize = fw._format.fixed_value_size()
+        compression = fw._codec._compression
+        postfile = fw._postfile
+        offset = postfile.tell()
+        pending: list[bytes] = []
+        pending_size = 0
+        prefix = pack_ushort(fw._fieldid)
+        magic = WHOOSH3_HEADER_MAGIC
+        keys: list[bytes] = []
+        infos: list[bytes] = []
+        # Terms a chunk of about WRITE_CHUNK postings at a time: the Python lists the
+        # pickling needs stay small whatever the segment's size.
+        nterms = len(term_texts)
+        edges = np.unique(np.concatenate((
+            [0], np.searchsorted(term_starts, np.arange(WRITE_CHUNK, n, WRITE_CHUNK)),
+            [nterms]))).tolist()
+        for t0, t1 in itertools.pairwise(edges):
+            p0, p1 = int(term_starts[t0]), int(term_ends[t1 - 1])
+            b0, b1 = int(term_blocks[t0]), int(term_blocks[t1])
+            id_list = ids[p0:p1].tolist()
+            delta_list = deltas[p0:p1].tolist()
+            w_list = weights32[p0:p1].tolist()
+            values: list[bytes] = self._values(field, freqs[p0:p1], places,
+                                               first_rows[p0:p1]) if positional else []
+            bstart = (block_starts[b0:b1] - p0).tolist()
+            bend = (block_ends[b0:b1] - p0).tolist()
+            bsum, bmax = block_sum[b0:b1].tolist(), block_max[b0:b1].tolist()
+            blow, bhigh = block_low[b0:b1].tolist(), block_high[b0:b1].tolist()
+            min_list: list[int | None] = [None if v == big else v
+                                          for v in block_minlen[b0:b1].tolist()]
+            max_list: list[int] = block_maxlen[b0:b1].tolist()
+            tblocks = (term_blocks[t0:t1 + 1] - b0).tolist()
+            for t in range(t1 - t0):
+                text = term_texts[t0 + t]
+                start = offset
+                pending.append(magic)
+                offset += len(magic)
+                weight_sum = 0.0
+                term_min: int | None = None
+                term_max = 0
+                term_weight = 0.0
+                last_block = tblocks[t + 1] - 1
+                for b in range(tblocks[t], last_block + 1):
+                    at, end = bstart[b], bend[b]
+                    low, high = blow[b], bhigh[b]
+                    if low == high == 1.0:
+                        mini_weights: Any = None
+                    elif low == high:
+                        mini_weights = w_list[at]
+                    else:
+                        mini_weights = tuple(w_list[at:end])
+                    if fixedsize is None or fixedsize < 0:
+                        mini_values: Any = tuple(values[at:end])
+                    elif fixedsize == 0:
+                        mini_values = None
+                    else:
+                        mini_values = b"".join(values[at:end])
+                    data = dumps((tuple(delta_list[at:end]), mini_weights, mini_values), 2)
+                    count = end - at
+                    # zlib costs more than it saves on a block this small (as in `_block`).
+                    comp = compression if count >= 4 else 0
+                    if comp:
+                        data = zlib.compress(data, comp)
+                    minlength, maxlength, maxweight = min_list[b], max_list[b], float(bmax[b])
+                    head = dumps((count, id_list[end - 1], maxweight, comp,
+                                  length_to_byte(minlength), length_to_byte(maxlength)), 2)
+                    size = len(head) + len(data)
+                    pending.append(pack_int(-size if b == last_block else size))
+                    pending.append(head)
+                    pending.append(data)
+                    offset += _INT_BYTES + size
+                    # W3TermInfo.add_block
+                    weight_sum += bsum[b]
+                    if minlength is not None:
+                        term_min = minlength if term_min is None else min(term_min, minlength)
+                    term_max = max(term_max, maxlength)
+                    term_weight = max(term_weight, maxweight)
+                first = bstart[tblocks[t]]
+                keys.append(prefix + text.encode("utf-8"))
+                infos.append(_terminfo(weight_sum, bend[last_block] - first, term_min, term_max,
+                                       term_weight, id_list[first], id_list[bend[last_block] - 1],
+                                       start, offset - start))
+                pending_size += offset - start
+                if pending_size >= 1 << 20:
+                    postfile.write(b"".join(pending))
+                    pending.clear()
+                    pending_size = 0
+            _add_terms(fw, keys, infos)
+            keys.clear()
+            infos.clear()
+        if pending:
+            postfile.write(b"".join(pending))
+        assert postfile.tell() == offset
+        fw.finish_field()
+        if field.unique:
+            return {}
+        out: dict[str, Any] = {
+            "terms": term_texts,
+            "starts": np.append(term_starts, n).astype(np.int64),
+            "ids": ids.astype(np.int32),
+            "weights": weights32,
+        }
+        if positional:
+            out["freqs"] = freqs
+            out["positions"] = places.astype(np.int32)
+            out["position_starts"] = np.append(first_rows[term_starts], rows).astype(np.int64)
+        return out
+
+    def _values(self, field: FieldType, freqs: Any, places: Any, first_rows: Any) -> list[bytes]:
+        """Each posting's value in a positions field (Whoosh's `Positions.encode`): one
+        made once per position for the postings with one, each made apart for the rest."""
+        encode = field.format.encode
+        encoded = self._encoded
+        firsts = places[first_rows]
+        singles = freqs == 1
+        table = np.empty(int(firsts.max()) + 1 if len(firsts) else 0, dtype=object)
+        for p in np.unique(firsts[singles]).tolist():
+            v = encoded.get(p)
+            if v is None:
+                v = encoded[p] = encode([p])
+            table[p] = v
+        values = np.empty(len(first_rows), dtype=object)
+        values[singles] = table[firsts[singles]]
+        place_list = None
+        for k in np.flatnonzero(~singles).tolist():
+            if place_list is None:
+                place_list = places.tolist()
+            at = int(first_rows[k])
+            values[k] = encode(place_list[at:at + int(freqs[k])])
+        return values.tolist()
 
     def _write_field(self, fw: W3FieldWriter, name: str, field: FieldType,
                      terms: dict[str, list[Any]], base: int) -> dict[str, Any]:
@@ -377,17 +649,59 @@ class SegmentBuilder:
                         words: Counter[str]) -> None:
         """One posting (document 0, weight 1) per document a word is in, as Whoosh writes."""
         fw.start_field(name, field)
+        prefix = pack_ushort(fw._fieldid)
+        keys: list[bytes] = []
+        infos: list[bytes] = []
         for word in sorted(words):
-            _emit_zeros(fw, word.encode("utf-8"), words[word])
+            keys.append(prefix + word.encode("utf-8"))
+            infos.append(_emit_zeros(fw, words[word]))
+        _add_terms(fw, keys, infos)
         fw.finish_field()
+
+
+_TERMINFO = W3TermInfo._struct.pack
+
+
+def _terminfo(weight: float, df: int, minlength: int | None, maxlength: int,
+              maxweight: float, minid: int, maxid: int, offset: int, length: int) -> bytes:
+    """`W3TermInfo.to_bytes` of a term whose postings are in the postings file."""
+    return (_TERMINFO(False, weight, df, 0 if minlength is None else length_to_byte(minlength),
+                      length_to_byte(maxlength), maxweight, minid, maxid)
+            + pack_long(offset) + pack_int(length))
+
+
+def _add_terms(fw: W3FieldWriter, keys: list[bytes], infos: list[bytes]) -> None:
+    """`OrderedHashWriter.add` of many keys (in increasing order) in one write."""
+    if not keys:
+        return
+    tindex = fw._tindex
+    if keys[0] <= tindex.lastkey:  # as OrderedHashWriter.add checks
+        raise ValueError(f"Keys must increase: {tindex.lastkey!r}..{keys[0]!r}")
+    dbfile = tindex.dbfile
+    pos = dbfile.tell()
+    at = tindex.index.append
+    buckets = tindex.buckets
+    hashfn = tindex.hashfn
+    lengths = filetables._lengths.pack
+    records = []
+    for key, info in zip(keys, infos, strict=True):
+        at(pos)
+        h = hashfn(key)
+        buckets[h & 255].append((h, pos))
+        record = lengths(len(key), len(info)) + key + info
+        records.append(record)
+        pos += len(record)
+    dbfile.write(b"".join(records))
+    tindex.lastkey = keys[-1]
 
 
 _ZERO_BLOCKS: dict[tuple[int, int, int, bool], bytes] = {}  # (size, value size, zlib, last)
 
 
-def _emit_zeros(fw: W3FieldWriter, tbytes: bytes, n: int) -> None:
+def _emit_zeros(fw: W3FieldWriter, n: int) -> bytes:
     """`_emit_term` for n postings of document 0 with weight 1 and no value or length
-    (a spelling word): the blocks are all alike, so each kind is made once."""
+    (a spelling word): the blocks are all alike, so each kind is made once. Returns
+    the term's info, for the term index."""
     limit = fw._codec._blocklimit
     postfile = fw._postfile
     start = postfile.tell()
@@ -403,14 +717,9 @@ def _emit_zeros(fw: W3FieldWriter, tbytes: bytes, n: int) -> None:
             block = _ZERO_BLOCKS[key] = _block(fw, [0] * size, array("f", [1.0] * size),
                                                1, [one] * size, None, 0, at + size == n)
         parts.append(block)
-    postfile.write(b"".join(parts))
-    info = W3TermInfo()
-    info._weight = float(n)
-    info._df = n
-    info._maxweight = 1
-    info._minid, info._maxid = 0, 0
-    info.set_extent(start, postfile.tell() - start)
-    fw._tindex.add(pack_ushort(fw._fieldid) + tbytes, info.to_bytes())
+    data = b"".join(parts)
+    postfile.write(data)
+    return _terminfo(float(n), n, None, 0, 1, 0, 0, start, len(data))
 
 
 def _block(fw: W3FieldWriter, ids: list[int], weights: Any, maxweight: float,
