@@ -12,9 +12,10 @@ loads it into a fresh catalog and builds the index the product's way
 (`searchapp.operations.rebuild`, in a child process so its peak memory is
 its own), builds the same corpus into SQLite FTS5, then runs the fixed query
 set (`bench/queries.jsonl`) through the product, the straightforward
-``groupedby`` Whoosh baseline and FTS5 in the same process, interleaved query
-by query (the order rotates), checking that the product's totals, facet
-counts and top 10 equal the baseline's. Each pass is a fresh process; with
+``groupedby`` Whoosh baseline, FTS5 and the whole ``GET /api/search`` request
+(the Flask test client of the product's app) in the same process, interleaved
+query by query (the order rotates), checking that the product's totals, facet
+counts and top 10 equal the baseline's, and the request's the product's. Each pass is a fresh process; with
 several passes the figures are the medians of the passes. It then times an
 incremental import of 1,000 new items into a copy of the index, serves the
 index with ``searchapp serve`` (one gunicorn worker per core) and loads it
