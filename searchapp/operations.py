@@ -130,6 +130,9 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
                                             defaults=hints or importers.Hints(), spool=spool))
         progress("reading", spool.read, spool.read)
         _log_detections(detections)
+        # The detector's models are not needed again by this import: their memory
+        # goes back before the index workers start (#14's 1 GB bound).
+        languages.unload_models()
         return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
                                progress=progress)
 
