@@ -10,6 +10,10 @@
   filter), so for every filtered facet the baseline runs one more grouped
   search without that facet's filter, as a straightforward implementation
   must.
+- `Request`: a whole `GET /api/search` request through the Flask test client of
+  the product's own app (`searchapp.web.create_app` on the same catalog and
+  index): routing, parameter checks, the ETag, `Engine.search`, the JSON body
+  and the response headers; what `Product` times plus everything around it.
 - `Fts5`: SQLite FTS5 from the standard library (porter stemmer, bm25 with
   the title weighted twice, as the product's BM25F does), top 10 by rank and
   every facet counted with GROUP BY over one materialised set of matches.
@@ -102,6 +106,55 @@ class Product:
 
     def close(self) -> None:
         self.engine.close()
+
+
+class Request:
+    """The whole `/api/search` request, in-process, through the product's own app."""
+
+    name = "request"
+
+    def __init__(self, index_dir: Path, catalog: Path) -> None:
+        from searchapp.web import create_app
+
+        self.app = create_app({"catalog": catalog, "index_dir": index_dir})
+        self.client = self.app.test_client()
+        self.partial = 0  # answers cut short by the time budget (not compared)
+        self.last_partial = False
+
+    def get(self, query: BenchQuery) -> Any:
+        """The response (timed by the caller: the request and its whole body)."""
+        return self.client.get("/api/search", query_string=query.params())
+
+    def search(self, query: BenchQuery) -> Answer:
+        return self.answer(query, self.get(query))
+
+    def answer(self, query: BenchQuery, response: Any) -> Answer:
+        if response.status_code != 200:
+            raise RuntimeError(f"/api/search {query.params()} answered {response.status_code}:"
+                               f" {response.get_data(as_text=True)[:300]}")
+        body = response.get_json()
+        self.last_partial = bool(body["partial"])
+        self.partial += self.last_partial
+        facets = {name: {("undated" if v["value"] is None else str(v["value"])): v["count"]
+                         for v in values if v["count"]}
+                  for name, values in body["facets"].items() if name in FACET_FIELDS}
+        return Answer(body["total"], facets, [(h["id"], h["score"]) for h in body["hits"]])
+
+    def close(self) -> None:
+        self.app.extensions["searchapp.engine"].close()
+
+
+def same_answer(query: BenchQuery, request: Answer, product: Answer) -> list[str]:
+    """Where the whole request answered otherwise than `Engine.search` (empty: the same
+    total, facet counts and top ids; scores are rounded to 4 places in the JSON)."""
+    found = []
+    if request.total != product.total:
+        found.append(f"total {request.total} != {product.total}")
+    if request.facets != product.facets:
+        found.append("facet counts differ")
+    if [i for i, _ in request.top] != [i for i, _ in product.top]:
+        found.append(f"top ids {[i for i, _ in request.top]} != {[i for i, _ in product.top]}")
+    return [f"request {query.kind} {query.q!r} {query.filters}: {d}" for d in found]
 
 
 class Baseline:

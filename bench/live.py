@@ -8,6 +8,15 @@ failed and that every total was the old or the new one.
 
     python bench/live.py --items 20000 --batch 2000 --clients 8 --workers 2
 
+With ``--via-api`` the import and the rebuild go through the admin job API
+instead of the command line, as an operator's script would: the batch is
+uploaded to ``POST /api/admin/imports``, the rebuild asked for with ``POST
+/api/admin/reindex``, and each job followed at ``GET /api/admin/jobs/<id>``
+(its `Location`) until it has succeeded. The admin token is
+``SEARCHAPP_ADMIN_TOKEN`` from the environment (a random one when unset); the
+states and phases each job was seen in are reported. At a million items
+(``--items 1000000 --max-seconds 3600``) that is the rebuild #14 asks for.
+
 (tests/test_live_serving.py runs a short version of the same thing.)
 """
 
@@ -17,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import socket
 import statistics
 import subprocess
@@ -39,18 +49,23 @@ QUERIES = ("", "cooperative", "housing energy", "solidarity", '"social economy"'
 MAX_SECONDS = 120.0  # no run goes on longer than this, whatever happens
 
 
-def write_items(path: Path, n: int, *, start: int = 0, seed: int = 7) -> Path:
-    """JSON Lines of `n` synthetic items with ids from `start`."""
+def write_items(path: Path, n: int, *, start: int = 0, seed: int = 7,
+                language: str | None = None) -> Path:
+    """JSON Lines of `n` synthetic items with ids from `start` (stating `language` if
+    given; else the import detects it)."""
     rng = random.Random(seed + start)
     with path.open("w", encoding="utf-8") as out:
         for k in range(start, start + n):
             words = rng.choices(WORDS, k=14)
-            out.write(json.dumps({
+            record = {
                 "id": f"i{k:07d}", "organisation": rng.choice(("ILO", "CECOP", "ICA", "EURICSE")),
                 "title": " ".join(words[:6]), "summary": " ".join(words[6:]),
                 "date": f"{rng.randint(2000, 2025)}-{rng.randint(1, 12):02d}-01",
                 "type": rng.choice(("News", "Press release", "Event")),
-            }) + "\n")
+            }
+            if language is not None:
+                record["language"] = language
+            out.write(json.dumps(record) + "\n")
     return path
 
 
@@ -60,8 +75,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def env_for(catalog: Path, index_dir: Path) -> dict[str, str]:
-    return {**os.environ, "SEARCHAPP_CATALOG": str(catalog), "SEARCHAPP_INDEX_DIR": str(index_dir)}
+def env_for(catalog: Path, index_dir: Path, *, token: str | None = None) -> dict[str, str]:
+    env = {**os.environ, "SEARCHAPP_CATALOG": str(catalog), "SEARCHAPP_INDEX_DIR": str(index_dir)}
+    if token is not None:
+        env[TOKEN_ENV] = token
+    return env
+
+
+TOKEN_ENV = "SEARCHAPP_ADMIN_TOKEN"
+
+
+def admin_token() -> str:
+    """The operator's admin token from the environment, else a fresh one for this run."""
+    return os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
 
 
 START_SECONDS = 120  # a loaded machine starts workers slowly; nothing here is timed
@@ -125,6 +151,8 @@ class Sample:
 class Run:
     samples: list[Sample] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)  # event → seconds since start
+    # With the job API: per job kind, its id, final answer and the (state, phase) seen.
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def phase(self, at: float) -> str:
         m = self.marks
@@ -182,14 +210,77 @@ def totals(base: str) -> dict[str, int]:
     return found
 
 
+class JobFailed(RuntimeError):
+    """An admin job that did not succeed (or was not accepted, or did not end in time)."""
+
+
+def _admin(url: str, token: str, *, data: bytes | None = None,
+           content_type: str | None = None) -> tuple[int, dict[str, Any], str | None]:
+    """One admin API call: status, JSON body and `Location`; an HTTP error as JobFailed."""
+    headers = {"Authorization": f"Bearer {token}"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    request = urllib.request.Request(url, data=data, headers=headers,
+                                     method="GET" if data is None else "POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, dict(json.load(r)), r.headers.get("Location")
+    except urllib.error.HTTPError as exc:
+        raise JobFailed(f"{request.method} {url} answered {exc.code}:"
+                        f" {exc.read().decode(errors='replace')[:500]}") from None
+
+
+def multipart(path: Path) -> tuple[bytes, str]:
+    """`path` as the multipart form `POST /api/admin/imports` reads (field `file`)."""
+    boundary = secrets.token_hex(16)
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\";"
+            f" filename=\"{path.name}\"\r\nContent-Type: application/x-ndjson\r\n\r\n"
+            ).encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def run_job(base: str, token: str, path: str, *, timeout: float, data: bytes = b"",
+            content_type: str | None = None, poll: float = 0.25) -> dict[str, Any]:
+    """POST an admin job, follow its `Location` until it has ended; what was seen.
+
+    Returns {"id", "accepted" (the POST's status), "job" (its last answer), "seen"
+    (each (state, phase) in the order first seen), "polls"}; raises JobFailed unless
+    it was accepted with a Location and succeeded within `timeout` seconds."""
+    status, job, location = _admin(f"{base}{path}", token, data=data,
+                                   content_type=content_type)
+    if status not in (200, 202) or not location:
+        raise JobFailed(f"POST {path} answered {status} without a Location: {job}")
+    follow = urllib.parse.urljoin(base + "/", location)
+    seen = [(job["state"], job["phase"])]
+    polls = 0
+    deadline = time.monotonic() + timeout
+    while job["state"] not in ("succeeded", "failed"):
+        if time.monotonic() > deadline:
+            raise JobFailed(f"job {job['id']} still {job['state']} after {timeout:.0f} s: {job}")
+        time.sleep(poll)
+        _, job, _ = _admin(follow, token)
+        polls += 1
+        if (job["state"], job["phase"]) != seen[-1]:
+            seen.append((job["state"], job["phase"]))
+    if job["state"] != "succeeded":
+        raise JobFailed(f"job {job['id']} failed: {job.get('error')}")
+    return {"id": job["id"], "accepted": status, "job": job, "seen": seen, "polls": polls}
+
+
 def live_run(catalog: Path, index_dir: Path, batch: Path, *, workers: int, clients: int,
-             settle: float = 1.5) -> tuple[Run, dict[str, int], dict[str, int], str]:
-    """Search with `clients` threads while `batch` is imported and the index rebuilt.
+             settle: float = 1.5, via_api: bool = False, token: str | None = None,
+             max_seconds: float = MAX_SECONDS
+             ) -> tuple[Run, dict[str, int], dict[str, int], str]:
+    """Search with `clients` threads while `batch` is imported and the index rebuilt:
+    with the command line, or with `via_api` as admin jobs (with `token`, else
+    `admin_token()`), each given `max_seconds`.
 
     Returns the run, each query's total before and after, and the base URL's
     last answer to /healthz (as JSON text) taken `settle`… seconds after the swap.
     """
-    env = env_for(catalog, index_dir)
+    if via_api and token is None:
+        token = admin_token()
+    env = env_for(catalog, index_dir, token=token if via_api else None)
     cli = [sys.executable, "-m", "searchapp.cli"]
     with gunicorn(env, workers=workers) as base:
         before = totals(base)
@@ -203,13 +294,24 @@ def live_run(catalog: Path, index_dir: Path, batch: Path, *, workers: int, clien
         try:
             time.sleep(settle)
             run.marks["import_start"] = time.perf_counter() - started
-            subprocess.run([*cli, "import", str(batch)], env=env, check=True,
-                           capture_output=True, timeout=MAX_SECONDS)
+            if via_api:
+                assert token is not None
+                body, kind = multipart(batch)
+                run.jobs["import"] = run_job(base, token, "/api/admin/imports", data=body,
+                                             content_type=kind, timeout=max_seconds)
+            else:
+                subprocess.run([*cli, "import", str(batch)], env=env, check=True,
+                               capture_output=True, timeout=max_seconds)
             run.marks["import_end"] = time.perf_counter() - started
             time.sleep(settle)
             run.marks["reindex_start"] = time.perf_counter() - started
-            subprocess.run([*cli, "reindex"], env=env, check=True, capture_output=True,
-                           timeout=MAX_SECONDS)
+            if via_api:
+                assert token is not None
+                run.jobs["reindex"] = run_job(base, token, "/api/admin/reindex",
+                                              timeout=max_seconds)
+            else:
+                subprocess.run([*cli, "reindex"], env=env, check=True, capture_output=True,
+                               timeout=max_seconds)
             run.marks["reindex_end"] = time.perf_counter() - started
             time.sleep(settle)
         finally:
@@ -229,25 +331,49 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--dir", type=Path, default=ROOT / "bench" / "out" / "live")
+    parser.add_argument("--via-api", action="store_true",
+                        help="import and rebuild as admin jobs over HTTP, not with the CLI")
+    parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS,
+                        help="the longest the import or the rebuild may take")
+    parser.add_argument("--language", default="en",
+                        help="the language the items state (empty: detected at import)")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     catalog, index_dir = args.dir / "catalog.sqlite3", args.dir / "index"
     for path in (catalog, index_dir):
         subprocess.run(["rm", "-rf", str(path), f"{path}-wal", f"{path}-shm"], check=True)
     env = env_for(catalog, index_dir)
-    subprocess.run([sys.executable, "-m", "searchapp.cli", "import",
-                    str(write_items(args.dir / "base.jsonl", args.items))], env=env, check=True)
-    batch = write_items(args.dir / "batch.jsonl", args.batch, start=args.items)
+    language = args.language or None
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "searchapp.cli", "import", "--quiet",
+                    str(write_items(args.dir / "base.jsonl", args.items, language=language))],
+                   env=env, check=True, stdout=sys.stderr)  # stdout: the JSON report alone
+    base_seconds = time.perf_counter() - began
+    batch = write_items(args.dir / "batch.jsonl", args.batch, start=args.items,
+                        language=language)
+    load = os.getloadavg()
     run, before, after, health = live_run(catalog, index_dir, batch, workers=args.workers,
-                                          clients=args.clients)
+                                          clients=args.clients, via_api=args.via_api,
+                                          max_seconds=args.max_seconds)
     wrong = [s for s in run.samples if s.status == 200
              and s.total not in (before[s.query], after[s.query])]
+    jobs = {kind: {"id": j["id"], "accepted": j["accepted"], "state": j["job"]["state"],
+                   "seen": [f"{state}/{phase}" for state, phase in j["seen"]],
+                   "polls": j["polls"], "result": j["job"]["result"],
+                   "started": j["job"]["started"], "finished": j["job"]["finished"]}
+            for kind, j in run.jobs.items()}
     print(json.dumps({"items": args.items, "batch": args.batch, "clients": args.clients,
-                      "workers": args.workers, "requests": len(run.samples),
+                      "workers": args.workers, "via": "api" if args.via_api else "cli",
+                      "base_import_s": round(base_seconds, 1),
+                      "load_before": [round(x, 1) for x in load],
+                      "load_after": [round(x, 1) for x in os.getloadavg()],
+                      "requests": len(run.samples),
                       "errors": sum(1 for s in run.samples if s.status != 200),
                       "totals_neither_old_nor_new": len(wrong),
+                      "totals_before": before, "totals_after": after,
                       "marks_s": {k: round(v, 2) for k, v in run.marks.items()},
-                      "phases": run.summary(), "health_after": json.loads(health)}, indent=2))
+                      "phases": run.summary(), "jobs": jobs,
+                      "health_after": json.loads(health)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -54,16 +54,18 @@ from bench.engines import (
     BenchQuery,
     Fts5,
     Product,
+    Request,
     build_fts5,
     differences,
     fts5_available,
     read_corpus,
+    same_answer,
 )
 
 OUT = ROOT / "bench" / "out"
 RESULTS = ROOT / "bench" / "RESULTS.md"
 SECTION = "## Speed"
-ENGINES = ("product", "groupedby", "fts5")
+ENGINES = ("product", "groupedby", "fts5", "request")
 KINDS = queries_mod.KINDS
 INCREMENTAL_ITEMS = 1_000
 
@@ -341,6 +343,8 @@ def query_pass(index_dir: Path, fts: Path, engines: Sequence[str]) -> dict[str, 
         made["groupedby"] = Baseline(index_dir)
     if "fts5" in engines:
         made["fts5"] = Fts5(fts)
+    if "request" in engines:
+        made["request"] = request_engine(index_dir)
     names = [e for e in ENGINES if e in made]
     started = time.perf_counter()
     for q in queries[:10]:  # open files, build per-reader columns, warm the page cache
@@ -348,24 +352,111 @@ def query_pass(index_dir: Path, fts: Path, engines: Sequence[str]) -> dict[str, 
             made[name].search(q)
     warmup = time.perf_counter() - started
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in names}  # this thread's CPU time
     mismatches: list[str] = []
     checked = 0
+    request_mismatches: list[str] = []
+    request_checks = 0
     for i, q in enumerate(queries):
         answers = {}
         for name in names[i % len(names):] + names[:i % len(names)]:
-            began = time.perf_counter()
-            answers[name] = made[name].search(q)
-            times[name].append((time.perf_counter() - began) * 1000)
+            answers[name], took, cpu = timed_search(made[name], q)
+            times[name].append(took)
+            cpu_ms[name].append(cpu)
         if "product" in answers and "groupedby" in answers:
             reference = made["groupedby"].reference_top(q, answers["groupedby"])
             mismatches.extend(differences(q, answers["product"], answers["groupedby"],
                                           reference))
             checked += 1
+        request_checks += check_request(made, q, answers, request_mismatches)
     for engine in made.values():
         engine.close()
     return {"kinds": [q.kind for q in queries], "times_ms": times, "checked": checked,
             "mismatches": mismatches, "warmup_s": round(warmup, 2),
-            "peak_rss_mb": round(maxrss_mb(), 1)}
+            "peak_rss_mb": round(maxrss_mb(), 1), "cpu_ms": cpu_ms,
+            **({"request_checked": request_checks, "request_mismatches": request_mismatches,
+                "request_partial": made["request"].partial} if "request" in made else {})}
+
+
+def request_engine(index_dir: Path) -> Request:
+    """The whole-request engine on the run's own catalog and index (beside each other in
+    the size's work directory): the product's app, not a second index."""
+    return Request(index_dir, index_dir.parent / "catalog.sqlite3")
+
+
+def timed_search(engine: Any, q: BenchQuery) -> tuple[Any, float, float]:
+    """One engine's answer, its time and the CPU time of this thread, in ms. For the
+    whole request that is the request and its whole response body; reading the JSON
+    back is the client's work (untimed), as FTS5's rows are read inside its own
+    timing. (CPU time: what the search itself used, less distorted than the wall
+    clock when other work shares the machine.)"""
+    cpu = time.thread_time()
+    began = time.perf_counter()
+    if isinstance(engine, Request):
+        response = engine.get(q)
+        response.get_data()
+        took = (time.perf_counter() - began) * 1000
+        used = (time.thread_time() - cpu) * 1000
+        return engine.answer(q, response), took, used
+    answer = engine.search(q)
+    return answer, (time.perf_counter() - began) * 1000, (time.thread_time() - cpu) * 1000
+
+
+def check_request(made: Mapping[str, Any], q: BenchQuery, answers: Mapping[str, Any],
+                  out: list[str]) -> int:
+    """The whole request answered what `Engine.search` did (unless cut short by its time
+    budget); 1 if compared."""
+    if "request" not in answers or "product" not in answers or made["request"].last_partial:
+        return 0
+    out.extend(same_answer(q, answers["request"], answers["product"]))
+    return 1
+
+
+def request_checks(result: dict[str, Any], passes: Sequence[Mapping[str, Any]]) -> None:
+    """Into the results: how many whole requests were compared with `Engine.search`,
+    which differed, and how many the time budget cut short."""
+    if "request_checked" in passes[0]:
+        result["request_checked"] = sum(p["request_checked"] for p in passes)
+        result["request_mismatches"] = sorted({m for p in passes
+                                               for m in p["request_mismatches"]})
+        result["request_partial"] = sum(p["request_partial"] for p in passes)
+    if "cpu_ms" in passes[0]:
+        result["cpu_p50_ms"] = {name: round(statistics.median(
+            percentile(p["cpu_ms"][name], 50) for p in passes), 3)
+            for name in passes[0]["cpu_ms"]}
+
+
+def request_target(result: Mapping[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """#14: the whole `/api/search` request within 1.3 x FTS5's query at the median."""
+    q = result.get("queries", {})
+    req, fts = q.get("request"), q.get("fts5")
+    if result["items"] < 100_000 or not req or not fts:
+        return []
+    a, b = req["all"]["p50"], fts["all"]["p50"]
+    bad = len(result.get("request_mismatches", []))
+    cpu = result.get("cpu_p50_ms", {})
+    in_cpu = (f"; CPU time {cpu['request']:.2f} ms vs {cpu['fts5']:.2f} ms"
+              f" ({cpu['request'] / cpu['fts5']:.2f} ×)"
+              if cpu.get("request") and cpu.get("fts5") else "")
+    return [("whole /api/search request p50 ≤ 1.3 × FTS5 p50",
+             f"{a:.2f} ms vs 1.3 × {b:.2f} ms ({a / b:.2f} ×){in_cpu}", a <= 1.3 * b),
+            ("whole request answers as Engine.search (total, facet counts, top ids)",
+             f"{result.get('request_checked', 0)} requests checked, {bad} differ,"
+             f" {result.get('request_partial', 0)} cut short by the time budget", bad == 0)]
+
+
+def request_lines(result: Mapping[str, Any]) -> list[str]:
+    """The CPU time per search (the median over passes of each engine's p50), and how
+    many whole requests were checked against `Engine.search`."""
+    cpu = result.get("cpu_p50_ms")
+    if not cpu:
+        return []
+    text = ("CPU time of the searching thread per search, p50 (ms): "
+            + ", ".join(f"{name} {ms:.2f}" for name, ms in cpu.items()))
+    if "request_checked" in result:
+        text += (f"; {result['request_checked']} whole requests checked against"
+                 f" `Engine.search`, {len(result.get('request_mismatches', []))} differed")
+    return [text + ".", ""]
 
 
 def summarise(passes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -453,6 +544,7 @@ def targets(result: Mapping[str, Any]) -> list[tuple[str, str, bool | None]]:
                       f" peak RSS {build['peak_rss_mb']:,.0f} MiB"
                       + (f" + {workers:,.0f} MiB per worker" if workers else "")),
                      build["index_documents"] == n))
+    rows += request_target(result)
     http = result.get("http")
     if http and n >= 1_000_000:
         levels = {lv["clients"]: lv for lv in http["levels"]}
@@ -495,7 +587,10 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
         " counted without its own filter). *product* is `Engine.search` (everything a request"
         " does, highlights included); *groupedby* is the same Whoosh query with"
         " `searcher.search(q, limit=10, groupedby=[...])` (plus one grouped search per"
-        " filtered facet); *fts5* is SQLite FTS5 (porter, bm25 with the title weighted 2,"
+        " filtered facet); *request* is the whole `GET /api/search` request for the same"
+        " query through the Flask test client of the product's app on the same catalog and"
+        " index (routing, checks, ETag, `Engine.search`, JSON, headers; its answers are"
+        " checked against *product*'s); *fts5* is SQLite FTS5 (porter, bm25 with the title weighted 2,"
         " GROUP BY over one materialised set of matches). Times are per search, single"
         " process, no HTTP, engines interleaved query by query."),
         "",
@@ -553,6 +648,8 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
                 ratios.append(("product / fts5", q["product"], q["fts5"]))
             if "groupedby" in q and "product" in q:
                 ratios.append(("groupedby / product", q["groupedby"], q["product"]))
+            if "request" in q and "fts5" in q:
+                ratios.append(("request / fts5", q["request"], q["fts5"]))
             if ratios:
                 lines += ["Ratios of p50 (and p95):", "",
                           "| ratio | all | " + " | ".join(KINDS) + " |",
@@ -562,6 +659,7 @@ def render(results: Sequence[Mapping[str, Any]]) -> str:
                              if a.get(k) and b.get(k) else "-" for k in ("all", *KINDS)]
                     lines.append(f"| {label} | " + " | ".join(cells) + " |")
                 lines.append("")
+            lines += request_lines(result)
         build = result.get("build")
         if build:
             runs = build.get("runs_s") or [build["seconds"]]
@@ -628,6 +726,7 @@ def _runs_table(runs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Every kept run of this size, one line each, and their medians."""
     columns = [("product p50 / p95 ms", "product_p50", "product_p95"),
                ("fts5 p50 / p95 ms", "fts5_p50", "fts5_p95"),
+               ("whole request p50 / p95 ms", "request_p50", "request_p95"),
                ("common words, groupedby / product p50", "groupedby_common_p50",
                 "product_common_p50"),
                ("rebuild items/s", "build_items_per_s", None),
@@ -717,7 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--source", type=Path, action="append",
                     help="JSON Lines text to recombine (default: the news corpora)")
     ap.add_argument("--engines", default=",".join(ENGINES),
-                    help="in-process engines to run (default: all three)")
+                    help="in-process engines to run (default: all four)")
     ap.add_argument("--passes", type=int, default=2, help="query passes (fresh processes)")
     ap.add_argument("--builds", type=int, default=1,
                     help="full rebuilds to time (the median is reported)")
@@ -797,6 +896,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["checked"] = passes[0]["checked"]
         result["mismatches"] = sorted({m for p in passes for m in p["mismatches"]})
         result["query_process_rss_mb"] = max(p["peak_rss_mb"] for p in passes)
+        request_checks(result, passes)
         for name, per in result["queries"].items():
             log(f"{name}: " + ", ".join(f"{k} {v['p50']:.2f}/{v['p95']:.1f}"
                                         for k, v in per.items()))

@@ -8,7 +8,7 @@ characters, so the text reads exactly as stored.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from html import escape
 
 from searchapp.analysis import TOKEN_PATTERN, tongue
@@ -18,12 +18,24 @@ TOKENS = re.compile(TOKEN_PATTERN)
 FRAGMENT_CHARS = 240
 _LEAD = 60  # characters of context kept before the first match in a fragment
 _CACHE_LIMIT = 200_000
-# Each distinct word is folded once (None: a stop word) and stemmed once.
-_FOLDED: dict[str, str | None] = {}
-_STEMS: dict[str, str] = {}
+# Each distinct word as written → its English term (None: a stop word), found once.
+_TERMS: dict[str, str | None] = {}
+_UNSEEN = object()
 
 
-def spans(text: str, wanted: Collection[str], *, language: str = "en") -> list[tuple[int, int]]:
+class Marks:
+    """The terms a search wants marked (language-tagged), sorted out once for every
+    text of its page."""
+
+    __slots__ = ("english", "wanted")
+
+    def __init__(self, wanted: Collection[str]) -> None:
+        self.wanted = wanted
+        self.english = frozenset(t[3:] for t in wanted if t.startswith("en:"))
+
+
+def spans(text: str, wanted: Collection[str] | Marks, *, language: str = "en"
+          ) -> list[tuple[int, int]]:
     """Character ranges of the words in `text` whose terms are in `wanted`.
 
     `wanted` holds language-tagged terms ("fr:cooper", `searchapp.analysis.tag`);
@@ -31,63 +43,73 @@ def spans(text: str, wanted: Collection[str], *, language: str = "en") -> list[t
     its neighbours, so each word goes through its language's per-word function
     (`searchapp.analysis.Tongue.terms`, cached) rather than a token generator.
     """
-    if not wanted or not text:
-        return []
+    return list(_spans(text, wanted, language))
+
+
+def _spans(text: str, wanted: Collection[str] | Marks, language: str
+           ) -> Iterator[tuple[int, int]]:
+    """`spans`, in order, found as they are asked for (a fragment stops asking)."""
+    marks = wanted if isinstance(wanted, Marks) else Marks(wanted)
+    if not marks.wanted or not text:
+        return iter(())
     if language == "en":
-        return _english_spans(text, wanted)
+        return _english_spans(text, marks.english)
+    return _other_spans(text, marks.wanted, language)
+
+
+def _other_spans(text: str, wanted: Collection[str], language: str
+                 ) -> Iterator[tuple[int, int]]:
     terms_of = tongue(language).terms
-    found = []
     for match in TOKENS.finditer(text):
         if any(term in wanted for term in terms_of(match.group(0))):
-            found.append(match.span())
-    return found
+            yield match.span()
 
 
-def _english_spans(text: str, wanted: Collection[str]) -> list[tuple[int, int]]:
-    """English, through the compiled chain's steps: words whose first letter starts no
-    wanted term are not stemmed (the stemmer keeps a word's first letter)."""
-    chain = compile_chain("en")
-    english = {t[3:] for t in wanted if t.startswith("en:")}
+def _english_spans(text: str, english: Collection[str]) -> Iterator[tuple[int, int]]:
+    """English (`english`: the wanted terms untagged), through the compiled chain's
+    steps, each distinct word folded and stemmed once (`_TERMS`): then a word costs
+    one lookup."""
     if not english:
-        return []
-    initials = {t[:1] for t in english} if chain.keeps_initial else None
-    folds, stems = _FOLDED, _STEMS
-    found = []
+        return
+    chain = compile_chain("en")
+    known = _TERMS
     for match in chain.tokens.finditer(text):
         word = match.group(0)
-        if word in folds:
-            folded = folds[word]
-        else:
-            if len(folds) >= _CACHE_LIMIT:
-                folds.clear()
-            folded = folds[word] = chain.fold(word)
-        if folded is None:
-            continue  # a stop word
-        if initials is not None and folded[:1] not in initials:
-            continue  # cannot stem to a wanted term
-        term = stems.get(folded)
-        if term is None:
-            if len(stems) >= _CACHE_LIMIT:
-                stems.clear()
-            term = stems[folded] = chain.stem(folded)
+        term = known.get(word, _UNSEEN)
+        if term is _UNSEEN:
+            if len(known) >= _CACHE_LIMIT:
+                known.clear()
+            folded = chain.fold(word)
+            term = known[word] = None if folded is None else chain.stem(folded)
         if term in english:
-            found.append(match.span())
-    return found
+            yield match.span()
 
 
-def highlight(text: str, wanted: Collection[str], *, fragment: int | None = None,
+def highlight(text: str, wanted: Collection[str] | Marks, *, fragment: int | None = None,
               language: str = "en") -> str:
     """`text` escaped, matches marked (the text read in its item's `language`); cut to
-    about `fragment` characters if given."""
-    found = spans(text, wanted, language=language)
+    about `fragment` characters if given. `wanted`: the tagged terms, or their `Marks`
+    (made once for the texts of a page).
+
+    A cut text is analysed only as far as it is shown: up to its first match (where
+    the fragment starts), then to the fragment's end."""
+    found = _spans(text, wanted, language)
     start, end = 0, len(text)
+    shown: list[tuple[int, int]] = []
     if fragment is not None and len(text) > fragment:
-        if found and found[0][0] > _LEAD:
-            start = _word_start(text, found[0][0] - _LEAD)
+        first = next(found, None)
+        if first is not None:
+            if first[0] > _LEAD:
+                start = _word_start(text, first[0] - _LEAD)
+            shown.append(first)
         end = _word_end(text, start + fragment)
+    for span in found:
+        if span[1] > end:
+            break  # (the spans come in order: no later one ends within the text shown)
+        shown.append(span)
     out = ["…"] if start > 0 else []
     pos = start
-    for a, b in found:
+    for a, b in shown:
         if a < start or b > end:
             continue
         out.append(escape(text[pos:a]))

@@ -51,7 +51,9 @@ def by_relevance(snapshot: Snapshot, columns: Columns, query: Query, matched: Ma
     end = min(end, len(docs))
     if start >= end:
         return []
-    scores = matched.scores[np.searchsorted(matched.ids, docs)]
+    # `docs` are some of the matches (those the filters let through), or all of them.
+    scores = (matched.scores if len(docs) == len(matched.ids)
+              else matched.scores[np.searchsorted(matched.ids, docs)])
     if end - start < len(docs):
         ends = -np.partition(-scores, [start, end - 1])
         high, low = float(ends[start]), float(ends[end - 1])

@@ -54,7 +54,7 @@ from searchapp.engine.health import missing as missing_files
 from searchapp.errors import IndexUnavailable, SearchappError
 from searchapp.facets import Columns, Counted
 from searchapp.fields import FACET_FIELDS, FACETS, TEXT_FIELDS, UNDATED
-from searchapp.highlight import FRAGMENT_CHARS, highlight
+from searchapp.highlight import FRAGMENT_CHARS, Marks, highlight
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 from searchapp.page import FacetValue, Hit, Related, SearchPage, facet_values
@@ -285,7 +285,7 @@ class Engine:
             found = self._find(snapshot, request, budget)
             request, parsed, built, count = found.request, found.parsed, found.built, found.count
             vocabulary = snapshot.vocabulary()
-            wanted = built.wanted if built is not None else set()
+            wanted = Marks(built.wanted if built is not None else set())
             total = len(found.counted.docs)
             end = request.page * request.per_page
             hits = []

@@ -53,3 +53,46 @@ def test_marks_are_placed_on_the_text_as_written() -> None:
     text = "Elections: <b>elected</b> & ELECTING"
     assert highlight(text, {"en:elect"}) == ("<mark>Elections</mark>: &lt;b&gt;<mark>elected"
                                           "</mark>&lt;/b&gt; &amp; <mark>ELECTING</mark>")
+
+
+def whole_then_cut(text: str, wanted: set[str], fragment: int | None,
+                   language: str = "en") -> str:
+    """Highlighting as it was done before a fragment stopped the analysis (#14): every
+    match found first, then the fragment cut around the first one."""
+    from html import escape
+
+    from searchapp.highlight import _LEAD, _word_end, _word_start
+
+    found = spans(text, wanted, language=language)
+    start, end = 0, len(text)
+    if fragment is not None and len(text) > fragment:
+        if found and found[0][0] > _LEAD:
+            start = _word_start(text, found[0][0] - _LEAD)
+        end = _word_end(text, start + fragment)
+    out = ["…"] if start > 0 else []
+    pos = start
+    for a, b in found:
+        if a < start or b > end:
+            continue
+        out += [escape(text[pos:a]), f"<mark>{escape(text[a:b])}</mark>"]
+        pos = b
+    out.append(escape(text[pos:end]))
+    if end < len(text):
+        out.append("…")
+    return "".join(out)
+
+
+def test_a_fragment_is_the_same_as_cutting_the_whole_highlighted_text() -> None:
+    texts = sample_texts()
+    long = " ".join(texts[:12])  # matches far from the start, and near the end
+    for text in [*texts, long, "Le vote des coopératives, " * 40]:
+        vocabulary = sorted(set(terms(text)))
+        choices = [set(vocabulary[k:k + 2]) for k in range(0, len(vocabulary), 7)]
+        for wanted in [*choices[:12], choices[-1] if choices else set(), {"nothing"}]:
+            tagged = {f"en:{t}" for t in wanted}
+            for fragment in (None, 20, 80, 240, len(text)):
+                assert highlight(text, tagged, fragment=fragment) == whole_then_cut(
+                    text, tagged, fragment), (text[:60], wanted, fragment)
+            french = {f"fr:{t}" for t in wanted} | {"fr:vot", "fr:cooper"}
+            assert highlight(text, french, fragment=80, language="fr") == whole_then_cut(
+                text, french, 80, "fr")

@@ -920,11 +920,19 @@ def leaf_postings(leaf: IndexReader, fieldname: str, text: str | bytes
 
 def leaf_lengths(leaf: IndexReader, fieldname: str, n: int) -> NDArray[np.int64]:
     """A segment's document lengths in a field: its one-byte length column, decoded."""
+    schema = getattr(leaf, "schema", None)
+    if schema is not None and fieldname in schema and not schema[fieldname].scorable:
+        # No lengths are kept for it (the language or organisation of an item): every
+        # document's is 0, as Whoosh answers each one, without asking 100,000 times.
+        return np.zeros(n, dtype=np.int64)
     column = None
     perdoc = getattr(leaf, "_perdoc", None)
     if isinstance(perdoc, W3PerDocReader):
         column = perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
     if not isinstance(column, NumericColumn.Reader) or column._fixedlen != 1:
+        FALLBACKS.count("field lengths read document by document")
+        log.warning("field %r: no one-byte length column in a segment; its %d lengths are"
+                    " read document by document, slowly", fieldname, n)
         return np.fromiter((leaf.doc_field_length(d, fieldname, 0) or 0 for d in range(n)),
                            dtype=np.int64, count=n)
     codes = np.zeros(n, dtype=np.uint8)
