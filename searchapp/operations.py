@@ -130,9 +130,6 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
                                             defaults=hints or importers.Hints(), spool=spool))
         progress("reading", spool.read, spool.read)
         _log_detections(detections)
-        # The detector's models are not needed again by this import: their memory
-        # goes back before the index workers start (#14's 1 GB bound).
-        languages.unload_models()
         return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
                                progress=progress)
 
@@ -140,6 +137,7 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
 def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
                   skip_invalid: bool = False, progress: Progress = _quiet) -> ImportOutcome:
     """Store what was parsed, all or nothing, and update the live index."""
+    languages.release_detector()  # the items are built: lingua's models are not needed
     with _spool(settings, progress) as spool:
         for result in parsed:
             spool.take(result)
@@ -153,7 +151,9 @@ UPDATE_AT_MOST = 20_000
 
 
 def _log_detections(before: Counter[str]) -> None:
-    """Say how the languages of the items just read were settled (`languages.detect`)."""
+    """Say how the languages of the items just read were settled (`languages.detect`),
+    and let lingua's models go: the storing and indexing that follow need the memory."""
+    languages.release_detector()
     done = languages.DETECTIONS - before
     if done:
         log.info("languages detected: %d by their stop words, %d by lingua",

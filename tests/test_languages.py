@@ -359,12 +359,15 @@ def test_an_import_says_how_languages_were_detected(tmp_path: Path,
     with caplog.at_level("INFO", logger="searchapp.operations"):
         operations.import_paths(settings, [data])
     assert "languages detected: 1 by their stop words, 1 by lingua" in caplog.text
+    # lingua's models are let go before the catalog and index are written.
+    assert languages._detector_built == []
+    assert detect("Genossenschaften wachsen")[0] == "de"  # and load again when needed
 
 
 def test_imports_one_after_another_detect_alike_after_the_models_are_given_back(
         tmp_path: Path) -> None:
     # An import gives the detector's models back once it has read its files
-    # (languages.unload_models, before the index rebuild); the next import in the
+    # (languages.release_detector, before storing and indexing); the next import in the
     # same process (a server's import jobs) loads them again and detects as before.
     from searchapp import operations
     from searchapp.catalog import Catalog
