@@ -362,3 +362,25 @@ def test_an_import_says_how_languages_were_detected(tmp_path: Path,
     # lingua's models are let go before the catalog and index are written.
     assert languages._detector_built == []
     assert detect("Genossenschaften wachsen")[0] == "de"  # and load again when needed
+
+
+def test_imports_one_after_another_detect_alike_after_the_models_are_given_back(
+        tmp_path: Path) -> None:
+    # An import gives the detector's models back once it has read its files
+    # (languages.release_detector, before storing and indexing); the next import in the
+    # same process (a server's import jobs) loads them again and detects as before.
+    from searchapp import operations
+    from searchapp.catalog import Catalog
+    from searchapp.config import Settings
+
+    settings = Settings(catalog=tmp_path / "catalog.sqlite3", index_dir=tmp_path / "index")
+    for k, title in enumerate(["Genossenschaften wachsen", "Coopératives agricoles unies"]):
+        data = tmp_path / f"items{k}.jsonl"
+        data.write_text(json.dumps({"id": f"i{k}", "organisation": "CECOP", "title": title}),
+                        encoding="utf-8")
+        before = languages.DETECTIONS["lingua"]
+        operations.import_paths(settings, [data])
+        assert languages.DETECTIONS["lingua"] == before + 1
+    with Catalog(settings.catalog) as catalog:
+        found = {item.id: item.language for item in catalog.iter_items()}
+    assert found == {"i0": "de", "i1": "fr"}
