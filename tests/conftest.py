@@ -20,6 +20,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "data" / "samples"
 
 
+def search(client: FlaskClient, **params: Any) -> dict[str, Any]:
+    """GET /api/search with `params`; the JSON answer (a 200 is asserted)."""
+    response = client.get("/api/search", query_string=params)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def ids(data: dict[str, Any]) -> list[str]:
+    """The ids of an /api/search answer's hits, in order."""
+    return [h["id"] for h in data["hits"]]
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings.load({"catalog": tmp_path / "instance" / "catalog.sqlite3",

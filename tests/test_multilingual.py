@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ids, search
 from flask.testing import FlaskClient
 
 from searchapp import create_app, operations
@@ -46,16 +47,6 @@ NEWS = [
      "title": "Social cooperatives grow across Europe",
      "summary": "Worker cooperatives created new jobs in the social economy."},
 ]
-
-
-def search(client: FlaskClient, **params: Any) -> dict[str, Any]:
-    response = client.get("/api/search", query_string=params)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()  # type: ignore[no-any-return]
-
-
-def ids(data: dict[str, Any]) -> list[str]:
-    return [h["id"] for h in data["hits"]]
 
 
 @pytest.fixture

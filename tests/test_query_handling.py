@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from searchapp import operations
 from searchapp.config import Settings
 from searchapp.query import MAX_TYPO_TERMS, TYPO_BOOST
-from tests.conftest import Cli, app_over
+from tests.conftest import Cli, app_over, search
 
 ITEMS = [
     {"id": "coop", "title": "Housing co-op opens in Leeds"},
@@ -56,12 +56,6 @@ def app(built: Settings, request: pytest.FixtureRequest) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-def search(client: FlaskClient, **params: Any) -> dict[str, Any]:
-    response = client.get("/api/search", query_string=params)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()  # type: ignore[no-any-return]
 
 
 def found(client: FlaskClient, q: str) -> set[str]:

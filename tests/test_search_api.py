@@ -10,24 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ids, search
 from flask.testing import FlaskClient
 
 from searchapp import create_app, operations
 from searchapp.config import Settings
 
 
-def search(client: FlaskClient, **params: Any) -> dict[str, Any]:
-    response = client.get("/api/search", query_string=params)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()  # type: ignore[no-any-return]
-
-
 def titles(data: dict[str, Any]) -> list[str]:
     return [h["title"] for h in data["hits"]]
-
-
-def ids(data: dict[str, Any]) -> list[str]:
-    return [h["id"] for h in data["hits"]]
 
 
 def counts(data: dict[str, Any], facet: str) -> dict[Any, int]:
