@@ -242,8 +242,12 @@ class Catalog:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
 
     def _add_missing_columns(self) -> None:
+        columns: dict[str, set[str]] = {}
         for (table, name), kind in _ADDED_COLUMNS.items():
-            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            present = columns.get(table)
+            if present is None:
+                present = columns[table] = {
+                    row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if name not in present:
                 try:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
@@ -295,11 +299,12 @@ class Catalog:
         return SyncPoint(self._meta("catalog_id") or "", int(self._meta("change") or 0),
                          fingerprint or "")
 
-    def refingerprint(self) -> SyncPoint:
+    def refingerprint(self, fresh: SyncPoint | None = None) -> SyncPoint:
         """The sync point with the fingerprint read afresh from every item, and kept so
         (for a full rebuild, which reads every item anyway: a change made behind
-        searchapp's back then stops showing as a difference)."""
-        point = self.sync_point(recompute=True)
+        searchapp's back then stops showing as a difference). `fresh`: that point, if
+        the caller has just read it under the same lock."""
+        point = fresh if fresh is not None else self.sync_point(recompute=True)
         self._set_meta("fingerprint", point.fingerprint)
         return point
 

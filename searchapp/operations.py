@@ -371,9 +371,11 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
+        fresh = None  # the fingerprint read afresh, once
         if if_needed:
             kept = catalog.sync_point()
-            if kept == catalog.sync_point(recompute=True) and _opens_as_declared(store):
+            fresh = catalog.sync_point(recompute=True)
+            if kept == fresh and _opens_as_declared(store):
                 synced = store.synced()
                 if synced == kept:
                     return RebuildOutcome(_live_name(store), catalog.count(),
@@ -388,7 +390,7 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
             _check_shrink(store, catalog, expected)
         if check_space:
             _check_room(store, catalog, expected)
-        point = catalog.refingerprint()
+        point = catalog.refingerprint(fresh)
         # Closed here, while the catalog is open, even when the rebuild fails.
         with closing(catalog.iter_items()) as items:
             gen = store.rebuild(_counted(items, "indexing", expected, progress),

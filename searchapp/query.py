@@ -568,7 +568,8 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
                 alternatives.extend(Phrase(f, terms) for f in clause.fields)
     if pairs:
         alternatives.insert(0, Term(*pairs[0]) if len(pairs) == 1 else Word(tuple(pairs)))
-    if typos is not None and _tolerant(clause, vocabulary, [t for _, t in pairs]):
+    # `pairs` holds only terms some item has: none means no item has the word as typed.
+    if typos is not None and not pairs and _tolerant(clause):
         close = close_words(vocabulary, clause.words[0], clause.fields, languages)
         if close:
             typos[clause.words[0]] = tuple(dict.fromkeys(w for w, _, _ in close))
@@ -634,14 +635,12 @@ def allowed_edits(word: str) -> int:
     return next((edits for letters, edits in TYPO_EDITS if len(word) >= letters), 0)
 
 
-def _tolerant(clause: Clause, vocabulary: Vocabulary, terms: list[str]) -> bool:
-    """Whether the clause is one word, typed bare or field-scoped, that no item has in
-    any language (`terms`: its tagged terms)."""
-    if (clause.prefix is not None or len(clause.expressions) != 1 or len(clause.terms) != 1
-            or len(clause.words) != 1 or clause.text.startswith('"')
-            or not allowed_edits(clause.words[0])):
-        return False
-    return not any(vocabulary.doc_frequency(f, t) for f in clause.fields for t in terms)
+def _tolerant(clause: Clause) -> bool:
+    """Whether the clause is one word, typed bare or field-scoped, long enough for typo
+    tolerance (the caller knows whether any item has it)."""
+    return not (clause.prefix is not None or len(clause.expressions) != 1
+                or len(clause.terms) != 1 or len(clause.words) != 1
+                or clause.text.startswith('"') or not allowed_edits(clause.words[0]))
 
 
 def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...],

@@ -18,7 +18,6 @@ import dataclasses
 import datetime as dt
 import logging
 import math
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -32,7 +31,7 @@ from searchapp import query as parser
 from searchapp import ranking
 from searchapp.analysis import CHAINS
 from searchapp.analysis import compile as compile_chain
-from searchapp.analysis import TOKEN_PATTERN, tongue
+from searchapp.analysis import tongue
 from searchapp.config import Settings
 from searchapp.engine import (
     BOUNDS,
@@ -63,7 +62,6 @@ from searchapp.schema import from_stored
 from searchapp.spelling import suggest
 from searchapp.suggest import complete
 
-_WORDS = re.compile(TOKEN_PATTERN)
 SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
 RELATED = 5
 # Related items are weighed among at most this many candidates: the postings of the
@@ -503,7 +501,7 @@ def likely_language(vocabulary: Any, parsed: parser.ParsedQuery,
     added up), None on a tie. Cheap enough for every search; the detector
     (`searchapp.languages.detect`) is not loaded by a searching process, and is
     unsure on two words. Only breaks ties between equal scores."""
-    words = [w for clause in parsed.positives for w in _WORDS.findall(clause.text)]
+    words = [w for clause in parsed.positives for w in parser._WORDS.findall(clause.text)]
     if not words:
         return None
     used: dict[str, int] = {}

@@ -275,6 +275,11 @@ def _check_field(name: str, terms: int, arrays: dict[str, NDArray[Any]], doccoun
         raise Damaged(f"field {name}: its positions do not fit its postings")
 
 
+def _why(exc: BaseException) -> str:
+    """Why an arrays file was refused, for people."""
+    return str(exc) if isinstance(exc, Damaged) else f"{exc.__class__.__name__}: {exc}"
+
+
 def verify(path: str, doccount: int) -> str | None:
     """Why the arrays file at `path` (for a segment of `doccount` documents) cannot be
     used, or None when it can (or there is none). For health checks: reads the whole
@@ -284,7 +289,7 @@ def verify(path: str, doccount: int) -> str | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        return str(exc) if isinstance(exc, Damaged) else f"{exc.__class__.__name__}: {exc}"
+        return _why(exc)
     arrays.close()
     return None
 
@@ -293,14 +298,12 @@ def open_arrays(path: str, doccount: int) -> SegmentArrays | None:
     """The arrays file at `path` for a segment of `doccount` documents, or None: no file
     (segments Whoosh wrote itself have none), or one that fails `verify` (then the
     segment's postings are read from Whoosh's files: counted in `FALLBACKS` and logged)."""
-    if not os.path.exists(path):
-        return None
     try:
         return SegmentArrays(path, doccount)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        why = str(exc) if isinstance(exc, Damaged) else f"{exc.__class__.__name__}: {exc}"
+        why = _why(exc)
         FALLBACKS.count(DAMAGED)
         log.warning("not using the posting arrays file %s (%s): its segment is searched"
                     " through Whoosh's postings, more slowly; `searchapp reindex` writes it"

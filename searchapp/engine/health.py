@@ -52,9 +52,11 @@ def missing(ix: Index) -> Checked:
     if listed is not None:
         folder, ids = listed
         found.segments = len(ids)
+        names = os.listdir(folder)
         for segid in ids:
-            found.broken.extend(segments.missing_files(folder, segid))
-            found.files += sum(1 for name in os.listdir(folder) if name.startswith(f"{segid}."))
+            present = {name for name in names if name.startswith(f"{segid}.")}
+            found.broken.extend(segments.missing_files(folder, segid, present))
+            found.files += len(present)
     return found
 
 

@@ -59,7 +59,6 @@ from whoosh.index import Index
 from whoosh.matching import Matcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import IndexReader, TermNotFound
-from whoosh.system import _INT_SIZE as _INT_BYTES
 from whoosh.system import _INT_SIZE as _UINT_SIZE
 from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
@@ -489,7 +488,7 @@ class SegmentBuilder:
                     pending.append(pack_int(-size if b == last_block else size))
                     pending.append(head)
                     pending.append(data)
-                    offset += _INT_BYTES + size
+                    offset += _UINT_SIZE + size
                     # W3TermInfo.add_block
                     weight_sum += bsum[b]
                     if minlength is not None:
@@ -987,9 +986,9 @@ def segment_files(ix: Index) -> tuple[str, list[str]] | None:
     return folder, [segment.segment_id() for segment in ix._segments()]
 
 
-def missing_files(folder: str, segid: str) -> list[str]:
-    """The files a segment must have that are missing or unreadable, for people."""
-    present = {name for name in os.listdir(folder) if name.startswith(f"{segid}.")}
+def missing_files(folder: str, segid: str, present: set[str]) -> list[str]:
+    """The files a segment must have that are missing or unreadable, for people
+    (`present`: the names in `folder` that start with the segment's id and a dot)."""
     wanted = [f"{segid}.seg"] if f"{segid}.seg" in present else \
         [f"{segid}{ext}" for ext in _SEGMENT_FILES]
     problems = [f"{name} is missing" for name in wanted if name not in present]
