@@ -359,19 +359,13 @@ class Tongue:
     def analyser(self) -> Callable[[str], Analysed]:
         """`analyse` with caches of its own, never cleared: what a segment writer uses."""
         if self.language == "en":
-            findall, stops = self._english.tokens.findall, self._english.stop_words
+            # The English chain's own analysis, its stems tagged as they are cached.
             chain = self._english
-            cache = _Stems(lambda folded: "en:" + chain.stem(folded))
+            single = chain.analyser(_Stems(lambda folded: "en:" + chain.stem(folded)))
 
             def analyse_english(text: str) -> Analysed:
-                words = [w.lower() for w in findall(text)]
-                if not text.isascii():
-                    words = [w.translate(accent_map) for w in words]
-                kept = [i for i, w in enumerate(words) if w not in stops]
-                if not kept:
-                    return [], 0, [], []
-                surface = [words[i] for i in kept] if len(kept) < len(words) else words
-                return [cache[w] for w in surface], kept[0], surface, []
+                stems, first, words = single(text)
+                return stems, first, words, []
 
             return analyse_english
 
