@@ -42,6 +42,7 @@ from whoosh import index as whoosh_index
 from whoosh.analysis.tokenizers import IDTokenizer
 from whoosh.codec.whoosh3 import (
     LENGTHS_COLUMN,
+    STORED_COLUMN,
     WHOOSH3_HEADER_MAGIC,
     W3FieldWriter,
     W3LeafMatcher,
@@ -49,7 +50,7 @@ from whoosh.codec.whoosh3 import (
     W3TermInfo,
     _lenfield,
 )
-from whoosh.columns import NumericColumn
+from whoosh.columns import CompressedBytesColumn, NumericColumn, PickleColumn
 from whoosh.compat import dumps
 from whoosh.fields import FieldType, Schema
 from whoosh.filedb import filetables
@@ -64,7 +65,14 @@ from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
-from searchapp.analysis import Analysed, Chain, Multilingual, chain_for
+from searchapp.analysis import (
+    Chain,
+    Multilingual,
+    WordEntry,
+    chain_for,
+    token_pattern,
+    word_entries,
+)
 from searchapp.engine.arrayfile import arrays_name, write_arrays
 from searchapp.engine.base import FALLBACKS
 
@@ -74,6 +82,9 @@ log = logging.getLogger(__name__)
 SEGMENT_POSTINGS = 4_000_000
 # A segment's terms are pickled into blocks about this many postings at a time.
 WRITE_CHUNK = 1 << 17
+# Documents are gathered this many at a time (fewer when segments are small: about a
+# hundredth of a segment's postings at ~100 postings a document).
+BATCH = 256
 
 
 # While a segment is gathered, each term has a list of postings in document order,
@@ -93,15 +104,120 @@ class _Vocab(dict[str, int]):
         return number
 
 
+class _Registry(dict[str, int]):
+    """Term text → a number for the whole build (every segment, every text field),
+    and the texts by number."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def __missing__(self, key: str) -> int:
+        number = self[key] = len(self.texts)
+        self.texts.append(key)
+        return number
+
+
+class _Words(dict[str, int]):
+    """One analysed field's words in one document language, as written → a code; per
+    code (`_TextField`'s arrays): its term's number, its second term's (or -1), its
+    spelling word's (-1 for a stop word)."""
+
+    def __init__(self, owner: _TextField, entry: Callable[[str], WordEntry]) -> None:
+        super().__init__()
+        self._owner = owner
+        self._entry = entry
+
+    def __missing__(self, word: str) -> int:
+        terms, spelling = self._entry(word)
+        owner = self._owner
+        code = self[word] = len(owner.main)
+        if len(terms) > 2:
+            raise ValueError(f"{word!r} analyses into more than two terms: {terms!r}")
+        owner.main.append(owner.terms[terms[0]] if terms else -1)
+        owner.extra.append(owner.terms[terms[1]] if len(terms) > 1 else -1)
+        owner.spell.append(owner.spelling[spelling] if terms else -1)
+        return code
+
+
+class _TextField:
+    """How a text field with a compiled chain is gathered a batch at a time: its
+    texts tokenised by the chain's pattern, each distinct word (per document
+    language) analysed once for the whole build, the rest in numpy."""
+
+    def __init__(self, chain: Chain | Multilingual, entries: dict[str, Callable[[str], WordEntry]],
+                 terms: _Registry, spelling: _Registry) -> None:
+        self.findall = token_pattern(chain).findall
+        self.chain = chain
+        self.entries = entries  # per language, shared by the fields of one chain
+        self.terms = terms
+        self.spelling = spelling
+        self.main = array("i")
+        self.extra = array("i")
+        self.spell = array("i")
+        self.words: dict[str, _Words] = {}
+
+    def words_of(self, language: str) -> _Words:
+        found = self.words.get(language)
+        if found is None:
+            entry = self.entries.get(language)
+            if entry is None:
+                entry = self.entries[language] = word_entries(self.chain, language)
+            found = self.words[language] = _Words(self, entry)
+        return found
+
+    def gather(self, texts: list[str], languages: list[str]
+               ) -> tuple[Any, Any, Any, tuple[Any, Any]]:
+        """Rows of a batch of texts: term numbers and positions per row in (text,
+        position) order, each text's row count, and the kept tokens' (text index,
+        spelling word number)."""
+        words = list(map(self.findall, texts))
+        getters = {language: self.words_of(language).__getitem__ for language in set(languages)}
+        codes = np.fromiter(itertools.chain.from_iterable(
+            map(map, [getters[language] for language in languages], words)), dtype=np.int64)
+        count = len(texts)
+        per_text = np.fromiter(map(len, words), dtype=np.int64, count=count)
+        del words
+        main = np.frombuffer(self.main, dtype=np.int32)[codes]
+        kept = np.flatnonzero(main >= 0)
+        text_of = np.repeat(np.arange(count, dtype=np.int64), per_text)[kept]
+        # Stop words are dropped; kept tokens are numbered from the first kept one's
+        # place among all the text's tokens, one after the other (as StopFilter renumbers).
+        starts = np.cumsum(per_text) - per_text
+        kept_starts = np.searchsorted(text_of, np.arange(count))
+        kept_counts = np.bincount(text_of, minlength=count)
+        has = kept_counts > 0
+        first = np.zeros(count, dtype=np.int64)
+        first[has] = kept[kept_starts[has]] - starts[has]
+        positions = first[text_of] + np.arange(len(kept)) - kept_starts[text_of]
+        terms = main[kept]
+        codes = codes[kept]
+        extra = np.frombuffer(self.extra, dtype=np.int32)[codes]
+        second = extra >= 0
+        if second.any():  # a second term at some words' positions, right after the first
+            repeat = 1 + second.astype(np.int64)
+            row_token = np.repeat(np.arange(len(kept)), repeat)
+            rows_terms = terms[row_token]
+            rows_terms[(np.cumsum(repeat) - 1)[second]] = extra[second]
+            rows_positions, rows_text = positions[row_token], text_of[row_token]
+        else:
+            rows_terms, rows_positions, rows_text = terms, positions, text_of
+        spelled = np.frombuffer(self.spell, dtype=np.int32)[codes]
+        return (rows_terms, rows_positions, np.bincount(rows_text, minlength=count),
+                (text_of, spelled))
+
+
 class _Flat:
     """One field's postings while a segment is gathered, 12 bytes a row rather than
     Python objects: a row per token (its term's number and its position; 0 in fields
     without positions), and per document that has rows, its number and row count.
     Rows come in document order and, within a document, in position order."""
 
-    __slots__ = ("counts", "docs", "positions", "terms", "vocab")
+    __slots__ = ("counts", "docs", "positions", "shared", "terms", "vocab")
 
-    def __init__(self) -> None:
+    def __init__(self, shared: _Registry | None = None) -> None:
+        # Term numbers: the build's (text fields) or this segment's own (ID fields).
+        self.shared = shared
         self.vocab = _Vocab()
         self.terms = array("i")
         self.positions = array("i")
@@ -111,11 +227,23 @@ class _Flat:
     def sorted_rows(self, base: int) -> tuple[list[str], Any, Any, Any]:
         """(the terms in written order, then per row in (term, document, position)
         order: the term's rank in that order, the segment-local document, the position)."""
-        texts = list(self.vocab)
+        numbers = np.frombuffer(self.terms, dtype=np.int32)
+        if self.shared is not None:
+            every = self.shared.texts
+            used = np.flatnonzero(np.bincount(numbers, minlength=len(every)))
+            texts = [every[k] for k in used.tolist()]
+        else:
+            used = None
+            texts = list(self.vocab)
         ranked = sorted(range(len(texts)), key=texts.__getitem__)
         rank = np.empty(len(texts), dtype=np.int32)
         rank[np.asarray(ranked, dtype=np.int64)] = np.arange(len(texts), dtype=np.int32)
-        keys = rank[np.frombuffer(self.terms, dtype=np.int32)]
+        if used is not None:
+            spread = np.zeros(len(self.shared.texts), dtype=np.int32)  # type: ignore[union-attr]
+            spread[used] = rank
+            rank = spread
+        keys = rank[numbers]
+        del numbers
         order = np.argsort(keys, kind="stable")  # rows were in (document, position) order
         keys = keys[order]
         docs = np.repeat(np.frombuffer(self.docs, dtype=np.int32) - base,
@@ -152,14 +280,19 @@ class _Flat:
 class SegmentBuilder:
     """Writes documents into new segments of `ix` (a fresh index, or one to append to)."""
 
-    def __init__(self, ix: Index, *, segment_postings: int = SEGMENT_POSTINGS) -> None:
+    def __init__(self, ix: Index, *, segment_postings: int = SEGMENT_POSTINGS,
+                 batch: int = BATCH) -> None:
         self.ix = ix
         self.schema = ix.schema
         self.segment_postings = segment_postings
-        # Each text field's analysis, per document language (searchapp.analysis): one
-        # set of stem caches per chain, for as long as this builder writes.
-        self._analysers: dict[str, Callable[[str, str], Analysed]] = {}
-        by_chain: dict[Any, Callable[[str, str], Analysed]] = {}
+        self.batch = max(1, min(batch, segment_postings // 10_000))
+        # Each text field with a compiled chain (searchapp.analysis) is gathered a batch
+        # at a time (`_TextField`); the fields of one chain share its per-language word
+        # analysis (one stem cache each), and every text field the build's term numbers.
+        self._terms_registry = _Registry()
+        self._spelling_registry = _Registry()
+        self._texts: dict[str, _TextField] = {}
+        by_chain: dict[Any, dict[str, Callable[[str], WordEntry]]] = {}
         for name in self.schema.names():
             field = self.schema[name]
             if field.indexed and isinstance(field.format, Positions):
@@ -171,18 +304,21 @@ class SegmentBuilder:
                                 " several times slower", name)
                 else:
                     key = chain.language if isinstance(chain, Chain) else Multilingual
-                    if key not in by_chain:
-                        by_chain[key] = _per_language(chain)
-                    self._analysers[name] = by_chain[key]
+                    self._texts[name] = _TextField(chain, by_chain.setdefault(key, {}),
+                                                   self._terms_registry,
+                                                   self._spelling_registry)
         self._spell_names = {name: self.schema[name].spelling_fieldname(name)
                              for name in self.schema.names()
                              if self.schema[name].separate_spelling()}
         # Fields gathered flat (`_Flat`): the compiled chains' and the plain ID fields'.
-        self._flat_names = set(self._analysers) | {
+        self._flat_names = set(self._texts) | {
             name for name in self.schema.names()
             if self.schema[name].indexed and type(self.schema[name].analyzer) is IDTokenizer
             and type(self.schema[name].format) is Existence}
         self._encoded: dict[int, bytes] = {}
+        self._order: dict[frozenset[str], list[str]] = {}
+        self._stored_names: dict[frozenset[str], list[str]] = {}
+        self._batch: list[Mapping[str, Any]] = []
         self.documents = 0
         self._writer: SegmentWriter | None = None
 
@@ -194,49 +330,95 @@ class SegmentBuilder:
         self._writer = self.ix.writer(compound=False)
         # Keyed by text: str order is UTF-8 byte order, the order Whoosh writes terms in.
         self._terms: dict[str, defaultdict[str, list[Any]]] = {}
-        self._flat: dict[str, _Flat] = {name: _Flat() for name in self._flat_names}
+        self._flat: dict[str, _Flat] = {
+            name: _Flat(self._terms_registry if name in self._texts else None)
+            for name in self._flat_names}
         self._spelling: dict[str, Counter[str]] = {}
+        # Per spelling field: in how many documents each spelling word is (by number).
+        self._spelled: dict[str, Any] = {}
         self._lengths: dict[str, list[int]] = {}
         self._columns: defaultdict[str, list[tuple[int, Any]]] = defaultdict(list)
         self._pending = 0
-        self._order: dict[frozenset[str], list[tuple[str, FieldType]]] = {}
         for spelled in self._spell_names.values():
             self._spelling[spelled] = Counter()
 
     def add(self, fields: Mapping[str, Any]) -> None:
-        """Add one document (the keyword arguments `add_document` would take)."""
+        """Add one document (the keyword arguments `add_document` would take). Documents
+        are gathered a batch at a time: a bad one may raise on a later `add` or at
+        `commit` (the build fails either way)."""
         if self._writer is None:
             self._start()
+        self._batch.append(fields)
+        if len(self._batch) >= self.batch:
+            self._flush()
+            if self._pending >= self.segment_postings:
+                self.commit()
+
+    def _flush(self) -> None:
+        """Gather the batch of documents: field by field, each over the whole batch."""
+        docs, self._batch = self._batch, []
+        if not docs:
+            return
         writer = self._writer
         assert writer is not None
-        docnum = writer.docnum
         perdoc = writer.perdocwriter
-        key = frozenset(fields)
-        order = self._order.get(key)
-        if order is None:
-            names = sorted(n for n in fields if not n.startswith("_"))
-            writer._check_fields(self.schema, names)
-            order = self._order[key] = [(n, self.schema[n]) for n in names]
-        perdoc.start_doc(docnum)
-        stored = perdoc._storedfields
-        columns = self._columns
-        language = fields.get("language") or "en"
-        for name, field in order:
-            value = fields[name]
-            if value is None:
-                continue
+        first = writer.docnum
+        count = len(docs)
+        present: set[str] = set()
+        stored_names: list[str] = []
+        for key in set(map(frozenset, docs)):
+            names = self._order.get(key)
+            if names is None:
+                names = sorted(n for n in key if not n.startswith("_"))
+                writer._check_fields(self.schema, names)
+                self._order[key] = names
+            present.update(names)
+        names = sorted(present)
+        stored_key = frozenset(names)
+        stored_names = self._stored_names.get(stored_key)  # type: ignore[assignment]
+        if stored_names is None:
+            stored_names = self._stored_names[stored_key] = [
+                n for n in names if self.schema[n].stored]
+        languages = [doc.get("language") or "en" for doc in docs]
+        for name in names:
+            field = self.schema[name]
+            values = [doc.get(name) for doc in docs]
             if field.indexed:
-                self._index(name, field, value, docnum, language)
-            if field.stored:
-                stored[name] = value
+                self._index(name, field, values, first, languages)
             if field.column_type:
-                columns[name].append((docnum, field.to_column_value(value)))
-        perdoc.finish_doc()
+                to_column = field.to_column_value
+                self._columns[name].extend([(first + k, to_column(v))
+                                            for k, v in enumerate(values) if v is not None])
+        self._store(perdoc, first, [{n: v for n in stored_names if (v := doc.get(n)) is not None}
+                                    for doc in docs])
+        perdoc._doccount = first + count
+        perdoc._docnum = first + count - 1
         writer._added = True
-        writer.docnum += 1
-        self.documents += 1
-        if self._pending >= self.segment_postings:
-            self.commit()
+        writer.docnum += count
+        self.documents += count
+
+    def _store(self, perdoc: Any, first: int, stored: list[dict[str, Any]]) -> None:
+        """The documents' stored fields, as `finish_doc` adds them to the `_stored`
+        column one by one (pickled, then compressed), in one write."""
+        column = perdoc._get_column("_stored")
+        inner = getattr(column, "_child", None)
+        if (type(column) is not PickleColumn.Writer
+                or type(inner) is not CompressedBytesColumn.Writer or not all(stored)):
+            for k, fields in enumerate(stored):
+                if fields:
+                    perdoc._docnum = first + k
+                    perdoc.add_column_value("_stored", STORED_COLUMN, fields)
+            return
+        compress, level = inner._compress, inner._level
+        blobs = [compress(dumps(fields, 2), level) for fields in stored]
+        inner.fill(first)
+        inner._dbfile.write(b"".join(blobs))
+        sizes = list(map(len, blobs))
+        offsets = list(itertools.accumulate(sizes, initial=inner._offset_base))
+        inner._lengths.extend(sizes)
+        inner._offsets.extend(offsets[:-1])
+        inner._offset_base = offsets[-1]
+        inner._count = first + len(stored)
 
     def _write_columns(self, perdoc: Any) -> None:
         """The sortable fields' columns and the field lengths, as `add_field` and
@@ -258,43 +440,62 @@ class SegmentBuilder:
                     add(docnum, length_to_byte(length))
             perdoc._fieldlengths[name] += sum(lengths)
 
-    def _index(self, name: str, field: FieldType, value: Any, docnum: int,
-               language: str = "en") -> int:
-        """Gather one field's postings (text analysed in the document's language);
-        returns its length (for scorable fields)."""
-        analyse = self._analysers.get(name)
-        if analyse is not None and isinstance(value, str):
-            stems, first, words, extra = analyse(value, language)
+    def _index(self, name: str, field: FieldType, values: list[Any], first: int,
+               languages: list[str]) -> None:
+        """Gather one field's postings over a batch (texts analysed in their documents'
+        languages), and its lengths (scorable fields)."""
+        lengths: Any = None
+        text = self._texts.get(name)
+        general = range(len(values))
+        if name in self._flat_names:
+            chosen = [k for k, v in enumerate(values) if isinstance(v, str)]
+            general = [k for k, v in enumerate(values) if v is not None and not isinstance(v, str)]
             flat = self._flat[name]
-            n = len(stems)
-            if not extra:
-                flat.terms.extend(map(flat.vocab.__getitem__, stems))
-                flat.positions.extend(range(first, first + n))
-                rows = n
-            else:  # a second term at some words' positions: rows in position order
-                vocab = flat.vocab
-                placed = sorted([*zip(range(first, first + n), map(vocab.__getitem__, stems)),
-                                 *((pos, vocab[s]) for s, pos in extra)])
-                flat.terms.extend(t for _, t in placed)
-                flat.positions.extend(p for p, _ in placed)
-                rows = len(placed)
-            if rows:
-                flat.docs.append(docnum)
-                flat.counts.append(rows)
-                self._pending += rows
-            length = n + len(extra)  # as Whoosh counts every token
-            self._set_length(name, docnum, length)
-            if name in self._spell_names:
-                self._spelling[self._spell_names[name]].update(set(words))
-            return length
-        if name in self._flat_names and analyse is None and isinstance(value, str):
-            flat = self._flat[name]
-            flat.terms.append(flat.vocab[value])
-            flat.positions.append(0)
-            flat.docs.append(docnum)
-            flat.counts.append(1)
-            self._pending += 1
-            return 0
+            if text is not None and chosen:
+                terms, positions, rows, (kept_of, spelled) = text.gather(
+                    [values[k] for k in chosen], [languages[k] for k in chosen])
+                flat.terms.frombytes(terms.astype(np.int32).tobytes())
+                flat.positions.frombytes(positions.astype(np.int32).tobytes())
+                docs = np.asarray(chosen, dtype=np.int64) + first
+                some = rows > 0
+                flat.docs.frombytes(docs[some].astype(np.int32).tobytes())
+                flat.counts.frombytes(rows[some].astype(np.int32).tobytes())
+                self._pending += len(terms)
+                lengths = np.zeros(len(values), dtype=np.int64)
+                lengths[chosen] = rows  # as Whoosh counts every token
+                spelling = self._spell_names.get(name)
+                if spelling is not None and len(spelled):
+                    # In how many documents each spelling word is: distinct (text, word).
+                    pairs = np.unique((kept_of << 32) | spelled.astype(np.int64))
+                    found = np.bincount(pairs & 0xFFFFFFFF,
+                                        minlength=len(self._spelling_registry.texts))
+                    had = self._spelled.get(spelling)
+                    if had is not None:
+                        found[:len(had)] += had
+                    self._spelled[spelling] = found
+            elif text is None and chosen:
+                flat.terms.extend(map(flat.vocab.__getitem__, [values[k] for k in chosen]))
+                flat.positions.extend([0] * len(chosen))
+                flat.docs.extend([first + k for k in chosen])
+                flat.counts.extend([1] * len(chosen))
+                self._pending += len(chosen)
+        for k in general:
+            value = values[k]
+            if value is None:
+                continue
+            length = self._index_whoosh(name, field, value, first + k)
+            if field.scorable:
+                if lengths is None:
+                    lengths = np.zeros(len(values), dtype=np.int64)
+                lengths[k] = length
+        if lengths is not None:
+            had = self._lengths.setdefault(name, [])
+            if len(had) < first:
+                had.extend([0] * (first - len(had)))
+            had.extend(lengths.tolist())
+
+    def _index_whoosh(self, name: str, field: FieldType, value: Any, docnum: int) -> int:
+        """Gather one value's postings through Whoosh's own analysis; its length."""
         terms = self._terms.get(name)
         if terms is None:
             terms = self._terms[name] = defaultdict(list)
@@ -306,28 +507,25 @@ class SegmentBuilder:
                  field.format.decode_positions(vbytes) if positions else None))
             self._pending += 1
             length += freq
-        if not field.scorable:
-            length = 0
-        else:
-            self._set_length(name, docnum, length)
         if name in self._spell_names:
             self._spelling[self._spell_names[name]].update(field.spellable_words(value))
         return length
-
-    def _set_length(self, name: str, docnum: int, length: int) -> None:
-        lengths = self._lengths.setdefault(name, [])
-        if len(lengths) < docnum:
-            lengths.extend([0] * (docnum - len(lengths)))
-        lengths.append(length)
 
     # Writing ------------------------------------------------------------
 
     def commit(self) -> None:
         """Write what has been added as one segment and make it part of the index."""
-        writer = self._writer
-        if writer is None:
+        if self._writer is None:
             return
+        self._flush()
+        writer = self._writer
         self._writer = None
+        for spelling, found in self._spelled.items():
+            words = self._spelling[spelling]
+            texts = self._spelling_registry.texts
+            for k in np.flatnonzero(found).tolist():
+                words[texts[k]] += int(found[k])
+        self._spelled = {}
         if not writer._added:
             writer.cancel()
             return
@@ -793,19 +991,6 @@ def _emit_term(fw: W3FieldWriter, tbytes: bytes, docs: list[int], weights: list[
     fw._tindex.add(pack_ushort(fw._fieldid) + tbytes, info.to_bytes())
 
 
-def _per_language(chain: Chain | Multilingual) -> Callable[[str, str], Analysed]:
-    """A compiled chain as (text, language) → its analysis."""
-    if isinstance(chain, Multilingual):
-        return chain.analyser()
-    single = chain.analyser()
-
-    def analyse(text: str, language: str) -> Analysed:
-        stems, first, words = single(text)
-        return stems, first, words, []
-
-    return analyse
-
-
 # Whole indexes ----------------------------------------------------------------
 
 
@@ -832,6 +1017,7 @@ def adopt_segments(ix: Index, found: list[Any]) -> None:
 
 def cancel(builder: SegmentBuilder) -> None:
     """Throw away what a builder has gathered but not committed."""
+    builder._batch = []
     if builder._writer is not None:
         builder._writer.cancel()
         builder._writer = None
