@@ -61,7 +61,7 @@ from whoosh.matching import Matcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import IndexReader, TermNotFound
 from whoosh.system import _INT_SIZE as _UINT_SIZE
-from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
+from whoosh.system import pack_int, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
@@ -548,6 +548,7 @@ class SegmentBuilder:
             else:
                 arrays[name] = self._write_flat(fieldwriter, name, field, flat.pop(name), base)
             self._flat.pop(name, None)
+        _fast_hashes(fieldwriter._tindex)
         fieldwriter.close()
         writer.pool.cleanup()
         writer._assemble_segment()
@@ -606,8 +607,9 @@ class SegmentBuilder:
         big = np.iinfo(np.int64).max
         if field.scorable and name in self._lengths:
             raw = self._lengths[name]
-            coded = np.asarray([byte_to_length(c) if c else 0 for c in map(length_to_byte, raw)]
-                               + [0] * max(0, int(ids.max()) + 1 - len(raw)), dtype=np.int64)
+            coded = _LENGTHS[_length_bytes(np.asarray(raw, dtype=np.int64))]  # 0 stays 0
+            if len(coded) <= int(ids.max()):
+                coded = np.append(coded, np.zeros(int(ids.max()) + 1 - len(coded), np.int64))
             lens = coded[ids]
             block_minlen = np.minimum.reduceat(np.where(lens > 0, lens, big), block_starts)
             block_maxlen = np.maximum.reduceat(lens, block_starts)
@@ -618,96 +620,94 @@ class SegmentBuilder:
         positional = isinstance(field.format, Positions)
         fixedsize = fw._format.fixed_value_size()
         compression = fw._codec._compression
+        # What each block's header says, and each term's info, worked out for all at once.
+        block_counts = np.diff(np.append(block_starts, n))
+        block_comp = np.where(block_counts >= 4, compression, 0)  # as in `_block`
+        block_minbyte = np.where(block_minlen == big, 0, _length_bytes(block_minlen))
+        block_maxbyte = _length_bytes(block_maxlen)
+        # Weights in a block: all 1 (pickled as None), all alike (one float), or each.
+        block_kind = np.where(block_low == block_high, np.where(block_low == 1.0, 0, 1), 2)
+        first_blocks = term_blocks[:-1]
+        nterms = len(term_texts)
+        infos = np.zeros(nterms, dtype=_TERMINFO_DTYPE)
+        infos["df"] = term_ends - term_starts
+        low_bytes = np.minimum.reduceat(np.where(block_minbyte == 0, 256, block_minbyte),
+                                        first_blocks)
+        infos["minlength"] = np.where(low_bytes == 256, 0, low_bytes)
+        infos["maxlength"] = np.maximum.reduceat(block_maxbyte, first_blocks)
+        infos["maxweight"] = np.maximum.reduceat(block_max, first_blocks)
+        infos["minid"] = ids[term_starts]
+        infos["maxid"] = ids[term_ends - 1]
+        # A term's weight: its blocks' sums added one after the other, as W3TermInfo does.
+        weight = block_sum[first_blocks]
+        for t in np.flatnonzero(np.diff(term_blocks) > 1).tolist():
+            total = 0.0
+            for b in range(int(term_blocks[t]), int(term_blocks[t + 1])):
+                total += float(block_sum[b])
+            weight[t] = total
+        infos["weight"] = weight
+        term_offsets = np.zeros(nterms, dtype=np.int64)  # where each term's postings start
         postfile = fw._postfile
         offset = postfile.tell()
         pending: list[bytes] = []
-        pending_size = 0
-        prefix = pack_ushort(fw._fieldid)
         magic = WHOOSH3_HEADER_MAGIC
-        keys: list[bytes] = []
-        infos: list[bytes] = []
+        magic_size = len(magic)
+        packed = pack_int
+        compress = zlib.compress
         # Terms a chunk of about WRITE_CHUNK postings at a time: the Python lists the
         # pickling needs stay small whatever the segment's size.
-        nterms = len(term_texts)
         edges = np.unique(np.concatenate((
             [0], np.searchsorted(term_starts, np.arange(WRITE_CHUNK, n, WRITE_CHUNK)),
             [nterms]))).tolist()
         for t0, t1 in itertools.pairwise(edges):
             p0, p1 = int(term_starts[t0]), int(term_ends[t1 - 1])
             b0, b1 = int(term_blocks[t0]), int(term_blocks[t1])
-            id_list = ids[p0:p1].tolist()
             delta_list = deltas[p0:p1].tolist()
             w_list = weights32[p0:p1].tolist()
             values: list[bytes] = self._values(field, freqs[p0:p1], places,
                                                first_rows[p0:p1]) if positional else []
+            value_of = _block_values(fixedsize, values)
+            heads = list(zip(block_counts[b0:b1].tolist(), ids[block_ends[b0:b1] - 1].tolist(),
+                             block_max[b0:b1].tolist(), block_comp[b0:b1].tolist(),
+                             block_minbyte[b0:b1].tolist(), block_maxbyte[b0:b1].tolist()))
             bstart = (block_starts[b0:b1] - p0).tolist()
             bend = (block_ends[b0:b1] - p0).tolist()
-            bsum, bmax = block_sum[b0:b1].tolist(), block_max[b0:b1].tolist()
-            blow, bhigh = block_low[b0:b1].tolist(), block_high[b0:b1].tolist()
-            min_list: list[int | None] = [None if v == big else v
-                                          for v in block_minlen[b0:b1].tolist()]
-            max_list: list[int] = block_maxlen[b0:b1].tolist()
+            kinds = block_kind[b0:b1].tolist()
             tblocks = (term_blocks[t0:t1 + 1] - b0).tolist()
+            starts_out: list[int] = []
             for t in range(t1 - t0):
-                text = term_texts[t0 + t]
                 start = offset
                 pending.append(magic)
-                offset += len(magic)
-                weight_sum = 0.0
-                term_min: int | None = None
-                term_max = 0
-                term_weight = 0.0
+                offset += magic_size
                 last_block = tblocks[t + 1] - 1
                 for b in range(tblocks[t], last_block + 1):
                     at, end = bstart[b], bend[b]
-                    low, high = blow[b], bhigh[b]
-                    if low == high == 1.0:
-                        mini_weights: Any = None
-                    elif low == high:
-                        mini_weights = w_list[at]
-                    else:
-                        mini_weights = tuple(w_list[at:end])
-                    if fixedsize is None or fixedsize < 0:
-                        mini_values: Any = tuple(values[at:end])
-                    elif fixedsize == 0:
-                        mini_values = None
-                    else:
-                        mini_values = b"".join(values[at:end])
-                    data = dumps((tuple(delta_list[at:end]), mini_weights, mini_values), 2)
-                    count = end - at
-                    # zlib costs more than it saves on a block this small (as in `_block`).
-                    comp = compression if count >= 4 else 0
-                    if comp:
-                        data = zlib.compress(data, comp)
-                    minlength, maxlength, maxweight = min_list[b], max_list[b], float(bmax[b])
-                    head = dumps((count, id_list[end - 1], maxweight, comp,
-                                  length_to_byte(minlength), length_to_byte(maxlength)), 2)
-                    size = len(head) + len(data)
-                    pending.append(pack_int(-size if b == last_block else size))
-                    pending.append(head)
+                    kind = kinds[b]
+                    data = dumps((tuple(delta_list[at:end]),
+                                  None if kind == 0 else w_list[at] if kind == 1
+                                  else tuple(w_list[at:end]), value_of(at, end)), 2)
+                    head = heads[b]
+                    if head[3]:
+                        data = compress(data, head[3])
+                    head_bytes = dumps(head, 2)
+                    size = len(head_bytes) + len(data)
+                    pending.append(packed(-size if b == last_block else size))
+                    pending.append(head_bytes)
                     pending.append(data)
                     offset += _UINT_SIZE + size
-                    # W3TermInfo.add_block
-                    weight_sum += bsum[b]
-                    if minlength is not None:
-                        term_min = minlength if term_min is None else min(term_min, minlength)
-                    term_max = max(term_max, maxlength)
-                    term_weight = max(term_weight, maxweight)
-                first = bstart[tblocks[t]]
-                keys.append(prefix + text.encode("utf-8"))
-                infos.append(_terminfo(weight_sum, bend[last_block] - first, term_min, term_max,
-                                       term_weight, id_list[first], id_list[bend[last_block] - 1],
-                                       start, offset - start))
-                pending_size += offset - start
-                if pending_size >= 1 << 20:
-                    postfile.write(b"".join(pending))
-                    pending.clear()
-                    pending_size = 0
-            _add_terms(fw, keys, infos)
-            keys.clear()
-            infos.clear()
+                starts_out.append(start)
+            term_offsets[t0:t1] = starts_out
+            pending_size = sum(map(len, pending))
+            if pending_size >= 1 << 20:
+                postfile.write(b"".join(pending))
+                pending.clear()
         if pending:
             postfile.write(b"".join(pending))
+        infos["offset"] = term_offsets
+        infos["length"] = np.diff(np.append(term_offsets, offset))  # terms follow each other
+        prefix = pack_ushort(fw._fieldid)
+        _add_terms(fw, [prefix + text.encode("utf-8") for text in term_texts], infos.tobytes(),
+                   _TERMINFO_DTYPE.itemsize)
         assert postfile.tell() == offset
         fw.finish_field()
         if field.unique:
@@ -844,64 +844,94 @@ class SegmentBuilder:
 
     def _write_spelling(self, fw: W3FieldWriter, name: str, field: FieldType,
                         words: Counter[str]) -> None:
-        """One posting (document 0, weight 1) per document a word is in, as Whoosh writes."""
+        """One posting (document 0, weight 1) per document a word is in, as Whoosh writes:
+        a word's postings depend only on its count, so each count's are made once."""
         fw.start_field(name, field)
+        texts = sorted(words)
+        counts = [words[w] for w in texts]
+        made = {n: _zeros(fw, n) for n in set(counts)}
+        parts = list(map(made.__getitem__, counts))
+        postfile = fw._postfile
+        sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        infos = np.zeros(len(texts), dtype=_TERMINFO_DTYPE)
+        infos["offset"] = postfile.tell() + np.cumsum(sizes) - sizes
+        infos["length"] = sizes
+        infos["weight"] = infos["df"] = counts
+        infos["maxweight"] = 1.0
+        postfile.write(b"".join(parts))
         prefix = pack_ushort(fw._fieldid)
-        keys: list[bytes] = []
-        infos: list[bytes] = []
-        for word in sorted(words):
-            keys.append(prefix + word.encode("utf-8"))
-            infos.append(_emit_zeros(fw, words[word]))
-        _add_terms(fw, keys, infos)
+        _add_terms(fw, [prefix + w.encode("utf-8") for w in texts], infos.tobytes(),
+                   _TERMINFO_DTYPE.itemsize)
         fw.finish_field()
 
 
-_TERMINFO = W3TermInfo._struct.pack
+def _block_values(fixedsize: int | None, values: list[bytes]) -> Callable[[int, int], Any]:
+    """How a block's values are kept, by the format's value size (`_block`)."""
+    if fixedsize is None or fixedsize < 0:
+        return lambda at, end: tuple(values[at:end])
+    if fixedsize == 0:
+        return lambda at, end: None
+    return lambda at, end: b"".join(values[at:end])
 
 
-def _terminfo(weight: float, df: int, minlength: int | None, maxlength: int,
-              maxweight: float, minid: int, maxid: int, offset: int, length: int) -> bytes:
-    """`W3TermInfo.to_bytes` of a term whose postings are in the postings file."""
-    return (_TERMINFO(False, weight, df, 0 if minlength is None else length_to_byte(minlength),
-                      length_to_byte(maxlength), maxweight, minid, maxid)
-            + pack_long(offset) + pack_int(length))
+# W3TermInfo.to_bytes of a term whose postings are in the postings file, as a record.
+_TERMINFO_DTYPE = np.dtype([
+    ("inlined", "u1"), ("weight", ">f4"), ("df", ">u4"), ("minlength", "u1"),
+    ("maxlength", "u1"), ("maxweight", ">f4"), ("minid", ">u4"), ("maxid", ">u4"),
+    ("offset", ">i8"), ("length", ">i4")])
+assert _TERMINFO_DTYPE.itemsize == W3TermInfo._struct.size + 12
+assert filetables._lengths.format in ("!ii", b"!ii")  # a term record's two lengths
 
 
-def _add_terms(fw: W3FieldWriter, keys: list[bytes], infos: list[bytes]) -> None:
-    """`OrderedHashWriter.add` of many keys (in increasing order) in one write."""
+def _length_bytes(lengths: Any) -> Any:
+    """`length_to_byte` of many lengths (none None)."""
+    return np.minimum(np.searchsorted(_LENGTHS, lengths, side="left"), 255)
+
+
+def _add_terms(fw: W3FieldWriter, keys: list[bytes], infos: bytes, size: int) -> None:
+    """`OrderedHashWriter.add` of many keys (in increasing order), each with its
+    `size` bytes of `infos`, in one write."""
     if not keys:
         return
     tindex = fw._tindex
     if keys[0] <= tindex.lastkey:  # as OrderedHashWriter.add checks
         raise ValueError(f"Keys must increase: {tindex.lastkey!r}..{keys[0]!r}")
     dbfile = tindex.dbfile
+    # Each record: the key's and the value's lengths ("!ii"), the key, the value.
+    key_sizes = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+    record_sizes = 8 + key_sizes + size
+    ends = np.cumsum(record_sizes)
+    starts = ends - record_sizes
+    out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
+    lengths = np.empty((len(keys), 2), dtype=">i4")
+    lengths[:, 0] = key_sizes
+    lengths[:, 1] = size
+    out[starts[:, None] + np.arange(8)] = lengths.view(np.uint8).reshape(-1, 8)
+    key_bytes = np.frombuffer(b"".join(keys), dtype=np.uint8)
+    key_starts = np.cumsum(key_sizes) - key_sizes
+    out[np.repeat(starts + 8 - key_starts, key_sizes) + np.arange(len(key_bytes))] = key_bytes
+    out[(starts + 8 + key_sizes)[:, None] + np.arange(size)] = np.frombuffer(
+        infos, dtype=np.uint8).reshape(-1, size)
     pos = dbfile.tell()
-    at = tindex.index.append
+    positions = (starts + pos).tolist()
+    tindex.index.extend(positions)
     buckets = tindex.buckets
     hashfn = tindex.hashfn
-    lengths = filetables._lengths.pack
-    records = []
-    for key, info in zip(keys, infos, strict=True):
-        at(pos)
+    for key, at in zip(keys, positions, strict=True):
         h = hashfn(key)
-        buckets[h & 255].append((h, pos))
-        record = lengths(len(key), len(info)) + key + info
-        records.append(record)
-        pos += len(record)
-    dbfile.write(b"".join(records))
+        buckets[h & 255].append((h, at))
+    dbfile.write(out.tobytes())
     tindex.lastkey = keys[-1]
 
 
 _ZERO_BLOCKS: dict[tuple[int, int, int, bool], bytes] = {}  # (size, value size, zlib, last)
 
 
-def _emit_zeros(fw: W3FieldWriter, n: int) -> bytes:
-    """`_emit_term` for n postings of document 0 with weight 1 and no value or length
-    (a spelling word): the blocks are all alike, so each kind is made once. Returns
-    the term's info, for the term index."""
+def _zeros(fw: W3FieldWriter, n: int) -> bytes:
+    """The postings `_emit_term` writes for n postings of document 0 with weight 1 and
+    no value or length (a spelling word): the blocks are all alike, so each kind is
+    made once."""
     limit = fw._codec._blocklimit
-    postfile = fw._postfile
-    start = postfile.tell()
     parts = [WHOOSH3_HEADER_MAGIC]
     for at in range(0, n, limit):
         size = min(limit, n - at)
@@ -914,9 +944,48 @@ def _emit_zeros(fw: W3FieldWriter, n: int) -> bytes:
             block = _ZERO_BLOCKS[key] = _block(fw, [0] * size, array("f", [1.0] * size),
                                                1, [one] * size, None, 0, at + size == n)
         parts.append(block)
-    data = b"".join(parts)
-    postfile.write(data)
-    return _terminfo(float(n), n, None, 0, 1, 0, 0, start, len(data))
+    return b"".join(parts)
+
+
+def _fast_hashes(tindex: Any) -> None:
+    """Let a term index lay out its hash tables with numpy when it closes."""
+    if type(tindex) is filetables.OrderedHashWriter:
+        tindex._write_hashes = lambda: _write_hashes(tindex)
+
+
+def _write_hashes(tindex: Any) -> None:
+    """`HashWriter._write_hashes`: per bucket a table of twice its entries' slots, each
+    entry in the first free slot from its own on (linear probing, as readers look),
+    laid out a bucket at a time: entries in order of their slot, each one after the
+    one before if that is further on. A bucket whose entries would wrap around its
+    table's end is laid out as Whoosh does it, entry by entry."""
+    dbfile = tindex.dbfile
+    pointer = np.dtype([("hash", ">u4"), ("position", ">i8")])
+    assert pointer.itemsize == filetables._pointer.size
+    for entries in tindex.buckets:
+        numslots = 2 * len(entries)
+        tindex.directory.append((dbfile.tell(), numslots))
+        if not entries:
+            continue
+        found = np.asarray(entries, dtype=np.int64)
+        home = (found[:, 0] >> 8) % numslots
+        order = np.argsort(home, kind="stable")
+        steps = np.arange(len(order))
+        slots = np.maximum.accumulate(home[order] - steps) + steps
+        table = np.zeros(numslots, dtype=pointer)
+        if slots[-1] < numslots:
+            table["hash"][slots] = found[order, 0]
+            table["position"][slots] = found[order, 1]
+        else:
+            taken = [(0, 0)] * numslots
+            for hashval, position in entries:
+                slot = (hashval >> 8) % numslots
+                while taken[slot] != (0, 0):
+                    slot = (slot + 1) % numslots
+                taken[slot] = (hashval, position)
+            table["hash"] = [h for h, _ in taken]
+            table["position"] = [p for _, p in taken]
+        dbfile.write(table.tobytes())
 
 
 def _block(fw: W3FieldWriter, ids: list[int], weights: Any, maxweight: float,
