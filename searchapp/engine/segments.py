@@ -326,6 +326,7 @@ class SegmentBuilder:
         self._order: dict[frozenset[str], list[str]] = {}
         self._stored_names: dict[frozenset[str], list[str]] = {}
         self._batch: list[Mapping[str, Any]] = []
+        self._warned: set[str] = set()
         self.documents = 0
         self._writer: SegmentWriter | None = None
 
@@ -387,9 +388,11 @@ class SegmentBuilder:
             stored_names = self._stored_names[stored_key] = [
                 n for n in names if self.schema[n].stored]
         languages = [doc.get("language") or "en" for doc in docs]
+        plain = set(map(type, docs)) == {dict}
         for name in names:
             field = self.schema[name]
-            values = [doc.get(name) for doc in docs]
+            values = (list(map(dict.get, docs, itertools.repeat(name))) if plain
+                      else [doc.get(name) for doc in docs])
             if field.indexed:
                 self._index(name, field, values, first, languages)
             if field.column_type:
@@ -455,12 +458,23 @@ class SegmentBuilder:
         text = self._texts.get(name)
         general = range(len(values))
         if name in self._flat_names:
-            chosen = [k for k, v in enumerate(values) if isinstance(v, str)]
-            general = [k for k, v in enumerate(values) if v is not None and not isinstance(v, str)]
+            kinds = set(map(type, values))
+            if kinds == {str}:
+                chosen: Any = range(len(values))
+                general = []
+            elif kinds <= {str, type(None)}:
+                chosen = [k for k, v in enumerate(values) if v is not None]
+                general = []
+            else:
+                chosen = [k for k, v in enumerate(values) if isinstance(v, str)]
+                general = [k for k, v in enumerate(values)
+                           if v is not None and not isinstance(v, str)]
             flat = self._flat[name]
+            every = type(chosen) is range
+            picked = values if every else [values[k] for k in chosen]
             if text is not None and chosen:
                 terms, positions, rows, (kept_of, spelled) = text.gather(
-                    [values[k] for k in chosen], [languages[k] for k in chosen])
+                    picked, languages if every else [languages[k] for k in chosen])
                 flat.terms.frombytes(terms.astype(np.int32).tobytes())
                 flat.positions.frombytes(positions.astype(np.int32).tobytes())
                 docs = np.asarray(chosen, dtype=np.int64) + first
@@ -481,7 +495,7 @@ class SegmentBuilder:
                         found[:len(had)] += had
                     self._spelled[spelling] = found
             elif text is None and chosen:
-                flat.terms.extend(map(flat.vocab.__getitem__, [values[k] for k in chosen]))
+                flat.terms.extend(map(flat.vocab.__getitem__, picked))
                 flat.positions.extend([0] * len(chosen))
                 flat.docs.extend([first + k for k in chosen])
                 flat.counts.extend([1] * len(chosen))
@@ -490,6 +504,14 @@ class SegmentBuilder:
             value = values[k]
             if value is None:
                 continue
+            if name in self._flat_names:
+                # Not a text: a list of terms, which only Whoosh's own analysis takes.
+                FALLBACKS.count("value analysed by Whoosh")
+                if name not in self._warned:
+                    self._warned.add(name)
+                    log.warning("field %r: a value that is not a string (%s) is indexed"
+                                " through Whoosh's analysis, one value at a time, slowly",
+                                name, type(value).__name__)
             length = self._index_whoosh(name, field, value, first + k)
             if field.scorable:
                 if lengths is None:
