@@ -21,17 +21,22 @@ _CACHE_LIMIT = 200_000
 # Each distinct word as written → its English term (None: a stop word), found once.
 _TERMS: dict[str, str | None] = {}
 _UNSEEN = object()
+_APOSTROPHES = "'’"  # what joins the parts of one token (TOKEN_PATTERN)
 
 
 class Marks:
     """The terms a search wants marked (language-tagged), sorted out once for every
     text of its page."""
 
-    __slots__ = ("english", "wanted")
+    __slots__ = ("english", "initials", "wanted")
 
     def __init__(self, wanted: Collection[str]) -> None:
         self.wanted = wanted
         self.english = frozenset(t[3:] for t in wanted if t.startswith("en:"))
+        # The English stemmer keeps a word's first letter (`Chain.keeps_initial`): a word
+        # whose folded first letter starts no wanted term is never stemmed.
+        self.initials = (frozenset(t[:1] for t in self.english)
+                         if compile_chain("en").keeps_initial else None)
 
 
 def spans(text: str, wanted: Collection[str] | Marks, *, language: str = "en"
@@ -53,36 +58,75 @@ def _spans(text: str, wanted: Collection[str] | Marks, language: str
     if not marks.wanted or not text:
         return iter(())
     if language == "en":
-        return _english_spans(text, marks.english)
+        return _english_spans(text, marks.english, marks.initials)
     return _other_spans(text, marks.wanted, language)
 
 
 def _other_spans(text: str, wanted: Collection[str], language: str
                  ) -> Iterator[tuple[int, int]]:
     terms_of = tongue(language).terms
-    for match in TOKENS.finditer(text):
-        if any(term in wanted for term in terms_of(match.group(0))):
-            yield match.span()
+    hits = [word for word in set(TOKENS.findall(text))
+            if any(term in wanted for term in terms_of(word))]
+    return _occurrences(text, hits)
 
 
-def _english_spans(text: str, english: Collection[str]) -> Iterator[tuple[int, int]]:
+def _english_spans(text: str, english: Collection[str],
+                   initials: Collection[str] | None = None) -> Iterator[tuple[int, int]]:
     """English (`english`: the wanted terms untagged), through the compiled chain's
-    steps, each distinct word folded and stemmed once (`_TERMS`): then a word costs
-    one lookup."""
+    steps, each distinct word folded and stemmed once (`_TERMS`), and not stemmed at
+    all when its folded first letter is none of the wanted terms' `initials`. The
+    text's distinct words are looked up once each (the regex finds the tokens in C,
+    rather than a match object per word in Python); only the few that match are then
+    placed (`_occurrences`)."""
     if not english:
-        return
+        return iter(())
     chain = compile_chain("en")
     known = _TERMS
-    for match in chain.tokens.finditer(text):
-        word = match.group(0)
+    hits = []
+    for word in set(chain.tokens.findall(text)):
         term = known.get(word, _UNSEEN)
         if term is _UNSEEN:
+            folded = chain.fold(word)
+            if folded is not None and initials is not None and folded[:1] not in initials:
+                continue  # cannot stem to a wanted term
             if len(known) >= _CACHE_LIMIT:
                 known.clear()
-            folded = chain.fold(word)
             term = known[word] = None if folded is None else chain.stem(folded)
         if term in english:
-            yield match.span()
+            hits.append(word)
+    return _occurrences(text, hits)
+
+
+def _occurrences(text: str, words: list[str]) -> Iterator[tuple[int, int]]:
+    """Where `words` (tokens of `text`) stand in it as whole tokens, in order.
+
+    A token (`TOKEN_PATTERN`: word characters, joined by single apostrophes) starts
+    where no word character, nor a word character and an apostrophe, comes before
+    it, and ends where no word character, nor an apostrophe and a word character,
+    follows: each place `str.find` gives that passes both checks is one of the
+    regex's tokens, and tokens never overlap."""
+    if not words:
+        return iter(())
+    found = []
+    size = len(text)
+    for word in words:
+        at = text.find(word)
+        while at >= 0:
+            end = at + len(word)
+            if not (at and (_wordy(text[at - 1]) or (
+                    text[at - 1] in _APOSTROPHES and at > 1 and _wordy(text[at - 2])))) \
+                    and not (end < size and (_wordy(text[end]) or (
+                        text[end] in _APOSTROPHES and end + 1 < size
+                        and _wordy(text[end + 1])))):
+                found.append((at, end))
+            at = text.find(word, at + 1)
+    found.sort()
+    return iter(found)
+
+
+def _wordy(char: str) -> bool:
+    """Whether `char` is what the regex's `\\w` matches in a str pattern."""
+    return char.isalnum() or char == "_"
 
 
 def highlight(text: str, wanted: Collection[str] | Marks, *, fragment: int | None = None,

@@ -187,9 +187,9 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
         before = catalog.sync_point().change
-        report = catalog.upsert(_counted(spool.items(), "storing", kept, progress),
-                                sources=[r.source for r in parsed], skipped=len(problems),
-                                keep_changed=UPDATE_AT_MOST)
+        report = catalog.upsert_spooled(
+            spool.path, sources=[r.source for r in parsed], skipped=len(problems),
+            progress=lambda done, total: progress("storing", done, total))
         outcome = ImportOutcome(report, skipped=problems, index="unchanged")
         try:
             synced = _sync(store, catalog, progress)

@@ -82,6 +82,10 @@ def check(fast: ArraysSnapshot, plain: WhooshSnapshot) -> None:
             assert dict(zip(reference.ids.tolist(), reference.scores.tolist(),
                             strict=True)) == expected
     assert fast.live().tolist() == plain.live().tolist()
+    # Stored fields read from the segments' columns directly: Whoosh's, in its order.
+    for doc in range(int(plain.reader.doc_count_all())):
+        found = fast.stored(doc)
+        assert found == plain.stored(doc) and list(found) == list(plain.stored(doc))
 
 
 def both(store: IndexStore) -> tuple[ArraysSnapshot, WhooshSnapshot]:
@@ -144,6 +148,30 @@ def test_what_the_arrays_path_hands_to_whoosh_is_counted(tmp_path: Path) -> None
     expected = whoosh_scores(plain, phrase)
     assert expected and got.ids.tolist() == sorted(expected)
     assert got.scores is not None and got.scores.tolist() == [expected[d] for d in sorted(expected)]
+    fast.close()
+    plain.close()
+
+
+def test_stored_fields_through_whoosh_when_the_segment_reader_is_unknown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from searchapp.engine import segments
+
+    store = IndexStore(tmp_path)
+    store.rebuild(corpus(50), expected=50)
+    reason = "stored fields: not the known segment reader, read through Whoosh"
+    before = FALLBACKS.snapshot().get(reason, 0)
+
+    class Other:
+        """Stands for a per-document reader of a codec the direct read does not know."""
+
+    monkeypatch.setattr(segments, "W3PerDocReader", Other)
+    with caplog.at_level(logging.WARNING, logger="searchapp.engine"):
+        fast, plain = both(store)
+    assert FALLBACKS.snapshot()[reason] == before + 1
+    assert "reading the stored fields through Whoosh's reader" in caplog.text
+    assert [fast.stored(d) for d in range(50)] == [plain.stored(d) for d in range(50)]
+    assert fast.stored(7)["id"] == "d0007"
     fast.close()
     plain.close()
 

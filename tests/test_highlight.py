@@ -8,13 +8,16 @@ from conftest import SAMPLES
 from nltk.stem.snowball import SnowballStemmer
 
 from searchapp import importers
-from searchapp.analysis import TOKEN_PATTERN, analyzer, compile, terms
+from searchapp.analysis import TOKEN_PATTERN, analyzer, compile, terms, tongue
 from searchapp.highlight import highlight, spans
 
 TEXTS = [
     "Özge Berber-Agtaş won’t say the co-op’s “news” — ELECTIONS, elected, electing",
     "Yearly yields: dying, lying, tying, skies, skis, news, innings, proceeded, ugly",
     "The the THE a of and; １２３ ＡＢＣ naïve café ünïcödé",
+    # Where a word stands as a whole token: apostrophes join the parts of one word.
+    "aa'bb aa bb 'aa' bb'aa aa''bb aa’ aa’bb_cc aa_ _aa 1aa aa1 aa's's aa'",
+    "cooperative cooperatives co-operative's cooperative'' 'cooperative' cooperative’s’ xcooperative",
     "",
 ]
 
@@ -96,3 +99,21 @@ def test_a_fragment_is_the_same_as_cutting_the_whole_highlighted_text() -> None:
             french = {f"fr:{t}" for t in wanted} | {"fr:vot", "fr:cooper"}
             assert highlight(text, french, fragment=80, language="fr") == whole_then_cut(
                 text, french, 80, "fr")
+
+
+def test_spans_in_other_languages_are_the_tokens_whose_terms_are_wanted() -> None:
+    texts = {
+        "fr": "L’économie sociale: l'économie des coopératives, économies d’énergie; "
+              "aujourd'hui l'“économie” d'économie'",
+        "it": "dell'Alleanza dell’economia sull'energia; Alleanza' alleanze, l'alleanza",
+        "de": "Energiegenossenschaften und Genossenschaft; Straße, Strasse, Genossenschafts_x",
+    }
+    for language, text in texts.items():
+        terms_of = tongue(language).terms
+        tokens = [(m.span(), m.group()) for m in re.finditer(TOKEN_PATTERN, text)]
+        every = sorted({t for _, word in tokens for t in terms_of(word)})
+        for k in range(len(every)):
+            wanted = set(every[k:k + 2])
+            expected = [span for span, word in tokens if wanted & set(terms_of(word))]
+            assert expected and spans(text, wanted, language=language) == expected, wanted
+        assert spans(text, {"en:econom"}, language=language) == []

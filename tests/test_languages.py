@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nltk.stem.snowball import SnowballStemmer
 from whoosh.lang.stopwords import stoplists
 
@@ -330,6 +332,13 @@ def test_the_stop_word_shortcut_agrees_with_the_right_answers() -> None:
             assert 2 / 3 <= quick[1] <= 1
     # Measured: 160 of the 300 (all six languages); the rest go to lingua.
     assert taken >= 150
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)) | st.text())
+def test_ascii_text_splits_into_the_words_the_pattern_finds(text: str) -> None:
+    # The shortcut splits ASCII text with str.split (faster); the words are the pattern's.
+    assert languages._words(text) == re.findall(r"\w+", text.lower())
 
 
 @pytest.mark.parametrize("text", [
