@@ -17,8 +17,8 @@ TEXTS = [
     "The the THE a of and; １２３ ＡＢＣ naïve café ünïcödé",
     # Where a word stands as a whole token: apostrophes join the parts of one word.
     "aa'bb aa bb 'aa' bb'aa aa''bb aa’ aa’bb_cc aa_ _aa 1aa aa1 aa's's aa'",
-    "cooperative cooperatives co-operative's cooperative'' 'cooperative' cooperative’s’"
-    " xcooperative",
+    ("cooperative cooperatives co-operative's cooperative'' 'cooperative' cooperative’s’"
+     " xcooperative"),
     "",
 ]
 
