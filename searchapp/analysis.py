@@ -278,6 +278,9 @@ def chain_for(candidate: Any) -> Chain | Multilingual | None:
 # spelling words (unstemmed, folded), and the extra (term, position) pairs indexed
 # beside a word (its accentless spelling's term).
 Analysed = tuple[list[str], int, list[str], list[tuple[str, int]]]
+# What one word as written gives: its index terms (none for a stop word; a second one
+# is indexed at the same position) and its spelling word.
+WordEntry = tuple[tuple[str, ...], str]
 
 MARK = "\x1e"  # around a language code before a text handed to Whoosh's writer
 TAG_CACHE_SIZE = 200_000
@@ -400,6 +403,23 @@ class Tongue:
 
         return analyse
 
+    def word_entries(self) -> Callable[[str], WordEntry]:
+        """A word as written → (its tagged index terms, its spelling word), with a stem
+        cache of its own, never cleared: what the segment writer's batched analysis
+        uses (word by word what `analyser` does to a text's words)."""
+        if self.language == "en":
+            chain = self._english
+            stems = _Stems(lambda folded: "en:" + chain.stem(folded))
+            stops = chain.stop_words
+
+            def english(word: str) -> WordEntry:
+                folded = word.lower().translate(accent_map)
+                return ((), folded) if folded in stops else ((stems[folded],), folded)
+
+            return english
+        entry = self._entry
+        return lambda word: entry(word.lower())
+
     def analyse(self, text: str) -> Analysed:
         """A text's analysis (process-wide caches)."""
         if self._shared is None:
@@ -417,6 +437,31 @@ def tongue(language: str) -> Tongue:
 @functools.cache
 def _tongue(language: str) -> Tongue:
     return Tongue(language)
+
+
+def word_entries(chain: Chain | Multilingual, language: str) -> Callable[[str], WordEntry]:
+    """A compiled chain word by word, in a document language (ignored by a single
+    language's chain), with caches of its own: the per-word half of `analyser`, for
+    the segment writer, which tokenises whole batches of texts itself
+    (`token_pattern`) and keeps each distinct word's entry."""
+    if isinstance(chain, Multilingual):
+        return tongue(language).word_entries()
+    stems = _Stems(chain.stem)
+    stops = chain.stop_words
+
+    def entry(word: str) -> WordEntry:
+        folded = word.lower().translate(accent_map)
+        return ((), folded) if folded in stops else ((stems[folded],), folded)
+
+    return entry
+
+
+def token_pattern(chain: Chain | Multilingual) -> re.Pattern[str]:
+    """What a word is for a compiled chain (every language's texts alike)."""
+    return chain.tokens if isinstance(chain, Chain) else _TOKENS
+
+
+_TOKENS = re.compile(TOKEN_PATTERN)
 
 
 class Multilingual:

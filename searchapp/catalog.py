@@ -13,7 +13,7 @@ import itertools
 import json
 import secrets
 import sqlite3
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +106,11 @@ _COLUMNS = ("id", "organisation", "title", "summary", "date", "type", "url", "la
 _INSERT = (f"INSERT INTO items ({', '.join(_COLUMNS)}, year, added_at, updated_at, change)"
            f" VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?, ?, ?)")
 _UPSERT_BATCH = 500
+# Records of a spool stored at a time by `Catalog.upsert_spooled` (a span of seq numbers),
+# and which of them are new.
+SPOOLED_BATCH = 10_000
+_SPOOLED_NEW = ("r.seq >= ? AND r.seq < ?"
+                " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.id = r.id)")
 # Columns added after 0.1.0, created on catalogs made before them: (table, column) → type.
 _ADDED_COLUMNS = {("items", "source_url"): "TEXT",
                   ("items", "change"): "INTEGER NOT NULL DEFAULT 0",
@@ -119,14 +124,18 @@ _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS items_change ON items (change);"
 # What the import log says of the index while an import is bringing it up to date (an
 # importer killed meanwhile leaves it so, until the next import or rebuild says more).
 INDEX_PENDING = "pending"
-_ITEM_FIELDS = tuple(f.name for f in dataclasses.fields(Item))
 
 
 def item_digest(item: Item) -> int:
     """64 bits of a hash of every field of `item`. Their sum (mod 2**64) over the items
     is the catalog's fingerprint: it changes with any field of any item, in any order."""
-    text = "\x1f".join("\x00" if v is None else str(v)
-                       for v in (getattr(item, name) for name in _ITEM_FIELDS))
+    return values_digest(_values(item))
+
+
+def values_digest(values: Sequence[Any]) -> int:
+    """`item_digest` of the item whose `_values` (its columns, in `_COLUMNS` order, which
+    is the order of its fields) these are."""
+    text = "\x1f".join(["\x00" if v is None else str(v) for v in values])
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
@@ -210,6 +219,16 @@ class ImportReport:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _item_of(values: Sequence[Any], start: int = 0) -> Item:
+    """The item whose columns, in `_COLUMNS` order, begin at `start` in `values`."""
+    (item_id, organisation, title, summary, date, kind, url, language, source, source_url,
+     origin, confidence) = values[start:start + len(_COLUMNS)]
+    return Item(id=item_id, organisation=organisation, title=title, summary=summary,
+                date=dt.date.fromisoformat(date) if date else None, type=kind, url=url,
+                language=language, source=source, source_url=source_url,
+                language_origin=origin or GIVEN, language_confidence=confidence)
 
 
 def _row_to_item(row: sqlite3.Row) -> Item:
@@ -314,10 +333,17 @@ class Catalog:
 
     def changed_since(self, change: int) -> Generator[Item, None, None]:
         """The items added or changed by changes after `change`, in id order."""
+        return self._items("WHERE change > ? ORDER BY id", (change,))
+
+    def _items(self, where: str, params: tuple[Any, ...] = (), *,
+               batch: int = 5_000) -> Generator[Item, None, None]:
+        """The items of `SELECT … FROM items {where}`, read `batch` rows at a time (as
+        plain tuples of `_COLUMNS`: a quarter faster than by column name)."""
         with closing(self._db.cursor()) as cur:
-            cur.execute("SELECT * FROM items WHERE change > ? ORDER BY id", (change,))
-            while rows := cur.fetchmany(5_000):
-                yield from map(_row_to_item, rows)
+            cur.row_factory = None
+            cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM items {where}", params)
+            while rows := cur.fetchmany(batch):
+                yield from map(_item_of, rows)
 
     def count_changed_since(self, change: int) -> int:
         return int(self._db.execute("SELECT count(*) FROM items WHERE change > ?",
@@ -369,10 +395,7 @@ class Catalog:
 
     def iter_items(self, *, batch: int = 5_000) -> Generator[Item, None, None]:
         """Every item in id order, read in batches so memory stays flat."""
-        with closing(self._db.cursor()) as cur:
-            cur.execute("SELECT * FROM items ORDER BY id")
-            while rows := cur.fetchmany(batch):
-                yield from map(_row_to_item, rows)
+        return self._items("ORDER BY id", batch=batch)
 
     def upsert(self, items: Iterable[Item], *, sources: Iterable[str] = (),
                skipped: int = 0, keep_changed: int | None = None,
@@ -410,13 +433,7 @@ class Catalog:
                           (change,)).fetchone() or replace:
                 self._set_meta("change", change)
                 self._set_meta("fingerprint", _hex(fingerprint))
-            cursor = db.execute(
-                "INSERT INTO imports (at, sources, added, updated, unchanged, skipped, indexed)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (now, "\n".join(sources), report.added, report.updated, report.unchanged,
-                 report.skipped, INDEX_PENDING),
-            )
-            report.log_id = cursor.lastrowid
+            report.log_id = self._log_import(now, sources, report)
             db.execute("COMMIT")
         except BaseException as exc:
             if db.in_transaction:
@@ -425,6 +442,117 @@ class Catalog:
                 raise CatalogError(f"import failed, nothing stored: {exc}") from exc
             raise
         return report
+
+    def _log_import(self, now: str, sources: Iterable[str], report: ImportReport) -> int | None:
+        """Add the import to the log (its index pending); its row id."""
+        return self._db.execute(
+            "INSERT INTO imports (at, sources, added, updated, unchanged, skipped, indexed)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now, "\n".join(sources), report.added, report.updated,
+             report.unchanged, report.skipped, INDEX_PENDING)).lastrowid
+
+    def upsert_spooled(self, spool: Path, *, sources: Iterable[str] = (), skipped: int = 0,
+                       progress: Callable[[int, int], None] | None = None) -> ImportReport:
+        """`upsert` the records waiting in an import's spool, in one transaction, and log
+        the import; SQLite copies the new items itself, Python sees only the records
+        whose id is stored already.
+
+        `spool` is the SQLite file of a checked `searchapp.importers.spool.Spool`: its
+        table `records` holds at most one record per id, each with an item's columns
+        (`_COLUMNS`), its `year` and its `digest` (`item_digest`, as a signed 64-bit
+        integer). The rules are `upsert`'s: an id stored for another organisation
+        refuses the whole import, an item whose content changed is updated, one whose
+        content did not is left alone (its `source_url` filled in where it had none),
+        the others are added; the report keeps no items (`changed_kept` is False).
+        `progress` is told the records stored so far and how many there are, every
+        `SPOOLED_BATCH` records and at the end.
+        """
+        report = ImportReport(skipped=skipped, changed_kept=False)
+        now = _now()
+        db = self._db
+        try:
+            db.execute("ATTACH DATABASE ? AS spool", (str(spool),))
+        except sqlite3.Error as exc:
+            raise CatalogError(f"import failed, nothing stored: cannot read the import's"
+                               f" working file {spool}: {exc}") from exc
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            total, first, last = db.execute(
+                "SELECT count(*), min(seq), max(seq) FROM spool.records").fetchone()
+            change = int(self._meta("change") or 0) + 1
+            fingerprint = int(self._meta("fingerprint") or "0", 16)
+            done = 0
+            if progress is not None:
+                progress(0, total)
+            for start in range(first or 0, (last or -1) + 1, SPOOLED_BATCH):
+                bounds = (start, start + SPOOLED_BATCH)
+                fingerprint += self._store_spooled_stored(bounds, now, change, report)
+                # The new items: their digests, then the items themselves, in seq order.
+                digests = db.execute(
+                    f"SELECT r.digest FROM spool.records r WHERE {_SPOOLED_NEW}", bounds)
+                fingerprint += sum(d for (d,) in digests)
+                report.added += db.execute(
+                    f"INSERT INTO items ({', '.join(_COLUMNS)}, year, added_at, updated_at,"
+                    f" change) SELECT {', '.join(f'r.{c}' for c in _COLUMNS)}, r.year, ?, ?, ?"
+                    f" FROM spool.records r WHERE {_SPOOLED_NEW} ORDER BY r.seq",
+                    (now, now, change, *bounds)).rowcount
+                if progress is not None and report.added + report.updated \
+                        + report.unchanged > done:
+                    done = report.added + report.updated + report.unchanged
+                    progress(done, total)
+            if report.added + report.updated or db.execute(
+                    "SELECT 1 FROM items WHERE change = ? LIMIT 1", (change,)).fetchone():
+                self._set_meta("change", change)
+                self._set_meta("fingerprint", _hex(fingerprint))
+            report.log_id = self._log_import(now, sources, report)
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise CatalogError(f"import failed, nothing stored: {exc}") from exc
+            raise
+        finally:
+            db.execute("DETACH DATABASE spool")
+        return report
+
+    def _store_spooled_stored(self, bounds: tuple[int, int], now: str, change: int,
+                              report: ImportReport) -> int:
+        """`upsert_spooled`'s records with seq in [`bounds`) whose id is stored: updated
+        or left alone as `upsert` does; returns what they add to the fingerprint."""
+        db = self._db
+        delta = 0
+        updates: list[tuple[Any, ...]] = []
+        cursor = db.cursor()
+        cursor.row_factory = None  # plain tuples: the spooled columns, then the stored ones
+        rows = cursor.execute(
+            f"SELECT {', '.join(f'r.{c}' for c in _COLUMNS)}, r.year, r.digest,"
+            f" {', '.join(f'i.{c}' for c in _COLUMNS)}"
+            " FROM spool.records r JOIN items i ON i.id = r.id"
+            " WHERE r.seq >= ? AND r.seq < ? ORDER BY r.seq", bounds)
+        width = len(_COLUMNS)
+        for row in rows:
+            values = row[:width]
+            old, item = _item_of(row, width + 2), _item_of(row)
+            if old.organisation != item.organisation:
+                raise CatalogError(
+                    f"import refused, nothing stored: id {item.id!r} belongs to an item of"
+                    f" {old.organisation}, not {item.organisation}")
+            if old.content_key() != item.content_key():
+                updates.append((*values[1:], row[width], now, change, item.id))
+                delta += row[width + 1] - item_digest(old)  # (all sums are mod 2**64)
+                report.updated += 1
+            else:
+                if old.source_url is None and item.source_url:
+                    db.execute("UPDATE items SET source_url = ?, change = ? WHERE id = ?",
+                               (item.source_url, change, item.id))
+                    delta += (item_digest(dataclasses.replace(old, source_url=item.source_url))
+                              - item_digest(old))
+                report.unchanged += 1
+        db.executemany(
+            f"UPDATE items SET {', '.join(f'{c} = ?' for c in _COLUMNS[1:])},"
+            " year = ?, updated_at = ?, change = ? WHERE id = ?", updates)
+        return delta
 
     def _upsert_batch(self, batch: Sequence[Item], now: str, change: int,
                       report: ImportReport, keep_changed: int | None) -> int:

@@ -18,11 +18,13 @@ the stem afterwards (Dutch's drops accents itself; the order makes no difference
 from __future__ import annotations
 
 import functools
+import heapq
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from nltk.stem.snowball import SnowballStemmer
@@ -245,16 +247,30 @@ for _code, _language in LANGUAGES.items():
 DETECTIONS: Counter[str] = Counter()
 
 
+def _words(text: str) -> list[str]:
+    """`_WORD`'s words of `text`, lowercased; ASCII text split by `str.split` (the same
+    words, in half the time)."""
+    text = text.lower()
+    if text.isascii():
+        return text.translate(_ASCII_NON_WORD).split()
+    return _WORD.findall(text)
+
+
+# ASCII characters that are not `\w` (letters, digits, "_"), each made a space.
+_ASCII_NON_WORD = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
+
+
 def _by_stop_words(text: str) -> tuple[str, float] | None:
     """The language whose stop words clearly dominate `text`, with the share of the
     winner among the two most frequent; None when the evidence is thin or close."""
-    counts: Counter[str] = Counter()
     owners = _STOP_OWNERS
-    for word in _WORD.findall(text.lower()):
-        found = owners.get(word)
-        if found:
-            counts.update(found)
-    best = counts.most_common(2)
+    # Each language with its count of stop words (a tie at the top goes to lingua
+    # whatever the order: the winner needs twice the runner-up's count).
+    counts: dict[str, int] = {}
+    for word, n in Counter(filter(owners.__contains__, _words(text))).items():
+        for code in owners[word]:
+            counts[code] = counts.get(code, 0) + n
+    best = heapq.nlargest(2, counts.items(), key=itemgetter(1))
     if not best or best[0][1] < QUICK_LEAST:
         return None
     code, hits = best[0]

@@ -27,6 +27,7 @@ MAX_SUMMARY = 20_000
 MAX_FIELD = 2_000
 
 FIELDS = ("id", "organisation", "title", "summary", "date", "type", "url", "language", "source")
+_KNOWN = frozenset((*FIELDS, "year"))  # what a record may have
 # How an item's language was decided: given (by the record, the source, the feed or page,
 # the manifest or `--language`), or detected from its title and summary.
 GIVEN, DETECTED = "given", "detected"
@@ -173,8 +174,8 @@ def build_item(
     (`searchapp.languages.detect`, which loads its models on first use). Raises
     `InvalidItem` with a message naming the field.
     """
-    unknown = sorted(k for k in record if k not in FIELDS and k != "year")
-    if unknown:
+    if not _KNOWN.issuperset(record):
+        unknown = sorted(k for k in record if k not in _KNOWN)
         raise InvalidItem(f"unknown field(s) {', '.join(map(repr, unknown))}; "
                           f"expected some of {', '.join(FIELDS)}")
     org = _text(record, "organisation") or check_organisation(organisation or "")

@@ -129,7 +129,7 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
             parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
                                             defaults=hints or importers.Hints(), spool=spool))
         progress("reading", spool.read, spool.read)
-        _log_detections(detections)
+        _log_detections(detections, spool.read)
         return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
                                progress=progress)
 
@@ -137,7 +137,8 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
 def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
                   skip_invalid: bool = False, progress: Progress = _quiet) -> ImportOutcome:
     """Store what was parsed, all or nothing, and update the live index."""
-    languages.release_detector()  # the items are built: lingua's models are not needed
+    if sum(len(result.records) for result in parsed) >= RELEASE_MODELS_FROM:
+        languages.release_detector()  # the items are built: lingua's models are not needed
     with _spool(settings, progress) as spool:
         for result in parsed:
             spool.take(result)
@@ -150,10 +151,18 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
 UPDATE_AT_MOST = 20_000
 
 
-def _log_detections(before: Counter[str]) -> None:
+# An import that read at least this many items lets lingua's models go (about 340 MB)
+# before it stores and indexes them: that many changes are indexed by a rebuild, which
+# needs the memory. A smaller import keeps them, as a reload costs 1-7 s of CPU that the
+# next small import in the same process (a refresh loop) would pay again.
+RELEASE_MODELS_FROM = UPDATE_AT_MOST
+
+
+def _log_detections(before: Counter[str], read: int) -> None:
     """Say how the languages of the items just read were settled (`languages.detect`),
-    and let lingua's models go: the storing and indexing that follow need the memory."""
-    languages.release_detector()
+    and after a big import let lingua's models go (`RELEASE_MODELS_FROM`)."""
+    if read >= RELEASE_MODELS_FROM:
+        languages.release_detector()
     done = languages.DETECTIONS - before
     if done:
         log.info("languages detected: %d by their stop words, %d by lingua",
@@ -178,9 +187,9 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
     with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
         before = catalog.sync_point().change
-        report = catalog.upsert(_counted(spool.items(), "storing", kept, progress),
-                                sources=[r.source for r in parsed], skipped=len(problems),
-                                keep_changed=UPDATE_AT_MOST)
+        report = catalog.upsert_spooled(
+            spool.path, sources=[r.source for r in parsed], skipped=len(problems),
+            progress=lambda done, total: progress("storing", done, total))
         outcome = ImportOutcome(report, skipped=problems, index="unchanged")
         try:
             synced = _sync(store, catalog, progress)

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nltk.stem.snowball import SnowballStemmer
 from whoosh.lang.stopwords import stoplists
 
@@ -332,6 +334,13 @@ def test_the_stop_word_shortcut_agrees_with_the_right_answers() -> None:
     assert taken >= 150
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)) | st.text())
+def test_ascii_text_splits_into_the_words_the_pattern_finds(text: str) -> None:
+    # The shortcut splits ASCII text with str.split (faster); the words are the pattern's.
+    assert languages._words(text) == re.findall(r"\w+", text.lower())
+
+
 @pytest.mark.parametrize("text", [
     "Cooperatives in the news",  # too few stop words to say
     # Spanish and Portuguese share "de", "a", "que": close counts go to lingua.
@@ -345,7 +354,8 @@ def test_thin_or_close_evidence_goes_to_lingua(text: str) -> None:
 
 
 def test_an_import_says_how_languages_were_detected(tmp_path: Path,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+                                                    caplog: pytest.LogCaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from searchapp import operations
     from searchapp.config import Settings
 
@@ -359,21 +369,27 @@ def test_an_import_says_how_languages_were_detected(tmp_path: Path,
     with caplog.at_level("INFO", logger="searchapp.operations"):
         operations.import_paths(settings, [data])
     assert "languages detected: 1 by their stop words, 1 by lingua" in caplog.text
-    # lingua's models are let go before the catalog and index are written.
+    # A small import keeps lingua's models for the next one in the same process.
+    assert languages._detector_built != []
+    # A big one (here: lowered to 2 items) lets them go before the catalog and index
+    # are written, as the rebuild that follows needs the memory.
+    monkeypatch.setattr(operations, "RELEASE_MODELS_FROM", 2)
+    operations.import_paths(settings, [data])
     assert languages._detector_built == []
     assert detect("Genossenschaften wachsen")[0] == "de"  # and load again when needed
 
 
 def test_imports_one_after_another_detect_alike_after_the_models_are_given_back(
-        tmp_path: Path) -> None:
-    # An import gives the detector's models back once it has read its files
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A big import gives the detector's models back once it has read its files
     # (languages.release_detector, before storing and indexing); the next import in the
-    # same process (a server's import jobs) loads them again and detects as before.
+    # same process (a refresh loop) loads them again and detects as before.
     from searchapp import operations
     from searchapp.catalog import Catalog
     from searchapp.config import Settings
 
     settings = Settings(catalog=tmp_path / "catalog.sqlite3", index_dir=tmp_path / "index")
+    monkeypatch.setattr(operations, "RELEASE_MODELS_FROM", 1)  # every import lets them go
     for k, title in enumerate(["Genossenschaften wachsen", "Coopératives agricoles unies"]):
         data = tmp_path / f"items{k}.jsonl"
         data.write_text(json.dumps({"id": f"i{k}", "organisation": "CECOP", "title": title}),

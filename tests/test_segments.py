@@ -392,3 +392,24 @@ def test_values_whoosh_takes_as_sequences_of_terms_too(tmp_path: Path) -> None:
     assert [k for k in expected if got[k] != expected[k]] == []
     ica = [posting[0] for posting in got[("postings", "organisation", b"ICA")]]
     assert 3 in ica and 9 in ica and ica == sorted(ica)
+
+
+@pytest.mark.parametrize("count", [1, 300, 20_000])
+def test_the_term_index_hash_tables_find_every_key(tmp_path: Path, count: int) -> None:
+    """The builder lays out a term index's hash tables itself (numpy, entries that wrap
+    around a table's end one by one): every key is found, an absent one is not."""
+    from whoosh.filedb.filestore import FileStorage
+    from whoosh.filedb.filetables import OrderedHashReader, OrderedHashWriter
+
+    storage = FileStorage(str(tmp_path))
+    keys = [f"term{k:06d}".encode() for k in range(count)]
+    writer = OrderedHashWriter(storage.create_file("t.trm"))
+    for k, key in enumerate(keys):
+        writer.add(key, str(k).encode())
+    segments._fast_hashes(writer)
+    writer.close()
+    reader = OrderedHashReader.open(storage, "t.trm")
+    assert [reader[key] for key in keys] == [str(k).encode() for k in range(count)]
+    assert b"absent" not in reader
+    assert list(reader.keys()) == keys
+    reader.close()

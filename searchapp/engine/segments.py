@@ -43,6 +43,7 @@ from whoosh import index as whoosh_index
 from whoosh.analysis.tokenizers import IDTokenizer
 from whoosh.codec.whoosh3 import (
     LENGTHS_COLUMN,
+    STORED_COLUMN,
     WHOOSH3_HEADER_MAGIC,
     W3FieldWriter,
     W3LeafMatcher,
@@ -50,7 +51,7 @@ from whoosh.codec.whoosh3 import (
     W3TermInfo,
     _lenfield,
 )
-from whoosh.columns import NumericColumn
+from whoosh.columns import CompressedBytesColumn, NumericColumn, PickleColumn
 from whoosh.compat import dumps
 from whoosh.fields import FieldType, Schema
 from whoosh.filedb import filetables
@@ -61,11 +62,18 @@ from whoosh.matching import Matcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import IndexReader, TermNotFound
 from whoosh.system import _INT_SIZE as _UINT_SIZE
-from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
+from whoosh.system import pack_int, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
-from searchapp.analysis import Analysed, Chain, Multilingual, chain_for
+from searchapp.analysis import (
+    Chain,
+    Multilingual,
+    WordEntry,
+    chain_for,
+    token_pattern,
+    word_entries,
+)
 from searchapp.engine.arrayfile import arrays_name, write_arrays
 from searchapp.engine.base import FALLBACKS
 
@@ -75,6 +83,9 @@ log = logging.getLogger(__name__)
 SEGMENT_POSTINGS = 4_000_000
 # A segment's terms are pickled into blocks about this many postings at a time.
 WRITE_CHUNK = 1 << 17
+# Documents are gathered this many at a time (fewer when segments are small: about a
+# hundredth of a segment's postings at ~100 postings a document).
+BATCH = 256
 
 
 # While a segment is gathered, each term has a list of postings in document order,
@@ -94,15 +105,120 @@ class _Vocab(dict[str, int]):
         return number
 
 
+class _Registry(dict[str, int]):
+    """Term text → a number for the whole build (every segment, every text field),
+    and the texts by number."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def __missing__(self, key: str) -> int:
+        number = self[key] = len(self.texts)
+        self.texts.append(key)
+        return number
+
+
+class _Words(dict[str, int]):
+    """One analysed field's words in one document language, as written → a code; per
+    code (`_TextField`'s arrays): its term's number, its second term's (or -1), its
+    spelling word's (-1 for a stop word)."""
+
+    def __init__(self, owner: _TextField, entry: Callable[[str], WordEntry]) -> None:
+        super().__init__()
+        self._owner = owner
+        self._entry = entry
+
+    def __missing__(self, word: str) -> int:
+        terms, spelling = self._entry(word)
+        owner = self._owner
+        code = self[word] = len(owner.main)
+        if len(terms) > 2:
+            raise ValueError(f"{word!r} analyses into more than two terms: {terms!r}")
+        owner.main.append(owner.terms[terms[0]] if terms else -1)
+        owner.extra.append(owner.terms[terms[1]] if len(terms) > 1 else -1)
+        owner.spell.append(owner.spelling[spelling] if terms else -1)
+        return code
+
+
+class _TextField:
+    """How a text field with a compiled chain is gathered a batch at a time: its
+    texts tokenised by the chain's pattern, each distinct word (per document
+    language) analysed once for the whole build, the rest in numpy."""
+
+    def __init__(self, chain: Chain | Multilingual, entries: dict[str, Callable[[str], WordEntry]],
+                 terms: _Registry, spelling: _Registry) -> None:
+        self.findall = token_pattern(chain).findall
+        self.chain = chain
+        self.entries = entries  # per language, shared by the fields of one chain
+        self.terms = terms
+        self.spelling = spelling
+        self.main = array("i")
+        self.extra = array("i")
+        self.spell = array("i")
+        self.words: dict[str, _Words] = {}
+
+    def words_of(self, language: str) -> _Words:
+        found = self.words.get(language)
+        if found is None:
+            entry = self.entries.get(language)
+            if entry is None:
+                entry = self.entries[language] = word_entries(self.chain, language)
+            found = self.words[language] = _Words(self, entry)
+        return found
+
+    def gather(self, texts: list[str], languages: list[str]
+               ) -> tuple[Any, Any, Any, tuple[Any, Any]]:
+        """Rows of a batch of texts: term numbers and positions per row in (text,
+        position) order, each text's row count, and the kept tokens' (text index,
+        spelling word number)."""
+        words = list(map(self.findall, texts))
+        getters = {language: self.words_of(language).__getitem__ for language in set(languages)}
+        codes = np.fromiter(itertools.chain.from_iterable(
+            map(map, [getters[language] for language in languages], words)), dtype=np.int64)
+        count = len(texts)
+        per_text = np.fromiter(map(len, words), dtype=np.int64, count=count)
+        del words
+        main = np.frombuffer(self.main, dtype=np.int32)[codes]
+        kept = np.flatnonzero(main >= 0)
+        text_of = np.repeat(np.arange(count, dtype=np.int64), per_text)[kept]
+        # Stop words are dropped; kept tokens are numbered from the first kept one's
+        # place among all the text's tokens, one after the other (as StopFilter renumbers).
+        starts = np.cumsum(per_text) - per_text
+        kept_starts = np.searchsorted(text_of, np.arange(count))
+        kept_counts = np.bincount(text_of, minlength=count)
+        has = kept_counts > 0
+        first = np.zeros(count, dtype=np.int64)
+        first[has] = kept[kept_starts[has]] - starts[has]
+        positions = first[text_of] + np.arange(len(kept)) - kept_starts[text_of]
+        terms = main[kept]
+        codes = codes[kept]
+        extra = np.frombuffer(self.extra, dtype=np.int32)[codes]
+        second = extra >= 0
+        if second.any():  # a second term at some words' positions, right after the first
+            repeat = 1 + second.astype(np.int64)
+            row_token = np.repeat(np.arange(len(kept)), repeat)
+            rows_terms = terms[row_token]
+            rows_terms[(np.cumsum(repeat) - 1)[second]] = extra[second]
+            rows_positions, rows_text = positions[row_token], text_of[row_token]
+        else:
+            rows_terms, rows_positions, rows_text = terms, positions, text_of
+        spelled = np.frombuffer(self.spell, dtype=np.int32)[codes]
+        return (rows_terms, rows_positions, np.bincount(rows_text, minlength=count),
+                (text_of, spelled))
+
+
 class _Flat:
     """One field's postings while a segment is gathered, 12 bytes a row rather than
     Python objects: a row per token (its term's number and its position; 0 in fields
     without positions), and per document that has rows, its number and row count.
     Rows come in document order and, within a document, in position order."""
 
-    __slots__ = ("counts", "docs", "positions", "terms", "vocab")
+    __slots__ = ("counts", "docs", "positions", "shared", "terms", "vocab")
 
-    def __init__(self) -> None:
+    def __init__(self, shared: _Registry | None = None) -> None:
+        # Term numbers: the build's (text fields) or this segment's own (ID fields).
+        self.shared = shared
         self.vocab = _Vocab()
         self.terms = array("i")
         self.positions = array("i")
@@ -112,11 +228,23 @@ class _Flat:
     def sorted_rows(self, base: int) -> tuple[list[str], Any, Any, Any]:
         """(the terms in written order, then per row in (term, document, position)
         order: the term's rank in that order, the segment-local document, the position)."""
-        texts = list(self.vocab)
+        numbers = np.frombuffer(self.terms, dtype=np.int32)
+        if self.shared is not None:
+            every = self.shared.texts
+            used = np.flatnonzero(np.bincount(numbers, minlength=len(every)))
+            texts = [every[k] for k in used.tolist()]
+        else:
+            used = None
+            texts = list(self.vocab)
         ranked = sorted(range(len(texts)), key=texts.__getitem__)
         rank = np.empty(len(texts), dtype=np.int32)
         rank[np.asarray(ranked, dtype=np.int64)] = np.arange(len(texts), dtype=np.int32)
-        keys = rank[np.frombuffer(self.terms, dtype=np.int32)]
+        if used is not None:
+            spread = np.zeros(len(self.shared.texts), dtype=np.int32)  # type: ignore[union-attr]
+            spread[used] = rank
+            rank = spread
+        keys = rank[numbers]
+        del numbers
         order = np.argsort(keys, kind="stable")  # rows were in (document, position) order
         keys = keys[order]
         docs = np.repeat(np.frombuffer(self.docs, dtype=np.int32) - base,
@@ -153,14 +281,19 @@ class _Flat:
 class SegmentBuilder:
     """Writes documents into new segments of `ix` (a fresh index, or one to append to)."""
 
-    def __init__(self, ix: Index, *, segment_postings: int = SEGMENT_POSTINGS) -> None:
+    def __init__(self, ix: Index, *, segment_postings: int = SEGMENT_POSTINGS,
+                 batch: int = BATCH) -> None:
         self.ix = ix
         self.schema = ix.schema
         self.segment_postings = segment_postings
-        # Each text field's analysis, per document language (searchapp.analysis): one
-        # set of stem caches per chain, for as long as this builder writes.
-        self._analysers: dict[str, Callable[[str, str], Analysed]] = {}
-        by_chain: dict[Any, Callable[[str, str], Analysed]] = {}
+        self.batch = max(1, min(batch, segment_postings // 10_000))
+        # Each text field with a compiled chain (searchapp.analysis) is gathered a batch
+        # at a time (`_TextField`); the fields of one chain share its per-language word
+        # analysis (one stem cache each), and every text field the build's term numbers.
+        self._terms_registry = _Registry()
+        self._spelling_registry = _Registry()
+        self._texts: dict[str, _TextField] = {}
+        by_chain: dict[Any, dict[str, Callable[[str], WordEntry]]] = {}
         for name in self.schema.names():
             field = self.schema[name]
             if field.indexed and isinstance(field.format, Positions):
@@ -172,18 +305,21 @@ class SegmentBuilder:
                                 " several times slower", name)
                 else:
                     key = chain.language if isinstance(chain, Chain) else Multilingual
-                    if key not in by_chain:
-                        by_chain[key] = _per_language(chain)
-                    self._analysers[name] = by_chain[key]
+                    self._texts[name] = _TextField(chain, by_chain.setdefault(key, {}),
+                                                   self._terms_registry,
+                                                   self._spelling_registry)
         self._spell_names = {name: self.schema[name].spelling_fieldname(name)
                              for name in self.schema.names()
                              if self.schema[name].separate_spelling()}
         # Fields gathered flat (`_Flat`): the compiled chains' and the plain ID fields'.
-        self._flat_names = set(self._analysers) | {
+        self._flat_names = set(self._texts) | {
             name for name in self.schema.names()
             if self.schema[name].indexed and type(self.schema[name].analyzer) is IDTokenizer
             and type(self.schema[name].format) is Existence}
         self._encoded: dict[int, bytes] = {}
+        self._order: dict[frozenset[str], list[str]] = {}
+        self._stored_names: dict[frozenset[str], list[str]] = {}
+        self._batch: list[Mapping[str, Any]] = []
         self.documents = 0
         self._writer: SegmentWriter | None = None
 
@@ -195,49 +331,95 @@ class SegmentBuilder:
         self._writer = self.ix.writer(compound=False)
         # Keyed by text: str order is UTF-8 byte order, the order Whoosh writes terms in.
         self._terms: dict[str, defaultdict[str, list[Any]]] = {}
-        self._flat: dict[str, _Flat] = {name: _Flat() for name in self._flat_names}
+        self._flat: dict[str, _Flat] = {
+            name: _Flat(self._terms_registry if name in self._texts else None)
+            for name in self._flat_names}
         self._spelling: dict[str, Counter[str]] = {}
+        # Per spelling field: in how many documents each spelling word is (by number).
+        self._spelled: dict[str, Any] = {}
         self._lengths: dict[str, list[int]] = {}
         self._columns: defaultdict[str, list[tuple[int, Any]]] = defaultdict(list)
         self._pending = 0
-        self._order: dict[frozenset[str], list[tuple[str, FieldType]]] = {}
         for spelled in self._spell_names.values():
             self._spelling[spelled] = Counter()
 
     def add(self, fields: Mapping[str, Any]) -> None:
-        """Add one document (the keyword arguments `add_document` would take)."""
+        """Add one document (the keyword arguments `add_document` would take). Documents
+        are gathered a batch at a time: a bad one may raise on a later `add` or at
+        `commit` (the build fails either way)."""
         if self._writer is None:
             self._start()
+        self._batch.append(fields)
+        if len(self._batch) >= self.batch:
+            self._flush()
+            if self._pending >= self.segment_postings:
+                self.commit()
+
+    def _flush(self) -> None:
+        """Gather the batch of documents: field by field, each over the whole batch."""
+        docs, self._batch = self._batch, []
+        if not docs:
+            return
         writer = self._writer
         assert writer is not None
-        docnum = writer.docnum
         perdoc = writer.perdocwriter
-        key = frozenset(fields)
-        order = self._order.get(key)
-        if order is None:
-            names = sorted(n for n in fields if not n.startswith("_"))
-            writer._check_fields(self.schema, names)
-            order = self._order[key] = [(n, self.schema[n]) for n in names]
-        perdoc.start_doc(docnum)
-        stored = perdoc._storedfields
-        columns = self._columns
-        language = fields.get("language") or "en"
-        for name, field in order:
-            value = fields[name]
-            if value is None:
-                continue
+        first = writer.docnum
+        count = len(docs)
+        present: set[str] = set()
+        stored_names: list[str] = []
+        for key in set(map(frozenset, docs)):
+            names = self._order.get(key)
+            if names is None:
+                names = sorted(n for n in key if not n.startswith("_"))
+                writer._check_fields(self.schema, names)
+                self._order[key] = names
+            present.update(names)
+        names = sorted(present)
+        stored_key = frozenset(names)
+        stored_names = self._stored_names.get(stored_key)  # type: ignore[assignment]
+        if stored_names is None:
+            stored_names = self._stored_names[stored_key] = [
+                n for n in names if self.schema[n].stored]
+        languages = [doc.get("language") or "en" for doc in docs]
+        for name in names:
+            field = self.schema[name]
+            values = [doc.get(name) for doc in docs]
             if field.indexed:
-                self._index(name, field, value, docnum, language)
-            if field.stored:
-                stored[name] = value
+                self._index(name, field, values, first, languages)
             if field.column_type:
-                columns[name].append((docnum, field.to_column_value(value)))
-        perdoc.finish_doc()
+                to_column = field.to_column_value
+                self._columns[name].extend([(first + k, to_column(v))
+                                            for k, v in enumerate(values) if v is not None])
+        self._store(perdoc, first, [{n: v for n in stored_names if (v := doc.get(n)) is not None}
+                                    for doc in docs])
+        perdoc._doccount = first + count
+        perdoc._docnum = first + count - 1
         writer._added = True
-        writer.docnum += 1
-        self.documents += 1
-        if self._pending >= self.segment_postings:
-            self.commit()
+        writer.docnum += count
+        self.documents += count
+
+    def _store(self, perdoc: Any, first: int, stored: list[dict[str, Any]]) -> None:
+        """The documents' stored fields, as `finish_doc` adds them to the `_stored`
+        column one by one (pickled, then compressed), in one write."""
+        column = perdoc._get_column("_stored")
+        inner = getattr(column, "_child", None)
+        if (type(column) is not PickleColumn.Writer
+                or type(inner) is not CompressedBytesColumn.Writer or not all(stored)):
+            for k, fields in enumerate(stored):
+                if fields:
+                    perdoc._docnum = first + k
+                    perdoc.add_column_value("_stored", STORED_COLUMN, fields)
+            return
+        compress, level = inner._compress, inner._level
+        blobs = [compress(dumps(fields, 2), level) for fields in stored]
+        inner.fill(first)
+        inner._dbfile.write(b"".join(blobs))
+        sizes = list(map(len, blobs))
+        offsets = list(itertools.accumulate(sizes, initial=inner._offset_base))
+        inner._lengths.extend(sizes)
+        inner._offsets.extend(offsets[:-1])
+        inner._offset_base = offsets[-1]
+        inner._count = first + len(stored)
 
     def _write_columns(self, perdoc: Any) -> None:
         """The sortable fields' columns and the field lengths, as `add_field` and
@@ -259,43 +441,62 @@ class SegmentBuilder:
                     add(docnum, length_to_byte(length))
             perdoc._fieldlengths[name] += sum(lengths)
 
-    def _index(self, name: str, field: FieldType, value: Any, docnum: int,
-               language: str = "en") -> int:
-        """Gather one field's postings (text analysed in the document's language);
-        returns its length (for scorable fields)."""
-        analyse = self._analysers.get(name)
-        if analyse is not None and isinstance(value, str):
-            stems, first, words, extra = analyse(value, language)
+    def _index(self, name: str, field: FieldType, values: list[Any], first: int,
+               languages: list[str]) -> None:
+        """Gather one field's postings over a batch (texts analysed in their documents'
+        languages), and its lengths (scorable fields)."""
+        lengths: Any = None
+        text = self._texts.get(name)
+        general = range(len(values))
+        if name in self._flat_names:
+            chosen = [k for k, v in enumerate(values) if isinstance(v, str)]
+            general = [k for k, v in enumerate(values) if v is not None and not isinstance(v, str)]
             flat = self._flat[name]
-            n = len(stems)
-            if not extra:
-                flat.terms.extend(map(flat.vocab.__getitem__, stems))
-                flat.positions.extend(range(first, first + n))
-                rows = n
-            else:  # a second term at some words' positions: rows in position order
-                vocab = flat.vocab
-                placed = sorted([*zip(range(first, first + n), map(vocab.__getitem__, stems)),
-                                 *((pos, vocab[s]) for s, pos in extra)])
-                flat.terms.extend(t for _, t in placed)
-                flat.positions.extend(p for p, _ in placed)
-                rows = len(placed)
-            if rows:
-                flat.docs.append(docnum)
-                flat.counts.append(rows)
-                self._pending += rows
-            length = n + len(extra)  # as Whoosh counts every token
-            self._set_length(name, docnum, length)
-            if name in self._spell_names:
-                self._spelling[self._spell_names[name]].update(set(words))
-            return length
-        if name in self._flat_names and analyse is None and isinstance(value, str):
-            flat = self._flat[name]
-            flat.terms.append(flat.vocab[value])
-            flat.positions.append(0)
-            flat.docs.append(docnum)
-            flat.counts.append(1)
-            self._pending += 1
-            return 0
+            if text is not None and chosen:
+                terms, positions, rows, (kept_of, spelled) = text.gather(
+                    [values[k] for k in chosen], [languages[k] for k in chosen])
+                flat.terms.frombytes(terms.astype(np.int32).tobytes())
+                flat.positions.frombytes(positions.astype(np.int32).tobytes())
+                docs = np.asarray(chosen, dtype=np.int64) + first
+                some = rows > 0
+                flat.docs.frombytes(docs[some].astype(np.int32).tobytes())
+                flat.counts.frombytes(rows[some].astype(np.int32).tobytes())
+                self._pending += len(terms)
+                lengths = np.zeros(len(values), dtype=np.int64)
+                lengths[chosen] = rows  # as Whoosh counts every token
+                spelling = self._spell_names.get(name)
+                if spelling is not None and len(spelled):
+                    # In how many documents each spelling word is: distinct (text, word).
+                    pairs = np.unique((kept_of << 32) | spelled.astype(np.int64))
+                    found = np.bincount(pairs & 0xFFFFFFFF,
+                                        minlength=len(self._spelling_registry.texts))
+                    had = self._spelled.get(spelling)
+                    if had is not None:
+                        found[:len(had)] += had
+                    self._spelled[spelling] = found
+            elif text is None and chosen:
+                flat.terms.extend(map(flat.vocab.__getitem__, [values[k] for k in chosen]))
+                flat.positions.extend([0] * len(chosen))
+                flat.docs.extend([first + k for k in chosen])
+                flat.counts.extend([1] * len(chosen))
+                self._pending += len(chosen)
+        for k in general:
+            value = values[k]
+            if value is None:
+                continue
+            length = self._index_whoosh(name, field, value, first + k)
+            if field.scorable:
+                if lengths is None:
+                    lengths = np.zeros(len(values), dtype=np.int64)
+                lengths[k] = length
+        if lengths is not None:
+            had = self._lengths.setdefault(name, [])
+            if len(had) < first:
+                had.extend([0] * (first - len(had)))
+            had.extend(lengths.tolist())
+
+    def _index_whoosh(self, name: str, field: FieldType, value: Any, docnum: int) -> int:
+        """Gather one value's postings through Whoosh's own analysis; its length."""
         terms = self._terms.get(name)
         if terms is None:
             terms = self._terms[name] = defaultdict(list)
@@ -307,28 +508,25 @@ class SegmentBuilder:
                  field.format.decode_positions(vbytes) if positions else None))
             self._pending += 1
             length += freq
-        if not field.scorable:
-            length = 0
-        else:
-            self._set_length(name, docnum, length)
         if name in self._spell_names:
             self._spelling[self._spell_names[name]].update(field.spellable_words(value))
         return length
-
-    def _set_length(self, name: str, docnum: int, length: int) -> None:
-        lengths = self._lengths.setdefault(name, [])
-        if len(lengths) < docnum:
-            lengths.extend([0] * (docnum - len(lengths)))
-        lengths.append(length)
 
     # Writing ------------------------------------------------------------
 
     def commit(self) -> None:
         """Write what has been added as one segment and make it part of the index."""
-        writer = self._writer
-        if writer is None:
+        if self._writer is None:
             return
+        self._flush()
+        writer = self._writer
         self._writer = None
+        for spelling, found in self._spelled.items():
+            words = self._spelling[spelling]
+            texts = self._spelling_registry.texts
+            for k in np.flatnonzero(found).tolist():
+                words[texts[k]] += int(found[k])
+        self._spelled = {}
         if not writer._added:
             writer.cancel()
             return
@@ -351,6 +549,7 @@ class SegmentBuilder:
             else:
                 arrays[name] = self._write_flat(fieldwriter, name, field, flat.pop(name), base)
             self._flat.pop(name, None)
+        _fast_hashes(fieldwriter._tindex)
         fieldwriter.close()
         writer.pool.cleanup()
         writer._assemble_segment()
@@ -409,8 +608,9 @@ class SegmentBuilder:
         big = np.iinfo(np.int64).max
         if field.scorable and name in self._lengths:
             raw = self._lengths[name]
-            coded = np.asarray([byte_to_length(c) if c else 0 for c in map(length_to_byte, raw)]
-                               + [0] * max(0, int(ids.max()) + 1 - len(raw)), dtype=np.int64)
+            coded = _LENGTHS[_length_bytes(np.asarray(raw, dtype=np.int64))]  # 0 stays 0
+            if len(coded) <= int(ids.max()):
+                coded = np.append(coded, np.zeros(int(ids.max()) + 1 - len(coded), np.int64))
             lens = coded[ids]
             block_minlen = np.minimum.reduceat(np.where(lens > 0, lens, big), block_starts)
             block_maxlen = np.maximum.reduceat(lens, block_starts)
@@ -421,96 +621,94 @@ class SegmentBuilder:
         positional = isinstance(field.format, Positions)
         fixedsize = fw._format.fixed_value_size()
         compression = fw._codec._compression
+        # What each block's header says, and each term's info, worked out for all at once.
+        block_counts = np.diff(np.append(block_starts, n))
+        block_comp = np.where(block_counts >= 4, compression, 0)  # as in `_block`
+        block_minbyte = np.where(block_minlen == big, 0, _length_bytes(block_minlen))
+        block_maxbyte = _length_bytes(block_maxlen)
+        # Weights in a block: all 1 (pickled as None), all alike (one float), or each.
+        block_kind = np.where(block_low == block_high, np.where(block_low == 1.0, 0, 1), 2)
+        first_blocks = term_blocks[:-1]
+        nterms = len(term_texts)
+        infos = np.zeros(nterms, dtype=_TERMINFO_DTYPE)
+        infos["df"] = term_ends - term_starts
+        low_bytes = np.minimum.reduceat(np.where(block_minbyte == 0, 256, block_minbyte),
+                                        first_blocks)
+        infos["minlength"] = np.where(low_bytes == 256, 0, low_bytes)
+        infos["maxlength"] = np.maximum.reduceat(block_maxbyte, first_blocks)
+        infos["maxweight"] = np.maximum.reduceat(block_max, first_blocks)
+        infos["minid"] = ids[term_starts]
+        infos["maxid"] = ids[term_ends - 1]
+        # A term's weight: its blocks' sums added one after the other, as W3TermInfo does.
+        weight = block_sum[first_blocks]
+        for t in np.flatnonzero(np.diff(term_blocks) > 1).tolist():
+            total = 0.0
+            for b in range(int(term_blocks[t]), int(term_blocks[t + 1])):
+                total += float(block_sum[b])
+            weight[t] = total
+        infos["weight"] = weight
+        term_offsets = np.zeros(nterms, dtype=np.int64)  # where each term's postings start
         postfile = fw._postfile
         offset = postfile.tell()
         pending: list[bytes] = []
-        pending_size = 0
-        prefix = pack_ushort(fw._fieldid)
         magic = WHOOSH3_HEADER_MAGIC
-        keys: list[bytes] = []
-        infos: list[bytes] = []
+        magic_size = len(magic)
+        packed = pack_int
+        compress = zlib.compress
         # Terms a chunk of about WRITE_CHUNK postings at a time: the Python lists the
         # pickling needs stay small whatever the segment's size.
-        nterms = len(term_texts)
         edges = np.unique(np.concatenate((
             [0], np.searchsorted(term_starts, np.arange(WRITE_CHUNK, n, WRITE_CHUNK)),
             [nterms]))).tolist()
         for t0, t1 in itertools.pairwise(edges):
             p0, p1 = int(term_starts[t0]), int(term_ends[t1 - 1])
             b0, b1 = int(term_blocks[t0]), int(term_blocks[t1])
-            id_list = ids[p0:p1].tolist()
             delta_list = deltas[p0:p1].tolist()
             w_list = weights32[p0:p1].tolist()
             values: list[bytes] = self._values(field, freqs[p0:p1], places,
                                                first_rows[p0:p1]) if positional else []
+            value_of = _block_values(fixedsize, values)
+            heads = list(zip(block_counts[b0:b1].tolist(), ids[block_ends[b0:b1] - 1].tolist(),
+                             block_max[b0:b1].tolist(), block_comp[b0:b1].tolist(),
+                             block_minbyte[b0:b1].tolist(), block_maxbyte[b0:b1].tolist()))
             bstart = (block_starts[b0:b1] - p0).tolist()
             bend = (block_ends[b0:b1] - p0).tolist()
-            bsum, bmax = block_sum[b0:b1].tolist(), block_max[b0:b1].tolist()
-            blow, bhigh = block_low[b0:b1].tolist(), block_high[b0:b1].tolist()
-            min_list: list[int | None] = [None if v == big else v
-                                          for v in block_minlen[b0:b1].tolist()]
-            max_list: list[int] = block_maxlen[b0:b1].tolist()
+            kinds = block_kind[b0:b1].tolist()
             tblocks = (term_blocks[t0:t1 + 1] - b0).tolist()
+            starts_out: list[int] = []
             for t in range(t1 - t0):
-                text = term_texts[t0 + t]
                 start = offset
                 pending.append(magic)
-                offset += len(magic)
-                weight_sum = 0.0
-                term_min: int | None = None
-                term_max = 0
-                term_weight = 0.0
+                offset += magic_size
                 last_block = tblocks[t + 1] - 1
                 for b in range(tblocks[t], last_block + 1):
                     at, end = bstart[b], bend[b]
-                    low, high = blow[b], bhigh[b]
-                    if low == high == 1.0:
-                        mini_weights: Any = None
-                    elif low == high:
-                        mini_weights = w_list[at]
-                    else:
-                        mini_weights = tuple(w_list[at:end])
-                    if fixedsize is None or fixedsize < 0:
-                        mini_values: Any = tuple(values[at:end])
-                    elif fixedsize == 0:
-                        mini_values = None
-                    else:
-                        mini_values = b"".join(values[at:end])
-                    data = dumps((tuple(delta_list[at:end]), mini_weights, mini_values), 2)
-                    count = end - at
-                    # zlib costs more than it saves on a block this small (as in `_block`).
-                    comp = compression if count >= 4 else 0
-                    if comp:
-                        data = zlib.compress(data, comp)
-                    minlength, maxlength, maxweight = min_list[b], max_list[b], float(bmax[b])
-                    head = dumps((count, id_list[end - 1], maxweight, comp,
-                                  length_to_byte(minlength), length_to_byte(maxlength)), 2)
-                    size = len(head) + len(data)
-                    pending.append(pack_int(-size if b == last_block else size))
-                    pending.append(head)
+                    kind = kinds[b]
+                    data = dumps((tuple(delta_list[at:end]),
+                                  None if kind == 0 else w_list[at] if kind == 1
+                                  else tuple(w_list[at:end]), value_of(at, end)), 2)
+                    head = heads[b]
+                    if head[3]:
+                        data = compress(data, head[3])
+                    head_bytes = dumps(head, 2)
+                    size = len(head_bytes) + len(data)
+                    pending.append(packed(-size if b == last_block else size))
+                    pending.append(head_bytes)
                     pending.append(data)
                     offset += _UINT_SIZE + size
-                    # W3TermInfo.add_block
-                    weight_sum += bsum[b]
-                    if minlength is not None:
-                        term_min = minlength if term_min is None else min(term_min, minlength)
-                    term_max = max(term_max, maxlength)
-                    term_weight = max(term_weight, maxweight)
-                first = bstart[tblocks[t]]
-                keys.append(prefix + text.encode("utf-8"))
-                infos.append(_terminfo(weight_sum, bend[last_block] - first, term_min, term_max,
-                                       term_weight, id_list[first], id_list[bend[last_block] - 1],
-                                       start, offset - start))
-                pending_size += offset - start
-                if pending_size >= 1 << 20:
-                    postfile.write(b"".join(pending))
-                    pending.clear()
-                    pending_size = 0
-            _add_terms(fw, keys, infos)
-            keys.clear()
-            infos.clear()
+                starts_out.append(start)
+            term_offsets[t0:t1] = starts_out
+            pending_size = sum(map(len, pending))
+            if pending_size >= 1 << 20:
+                postfile.write(b"".join(pending))
+                pending.clear()
         if pending:
             postfile.write(b"".join(pending))
+        infos["offset"] = term_offsets
+        infos["length"] = np.diff(np.append(term_offsets, offset))  # terms follow each other
+        prefix = pack_ushort(fw._fieldid)
+        _add_terms(fw, [prefix + text.encode("utf-8") for text in term_texts], infos.tobytes(),
+                   _TERMINFO_DTYPE.itemsize)
         assert postfile.tell() == offset
         fw.finish_field()
         if field.unique:
@@ -647,64 +845,94 @@ class SegmentBuilder:
 
     def _write_spelling(self, fw: W3FieldWriter, name: str, field: FieldType,
                         words: Counter[str]) -> None:
-        """One posting (document 0, weight 1) per document a word is in, as Whoosh writes."""
+        """One posting (document 0, weight 1) per document a word is in, as Whoosh writes:
+        a word's postings depend only on its count, so each count's are made once."""
         fw.start_field(name, field)
+        texts = sorted(words)
+        counts = [words[w] for w in texts]
+        made = {n: _zeros(fw, n) for n in set(counts)}
+        parts = list(map(made.__getitem__, counts))
+        postfile = fw._postfile
+        sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        infos = np.zeros(len(texts), dtype=_TERMINFO_DTYPE)
+        infos["offset"] = postfile.tell() + np.cumsum(sizes) - sizes
+        infos["length"] = sizes
+        infos["weight"] = infos["df"] = counts
+        infos["maxweight"] = 1.0
+        postfile.write(b"".join(parts))
         prefix = pack_ushort(fw._fieldid)
-        keys: list[bytes] = []
-        infos: list[bytes] = []
-        for word in sorted(words):
-            keys.append(prefix + word.encode("utf-8"))
-            infos.append(_emit_zeros(fw, words[word]))
-        _add_terms(fw, keys, infos)
+        _add_terms(fw, [prefix + w.encode("utf-8") for w in texts], infos.tobytes(),
+                   _TERMINFO_DTYPE.itemsize)
         fw.finish_field()
 
 
-_TERMINFO = W3TermInfo._struct.pack
+def _block_values(fixedsize: int | None, values: list[bytes]) -> Callable[[int, int], Any]:
+    """How a block's values are kept, by the format's value size (`_block`)."""
+    if fixedsize is None or fixedsize < 0:
+        return lambda at, end: tuple(values[at:end])
+    if fixedsize == 0:
+        return lambda at, end: None
+    return lambda at, end: b"".join(values[at:end])
 
 
-def _terminfo(weight: float, df: int, minlength: int | None, maxlength: int,
-              maxweight: float, minid: int, maxid: int, offset: int, length: int) -> bytes:
-    """`W3TermInfo.to_bytes` of a term whose postings are in the postings file."""
-    return (_TERMINFO(False, weight, df, 0 if minlength is None else length_to_byte(minlength),
-                      length_to_byte(maxlength), maxweight, minid, maxid)
-            + pack_long(offset) + pack_int(length))
+# W3TermInfo.to_bytes of a term whose postings are in the postings file, as a record.
+_TERMINFO_DTYPE = np.dtype([
+    ("inlined", "u1"), ("weight", ">f4"), ("df", ">u4"), ("minlength", "u1"),
+    ("maxlength", "u1"), ("maxweight", ">f4"), ("minid", ">u4"), ("maxid", ">u4"),
+    ("offset", ">i8"), ("length", ">i4")])
+assert _TERMINFO_DTYPE.itemsize == W3TermInfo._struct.size + 12
+assert filetables._lengths.format in ("!ii", b"!ii")  # a term record's two lengths
 
 
-def _add_terms(fw: W3FieldWriter, keys: list[bytes], infos: list[bytes]) -> None:
-    """`OrderedHashWriter.add` of many keys (in increasing order) in one write."""
+def _length_bytes(lengths: Any) -> Any:
+    """`length_to_byte` of many lengths (none None)."""
+    return np.minimum(np.searchsorted(_LENGTHS, lengths, side="left"), 255)
+
+
+def _add_terms(fw: W3FieldWriter, keys: list[bytes], infos: bytes, size: int) -> None:
+    """`OrderedHashWriter.add` of many keys (in increasing order), each with its
+    `size` bytes of `infos`, in one write."""
     if not keys:
         return
     tindex = fw._tindex
     if keys[0] <= tindex.lastkey:  # as OrderedHashWriter.add checks
         raise ValueError(f"Keys must increase: {tindex.lastkey!r}..{keys[0]!r}")
     dbfile = tindex.dbfile
+    # Each record: the key's and the value's lengths ("!ii"), the key, the value.
+    key_sizes = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+    record_sizes = 8 + key_sizes + size
+    ends = np.cumsum(record_sizes)
+    starts = ends - record_sizes
+    out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
+    lengths = np.empty((len(keys), 2), dtype=">i4")
+    lengths[:, 0] = key_sizes
+    lengths[:, 1] = size
+    out[starts[:, None] + np.arange(8)] = lengths.view(np.uint8).reshape(-1, 8)
+    key_bytes = np.frombuffer(b"".join(keys), dtype=np.uint8)
+    key_starts = np.cumsum(key_sizes) - key_sizes
+    out[np.repeat(starts + 8 - key_starts, key_sizes) + np.arange(len(key_bytes))] = key_bytes
+    out[(starts + 8 + key_sizes)[:, None] + np.arange(size)] = np.frombuffer(
+        infos, dtype=np.uint8).reshape(-1, size)
     pos = dbfile.tell()
-    at = tindex.index.append
+    positions = (starts + pos).tolist()
+    tindex.index.extend(positions)
     buckets = tindex.buckets
     hashfn = tindex.hashfn
-    lengths = filetables._lengths.pack
-    records = []
-    for key, info in zip(keys, infos, strict=True):
-        at(pos)
+    for key, at in zip(keys, positions, strict=True):
         h = hashfn(key)
-        buckets[h & 255].append((h, pos))
-        record = lengths(len(key), len(info)) + key + info
-        records.append(record)
-        pos += len(record)
-    dbfile.write(b"".join(records))
+        buckets[h & 255].append((h, at))
+    dbfile.write(out.tobytes())
     tindex.lastkey = keys[-1]
 
 
 _ZERO_BLOCKS: dict[tuple[int, int, int, bool], bytes] = {}  # (size, value size, zlib, last)
 
 
-def _emit_zeros(fw: W3FieldWriter, n: int) -> bytes:
-    """`_emit_term` for n postings of document 0 with weight 1 and no value or length
-    (a spelling word): the blocks are all alike, so each kind is made once. Returns
-    the term's info, for the term index."""
+def _zeros(fw: W3FieldWriter, n: int) -> bytes:
+    """The postings `_emit_term` writes for n postings of document 0 with weight 1 and
+    no value or length (a spelling word): the blocks are all alike, so each kind is
+    made once."""
     limit = fw._codec._blocklimit
-    postfile = fw._postfile
-    start = postfile.tell()
     parts = [WHOOSH3_HEADER_MAGIC]
     for at in range(0, n, limit):
         size = min(limit, n - at)
@@ -717,9 +945,48 @@ def _emit_zeros(fw: W3FieldWriter, n: int) -> bytes:
             block = _ZERO_BLOCKS[key] = _block(fw, [0] * size, array("f", [1.0] * size),
                                                1, [one] * size, None, 0, at + size == n)
         parts.append(block)
-    data = b"".join(parts)
-    postfile.write(data)
-    return _terminfo(float(n), n, None, 0, 1, 0, 0, start, len(data))
+    return b"".join(parts)
+
+
+def _fast_hashes(tindex: Any) -> None:
+    """Let a term index lay out its hash tables with numpy when it closes."""
+    if type(tindex) is filetables.OrderedHashWriter:
+        tindex._write_hashes = lambda: _write_hashes(tindex)
+
+
+def _write_hashes(tindex: Any) -> None:
+    """`HashWriter._write_hashes`: per bucket a table of twice its entries' slots, each
+    entry in the first free slot from its own on (linear probing, as readers look),
+    laid out a bucket at a time: entries in order of their slot, each one after the
+    one before if that is further on. A bucket whose entries would wrap around its
+    table's end is laid out as Whoosh does it, entry by entry."""
+    dbfile = tindex.dbfile
+    pointer = np.dtype([("hash", ">u4"), ("position", ">i8")])
+    assert pointer.itemsize == filetables._pointer.size
+    for entries in tindex.buckets:
+        numslots = 2 * len(entries)
+        tindex.directory.append((dbfile.tell(), numslots))
+        if not entries:
+            continue
+        found = np.asarray(entries, dtype=np.int64)
+        home = (found[:, 0] >> 8) % numslots
+        order = np.argsort(home, kind="stable")
+        steps = np.arange(len(order))
+        slots = np.maximum.accumulate(home[order] - steps) + steps
+        table = np.zeros(numslots, dtype=pointer)
+        if slots[-1] < numslots:
+            table["hash"][slots] = found[order, 0]
+            table["position"][slots] = found[order, 1]
+        else:
+            taken = [(0, 0)] * numslots
+            for hashval, position in entries:
+                slot = (hashval >> 8) % numslots
+                while taken[slot] != (0, 0):
+                    slot = (slot + 1) % numslots
+                taken[slot] = (hashval, position)
+            table["hash"] = [h for h, _ in taken]
+            table["position"] = [p for _, p in taken]
+        dbfile.write(table.tobytes())
 
 
 def _block(fw: W3FieldWriter, ids: list[int], weights: Any, maxweight: float,
@@ -794,19 +1061,6 @@ def _emit_term(fw: W3FieldWriter, tbytes: bytes, docs: list[int], weights: list[
     fw._tindex.add(pack_ushort(fw._fieldid) + tbytes, info.to_bytes())
 
 
-def _per_language(chain: Chain | Multilingual) -> Callable[[str, str], Analysed]:
-    """A compiled chain as (text, language) → its analysis."""
-    if isinstance(chain, Multilingual):
-        return chain.analyser()
-    single = chain.analyser()
-
-    def analyse(text: str, language: str) -> Analysed:
-        stems, first, words = single(text)
-        return stems, first, words, []
-
-    return analyse
-
-
 # Whole indexes ----------------------------------------------------------------
 
 
@@ -833,6 +1087,7 @@ def adopt_segments(ix: Index, found: list[Any]) -> None:
 
 def cancel(builder: SegmentBuilder) -> None:
     """Throw away what a builder has gathered but not committed."""
+    builder._batch = []
     if builder._writer is not None:
         builder._writer.cancel()
         builder._writer = None

@@ -7,7 +7,9 @@ in one pass over the repeated ids what `importers.parse_bytes` and
 `importers.check_organisations` find in memory (an id twice in one input, an
 id given to two organisations, an id stored for another organisation), and
 `items` then gives the records to store, one at a time, in the order read.
-Memory stays bounded by a batch of records, whatever the size of the input.
+The catalog stores them from the spool's file itself (`Catalog.upsert_spooled`):
+each record carries its item's `year` and `digest` for it, worked out as it is
+read. Memory stays bounded by a batch of records, whatever the size of the input.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from searchapp.catalog import _COLUMNS, _row_to_item, _values
+from searchapp.catalog import _COLUMNS, _row_to_item, _values, values_digest
 from searchapp.errors import CatalogError, Problem
 
 if TYPE_CHECKING:
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
 # reads back as the item it was.
 _BATCH = 2_000
 REPORT_EVERY = 10_000  # records between two calls of the reading progress
+# Each record's `item_digest` is kept as SQLite keeps integers, signed 64-bit (the same
+# value mod 2**64, which is how the catalog sums them).
+_HALF, _WRAP = 1 << 63, 1 << 64
 
 
 class Spool:
@@ -45,12 +50,14 @@ class Spool:
             raise CatalogError(f"cannot write the import's working file in {folder} (beside"
                                f" the catalog): {exc.strerror or exc}; nothing was stored"
                                ) from exc
-        self._db = sqlite3.connect(self._folder / "spool.db", isolation_level=None)
+        self.path = self._folder / "spool.db"
+        self._db = sqlite3.connect(self.path, isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16000",
                        "temp_store = FILE"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.execute(f"CREATE TABLE records (seq INTEGER PRIMARY KEY, src INTEGER NOT NULL,"
-                         f" line INTEGER NOT NULL, {', '.join(_COLUMNS)})")
+                         f" line INTEGER NOT NULL, {', '.join(_COLUMNS)}, year INTEGER,"
+                         f" digest INTEGER NOT NULL)")
         self._db.row_factory = sqlite3.Row
         self._inputs: list[Parsed] = []
         self._batch: list[tuple[Any, ...]] = []
@@ -66,7 +73,11 @@ class Spool:
         self._inputs.append(parsed)
 
         def add(record: Record) -> None:
-            self._batch.append((src, record.line, *_values(record.item)))
+            item = record.item
+            values = _values(item)
+            digest = values_digest(values)
+            self._batch.append((src, record.line, *values, item.year,
+                                digest - _WRAP if digest >= _HALF else digest))
             self.read += 1
             if len(self._batch) >= _BATCH:
                 self._flush()
@@ -88,8 +99,8 @@ class Spool:
         if self._batch:
             self._db.execute("BEGIN")
             self._db.executemany(
-                f"INSERT INTO records (src, line, {', '.join(_COLUMNS)})"
-                f" VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})", self._batch)
+                f"INSERT INTO records (src, line, {', '.join(_COLUMNS)}, year, digest)"
+                f" VALUES ({', '.join('?' * (len(_COLUMNS) + 4))})", self._batch)
             self._db.execute("COMMIT")
             self._batch = []
 
