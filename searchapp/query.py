@@ -621,12 +621,14 @@ def _either(alternatives: list[Query]) -> Query:
 # (`head`: the first two letters of the folded word, a "y" read as "i"; or the
 # first, for a one-letter term). A word whose head begins none of a small
 # language's terms cannot have a term there: it is not stemmed in that language.
-# Finnish (which undoubles a word's first consonants) and Russian (whose stemmer
-# spells Latin letters in Cyrillic) are always stemmed; so are English (a large
-# language in practice, with its own chain), and words with an apostrophe (elided
-# articles). tests/test_query.py checks the property on every language's words.
+# Russian (whose stemmer spells Latin letters in Cyrillic) is always stemmed; so
+# are English (a large language in practice, with its own chain), words with an
+# apostrophe (elided articles), and in Finnish, which undoubles a word's first
+# letters ("ppo" → "po"), words that begin with a doubled letter.
+# tests/test_multilingual.py checks the property on every language's words.
 
-HEADED = frozenset({"fr", "es", "it", "de", "pt", "nl", "da", "sv", "no", "hu"})
+HEADED = frozenset({"fr", "es", "it", "de", "pt", "nl", "da", "sv", "no", "hu", "fi"})
+UNDOUBLING = frozenset({"fi"})
 # A language with more terms than this (over the text fields) is not small: looking
 # its terms over would cost more than stemming saves.
 SMALL_LANGUAGE_TERMS = 5_000
@@ -667,7 +669,8 @@ def absent(vocabulary: Vocabulary, word: str, language: str) -> bool:
     `language` have, known without stemming it: the language is small, and the word's
     head begins none of its terms. False for a word whose terms are already known
     (looking them up costs nothing), a stop word there (it has no term, and says so),
-    an elided word, or a language that is not small or not `HEADED`."""
+    an elided word, a Finnish word beginning with a doubled letter, or a language that
+    is not small or not `HEADED`."""
     if language not in HEADED or "'" in word or "’" in word \
             or tongue(language).cached(word) is not None:
         return False
@@ -677,7 +680,10 @@ def absent(vocabulary: Vocabulary, word: str, language: str) -> bool:
     lowered = word.lower()
     if lowered in _stop_words_of(language):
         return False
-    start = head(_fold_other(lowered))
+    folded = _fold_other(lowered)
+    if language in UNDOUBLING and folded[:1] == folded[1:2]:
+        return False
+    start = head(folded)
     return start not in heads and start[:1] not in heads
 
 
