@@ -523,13 +523,14 @@ class Catalog:
         db = self._db
         delta = 0
         updates: list[tuple[Any, ...]] = []
-        cursor = db.cursor()
-        cursor.row_factory = None  # plain tuples: the spooled columns, then the stored ones
-        rows = cursor.execute(
-            f"SELECT {', '.join(f'r.{c}' for c in _COLUMNS)}, r.year, r.digest,"
-            f" {', '.join(f'i.{c}' for c in _COLUMNS)}"
-            " FROM spool.records r JOIN items i ON i.id = r.id"
-            " WHERE r.seq >= ? AND r.seq < ? ORDER BY r.seq", bounds)
+        with closing(db.cursor()) as cursor:
+            cursor.row_factory = None  # plain tuples: the spooled columns, then the stored
+            cursor.execute(
+                f"SELECT {', '.join(f'r.{c}' for c in _COLUMNS)}, r.year, r.digest,"
+                f" {', '.join(f'i.{c}' for c in _COLUMNS)}"
+                " FROM spool.records r JOIN items i ON i.id = r.id"
+                " WHERE r.seq >= ? AND r.seq < ? ORDER BY r.seq", bounds)
+            rows = cursor.fetchall()  # at most a batch
         width = len(_COLUMNS)
         for row in rows:
             values = row[:width]

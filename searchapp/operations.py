@@ -188,7 +188,7 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
         catalog.record_interrupted()  # under the lock: an import still pending has died
         before = catalog.sync_point().change
         report = catalog.upsert_spooled(
-            spool.path, sources=[r.source for r in parsed], skipped=len(problems),
+            spool.file, sources=[r.source for r in parsed], skipped=len(problems),
             progress=lambda done, total: progress("storing", done, total))
         outcome = ImportOutcome(report, skipped=problems, index="unchanged")
         try:

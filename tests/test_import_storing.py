@@ -142,3 +142,22 @@ def test_an_items_digest_hashes_its_fields_in_order() -> None:
     expected = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(),
                               "little")
     assert item_digest(item) == expected
+
+
+def test_an_id_of_another_organisation_refuses_the_spool_whole(
+        settings: Settings, tmp_path: Path, small_batches: int) -> None:
+    # `Spool.check` finds these first; the catalog still refuses them if given one.
+    from searchapp import importers
+    from searchapp.importers.spool import Spool
+
+    with Catalog(settings.catalog) as catalog:
+        catalog.upsert([Item(id="s12", organisation="ILO", title="Decent work")])
+        with Spool(tmp_path / "work") as spool:
+            importers.collect([write_jsonl(tmp_path / "a.jsonl", 20, language="en")],
+                              spool=spool)
+            with pytest.raises(catalog_module.CatalogError) as refused:
+                catalog.upsert_spooled(spool.file)
+        assert str(refused.value) == ("import refused, nothing stored: id 's12' belongs to"
+                                      " an item of ILO, not ICA")
+        assert catalog.count() == 1 and len(catalog.imports()) == 1
+        assert catalog.sync_point() == catalog.sync_point(recompute=True)

@@ -50,8 +50,8 @@ class Spool:
             raise CatalogError(f"cannot write the import's working file in {folder} (beside"
                                f" the catalog): {exc.strerror or exc}; nothing was stored"
                                ) from exc
-        self.path = self._folder / "spool.db"
-        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._path = self._folder / "spool.db"
+        self._db = sqlite3.connect(self._path, isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16000",
                        "temp_store = FILE"):
             self._db.execute(f"PRAGMA {pragma}")
@@ -186,6 +186,13 @@ class Spool:
     def count(self) -> int:
         self._flush()
         return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    @property
+    def file(self) -> Path:
+        """The spool's SQLite file (table `records`), every record taken so far written
+        to it: what `Catalog.upsert_spooled` stores from."""
+        self._flush()
+        return self._path
 
     def problems(self) -> list[Problem]:
         return [problem for parsed in self._inputs for problem in parsed.problems]
