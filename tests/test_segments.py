@@ -38,6 +38,21 @@ TRICKY = [
     {"id": "t7", "title": "Energiegenossenschaften der Ärzte an der Straße",
      "summary": "Die Genossenschaft", "language": "de"},
     {"id": "t8", "title": "合作社 cooperativa", "language": "zh"},
+    # Elisions, hyphens, digits, apostrophes straight and curly, dotted capitals,
+    # stop words only, an empty text, a language searchapp has no stemmer for.
+    {"id": "t9", "title": "Dell'Alleanza cooperativa: l’economia sociale nell'Unione",
+     "summary": "Le cooperative di comunità e l'80% dei soci, 2024-2025", "language": "it"},
+    {"id": "t10", "title": "İstanbul’s co-operatives rock'n'roll '90s O'Neill",
+     "summary": "Größe STRASSE straße naïve Ça ça 3½ x²"},
+    {"id": "t11", "title": "Кооперативы и общество", "summary": "кооперативов ёлка",
+     "language": "ru"},
+    {"id": "t12", "title": "und der die", "summary": "", "language": "de"},
+    {"id": "t13", "title": "Las cooperativas españolas", "summary": "Año de la economía",
+     "language": "es"},
+    {"id": "t14", "title": "Coöperaties in Nederland", "summary": "ÉÉN coöperatie",
+     "language": "nl"},
+    {"id": "t15", "title": "Kooperatiivit ja yhteiskunta", "summary": "Ääni", "language": "fi"},
+    {"id": "t16", "title": "Spółdzielnie pracy", "summary": "Łódź żółw", "language": "pl"},
 ]
 
 
@@ -387,7 +402,10 @@ def test_values_whoosh_takes_as_sequences_of_terms_too(tmp_path: Path) -> None:
     docs[7] = {**docs[7], "type": ["News", "Zeta"]}
     docs[9] = {**docs[9], "organisation": ["ICA"]}
     expected = contents(with_whoosh(tmp_path / "whoosh", docs))
+    before = FALLBACKS.snapshot().get("value analysed by Whoosh", 0)
     got = contents(with_builder(tmp_path / "builder", docs))
+    # Said (log + counter): each such value went through Whoosh's analysis.
+    assert FALLBACKS.snapshot()["value analysed by Whoosh"] == before + 3
     assert got.keys() == expected.keys()
     assert [k for k in expected if got[k] != expected[k]] == []
     ica = [posting[0] for posting in got[("postings", "organisation", b"ICA")]]
@@ -413,3 +431,29 @@ def test_the_term_index_hash_tables_find_every_key(tmp_path: Path, count: int) -
     assert b"absent" not in reader
     assert list(reader.keys()) == keys
     reader.close()
+
+
+def test_batched_analysis_is_the_chain_word_by_word() -> None:
+    """The builder's batched analysis (each distinct word analysed once, stop words,
+    positions and second terms worked out with numpy) gives each text the terms,
+    positions and spelling words of the language's own analyser."""
+    from searchapp.analysis import MultilingualAnalyzer, chain_for, tongue
+
+    texts = [(d.get("title", ""), d.get("language", "en")) for d in documents()]
+    texts += [(d.get("summary", ""), d.get("language", "en")) for d in documents()]
+    texts += [(r.get("summary", ""), lang) for r in TRICKY for lang in ("en", "fr", "de", "xx")]
+    texts += [(r["title"], lang) for r in TRICKY for lang in ("it", "ru", "es", "sv", "zh")]
+    registry, spelling = segments._Registry(), segments._Registry()
+    field = segments._TextField(chain_for(MultilingualAnalyzer()), {}, registry, spelling)
+    for at in range(0, len(texts), 50):  # batches of mixed languages
+        batch = texts[at:at + 50]
+        terms, positions, rows, (kept_of, spelled) = field.gather(
+            [t for t, _ in batch], [lang for _, lang in batch])
+        ends = np.cumsum(rows)
+        for k, (text, lang) in enumerate(batch):
+            stems, first, words, extra = tongue(lang).analyser()(text)
+            expected = sorted([(s, first + j) for j, s in enumerate(stems)] + extra)
+            got = sorted(zip([registry.texts[t] for t in terms[ends[k] - rows[k]:ends[k]]],
+                             positions[ends[k] - rows[k]:ends[k]].tolist(), strict=True))
+            assert got == expected, text
+            assert {spelling.texts[w] for w in spelled[kept_of == k]} == set(words), text

@@ -83,6 +83,13 @@ log = logging.getLogger(__name__)
 SEGMENT_POSTINGS = 4_000_000
 # A segment's terms are pickled into blocks about this many postings at a time.
 WRITE_CHUNK = 1 << 17
+# The pickle protocol of a posting block's data (its ids, weights and values). Whoosh
+# writes protocol 2, in which each value (bytes: a posting's positions) is pickled as
+# a call to `_codecs.encode` of a str; protocol 4 keeps them as bytes. Whoosh's reader
+# unpickles either (`pickle.loads` reads any protocol) to the same tuples; with 4 a
+# block pickles about ten times faster and compresses to about a third
+# (bench/RESULTS.md, "Rebuild speed").
+_DATA_PROTOCOL = 4
 # Documents are gathered this many at a time (fewer when segments are small: about a
 # hundredth of a segment's postings at ~100 postings a document).
 BATCH = 256
@@ -320,6 +327,7 @@ class SegmentBuilder:
         self._order: dict[frozenset[str], list[str]] = {}
         self._stored_names: dict[frozenset[str], list[str]] = {}
         self._batch: list[Mapping[str, Any]] = []
+        self._warned: set[str] = set()
         self.documents = 0
         self._writer: SegmentWriter | None = None
 
@@ -381,9 +389,11 @@ class SegmentBuilder:
             stored_names = self._stored_names[stored_key] = [
                 n for n in names if self.schema[n].stored]
         languages = [doc.get("language") or "en" for doc in docs]
+        plain = set(map(type, docs)) == {dict}
         for name in names:
             field = self.schema[name]
-            values = [doc.get(name) for doc in docs]
+            values = (list(map(dict.get, docs, itertools.repeat(name))) if plain
+                      else [doc.get(name) for doc in docs])
             if field.indexed:
                 self._index(name, field, values, first, languages)
             if field.column_type:
@@ -449,12 +459,23 @@ class SegmentBuilder:
         text = self._texts.get(name)
         general = range(len(values))
         if name in self._flat_names:
-            chosen = [k for k, v in enumerate(values) if isinstance(v, str)]
-            general = [k for k, v in enumerate(values) if v is not None and not isinstance(v, str)]
+            kinds = set(map(type, values))
+            if kinds == {str}:
+                chosen: Any = range(len(values))
+                general = []
+            elif kinds <= {str, type(None)}:
+                chosen = [k for k, v in enumerate(values) if v is not None]
+                general = []
+            else:
+                chosen = [k for k, v in enumerate(values) if isinstance(v, str)]
+                general = [k for k, v in enumerate(values)
+                           if v is not None and not isinstance(v, str)]
             flat = self._flat[name]
+            every = type(chosen) is range
+            picked = values if every else [values[k] for k in chosen]
             if text is not None and chosen:
                 terms, positions, rows, (kept_of, spelled) = text.gather(
-                    [values[k] for k in chosen], [languages[k] for k in chosen])
+                    picked, languages if every else [languages[k] for k in chosen])
                 flat.terms.frombytes(terms.astype(np.int32).tobytes())
                 flat.positions.frombytes(positions.astype(np.int32).tobytes())
                 docs = np.asarray(chosen, dtype=np.int64) + first
@@ -475,7 +496,7 @@ class SegmentBuilder:
                         found[:len(had)] += had
                     self._spelled[spelling] = found
             elif text is None and chosen:
-                flat.terms.extend(map(flat.vocab.__getitem__, [values[k] for k in chosen]))
+                flat.terms.extend(map(flat.vocab.__getitem__, picked))
                 flat.positions.extend([0] * len(chosen))
                 flat.docs.extend([first + k for k in chosen])
                 flat.counts.extend([1] * len(chosen))
@@ -484,6 +505,14 @@ class SegmentBuilder:
             value = values[k]
             if value is None:
                 continue
+            if name in self._flat_names:
+                # Not a text: a list of terms, which only Whoosh's own analysis takes.
+                FALLBACKS.count("value analysed by Whoosh")
+                if name not in self._warned:
+                    self._warned.add(name)
+                    log.warning("field %r: a value that is not a string (%s) is indexed"
+                                " through Whoosh's analysis, one value at a time, slowly",
+                                name, type(value).__name__)
             length = self._index_whoosh(name, field, value, first + k)
             if field.scorable:
                 if lengths is None:
@@ -686,7 +715,8 @@ class SegmentBuilder:
                     kind = kinds[b]
                     data = dumps((tuple(delta_list[at:end]),
                                   None if kind == 0 else w_list[at] if kind == 1
-                                  else tuple(w_list[at:end]), value_of(at, end)), 2)
+                                  else tuple(w_list[at:end]), value_of(at, end)),
+                                 _DATA_PROTOCOL)
                     head = heads[b]
                     if head[3]:
                         data = compress(data, head[3])
