@@ -302,6 +302,9 @@ class WhooshSnapshot(Snapshot):
         self.reader: IndexReader = searcher.reader()
         self.reason = reason
         self._columns: dict[str, Column] = {}
+        # One vocabulary per snapshot: what the query build keeps with it (the small
+        # languages' word heads, `query.language_heads`) is then worked out once.
+        self._words: Vocabulary | None = None
 
     # What every snapshot shares ------------------------------------------
 
@@ -313,7 +316,9 @@ class WhooshSnapshot(Snapshot):
         return None if found is None else int(found)
 
     def vocabulary(self) -> Vocabulary:
-        return WhooshVocabulary(self.reader)
+        if self._words is None:
+            self._words = WhooshVocabulary(self.reader)
+        return self._words
 
     def doc_count(self) -> int:
         return int(self.searcher.doc_count())
