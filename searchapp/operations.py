@@ -152,9 +152,10 @@ UPDATE_AT_MOST = 20_000
 
 
 # An import that read at least this many items lets lingua's models go (about 340 MB)
-# before it stores and indexes them: that many changes are indexed by a rebuild, which
-# needs the memory. A smaller import keeps them, as a reload costs 1-7 s of CPU that the
-# next small import in the same process (a refresh loop) would pay again.
+# before it stores and indexes them: that many new or changed items are indexed by a
+# rebuild, which needs the memory. A smaller import keeps them, as a reload costs 1-7 s
+# of CPU that the next import in the same process would pay again (the CLI and the admin
+# jobs import once per process; the test suite imports many times in one).
 RELEASE_MODELS_FROM = UPDATE_AT_MOST
 
 

@@ -107,8 +107,10 @@ def test_a_failure_while_storing_a_later_batch_stores_nothing(
     assert not list(settings.catalog.parent.glob(".import-*"))  # the spool is gone
 
 
-def test_an_invalid_record_after_the_first_batch_stores_nothing(
+def test_an_invalid_record_past_the_first_batchs_length_stores_nothing(
         cli: Cli, tmp_path: Path, small_batches: int) -> None:
+    # Refused while reading, before any batch is stored (a failure while storing a later
+    # batch is test_a_failure_while_storing_a_later_batch_stores_nothing).
     big = write_jsonl(tmp_path / "big.jsonl", 30, bad={24: '{"id": "x", "title": "No org"}'})
     result = cli("import", big)
     assert result.exit_code == 1

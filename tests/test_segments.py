@@ -469,3 +469,26 @@ def test_a_bad_document_in_the_last_batch_leaves_no_segment(tmp_path: Path) -> N
     assert ix.doc_count() == 0
     assert pool.build(ix, documents()[:3]) == 3  # the writer's lock was given back
     assert ix.doc_count() == 3
+
+
+def test_a_write_that_fails_half_way_gives_the_lock_back(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full disk while the segment's files are written (here: its arrays file): the
+    # build fails with the disk's error, no segment is added, and the index can be
+    # written again at once, not only once the failed writer is garbage-collected.
+    ix = whoosh_index.create_in(str(tmp_path), schema())
+    real = segments.write_arrays
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(segments, "write_arrays", full_disk)
+    with pytest.raises(OSError, match="No space left") as failed:
+        pool.build(ix, documents()[:5])
+    assert ix.doc_count() == 0
+    monkeypatch.setattr(segments, "write_arrays", real)
+    # The error (kept, as a caller logging it keeps it) still refers to the writer.
+    assert failed.traceback
+    writer = ix.writer(timeout=0)  # raises LockError while a writer still holds it
+    writer.cancel()
+    assert pool.build(ix, documents()[:3]) == 3

@@ -8,13 +8,19 @@ tests/test_segments.py compares what this writes with what Whoosh writes.
 Writing: a full rebuild knows every document up front, so it does not need
 Whoosh's general-purpose writer, which sends each posting through a generator
 chain, an external sort and a per-posting encoder, all in Python.
-`SegmentBuilder` analyses each text once with the compiled analysis chain
-(`searchapp.analysis.compile`), gathers the postings of each term in lists as
-the documents arrive (they come in document order, so nothing needs sorting
-but the vocabulary), and writes them with Whoosh's codec a term at a time.
-Stored fields go through Whoosh's per-document writer, columns and field
-lengths through its column writers. The segment is the one Whoosh's writer
-would write for the same documents. Its files are kept separate rather than
+`SegmentBuilder` gathers documents a batch at a time: each text is split into
+words with the analysis chain's token pattern, each distinct word is analysed
+once per build and language (`searchapp.analysis.word_entries`, the chain's own
+steps word by word), and positions, lengths and postings are worked out with
+numpy for the batch. Stored fields go into Whoosh's stored column a batch at a
+time, columns and field lengths through its column writers; postings are
+written in Whoosh's codec's block format, block headers, term infos and the
+term index's records and hash tables made with numpy. A reader sees the
+segment Whoosh's writer would write for the same documents (the same terms,
+postings, stored fields and lengths); the bytes differ in two ways: posting
+blocks are pickled with protocol 4 (Whoosh uses 2), and within a run of
+colliding keys the term index's hash slots may be in another order (every key
+is still found where Whoosh's reader probes). Its files are kept separate rather than
 joined into a compound file, which Whoosh would copy into each reader's
 memory. Beside each segment goes its posting arrays file
 (`searchapp.engine.arrayfile`).
@@ -415,6 +421,12 @@ class SegmentBuilder:
         inner = getattr(column, "_child", None)
         if (type(column) is not PickleColumn.Writer
                 or type(inner) is not CompressedBytesColumn.Writer or not all(stored)):
+            FALLBACKS.count("stored fields written document by document")
+            if "stored" not in _SAID:
+                _SAID.add("stored")
+                log.warning("stored fields written through Whoosh document by document"
+                            " (column %s, or a document without stored fields)",
+                            type(column).__name__)
             for k, fields in enumerate(stored):
                 if fields:
                     perdoc._docnum = first + k
@@ -550,6 +562,16 @@ class SegmentBuilder:
         self._flush()
         writer = self._writer
         self._writer = None
+        try:
+            self._write(writer)
+        except BaseException:
+            if not writer.is_closed:  # a full disk or a bad value half-way: the lock goes
+                writer.cancel()
+            raise
+
+    def _write(self, writer: Any) -> None:
+        """`commit`'s writing: the spelling counts, the columns, the fields' postings,
+        the term index, the arrays file and the new TOC."""
         for spelling, found in self._spelled.items():
             words = self._spelling[spelling]
             texts = self._spelling_registry.texts
@@ -982,6 +1004,16 @@ def _fast_hashes(tindex: Any) -> None:
     """Let a term index lay out its hash tables with numpy when it closes."""
     if type(tindex) is filetables.OrderedHashWriter:
         tindex._write_hashes = lambda: _write_hashes(tindex)
+        return
+    FALLBACKS.count("term index hash tables laid out by Whoosh")
+    if "hashes" not in _SAID:
+        _SAID.add("hashes")
+        log.warning("term index %s: its hash tables are laid out by Whoosh, entry by entry",
+                    type(tindex).__name__)
+
+
+# Which slow paths have been logged already (once per process each).
+_SAID: set[str] = set()
 
 
 def _write_hashes(tindex: Any) -> None:
