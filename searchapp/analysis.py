@@ -129,6 +129,14 @@ def _analyzer(language: str) -> Analyzer:
     return make_analyzer(language)
 
 
+def head(word: str) -> str:
+    """What a term shares with its folded word, as the Snowball stemmers change only a
+    word's end: the first two letters, a "y" read as "i" ("dying" → "die", "cry" →
+    "cri"); a one-letter term ("c's" → "c") shares the first. The highlighter and the
+    small-language rule of the query build (`query.absent`) lean on it."""
+    return word[:2].replace("y", "i")
+
+
 def fold(word: str) -> str:
     """A word lowercased and its accents folded, as the chain does before stop words
     (spelling words are kept this way)."""

@@ -11,7 +11,7 @@ import re
 from collections.abc import Collection, Iterator
 from html import escape
 
-from searchapp.analysis import TOKEN_PATTERN, tongue
+from searchapp.analysis import TOKEN_PATTERN, head, tongue
 from searchapp.analysis import compile as compile_chain
 
 TOKENS = re.compile(TOKEN_PATTERN)
@@ -38,13 +38,6 @@ class Marks:
         # wanted term's is never stemmed.
         self.heads = (frozenset(head(t) for t in self.english)
                       if compile_chain("en").keeps_initial else None)
-
-
-def head(word: str) -> str:
-    """What an English term shares with its folded word: the first two letters, a "y"
-    read as "i" ("dying" → "die", "cry" → "cri"); a one-letter term ("c's" → "c")
-    shares the first."""
-    return word[:2].replace("y", "i")
 
 
 def spans(text: str, wanted: Collection[str] | Marks, *, language: str = "en"

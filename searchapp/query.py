@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 
-from searchapp.analysis import TOKEN_PATTERN, analyzer, fold, tag, tongue
+from searchapp.analysis import TOKEN_PATTERN, analyzer, fold, head, tag, tongue
 from searchapp.analysis import compile as compile_chain
 from searchapp.engine import (
     And,
@@ -634,11 +634,6 @@ UNDOUBLING = frozenset({"fi"})
 SMALL_LANGUAGE_TERMS = 5_000
 _HEADS: weakref.WeakKeyDictionary[Vocabulary, dict[str, frozenset[str] | None]] = \
     weakref.WeakKeyDictionary()
-
-
-def head(word: str) -> str:
-    """What a term shares with its folded word (see above)."""
-    return word[:2].replace("y", "i")
 
 
 def language_heads(vocabulary: Vocabulary, language: str) -> frozenset[str] | None:
