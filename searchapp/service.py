@@ -29,9 +29,8 @@ import numpy as np
 from searchapp import feedback as feedbacks
 from searchapp import query as parser
 from searchapp import ranking
-from searchapp.analysis import CHAINS
+from searchapp.analysis import CHAINS, tongue
 from searchapp.analysis import compile as compile_chain
-from searchapp.analysis import tongue
 from searchapp.config import Settings
 from searchapp.engine import (
     BOUNDS,

@@ -22,7 +22,6 @@ from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
 from searchapp.engine import scoring
-
 from searchapp.engine.base import (
     FALLBACKS,
     WHOOSH,
