@@ -822,7 +822,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--builds", type=int, default=1,
                     help="full rebuilds to time (the median is reported)")
     ap.add_argument("--reuse", action="store_true",
-                    help="keep the catalog, index and FTS5 database of an earlier run")
+                    help="keep the catalog, index and FTS5 database of an earlier run"
+                         " (and skip the import and reindex of the bulk section)")
     ap.add_argument("--no-spelling-cost", action="store_true",
                     help="skip the extra build without spelling words")
     ap.add_argument("--no-incremental", action="store_true")
@@ -884,7 +885,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             items, seconds = build_fts5(fts, read_corpus(corpus))
             result["fts5_build"] = {"items": items, "seconds": round(seconds, 2)}
             log(f"fts5: {result['fts5_build']}")
-    if not a.no_bulk:
+    if a.reuse and not a.no_bulk:
+        log("bulk: skipped with --reuse (it imports and rebuilds the whole corpus)")
+    elif not a.no_bulk:
         result["bulk"] = bulk(corpus, work, n)
     if engines:
         passes = []

@@ -352,6 +352,11 @@ class Tongue:
             found = self._words[lowered] = self._entry(lowered)
         return found[0]
 
+    def cached(self, word: str) -> tuple[str, ...] | None:
+        """`terms(word)` if already worked out, else None (nothing is computed)."""
+        found = self._words.get(word.lower())
+        return None if found is None else found[0]
+
     def query_term(self, word: str) -> str | None:
         """A query word → the tagged term it looks for (None: a stop word). Only the
         main term: a word typed without its accents meets the accentless spelling's

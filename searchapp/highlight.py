@@ -28,15 +28,23 @@ class Marks:
     """The terms a search wants marked (language-tagged), sorted out once for every
     text of its page."""
 
-    __slots__ = ("english", "initials", "wanted")
+    __slots__ = ("english", "heads", "wanted")
 
     def __init__(self, wanted: Collection[str]) -> None:
         self.wanted = wanted
         self.english = frozenset(t[3:] for t in wanted if t.startswith("en:"))
-        # The English stemmer keeps a word's first letter (`Chain.keeps_initial`): a word
-        # whose folded first letter starts no wanted term is never stemmed.
-        self.initials = (frozenset(t[:1] for t in self.english)
-                         if compile_chain("en").keeps_initial else None)
+        # The English stemmer rewrites only the end of a word (`Chain.keeps_initial`):
+        # a term begins as its folded word does (`head`), so a word whose head is no
+        # wanted term's is never stemmed.
+        self.heads = (frozenset(head(t) for t in self.english)
+                      if compile_chain("en").keeps_initial else None)
+
+
+def head(word: str) -> str:
+    """What an English term shares with its folded word: the first two letters, a "y"
+    read as "i" ("dying" → "die", "cry" → "cri"); a one-letter term ("c's" → "c")
+    shares the first."""
+    return word[:2].replace("y", "i")
 
 
 def spans(text: str, wanted: Collection[str] | Marks, *, language: str = "en"
@@ -58,7 +66,7 @@ def _spans(text: str, wanted: Collection[str] | Marks, language: str
     if not marks.wanted or not text:
         return iter(())
     if language == "en":
-        return _english_spans(text, marks.english, marks.initials)
+        return _english_spans(text, marks.english, marks.heads)
     return _other_spans(text, marks.wanted, language)
 
 
@@ -71,10 +79,10 @@ def _other_spans(text: str, wanted: Collection[str], language: str
 
 
 def _english_spans(text: str, english: Collection[str],
-                   initials: Collection[str] | None = None) -> Iterator[tuple[int, int]]:
+                   heads: Collection[str] | None = None) -> Iterator[tuple[int, int]]:
     """English (`english`: the wanted terms untagged), through the compiled chain's
     steps, each distinct word folded and stemmed once (`_TERMS`), and not stemmed at
-    all when its folded first letter is none of the wanted terms' `initials`. The
+    all when its `head` is none of the wanted terms' `heads`. The
     text's distinct words are looked up once each (the regex finds the tokens in C,
     rather than a match object per word in Python); only the few that match are then
     placed (`_occurrences`)."""
@@ -87,8 +95,10 @@ def _english_spans(text: str, english: Collection[str],
         term = known.get(word, _UNSEEN)
         if term is _UNSEEN:
             folded = chain.fold(word)
-            if folded is not None and initials is not None and folded[:1] not in initials:
-                continue  # cannot stem to a wanted term
+            if folded is not None and heads is not None:
+                start = head(folded)
+                if start not in heads and start[:1] not in heads:
+                    continue  # cannot stem to a wanted term
             if len(known) >= _CACHE_LIMIT:
                 known.clear()
             term = known[word] = None if folded is None else chain.stem(folded)

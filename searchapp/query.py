@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -532,6 +533,8 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
     typed_english: tuple[str, ...] = ()
     for language in languages:
         analyse = tongue(language)
+        if any(absent(vocabulary, w, language) for w in words):
+            continue  # a word no item in this language has: nothing to ask of them
         terms = tuple(t for w in words if (t := analyse.query_term(w)) is not None)
         if language == "en":
             typed_english = terms
@@ -609,6 +612,102 @@ def _either(alternatives: list[Query]) -> Query:
     return Or((_either(alternatives[:half]), _either(alternatives[half:])))
 
 
+# Small languages ----------------------------------------------------------
+#
+# Stemming a word is the dear part of looking it up (nltk's Snowball, in Python:
+# 10-40 µs a word and language), and a query is looked up in every language of
+# the index. A language with few items has few terms, and the stemmers of these
+# languages rewrite only the end of a word, so a term begins as its word does
+# (`head`: the first two letters of the folded word, a "y" read as "i"; or the
+# first, for a one-letter term). A word whose head begins none of a small
+# language's terms cannot have a term there: it is not stemmed in that language.
+# Russian (whose stemmer spells Latin letters in Cyrillic) is always stemmed; so
+# are English (a large language in practice, with its own chain), words with an
+# apostrophe (elided articles), and in Finnish, which undoubles a word's first
+# letters ("ppo" → "po"), words that begin with a doubled letter.
+# tests/test_multilingual.py checks the property on every language's words.
+
+HEADED = frozenset({"fr", "es", "it", "de", "pt", "nl", "da", "sv", "no", "hu", "fi"})
+UNDOUBLING = frozenset({"fi"})
+# A language with more terms than this (over the text fields) is not small: looking
+# its terms over would cost more than stemming saves.
+SMALL_LANGUAGE_TERMS = 5_000
+_HEADS: weakref.WeakKeyDictionary[Vocabulary, dict[str, frozenset[str] | None]] = \
+    weakref.WeakKeyDictionary()
+
+
+def head(word: str) -> str:
+    """What a term shares with its folded word (see above)."""
+    return word[:2].replace("y", "i")
+
+
+def language_heads(vocabulary: Vocabulary, language: str) -> frozenset[str] | None:
+    """The `head`s of a small language's terms in the text fields (kept with the
+    vocabulary); None when the language is not small or not `HEADED`."""
+    if language not in HEADED:
+        return None
+    known = _HEADS.setdefault(vocabulary, {})
+    if language not in known:
+        heads: set[str] | None = set()
+        tag_length = len(tag(language, ""))
+        seen = 0
+        for f in TEXT_FIELDS:
+            for term in vocabulary.terms(f, tag(language, "")):
+                seen += 1
+                if seen > SMALL_LANGUAGE_TERMS:
+                    heads = None
+                    break
+                heads.add(head(term[tag_length:]))  # type: ignore[union-attr]
+            if heads is None:
+                break
+        known[language] = None if heads is None else frozenset(heads)
+    return known[language]
+
+
+def absent(vocabulary: Vocabulary, word: str, language: str) -> bool:
+    """Whether `word` (as typed, or a spelling word) surely has no term that items in
+    `language` have, known without stemming it: the language is small, and the word's
+    head begins none of its terms. False for a word whose terms are already known
+    (looking them up costs nothing), a stop word there (it has no term, and says so),
+    an elided word, a Finnish word beginning with a doubled letter, or a language that
+    is not small or not `HEADED`."""
+    if language not in HEADED or "'" in word or "’" in word \
+            or tongue(language).cached(word) is not None:
+        return False
+    heads = language_heads(vocabulary, language)
+    if heads is None:
+        return False
+    lowered = word.lower()
+    if lowered in _stop_words_of(language):
+        return False
+    folded = _fold_other(lowered)
+    if language in UNDOUBLING and folded[:1] == folded[1:2]:
+        return False
+    start = head(folded)
+    return start not in heads and start[:1] not in heads
+
+
+@functools.cache
+def _stop_words_of(language: str) -> frozenset[str]:
+    from searchapp.languages import LANGUAGES
+
+    return LANGUAGES[language].stop_words
+
+
+def _fold_other(lowered: str) -> str:
+    from searchapp.languages import fold as fold_accents
+
+    return fold_accents(lowered)
+
+
+def term_if_present(vocabulary: Vocabulary, word: str, language: str) -> str | None:
+    """`word`'s query term in `language`, or None: a stop word there, or a word
+    `absent` from a small language (its term would match nothing)."""
+    if absent(vocabulary, word, language):
+        return None
+    return tongue(language).query_term(word)
+
+
 # Typo tolerance -----------------------------------------------------------
 #
 # As Meilisearch and Typesense do it: a word of 5 letters or more that the index
@@ -660,6 +759,8 @@ def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...],
     ranked = []
     for near, n in found.items():
         for language in languages:
+            if absent(vocabulary, near, language):
+                continue
             term = _stem_of(near) if language == "en" else tongue(language).query_term(near)
             frequency = sum(vocabulary.doc_frequency(f, term) for f in fields) if term else 0
             if frequency:

@@ -506,9 +506,9 @@ def likely_language(vocabulary: Any, parsed: parser.ParsedQuery,
         return None
     used: dict[str, int] = {}
     for language in languages:
-        analyse = tongue(language)
         used[language] = sum(vocabulary.doc_frequency(f, term) for word in words
-                             if (term := analyse.query_term(word)) is not None
+                             if (term := parser.term_if_present(vocabulary, word, language))
+                             is not None
                              for f in TEXT_FIELDS)
     best = max(used.values())
     leaders = [code for code, count in used.items() if count == best]

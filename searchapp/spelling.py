@@ -12,10 +12,9 @@ from collections.abc import Collection, Sequence
 
 from whoosh.support.levenshtein import distance
 
-from searchapp.analysis import tongue
 from searchapp.engine import Vocabulary
 from searchapp.fields import TEXT_FIELDS
-from searchapp.query import ParsedQuery
+from searchapp.query import ParsedQuery, term_if_present
 
 MAX_CANDIDATES = 200
 
@@ -24,7 +23,7 @@ def _frequency(vocabulary: Vocabulary, word: str, languages: Sequence[str] = ("e
     """Documents using the word, in any of the languages searched."""
     total = 0
     for language in languages:
-        term = tongue(language).query_term(word)
+        term = term_if_present(vocabulary, word, language)
         if term is not None:
             total += sum(vocabulary.doc_frequency(f, term) for f in TEXT_FIELDS)
     return total

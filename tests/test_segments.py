@@ -457,3 +457,15 @@ def test_batched_analysis_is_the_chain_word_by_word() -> None:
                              positions[ends[k] - rows[k]:ends[k]].tolist(), strict=True))
             assert got == expected, text
             assert {spelling.texts[w] for w in spelled[kept_of == k]} == set(words), text
+
+
+def test_a_bad_document_in_the_last_batch_leaves_no_segment(tmp_path: Path) -> None:
+    # Documents are gathered a batch at a time, so a document with a field the schema
+    # does not have fails when its batch is gathered: here at the end, in `commit`.
+    ix = whoosh_index.create_in(str(tmp_path), schema())
+    docs = documents()[:5] + [{"id": "bad", "title": "x", "colour": "red"}]
+    with pytest.raises(Exception, match="colour"):
+        pool.build(ix, docs)
+    assert ix.doc_count() == 0
+    assert pool.build(ix, documents()[:3]) == 3  # the writer's lock was given back
+    assert ix.doc_count() == 3

@@ -48,10 +48,10 @@ def build(ix: Index, documents: Iterable[Mapping[str, Any]], *, workers: int = 1
     try:
         for doc in documents:
             builder.add(doc)
+        builder.commit()  # gathers the last batch: a bad document may fail here too
     except BaseException:
         cancel(builder)
         raise
-    builder.commit()
     return builder.documents
 
 
