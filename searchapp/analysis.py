@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -417,14 +417,7 @@ class Tongue:
         uses (word by word what `analyser` does to a text's words)."""
         if self.language == "en":
             chain = self._english
-            stems = _Stems(lambda folded: "en:" + chain.stem(folded))
-            stops = chain.stop_words
-
-            def english(word: str) -> WordEntry:
-                folded = word.lower().translate(accent_map)
-                return ((), folded) if folded in stops else ((stems[folded],), folded)
-
-            return english
+            return _entries(lambda folded: "en:" + chain.stem(folded), chain.stop_words)
         entry = self._entry
         return lambda word: entry(word.lower())
 
@@ -454,8 +447,13 @@ def word_entries(chain: Chain | Multilingual, language: str) -> Callable[[str], 
     (`token_pattern`) and keeps each distinct word's entry."""
     if isinstance(chain, Multilingual):
         return tongue(language).word_entries()
-    stems = _Stems(chain.stem)
-    stops = chain.stop_words
+    return _entries(chain.stem, chain.stop_words)
+
+
+def _entries(stem: Callable[[str], str], stops: Collection[str]) -> Callable[[str], WordEntry]:
+    """A single chain's words as written → (terms, spelling word): lowered and folded,
+    a stop word has no term, any other its stem (each stemmed once, `_Stems`)."""
+    stems = _Stems(stem)
 
     def entry(word: str) -> WordEntry:
         folded = word.lower().translate(accent_map)
@@ -473,8 +471,8 @@ _TOKENS = re.compile(TOKEN_PATTERN)
 
 
 class Multilingual:
-    """What the segment writer compiles `MultilingualAnalyzer` into: per document,
-    its language's analyser (each with its own caches for as long as it writes)."""
+    """What `compile` makes of `MultilingualAnalyzer`: per document, its language's
+    analysis (the segment writer takes it word by word, `word_entries`)."""
 
     def analyser(self) -> Callable[[str, str], Analysed]:
         by_language: dict[str, Callable[[str], Analysed]] = {}

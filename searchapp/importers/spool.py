@@ -6,8 +6,8 @@ catalog instead of a list in memory. Once every input is read, `check` finds
 in one pass over the repeated ids what `importers.parse_bytes` and
 `importers.check_organisations` find in memory (an id twice in one input, an
 id given to two organisations, an id stored for another organisation), and
-`items` then gives the records to store, one at a time, in the order read.
-The catalog stores them from the spool's file itself (`Catalog.upsert_spooled`):
+leaves one record per id. The catalog stores them from the spool's file itself
+(`Catalog.upsert_spooled`):
 each record carries its item's `year` and `digest` for it, worked out as it is
 read. Memory stays bounded by a batch of records, whatever the size of the input.
 """
@@ -18,12 +18,12 @@ import datetime as dt
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from searchapp.catalog import _COLUMNS, _row_to_item, _values, values_digest
+from searchapp.catalog import _COLUMNS, _values, values_digest
 from searchapp.errors import CatalogError, Problem
 
 if TYPE_CHECKING:
@@ -196,13 +196,6 @@ class Spool:
 
     def problems(self) -> list[Problem]:
         return [problem for parsed in self._inputs for problem in parsed.problems]
-
-    def items(self) -> Iterator[Any]:
-        """The records kept, as items, in the order they were read."""
-        self._flush()
-        with closing(self._db.execute("SELECT * FROM records ORDER BY seq")) as cursor:
-            while rows := cursor.fetchmany(_BATCH):
-                yield from map(_row_to_item, rows)
 
     def close(self) -> None:
         self._db.close()
