@@ -5,8 +5,8 @@ Unicode word tokens → lowercase → accents folded → English stop words drop
 language (`CHAINS`) and made into two things from the same pieces: a Whoosh
 analyzer (`analyzer`, kept in the schema, used to parse queries) and a
 compiled `Chain` (`compile`): one function per word (word → term, or None
-for a stop word) and one per text, which the segment writer and the
-highlighter use instead of Whoosh's token generators. `compile` checks the
+for a stop word) and one per text, which the segment writer (word by word,
+`word_entries`) and the highlighter use instead of Whoosh's token generators. `compile` checks the
 two agree on a probe text and raises `AnalysisError` when they do not, so a
 chain change that the compiled form does not follow fails at start-up
 instead of quietly slowing indexing down or marking the wrong words.
@@ -210,8 +210,8 @@ class Chain:
     def analyser(self, stems: dict[str, str] | None = None
                  ) -> Callable[[str], tuple[list[str], int, list[str]]]:
         """`analyse` with a stem cache of its own that is never cleared (default: a new
-        one): what a segment writer uses, whose vocabulary may outgrow any bound, for as
-        long as it writes."""
+        one), for a caller whose vocabulary may outgrow any bound for as long as it
+        runs (the segment writer takes the same steps word by word, `word_entries`)."""
         findall, stops = self.tokens.findall, self.stop_words
         cache = stems if stems is not None else _Stems(self.stem)
 
@@ -373,7 +373,8 @@ class Tongue:
         return found[0] if found else None
 
     def analyser(self) -> Callable[[str], Analysed]:
-        """`analyse` with caches of its own, never cleared: what a segment writer uses."""
+        """`analyse` with caches of its own, never cleared (the segment writer takes the
+        same steps word by word, `word_entries`)."""
         if self.language == "en":
             # The English chain's own analysis, its stems tagged as they are cached.
             chain = self._english
@@ -488,8 +489,9 @@ class Multilingual:
 
 class MultilingualAnalyzer(Analyzer):  # type: ignore[misc]
     """The text fields' Whoosh analyzer: each text in the language `marked` in front
-    of it (English when unmarked), through the same functions the segment writer
-    uses, so Whoosh's own writer (incremental updates) indexes the same terms."""
+    of it (English when unmarked), through the same per-language steps as the segment
+    writer (`word_entries`), so Whoosh's own writer (incremental updates) indexes the
+    same terms."""
 
     def __init__(self, default: str = "en") -> None:
         self.default = default
