@@ -14,8 +14,8 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Callable, Generator, Iterable, Sequence
-from contextlib import closing
-from dataclasses import dataclass, field
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -207,9 +207,6 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
-    # The items added or updated, unless there were more than the caller wanted kept.
-    changed: list[Item] = field(default_factory=list)
-    changed_kept: bool = True  # False: `changed` was left empty, there were too many
     log_id: int | None = None  # its row in the import log
 
     def to_dict(self) -> dict[str, int]:
@@ -398,13 +395,8 @@ class Catalog:
         return self._items("ORDER BY id", batch=batch)
 
     def upsert(self, items: Iterable[Item], *, sources: Iterable[str] = (),
-               skipped: int = 0, keep_changed: int | None = None,
-               replace: bool = False) -> ImportReport:
+               skipped: int = 0, replace: bool = False) -> ImportReport:
         """Store items in one transaction and log the import.
-
-        The report lists the items added or updated, unless there are more than
-        `keep_changed` of them (then it lists none and says so), so that a large
-        import is not held in memory.
 
         An item whose content is unchanged is left alone (its source too), so
         re-importing the same file reports everything unchanged. Its `source_url`
@@ -417,8 +409,7 @@ class Catalog:
         report = ImportReport(skipped=skipped)
         now = _now()
         db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self._immediate("import failed, nothing stored"):
             change = int(self._meta("change") or 0) + 1
             fingerprint = int(self._meta("fingerprint") or "0", 16)
             if replace and db.execute("DELETE FROM items").rowcount:
@@ -428,20 +419,29 @@ class Catalog:
             # In batches: one look-up for a batch's ids, one statement for its new items.
             given = iter(items)
             while batch := list(itertools.islice(given, _UPSERT_BATCH)):
-                fingerprint += self._upsert_batch(batch, now, change, report, keep_changed)
+                fingerprint += self._upsert_batch(batch, now, change, report)
             if db.execute("SELECT 1 FROM items WHERE change = ? LIMIT 1",
                           (change,)).fetchone() or replace:
                 self._set_meta("change", change)
                 self._set_meta("fingerprint", _hex(fingerprint))
             report.log_id = self._log_import(now, sources, report)
+        return report
+
+    @contextmanager
+    def _immediate(self, failed: str) -> Generator[None, None, None]:
+        """One write transaction: committed at the end of the block, rolled back if it
+        raises; a database error is raised as a CatalogError that starts with `failed`."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield
             db.execute("COMMIT")
         except BaseException as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise CatalogError(f"import failed, nothing stored: {exc}") from exc
+                raise CatalogError(f"{failed}: {exc}") from exc
             raise
-        return report
 
     def _log_import(self, now: str, sources: Iterable[str], report: ImportReport) -> int | None:
         """Add the import to the log (its index pending); its row id."""
@@ -463,11 +463,11 @@ class Catalog:
         integer). The rules are `upsert`'s: an id stored for another organisation
         refuses the whole import, an item whose content changed is updated, one whose
         content did not is left alone (its `source_url` filled in where it had none),
-        the others are added; the report keeps no items (`changed_kept` is False).
+        the others are added.
         `progress` is told the records stored so far and how many there are, every
         `SPOOLED_BATCH` records and at the end.
         """
-        report = ImportReport(skipped=skipped, changed_kept=False)
+        report = ImportReport(skipped=skipped)
         now = _now()
         db = self._db
         try:
@@ -476,42 +476,35 @@ class Catalog:
             raise CatalogError(f"import failed, nothing stored: cannot read the import's"
                                f" working file {spool}: {exc}") from exc
         try:
-            db.execute("BEGIN IMMEDIATE")
-            total, first, last = db.execute(
-                "SELECT count(*), min(seq), max(seq) FROM spool.records").fetchone()
-            change = int(self._meta("change") or 0) + 1
-            fingerprint = int(self._meta("fingerprint") or "0", 16)
-            done = 0
-            if progress is not None:
-                progress(0, total)
-            for start in range(first or 0, (last or -1) + 1, SPOOLED_BATCH):
-                bounds = (start, start + SPOOLED_BATCH)
-                fingerprint += self._store_spooled_stored(bounds, now, change, report)
-                # The new items: their digests, then the items themselves, in seq order.
-                digests = db.execute(
-                    f"SELECT r.digest FROM spool.records r WHERE {_SPOOLED_NEW}", bounds)
-                fingerprint += sum(d for (d,) in digests)
-                report.added += db.execute(
-                    f"INSERT INTO items ({', '.join(_COLUMNS)}, year, added_at, updated_at,"
-                    f" change) SELECT {', '.join(f'r.{c}' for c in _COLUMNS)}, r.year, ?, ?, ?"
-                    f" FROM spool.records r WHERE {_SPOOLED_NEW} ORDER BY r.seq",
-                    (now, now, change, *bounds)).rowcount
-                if progress is not None and report.added + report.updated \
-                        + report.unchanged > done:
-                    done = report.added + report.updated + report.unchanged
-                    progress(done, total)
-            if report.added + report.updated or db.execute(
-                    "SELECT 1 FROM items WHERE change = ? LIMIT 1", (change,)).fetchone():
-                self._set_meta("change", change)
-                self._set_meta("fingerprint", _hex(fingerprint))
-            report.log_id = self._log_import(now, sources, report)
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise CatalogError(f"import failed, nothing stored: {exc}") from exc
-            raise
+            with self._immediate("import failed, nothing stored"):
+                total, first, last = db.execute(
+                    "SELECT count(*), min(seq), max(seq) FROM spool.records").fetchone()
+                change = int(self._meta("change") or 0) + 1
+                fingerprint = int(self._meta("fingerprint") or "0", 16)
+                done = 0
+                if progress is not None:
+                    progress(0, total)
+                for start in range(first or 0, (last or -1) + 1, SPOOLED_BATCH):
+                    bounds = (start, start + SPOOLED_BATCH)
+                    fingerprint += self._store_spooled_stored(bounds, now, change, report)
+                    # The new items: their digests, then the items themselves, in seq order.
+                    digests = db.execute(
+                        f"SELECT r.digest FROM spool.records r WHERE {_SPOOLED_NEW}", bounds)
+                    fingerprint += sum(d for (d,) in digests)
+                    report.added += db.execute(
+                        f"INSERT INTO items ({', '.join(_COLUMNS)}, year, added_at, updated_at,"
+                        f" change) SELECT {', '.join(f'r.{c}' for c in _COLUMNS)}, r.year, ?, ?, ?"
+                        f" FROM spool.records r WHERE {_SPOOLED_NEW} ORDER BY r.seq",
+                        (now, now, change, *bounds)).rowcount
+                    if progress is not None and report.added + report.updated \
+                            + report.unchanged > done:
+                        done = report.added + report.updated + report.unchanged
+                        progress(done, total)
+                if report.added + report.updated or db.execute(
+                        "SELECT 1 FROM items WHERE change = ? LIMIT 1", (change,)).fetchone():
+                    self._set_meta("change", change)
+                    self._set_meta("fingerprint", _hex(fingerprint))
+                report.log_id = self._log_import(now, sources, report)
         finally:
             db.execute("DETACH DATABASE spool")
         return report
@@ -556,7 +549,7 @@ class Catalog:
         return delta
 
     def _upsert_batch(self, batch: Sequence[Item], now: str, change: int,
-                      report: ImportReport, keep_changed: int | None) -> int:
+                      report: ImportReport) -> int:
         """Store one batch, its items marked with `change`; returns what the batch adds to
         the fingerprint (the sum of `item_digest`, new minus old)."""
         db = self._db
@@ -572,7 +565,6 @@ class Catalog:
                 stored[item.id] = None  # given again later in the batch: it is stored by then
                 delta += item_digest(item)
                 report.added += 1
-                _keep(report, item, keep_changed)
                 continue
             row = stored[item.id]
             if row is None:  # added or changed earlier in this batch
@@ -594,7 +586,6 @@ class Catalog:
                 delta += item_digest(item) - item_digest(old)
                 stored[item.id] = None  # changed: read again if given again
                 report.updated += 1
-                _keep(report, item, keep_changed)
             else:
                 if row["source_url"] is None and item.source_url:
                     # Learnt later (a manifest gained it): kept, and indexed (the index
@@ -730,8 +721,7 @@ class Catalog:
     def remove_source(self, name: str, *, delete_items: bool = False) -> int:
         """Forget a source; with `delete_items`, also the items it brought. Items removed."""
         db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self._immediate(f"removing source {name!r} failed, nothing changed"):
             removed = 0
             if delete_items:
                 fingerprint = int(self._meta("fingerprint") or "0", 16)
@@ -745,14 +735,6 @@ class Catalog:
                     self._set_meta("fingerprint", _hex(fingerprint))
                     self._set_meta("items_removed_at", _now())
             db.execute("DELETE FROM sources WHERE name = ?", (name,))
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise CatalogError(f"removing source {name!r} failed, nothing changed:"
-                                   f" {exc}") from exc
-            raise
         return int(removed)
 
     def items_per_source(self) -> dict[str, int]:
@@ -790,15 +772,6 @@ class Catalog:
                    _parse_time(refreshed.get(org)))
                for org in sorted({*newest, *refreshed}, key=str.casefold)]
         return Freshness(_parse_time(max(changes)) if changes else None, out)
-
-
-def _keep(report: ImportReport, item: Item, most: int | None) -> None:
-    if not report.changed_kept:
-        return
-    if most is not None and len(report.changed) >= most:
-        report.changed, report.changed_kept = [], False
-    else:
-        report.changed.append(item)
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:
