@@ -229,13 +229,8 @@ def _item_of(values: Sequence[Any], start: int = 0) -> Item:
 
 
 def _row_to_item(row: sqlite3.Row) -> Item:
-    return Item(
-        id=row["id"], organisation=row["organisation"], title=row["title"],
-        summary=row["summary"], date=dt.date.fromisoformat(row["date"]) if row["date"] else None,
-        type=row["type"], url=row["url"], language=row["language"], source=row["source"],
-        source_url=row["source_url"], language_origin=row["language_origin"] or GIVEN,
-        language_confidence=row["language_confidence"],
-    )
+    """The item of a row read by column name (`SELECT *`)."""
+    return _item_of([row[column] for column in _COLUMNS])
 
 
 class Catalog:
