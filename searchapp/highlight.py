@@ -18,9 +18,10 @@ TOKENS = re.compile(TOKEN_PATTERN)
 FRAGMENT_CHARS = 240
 _LEAD = 60  # characters of context kept before the first match in a fragment
 _CACHE_LIMIT = 200_000
-# Each distinct word as written → its English term (None: a stop word), found once.
-_TERMS: dict[str, str | None] = {}
-_UNSEEN = object()
+# Each distinct word as written → the `head` of its folded form, and its English term
+# (None: a stop word; `_LATER` until a search wants a term that begins so), found once.
+_WORDS: dict[str, tuple[str, object]] = {}
+_LATER = object()
 _APOSTROPHES = "'’"  # what joins the parts of one token (TOKEN_PATTERN)
 
 
@@ -74,27 +75,31 @@ def _other_spans(text: str, wanted: Collection[str], language: str
 def _english_spans(text: str, english: Collection[str],
                    heads: Collection[str] | None = None) -> Iterator[tuple[int, int]]:
     """English (`english`: the wanted terms untagged), through the compiled chain's
-    steps, each distinct word folded and stemmed once (`_TERMS`), and not stemmed at
-    all when its `head` is none of the wanted terms' `heads`. The
+    steps, each distinct word folded once and stemmed at most once (`_WORDS`), and
+    not stemmed at all while its `head` is none of the wanted terms' `heads`. The
     text's distinct words are looked up once each (the regex finds the tokens in C,
     rather than a match object per word in Python); only the few that match are then
     placed (`_occurrences`)."""
     if not english:
         return iter(())
     chain = compile_chain("en")
-    known = _TERMS
+    known = _WORDS
     hits = []
     for word in set(chain.tokens.findall(text)):
-        term = known.get(word, _UNSEEN)
-        if term is _UNSEEN:
-            folded = chain.fold(word)
-            if folded is not None and heads is not None:
-                start = head(folded)
-                if start not in heads and start[:1] not in heads:
-                    continue  # cannot stem to a wanted term
+        entry = known.get(word)
+        if entry is None:
             if len(known) >= _CACHE_LIMIT:
                 known.clear()
-            term = known[word] = None if folded is None else chain.stem(folded)
+            folded = chain.fold(word)
+            entry = known[word] = ("", None) if folded is None else (head(folded), _LATER)
+        start, term = entry
+        if term is _LATER:
+            if heads is not None and start not in heads and start[:1] not in heads:
+                continue  # cannot stem to a wanted term
+            folded = chain.fold(word)
+            assert folded is not None
+            term = chain.stem(folded)
+            known[word] = (start, term)
         if term in english:
             hits.append(word)
     return _occurrences(text, hits)
