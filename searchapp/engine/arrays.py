@@ -174,7 +174,8 @@ class ArraysSnapshot(WhooshSnapshot):
         if not len(ids64):
             return EMPTY_IDS, EMPTY_SCORES
         scores = scoring.term_scores(self._bm25, self.searcher, fieldname, text, tf,
-                                     self.lengths(fieldname)[ids64])
+                                     self.lengths(fieldname)[ids64],
+                                     df=self.vocabulary().doc_frequency(fieldname, text))
         found = (ids64.astype(np.int32), scores)
         self._cache_put(key, found)
         return found
