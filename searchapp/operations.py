@@ -166,8 +166,9 @@ def _log_detections(before: Counter[str], read: int) -> None:
         languages.release_detector()
     done = languages.DETECTIONS - before
     if done:
-        log.info("languages detected: %d by their stop words, %d by lingua",
-                 done["stop words"], done["lingua"])
+        log.info("languages detected: %d by their stop words, %d by lingua (%d of them in its"
+                 " high-accuracy mode)", done["stop words"], done["lingua"],
+                 done["lingua, high accuracy"])
 
 
 def _spool(settings: Settings, progress: Progress) -> Spool:
