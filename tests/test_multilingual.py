@@ -15,7 +15,7 @@ import pytest
 from conftest import ids, search
 from flask.testing import FlaskClient
 
-from searchapp import analysis, create_app, operations, query
+from searchapp import analysis, create_app, operations, query, service
 from searchapp.analysis import TOKEN_PATTERN, tongue
 from searchapp.config import Settings
 from searchapp.engine import FALLBACKS
@@ -115,7 +115,9 @@ def test_hits_carry_their_language_and_are_marked_in_it(news: FlaskClient) -> No
 
 
 def test_results_in_the_querys_language_rank_first_on_ties(settings: Settings,
-                                                           tmp_path: Path) -> None:
+                                                           tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
     # Two items alike but for their language, and a third Italian one. With any of the
     # words: the first two tie, and the query's words are more often Italian items'
     # ("impresa" is no Spanish item's), so Italian goes first (by id, the Spanish one
@@ -129,12 +131,21 @@ def test_results_in_the_querys_language_rank_first_on_ties(settings: Settings,
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     operations.import_paths(settings, [path])
     app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
+    # The likely language is worked out only for a search whose scores tie, once.
+    asked: list[tuple[Any, ...]] = []
+    likely = service.likely_language
+    monkeypatch.setattr(service, "likely_language",
+                        lambda *args: asked.append(args) or likely(*args))
     try:
         client = app.test_client()
         hits = search(client, q="cooperativa impresa", match="any")["hits"]
         tied = [h for h in hits if h["id"] != "it-y"]
         assert [h["id"] for h in tied] == ["it-x", "es-x"]
         assert tied[0]["score"] == tied[1]["score"]
+        assert len(asked) == 1
+        # One hit: no tie to break, nothing worked out.
+        assert [h["id"] for h in search(client, q="impresa")["hits"]] == ["it-y"]
+        assert len(asked) == 1
         # One IDF per query word, whatever the language: the two tie on all the words too.
         hits = search(client, q="cooperativa sociale")["hits"]
         assert [h["id"] for h in hits] == ["it-x", "es-x"]
