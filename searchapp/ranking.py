@@ -34,8 +34,8 @@ def _slack(exact: bool, *values: float) -> float:
     return 0.0 if exact else max(abs(v) for v in values) * 1e-9 + 1e-12
 
 
-# The query's likely language, or a function that works it out (called only when two
-# documents being ordered have the same score, the only time it changes the order).
+# The query's likely language, or a function that works it out: called only when items
+# in two languages have the same score, the only time it can change the order.
 Prefer = str | Callable[[], str | None] | None
 
 
@@ -93,16 +93,15 @@ def _ordered(snapshot: Snapshot, columns: Columns, docs: Docs, scores: Any,
     """Positions `start` to `end` of `docs` by score, then (with `prefer`) items in
     that language, then newest (undated last), then id; ids are loaded only for ties
     that reach those positions. A `prefer` function is called only when two of `docs`
-    have the same score."""
+    in different languages have the same score: within a language, preferring one
+    changes nothing."""
     codes = columns["date"].codes[docs].astype(np.int64)
+    language = columns["language"]
     if callable(prefer):
-        ordered_scores = np.sort(scores)
-        tied = len(docs) > 1 and bool(np.any(ordered_scores[1:] == ordered_scores[:-1]))
-        prefer = prefer() if tied else None
+        prefer = prefer() if _mixed_ties(scores, language.codes[docs]) else None
     if prefer is not None:
         # One key for score ties: the preferred language first, then newest first,
         # undated last (a code of -1 stays below every date of its group).
-        language = columns["language"]
         wanted = language.values.index(prefer) if prefer in language.values else -2
         other = language.codes[docs] != wanted
         span = len(columns["date"].values) + 2
@@ -119,6 +118,15 @@ def _ordered(snapshot: Snapshot, columns: Columns, docs: Docs, scores: Any,
         ids = {d: snapshot.stored(d)["id"] for d in out_docs[a:b]}
         out_docs[a:b] = sorted(out_docs[a:b], key=ids.__getitem__)
     return list(zip(out_docs[start:end], scores[start:end].tolist(), strict=True))
+
+
+def _mixed_ties(scores: Any, languages: Any) -> bool:
+    """Whether two documents with the same score are in different languages."""
+    if len(scores) < 2:
+        return False
+    order = np.lexsort((languages, scores))
+    scores, languages = scores[order], languages[order]
+    return bool(np.any((scores[1:] == scores[:-1]) & (languages[1:] != languages[:-1])))
 
 
 def by_date(snapshot: Snapshot, columns: Columns, docs: Docs, *, newest: bool,

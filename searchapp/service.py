@@ -389,7 +389,7 @@ class Engine:
             query, matched = _with_feedback(snapshot, columns, query, matched, counted.docs)
 
         # Score ties go to items in the query's likely language first: worked out only
-        # when the documents ordered for a page have two equal scores (`ranking`).
+        # when items in two languages tie where a page is ordered (`ranking`).
         prefer = functools.cache(functools.partial(
             likely_language, snapshot.vocabulary(), parsed, languages)) \
             if ranked and len(languages) > 1 else None
@@ -501,7 +501,7 @@ def likely_language(vocabulary: Any, parsed: parser.ParsedQuery,
     """The language a query is most likely written in, among those searched: the one
     whose items use its words most (documents with each word's term in that language,
     added up), None on a tie. Only breaks ties between equal scores, so a search
-    works it out only when the documents it orders have two equal scores; the
+    works it out only when items in two languages tie where it orders a page; the
     detector (`searchapp.languages.detect`) is not loaded by a searching process,
     and is unsure on two words."""
     words = [w for clause in parsed.positives for w in parser._WORDS.findall(clause.text)]
