@@ -695,6 +695,27 @@ def language_heads(vocabulary: Vocabulary, language: str) -> frozenset[str] | No
     return known[language]
 
 
+_PEAKS: weakref.WeakKeyDictionary[Vocabulary, dict[str, int | None]] = \
+    weakref.WeakKeyDictionary()
+
+
+def language_peak(vocabulary: Vocabulary, language: str) -> int | None:
+    """The most documents any one term of a small language is in, added over the text
+    fields: a bound on what a word's term there can add to its frequency (kept with
+    the vocabulary); None when the language is not small or not `HEADED`."""
+    if language_heads(vocabulary, language) is None:
+        return None
+    known = _PEAKS.get(vocabulary)
+    if known is None:
+        known = _PEAKS.setdefault(vocabulary, {})
+    if language not in known:
+        known[language] = sum(
+            max((vocabulary.doc_frequency(f, t) for t in vocabulary.terms(f, tag(language, ""))),
+                default=0)
+            for f in TEXT_FIELDS)
+    return known[language]
+
+
 @dataclass(frozen=True, slots=True)
 class _Shape:
     """What `absent` needs of a word, whatever the language."""

@@ -162,6 +162,30 @@ def test_results_in_the_querys_language_rank_first_on_ties(settings: Settings,
         app.extensions["searchapp.engine"].close()
 
 
+def test_did_you_mean_counts_every_language_even_when_it_looks_at_few(
+        settings: Settings, tmp_path: Path) -> None:
+    # "tast" is one edit from "test" (two English items) and from "tasa" (one Spanish
+    # item). A Spanish term can be in up to three items ("cooperativa"), so "tasa"
+    # looks the more promising until it is counted: "test" is still the answer.
+    records = [{"id": f"en-{n}", "organisation": "X", "language": "en",
+                "title": f"A test of the rules {n}", "summary": "", "date": "2024-01-01"}
+               for n in range(2)]
+    records += [{"id": f"es-{n}", "organisation": "X", "language": "es",
+                 "title": "La cooperativa crece", "summary": "", "date": "2024-01-01"}
+                for n in range(3)]
+    records.append({"id": "es-tasa", "organisation": "X", "language": "es",
+                    "title": "La tasa sube", "summary": "", "date": "2024-01-01"})
+    path = tmp_path / "spelling.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    operations.import_paths(settings, [path])
+    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
+    try:
+        data = search(app.test_client(), q="tast")
+        assert data["total"] == 0 and data["suggestion"] == "test"
+    finally:
+        app.extensions["searchapp.engine"].close()
+
+
 def test_the_page_says_each_hits_language(news: FlaskClient) -> None:
     html = news.get("/?q=cooperativas").get_data(as_text=True)
     assert re.search(r'<a href="/items/es-1[^"]*" lang="es">', html)
@@ -491,10 +515,13 @@ def test_small_languages_answer_the_same_without_stemming_every_word(
     asked = ["Genossenschaft", "Energiegenossenschaft", "riforme", "creado", "cooperativas",
              "coopérative sociale", "économie", "salariee", "genosenschaften", "riformme",
              "cooperativs", "Bürgerenergie", "apoyo social", "coop*", "l'économie",
-             "crédito financeira", "die Genossenschaft", "worker cooperatives"]
+             "crédito financeira", "die Genossenschaft", "worker cooperatives",
+             # "Did you mean", whose candidates' small-language counts are bounded
+             "Brtagn", "Andluca", "Solarprk", "scial", "ano"]
     tongues = analysis._tongue
     tongues.cache_clear()  # nothing stemmed yet: every word goes through `absent`
     answers = [search(news, q=text) for text in asked]
+    assert {a["suggestion"] for a in answers[-5:]} >= {"bretagne", "andalucia", "solarparks"}
     # "Genossenschaft" was not stemmed in Italian: no Italian term begins with "ge".
     assert tongue("it").cached("Genossenschaft") is None
     assert tongue("de").cached("Genossenschaft") is not None
