@@ -318,6 +318,59 @@ def shortcut() -> None:
             print(f"|   {line} | | | |")
 
 
+def pipeline(english_at: list[float], corpus: str | None, items: int) -> None:
+    """The product's `searchapp.languages.detect` on every collection at hand, against the
+    right answers (the judged titles' languages; English for the English collections):
+    how many are right, how the texts went (stop words, lingua's trigrams, its
+    high-accuracy mode) and the CPU time per text, lingua's models loaded beforehand.
+    Each value of `english_at` is tried as `TRIGRAMS_ENGLISH_AT` (2 = never settled by
+    the trigrams: every text the stop words leave goes to the high-accuracy mode)."""
+    import itertools
+    from collections import Counter
+
+    from searchapp import languages
+
+    root = Path(__file__).resolve().parent.parent
+    judged = load_items()
+    rows = [("judged titles", [(i["title"], "", i["language"]) for i in judged]),
+            ("judged titles + summaries",
+             [(i["title"], i["summary"], i["language"]) for i in judged])]
+    sets = list(SHORTCUT_SETS)
+    if corpus:
+        sets[0] = (f"bench corpus (first {items:,})", corpus, "title", "summary")
+    for label, path, title, text in sets:
+        full = (root / path).resolve()
+        if not full.exists():
+            print(f"(skipped {label}: {full} is missing)")
+            continue
+        with full.open(encoding="utf-8") as lines:
+            records = [json.loads(line) for line in itertools.islice(lines, items)]
+        rows.append((label.replace("3,000", f"{items:,}"),
+                     [(r.get(title) or "", r.get(text) or "", "en") for r in records]))
+    for pairs in (r[1] for r in rows):  # lingua loads each language's models on first use
+        for title, text, _ in pairs:
+            languages.detect(title, text)
+    print("| TRIGRAMS_ENGLISH_AT | texts | right | by stop words | by lingua's trigrams"
+          " | by its high-accuracy mode | detect() µs/text (CPU) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    staged = hasattr(languages, "TRIGRAMS_ENGLISH_AT")
+    for at in english_at:
+        if staged:
+            languages.TRIGRAMS_ENGLISH_AT = at
+        for label, pairs in rows:
+            before = Counter(languages.DETECTIONS)
+            started = time.process_time()
+            answers = [languages.detect(title, text)[0] for title, text, _ in pairs]
+            per_text = (time.process_time() - started) / len(pairs) * 1e6
+            done = languages.DETECTIONS - before
+            right = sum(a == r for a, (_, _, r) in zip(answers, pairs, strict=True))
+            # Before the trigram stage (an older checkout) every lingua answer was its
+            # high-accuracy mode's.
+            high = done["lingua, high accuracy"] if staged else done["lingua"]
+            print(f"| {at} | {label} | {right}/{len(pairs)} | {done['stop words']} |"
+                  f" {done['lingua'] - high} | {high} | {per_text:.0f} |")
+
+
 def _lingua(languages: Any, text: str) -> str:
     values = languages._detector().compute_language_confidence_values(text)
     code = values[0].language.iso_code_639_1.name.lower()
@@ -333,6 +386,12 @@ def main() -> None:
                         help="searchapp's detector on the first words of each title")
     parser.add_argument("--shortcut", action="store_true",
                         help="searchapp's stop-word shortcut against the right answers and lingua")
+    parser.add_argument("--pipeline", nargs="*", type=float, metavar="ENGLISH_AT",
+                        help="searchapp's detect on every collection, with these values of"
+                             " TRIGRAMS_ENGLISH_AT (default: the product's)")
+    parser.add_argument("--corpus", help="with --pipeline: the bench corpus (bench/corpus.py)")
+    parser.add_argument("--items", type=int, default=3000,
+                        help="with --pipeline: texts read from each collection at most")
     parser.add_argument("--child", choices=sorted(CANDIDATES), help=argparse.SUPPRESS)
     parser.add_argument("--languages", choices=sorted(SETS), default="13",
                         help="with --thresholds: the languages the detector chooses from")
@@ -345,6 +404,11 @@ def main() -> None:
         query_words()
     elif args.shortcut:
         shortcut()
+    elif args.pipeline is not None:
+        from searchapp import languages
+
+        pipeline(args.pipeline or [getattr(languages, "TRIGRAMS_ENGLISH_AT", 2.0)],
+                 args.corpus, args.items)
     else:
         report(args.only or list(CANDIDATES), args.runs)
 

@@ -13,7 +13,7 @@ import itertools
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +172,26 @@ class SyncPoint:
 
 def _hex(value: int) -> str:
     return f"{value & _MASK:016x}"
+
+
+class DigestSum:
+    """The catalog's fingerprint summed from the items as a reader that reads every one
+    of them anyway (a full rebuild) takes them (`passing`), instead of reading them all
+    a second time (`Catalog.sync_point(recompute=True)`)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def passing(self, items: Iterable[Item]) -> Iterator[Item]:
+        """`items`, each added to the sum as it goes by."""
+        for item in items:
+            self.total += values_digest(_values(item))
+            yield item
+
+    def point(self, at: SyncPoint) -> SyncPoint:
+        """`at` (the catalog and change the items were read at) with the summed
+        fingerprint: right once every item has gone by."""
+        return SyncPoint(at.catalog, at.change, _hex(self.total))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,13 +215,14 @@ class IndexStore:
             os.close(fd)
 
     def rebuild(self, items: Iterable[Item], *, expected: int,
-                synced: SyncPoint | None = None) -> Generation:
+                synced: SyncPoint | Callable[[], SyncPoint] | None = None) -> Generation:
         """Write every item into a new generation and make it live.
 
         The caller holds the lock. `expected` is the catalog's count; a new
         generation holding any other number of documents is thrown away.
         `synced` is the catalog's sync point the items were read at, recorded in
-        the generation.
+        the generation; or a function giving it, called once every item has been
+        read and the count checked (the caller sums the fingerprint from the items).
         """
         self.root.mkdir(parents=True, exist_ok=True)
         self._remove_debris()
@@ -244,7 +245,7 @@ class IndexStore:
                     " the live index was left as it was"
                 )
             if synced is not None:
-                _write_synced(building, synced)
+                _write_synced(building, synced() if callable(synced) else synced)
             os.rename(building, gen.path)
             self._point_to(gen)
         except OSError as exc:

@@ -18,7 +18,6 @@ the stem afterwards (Dutch's drops accents itself; the order makes no difference
 from __future__ import annotations
 
 import functools
-import heapq
 import re
 import threading
 from collections import Counter
@@ -206,35 +205,55 @@ def language_for_tag(tag: str | None) -> str | None:
 
 
 _detector_lock = threading.Lock()
-_detector_built: list[LanguageDetector] = []
+# lingua's detectors, built on first use: "all" (high-accuracy mode: 1- to 5-grams on
+# short texts) and "trigrams" (its low-accuracy mode, trigrams only).
+_detector_built: dict[str, LanguageDetector] = {}
 
 
-def _detector() -> LanguageDetector:
+def _detector(mode: str = "all") -> LanguageDetector:
     # Built on first use: the models of the 13 languages take 1–6 s and about 340 MB
-    # (bench/RESULTS.md), which a process that only searches never pays. The lock
-    # keeps two threads from loading them twice.
+    # (bench/RESULTS.md), which a process that only searches never pays; the trigram
+    # models alone about 1 s and 25 MB. The lock keeps two threads from loading them
+    # twice.
     with _detector_lock:
-        if not _detector_built:
+        if mode not in _detector_built:
             from lingua import IsoCode639_1, LanguageDetectorBuilder
             from lingua import Language as LinguaLanguage
 
             wanted = [_ALIAS_BACK.get(code, code) for code in LANGUAGES]
             languages = [LinguaLanguage.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
                          for code in wanted]
-            _detector_built.append(LanguageDetectorBuilder.from_languages(*languages).build())
-        return _detector_built[0]
+            builder = LanguageDetectorBuilder.from_languages(*languages)
+            if mode == "trigrams":
+                builder = builder.with_low_accuracy_mode()
+            _detector_built[mode] = builder.build()
+        return _detector_built[mode]
 
 
-# A text whose stop words clearly belong to one language is taken to be in it without
-# asking lingua: at least this many of its words are that language's stop words, and
-# at least this many times as many as any other language's. lingua costs about 1.5 ms
-# of CPU an item (13 languages, high accuracy); this check about 0.05 ms. Chosen for
-# no disagreement with the right answers of tests/data/language_titles.jsonl (160 of
-# its 300 title + summary texts take this path) and for taking most long English
-# texts; on the development collections it disagrees with lingua only where lingua is
-# wrong (bench/RESULTS.md, "Language detection: the stop-word shortcut").
-QUICK_LEAST = 4
-QUICK_MARGIN = 2.0
+# The stop-word shortcut. A text is taken to be in the language whose stop words it
+# holds most of, without asking lingua, when they are at least QUICK_LEAST words, and
+# against each other language with a stop word in the text, the words only the
+# winner's list has are at least QUICK_OWN and at least QUICK_MARGIN times the words
+# only the other's list has. A word on both lists ("in" is English, German, Dutch and
+# Italian) tells the two apart no better than no word. lingua costs about 0.6 ms of CPU
+# an item (13 languages, high accuracy); this check about 0.02 ms. Chosen on
+# tests/data/language_titles.jsonl (no wrong answer among its 300 titles with
+# summaries; 160 or more settled) and checked on every other collection at hand
+# (bench/RESULTS.md, "Language detection: the import's cost").
+QUICK_LEAST = 3
+QUICK_OWN = 2
+QUICK_MARGIN = 3.0
+
+# A text the shortcut leaves is first given to lingua's trigram models (about a quarter
+# of the CPU of its high-accuracy mode on short texts). English there with at least
+# half the confidence (more likely than all the other languages together) is the
+# answer; any other answer, or a less confident one, is asked again in the
+# high-accuracy mode. On the judged titles no answer changes (the one title the
+# trigrams call English wrongly, "Workers buyout" in an Italian feed, the
+# high-accuracy mode calls English too); on the English collections more are right
+# than with the high-accuracy mode alone (bench/RESULTS.md, "Language detection: the
+# import's cost").
+TRIGRAMS_ENGLISH_AT = 0.5
 
 _WORD = re.compile(r"\w+")
 # Each stop word → the languages whose list has it (as written, accents kept).
@@ -243,7 +262,8 @@ for _code, _language in LANGUAGES.items():
     for _word in _language.stop_words:
         _STOP_OWNERS[_word] = (*_STOP_OWNERS.get(_word, ()), _code)
 
-# How items' languages were settled in this process: "stop words" or "lingua".
+# How items' languages were settled in this process: "stop words" or "lingua"; of those
+# that went to lingua, "lingua, high accuracy" were asked again in that mode.
 DETECTIONS: Counter[str] = Counter()
 
 
@@ -261,23 +281,33 @@ _ASCII_NON_WORD = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c)
 
 
 def _by_stop_words(text: str) -> tuple[str, float] | None:
-    """The language whose stop words clearly dominate `text`, with the share of the
-    winner among the two most frequent; None when the evidence is thin or close."""
+    """The language whose stop words clearly dominate `text`, with the winner's share
+    of the words that tell it from its closest rival; None when the evidence is thin
+    or close."""
     owners = _STOP_OWNERS
-    # Each language with its count of stop words (a tie at the top goes to lingua
-    # whatever the order: the winner needs twice the runner-up's count).
+    found = Counter(filter(owners.__contains__, _words(text)))
     counts: dict[str, int] = {}
-    for word, n in Counter(filter(owners.__contains__, _words(text))).items():
+    for word, n in found.items():
         for code in owners[word]:
             counts[code] = counts.get(code, 0) + n
-    best = heapq.nlargest(2, counts.items(), key=itemgetter(1))
-    if not best or best[0][1] < QUICK_LEAST:
+    if not counts:
         return None
-    code, hits = best[0]
-    runner_up = best[1][1] if len(best) > 1 else 0
-    if hits < QUICK_MARGIN * runner_up:
+    # A tie at the top goes to lingua whatever the order: the two have as many words
+    # of their own, which QUICK_MARGIN refuses.
+    code, hits = max(counts.items(), key=itemgetter(1))
+    if hits < QUICK_LEAST:
         return None
-    return code, hits / (hits + runner_up)
+    winners = [(owners[word], n) for word, n in found.items() if code in owners[word]]
+    share = 1.0
+    for other, other_hits in counts.items():
+        if other == code:
+            continue
+        both = sum(n for languages, n in winners if other in languages)
+        own, theirs = hits - both, other_hits - both
+        if own < QUICK_OWN or own < QUICK_MARGIN * theirs:
+            return None
+        share = min(share, own / (own + theirs))
+    return code, share
 
 
 def release_detector() -> None:
@@ -285,17 +315,25 @@ def release_detector() -> None:
     import's rebuild, which follows, needs the memory more. The next `detect` that
     needs lingua loads them again (1–6 s)."""
     with _detector_lock:
-        if _detector_built:
-            _detector_built.pop().unload_language_models()
+        while _detector_built:
+            _detector_built.popitem()[1].unload_language_models()
+
+
+def _lingua(text: str, mode: str) -> tuple[str, float]:
+    top = _detector(mode).compute_language_confidence_values(text)[0]
+    code = top.language.iso_code_639_1.name.lower()
+    return _ALIASES.get(code, code), float(top.value)
 
 
 def detect(title: str, summary: str = "") -> tuple[str, float]:
     """The language of an item from its title and summary, with the confidence.
 
     A text dominated by one language's stop words is settled by them
-    (`_by_stop_words`); any other goes to the lingua detector. Falls back to
-    English (with the low confidence) when the detector is unsure or the text
-    has no letters. `DETECTIONS` counts which way each item went.
+    (`_by_stop_words`); any other goes to the lingua detector: its trigram models
+    first, which settle a confident English answer (`TRIGRAMS_ENGLISH_AT`), then
+    its high-accuracy mode. Falls back to English (with the low confidence) when
+    the detector is unsure or the text has no letters. `DETECTIONS` counts which
+    way each item went.
     """
     text = f"{title.strip()}\n{summary.strip()}".strip()
     if not any(ch.isalpha() for ch in text):
@@ -305,11 +343,11 @@ def detect(title: str, summary: str = "") -> tuple[str, float]:
         DETECTIONS["stop words"] += 1
         return quick
     DETECTIONS["lingua"] += 1
-    values = _detector().compute_language_confidence_values(text)
-    top = values[0]
-    confidence = float(top.value)
-    code = _ALIASES.get(top.language.iso_code_639_1.name.lower(),
-                        top.language.iso_code_639_1.name.lower())
+    code, confidence = _lingua(text, "trigrams")
+    if code == DEFAULT_LANGUAGE and confidence >= TRIGRAMS_ENGLISH_AT:
+        return code, confidence
+    DETECTIONS["lingua, high accuracy"] += 1
+    code, confidence = _lingua(text, "all")
     if confidence < DETECTION_THRESHOLD or code not in LANGUAGES:
         return DEFAULT_LANGUAGE, confidence
     return code, confidence

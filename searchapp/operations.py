@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from searchapp import importers, languages
-from searchapp.catalog import Catalog, ImportReport, SyncPoint
+from searchapp.catalog import Catalog, DigestSum, ImportReport, SyncPoint
 from searchapp.config import Settings
 from searchapp.errors import (
     CatalogError,
@@ -166,8 +166,9 @@ def _log_detections(before: Counter[str], read: int) -> None:
         languages.release_detector()
     done = languages.DETECTIONS - before
     if done:
-        log.info("languages detected: %d by their stop words, %d by lingua",
-                 done["stop words"], done["lingua"])
+        log.info("languages detected: %d by their stop words, %d by lingua (%d of them in its"
+                 " high-accuracy mode)", done["stop words"], done["lingua"],
+                 done["lingua, high accuracy"])
 
 
 def _spool(settings: Settings, progress: Progress) -> Spool:
@@ -400,11 +401,21 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
             _check_shrink(store, catalog, expected)
         if check_space:
             _check_room(store, catalog, expected)
-        point = catalog.refingerprint(fresh)
+        # The fingerprint read afresh is kept with the new generation (a change made
+        # behind searchapp's back then stops showing as a difference): unless it was
+        # just read, summed from the items as the rebuild reads them, and kept once
+        # they have all been read and written.
+        digests = DigestSum() if fresh is None else None
+        at = catalog.sync_point()
+
+        def read_at() -> SyncPoint:
+            return catalog.refingerprint(fresh if digests is None else digests.point(at))
+
         # Closed here, while the catalog is open, even when the rebuild fails.
         with closing(catalog.iter_items()) as items:
-            gen = store.rebuild(_counted(items, "indexing", expected, progress),
-                                expected=expected, synced=point)
+            read = items if digests is None else digests.passing(items)
+            gen = store.rebuild(_counted(read, "indexing", expected, progress),
+                                expected=expected, synced=read_at)
     return RebuildOutcome(gen.name, expected, time.perf_counter() - started)
 
 

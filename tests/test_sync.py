@@ -68,6 +68,24 @@ def test_an_edit_that_keeps_the_count_is_seen_and_rebuilt(samples: Settings, cli
     assert cli("reindex", "--if-needed", "-q").output == "index is up to date; nothing to do\n"
 
 
+def test_a_reindex_keeps_the_fingerprint_of_what_it_read(samples: Settings, cli: Cli) -> None:
+    # A plain reindex sums the fingerprint from the items it indexes (it does not read
+    # the catalog a second time for it): an edit made behind searchapp's back is in the
+    # new generation, and afterwards the index is current, by the catalog read afresh.
+    with sqlite3.connect(samples.catalog) as db:
+        (item_id,) = db.execute("SELECT id FROM items ORDER BY id DESC LIMIT 1").fetchone()
+        db.execute("UPDATE items SET summary = 'Zanzibar clove growers unite' WHERE id = ?",
+                   (item_id,))
+    assert cli("reindex", "-q").exit_code == 0
+    assert found(samples, "zanzibar") == [item_id]
+    with Catalog(samples.catalog) as catalog:
+        fresh = catalog.sync_point(recompute=True)
+        assert catalog.sync_point() == fresh
+    assert IndexStore(samples.index_dir).synced() == fresh
+    assert health(samples)["status"] == "ok"
+    assert cli("reindex", "--if-needed", "-q").output == "index is up to date; nothing to do\n"
+
+
 def test_an_older_copy_of_the_catalog_with_the_same_count_is_seen(
         samples: Settings, cli: Cli, tmp_path: Path) -> None:
     older = tmp_path / "older.sqlite3"
