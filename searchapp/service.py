@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import math
 import threading
@@ -417,8 +418,10 @@ class Engine:
             assert query is not None
             query, matched = _with_feedback(snapshot, columns, query, matched, counted.docs)
 
-        # Score ties go to items in the query's likely language first.
-        prefer = likely_language(snapshot.vocabulary(), parsed, languages) \
+        # Score ties go to items in the query's likely language first: worked out only
+        # when items in two languages tie where a page is ordered (`ranking`).
+        prefer = functools.cache(functools.partial(
+            likely_language, snapshot.vocabulary(), parsed, languages)) \
             if ranked and len(languages) > 1 else None
 
         def ordered(end: int, start: int = 0) -> list[tuple[int, float | None]]:
@@ -527,9 +530,10 @@ def likely_language(vocabulary: Any, parsed: parser.ParsedQuery,
                     languages: tuple[str, ...]) -> str | None:
     """The language a query is most likely written in, among those searched: the one
     whose items use its words most (documents with each word's term in that language,
-    added up), None on a tie. Cheap enough for every search; the detector
-    (`searchapp.languages.detect`) is not loaded by a searching process, and is
-    unsure on two words. Only breaks ties between equal scores."""
+    added up), None on a tie. Only breaks ties between equal scores, so a search
+    works it out only when items in two languages tie where it orders a page; the
+    detector (`searchapp.languages.detect`) is not loaded by a searching process,
+    and is unsure on two words."""
     words = [w for clause in parsed.positives for w in parser._WORDS.findall(clause.text)]
     if not words:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import escape
 
 from conftest import SAMPLES
 from nltk.stem.snowball import SnowballStemmer
@@ -161,3 +162,16 @@ def test_spans_in_other_languages_are_the_tokens_whose_terms_are_wanted() -> Non
             expected = [span for span, word in tokens if wanted & set(terms_of(word))]
             assert expected and spans(text, wanted, language=language) == expected, wanted
         assert spans(text, {"en:econom"}, language=language) == []
+
+
+def test_a_word_passed_over_once_is_marked_when_a_later_search_wants_it() -> None:
+    # The first search wants no term beginning as these words do: they are kept unstemmed
+    # (their heads only), then stemmed when a search wants one of them.
+    text = "Quokkas quibbled, quietly; a quokka's quibble"
+    assert highlight(text, {"en:elect"}) == escape(text)
+    assert highlight(text, {"en:quokka"}) == (
+        "<mark>Quokkas</mark> quibbled, quietly; a <mark>quokka&#x27;s</mark> quibble")
+    assert highlight(text, {"en:quibbl"}) == (
+        "Quokkas <mark>quibbled</mark>, quietly; a quokka&#x27;s <mark>quibble</mark>")
+    # A one-letter term is wanted: every word beginning with its letter is looked at.
+    assert highlight("Q quietly", {"en:q"}) == "<mark>Q</mark> quietly"
