@@ -109,6 +109,9 @@ class Engine:
         self._browse: Counted | None = None  # every document counted, for browsing
         # Snapshots an export is still reading (id → how many), closed when it is done.
         self._pins: Counter[int] = Counter()
+        # Per thread (per greenlet under gevent): inside `one_look`, the snapshot its
+        # first read checked.
+        self._looking = threading.local()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
@@ -163,8 +166,35 @@ class Engine:
         finally:
             ix.close()
 
+    @contextlib.contextmanager
+    def one_look(self) -> Iterator[None]:
+        """Within the block, this thread's reads check the index for a swap or new
+        commits once, at the first of them, and then keep to that snapshot while it
+        is the engine's: a request's ETag (`version`) and its search see the same
+        state of the index, for one check instead of two. Another thread's swap or
+        refresh meanwhile ends the keeping (the next read checks again)."""
+        looking = self._looking
+        outer = getattr(looking, "depth", 0)
+        looking.depth = outer + 1
+        try:
+            yield
+        finally:
+            looking.depth = outer
+            if not outer:
+                looking.seen = None
+
     def _current(self) -> Snapshot:
         """The snapshot, reopened after a swap or refreshed after new commits."""
+        looking = self._looking
+        seen = getattr(looking, "seen", None)
+        if seen is not None and seen is self._snapshot:
+            return seen
+        snapshot = self._checked()
+        if getattr(looking, "depth", 0):
+            looking.seen = snapshot
+        return snapshot
+
+    def _checked(self) -> Snapshot:
         stamp = self.store.pointer_stamp()
         if (self._snapshot is None or stamp != self._stamp
                 or (self._pins[id(self._snapshot)] and not self._snapshot.up_to_date())):
