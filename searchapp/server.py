@@ -89,8 +89,11 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from searchapp import create_app
+        from searchapp.web import ENGINE
 
-        return create_app()
+        app = create_app()
+        app.extensions[ENGINE].warm()  # each worker warms the live generation as it starts
+        return app
 
 
 def run(*, host: str, port: int, workers: int) -> None:

@@ -4,6 +4,10 @@
 while it is current, and reopens it when a new generation is swapped in or
 refreshes it when the live one gets new segments. It talks to the index only
 through the snapshot, and hands out only plain values (`SearchPage`, `Item`).
+Each snapshot it opens (or refresh with new segments) is warmed up in a
+background thread (`Engine._warming`): what the first searches on it would
+otherwise build, the segments' close-words indexes for typo tolerance and the
+facet columns, is made ahead of them.
 
 One search, in order: parse the words (`searchapp.query`), find every
 matching document (unscored), filter and count facets over them with the
@@ -20,6 +24,7 @@ import functools
 import logging
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -47,9 +52,11 @@ from searchapp.engine import (
     Word,
     open_snapshot,
 )
+from searchapp.engine import words as close_words
 from searchapp.engine.health import Checked
 from searchapp.engine.health import check as check_index
 from searchapp.engine.health import missing as missing_files
+from searchapp.engine.plain import WhooshSnapshot, make_close_words, reserve_close_words
 from searchapp.errors import IndexUnavailable, SearchappError
 from searchapp.facets import Columns, Counted
 from searchapp.fields import FACET_FIELDS, FACETS, TEXT_FIELDS, UNDATED
@@ -79,14 +86,16 @@ class Engine:
 
     def __init__(self, store: IndexStore, *, engine: str = "auto",
                  weighting: Any = None, feedback: str = feedbacks.NONE,
-                 result_window: int = RESULT_WINDOW, time_budget: float | None = None) -> None:
+                 result_window: int = RESULT_WINDOW, time_budget: float | None = None,
+                 warm_up: bool = True) -> None:
         """`engine` forces a path (`Settings.engine`); `weighting`, a Whoosh weighting
         model, replaces the tuned BM25F (`Settings.ranking`; others for experiments
         only); `feedback` is the pseudo-relevance feedback searches use unless they
         ask otherwise (`Settings.feedback`); `result_window` bounds how deep pages
         go, `time_budget` how long one search or item's related items may take
         before answering in part (None: no limit; served engines get
-        `Settings.search_time_budget`)."""
+        `Settings.search_time_budget`); `warm_up` False leaves what the first
+        searches on a new snapshot need to be built by them (tests of that path)."""
         if engine not in CHOICES:
             raise EngineUnavailable(f"SEARCHAPP_ENGINE must be one of {', '.join(CHOICES)},"
                                     f" not {engine!r}")
@@ -112,6 +121,8 @@ class Engine:
         # Per thread (per greenlet under gevent): inside `one_look`, the snapshot its
         # first read checked.
         self._looking = threading.local()
+        self._warm_up = warm_up
+        self._warmer: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
@@ -210,10 +221,66 @@ class Engine:
                 raise IndexUnavailable(problem)
             self._snapshot = open_snapshot(ix, choice=self._choice, weighting=self._weighting)
             self._stamp, self._generation = stamp, gen.name if gen else None
+            self._warm(self._snapshot)
         elif not self._snapshot.up_to_date():
             self._snapshot = self._snapshot.refresh()
             self._columns, self._browse = None, None
+            self._warm(self._snapshot)
         return self._snapshot
+
+    def warm(self) -> None:
+        """Open the live generation now (at start-up), so that its warm-up begins before
+        the first request; nothing when there is no index to open yet."""
+        try:
+            with self._reading():
+                self._current()
+        except SearchappError as exc:
+            log.info("warm-up: nothing opened at start-up (%s)", exc)
+
+    def warmed(self, timeout: float | None = None) -> bool:
+        """Wait for the latest snapshot's warm-up; whether it is over."""
+        thread = self._warmer
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
+
+    def _warm(self, snapshot: Snapshot) -> None:
+        """Start the snapshot's warm-up. Its close-words indexes not kept yet are
+        reserved here, before any search can ask for them: a search needing one
+        before it is made waits for it rather than building it a second time."""
+        if not self._warm_up or not isinstance(snapshot, WhooshSnapshot):
+            return
+        keys = reserve_close_words(snapshot.reader, TEXT_FIELDS)
+        thread = threading.Thread(target=self._warming, args=(snapshot, keys),
+                                  name="searchapp-warm-up", daemon=True)
+        self._warmer = thread
+        thread.start()
+
+    def _warming(self, snapshot: Snapshot, keys: list[tuple[str, str]]) -> None:
+        """Make the reserved close-words indexes from a reader of its own (searches go
+        on meanwhile on the snapshot's), then the facet columns (under the lock, as a
+        search would)."""
+        started = time.perf_counter()
+        try:
+            if keys:
+                ix = self.store.open_index()
+                try:
+                    reader = ix.reader()
+                    try:
+                        made = make_close_words(reader, keys)
+                    finally:
+                        reader.close()
+                finally:
+                    ix.close()
+                log.info("warm-up: %d close-words indexes made in %.2f s", made,
+                         time.perf_counter() - started)
+            with self._lock:
+                if self._snapshot is snapshot:
+                    self._columns_for(snapshot)
+        except Exception as exc:  # noqa: BLE001 (a generation swapped out or gone: searches build it)
+            log.warning("warm-up stopped: %s: %s", exc.__class__.__name__, exc)
+        finally:
+            close_words.release(keys)
 
     def _columns_for(self, snapshot: Snapshot) -> Columns:
         if self._columns is None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
-from searchapp.engine import scoring
+from searchapp.engine import scoring, words
 from searchapp.engine.base import (
     FALLBACKS,
     WHOOSH,
@@ -248,10 +249,7 @@ class WhooshVocabulary(Vocabulary):
             yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
 
     def _spelling(self, field: str) -> str | None:
-        schema = self._reader.schema
-        if field not in schema or not schema[field].separate_spelling():
-            return None
-        return str(schema[field].spelling_fieldname(field))
+        return _spelling(self._reader, field)
 
     def words(self, field: str, prefix: str) -> Iterator[str]:
         spell = self._spelling(field)
@@ -272,23 +270,67 @@ class WhooshVocabulary(Vocabulary):
             if prefix < 1:
                 yield from segment.terms_within(field, word, distance, prefix=prefix)
                 continue
-            where = arrays_path(segment)
-            key = None
-            if where is None or not os.path.dirname(where[0]):  # not on disk: not kept
+            key = _close_key(segment, spell)
+            if key is None:  # not on disk: not kept
                 FALLBACKS.count("close words: segment without a path, index not kept")
                 log.warning("close words: a segment has no path; its word index is built"
                             " for each mistyped word")
-            else:
-                key = (os.path.abspath(where[0]), spell)
             index = for_segment(key, lambda seg=segment: _words(seg, spell))
             for found, _ in index.near(word, distance=distance):
                 if found.startswith(word[:prefix]):
                     yield found
 
 
-def _words(segment: IndexReader, fieldname: str) -> Iterator[str]:
-    for raw in segment.lexicon(fieldname):
+def _spelling(reader: IndexReader, field: str) -> str | None:
+    schema = reader.schema
+    if field not in schema or not schema[field].separate_spelling():
+        return None
+    return str(schema[field].spelling_fieldname(field))
+
+
+def _close_key(segment: IndexReader, spell: str) -> tuple[str, str] | None:
+    """What a segment's close-words index for a spelling field is kept under (None:
+    the segment is not on disk)."""
+    where = arrays_path(segment)
+    if where is None or not os.path.dirname(where[0]):
+        return None
+    return os.path.abspath(where[0]), spell
+
+
+def _words(segment: IndexReader, fieldname: str, *, pause: int = 0) -> Iterator[str]:
+    """The field's words; with `pause`, a pause every so many words (`time.sleep(0)`:
+    under gevent, other greenlets run meanwhile)."""
+    for n, raw in enumerate(segment.lexicon(fieldname), 1):
+        if pause and not n % pause:
+            time.sleep(0)
         yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
+
+
+def reserve_close_words(reader: IndexReader, fields: Iterable[str]) -> list[tuple[str, str]]:
+    """Reserve (`words.reserve`) the close-words indexes of `reader`'s segments for
+    `fields` that are not kept yet, for `make_close_words` to make ahead of the
+    searches needing them; the keys reserved."""
+    spells = [_spelling(reader, f) or f for f in fields if f in reader.schema]
+    keys = (_close_key(segment, spell) for segment, _ in reader.leaf_readers()
+            for spell in dict.fromkeys(spells))
+    return words.reserve(k for k in keys if k is not None)
+
+
+def make_close_words(reader: IndexReader, keys: list[tuple[str, str]]) -> int:
+    """Make the reserved `keys` from `reader` (another reader of the same segments
+    than the one they were reserved from: this runs beside searches), and release
+    any of them it does not find; how many it made."""
+    wanted, made = set(keys), 0
+    try:
+        for segment, _ in reader.leaf_readers():
+            for spell in dict.fromkeys(k[1] for k in keys):
+                key = _close_key(segment, spell)
+                if key in wanted:
+                    words.make(key, lambda seg=segment, f=spell: _words(seg, f, pause=4096))
+                    made += 1
+    finally:
+        words.release(keys)
+    return made
 
 
 class WhooshSnapshot(Snapshot):

@@ -9,20 +9,28 @@ typo tolerance keeps), a length within d, and letter counts within 2d (an
 edit changes at most two counts), so one vectorised comparison over a small
 group leaves a handful of words for the exact edit distance.
 
-The index is built from a segment's spelling words the first time a
-mistyped word is looked up in it, and kept per segment (`for_segment`), so a
-refresh that adds a segment builds only the new one.
+The index is built from a segment's spelling words and kept per segment
+(`for_segment`), so a refresh that adds a segment builds only the new one. The
+engine makes a new snapshot's indexes ahead of its first search, in the
+background (`reserve`, `make`, `release`; searchapp.service.Engine): a search
+that needs one still being made waits for it, and one built at query time
+instead is counted in `FALLBACKS` (`BUILT_AT_QUERY_TIME`) and logged.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import numpy as np
 from numpy.typing import NDArray
+
+from searchapp.engine.base import FALLBACKS
+
+log = logging.getLogger(__name__)
 
 _BINS = 27  # a-z, then everything else
 
@@ -70,7 +78,7 @@ class CloseWords:
     """One segment's words, for finding those within a few edits of a word."""
 
     def __init__(self, words: Iterable[str]) -> None:
-        ordered = sorted(set(w for w in words if w), key=lambda w: (w[0], len(w), w))
+        ordered = sorted({w for w in words if w}, key=lambda w: (w[0], len(w), w))
         self.words = ordered
         self.counts = _counts(ordered)
         self.groups: dict[tuple[str, int], tuple[int, int]] = {}
@@ -108,20 +116,70 @@ _CACHE_SEGMENTS = 64  # segments × fields kept (each a few MB at 100,000 items)
 _LOCK = threading.Lock()
 
 
+# What FALLBACKS counts when a search builds a kept index itself (not made ahead).
+BUILT_AT_QUERY_TIME = "close words: built at query time, not made ahead"
+# Keys being made ahead (`reserve`) → set when made or given up (`make`, `release`).
+_PENDING: dict[tuple[str, str], threading.Event] = {}
+
+
+def _keep(key: tuple[str, str], made: CloseWords) -> None:
+    with _LOCK:
+        _CACHE[key] = made
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > _CACHE_SEGMENTS:
+            _CACHE.popitem(last=False)
+
+
+def reserve(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Mark the keys not yet kept nor being made as made ahead: until `make` or
+    `release` settles each, a search needing it waits instead of building it. The
+    keys marked (the caller must settle every one)."""
+    with _LOCK:
+        mine = [k for k in dict.fromkeys(keys) if k not in _CACHE and k not in _PENDING]
+        for key in mine:
+            _PENDING[key] = threading.Event()
+    return mine
+
+
+def release(keys: Iterable[tuple[str, str]]) -> None:
+    """Let the searches waiting for these keys go on (they build what is not kept)."""
+    for key in keys:
+        with _LOCK:
+            pending = _PENDING.pop(key, None)
+        if pending is not None:
+            pending.set()
+
+
+def make(key: tuple[str, str], words: Callable[[], Iterable[str]]) -> None:
+    """Build a reserved key's index ahead of the searches needing it, and keep it."""
+    try:
+        _keep(key, CloseWords(words()))
+    finally:
+        release([key])
+
+
 def for_segment(key: tuple[str, str] | None, words: Callable[[], Iterable[str]]
                 ) -> CloseWords:
     """The close-words index of one segment's field, built from `words()` once and
-    kept under `key` (None: not kept, for segments that cannot be told apart)."""
+    kept under `key` (None: not kept, for segments that cannot be told apart); while
+    it is being made ahead (`reserve`), waited for."""
     if key is not None:
         with _LOCK:
             found = _CACHE.get(key)
             if found is not None:
                 _CACHE.move_to_end(key)
                 return found
+            pending = _PENDING.get(key)
+        if pending is not None:
+            pending.wait()
+            with _LOCK:
+                found = _CACHE.get(key)
+            if found is not None:
+                return found
     made = CloseWords(words())
     if key is not None:
-        with _LOCK:
-            _CACHE[key] = made
-            while len(_CACHE) > _CACHE_SEGMENTS:
-                _CACHE.popitem(last=False)
+        FALLBACKS.count(BUILT_AT_QUERY_TIME)
+        log.warning("close words: the index of %s (%s) was built at query time, not ahead",
+                    key[0], key[1])
+        _keep(key, made)
     return made

@@ -1,0 +1,67 @@
+"""A new snapshot is warmed up before its first typo query (searchapp.service.Engine):
+its close-words indexes are made in the background, never at query time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from searchapp import operations
+from searchapp.config import Settings
+from searchapp.engine.words import BUILT_AT_QUERY_TIME
+from searchapp.indexer import IndexStore
+from searchapp.service import Engine, SearchQuery
+from tests.conftest import app_over, search
+
+
+def built_at_query_time(client: FlaskClient) -> int:
+    stats = client.get("/healthz").get_json()
+    return int(stats["engine"]["fallbacks"].get(BUILT_AT_QUERY_TIME, 0))
+
+
+def typo_answers(client: FlaskClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    return search(client, q="guerrini"), search(client, q="gurreini")
+
+
+def test_the_first_typo_query_after_start_and_after_a_swap_finds_its_words_made_ahead(
+        samples: Settings) -> None:
+    with app_over(samples) as app:
+        client = app.test_client()
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()  # what each gunicorn worker does as it starts
+        assert engine.warmed(timeout=120)
+        before = built_at_query_time(client)
+        tolerated, suggested = typo_answers(client)
+        assert tolerated["typos"] == [{"word": "guerrini", "matched": ["guerini"]}]
+        assert tolerated["partial"] is False
+        assert suggested["suggestion"] == "guerini" and suggested["partial"] is False
+        assert built_at_query_time(client) == before
+
+        operations.rebuild(samples)  # a new generation swapped in: its segments are new
+        assert search(client, q="women")["total"] >= 1  # the first request opens it
+        assert engine.warmed(timeout=120)
+        tolerated, suggested = typo_answers(client)
+        assert tolerated["typos"] == [{"word": "guerrini", "matched": ["guerini"]}]
+        assert suggested["suggestion"] == "guerini" and suggested["partial"] is False
+        assert built_at_query_time(client) == before
+
+
+def test_without_a_warm_up_the_query_builds_the_index_and_it_is_counted(
+        samples: Settings, caplog: Any) -> None:
+    from searchapp.engine import FALLBACKS
+
+    engine = Engine(IndexStore(samples.index_dir), warm_up=False)
+    try:
+        before = FALLBACKS.snapshot().get(BUILT_AT_QUERY_TIME, 0)
+        page = engine.search(SearchQuery(q="guerrini"))
+        assert page.typos == {"guerrini": ("guerini",)}
+        assert page.total >= 2 and not page.partial
+        after = FALLBACKS.snapshot()[BUILT_AT_QUERY_TIME]
+        assert after > before  # one per segment and spelling field
+        assert "was built at query time, not ahead" in caplog.text
+        # Kept once built: the next typo query builds nothing.
+        engine.search(SearchQuery(q="gurreini"))
+        assert FALLBACKS.snapshot()[BUILT_AT_QUERY_TIME] == after
+    finally:
+        engine.close()
