@@ -246,32 +246,36 @@ class Engine:
 
     def _warm(self, snapshot: Snapshot) -> None:
         """Start the snapshot's warm-up. Its close-words indexes not kept yet are
-        reserved here, before any search can ask for them: a search needing one
-        before it is made waits for it rather than building it a second time."""
+        reserved here, before any search can ask for them (a search needing one before
+        it is made waits for it rather than building it a second time), and a reader
+        of its own is opened here too, while the snapshot's files are surely there."""
         if not self._warm_up or not isinstance(snapshot, WhooshSnapshot):
             return
         keys = reserve_close_words(snapshot.reader, TEXT_FIELDS)
-        thread = threading.Thread(target=self._warming, args=(snapshot, keys),
+        reader = None
+        if keys:
+            try:
+                reader = self.store.open_index().reader()
+            except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on files gone)
+                log.warning("warm-up not started: %s: %s", exc.__class__.__name__, exc)
+                close_words.release(keys)
+                keys = []
+        thread = threading.Thread(target=self._warming, args=(snapshot, reader, keys),
                                   name="searchapp-warm-up", daemon=True)
         self._warmer = thread
         thread.start()
 
-    def _warming(self, snapshot: Snapshot, keys: list[tuple[str, str]]) -> None:
-        """Make the reserved close-words indexes from a reader of its own (searches go
-        on meanwhile on the snapshot's), then the facet columns (under the lock, as a
-        search would)."""
+    def _warming(self, snapshot: Snapshot, reader: Any, keys: list[tuple[str, str]]) -> None:
+        """Make the reserved close-words indexes from `reader` (searches go on meanwhile
+        on the snapshot's own), then the facet columns (under the lock, as a search
+        would)."""
         started = time.perf_counter()
         try:
-            if keys:
-                ix = self.store.open_index()
+            if reader is not None:
                 try:
-                    reader = ix.reader()
-                    try:
-                        made = make_close_words(reader, keys)
-                    finally:
-                        reader.close()
+                    made = make_close_words(reader, keys)
                 finally:
-                    ix.close()
+                    reader.close()
                 log.info("warm-up: %d close-words indexes made in %.2f s", made,
                          time.perf_counter() - started)
             with self._lock:
