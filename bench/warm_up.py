@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""The first queries after a start: with and without the engine's warm-up.
+
+Each run is a fresh process (what a gunicorn worker is after a start or, for
+the engine, after a swap) over an index (default: the one `bench/run.py` built
+for ``--items``), with the served time budget (3 s). ``cold``: the engine as
+before the warm-up (``warm_up=False``), the first plain query then the first
+typo query straight away. ``warmed``: `Engine.warm()` at start, the warm-up
+waited for (its time printed), then the same two queries. Printed per run: each
+query's wall time and whether it answered partial, and how many close-words
+indexes were built at query time (the `FALLBACKS` counter)::
+
+    .venv/bin/python bench/warm_up.py --index /tmp/main100k/index --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+QUERIES = ("cooperative", "cooperatvie")
+
+
+def one(index: str, mode: str, budget: float) -> dict[str, object]:
+    from searchapp.engine import FALLBACKS
+    from searchapp.engine.words import BUILT_AT_QUERY_TIME
+    from searchapp.indexer import IndexStore
+    from searchapp.service import Engine, SearchQuery
+
+    engine = Engine(IndexStore(Path(index)), time_budget=budget, warm_up=mode == "warmed")
+    out: dict[str, object] = {"mode": mode}
+    if mode == "warmed":
+        started = time.perf_counter()
+        engine.warm()
+        engine.warmed()
+        out["warm_up_s"] = round(time.perf_counter() - started, 3)
+    for q in QUERIES:
+        started = time.perf_counter()
+        page = engine.search(SearchQuery(q=q))
+        out[q] = {"s": round(time.perf_counter() - started, 3), "total": page.total,
+                  "partial": page.partial}
+    out["built_at_query_time"] = FALLBACKS.snapshot().get(BUILT_AT_QUERY_TIME, 0)
+    engine.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", help="an index folder (default: bench/out/<items>/index)")
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=3.0)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    index = args.index or str(ROOT / "bench" / "out" / str(args.items) / "index")
+    if args.one:
+        print(json.dumps(one(index, args.one, args.budget)))
+        return
+    runs: dict[str, list[dict[str, object]]] = {"cold": [], "warmed": []}
+    for _ in range(args.runs):
+        for mode, found in runs.items():  # alternated, so that both see the same load
+            done = subprocess.run([sys.executable, __file__, "--index", index, "--budget",
+                                   str(args.budget), "--one", mode],
+                                  check=True, capture_output=True, text=True)
+            found.append(json.loads(done.stdout.splitlines()[-1]))
+            print(done.stdout.strip(), file=sys.stderr)
+    print("| mode | first query s | first typo query s | typo partial | built at query time |"
+          " warm-up s |")
+    print("|---|---|---|---|---|---|")
+    for mode, found in runs.items():
+        def spread(values: list[float]) -> str:
+            return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+        first = [r[QUERIES[0]]["s"] for r in found]  # type: ignore[index]
+        typo = [r[QUERIES[1]]["s"] for r in found]  # type: ignore[index]
+        partial = sum(bool(r[QUERIES[1]]["partial"]) for r in found)  # type: ignore[index]
+        built = sorted({int(r["built_at_query_time"]) for r in found})  # type: ignore[call-overload]
+        warm = [float(r["warm_up_s"]) for r in found if "warm_up_s" in r]  # type: ignore[arg-type]
+        print(f"| {mode} | {spread(first)} | {spread(typo)} | {partial}/{len(found)} |"
+              f" {'/'.join(map(str, built))} | {spread(warm) if warm else '-'} |")
+
+
+if __name__ == "__main__":
+    main()
