@@ -11,8 +11,9 @@ chain, an external sort and a per-posting encoder, all in Python.
 `SegmentBuilder` gathers documents a batch at a time: each text is split into
 words with the analysis chain's token pattern, each distinct word is analysed
 once per build and language (`searchapp.analysis.word_entries`, the chain's own
-steps word by word), and positions, lengths and postings are worked out with
-numpy for the batch. Stored fields go into Whoosh's stored column a batch at a
+steps word by word; the stemmer only for words the last build's `StemTable` does
+not hold), and positions, lengths and postings are worked out with numpy for the
+batch. Stored fields go into Whoosh's stored column a batch at a
 time, columns and field lengths through its column writers; postings are
 written in Whoosh's codec's block format, block headers, term infos and the
 term index's records and hash tables made with numpy. A reader sees the
