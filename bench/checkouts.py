@@ -3,11 +3,13 @@
 
 Each side is a child process running its own checkout's code (that checkout
 first on ``sys.path``, its own ``.venv``) and its `bench.engines.Product`
-(the product's `Engine.search`) over an index: by default the 100k index that
+(the product's `Engine.search`), or with ``--engine request`` its
+`bench.engines.Request` (the whole ``GET /api/search`` through the app's test
+client, on the catalog beside the index), over an index: by default the 100k index that
 checkout's own ``bench/run.py --items 100000`` built under ``bench/out``. The
 parent sends each query of ``bench/queries.jsonl`` to both sides in turn,
 alternating which goes first, and collects the time each child measured around
-``Product.search``. Both sides run at the same moments, so on a shared, noisy
+the search. Both sides run at the same moments, so on a shared, noisy
 machine their ratio means something where two separate runs would not.
 
     # #13: today against the last commit before per-language analysis
@@ -17,6 +19,8 @@ machine their ratio means something where two separate runs would not.
     .venv/bin/python bench/checkouts.py . /tmp/before --passes 3 --clock cpu
     # the same code over two indexes (say, one with every item in English)
     .venv/bin/python bench/checkouts.py . . --index-b /tmp/en100k/index --clock cpu
+    # #14: the whole /api/search request before and after, each beside FTS5
+    .venv/bin/python bench/checkouts.py . /tmp/before --engine request --fts5 --clock cpu
 
 ``--clock cpu`` times the child's CPU (thread time), which the other
 processes on the machine disturb least; ``wall`` is what a caller waits.
@@ -35,23 +39,44 @@ from pathlib import Path
 
 CHILD = r"""
 import json, sys, time
-root, clock, index = sys.argv[1], sys.argv[2], sys.argv[3]
+root, clock, index, engine, fts = sys.argv[1:6]
 sys.path.insert(0, root)
 from pathlib import Path
 from bench import queries
-from bench.engines import BenchQuery, Product
+from bench.engines import BenchQuery, Fts5, Product, Request
 found = [BenchQuery.from_dict(q) for q in queries.load()]
-product = Product(Path(index))
+if engine == "request":  # the whole GET /api/search through the app's test client
+    made = Request(Path(index), Path(index).parent / "catalog.sqlite3")
+    def run(q):
+        response = made.get(q)
+        response.get_data()
+        return response
+    def answer_of(q, response):
+        return made.answer(q, response)
+else:
+    made = Product(Path(index))
+    run = made.search
+    def answer_of(q, answer):
+        return answer
+other = Fts5(Path(fts)) if fts else None
 for q in found[:10]:  # open files, build per-reader columns
-    product.search(q)
+    run(q)
+    if other is not None:
+        other.search(q)
 now = time.thread_time if clock == "cpu" else time.perf_counter
 print(len(found), flush=True)
 for line in sys.stdin:
     q = found[int(line)]
     began = now()
-    answer = product.search(q)
+    got = run(q)
     ms = (now() - began) * 1000
-    print(json.dumps([ms, answer.total, [doc for doc, _ in answer.top]]), flush=True)
+    answer = answer_of(q, got)
+    fts_ms = None
+    if other is not None:
+        began = now()
+        other.search(q)
+        fts_ms = (now() - began) * 1000
+    print(json.dumps([ms, answer.total, [doc for doc, _ in answer.top], fts_ms]), flush=True)
 """
 
 
@@ -68,6 +93,13 @@ def main() -> None:
     ap.add_argument("--index-b", type=Path, help="B's index (default: its bench/out/100000/index)")
     ap.add_argument("--passes", type=int, default=3, help="fresh pairs of processes")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    ap.add_argument("--engine", choices=("product", "request"), default="product",
+                    help="what is timed: Engine.search, or the whole GET /api/search through"
+                         " the app's test client (the index's catalog beside it)")
+    ap.add_argument("--fts5", action="store_true",
+                    help="also time SQLite FTS5 on each query (in A's process, after A's"
+                         " search; its database beside A's index) and report A/FTS5 and"
+                         " B/FTS5")
     args = ap.parse_args()
     sides = {"A": (args.a.resolve(), args.index_a or args.a / "bench/out/100000/index"),
              "B": (args.b.resolve(), args.index_b or args.b / "bench/out/100000/index")}
@@ -76,13 +108,15 @@ def main() -> None:
     passes: list[tuple[dict[str, list[float]], int]] = []
     for p in range(args.passes):
         children = {name: subprocess.Popen(
-            [str(root / ".venv/bin/python"), "-c", CHILD, str(root), args.clock, str(index)],
+            [str(root / ".venv/bin/python"), "-c", CHILD, str(root), args.clock, str(index),
+             args.engine, str(Path(index).parent / "fts5.sqlite3")
+             if args.fts5 and name == "A" else ""],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             for name, (root, index) in sides.items()}
         counts = {name: int(child.stdout.readline()) for name, child in children.items()}
         if len(set(counts.values())) != 1 or counts["A"] != len(kinds):
             raise SystemExit(f"the two sides have different query sets: {counts}")
-        times: dict[str, list[float]] = {"A": [], "B": []}
+        times: dict[str, list[float]] = {"A": [], "B": [], "fts5": []}
         differing = 0
         for i in range(len(kinds)):
             got = {}
@@ -92,30 +126,41 @@ def main() -> None:
                 child.stdin.flush()
                 got[name] = json.loads(child.stdout.readline())
                 times[name].append(got[name][0])
-            differing += got["A"][1:] != got["B"][1:]
+                if got[name][3] is not None:
+                    times["fts5"].append(got[name][3])
+            differing += got["A"][1:3] != got["B"][1:3]
         for child in children.values():
             child.stdin.close()
             child.wait()
         passes.append((times, differing))
     print(f"A = {sides['A'][0]} over {sides['A'][1]}\nB = {sides['B'][0]} over {sides['B'][1]}")
-    print(f"{args.passes} passes of {len(kinds)} queries, {args.clock} ms per search\n")
-    print("| kind | A p50 | A p95 | B p50 | B p95 | A/B p50 (range) | A/B p95 (range) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(f"{args.passes} passes of {len(kinds)} queries, {args.engine}, {args.clock} ms"
+          " per search\n")
+    fts = args.fts5
+    print("| kind | A p50 | A p95 | B p50 | B p95 | A/B p50 (range) | A/B p95 (range) |"
+          + (" FTS5 p50 | A/FTS5 p50 (range) | B/FTS5 p50 (range) |" if fts else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|---:|" if fts else ""))
+    med = statistics.median
+
+    def cell(ratios: list[float]) -> str:
+        return f"{med(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
+
     for kind in ["all", *sorted(set(kinds))]:
         picked = [i for i, k in enumerate(kinds) if kind in ("all", k)]
         rows = []
         for times, _ in passes:
             a = [times["A"][i] for i in picked]
             b = [times["B"][i] for i in picked]
+            f = [times["fts5"][i] for i in picked] if fts else [1.0]
             rows.append((statistics.median(a), _percentile(a, 0.95),
-                         statistics.median(b), _percentile(b, 0.95)))
-        r50 = [r[0] / r[2] for r in rows]
-        r95 = [r[1] / r[3] for r in rows]
-        med = statistics.median
-        print(f"| {kind} | {med(r[0] for r in rows):.2f} | {med(r[1] for r in rows):.2f} |"
-              f" {med(r[2] for r in rows):.2f} | {med(r[3] for r in rows):.2f} |"
-              f" {med(r50):.2f} ({min(r50):.2f}–{max(r50):.2f}) |"
-              f" {med(r95):.2f} ({min(r95):.2f}–{max(r95):.2f}) |")
+                         statistics.median(b), _percentile(b, 0.95), statistics.median(f)))
+        line = (f"| {kind} | {med(r[0] for r in rows):.2f} | {med(r[1] for r in rows):.2f} |"
+                f" {med(r[2] for r in rows):.2f} | {med(r[3] for r in rows):.2f} |"
+                f" {cell([r[0] / r[2] for r in rows])} | {cell([r[1] / r[3] for r in rows])} |")
+        if fts:
+            line += (f" {med(r[4] for r in rows):.2f} | {cell([r[0] / r[4] for r in rows])} |"
+                     f" {cell([r[2] / r[4] for r in rows])} |")
+        print(line)
     print(f"\nqueries whose total or top 10 differ, per pass: {[d for _, d in passes]}")
 
 

@@ -80,8 +80,8 @@ from whoosh.analysis import Analyzer
 from whoosh.lang.stopwords import stoplists
 
 from searchapp import analysis, operations, schema, service
-from searchapp import query as parser
 from searchapp import feedback as product_feedback
+from searchapp import query as parser
 from searchapp.config import Settings as AppSettings
 from searchapp.engine import And, Matched, Or, Word, arrays
 from searchapp.engine import scoring as engine_scoring
@@ -683,9 +683,9 @@ def _variant_unsupported(model: Any) -> str | None:
 
 
 def _variant_term_scores(model: Any, searcher: Any, fieldname: str, text: str, tf: Any,
-                         lengths: Any) -> Any:
+                         lengths: Any, df: int | None = None) -> Any:
     if not isinstance(model, (VariantBM25F, VariantWordBM25F)):
-        return _PRODUCT_TERM_SCORES(model, searcher, fieldname, text, tf, lengths)
+        return _PRODUCT_TERM_SCORES(model, searcher, fieldname, text, tf, lengths, df=df)
     scorer = model.scorer(searcher, fieldname, text)
     if not isinstance(scorer, VariantScorer):
         return tf

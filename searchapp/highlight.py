@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator
 from html import escape
+from typing import Any
 
 from searchapp.analysis import TOKEN_PATTERN, head, tongue
 from searchapp.analysis import compile as compile_chain
@@ -18,9 +19,11 @@ TOKENS = re.compile(TOKEN_PATTERN)
 FRAGMENT_CHARS = 240
 _LEAD = 60  # characters of context kept before the first match in a fragment
 _CACHE_LIMIT = 200_000
-# Each distinct word as written → its English term (None: a stop word), found once.
+# Each distinct word as written → its English term (None: a stop word), found once; or,
+# for a word not stemmed yet, `_HEAD` and its `head` (no term begins with `_HEAD`).
 _TERMS: dict[str, str | None] = {}
-_UNSEEN = object()
+_UNSEEN: Any = object()
+_HEAD = "\x00"
 _APOSTROPHES = "'’"  # what joins the parts of one token (TOKEN_PATTERN)
 
 
@@ -35,8 +38,9 @@ class Marks:
         self.english = frozenset(t[3:] for t in wanted if t.startswith("en:"))
         # The English stemmer rewrites only the end of a word (`Chain.keeps_initial`):
         # a term begins as its folded word does (`head`), so a word whose head is no
-        # wanted term's is never stemmed.
-        self.heads = (frozenset(head(t) for t in self.english)
+        # wanted term's is never stemmed. The heads are marked as `_TERMS` keeps a word
+        # not yet stemmed (`_HEAD` before its head).
+        self.heads = (frozenset(_HEAD + head(t) for t in self.english)
                       if compile_chain("en").keeps_initial else None)
 
 
@@ -75,10 +79,11 @@ def _english_spans(text: str, english: Collection[str],
                    heads: Collection[str] | None = None) -> Iterator[tuple[int, int]]:
     """English (`english`: the wanted terms untagged), through the compiled chain's
     steps, each distinct word folded and stemmed once (`_TERMS`), and not stemmed at
-    all when its `head` is none of the wanted terms' `heads`. The
-    text's distinct words are looked up once each (the regex finds the tokens in C,
-    rather than a match object per word in Python); only the few that match are then
-    placed (`_occurrences`)."""
+    all when its `head` is none of the wanted terms' `heads` (`Marks.heads`): `_TERMS`
+    then keeps the head, marked, and stems the word the first time a search wants a
+    term with that head. The text's distinct words are looked up once each (the
+    regex finds the tokens in C, rather than a match object per word in Python); only
+    the few that match are then placed (`_occurrences`)."""
     if not english:
         return iter(())
     chain = compile_chain("en")
@@ -86,15 +91,27 @@ def _english_spans(text: str, english: Collection[str],
     hits = []
     for word in set(chain.tokens.findall(text)):
         term = known.get(word, _UNSEEN)
+        if term in english:
+            hits.append(word)
+            continue
+        if term is None:  # a stop word
+            continue
         if term is _UNSEEN:
             folded = chain.fold(word)
-            if folded is not None and heads is not None:
-                start = head(folded)
-                if start not in heads and start[:1] not in heads:
-                    continue  # cannot stem to a wanted term
             if len(known) >= _CACHE_LIMIT:
                 known.clear()
-            term = known[word] = None if folded is None else chain.stem(folded)
+            if folded is None:
+                known[word] = None
+                continue
+            if heads is not None:
+                term = known[word] = _HEAD + head(folded)
+        elif term[:1] != _HEAD:
+            continue  # stemmed already, and not wanted
+        else:
+            folded = None
+        if heads is not None and term not in heads and term[:2] not in heads:
+            continue  # cannot stem to a wanted term (nor to a wanted one-letter term)
+        term = known[word] = chain.stem(folded if folded is not None else chain.fold(word))
         if term in english:
             hits.append(word)
     return _occurrences(text, hits)

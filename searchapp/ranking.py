@@ -10,6 +10,7 @@ terms of the query), and ties are broken by id among at most `TIE_LIMIT`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -33,9 +34,14 @@ def _slack(exact: bool, *values: float) -> float:
     return 0.0 if exact else max(abs(v) for v in values) * 1e-9 + 1e-12
 
 
+# The query's likely language, or a function that works it out: called only when items
+# in two languages have the same score, the only time it can change the order.
+Prefer = str | Callable[[], str | None] | None
+
+
 def by_relevance(snapshot: Snapshot, columns: Columns, query: Query, matched: Matched,
                  docs: Docs, end: int, *, start: int = 0, budget: Budget | None = None,
-                 prefer: str | None = None) -> list[tuple[int, float | None]]:
+                 prefer: Prefer = None) -> list[tuple[int, float | None]]:
     """Ranks `start` to `end` (from 0) of `docs` by score, then (with `prefer`, the
     query's likely language) items in that language, then newest, then id.
 
@@ -83,18 +89,22 @@ def by_relevance(snapshot: Snapshot, columns: Columns, query: Query, matched: Ma
 
 
 def _ordered(snapshot: Snapshot, columns: Columns, docs: Docs, scores: Any,
-             start: int, end: int, *, prefer: str | None = None) -> list[tuple[int, float]]:
+             start: int, end: int, *, prefer: Prefer = None) -> list[tuple[int, float]]:
     """Positions `start` to `end` of `docs` by score, then (with `prefer`) items in
     that language, then newest (undated last), then id; ids are loaded only for ties
-    that reach those positions."""
+    that reach those positions. A `prefer` function is called only when two of `docs`
+    in different languages have the same score: within a language, preferring one
+    changes nothing."""
     codes = columns["date"].codes[docs].astype(np.int64)
+    language = columns["language"]
+    if callable(prefer):
+        prefer = prefer() if _mixed_ties(scores, language.codes[docs]) else None
     if prefer is not None:
         # One key for score ties: the preferred language first, then newest first,
         # undated last (a code of -1 stays below every date of its group).
-        language = columns["language"]
         wanted = language.values.index(prefer) if prefer in language.values else -2
         other = language.codes[docs] != wanted
-        span = int(len(columns["date"].values)) + 2
+        span = len(columns["date"].values) + 2
         codes = codes - other.astype(np.int64) * span
     order = np.lexsort((-codes, -scores))
     docs, scores, codes = docs[order], scores[order], codes[order]
@@ -108,6 +118,15 @@ def _ordered(snapshot: Snapshot, columns: Columns, docs: Docs, scores: Any,
         ids = {d: snapshot.stored(d)["id"] for d in out_docs[a:b]}
         out_docs[a:b] = sorted(out_docs[a:b], key=ids.__getitem__)
     return list(zip(out_docs[start:end], scores[start:end].tolist(), strict=True))
+
+
+def _mixed_ties(scores: Any, languages: Any) -> bool:
+    """Whether two documents with the same score are in different languages."""
+    if len(scores) < 2:
+        return False
+    order = np.lexsort((languages, scores))
+    scores, languages = scores[order], languages[order]
+    return bool(np.any((scores[1:] == scores[:-1]) & (languages[1:] != languages[:-1])))
 
 
 def by_date(snapshot: Snapshot, columns: Columns, docs: Docs, *, newest: bool,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import math
 import threading
@@ -108,6 +109,9 @@ class Engine:
         self._browse: Counted | None = None  # every document counted, for browsing
         # Snapshots an export is still reading (id → how many), closed when it is done.
         self._pins: Counter[int] = Counter()
+        # Per thread (per greenlet under gevent): inside `one_look`, the snapshot its
+        # first read checked.
+        self._looking = threading.local()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
@@ -162,8 +166,35 @@ class Engine:
         finally:
             ix.close()
 
+    @contextlib.contextmanager
+    def one_look(self) -> Iterator[None]:
+        """Within the block, this thread's reads check the index for a swap or new
+        commits once, at the first of them, and then keep to that snapshot while it
+        is the engine's: a request's ETag (`version`) and its search see the same
+        state of the index, for one check instead of two. Another thread's swap or
+        refresh meanwhile ends the keeping (the next read checks again)."""
+        looking = self._looking
+        outer = getattr(looking, "depth", 0)
+        looking.depth = outer + 1
+        try:
+            yield
+        finally:
+            looking.depth = outer
+            if not outer:
+                looking.seen = None
+
     def _current(self) -> Snapshot:
         """The snapshot, reopened after a swap or refreshed after new commits."""
+        looking = self._looking
+        seen = getattr(looking, "seen", None)
+        if seen is not None and seen is self._snapshot:
+            return seen
+        snapshot = self._checked()
+        if getattr(looking, "depth", 0):
+            looking.seen = snapshot
+        return snapshot
+
+    def _checked(self) -> Snapshot:
         stamp = self.store.pointer_stamp()
         if (self._snapshot is None or stamp != self._stamp
                 or (self._pins[id(self._snapshot)] and not self._snapshot.up_to_date())):
@@ -387,8 +418,10 @@ class Engine:
             assert query is not None
             query, matched = _with_feedback(snapshot, columns, query, matched, counted.docs)
 
-        # Score ties go to items in the query's likely language first.
-        prefer = likely_language(snapshot.vocabulary(), parsed, languages) \
+        # Score ties go to items in the query's likely language first: worked out only
+        # when items in two languages tie where a page is ordered (`ranking`).
+        prefer = functools.cache(functools.partial(
+            likely_language, snapshot.vocabulary(), parsed, languages)) \
             if ranked and len(languages) > 1 else None
 
         def ordered(end: int, start: int = 0) -> list[tuple[int, float | None]]:
@@ -497,9 +530,10 @@ def likely_language(vocabulary: Any, parsed: parser.ParsedQuery,
                     languages: tuple[str, ...]) -> str | None:
     """The language a query is most likely written in, among those searched: the one
     whose items use its words most (documents with each word's term in that language,
-    added up), None on a tie. Cheap enough for every search; the detector
-    (`searchapp.languages.detect`) is not loaded by a searching process, and is
-    unsure on two words. Only breaks ties between equal scores."""
+    added up), None on a tie. Only breaks ties between equal scores, so a search
+    works it out only when items in two languages tie where it orders a page; the
+    detector (`searchapp.languages.detect`) is not loaded by a searching process,
+    and is unsure on two words."""
     words = [w for clause in parsed.positives for w in parser._WORDS.findall(clause.text)]
     if not words:
         return None

@@ -14,7 +14,7 @@ from whoosh.support.levenshtein import distance
 
 from searchapp.engine import Vocabulary
 from searchapp.fields import TEXT_FIELDS
-from searchapp.query import ParsedQuery, term_if_present
+from searchapp.query import ParsedQuery, absent, language_peak, term_if_present
 
 MAX_CANDIDATES = 200
 
@@ -31,7 +31,14 @@ def _frequency(vocabulary: Vocabulary, word: str, languages: Sequence[str] = ("e
 
 def best_word(vocabulary: Vocabulary, word: str, languages: Sequence[str] = ("en",)
               ) -> str | None:
-    """The known word closest to `word` (fewest edits, then most documents)."""
+    """The known word closest to `word` (fewest edits, then most documents, then the
+    first in alphabetical order).
+
+    Stemming a candidate in every small language is the dear part, and those add
+    little: a candidate's documents in the other languages are counted first, and
+    what the small languages could add is bounded (`language_peak`), so the
+    candidates are looked at most promising first and the rest are left as soon as
+    none of them could come first. The answer is the one counting them all gives."""
     word = word.lower()
     maxdist = 1 if len(word) <= 4 else 2
     candidates: set[str] = set()
@@ -42,11 +49,28 @@ def best_word(vocabulary: Vocabulary, word: str, languages: Sequence[str] = ("en
             if len(candidates) >= MAX_CANDIDATES:
                 break
     candidates.discard(word)
-    ranked = sorted((distance(word, c), -_frequency(vocabulary, c, languages), c)
-                    for c in candidates)
-    for _, negative_frequency, candidate in ranked:
-        if negative_frequency < 0:
-            return candidate
+    peaks = {language: language_peak(vocabulary, language) for language in languages}
+    small = [language for language, peak in peaks.items() if peak is not None]
+    large = [language for language, peak in peaks.items() if peak is None]
+    by_distance: dict[int, list[str]] = {}
+    for candidate in candidates:
+        by_distance.setdefault(distance(word, candidate), []).append(candidate)
+    for edits in sorted(by_distance):
+        known = {c: _frequency(vocabulary, c, large) for c in by_distance[edits]}
+        most = {c: known[c] + sum(peaks[language] or 0 for language in small
+                                  if not absent(vocabulary, c, language))
+                for c in known}
+        best, best_count = None, 0
+        for candidate in sorted(known, key=lambda c: (-most[c], c)):
+            if best is not None and (most[candidate] < best_count or (
+                    most[candidate] == best_count and candidate > best)):
+                break  # neither this candidate nor any after it can come first
+            count = known[candidate] + _frequency(vocabulary, candidate, small)
+            if count > best_count or (count == best_count and count and best is not None
+                                      and candidate < best):
+                best, best_count = candidate, count
+        if best is not None:
+            return best
     return None
 
 

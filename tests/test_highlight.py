@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import escape
 
 from conftest import SAMPLES
 from nltk.stem.snowball import SnowballStemmer
@@ -83,6 +84,25 @@ def test_marks_are_placed_on_the_text_as_written() -> None:
                                           "</mark>&lt;/b&gt; &amp; <mark>ELECTING</mark>")
 
 
+def test_a_word_passed_over_for_one_search_is_marked_for_the_next_that_wants_it() -> None:
+    # Harvesters' head ("ha") is none of the first search's terms', so it is not stemmed
+    # then; the second search wants its term and must still find it, as must a third
+    # that wants neither.
+    text = "Harvesters gathered the harvest; Gatherers harvested"
+    assert highlight(text, {"en:gather"}) == (
+        "Harvesters <mark>gathered</mark> the harvest; <mark>Gatherers</mark> harvested")
+    assert highlight(text, {"en:harvest"}) == (
+        "<mark>Harvesters</mark> gathered the <mark>harvest</mark>; Gatherers"
+        " <mark>harvested</mark>")
+    assert highlight(text, {"en:the", "en:cooper"}) == escape_only(text)
+
+
+def escape_only(text: str) -> str:
+    from html import escape
+
+    return escape(text)
+
+
 def whole_then_cut(text: str, wanted: set[str], fragment: int | None,
                    language: str = "en") -> str:
     """Highlighting as it was done before a fragment stopped the analysis (#14): every
@@ -142,3 +162,16 @@ def test_spans_in_other_languages_are_the_tokens_whose_terms_are_wanted() -> Non
             expected = [span for span, word in tokens if wanted & set(terms_of(word))]
             assert expected and spans(text, wanted, language=language) == expected, wanted
         assert spans(text, {"en:econom"}, language=language) == []
+
+
+def test_a_word_passed_over_once_is_marked_when_a_later_search_wants_it() -> None:
+    # The first search wants no term beginning as these words do: they are kept unstemmed
+    # (their heads only), then stemmed when a search wants one of them.
+    text = "Quokkas quibbled, quietly; a quokka's quibble"
+    assert highlight(text, {"en:elect"}) == escape(text)
+    assert highlight(text, {"en:quokka"}) == (
+        "<mark>Quokkas</mark> quibbled, quietly; a <mark>quokka&#x27;s</mark> quibble")
+    assert highlight(text, {"en:quibbl"}) == (
+        "Quokkas <mark>quibbled</mark>, quietly; a quokka&#x27;s <mark>quibble</mark>")
+    # A one-letter term is wanted: every word beginning with its letter is looked at.
+    assert highlight("Q quietly", {"en:q"}) == "<mark>Q</mark> quietly"

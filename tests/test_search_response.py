@@ -8,9 +8,14 @@ tested in test_search_api.py and the description in test_openapi.py.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
+
+from searchapp import operations
+from searchapp.config import Settings
 
 TOP = ["query", "total", "page", "per_page", "sort", "match", "filters", "dates", "hits",
        "facets", "facet_size", "facets_truncated", "suggestion", "shortened", "any_words",
@@ -100,3 +105,30 @@ def test_the_body_is_compact_utf8_json_and_the_headers_are_the_apis(client: Flas
                        headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.data == b""
     assert again.headers["ETag"] == etag
+
+
+def test_a_request_looks_at_the_index_once_and_the_next_one_sees_an_import(
+        app: Flask, client: FlaskClient, samples: Settings, tmp_path: Path) -> None:
+    """The ETag and the answer come from one look at the index (one check for a new
+    generation or new commits, not one for each); the next request looks again."""
+    store = app.extensions["searchapp.engine"].store
+    looks = []
+    check = store.pointer_stamp
+
+    def counted() -> Any:  # the real check, counted
+        looks.append(1)
+        return check()
+
+    store.pointer_stamp = counted
+    before, body = get(client, q="kingfisher")
+    assert body["total"] == 0 and len(looks) == 1
+    extra = tmp_path / "more.jsonl"
+    extra.write_text(json.dumps({"id": "bird", "title": "Kingfisher cooperative",
+                                 "date": "2024-05-01", "language": "en"}) + "\n",
+                     encoding="utf-8")
+    operations.import_paths(samples, [extra], organisation="Test")
+    after = client.get("/api/search", query_string={"q": "kingfisher"},
+                       headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200 and len(looks) == 2
+    assert [h["id"] for h in after.get_json()["hits"]] == ["bird"]
+    assert after.headers["ETag"] != before.headers["ETag"]

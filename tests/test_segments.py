@@ -412,6 +412,29 @@ def test_values_whoosh_takes_as_sequences_of_terms_too(tmp_path: Path) -> None:
     assert 3 in ica and 9 in ica and ica == sorted(ica)
 
 
+def test_blocks_either_side_of_the_compression_threshold_and_long_stored_fields(
+        tmp_path: Path) -> None:
+    # Terms in 1, COMPRESS_FROM - 1, COMPRESS_FROM, + 1 and 128 + COMPRESS_FROM - 1
+    # documents (their last block short of the threshold), a positions value of many
+    # positions, and stored fields longer than one zlib stored block (65,535 bytes):
+    # what a reader sees is what Whoosh wrote.
+    edge = segments.COMPRESS_FROM
+    counts = [1, edge - 1, edge, edge + 1, 128 + edge - 1]
+    items = [build_item({"id": f"e{k:04d}", "date": "2020-01-01", "language": "en",
+                         "title": " ".join(f"word{c}x" for c in counts if k < c),
+                         "summary": "tally " * (k % 40)}, organisation="ICA")
+             for k in range(max(counts))]
+    docs = [to_document(item) for item in items]
+    # Longer than an item may be (the builder takes any document).
+    docs[-1]["summary"] = " ".join(f"w{k}" for k in range(40_000))
+    expected = contents(with_whoosh(tmp_path / "whoosh", docs))
+    got = contents(with_builder(tmp_path / "builder", docs))
+    assert got.keys() == expected.keys()
+    assert [k for k in expected if got[k] != expected[k]] == []
+    for c in counts:
+        assert len(got[("postings", "title", f"en:word{c}x".encode())]) == c
+
+
 @pytest.mark.parametrize("count", [1, 300, 20_000])
 def test_the_term_index_hash_tables_find_every_key(tmp_path: Path, count: int) -> None:
     """The builder lays out a term index's hash tables itself (numpy, entries that wrap

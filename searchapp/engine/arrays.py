@@ -174,7 +174,8 @@ class ArraysSnapshot(WhooshSnapshot):
         if not len(ids64):
             return EMPTY_IDS, EMPTY_SCORES
         scores = scoring.term_scores(self._bm25, self.searcher, fieldname, text, tf,
-                                     self.lengths(fieldname)[ids64])
+                                     self.lengths(fieldname)[ids64],
+                                     df=self.vocabulary().doc_frequency(fieldname, text))
         found = (ids64.astype(np.int32), scores)
         self._cache_put(key, found)
         return found
@@ -198,8 +199,7 @@ class ArraysSnapshot(WhooshSnapshot):
                 parts.append((f, ids64, weights))
         if not parts:
             return EMPTY_IDS, EMPTY_SCORES
-        ids = parts[0][1] if len(parts) == 1 else np.unique(
-            np.concatenate([p[1] for p in parts]))
+        ids = parts[0][1] if len(parts) == 1 else _sorted_union([p[1] for p in parts])
         tf = np.zeros(len(ids), dtype=np.float64)
         for f, fids, weights in parts:
             avgfl = self.searcher.avg_field_length(f) or 1
@@ -377,7 +377,7 @@ class ArraysSnapshot(WhooshSnapshot):
         for word in words:
             keys = positions[word] if keys is None else _common64(keys + 1, positions[word])
         assert keys is not None
-        docs = np.unique(keys >> 32).astype(np.int32)
+        docs = _distinct(keys >> 32).astype(np.int32)
         if not scored:
             return Matched(docs, None)
         per_word = [scores[np.searchsorted(ids, docs)] for ids, scores in terms]
@@ -484,6 +484,23 @@ class ArraysVocabulary(WhooshVocabulary):
 def _load_arrays(leaf: IndexReader) -> SegmentArrays | None:
     where = arrays_path(leaf)
     return None if where is None else open_arrays(*where)
+
+
+def _distinct(ordered: NDArray[Any]) -> NDArray[Any]:
+    """A sorted array without its repeats. (`np.unique` sorts again, and numpy 2's
+    hashing `unique` takes about 1 ms for a few thousand ids: most of a search.)"""
+    if len(ordered) < 2:
+        return ordered
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first]
+
+
+def _sorted_union(arrays: list[NDArray[Any]]) -> NDArray[Any]:
+    """The ids in any of several sorted arrays, sorted: a stable sort of the
+    concatenated runs merges them (timsort finds the runs), then repeats go."""
+    return _distinct(np.sort(np.concatenate(arrays), kind="stable"))
 
 
 def _union(parts: Iterable[Matched]) -> Matched:

