@@ -104,13 +104,13 @@ WRITE_CHUNK = 1 << 17
 _DATA_PROTOCOL = 4
 # A posting block of fewer postings is written uncompressed (its header says so, and
 # Whoosh's reader checks each block's flag; Whoosh compresses every block). Below 16
-# postings zlib saves little (25-40 % of a block of about 100 bytes, 3 % of a postings
-# file in all) for a fifth of the CPU zlib spends on postings (bench/RESULTS.md,
+# postings zlib saves little (25-40 % of a block of about 100 bytes, 6 % of a postings
+# file in all) for a quarter of the CPU zlib spends on postings (bench/RESULTS.md,
 # "Rebuild speed, continued").
 COMPRESS_FROM = 16
 # The zlib level of each document's stored fields. Whoosh's stored column compresses
-# each document apart (level 3): about 24 µs per document of 640 bytes here, an eighth
-# of a rebuild's CPU; at level 0 (zlib's stored blocks, still read by Whoosh's
+# each document apart (level 3): about 24 µs per document of 640 bytes here, a sixth
+# of a build worker's CPU; at level 0 (zlib's stored blocks, still read by Whoosh's
 # `zlib.decompress`) it is 2 µs and reads back faster, for a stored column ~40 % larger.
 STORED_LEVEL = 0
 # Documents are gathered this many at a time (fewer when segments are small: about a
