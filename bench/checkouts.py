@@ -43,9 +43,10 @@ root, clock, index, engine, fts = sys.argv[1:6]
 sys.path.insert(0, root)
 from pathlib import Path
 from bench import queries
-from bench.engines import BenchQuery, Fts5, Product, Request
+from bench.engines import BenchQuery, Product
 found = [BenchQuery.from_dict(q) for q in queries.load()]
 if engine == "request":  # the whole GET /api/search through the app's test client
+    from bench.engines import Request  # (a checkout older than it has no Request)
     made = Request(Path(index), Path(index).parent / "catalog.sqlite3")
     def run(q):
         response = made.get(q)
@@ -58,7 +59,10 @@ else:
     run = made.search
     def answer_of(q, answer):
         return answer
-other = Fts5(Path(fts)) if fts else None
+other = None
+if fts:
+    from bench.engines import Fts5
+    other = Fts5(Path(fts))
 for q in found[:10]:  # open files, build per-reader columns
     run(q)
     if other is not None:

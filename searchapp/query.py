@@ -695,27 +695,6 @@ def language_heads(vocabulary: Vocabulary, language: str) -> frozenset[str] | No
     return known[language]
 
 
-_PEAKS: weakref.WeakKeyDictionary[Vocabulary, dict[str, int | None]] = \
-    weakref.WeakKeyDictionary()
-
-
-def language_peak(vocabulary: Vocabulary, language: str) -> int | None:
-    """The most documents any one term of a small language is in, added over the text
-    fields: a bound on what a word's term there can add to its frequency (kept with
-    the vocabulary); None when the language is not small or not `HEADED`."""
-    if language_heads(vocabulary, language) is None:
-        return None
-    known = _PEAKS.get(vocabulary)
-    if known is None:
-        known = _PEAKS.setdefault(vocabulary, {})
-    if language not in known:
-        known[language] = sum(
-            max((vocabulary.doc_frequency(f, t) for t in vocabulary.terms(f, tag(language, ""))),
-                default=0)
-            for f in TEXT_FIELDS)
-    return known[language]
-
-
 @dataclass(frozen=True, slots=True)
 class _Shape:
     """What `absent` needs of a word, whatever the language."""
@@ -756,6 +735,51 @@ def absent(vocabulary: Vocabulary, word: str, language: str) -> bool:
     if language in THREE_LETTERS and shape.three in heads:
         return False
     return shape.two not in heads and shape.one not in heads
+
+
+_PEAKS: weakref.WeakKeyDictionary[Vocabulary, dict[str, dict[str, int] | None]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _language_peaks(vocabulary: Vocabulary, language: str) -> dict[str, int] | None:
+    """For each of a small language's `language_heads`, the most documents a term
+    beginning so is in, added over the text fields (kept with the vocabulary); None
+    when the language is not small or not `HEADED`."""
+    if language_heads(vocabulary, language) is None:
+        return None
+    known = _PEAKS.get(vocabulary)
+    if known is None:
+        known = _PEAKS.setdefault(vocabulary, {})
+    if language not in known:
+        documents: Counter[str] = Counter()
+        for f in TEXT_FIELDS:
+            for term in vocabulary.terms(f, tag(language, "")):
+                documents[term] += vocabulary.doc_frequency(f, term)
+        tag_length = len(tag(language, ""))
+        letters = start_letters(language)
+        peaks: dict[str, int] = {}
+        for term, count in documents.items():
+            key = starts(term[tag_length:], letters)
+            peaks[key] = max(peaks.get(key, 0), count)
+        known[language] = peaks
+    return known[language]
+
+
+def most_documents(vocabulary: Vocabulary, word: str, language: str) -> int | None:
+    """A bound on the documents (added over the text fields) that `word`'s term in a
+    small language is in, known without stemming it: the most of any of that
+    language's terms that begin as the word's term must (`absent`); None when the
+    language is not small or not `HEADED` (nothing is known without stemming)."""
+    peaks = _language_peaks(vocabulary, language)
+    if peaks is None:
+        return None
+    shape = _shape(word)
+    if shape.elided or (shape.doubled and language in UNDOUBLING):
+        return max(peaks.values(), default=0)  # its term may begin otherwise
+    most = max(peaks.get(shape.two, 0), peaks.get(shape.one, 0))
+    if language in THREE_LETTERS:
+        most = max(most, peaks.get(shape.three, 0))
+    return most
 
 
 @functools.cache
@@ -817,7 +841,13 @@ def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...],
                 languages: Sequence[str] = ("en",)) -> list[tuple[str, str, int]]:
     """(word, its index term, edits) for the vocabulary's words close to `word` (a
     folded word), a term for each of `languages` whose items have the word: fewest
-    edits first, then most documents; at most MAX_TYPO_TERMS distinct terms."""
+    edits first, then most documents; at most MAX_TYPO_TERMS distinct terms.
+
+    A close word is stemmed in a small language only when its term there could be
+    among those kept: when it could come before the last of them is found (what its
+    documents there can be is bounded, `most_documents`), or when a term of that
+    language is kept (it could be the same one). The answer is the one stemming every
+    close word in every language gives."""
     edits = allowed_edits(word)
     if not edits:
         return []
@@ -827,15 +857,38 @@ def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...],
             if near not in found:
                 found[near] = edit_distance(word, near, edits)
     found.pop(word, None)
-    ranked = []
+    ranked: list[tuple[int, int, str, str]] = []  # (edits, -documents, word, term)
+    later: list[tuple[int, int, str, str]] = []  # (edits, -most documents, word, language)
+
+    def look_up(near: str, n: int, language: str) -> None:
+        term = _stem_of(near) if language == "en" else tongue(language).query_term(near)
+        frequency = sum(vocabulary.doc_frequency(f, term) for f in fields) if term else 0
+        if frequency:
+            ranked.append((n, -frequency, near, term))
+
     for near, n in found.items():
         for language in languages:
             if absent(vocabulary, near, language):
                 continue
-            term = _stem_of(near) if language == "en" else tongue(language).query_term(near)
-            frequency = sum(vocabulary.doc_frequency(f, term) for f in fields) if term else 0
-            if frequency:
-                ranked.append((n, -frequency, near, term))
+            most = most_documents(vocabulary, near, language)
+            if most is None:
+                look_up(near, n, language)
+            elif most:
+                later.append((n, -most, near, language))
+    later.sort()
+    while later:
+        ranked.sort()
+        kept = _kept(ranked)
+        last = kept[-1] if len(kept) == MAX_TYPO_TERMS else None
+        if last is not None and later[0][:3] > last[:3]:
+            break  # none of the rest can come before the last term kept
+        n, _, near, language = later.pop(0)
+        look_up(near, n, language)
+    ranked.sort()
+    keeping = {term.split(":", 1)[0] for *_, term in _kept(ranked)}
+    for n, _, near, language in later:
+        if language in keeping:  # its term may be one of those kept
+            look_up(near, n, language)
     ranked.sort()
     out: list[tuple[str, str, int]] = []
     terms: set[str] = set()
@@ -845,6 +898,20 @@ def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...],
         terms.add(term)
         out.append((near, term, n))
     return out
+
+
+def _kept(ranked: list[tuple[int, int, str, str]]) -> list[tuple[int, int, str, str]]:
+    """The entries of sorted `ranked` that bring each of the first MAX_TYPO_TERMS
+    distinct terms."""
+    kept = []
+    terms: set[str] = set()
+    for entry in ranked:
+        if entry[3] not in terms:
+            if len(terms) == MAX_TYPO_TERMS:
+                break
+            terms.add(entry[3])
+            kept.append(entry)
+    return kept
 
 
 

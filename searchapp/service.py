@@ -420,9 +420,8 @@ class Engine:
 
         # Score ties go to items in the query's likely language first: worked out only
         # when items in two languages tie where a page is ordered (`ranking`).
-        prefer = functools.cache(functools.partial(
-            likely_language, snapshot.vocabulary(), parsed, languages)) \
-            if ranked and len(languages) > 1 else None
+        prefer = _once(functools.partial(likely_language, snapshot.vocabulary(), parsed,
+                                         languages)) if ranked and len(languages) > 1 else None
 
         def ordered(end: int, start: int = 0) -> list[tuple[int, float | None]]:
             """Matches `start` to `end` (from 0) in the asked order, with their scores."""
@@ -524,6 +523,18 @@ def _languages(columns: Columns, selected: Collection[str]) -> tuple[str, ...]:
     present = columns["language"].values
     chosen = [code for code in present if code in selected] if selected else list(present)
     return tuple(chosen) or ("en",)
+
+
+def _once(work: Callable[[], Any]) -> Callable[[], Any]:
+    """`work`, done the first time it is asked for, then remembered."""
+    done: list[Any] = []
+
+    def result() -> Any:
+        if not done:
+            done.append(work())
+        return done[0]
+
+    return result
 
 
 def likely_language(vocabulary: Any, parsed: parser.ParsedQuery,

@@ -14,7 +14,13 @@ from whoosh.support.levenshtein import distance
 
 from searchapp.engine import Vocabulary
 from searchapp.fields import TEXT_FIELDS
-from searchapp.query import ParsedQuery, absent, language_peak, term_if_present
+from searchapp.query import (
+    ParsedQuery,
+    absent,
+    language_heads,
+    most_documents,
+    term_if_present,
+)
 
 MAX_CANDIDATES = 200
 
@@ -36,7 +42,7 @@ def best_word(vocabulary: Vocabulary, word: str, languages: Sequence[str] = ("en
 
     Stemming a candidate in every small language is the dear part, and those add
     little: a candidate's documents in the other languages are counted first, and
-    what the small languages could add is bounded (`language_peak`), so the
+    what the small languages could add is bounded (`most_documents`), so the
     candidates are looked at most promising first and the rest are left as soon as
     none of them could come first. The answer is the one counting them all gives."""
     word = word.lower()
@@ -49,16 +55,16 @@ def best_word(vocabulary: Vocabulary, word: str, languages: Sequence[str] = ("en
             if len(candidates) >= MAX_CANDIDATES:
                 break
     candidates.discard(word)
-    peaks = {language: language_peak(vocabulary, language) for language in languages}
-    small = [language for language, peak in peaks.items() if peak is not None]
-    large = [language for language, peak in peaks.items() if peak is None]
+    small = [language for language in languages
+             if language_heads(vocabulary, language) is not None]
+    large = [language for language in languages if language not in small]
     by_distance: dict[int, list[str]] = {}
     for candidate in candidates:
         by_distance.setdefault(distance(word, candidate), []).append(candidate)
     for edits in sorted(by_distance):
         known = {c: _frequency(vocabulary, c, large) for c in by_distance[edits]}
-        most = {c: known[c] + sum(peaks[language] or 0 for language in small
-                                  if not absent(vocabulary, c, language))
+        most = {c: known[c] + sum(most_documents(vocabulary, c, language) or 0
+                                  for language in small if not absent(vocabulary, c, language))
                 for c in known}
         best, best_count = None, 0
         for candidate in sorted(known, key=lambda c: (-most[c], c)):

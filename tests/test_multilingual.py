@@ -186,6 +186,40 @@ def test_did_you_mean_counts_every_language_even_when_it_looks_at_few(
         app.extensions["searchapp.engine"].close()
 
 
+def test_close_words_in_small_languages_are_stemmed_only_when_they_could_count(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "markes" is one edit from four English words with four terms, and from the
+    # Spanish "mares" (two items), which outranks the rarest of them ("makes"). Italian
+    # has one term that begins as they do ("mare", in one item): too few documents to
+    # come before the fourth term kept.
+    titles = {"en": ["market"] * 3 + ["marked"] * 3 + ["marker"] * 2 + ["makes"],
+              "es": ["mares", "mares"], "it": ["mare"]}
+    records = [{"id": f"{code}-{n}", "organisation": "X", "language": code,
+                "title": f"{word} {n}", "summary": "", "date": "2024-01-01"}
+               for code, words in titles.items() for n, word in enumerate(words)]
+    path = tmp_path / "close.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    operations.import_paths(settings, [path])
+    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
+    try:
+        vocabulary = app.extensions["searchapp.engine"]._current().vocabulary()
+        languages = ("en", "es", "it")
+        analysis._tongue.cache_clear()
+        close = query.close_words(vocabulary, "markes", ("title",), languages)
+        assert [term for _, term, _ in close] == ["en:mark", "en:market", "es:mar", "en:marker"]
+        # A Spanish term is kept, so every close word was stemmed in Spanish (its term
+        # there could be that one); none in Italian.
+        assert tongue("es").cached("market") is not None
+        assert tongue("it").cached("market") is None
+        # The same answer stemming every close word in every language.
+        monkeypatch.setattr(query, "HEADED", frozenset())
+        analysis._tongue.cache_clear()
+        assert query.close_words(vocabulary, "markes", ("title",), languages) == close
+        assert tongue("it").cached("market") is not None
+    finally:
+        app.extensions["searchapp.engine"].close()
+
+
 def test_the_page_says_each_hits_language(news: FlaskClient) -> None:
     html = news.get("/?q=cooperativas").get_data(as_text=True)
     assert re.search(r'<a href="/items/es-1[^"]*" lang="es">', html)
@@ -517,11 +551,14 @@ def test_small_languages_answer_the_same_without_stemming_every_word(
              "cooperativs", "Bürgerenergie", "apoyo social", "coop*", "l'économie",
              "crédito financeira", "die Genossenschaft", "worker cooperatives",
              # "Did you mean", whose candidates' small-language counts are bounded
-             "Brtagn", "Andluca", "Solarprk", "scial", "ano"]
+             "Brtagn", "Andluca", "Solarprk", "scial", "ano",
+             # typos whose close words are in several languages
+             "cooperativz", "cooperatvas", "sociaal", "Genossenshaften"]
     tongues = analysis._tongue
     tongues.cache_clear()  # nothing stemmed yet: every word goes through `absent`
     answers = [search(news, q=text) for text in asked]
-    assert {a["suggestion"] for a in answers[-5:]} >= {"bretagne", "andalucia", "solarparks"}
+    assert {a["suggestion"] for a in answers[-9:-4]} >= {"bretagne", "andalucia", "solarparks"}
+    assert all(a["typos"] for a in answers[-4:])
     # "Genossenschaft" was not stemmed in Italian: no Italian term begins with "ge".
     assert tongue("it").cached("Genossenschaft") is None
     assert tongue("de").cached("Genossenschaft") is not None
