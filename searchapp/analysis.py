@@ -412,13 +412,16 @@ class Tongue:
 
         return analyse
 
-    def word_entries(self) -> Callable[[str], WordEntry]:
+    def word_entries(self, known: dict[str, str] | None = None
+                     ) -> Callable[[str], WordEntry]:
         """A word as written → (its tagged index terms, its spelling word), with a stem
         cache of its own, never cleared: what the segment writer's batched analysis
-        uses (word by word what `analyser` does to a text's words)."""
+        uses (word by word what `analyser` does to a text's words). English takes
+        `known` stems (see `word_entries`); other languages ignore them."""
         if self.language == "en":
             chain = self._english
-            return _entries(lambda folded: "en:" + chain.stem(folded), chain.stop_words)
+            return WordEntries(lambda folded: "en:" + chain.stem(folded), chain.stop_words,
+                               known)
         entry = self._entry
         return lambda word: entry(word.lower())
 
@@ -441,26 +444,56 @@ def _tongue(language: str) -> Tongue:
     return Tongue(language)
 
 
-def word_entries(chain: Chain | Multilingual, language: str) -> Callable[[str], WordEntry]:
+def word_entries(chain: Chain | Multilingual, language: str,
+                 known: dict[str, str] | None = None) -> Callable[[str], WordEntry]:
     """A compiled chain word by word, in a document language (ignored by a single
     language's chain), with caches of its own: the per-word half of `analyser`, for
     the segment writer, which tokenises whole batches of texts itself
-    (`token_pattern`) and keeps each distinct word's entry."""
+    (`token_pattern`) and keeps each distinct word's entry.
+
+    Where the entry is a `WordEntries` (a single chain, and English), `known` is
+    stems already worked out (folded word → term, as its `stems` holds them after
+    a build), taken instead of calling the stemmer."""
     if isinstance(chain, Multilingual):
-        return tongue(language).word_entries()
-    return _entries(chain.stem, chain.stop_words)
+        return tongue(language).word_entries(known)
+    return WordEntries(chain.stem, chain.stop_words, known)
 
 
-def _entries(stem: Callable[[str], str], stops: Collection[str]) -> Callable[[str], WordEntry]:
-    """A single chain's words as written → (terms, spelling word): lowered and folded,
-    a stop word has no term, any other its stem (each stemmed once, `_Stems`)."""
-    stems = _Stems(stem)
+class WordEntries:
+    """A single chain's words as written → (terms, spelling word): lowered and
+    folded, a stop word has no term, any other its stem, each stemmed once (or
+    taken from `known`); `stems` holds every stem looked up, `computed` counts the
+    stemmer's calls."""
 
-    def entry(word: str) -> WordEntry:
+    def __init__(self, stem: Callable[[str], str], stops: Collection[str],
+                 known: dict[str, str] | None = None) -> None:
+        self.stems = _KnownStems(stem, known or {})
+        self.stops = stops
+
+    @property
+    def computed(self) -> int:
+        return self.stems.computed
+
+    def __call__(self, word: str) -> WordEntry:
         folded = word.lower().translate(accent_map)
-        return ((), folded) if folded in stops else ((stems[folded],), folded)
+        return ((), folded) if folded in self.stops else ((self.stems[folded],), folded)
 
-    return entry
+
+class _KnownStems(_Stems):
+    """`_Stems` that takes a word's stem from `known` when it is there."""
+
+    def __init__(self, stem: Callable[[str], str], known: dict[str, str]) -> None:
+        super().__init__(stem)
+        self._known = known
+        self.computed = 0
+
+    def __missing__(self, word: str) -> str:
+        found = self._known.pop(word, None)  # moved here: held once, not twice
+        if found is None:
+            found = self._stem(word)
+            self.computed += 1
+        self[word] = found
+        return found
 
 
 def token_pattern(chain: Chain | Multilingual) -> re.Pattern[str]:

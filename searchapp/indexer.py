@@ -236,7 +236,8 @@ class IndexStore:
             # Whole segments at once, with their posting arrays (searchapp.engine.segments);
             # large rebuilds in several processes (searchapp.engine.pool).
             workers = BUILD_WORKERS if expected >= PARALLEL_FROM else 1
-            pool.build(ix, (to_document(item) for item in items), workers=workers)
+            pool.build(ix, (to_document(item) for item in items), workers=workers,
+                       stems=str(self.root))
             count = ix.doc_count()
             ix.close()
             if count != expected:

@@ -17,7 +17,9 @@ the stem afterwards (Dutch's drops accents itself; the order makes no difference
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import logging
 import re
 import threading
 from collections import Counter
@@ -32,6 +34,8 @@ from whoosh.support.charset import accent_map
 
 if TYPE_CHECKING:
     from lingua import LanguageDetector
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_LANGUAGE",
@@ -238,8 +242,8 @@ def _detector(mode: str = "all") -> LanguageDetector:
 # Italian) tells the two apart no better than no word. lingua costs about 0.6 ms of CPU
 # an item (13 languages, high accuracy); this check about 0.02 ms. Chosen on
 # tests/data/language_titles.jsonl (no wrong answer among its 300 titles with
-# summaries; 160 or more settled) and checked on every other collection at hand
-# (bench/RESULTS.md, "Language detection: the import's cost").
+# summaries; 231 of them settled, 160 by the rule before) and checked on every other
+# collection at hand (bench/RESULTS.md, "Language detection: the import's cost").
 QUICK_LEAST = 3
 QUICK_OWN = 2
 QUICK_MARGIN = 3.0
@@ -313,10 +317,31 @@ def _by_stop_words(text: str) -> tuple[str, float] | None:
 def release_detector() -> None:
     """Let lingua's models go (about 340 MB) once a batch of items has been read: an
     import's rebuild, which follows, needs the memory more. The next `detect` that
-    needs lingua loads them again (1–6 s)."""
+    needs lingua loads them again (1–6 s).
+
+    The C library keeps most of the memory the models held unless told to give it back
+    (`_give_back_memory`): in an import, the importing process stayed at about the
+    size it had with the models loaded through the whole rebuild."""
     with _detector_lock:
+        if not _detector_built:
+            return
         while _detector_built:
             _detector_built.popitem()[1].unload_language_models()
+        _give_back_memory()
+
+
+def _give_back_memory() -> bool:
+    """Ask glibc to return the free memory at the top of the heap and in its arenas to
+    the system (`malloc_trim`); False where the C library has no such call (it then
+    keeps it for the process's own later use, as before)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        log.info("this C library cannot give freed memory back (no malloc_trim):"
+                 " lingua's models' memory stays with the process")
+        return False
+    trim(0)
+    return True
 
 
 def _lingua(text: str, mode: str) -> tuple[str, float]:

@@ -84,25 +84,6 @@ def test_marks_are_placed_on_the_text_as_written() -> None:
                                           "</mark>&lt;/b&gt; &amp; <mark>ELECTING</mark>")
 
 
-def test_a_word_passed_over_for_one_search_is_marked_for_the_next_that_wants_it() -> None:
-    # Harvesters' head ("ha") is none of the first search's terms', so it is not stemmed
-    # then; the second search wants its term and must still find it, as must a third
-    # that wants neither.
-    text = "Harvesters gathered the harvest; Gatherers harvested"
-    assert highlight(text, {"en:gather"}) == (
-        "Harvesters <mark>gathered</mark> the harvest; <mark>Gatherers</mark> harvested")
-    assert highlight(text, {"en:harvest"}) == (
-        "<mark>Harvesters</mark> gathered the <mark>harvest</mark>; Gatherers"
-        " <mark>harvested</mark>")
-    assert highlight(text, {"en:the", "en:cooper"}) == escape_only(text)
-
-
-def escape_only(text: str) -> str:
-    from html import escape
-
-    return escape(text)
-
-
 def whole_then_cut(text: str, wanted: set[str], fragment: int | None,
                    language: str = "en") -> str:
     """Highlighting as it was done before a fragment stopped the analysis (#14): every

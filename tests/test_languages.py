@@ -409,6 +409,23 @@ def test_an_import_says_how_languages_were_detected(tmp_path: Path,
     assert detect("Genossenschaften wachsen")[0] == "de"  # and load again when needed
 
 
+def test_the_models_memory_goes_back_to_the_system() -> None:
+    # Resident memory of a fresh process before lingua's models are loaded, with them,
+    # and after release_detector: most of what they took is given back (glibc kept a
+    # third of it before malloc_trim was called; an import's rebuild needs it).
+    code = ("import os, lingua, searchapp.languages as l\n"
+            "def rss():\n"
+            "    status = open(f'/proc/{os.getpid()}/status').read()\n"
+            "    return int(status.split('VmRSS:')[1].split()[0])\n"
+            "base = rss(); l.detect('Genossenschaften wachsen'); loaded = rss()\n"
+            "l.release_detector(); print(base, loaded, rss(), l._give_back_memory())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    base, loaded, released, trims = done.stdout.split()
+    assert trims == "True"  # glibc
+    assert int(loaded) - int(base) > 100_000  # kB: the models were loaded
+    assert int(released) - int(base) <= (int(loaded) - int(base)) / 4
+
+
 def test_imports_one_after_another_detect_alike_after_the_models_are_given_back(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A big import gives the detector's models back once it has read its files

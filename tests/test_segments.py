@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -433,6 +434,91 @@ def test_blocks_either_side_of_the_compression_threshold_and_long_stored_fields(
     assert [k for k in expected if got[k] != expected[k]] == []
     for c in counts:
         assert len(got[("postings", "title", f"en:word{c}x".encode())]) == c
+
+
+def test_a_rebuild_takes_the_stems_the_last_one_left(tmp_path: Path) -> None:
+    # The first build stems every word and leaves its stems in the folder; the next
+    # stems none of the same words, and both write what Whoosh's writer writes.
+    docs = documents()
+    expected = contents(with_whoosh(tmp_path / "whoosh", docs))
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    stemmed = []
+    for run in ("first", "second"):
+        (tmp_path / run).mkdir()
+        ix = whoosh_index.create_in(str(tmp_path / run), schema())
+        builder = segments.SegmentBuilder(ix, stems=segments.StemTable(str(folder)))
+        for doc in docs:
+            builder.add(doc)
+        builder.commit()
+        builder.save_stems(str(folder))
+        stemmed.append(builder.stems_computed)
+        got = contents(ix)
+        assert [k for k in expected if got.get(k) != expected[k]] == []
+    assert stemmed[0] > 500 and stemmed[1] == 0
+    assert [p.name for p in folder.iterdir()] == ["stems-0.pickle"]
+
+
+def test_a_stem_table_that_disagrees_with_the_stemmer_is_not_used(tmp_path: Path) -> None:
+    docs = documents()
+    expected = contents(with_whoosh(tmp_path / "whoosh", docs))
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    (tmp_path / "first").mkdir()
+    builder = segments.SegmentBuilder(
+        whoosh_index.create_in(str(tmp_path / "first"), schema()))
+    for doc in docs:
+        builder.add(doc)
+    builder.commit()
+    builder.save_stems(str(folder))
+    path = folder / "stems-0.pickle"
+    table = pickle.loads(path.read_bytes())
+    english = table["tables"]["multilingual-en"]
+    assert english["cooperatives"] == "en:cooper"
+    english.update({word: "en:wrong" for word in english})  # what another stemmer might give
+    path.write_bytes(pickle.dumps(table))
+    (folder / "stems-1.pickle").write_bytes(b"not a pickle")
+    before = FALLBACKS.snapshot().get("stem table discarded", 0)
+    (tmp_path / "second").mkdir()
+    ix = whoosh_index.create_in(str(tmp_path / "second"), schema())
+    builder = segments.SegmentBuilder(ix, stems=segments.StemTable(str(folder)))
+    for doc in docs:
+        builder.add(doc)
+    builder.commit()
+    # Said (log + counter): the unreadable file, and the table that failed its check.
+    assert FALLBACKS.snapshot()["stem table discarded"] == before + 2
+    assert builder.stems_computed > 500  # every word stemmed afresh
+    got = contents(ix)
+    assert [k for k in expected if got.get(k) != expected[k]] == []
+
+
+def test_a_table_from_other_analysis_code_is_passed_over(tmp_path: Path) -> None:
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    (folder / "stems-0.pickle").write_bytes(pickle.dumps(
+        {"fingerprint": "another nltk", "tables": {"multilingual-en": {"cats": "en:dog"}}}))
+    assert segments.StemTable(str(folder)).known == {}
+    assert segments.StemTable(None).known == {}
+
+
+def test_parallel_rebuilds_leave_a_stem_table_per_worker(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from searchapp import indexer
+    from searchapp.indexer import IndexStore
+
+    monkeypatch.setattr(indexer, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(indexer, "BUILD_WORKERS", 2)
+    monkeypatch.setattr(pool, "CHUNK", 40)
+    parsed = importers.collect([SAMPLES])
+    items = [r.item for p in parsed for r in p.records]
+    store = IndexStore(tmp_path / "index")
+    store.rebuild(items, expected=len(items))
+    names = sorted(p.name for p in (tmp_path / "index").glob("stems-*"))
+    assert names == ["stems-0.pickle", "stems-1.pickle"]
+    known = segments.StemTable(str(tmp_path / "index")).known["multilingual-en"]
+    assert known["cooperatives"] == "en:cooper"
+    store.rebuild(items, expected=len(items))  # with them
+    assert store.document_count() == len(items)
 
 
 @pytest.mark.parametrize("count", [1, 300, 20_000])

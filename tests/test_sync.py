@@ -86,6 +86,38 @@ def test_a_reindex_keeps_the_fingerprint_of_what_it_read(samples: Settings, cli:
     assert cli("reindex", "--if-needed", "-q").output == "index is up to date; nothing to do\n"
 
 
+def test_an_edit_behind_searchapps_back_during_a_reindex_is_seen_afterwards(
+        samples: Settings, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another program edits two items while the rebuild is reading the catalog. The new
+    # generation records the fingerprint of what it read (the read's own snapshot), so
+    # the edit is not taken as indexed: `--if-needed` then sees it and rebuilds.
+    with sqlite3.connect(samples.catalog) as db:
+        first, last = (row[0] for row in db.execute(
+            "SELECT id FROM items WHERE id IN ((SELECT MIN(id) FROM items),"
+            " (SELECT MAX(id) FROM items)) ORDER BY id"))
+    reading = Catalog.iter_items
+
+    def edited_midway(self: Catalog, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        for n, item in enumerate(reading(self, *args, **kwargs)):
+            if n == 10:
+                with sqlite3.connect(samples.catalog) as db:
+                    db.executemany("UPDATE items SET summary = 'Zanzibar clove growers'"
+                                   " WHERE id = ?", [(first,), (last,)])
+            yield item
+
+    monkeypatch.setattr(Catalog, "iter_items", edited_midway)
+    operations.rebuild(samples)
+    monkeypatch.setattr(Catalog, "iter_items", reading)
+    assert found(samples, "zanzibar") == []  # the rebuild read the items as they were
+    with Catalog(samples.catalog) as catalog:
+        assert IndexStore(samples.index_dir).synced() != catalog.sync_point(recompute=True)
+    result = cli("reindex", "--if-needed", "-q")
+    assert result.exit_code == 0, result.output
+    assert "the catalog's content differs from what the index holds" in result.output
+    assert sorted(found(samples, "zanzibar")) == sorted([first, last])
+    assert cli("reindex", "--if-needed", "-q").output == "index is up to date; nothing to do\n"
+
+
 def test_an_older_copy_of_the_catalog_with_the_same_count_is_seen(
         samples: Settings, cli: Cli, tmp_path: Path) -> None:
     older = tmp_path / "older.sqlite3"

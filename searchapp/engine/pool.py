@@ -27,6 +27,7 @@ from whoosh.index import Index
 
 from searchapp.engine.segments import (
     SegmentBuilder,
+    StemTable,
     adopt_segments,
     cancel,
     create_index,
@@ -35,16 +36,19 @@ from searchapp.engine.segments import (
 from searchapp.errors import IndexUnavailable
 
 
-def build(ix: Index, documents: Iterable[Mapping[str, Any]], *, workers: int = 1) -> int:
+def build(ix: Index, documents: Iterable[Mapping[str, Any]], *, workers: int = 1,
+          stems: str | None = None) -> int:
     """Write `documents` into `ix`; returns how many were written.
 
     With `workers` > 1, that many child processes each write segments from
     every `workers`-th chunk of documents, and their segments are then moved
     into `ix` and listed in one new table of contents (see `_build_parallel`).
+    With `stems`, a folder: the stems earlier builds left there are used, and
+    this build's are left there (`segments.StemTable`), one file per process.
     """
     if workers > 1:
-        return _build_parallel(ix, documents, workers)
-    builder = SegmentBuilder(ix)
+        return _build_parallel(ix, documents, workers, stems)
+    builder = SegmentBuilder(ix, stems=StemTable(stems))
     try:
         for doc in documents:
             builder.add(doc)
@@ -52,6 +56,8 @@ def build(ix: Index, documents: Iterable[Mapping[str, Any]], *, workers: int = 1
     except BaseException:
         cancel(builder)
         raise
+    if stems:
+        builder.save_stems(stems)
     return builder.documents
 
 
@@ -59,7 +65,8 @@ CHUNK = 500  # documents sent to a worker at a time
 # Run with `python -I`: no current directory, PYTHON* variables or user site on the
 # path; the folder holding this searchapp package goes first, so workers run this code.
 _WORKER = ("import sys; sys.path.insert(0, sys.argv[1]);"
-           " from searchapp.engine.pool import serve_part; serve_part(sys.argv[2])")
+           " from searchapp.engine.pool import serve_part;"
+           " serve_part(sys.argv[2], sys.argv[3], int(sys.argv[4]))")
 _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
 
@@ -67,7 +74,8 @@ class BuildFailed(IndexUnavailable):
     """A worker process of a parallel build failed; nothing it wrote is kept."""
 
 
-def _build_parallel(ix: Index, documents: Iterable[Mapping[str, Any]], workers: int) -> int:
+def _build_parallel(ix: Index, documents: Iterable[Mapping[str, Any]], workers: int,
+                    stems: str | None = None) -> int:
     """Several processes each build segments of their own in a folder of their own
     (whole chunks of documents, dealt in turn); then their segment files move into
     `ix`'s folder and one new table of contents lists them all.
@@ -81,9 +89,10 @@ def _build_parallel(ix: Index, documents: Iterable[Mapping[str, Any]], workers: 
     """
     folder = Path(ix.storage.folder)
     parts = [folder / f"part-{k}" for k in range(workers)]
-    procs = [subprocess.Popen([sys.executable, "-I", "-c", _WORKER, _ROOT, str(part)],
+    procs = [subprocess.Popen([sys.executable, "-I", "-c", _WORKER, _ROOT, str(part),
+                               stems or "", str(k)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-             for part in parts]
+             for k, part in enumerate(parts)]
 
     def report(k: int) -> tuple[str, Any, str]:
         proc = procs[k]
@@ -205,19 +214,23 @@ def _build_parallel(ix: Index, documents: Iterable[Mapping[str, Any]], workers: 
             shutil.rmtree(part, ignore_errors=True)
 
 
-def serve_part(path: str) -> None:
+def serve_part(path: str, stems: str = "", number: int = 0) -> None:
     """(a worker process of `build`) Build segments in a new index at `path` from
-    the schema and document chunks pickled on stdin; pickle the outcome to stdout."""
+    the schema and document chunks pickled on stdin; pickle the outcome to stdout.
+    With `stems`, a folder: use the stem tables there and leave this worker's
+    (`stems-<number>.pickle`)."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     outcome: tuple[str, Any, str]
     try:
         schema = pickle.load(stdin)
         os.makedirs(path)
-        builder = SegmentBuilder(create_index(path, schema))
+        builder = SegmentBuilder(create_index(path, schema), stems=StemTable(stems or None))
         while (chunk := pickle.load(stdin)) is not None:
             for doc in chunk:
                 builder.add(doc)
         builder.commit()
+        if stems:
+            builder.save_stems(stems, number)
         outcome = ("ok", builder.documents, "done")
     except EOFError:  # whoever fed us is gone: nothing to report to
         sys.exit(1)

@@ -11,8 +11,9 @@ chain, an external sort and a per-posting encoder, all in Python.
 `SegmentBuilder` gathers documents a batch at a time: each text is split into
 words with the analysis chain's token pattern, each distinct word is analysed
 once per build and language (`searchapp.analysis.word_entries`, the chain's own
-steps word by word), and positions, lengths and postings are worked out with
-numpy for the batch. Stored fields go into Whoosh's stored column a batch at a
+steps word by word; the stemmer only for words the last build's `StemTable` does
+not hold), and positions, lengths and postings are worked out with numpy for the
+batch. Stored fields go into Whoosh's stored column a batch at a
 time, columns and field lengths through its column writers; postings are
 written in Whoosh's codec's block format, block headers, term infos and the
 term index's records and hash tables made with numpy. A reader sees the
@@ -34,9 +35,12 @@ for the arrays path (`searchapp.engine.arrays`).
 from __future__ import annotations
 
 import bisect
+import functools
+import glob
 import itertools
 import logging
 import os
+import pickle
 import re
 import zlib
 from array import array
@@ -76,6 +80,7 @@ from whoosh.writing import SegmentWriter
 from searchapp.analysis import (
     Chain,
     Multilingual,
+    WordEntries,
     WordEntry,
     chain_for,
     token_pattern,
@@ -99,13 +104,13 @@ WRITE_CHUNK = 1 << 17
 _DATA_PROTOCOL = 4
 # A posting block of fewer postings is written uncompressed (its header says so, and
 # Whoosh's reader checks each block's flag; Whoosh compresses every block). Below 16
-# postings zlib saves little (25-40 % of a block of about 100 bytes, 3 % of a postings
-# file in all) for a fifth of the CPU zlib spends on postings (bench/RESULTS.md,
+# postings zlib saves little (25-40 % of a block of about 100 bytes, 6 % of a postings
+# file in all) for a quarter of the CPU zlib spends on postings (bench/RESULTS.md,
 # "Rebuild speed, continued").
 COMPRESS_FROM = 16
 # The zlib level of each document's stored fields. Whoosh's stored column compresses
-# each document apart (level 3): about 24 µs per document of 640 bytes here, an eighth
-# of a rebuild's CPU; at level 0 (zlib's stored blocks, still read by Whoosh's
+# each document apart (level 3): about 24 µs per document of 640 bytes here, a sixth
+# of a build worker's CPU; at level 0 (zlib's stored blocks, still read by Whoosh's
 # `zlib.decompress`) it is 2 µs and reads back faster, for a stored column ~40 % larger.
 STORED_LEVEL = 0
 # Documents are gathered this many at a time (fewer when segments are small: about a
@@ -172,10 +177,11 @@ class _TextField:
     language) analysed once for the whole build, the rest in numpy."""
 
     def __init__(self, chain: Chain | Multilingual, entries: dict[str, Callable[[str], WordEntry]],
-                 terms: _Registry, spelling: _Registry) -> None:
+                 terms: _Registry, spelling: _Registry, stems: StemTable | None = None) -> None:
         self.findall = token_pattern(chain).findall
         self.chain = chain
         self.entries = entries  # per language, shared by the fields of one chain
+        self.stems = stems
         self.terms = terms
         self.spelling = spelling
         self.main = array("i")
@@ -188,7 +194,7 @@ class _TextField:
         if found is None:
             entry = self.entries.get(language)
             if entry is None:
-                entry = self.entries[language] = word_entries(self.chain, language)
+                entry = self.entries[language] = _entry_for(self.chain, language, self.stems)
             found = self.words[language] = _Words(self, entry)
         return found
 
@@ -231,6 +237,36 @@ class _TextField:
         spelled = np.frombuffer(self.spell, dtype=np.int32)[codes]
         return (rows_terms, rows_positions, np.bincount(rows_text, minlength=count),
                 (text_of, spelled))
+
+
+def _entry_for(chain: Chain | Multilingual, language: str, stems: StemTable | None
+               ) -> Callable[[str], WordEntry]:
+    """`word_entries`, with the stems an earlier build worked out when there are."""
+    if stems is None:
+        return word_entries(chain, language)
+    key = _stems_key(chain, language)
+    known = stems.known.pop(key, None)
+    if not known:
+        return word_entries(chain, language)
+    entry = word_entries(chain, language, known)
+    if not isinstance(entry, WordEntries):
+        return entry
+    # A sample of them, spread over the table, stemmed again: any difference (another
+    # stemmer, analysis code or a damaged file the fingerprint did not tell) and the
+    # table is not used.
+    fresh = word_entries(chain, language)
+    step = max(1, len(known) // _STEMS_CHECKED)
+    if any(fresh(word)[0] != (term,) for word, term in itertools.islice(known.items(), 0, None,
+                                                                         step)):
+        FALLBACKS.count("stem table discarded")
+        log.warning("stem table %s: its stems are not what the stemmer gives; not used"
+                    " (every word is stemmed afresh)", key)
+        return fresh
+    return entry
+
+
+def _stems_key(chain: Chain | Multilingual, language: str) -> str:
+    return f"chain-{chain.language}" if isinstance(chain, Chain) else f"multilingual-{language}"
 
 
 class _Flat:
@@ -307,7 +343,7 @@ class SegmentBuilder:
     """Writes documents into new segments of `ix` (a fresh index, or one to append to)."""
 
     def __init__(self, ix: Index, *, segment_postings: int = SEGMENT_POSTINGS,
-                 batch: int = BATCH) -> None:
+                 batch: int = BATCH, stems: StemTable | None = None) -> None:
         self.ix = ix
         self.schema = ix.schema
         self.segment_postings = segment_postings
@@ -318,7 +354,9 @@ class SegmentBuilder:
         self._terms_registry = _Registry()
         self._spelling_registry = _Registry()
         self._texts: dict[str, _TextField] = {}
+        self._chains: dict[Any, Chain | Multilingual] = {}
         by_chain: dict[Any, dict[str, Callable[[str], WordEntry]]] = {}
+        self._by_chain = by_chain
         for name in self.schema.names():
             field = self.schema[name]
             if field.indexed and isinstance(field.format, Positions):
@@ -332,7 +370,8 @@ class SegmentBuilder:
                     key = chain.language if isinstance(chain, Chain) else Multilingual
                     self._texts[name] = _TextField(chain, by_chain.setdefault(key, {}),
                                                    self._terms_registry,
-                                                   self._spelling_registry)
+                                                   self._spelling_registry, stems)
+                    self._chains[key] = chain
         self._spell_names = {name: self.schema[name].spelling_fieldname(name)
                              for name in self.schema.names()
                              if self.schema[name].separate_spelling()}
@@ -348,6 +387,32 @@ class SegmentBuilder:
         self._warned: set[str] = set()
         self.documents = 0
         self._writer: SegmentWriter | None = None
+
+    @property
+    def stems_computed(self) -> int:
+        """How many words the stemmer was called for (the rest came from a stem table)."""
+        return sum(entry.computed for entries in self._by_chain.values()
+                   for entry in entries.values() if isinstance(entry, WordEntries))
+
+    def save_stems(self, folder: str, part: int = 0) -> None:
+        """Keep the stems of this build's words for the next (`StemTable`), as
+        `stems-<part>.pickle` in `folder`. A file that cannot be written is logged and
+        left out: the next build stems those words again."""
+        tables: dict[str, dict[str, str]] = {}
+        for key, entries in self._by_chain.items():
+            for language, entry in entries.items():
+                if isinstance(entry, WordEntries) and entry.stems:
+                    table = tables.setdefault(_stems_key(self._chains[key], language), {})
+                    table.update(entry.stems)
+        path = os.path.join(folder, f"{_STEMS_FILE}{part}.pickle")
+        try:
+            with open(f"{path}.tmp", "wb") as fh:
+                pickle.dump({"fingerprint": _stems_fingerprint(), "tables": tables}, fh,
+                            protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(f"{path}.tmp", path)
+        except OSError as exc:
+            log.warning("stem table %s not written (%s): the next rebuild stems its words"
+                        " again", path, exc.strerror or exc)
 
     # Documents ----------------------------------------------------------
 
@@ -1136,6 +1201,63 @@ def _emit_term(fw: W3FieldWriter, tbytes: bytes, docs: list[int], weights: list[
     postfile.write(b"".join(parts))
     info.set_extent(start, postfile.tell() - start)
     fw._tindex.add(pack_ushort(fw._fieldid) + tbytes, info.to_bytes())
+
+
+# Stem tables ------------------------------------------------------------------
+
+_STEMS_FILE = "stems-"
+_STEMS_CHECKED = 32  # entries of a loaded table stemmed again before it is used
+
+
+class StemTable:
+    """The stems earlier builds worked out (folded word → term, per chain and document
+    language), read from the `stems-<part>.pickle` files in `folder` (`save_stems`
+    writes them beside the index): a rebuild then calls the stemmer only for words
+    it has not seen, each worker the same words otherwise (bench/RESULTS.md,
+    "Rebuild speed, continued"). A file made by other analysis code (its
+    fingerprint: nltk's Snowball source and version, searchapp.analysis's source,
+    the Unicode tables) is passed over; one that cannot be read is logged, counted
+    and passed over; and each table is checked on a sample before use
+    (`_entry_for`)."""
+
+    def __init__(self, folder: str | None) -> None:
+        self.known: dict[str, dict[str, str]] = {}
+        if not folder:
+            return
+        fingerprint = _stems_fingerprint()
+        for path in sorted(glob.glob(os.path.join(glob.escape(folder),
+                                                  f"{_STEMS_FILE}*.pickle"))):
+            try:
+                with open(path, "rb") as fh:
+                    found = pickle.load(fh)
+                if not isinstance(found, dict):
+                    raise TypeError("not a stem table")
+                if found.get("fingerprint") != fingerprint:
+                    log.info("stem table %s was made by other analysis code: not used", path)
+                    continue
+                for key, stems in found["tables"].items():
+                    self.known.setdefault(key, {}).update(stems)
+            except Exception as exc:  # noqa: BLE001 (a damaged pickle raises many kinds)
+                FALLBACKS.count("stem table discarded")
+                log.warning("stem table %s cannot be read (%s: %s); not used", path,
+                            exc.__class__.__name__, exc)
+
+
+@functools.cache
+def _stems_fingerprint() -> str:
+    import hashlib
+    import unicodedata
+
+    import nltk
+    import nltk.stem.snowball
+
+    from searchapp import analysis
+
+    digest = hashlib.sha256()
+    for module in (nltk.stem.snowball, analysis):
+        with open(str(module.__file__), "rb") as fh:
+            digest.update(fh.read())
+    return f"1 {nltk.__version__} {unicodedata.unidata_version} {digest.hexdigest()}"
 
 
 # Whole indexes ----------------------------------------------------------------
