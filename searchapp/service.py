@@ -5,9 +5,9 @@ while it is current, and reopens it when a new generation is swapped in or
 refreshes it when the live one gets new segments. It talks to the index only
 through the snapshot, and hands out only plain values (`SearchPage`, `Item`).
 Each snapshot it opens (or refresh with new segments) is warmed up in a
-background thread (`Engine._warming`): what the first searches on it would
-otherwise build, the segments' close-words indexes for typo tolerance and the
-facet columns, is made ahead of them.
+background thread (`Engine._warm`): the segments' close-words indexes for
+typo tolerance, which the first typo query would otherwise build, are made
+ahead of it.
 
 One search, in order: parse the words (`searchapp.query`), find every
 matching document (unscored), filter and count facets over them with the
@@ -252,39 +252,18 @@ class Engine:
         if not self._warm_up or not isinstance(snapshot, WhooshSnapshot):
             return
         keys = reserve_close_words(snapshot.reader, TEXT_FIELDS)
-        reader = None
-        if keys:
-            try:
-                reader = self.store.open_index().reader()
-            except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on files gone)
-                log.warning("warm-up not started: %s: %s", exc.__class__.__name__, exc)
-                close_words.release(keys)
-                keys = []
-        thread = threading.Thread(target=self._warming, args=(snapshot, reader, keys),
+        if not keys:
+            return
+        try:
+            reader = self.store.open_index().reader()
+        except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on files gone)
+            log.warning("warm-up not started: %s: %s", exc.__class__.__name__, exc)
+            close_words.release(keys)
+            return
+        thread = threading.Thread(target=_warming, args=(reader, keys),
                                   name="searchapp-warm-up", daemon=True)
         self._warmer = thread
         thread.start()
-
-    def _warming(self, snapshot: Snapshot, reader: Any, keys: list[tuple[str, str]]) -> None:
-        """Make the reserved close-words indexes from `reader` (searches go on meanwhile
-        on the snapshot's own), then the facet columns (under the lock, as a search
-        would)."""
-        started = time.perf_counter()
-        try:
-            if reader is not None:
-                try:
-                    made = make_close_words(reader, keys)
-                finally:
-                    reader.close()
-                log.info("warm-up: %d close-words indexes made in %.2f s", made,
-                         time.perf_counter() - started)
-            with self._lock:
-                if self._snapshot is snapshot:
-                    self._columns_for(snapshot)
-        except Exception as exc:  # noqa: BLE001 (a generation swapped out or gone: searches build it)
-            log.warning("warm-up stopped: %s: %s", exc.__class__.__name__, exc)
-        finally:
-            close_words.release(keys)
 
     def _columns_for(self, snapshot: Snapshot) -> Columns:
         if self._columns is None:
@@ -503,6 +482,24 @@ class Engine:
                                    limit=end)[start:end]
 
         return _Found(request, parsed, built, dates, counted, count, ordered, languages)
+
+
+def _warming(reader: Any, keys: list[tuple[str, str]]) -> None:
+    """A snapshot's warm-up (`Engine._warm`): the reserved close-words indexes made from
+    `reader`, its own (searches go on meanwhile on the snapshot's). It holds neither the
+    engine nor the snapshot: what closes them is not delayed by it."""
+    started = time.perf_counter()
+    try:
+        try:
+            made = make_close_words(reader, keys)
+        finally:
+            reader.close()
+        log.info("warm-up: %d close-words indexes made in %.2f s", made,
+                 time.perf_counter() - started)
+    except Exception as exc:  # noqa: BLE001 (a generation swapped out or gone: searches build it)
+        log.warning("warm-up stopped: %s: %s", exc.__class__.__name__, exc)
+    finally:
+        close_words.release(keys)
 
 
 @dataclass(frozen=True, slots=True)
