@@ -5,6 +5,7 @@ writer, arrays, highlighter) serve every language."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ids, search
+from conftest import app_over, ids, search
+from flask import Flask
 from flask.testing import FlaskClient
 from nltk.stem.snowball import SnowballStemmer
 
@@ -51,17 +53,21 @@ NEWS = [
 ]
 
 
-@pytest.fixture
-def news(settings: Settings, tmp_path: Path) -> Iterator[FlaskClient]:
-    path = tmp_path / "news.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in NEWS),
+@contextlib.contextmanager
+def imported(settings: Settings, path: Path, records: list[dict[str, Any]]) -> Iterator[Flask]:
+    """The app over a catalog and index that `records` (written to `path` as JSON Lines)
+    were imported into, its engine closed afterwards."""
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
                     encoding="utf-8")
     operations.import_paths(settings, [path])
-    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
-    try:
+    with app_over(settings) as app:
+        yield app
+
+
+@pytest.fixture
+def news(settings: Settings, tmp_path: Path) -> Iterator[FlaskClient]:
+    with imported(settings, tmp_path / "news.jsonl", NEWS) as app:
         yield app.test_client()
-    finally:
-        app.extensions["searchapp.engine"].close()
 
 
 @pytest.mark.parametrize(("query", "expected"), [
@@ -130,16 +136,12 @@ def test_results_in_the_querys_language_rank_first_on_ties(settings: Settings,
                     "title": "impresa sociale", "summary": "", "date": "2023-01-01"})
     records.append({"id": "it-z", "organisation": "X", "language": "it",
                     "title": "Impresa sociale", "summary": "", "date": "2022-01-01"})
-    path = tmp_path / "tie.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    operations.import_paths(settings, [path])
-    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
     # The likely language is worked out only when items in two languages tie, once.
     asked: list[tuple[Any, ...]] = []
     likely = service.likely_language
     monkeypatch.setattr(service, "likely_language",
                         lambda *args: asked.append(args) or likely(*args))
-    try:
+    with imported(settings, tmp_path / "tie.jsonl", records) as app:
         client = app.test_client()
         hits = search(client, q="cooperativa impresa", match="any")["hits"]
         tied = [h for h in hits if h["id"] not in ("it-y", "it-z")]
@@ -158,8 +160,6 @@ def test_results_in_the_querys_language_rank_first_on_ties(settings: Settings,
         # Searched in Spanish alone, nothing to prefer: the Spanish item.
         hits = search(client, q="cooperativa impresa", match="any", language="es")["hits"]
         assert [h["id"] for h in hits] == ["es-x"]
-    finally:
-        app.extensions["searchapp.engine"].close()
 
 
 def test_did_you_mean_counts_every_language_even_when_it_looks_at_few(
@@ -175,15 +175,9 @@ def test_did_you_mean_counts_every_language_even_when_it_looks_at_few(
                 for n in range(3)]
     records.append({"id": "es-tasa", "organisation": "X", "language": "es",
                     "title": "La tasa sube", "summary": "", "date": "2024-01-01"})
-    path = tmp_path / "spelling.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    operations.import_paths(settings, [path])
-    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
-    try:
+    with imported(settings, tmp_path / "spelling.jsonl", records) as app:
         data = search(app.test_client(), q="tast")
         assert data["total"] == 0 and data["suggestion"] == "test"
-    finally:
-        app.extensions["searchapp.engine"].close()
 
 
 def test_close_words_in_small_languages_are_stemmed_only_when_they_could_count(
@@ -197,11 +191,7 @@ def test_close_words_in_small_languages_are_stemmed_only_when_they_could_count(
     records = [{"id": f"{code}-{n}", "organisation": "X", "language": code,
                 "title": f"{word} {n}", "summary": "", "date": "2024-01-01"}
                for code, words in titles.items() for n, word in enumerate(words)]
-    path = tmp_path / "close.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    operations.import_paths(settings, [path])
-    app = create_app({"catalog": settings.catalog, "index_dir": settings.index_dir})
-    try:
+    with imported(settings, tmp_path / "close.jsonl", records) as app:
         vocabulary = app.extensions["searchapp.engine"]._current().vocabulary()
         languages = ("en", "es", "it")
         analysis._tongue.cache_clear()
@@ -216,8 +206,6 @@ def test_close_words_in_small_languages_are_stemmed_only_when_they_could_count(
         analysis._tongue.cache_clear()
         assert query.close_words(vocabulary, "markes", ("title",), languages) == close
         assert tongue("it").cached("market") is not None
-    finally:
-        app.extensions["searchapp.engine"].close()
 
 
 def test_the_page_says_each_hits_language(news: FlaskClient) -> None:
