@@ -29,7 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -272,25 +272,34 @@ SHORTCUT_SETS = (
 )
 
 
-def shortcut() -> None:
-    """The product's stop-word shortcut (`searchapp.languages._by_stop_words`) against
-    the right answers of the judged titles and against lingua elsewhere: how many texts
-    it settles, how many differently, and the CPU time of `detect` per item."""
+def _collections(sets: Sequence[tuple[str, str, str, str]], items: int
+                 ) -> Iterator[tuple[str, list[dict[str, Any]], str, str]]:
+    """Each of `sets` (label, path from the repository, title key, text key) whose file
+    is at hand, with its first `items` records; the missing ones are said and skipped."""
     import itertools
 
-    from searchapp import languages
-
     root = Path(__file__).resolve().parent.parent
-    items = load_items()
-    texts = [(f"{i['title']}\n{i['summary']}", i["language"]) for i in items]
-    rows = [("judged titles + summaries", texts)]
-    for label, path, title, text in SHORTCUT_SETS:
+    for label, path, title, text in sets:
         full = (root / path).resolve()
         if not full.exists():
             print(f"(skipped {label}: {full} is missing)")
             continue
         with full.open(encoding="utf-8") as lines:
-            records = [json.loads(line) for line in itertools.islice(lines, 3000)]
+            records = [json.loads(line) for line in itertools.islice(lines, items)]
+        yield label, records, title, text
+
+
+def shortcut() -> None:
+    """The product's stop-word shortcut (`searchapp.languages._by_stop_words`) against
+    the right answers of the judged titles and against lingua elsewhere: how many texts
+    it settles, how many differently, and the CPU time of `detect` per item."""
+
+    from searchapp import languages
+
+    items = load_items()
+    texts = [(f"{i['title']}\n{i['summary']}", i["language"]) for i in items]
+    rows = [("judged titles + summaries", texts)]
+    for label, records, title, text in _collections(SHORTCUT_SETS, 3000):
         rows.append((label, [(f"{r.get(title, '')}\n{r.get(text, '')}", None) for r in records]))
     print("| texts | settled by stop words | differing from the reference | detect() µs/item (CPU) |")
     print("|---|---:|---:|---:|")
@@ -325,12 +334,10 @@ def pipeline(english_at: list[float], corpus: str | None, items: int) -> None:
     high-accuracy mode) and the CPU time per text, lingua's models loaded beforehand.
     Each value of `english_at` is tried as `TRIGRAMS_ENGLISH_AT` (2 = never settled by
     the trigrams: every text the stop words leave goes to the high-accuracy mode)."""
-    import itertools
     from collections import Counter
 
     from searchapp import languages
 
-    root = Path(__file__).resolve().parent.parent
     judged = load_items()
     rows = [("judged titles", [(i["title"], "", i["language"]) for i in judged]),
             ("judged titles + summaries",
@@ -338,13 +345,7 @@ def pipeline(english_at: list[float], corpus: str | None, items: int) -> None:
     sets = list(SHORTCUT_SETS)
     if corpus:
         sets[0] = (f"bench corpus (first {items:,})", corpus, "title", "summary")
-    for label, path, title, text in sets:
-        full = (root / path).resolve()
-        if not full.exists():
-            print(f"(skipped {label}: {full} is missing)")
-            continue
-        with full.open(encoding="utf-8") as lines:
-            records = [json.loads(line) for line in itertools.islice(lines, items)]
+    for label, records, title, text in _collections(sets, items):
         rows.append((label.replace("3,000", f"{items:,}"),
                      [(r.get(title) or "", r.get(text) or "", "en") for r in records]))
     for pairs in (r[1] for r in rows):  # lingua loads each language's models on first use
