@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from whoosh.searching import Searcher
 
 from searchapp import feedback as feedbacks
 from searchapp import query as parser
@@ -76,6 +77,8 @@ from searchapp.schema import from_stored
 from searchapp.spelling import suggest
 from searchapp.suggest import complete
 
+# What FALLBACKS counts when a search builds the facet columns itself (not made ahead).
+COLUMNS_AT_QUERY_TIME = "facet columns: built at query time, not made ahead"
 SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
 RELATED = 5
 # Related items are weighed among at most this many candidates: the postings of the
@@ -130,6 +133,8 @@ class Engine:
         self._looking = threading.local()
         self._warm_up = warm_up
         self._warmer: threading.Thread | None = None
+        # The facet columns the current snapshot's warm-up is making (`_warm`).
+        self._prepared: _Prepared | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
@@ -145,7 +150,7 @@ class Engine:
     def _drop(self) -> None:
         if self._snapshot is not None and not self._pins[id(self._snapshot)]:
             self._snapshot.close()  # (a pinned one is closed by the export reading it)
-        self._columns, self._browse = None, None
+        self._columns, self._browse, self._prepared = None, None, None
         self._snapshot, self._stamp, self._generation = None, None, None
 
     @contextlib.contextmanager
@@ -231,7 +236,7 @@ class Engine:
             self._warm(self._snapshot)
         elif not self._snapshot.up_to_date():
             self._snapshot = self._snapshot.refresh()
-            self._columns, self._browse = None, None
+            self._columns, self._browse, self._prepared = None, None, None
             self._warm(self._snapshot)
         return self._snapshot
 
@@ -256,12 +261,11 @@ class Engine:
         reserved here, before any search can ask for them (a search needing one before
         it is made waits for it rather than building it a second time), and a reader
         of its own is opened here too, while the snapshot's files are surely there."""
+        self._prepared = None
         if not self._warm_up or not isinstance(snapshot, WhooshSnapshot):
             return
         keys = reserve_close_words(snapshot.reader, TEXT_FIELDS)
         table = reserve_completion(snapshot.reader, TEXT_FIELDS)
-        if not keys and table is None:
-            return
         try:
             reader = self.store.open_index().reader()
         except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on files gone)
@@ -270,14 +274,31 @@ class Engine:
             if table is not None:
                 completion.release(table[0])
             return
-        thread = threading.Thread(target=_warming, args=(reader, keys, table),
+        # The columns number documents as the reader does: made from a reader of the same
+        # segments, with the same deletions, or not at all (a commit came in between).
+        prepared = None
+        if _segments(reader) == _segments(snapshot.reader):
+            prepared = self._prepared = _Prepared(
+                type(snapshot), snapshot.searcher.weighting, snapshot.reason)
+        thread = threading.Thread(target=_warming, args=(reader, keys, table, prepared),
                                   name="searchapp-warm-up", daemon=True)
         self._warmer = thread
         thread.start()
 
     def _columns_for(self, snapshot: Snapshot) -> Columns:
+        """The snapshot's facet columns: those its warm-up made (waited for while it makes
+        them, its first task), or built here, counted in `FALLBACKS`."""
         if self._columns is None:
-            self._columns = Columns(snapshot)
+            prepared = self._prepared
+            if prepared is not None:
+                prepared.done.wait()
+                self._columns = prepared.columns
+            if self._columns is None:
+                started = time.perf_counter()
+                self._columns = Columns(snapshot)
+                FALLBACKS.count(COLUMNS_AT_QUERY_TIME)
+                log.info("facet columns built at query time in %.2f s, not made ahead",
+                         time.perf_counter() - started)
         return self._columns
 
     @property
@@ -494,27 +515,63 @@ class Engine:
         return _Found(request, parsed, built, dates, counted, count, ordered, languages)
 
 
+class _Prepared:
+    """Facet columns a warm-up makes for the engine's snapshot: set `done` when made
+    (`columns`) or given up (`columns` None). It holds no reader."""
+
+    def __init__(self, kind: type[WhooshSnapshot], weighting: Any, reason: str) -> None:
+        self.kind, self.weighting, self.reason = kind, weighting, reason
+        self.columns: Columns | None = None
+        self.done = threading.Event()
+
+
+def _segments(reader: Any) -> list[tuple[str, int, int]]:
+    """Which segments a reader reads, in its order, and how many live documents each has
+    (a segment's deletions only grow, so equal counts are equal deletions)."""
+    return [(leaf.segment().segment_id() if hasattr(leaf, "segment") else repr(leaf),
+             int(leaf.doc_count_all()), int(leaf.doc_count()))
+            for leaf, _ in reader.leaf_readers()]
+
+
 def _warming(reader: Any, keys: list[tuple[str, str]],
-             table: tuple[completion.Key, tuple[str, ...]] | None) -> None:
-    """A snapshot's warm-up (`Engine._warm`): the reserved close-words indexes and word
-    table made from `reader`, its own (searches go on meanwhile on the snapshot's). It
-    holds neither the engine nor the snapshot: what closes them is not delayed by it."""
+             table: tuple[completion.Key, tuple[str, ...]] | None,
+             prepared: _Prepared | None) -> None:
+    """A snapshot's warm-up (`Engine._warm`), from `reader`, its own (searches go on
+    meanwhile on the snapshot's): first the facet columns every search needs (through a
+    snapshot of the same kind over `reader`, kept until the end, closed here), then the
+    reserved close-words indexes, then the word table. It holds neither the engine nor
+    its snapshot: what closes them is not delayed by it."""
     started = time.perf_counter()
+    own: WhooshSnapshot | None = None
     try:
         try:
+            if prepared is not None:
+                try:
+                    own = prepared.kind(Searcher(reader, weighting=prepared.weighting,
+                                                 closereader=False), reason=prepared.reason)
+                    prepared.columns = Columns(own)
+                    log.info("warm-up: facet columns made in %.2f s",
+                             time.perf_counter() - started)
+                finally:
+                    prepared.done.set()
+            began = time.perf_counter()
             made = make_close_words(reader, keys)
             log.info("warm-up: %d close-words indexes made in %.2f s", made,
-                     time.perf_counter() - started)
+                     time.perf_counter() - began)
             if table is not None:
                 began = time.perf_counter()
                 words = make_completion(reader, *table)
                 log.info("warm-up: completion word table (%d words) made in %.2f s", words,
                          time.perf_counter() - began)
         finally:
+            if own is not None:
+                own.close()
             reader.close()
     except Exception as exc:  # noqa: BLE001 (a generation swapped out or gone: searches build it)
         log.warning("warm-up stopped: %s: %s", exc.__class__.__name__, exc)
     finally:
+        if prepared is not None:
+            prepared.done.set()
         close_words.release(keys)
         if table is not None:
             completion.release(table[0])

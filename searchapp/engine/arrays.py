@@ -261,17 +261,37 @@ class ArraysSnapshot(WhooshSnapshot):
         super().close()
 
     def column(self, name: str) -> Column:
-        """Codes from the term's posting arrays (the plain path walks Whoosh's postings)."""
+        """Codes from the field's posting arrays, every term of a segment at once (the
+        plain path walks Whoosh's postings term by term; so does this one for a segment
+        without arrays). Its values are the segments' terms, sorted (the merged
+        lexicon), and each live document's code is its value's place; a document with
+        several values gets the last in order, as term-by-term assignment gives it."""
         found = self._columns.get(name)
         if found is None:
+            fields = [leaf.arrays.fields.get(name) if leaf.arrays is not None else None
+                      for leaf in self._leaves]
+            terms = [list(f.terms) if f is not None else
+                     [t.decode("utf-8") for t in leaf.reader.lexicon(name)]
+                     for leaf, f in zip(self._leaves, fields, strict=True)]
+            values = sorted({term for some in terms for term in some if term})
+            place = {value: code for code, value in enumerate(values)}
             codes = np.full(self.size, -1, dtype=np.int32)
-            values: list[str] = []
-            for term in self.reader.lexicon(name):
-                if not term:
+            for leaf, f, some in zip(self._leaves, fields, terms, strict=True):
+                if f is None:
+                    for term in some:
+                        if term:
+                            ids = leaf_postings(leaf.reader, name, term)[0]
+                            np.maximum.at(codes, ids + leaf.offset, place[term])
                     continue
-                value = term.decode("utf-8")
-                codes[self.docs(name, value)] = len(values)
-                values.append(value)
+                of_term = np.full(len(f.starts) - 1, -1, dtype=np.int32)  # number → code
+                for term, t in f.terms.items():
+                    of_term[t] = place.get(term, -1)
+                owner = np.repeat(of_term, np.diff(f.starts))
+                ids = f.ids[:len(owner)].astype(np.int64)
+                keep = owner >= 0
+                if leaf.deleted is not None:
+                    keep &= ~np.isin(ids, leaf.deleted)
+                np.maximum.at(codes, ids[keep] + leaf.offset, owner[keep])
             found = self._columns[name] = Column(tuple(values), codes)
         return found
 
