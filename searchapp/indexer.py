@@ -188,8 +188,10 @@ class IndexStore:
     # Writing --------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, *, timeout: float = 5.0) -> Iterator[None]:
-        """Exclusive across processes; the kernel drops it if the holder dies."""
+    def lock(self, *, timeout: float = 5.0,
+             waiting: Callable[[], object] | None = None) -> Iterator[None]:
+        """Exclusive across processes; the kernel drops it if the holder dies. `waiting`
+        is called once when the lock is busy, before waiting for it."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -203,6 +205,9 @@ class IndexStore:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    if waiting is not None:
+                        waiting()
+                        waiting = None
                     if time.monotonic() >= deadline:
                         raise Busy("another import or rebuild is running; try again when it"
                                    " has finished") from None

@@ -235,8 +235,7 @@ def run(job_id: str, settings: Settings) -> Job:
             raise NotFound(f"no job with id {job_id!r}")
         if job.state != "queued":
             raise SearchappError(f"job {job_id} is {job.state}, not queued")
-        catalog.update_job(job_id, pid=os.getpid(), started=_now(),
-                           phase="waiting for other imports or rebuilds to finish")
+        catalog.update_job(job_id, pid=os.getpid(), started=_now(), phase="starting")
     progress = _Progress(settings, job_id)
     state, result, error = "failed", None, None
     try:

@@ -45,6 +45,10 @@ class Progress(Protocol):
                  total: int | None = None) -> None: ...
 
 
+# The phase while another import or rebuild holds the index lock.
+WAITING = "waiting for other imports or rebuilds to finish"
+
+
 def _quiet(phase: str, done: int | None = None, total: int | None = None) -> None:
     """The progress callback that tells no one."""
 
@@ -186,7 +190,8 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
     if problems and (not skip_invalid or not kept):
         raise ImportRejected(problems)
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
-    with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+    with store.lock(timeout=settings.lock_timeout, waiting=lambda: progress(WAITING)), \
+            Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
         before = catalog.sync_point().change
         report = catalog.upsert_spooled(
@@ -252,7 +257,8 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
     """
     store = IndexStore(settings.index_dir)
     results: list[ImportReport | SearchappError] = []
-    with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+    with store.lock(timeout=settings.lock_timeout, waiting=lambda: progress(WAITING)), \
+            Catalog(settings.catalog) as catalog:
         # An id stays with its organisation: records that would move one are skipped.
         importers.check_organisations(parsed, catalog.organisations_of)
         catalog.record_interrupted()  # under the lock: an import still pending has died
@@ -289,7 +295,8 @@ def remove_source(settings: Settings, name: str, *, delete_items: bool = False,
     Returns how many items were removed. Raises `NotFound` for an unknown name.
     """
     store = IndexStore(settings.index_dir)
-    with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+    with store.lock(timeout=settings.lock_timeout, waiting=lambda: progress(WAITING)), \
+            Catalog(settings.catalog) as catalog:
         if catalog.source(name) is None:
             raise NotFound(f"no source named {name!r}")
         removed = catalog.remove_source(name, delete_items=delete_items)
@@ -380,7 +387,8 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
     """
     started = time.perf_counter()
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
-    with store.lock(timeout=settings.lock_timeout), Catalog(settings.catalog) as catalog:
+    with store.lock(timeout=settings.lock_timeout, waiting=lambda: progress(WAITING)), \
+            Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
         fresh = None  # the fingerprint read afresh, once
         if if_needed:

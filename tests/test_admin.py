@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from searchapp.indexer import IndexStore
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WAIT = 60  # seconds a test waits for a job it started
+WAITING = "waiting for other imports or rebuilds to finish"  # the phase behind a busy lock
 JSONL = b'{"id": "n1", "title": "Platform cooperatives meet in Berlin", "date": "2018-05-01"}\n' \
         b'{"id": "n2", "title": "Housing cooperatives report", "date": "2018-06-01"}\n'
 
@@ -178,8 +180,16 @@ def test_jobs_queue_behind_a_busy_lock_and_then_run(admin: FlaskClient,
     with IndexStore(samples.index_dir).lock():
         status, job = upload(admin, JSONL, organisation="ILO", wait=1)
         assert status == 202 and job["state"] in ("queued", "running")
-        assert job["phase"].startswith(("queued", "waiting", "reading", "checking"))  # not stored
-        assert total(admin) == 35
+        # It reads and checks the file, then says that it waits for the lock.
+        seen = {job["phase"]}
+        deadline = time.monotonic() + WAIT
+        while job["phase"] != WAITING and time.monotonic() < deadline:
+            time.sleep(0.05)
+            job = admin.get(f"/api/admin/jobs/{job['id']}", headers=AUTH).get_json()
+            seen.add(job["phase"])
+        assert job["state"] == "running" and job["phase"] == WAITING
+        assert seen <= {"queued", "starting", "reading", "checking", WAITING}
+        assert total(admin) == 35  # nothing stored while it waits
     job = admin.get(f"/api/admin/jobs/{job['id']}?wait={WAIT}", headers=AUTH).get_json()
     assert job["state"] == "succeeded" and total(admin) == 37
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from conftest import SAMPLES, Cli
 
 from searchapp.config import Settings
+from searchapp.indexer import IndexStore
 
 
 def run_in_terminal(args: list[str], env: dict[str, str], *, timeout: float = 120) -> str:
@@ -80,3 +81,15 @@ def test_elsewhere_plain_lines_and_the_summary_on_stdout(cli: Cli) -> None:
     result = cli("reindex", "-q")
     assert result.exit_code == 0 and result.stderr == ""
     assert result.stdout.startswith("rebuilt gen-000002: 35 items")
+
+
+def test_a_command_behind_a_busy_lock_says_it_waits(samples: Settings, cli: Cli) -> None:
+    cli.env["SEARCHAPP_LOCK_TIMEOUT"] = "0.5"
+    with IndexStore(samples.index_dir).lock():
+        result = cli("reindex")
+    assert result.exit_code != 0 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == "waiting for other imports or rebuilds to finish", lines
+    assert "another import or rebuild is running" in result.stderr
+    assert cli("reindex").exit_code == 0  # the lock free: no wait, no such line
+    assert "waiting" not in cli("reindex").stderr

@@ -329,8 +329,10 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "string"},
             "kind": {"type": "string", "enum": ["import", "reindex", "refresh"]},
             "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
-            "phase": {"type": "string", "description": "What the job is doing now (reading,"
-                      " checking, storing, indexing, ...), or done / failed."},
+            "phase": {"type": "string", "description": "What the job is doing now (starting,"
+                      " reading, checking, `waiting for other imports or rebuilds to finish`"
+                      " while another import or rebuild holds the index lock, storing,"
+                      " indexing, ...), or done / failed."},
             "done": {"type": ["integer", "null"]}, "total": {"type": ["integer", "null"]},
             "created": {"type": "string", "format": "date-time"},
             "started": {"type": ["string", "null"], "format": "date-time"},
