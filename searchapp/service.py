@@ -389,7 +389,7 @@ class Engine:
         found in time, marked partial."""
         check_window(request, self.result_window)
         budget = budget if budget is not None else Budget(self.time_budget)
-        with self._reading():
+        with self._reading(), close_words.bounded_by(budget):
             snapshot = self._current()
             found = self._find(snapshot, request, budget)
             request, parsed, built, count = found.request, found.parsed, found.built, found.count

@@ -3,13 +3,17 @@ its close-words indexes are made in the background, never at query time."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask.testing import FlaskClient
 
 from searchapp import operations
 from searchapp.config import Settings
+from searchapp.engine import FALLBACKS, open_snapshot, words
+from searchapp.engine.plain import reserve_close_words
 from searchapp.engine.words import BUILT_AT_QUERY_TIME
+from searchapp.fields import TEXT_FIELDS
 from searchapp.indexer import IndexStore
 from searchapp.service import Engine, SearchQuery
 from tests.conftest import app_over, search
@@ -64,4 +68,38 @@ def test_without_a_warm_up_the_query_builds_the_index_and_it_is_counted(
         engine.search(SearchQuery(q="gurreini"))
         assert FALLBACKS.snapshot()[BUILT_AT_QUERY_TIME] == after
     finally:
+        engine.close()
+
+
+def test_a_typo_query_waits_for_an_index_being_made_only_within_its_budget(
+        samples: Settings, caplog: Any) -> None:
+    """An index the warm-up has reserved but not made yet (here: never, until given up)
+    is waited for until the search's time budget runs out, no longer: the search then
+    answers without that segment's close words, partial, and says so."""
+    engine = Engine(IndexStore(samples.index_dir), warm_up=False, time_budget=0.5)
+    probe = open_snapshot(IndexStore(samples.index_dir).open_index())
+    keys = reserve_close_words(probe.reader, TEXT_FIELDS)  # as a warm-up does, then stalls
+    given_up = threading.Event()
+
+    def give_up() -> None:
+        given_up.set()
+        words.release(keys)
+
+    timer = threading.Timer(60, give_up)  # (only if the search did wait for it)
+    timer.start()
+    try:
+        assert keys
+        before = FALLBACKS.snapshot().get(words.NOT_READY_IN_BUDGET, 0)
+        page = engine.search(SearchQuery(q="guerrini"))
+        assert not given_up.is_set()  # answered while the indexes were still pending
+        assert page.partial and page.typos == {} and page.total == 0
+        assert FALLBACKS.snapshot()[words.NOT_READY_IN_BUDGET] > before
+        assert "not made within the search's time budget" in caplog.text
+        words.release(keys)  # given up: the next search builds them (counted)
+        page = engine.search(SearchQuery(q="guerrini"))
+        assert page.typos == {"guerrini": ("guerini",)} and not page.partial
+    finally:
+        timer.cancel()
+        words.release(keys)
+        probe.close()
         engine.close()

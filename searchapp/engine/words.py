@@ -14,21 +14,27 @@ The index is built from a segment's spelling words and kept per segment
 engine makes a new snapshot's indexes ahead of its first search, in the
 background (`reserve`, `make`, `release`; searchapp.service.Engine): a search
 that needs one still being made waits for it, and one built at query time
-instead is counted in `FALLBACKS` (`BUILT_AT_QUERY_TIME`) and logged.
+instead is counted in `FALLBACKS` (`BUILT_AT_QUERY_TIME`) and logged. The wait
+is bounded by the search's time budget (`bounded_by`): past it, the segment
+gives no close words, the budget is marked cut (the answer says partial) and
+that is counted too (`NOT_READY_IN_BUDGET`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from numpy.typing import NDArray
 
-from searchapp.engine.base import FALLBACKS
+from searchapp.engine.base import FALLBACKS, Budget
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +124,38 @@ _LOCK = threading.Lock()
 
 # What FALLBACKS counts when a search builds a kept index itself (not made ahead).
 BUILT_AT_QUERY_TIME = "close words: built at query time, not made ahead"
+# What FALLBACKS counts when a search's budget ran out waiting for an index made ahead.
+NOT_READY_IN_BUDGET = "close words: not made within the search's time budget, left out"
 # Keys being made ahead (`reserve`) → set when made or given up (`make`, `release`).
 _PENDING: dict[tuple[str, str], threading.Event] = {}
+# The budget of the search running in this thread (or greenlet), for `for_segment`'s wait.
+_BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
+    "close_words_budget", default=None)
+
+
+@contextlib.contextmanager
+def bounded_by(budget: Budget | None) -> Iterator[None]:
+    """Within the block, waiting for an index being made ahead ends with `budget`'s time."""
+    token = _BUDGET.set(budget)
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _wait(key: tuple[str, str], pending: threading.Event) -> bool:
+    """Wait for an index being made ahead, within the search's budget; whether it is
+    settled (made or given up). When the budget runs out first, it is marked cut."""
+    budget = _BUDGET.get()
+    end = None if budget is None else budget.end
+    if pending.wait(None if end is None else max(0.0, end - time.monotonic())):
+        return True
+    assert budget is not None
+    budget.cut = True
+    FALLBACKS.count(NOT_READY_IN_BUDGET)
+    log.warning("close words: the index of %s (%s) was not made within the search's time"
+                " budget; the search answers without its close words, partial", key[0], key[1])
+    return False
 
 
 def _keep(key: tuple[str, str], made: CloseWords) -> None:
@@ -158,11 +194,15 @@ def make(key: tuple[str, str], words: Callable[[], Iterable[str]]) -> None:
         release([key])
 
 
+_NONE = CloseWords(())  # what a segment gives when its index is not made in time
+
+
 def for_segment(key: tuple[str, str] | None, words: Callable[[], Iterable[str]]
                 ) -> CloseWords:
     """The close-words index of one segment's field, built from `words()` once and
     kept under `key` (None: not kept, for segments that cannot be told apart); while
-    it is being made ahead (`reserve`), waited for."""
+    it is being made ahead (`reserve`), waited for, within the search's time budget
+    (`bounded_by`; past it, an empty index)."""
     if key is not None:
         with _LOCK:
             found = _CACHE.get(key)
@@ -171,7 +211,8 @@ def for_segment(key: tuple[str, str] | None, words: Callable[[], Iterable[str]]
                 return found
             pending = _PENDING.get(key)
         if pending is not None:
-            pending.wait()
+            if not _wait(key, pending):
+                return _NONE
             with _LOCK:
                 found = _CACHE.get(key)
             if found is not None:
