@@ -560,9 +560,9 @@ def _warming(reader: Any, keys: list[tuple[str, str]],
                      time.perf_counter() - began)
             if table is not None:
                 began = time.perf_counter()
-                words = make_completion(reader, *table)
-                log.info("warm-up: completion word table (%d words) made in %.2f s", words,
-                         time.perf_counter() - began)
+                words, read, segments = make_completion(reader, *table)
+                log.info("warm-up: completion word table (%d words, %d of %d segments read)"
+                         " made in %.2f s", words, read, segments, time.perf_counter() - began)
         finally:
             if own is not None:
                 own.close()

@@ -6,6 +6,7 @@ segments, made ahead by the engine's warm-up, and said so when it is not."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -176,3 +177,36 @@ def test_while_the_table_is_made_completion_scans_and_says_so(samples: Settings,
     finally:
         probe.close()
         engine.close()
+
+
+def test_after_a_refresh_the_table_reads_only_the_new_segment(samples: Settings,
+                                                              tmp_path: Path,
+                                                              caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="searchapp.service")
+    with app_over(samples) as app:
+        client = app.test_client()
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()
+        assert engine.warmed(timeout=120)
+        assert "cooperazione" not in " ".join(suggestions(client, "coo"))
+        records = [{"id": f"it{n}", "organisation": "Legacoop", "language": "it",
+                    "date": f"2024-05-0{n + 1}",
+                    "title": f"La cooperazione sociale {n}", "summary": "Cooperazione."}
+                   for n in range(4)]
+        path = tmp_path / "more.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        operations.import_paths(samples, [path])  # a segment more: the engine refreshes
+        client.get("/api/search", query_string={"q": "women"})
+        assert engine.warmed(timeout=120)
+        built = counted(completion.BUILT_AT_QUERY_TIME)
+        got = suggestions(client, "coo")
+        assert counted(completion.BUILT_AT_QUERY_TIME) == built
+    probe = open_snapshot(IndexStore(samples.index_dir).open_index())
+    try:
+        segments = len(list(probe.reader.leaf_readers()))
+        assert segments >= 2
+        assert got == scan(probe.vocabulary(), TEXT_FIELDS, "coo", 8) and "cooperazione" in got
+        # The table of the segments before was extended by the new one's words only.
+        assert f"1 of {segments} segments read" in caplog.text
+    finally:
+        probe.close()

@@ -11,7 +11,10 @@ array. A prefix is then two bisections and one partial sort of its slice of
 counts: tens of microseconds.
 
 A table is built from a reader's term infos (one walk of each segment's
-spelling words) and kept under its segments' files (`key`). The engine makes
+spelling words) and kept under its segments' files (`key`). After a refresh
+adds segments, the new table is the kept one of the segments before plus the
+new segments' words (`base_for`): a segment's files never change, and
+deleting documents leaves Whoosh's counts as they are. The engine makes
 a new snapshot's table ahead of its first completion, in the background
 (`reserve`, `make`, `release`; searchapp.service.Engine). A completion that
 finds its table still being made does not wait for it: it scans the words as
@@ -91,11 +94,14 @@ def _after(prefix: str) -> str:
     return prefix[:-1] + chr(last + 1)
 
 
-def read(leaves: Iterable[object], fields: Sequence[str], *, pause: int = 0) -> WordCounts:
+def read(leaves: Iterable[object], fields: Sequence[str], *, pause: int = 0,
+         base: WordCounts | None = None) -> WordCounts:
     """The table of `fields` (Whoosh spelling field names) over segment readers
-    `leaves`, from each segment's term infos; with `pause`, a `time.sleep(0)` every
-    so many words (under gevent, other greenlets run meanwhile)."""
-    counts: dict[str, int] = {}
+    `leaves` (and the segments of `base`, a table of other segments), from each
+    segment's term infos; with `pause`, a `time.sleep(0)` every so many words (under
+    gevent, other greenlets run meanwhile)."""
+    counts: dict[str, int] = {} if base is None else dict(
+        zip(base.words, base.counts.tolist(), strict=True))
     n = 0
     for leaf in leaves:
         for field in fields:
@@ -129,6 +135,29 @@ _CACHE: OrderedDict[Key, WordCounts] = OrderedDict()
 _CACHE_TABLES = 4  # sets of segments kept (the live one, one being swapped in, spares)
 _PENDING: dict[Key, threading.Event] = {}
 _LOCK = threading.Lock()
+
+
+def _parts(key: Key) -> tuple[Key, Key]:
+    """A key's spelling fields and segment files."""
+    at = key.index("")
+    return key[:at], key[at + 1:]
+
+
+def base_for(key: Key) -> tuple[WordCounts, frozenset[str]] | None:
+    """A kept table of the same fields over the most of `key`'s segment files and no
+    other (a generation before a refresh added segments), and those files: a new
+    table is that one plus the segments it lacks. (A segment's files never change, and
+    deleting documents leaves its counts as they are.)"""
+    fields, files = _parts(key)
+    wanted = set(files)
+    best: tuple[WordCounts, frozenset[str]] | None = None
+    with _LOCK:
+        for other, table in _CACHE.items():
+            its_fields, its_files = _parts(other)
+            if its_fields == fields and set(its_files) <= wanted \
+                    and (best is None or len(its_files) > len(best[1])):
+                best = table, frozenset(its_files)
+    return best
 
 
 def kept(key: Key) -> WordCounts | None:

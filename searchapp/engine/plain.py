@@ -288,10 +288,11 @@ class WhooshVocabulary(Vocabulary):
             found = found or completion.kept(key)  # (made since the first look?)
         if found is None:
             started = time.perf_counter()
-            found = completion.read([leaf for leaf, _ in self._reader.leaf_readers()], spells)
+            found, read, segments = read_completion(self._reader, key, spells)
             FALLBACKS.count(completion.BUILT_AT_QUERY_TIME)
-            log.warning("completion: the word table (%d words) was built at query time in"
-                        " %.2f s, not ahead", len(found), time.perf_counter() - started)
+            log.warning("completion: the word table (%d words, %d of %d segments read) was"
+                        " built at query time in %.2f s, not ahead", len(found), read,
+                        segments, time.perf_counter() - started)
             if key is not None:
                 completion.keep(key, found)
         self._tables[spells] = found
@@ -365,6 +366,20 @@ def completion_key(reader: IndexReader, spells: Sequence[str]) -> completion.Key
     return (*spells, "", *paths)
 
 
+def read_completion(reader: IndexReader, key: completion.Key | None, spells: Sequence[str],
+                    *, pause: int = 0) -> tuple[completion.WordCounts, int, int]:
+    """The word table of `reader`'s segments for `spells`, from a kept table of some of
+    them when there is one (`completion.base_for`) and the others' term infos; with how
+    many segments were read, of how many."""
+    leaves = [leaf for leaf, _ in reader.leaf_readers()]
+    base = completion.base_for(key) if key is not None else None
+    if base is None:
+        return completion.read(leaves, spells, pause=pause), len(leaves), len(leaves)
+    table, files = base
+    new = [leaf for leaf in leaves if (_close_key(leaf, "") or ("",))[0] not in files]
+    return completion.read(new, spells, pause=pause, base=table), len(new), len(leaves)
+
+
 def reserve_completion(reader: IndexReader, fields: Iterable[str]
                        ) -> tuple[completion.Key, tuple[str, ...]] | None:
     """Reserve (`completion.reserve`) the word table of `reader`'s segments for the
@@ -378,16 +393,17 @@ def reserve_completion(reader: IndexReader, fields: Iterable[str]
     return key, spells
 
 
-def make_completion(reader: IndexReader, key: completion.Key, spells: tuple[str, ...]) -> int:
+def make_completion(reader: IndexReader, key: completion.Key, spells: tuple[str, ...]
+                    ) -> tuple[int, int, int]:
     """Make the reserved word table from `reader` (another reader of the same segments,
-    checked here: this runs beside searches) and keep it; how many words it has."""
+    checked here: this runs beside searches) and keep it; how many words it has, and
+    how many segments were read (`read_completion`) of how many."""
     try:
         if completion_key(reader, spells) != key:
-            return 0
-        table = completion.read([leaf for leaf, _ in reader.leaf_readers()], spells,
-                                pause=4096)
+            return 0, 0, 0
+        table, read, segments = read_completion(reader, key, spells, pause=4096)
         completion.keep(key, table)
-        return len(table)
+        return len(table), read, segments
     finally:
         completion.release(key)
 
