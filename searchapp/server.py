@@ -93,6 +93,7 @@ class _Server(BaseApplication):  # type: ignore[misc]
 
         app = create_app()
         app.extensions[ENGINE].warm()  # each worker warms the live generation as it starts
+        app.extensions[ENGINE].watch()  # and opens the next one when it is swapped in
         return app
 
 

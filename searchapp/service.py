@@ -25,6 +25,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -77,6 +78,10 @@ from searchapp.schema import from_stored
 from searchapp.spelling import suggest
 from searchapp.suggest import complete
 
+# How often a watching engine (`Engine.watch`) looks for a new generation, in seconds.
+WATCH_EVERY = 1.0
+# What FALLBACKS counts when a request of a watching engine opens a generation itself.
+OPENED_AT_REQUEST = "generation: opened by a request, not ahead by the watch"
 # What FALLBACKS counts when a search builds the facet columns itself (not made ahead).
 COLUMNS_AT_QUERY_TIME = "facet columns: built at query time, not made ahead"
 SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
@@ -135,6 +140,9 @@ class Engine:
         self._warmer: threading.Thread | None = None
         # The facet columns the current snapshot's warm-up is making (`_warm`).
         self._prepared: _Prepared | None = None
+        self._watching = False  # `watch` started: a request opening a generation is counted
+        self._ahead = False  # the watch is looking (under the lock)
+        self._closed = threading.Event()  # set by `close`: the watch ends
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
@@ -145,6 +153,7 @@ class Engine:
 
     def close(self) -> None:
         with self._lock:
+            self._closed.set()  # (ends `watch`; a request after this opens it again)
             self._drop()
 
     def _drop(self) -> None:
@@ -233,10 +242,12 @@ class Engine:
                 raise IndexUnavailable(problem)
             self._snapshot = open_snapshot(ix, choice=self._choice, weighting=self._weighting)
             self._stamp, self._generation = stamp, gen.name if gen else None
+            self._opened()
             self._warm(self._snapshot)
         elif not self._snapshot.up_to_date():
             self._snapshot = self._snapshot.refresh()
             self._columns, self._browse, self._prepared = None, None, None
+            self._opened()
             self._warm(self._snapshot)
         return self._snapshot
 
@@ -248,6 +259,35 @@ class Engine:
                 self._current()
         except SearchappError as exc:
             log.info("warm-up: nothing opened at start-up (%s)", exc)
+
+    def watch(self, every: float = WATCH_EVERY) -> threading.Thread:
+        """Look for a new generation (a swap) or new segments (a refresh) every `every`
+        seconds in the background, and open it then, starting its warm-up, instead of at
+        the next request (`searchapp serve`, in each worker). A request that opens one
+        itself meanwhile is counted (`OPENED_AT_REQUEST`). The thread holds the engine
+        only while it looks, and ends once the engine is closed or gone."""
+        self._watching, self._closed = True, threading.Event()
+        thread = threading.Thread(target=_watching,
+                                  args=(weakref.ref(self), every, self._closed),
+                                  name="searchapp-watch", daemon=True)
+        thread.start()
+        return thread
+
+    def _look_ahead(self) -> bool:
+        """The watch's look (`watch`); False once the engine is closed."""
+        with self._reading():
+            if self._closed.is_set():
+                return False
+            self._ahead = True
+            try:
+                self._current()
+            finally:
+                self._ahead = False
+        return True
+
+    def _opened(self) -> None:
+        if self._watching and not self._ahead:
+            FALLBACKS.count(OPENED_AT_REQUEST)
 
     def warmed(self, timeout: float | None = None) -> bool:
         """Wait for the latest snapshot's warm-up; whether it is over."""
@@ -513,6 +553,23 @@ class Engine:
                                    limit=end)[start:end]
 
         return _Found(request, parsed, built, dates, counted, count, ordered, languages)
+
+
+def _watching(engine: weakref.ReferenceType[Engine], every: float,
+              closed: threading.Event) -> None:
+    """`Engine.watch`'s loop."""
+    while not closed.wait(every):
+        found = engine()
+        if found is None:
+            return
+        try:
+            if not found._look_ahead():
+                return
+        except Exception as exc:  # noqa: BLE001 (a swap half-done, files gone: the next look)
+            log.info("watch: the live generation not opened (%s: %s)",
+                     exc.__class__.__name__, exc)
+        finally:
+            del found
 
 
 class _Prepared:

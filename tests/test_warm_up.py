@@ -4,6 +4,7 @@ its close-words indexes are made in the background, never at query time."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -15,7 +16,7 @@ from searchapp.engine.plain import reserve_close_words
 from searchapp.engine.words import BUILT_AT_QUERY_TIME
 from searchapp.fields import TEXT_FIELDS
 from searchapp.indexer import IndexStore
-from searchapp.service import Engine, SearchQuery
+from searchapp.service import COLUMNS_AT_QUERY_TIME, OPENED_AT_REQUEST, Engine, SearchQuery
 from tests.conftest import app_over, search
 
 
@@ -103,3 +104,49 @@ def test_a_typo_query_waits_for_an_index_being_made_only_within_its_budget(
         words.release(keys)
         probe.close()
         engine.close()
+
+
+def test_a_watching_engine_opens_a_swapped_in_generation_before_the_next_search(
+        samples: Settings) -> None:
+    """What each `searchapp serve` worker does: a rebuild's new generation is opened and
+    warmed up by the watch, so the first search after the swap opens nothing and builds
+    nothing; the watch ends with the engine."""
+    with app_over(samples) as app:
+        client = app.test_client()
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()
+        watcher = engine.watch(every=0.05)
+        assert engine.warmed(timeout=120)
+        first = search(client, q="women")
+        opened = FALLBACKS.snapshot().get(OPENED_AT_REQUEST, 0)
+        columns = FALLBACKS.snapshot().get(COLUMNS_AT_QUERY_TIME, 0)
+        built = FALLBACKS.snapshot().get(BUILT_AT_QUERY_TIME, 0)
+        live = operations.rebuild(samples).generation
+        deadline = time.monotonic() + 120
+        while engine.generation != live and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert engine.generation == live  # opened by the watch, not by a request
+        assert engine.warmed(timeout=120)
+        assert search(client, q="women")["facets"] == first["facets"]
+        assert typo_answers(client)[0]["typos"] == [{"word": "guerrini", "matched": ["guerini"]}]
+        assert FALLBACKS.snapshot().get(OPENED_AT_REQUEST, 0) == opened
+        assert FALLBACKS.snapshot().get(COLUMNS_AT_QUERY_TIME, 0) == columns
+        assert FALLBACKS.snapshot().get(BUILT_AT_QUERY_TIME, 0) == built
+    watcher.join(timeout=30)
+    assert not watcher.is_alive()
+
+
+def test_a_request_that_opens_the_generation_before_the_watch_is_counted(
+        samples: Settings) -> None:
+    with app_over(samples) as app:
+        client = app.test_client()
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()
+        watcher = engine.watch(every=3600)  # it will not look before the request
+        opened = FALLBACKS.snapshot().get(OPENED_AT_REQUEST, 0)
+        live = operations.rebuild(samples).generation
+        assert client.get("/healthz").get_json()["generation"] == live  # no wait for it
+        assert FALLBACKS.snapshot().get(OPENED_AT_REQUEST, 0) == opened + 1
+        assert engine.warmed(timeout=120)
+    watcher.join(timeout=30)
+    assert not watcher.is_alive()
