@@ -5,9 +5,12 @@ while it is current, and reopens it when a new generation is swapped in or
 refreshes it when the live one gets new segments. It talks to the index only
 through the snapshot, and hands out only plain values (`SearchPage`, `Item`).
 Each snapshot it opens (or refresh with new segments) is warmed up in a
-background thread (`Engine._warm`): the segments' close-words indexes for
-typo tolerance, which the first typo query would otherwise build, are made
-ahead of it.
+background thread (`Engine._warm`): what the first searches on it would
+otherwise build is made ahead of them, first the facet columns, then the
+segments' close-words indexes for typo tolerance, then the word table of
+search-as-you-type. In `searchapp serve` each worker's engine also watches
+the live generation (`Engine.watch`) and opens a new one as soon as it is
+swapped in, rather than at the next request.
 
 One search, in order: parse the words (`searchapp.query`), find every
 matching document (unscored), filter and count facets over them with the
@@ -595,7 +598,7 @@ def _warming(reader: Any, keys: list[tuple[str, str]],
              prepared: _Prepared | None) -> None:
     """A snapshot's warm-up (`Engine._warm`), from `reader`, its own (searches go on
     meanwhile on the snapshot's): first the facet columns every search needs (through a
-    snapshot of the same kind over `reader`, kept until the end, closed here), then the
+    snapshot of the same kind over `reader`, closed once they are made), then the
     reserved close-words indexes, then the word table. It holds neither the engine nor
     its snapshot: what closes them is not delayed by it."""
     started = time.perf_counter()
@@ -611,6 +614,9 @@ def _warming(reader: Any, keys: list[tuple[str, str]],
                              time.perf_counter() - started)
                 finally:
                     prepared.done.set()
+                    if own is not None:
+                        own.close()  # (its arrays files; the reader goes on below)
+                        own = None
             began = time.perf_counter()
             made = make_close_words(reader, keys)
             log.info("warm-up: %d close-words indexes made in %.2f s", made,
