@@ -20,6 +20,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import math
 import os
 import re
@@ -50,6 +51,8 @@ from searchapp.engine.segments import (
 from searchapp.errors import Busy, IndexUnavailable
 from searchapp.models import Item
 from searchapp.schema import for_whoosh, schema, to_document
+
+log = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
 LOCK = ".lock"
@@ -328,9 +331,10 @@ class IndexStore:
             if segment_id(leaf) in leaving:
                 again.update((fields["id"], None) for _, fields in leaf.iter_docs())
         builder.leave_out(leaving)
-        written = 0
+        written = changed = 0
         try:
             for item in items:
+                changed += 1
                 again.pop(item.id, None)
                 for docnum in _documents_with(reader, item.id):
                     builder.delete(docnum)
@@ -346,6 +350,9 @@ class IndexStore:
             cancel(builder)
             raise
         builder.save_stems(str(self.root), _UPDATE_STEMS)
+        log.info("index updated: %d documents written as a new segment, %d of them from"
+                 " %d small segments merged into it", written, written - changed,
+                 len(merged))
         return written
 
     def update_with_whoosh(self, items: Iterable[Item], *, expected: int) -> int:
