@@ -296,6 +296,7 @@ def test_the_new_segment_is_warmed_up_and_its_stems_kept(settings: Settings,
         page = engine.search(SearchQuery(q="beekeepres"))
         assert page.typos == {"beekeepres": ("beekeepers",)} and page.total == 1
         assert FALLBACKS.snapshot().get(BUILT_AT_QUERY_TIME, 0) == before
+        assert "beekeepers" in engine.complete("beek")  # completion's word table too
     finally:
         engine.close()
     # The words it stemmed are kept for the next rebuild (`segments.StemTable`).
