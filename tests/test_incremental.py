@@ -302,3 +302,23 @@ def test_the_new_segment_is_warmed_up_and_its_stems_kept(settings: Settings,
     # The words it stemmed are kept for the next rebuild (`segments.StemTable`).
     known = StemTable(str(settings.index_dir)).known["multilingual-en"]
     assert known["beekeepers"] == "en:beekeep" and "cooperative" in known
+
+
+def test_too_many_small_segments_and_the_import_rebuilds(settings: Settings, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: Any) -> None:
+    from searchapp import indexer
+
+    monkeypatch.setattr(indexer, "SMALL_SEGMENTS", 3)  # instead of 20, to get there soon
+    caplog.set_level(logging.INFO)
+    import_records(settings, tmp_path / "0.jsonl", [record(k) for k in range(100)])
+    said = []
+    for n in range(4):
+        batch = [record(k) for k in range(100 + 2 * n, 102 + 2 * n)]
+        said.append(import_records(settings, tmp_path / f"{n}.jsonl", batch).index)
+        assert small_segments(settings) <= 3
+    # The first segment (100 items) and two updates' make three; the third rebuilds.
+    assert said == ["updated", "updated", "rebuilt", "updated"]
+    assert "a rebuild merges them: rebuilding the index instead of updating it" in caplog.text
+    with app_over(settings) as app:
+        assert app.test_client().get("/healthz").get_json()["documents"] == 108
