@@ -8,6 +8,7 @@ all or nothing and in step with the catalog; the segments stay few.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
@@ -162,7 +163,7 @@ def same_answer(got: dict[str, Any], expected: dict[str, Any]) -> bool:
             return False
     order = [i for i in ids(got) if i in theirs]
     return all(theirs[a]["score"] >= theirs[b]["score"] * (1 - NEAR_TIE)
-               for a, b in zip(order, order[1:]))
+               for a, b in itertools.pairwise(order))
 
 
 def _plain(hit: dict[str, Any]) -> dict[str, Any]:
