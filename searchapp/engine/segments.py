@@ -397,7 +397,7 @@ class SegmentBuilder:
         return sum(entry.computed for entries in self._by_chain.values()
                    for entry in entries.values() if isinstance(entry, WordEntries))
 
-    def save_stems(self, folder: str, part: int = 0) -> None:
+    def save_stems(self, folder: str, part: int | str = 0) -> None:
         """Keep the stems of this build's words for the next (`StemTable`), as
         `stems-<part>.pickle` in `folder`. A file that cannot be written is logged and
         left out: the next build stems those words again."""
