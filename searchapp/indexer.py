@@ -417,13 +417,15 @@ class TooManySegments(IndexUnavailable):
 # being a power of MERGE_FACTOR: an update whose segment, with the small segments at or
 # below its level, would make MERGE_FACTOR segments writes their live documents again
 # into its own (and so on up the levels), as long as that segment stays under
-# MERGE_UP_TO documents. Each document is then written again about once per level
-# (log10 of MERGE_UP_TO over the import's size), and at most MERGE_FACTOR - 1 small
-# segments stay per level. Beyond SMALL_SEGMENTS small segments (a level that cannot
-# merge under the cap keeps growing), the next import's index update is a rebuild.
-MERGE_FACTOR = 10
+# MERGE_UP_TO documents. At most MERGE_FACTOR - 1 small segments stay per level; each
+# document is written again about once per level it climbs (1,000-item imports: about
+# 2.3 times in all; bench/RESULTS.md, "#14 small imports, stop 21"). Each segment costs
+# every search a share (12 segments at 100,000 items: 1.36 times the CPU of 2), hence a
+# small factor. Beyond SMALL_SEGMENTS small segments (segments just under the cap
+# cannot merge), the next import's index update is a rebuild.
+MERGE_FACTOR = 4
 MERGE_UP_TO = 20_000
-SMALL_SEGMENTS = 2 * MERGE_FACTOR
+SMALL_SEGMENTS = 10
 # An update is written as one segment, whatever its postings (all or nothing: one TOC).
 _ONE_SEGMENT = 1 << 62
 # The stem table an update leaves (`segments.StemTable`): the words it stemmed.
