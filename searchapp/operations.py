@@ -147,8 +147,9 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
                                progress=progress)
 
 
-# An import changing more items than this rebuilds the index rather than update it
-# (Whoosh's writer, which updates, is several times slower per item than a rebuild).
+# An import changing more items than this rebuilds the index rather than update it: an
+# update writes its one segment in one process, holding it in memory (about 170 MiB at
+# 20,000 items), where a rebuild spreads over a process per core.
 UPDATE_AT_MOST = 20_000
 
 
@@ -311,10 +312,10 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
     up to (`IndexStore.synced`). The same catalog at the same change and
     fingerprint: nothing to do. The same catalog further on, with no items
     removed since: the items changed since then are written into the live
-    generation (also those of an earlier import whose index update was cut
-    off: the repair). Otherwise (no index, another catalog, items removed, a
-    record missing, more than `UPDATE_AT_MOST` items to write, an update that
-    fails), a full rebuild. The caller holds
+    generation as a new segment (`_update`; also those of an earlier import
+    whose index update was cut off: the repair). Otherwise (no index, another
+    catalog, items removed, a record missing, more than `UPDATE_AT_MOST` items
+    to write, too many small segments, an update that fails), a full rebuild. The caller holds
     the lock; `point` is the catalog's sync point when the caller has it.
     """
     point = point if point is not None else catalog.sync_point()
@@ -322,8 +323,7 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
     if synced == point:
         return Synced("unchanged")
     changed = catalog.count_changed_since(synced.change) if synced is not None else 0
-    # Many changed items are written faster by a whole rebuild (in several processes)
-    # than one at a time by Whoosh's writer.
+    # Many changed items are written by a whole rebuild (in several processes).
     if synced is not None and synced.catalog == point.catalog \
             and catalog.removed_at() <= synced.change < point.change \
             and changed <= UPDATE_AT_MOST:
