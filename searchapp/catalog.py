@@ -357,6 +357,15 @@ class Catalog:
             while rows := cur.fetchmany(batch):
                 yield from map(_item_of, rows)
 
+    def items_of(self, ids: Iterable[str]) -> Generator[Item, None, None]:
+        """The stored items with these ids (absent ids are left out), a few hundred at a
+        time."""
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            yield from self._items(f"WHERE id IN ({', '.join('?' * len(chunk))})",
+                                   tuple(chunk))
+
     def count_changed_since(self, change: int) -> int:
         return int(self._db.execute("SELECT count(*) FROM items WHERE change > ?",
                                     (change,)).fetchone()[0])

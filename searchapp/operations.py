@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from searchapp import importers, languages
 from searchapp.catalog import Catalog, DigestSum, ImportReport, SyncPoint
 from searchapp.config import Settings
+from searchapp.engine.base import FALLBACKS
 from searchapp.errors import (
     CatalogError,
     ImportRejected,
@@ -31,7 +32,7 @@ from searchapp.errors import (
     StoredNotIndexed,
 )
 from searchapp.importers.spool import Spool
-from searchapp.indexer import IndexStore
+from searchapp.indexer import IndexStore, TooManySegments
 from searchapp.models import Item
 
 log = logging.getLogger(__name__)
@@ -150,8 +151,9 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
                                progress=progress)
 
 
-# An import changing more items than this rebuilds the index rather than update it
-# (Whoosh's writer, which updates, is several times slower per item than a rebuild).
+# An import changing more items than this rebuilds the index rather than update it: an
+# update writes its one segment in one process, holding it in memory (about 170 MiB at
+# 20,000 items), where a rebuild spreads over a process per core.
 UPDATE_AT_MOST = 20_000
 
 
@@ -317,10 +319,10 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
     up to (`IndexStore.synced`). The same catalog at the same change and
     fingerprint: nothing to do. The same catalog further on, with no items
     removed since: the items changed since then are written into the live
-    generation (also those of an earlier import whose index update was cut
-    off: the repair). Otherwise (no index, another catalog, items removed, a
-    record missing, more than `UPDATE_AT_MOST` items to write, an update that
-    fails), a full rebuild. The caller holds
+    generation as a new segment (`_update`; also those of an earlier import
+    whose index update was cut off: the repair). Otherwise (no index, another
+    catalog, items removed, a record missing, more than `UPDATE_AT_MOST` items
+    to write, too many small segments, an update that fails), a full rebuild. The caller holds
     the lock; `point` is the catalog's sync point when the caller has it.
     """
     point = point if point is not None else catalog.sync_point()
@@ -328,17 +330,16 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
     if synced == point:
         return Synced("unchanged")
     changed = catalog.count_changed_since(synced.change) if synced is not None else 0
-    # Many changed items are written faster by a whole rebuild (in several processes)
-    # than one at a time by Whoosh's writer.
+    # Many changed items are written by a whole rebuild (in several processes).
     if synced is not None and synced.catalog == point.catalog \
             and catalog.removed_at() <= synced.change < point.change \
             and changed <= UPDATE_AT_MOST:
         try:
-            with closing(catalog.changed_since(synced.change)) as items:
-                store.update(_counted(items, "indexing", changed, progress),
-                             expected=catalog.count())
+            _update(store, catalog, synced.change, changed, progress)
             store.mark_synced(point)
             return Synced("updated", changed)
+        except TooManySegments as exc:
+            log.info("%s: rebuilding the index instead of updating it", exc)
         except (IndexUnavailable, OSError) as exc:
             # Missing, damaged, unwritable or out of step with the catalog: start afresh.
             log.warning("the index update failed (%s); rebuilding it from the catalog",
@@ -349,6 +350,35 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
         store.rebuild(_counted(items, "rebuilding the index", expected, progress),
                       expected=expected, synced=point)
     return Synced("rebuilt", expected)
+
+
+# What FALLBACKS counts when an index update is written by Whoosh's writer because the
+# segment writer failed.
+UPDATED_BY_WHOOSH = "index update: Whoosh's writer, the segment writer failed"
+
+
+def _update(store: IndexStore, catalog: Catalog, since: int, changed: int,
+            progress: Progress) -> None:
+    """Write the items changed since change `since` into the live generation: as a new
+    segment by the segment writer (`IndexStore.update`), or, should that fail other than
+    by a full disk or a damaged index (a fault of its own; nothing of it is kept), by
+    Whoosh's writer, logged and counted (`UPDATED_BY_WHOOSH`)."""
+    expected = catalog.count()
+    try:
+        with closing(catalog.changed_since(since)) as items:
+            store.update(_counted(items, "indexing", changed, progress), expected=expected,
+                         count=changed, items_of=catalog.items_of)
+        return
+    except (IndexUnavailable, OSError):
+        raise
+    except Exception as exc:  # any fault of the fast path: the slow one follows
+        FALLBACKS.count(UPDATED_BY_WHOOSH)
+        log.warning("the segment writer failed to update the index (%s); writing the update"
+                    " with Whoosh's writer instead, about 3 ms an item", _reason(exc),
+                    exc_info=True)
+    with closing(catalog.changed_since(since)) as items:
+        store.update_with_whoosh(_counted(items, "indexing", changed, progress),
+                                 expected=expected)
 
 
 def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, *,

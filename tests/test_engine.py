@@ -115,7 +115,7 @@ def test_same_without_arrays_with_deletions_and_several_segments(tmp_path: Path)
     store = IndexStore(tmp_path)
     store.rebuild(corpus(300), expected=300)
     # Whoosh's own writer: new segments without arrays; replaced documents deleted.
-    store.update(list(corpus(320, word="bank"))[250:], expected=320)
+    store.update_with_whoosh(list(corpus(320, word="bank"))[250:], expected=320)
     fast, plain = both(store)
     assert len(plain.reader.leaf_readers()) == 2
     assert plain.reader.has_deletions()

@@ -388,12 +388,14 @@ def test_a_stop_word_query_reads_no_lengths_document_by_document(
         ix.close()
 
 
-def test_an_incremental_update_indexes_what_a_rebuild_does(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["segments", "whoosh"])
+def test_an_incremental_update_indexes_what_a_rebuild_does(tmp_path: Path, writer: str) -> None:
     items = [build_item(r, organisation="X") for r in NEWS]
     rebuilt, updated = IndexStore(tmp_path / "a"), IndexStore(tmp_path / "b")
     rebuilt.rebuild(items, expected=len(items))
     updated.rebuild(items[:1], expected=1)
-    updated.update(items[1:], expected=len(items))  # Whoosh's own writer
+    write = updated.update if writer == "segments" else updated.update_with_whoosh
+    write(items[1:], expected=len(items))
     contents = []
     for store in (rebuilt, updated):
         ix = store.open_index()

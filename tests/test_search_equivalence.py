@@ -82,14 +82,15 @@ def compare(store: IndexStore, requests: list[SearchQuery]) -> None:
     plain.close()
 
 
-@pytest.mark.parametrize("update", [False, True])
-def test_the_arrays_path_gives_plain_whooshs_pages(tmp_path: Path, update: bool) -> None:
+@pytest.mark.parametrize("update", [None, "segments", "whoosh"])
+def test_the_arrays_path_gives_plain_whooshs_pages(tmp_path: Path, update: str | None) -> None:
     store = IndexStore(tmp_path)
     items = list(corpus(600))
     store.rebuild(items[:500] if update else items, expected=500 if update else 600)
-    if update:  # a second segment from Whoosh's writer, and replaced documents
-        store.update(items[450:], expected=600)
-        store.update(list(corpus(640, offset=600)), expected=640)
+    if update:  # more segments (from the segment writer or Whoosh's), replaced documents
+        write = store.update if update == "segments" else store.update_with_whoosh
+        write(items[450:], expected=600)
+        write(list(corpus(640, offset=600)), expected=640)
     compare(store, REQUESTS)
 
 

@@ -387,6 +387,9 @@ class SegmentBuilder:
         self._warned: set[str] = set()
         self.documents = 0
         self._writer: SegmentWriter | None = None
+        # Segments the next table of contents leaves out (`leave_out`: an update that
+        # writes their live documents again, merging them into its segment).
+        self._left_out: set[str] = set()
 
     @property
     def stems_computed(self) -> int:
@@ -394,7 +397,7 @@ class SegmentBuilder:
         return sum(entry.computed for entries in self._by_chain.values()
                    for entry in entries.values() if isinstance(entry, WordEntries))
 
-    def save_stems(self, folder: str, part: int = 0) -> None:
+    def save_stems(self, folder: str, part: int | str = 0) -> None:
         """Keep the stems of this build's words for the next (`StemTable`), as
         `stems-<part>.pickle` in `folder`. A file that cannot be written is logged and
         left out: the next build stems those words again."""
@@ -413,6 +416,21 @@ class SegmentBuilder:
         except OSError as exc:
             log.warning("stem table %s not written (%s): the next rebuild stems its words"
                         " again", path, exc.strerror or exc)
+
+    # Updates ------------------------------------------------------------
+
+    def delete(self, docnum: int) -> None:
+        """Mark a document of the index's segments (numbered as its reader numbers them)
+        deleted in the next table of contents, as Whoosh's `delete_document` does."""
+        if self._writer is None:
+            self._start()
+        assert self._writer is not None
+        self._writer.delete_document(docnum)
+
+    def leave_out(self, segment_ids: set[str]) -> None:
+        """Leave these segments out of the next table of contents (their files go when
+        it is written): the caller writes their live documents again."""
+        self._left_out |= set(segment_ids)
 
     # Documents ----------------------------------------------------------
 
@@ -686,7 +704,8 @@ class SegmentBuilder:
         segment = writer.get_segment()
         write_arrays(getattr(writer.storage, "folder", None), segment.segment_id(),
                      segment.doc_count_all(), arrays)
-        writer._commit_toc(list(writer.segments) + [segment])
+        kept = [s for s in writer.segments if s.segment_id() not in self._left_out]
+        writer._commit_toc(kept + [segment])
         writer._finish()
 
     def _write_flat(self, fw: W3FieldWriter, name: str, field: FieldType, flat: _Flat,
@@ -1274,6 +1293,18 @@ def segments_of(path: str, schema: Schema) -> list[Any]:
         return list(ix._segments())
     finally:
         ix.close()
+
+
+def index_segments(ix: Index) -> list[Any]:
+    """The segments of `ix`'s latest table of contents (each with `segment_id()`,
+    `doc_count()` live and `doc_count_all()` written)."""
+    return list(ix._segments())
+
+
+def segment_id(leaf: IndexReader) -> str | None:
+    """The id of the segment a leaf reader reads (None: not a segment's reader)."""
+    segment = getattr(leaf, "_segment", None)
+    return None if segment is None else str(segment.segment_id())
 
 
 def adopt_segments(ix: Index, found: list[Any]) -> None:
