@@ -99,8 +99,10 @@ class SearchPage:
         q = self.query
         facets, truncated = {}, {}
         for name, values in self.facets.items():
-            kept = [v for i, v in enumerate(values) if i < facet_size or v.selected]
-            facets[name] = [v.to_dict() for v in kept]
+            kept = values if len(values) <= facet_size else [
+                v for i, v in enumerate(values) if i < facet_size or v.selected]
+            facets[name] = [{"value": v.value, "label": v.label, "count": v.count,
+                             "selected": v.selected} for v in kept]  # (FacetValue.to_dict)
             truncated[name] = len(kept) < len(values)
         low, high = self.dates if self.dates is not None else (None, None)
         return {
