@@ -20,9 +20,10 @@ import functools
 import re
 import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
+from typing import Any
 
 from searchapp.analysis import TOKEN_PATTERN, analyzer, fold, tag, tongue
 from searchapp.analysis import compile as compile_chain
@@ -654,8 +655,32 @@ UNDOUBLING = frozenset({"fi"})
 # A language with more terms than this (over the text fields) is not small: looking
 # its terms over would cost more than stemming saves.
 SMALL_LANGUAGE_TERMS = 5_000
-_HEADS: weakref.WeakKeyDictionary[Vocabulary, dict[str, frozenset[str] | None]] = \
-    weakref.WeakKeyDictionary()
+
+
+class _PerVocabulary:
+    """A dict per vocabulary, for what is worked out once per vocabulary and dropped with
+    it (weakly keyed). The last vocabulary asked for is remembered (weakly too): nearly
+    every look is for the live snapshot's, and a weak-keyed look costs a new weak
+    reference each time (asked for every word in every language of a query)."""
+
+    def __init__(self) -> None:
+        self._table: weakref.WeakKeyDictionary[Vocabulary, dict[str, Any]] = \
+            weakref.WeakKeyDictionary()
+        self._last: tuple[Callable[[], Vocabulary | None], dict[str, Any]] = (
+            lambda: None, {})
+
+    def of(self, vocabulary: Vocabulary) -> dict[str, Any]:
+        alive, known = self._last
+        if alive() is vocabulary:
+            return known
+        found = self._table.get(vocabulary)
+        if found is None:
+            found = self._table.setdefault(vocabulary, {})
+        self._last = (weakref.ref(vocabulary), found)
+        return found
+
+
+_HEADS = _PerVocabulary()
 
 
 def start_letters(language: str) -> int:
@@ -674,9 +699,7 @@ def language_heads(vocabulary: Vocabulary, language: str) -> frozenset[str] | No
     language is not small or not `HEADED`."""
     if language not in HEADED:
         return None
-    known = _HEADS.get(vocabulary)
-    if known is None:
-        known = _HEADS.setdefault(vocabulary, {})
+    known = _HEADS.of(vocabulary)
     if language not in known:
         heads: set[str] | None = set()
         tag_length = len(tag(language, ""))
@@ -737,8 +760,7 @@ def absent(vocabulary: Vocabulary, word: str, language: str) -> bool:
     return shape.two not in heads and shape.one not in heads
 
 
-_PEAKS: weakref.WeakKeyDictionary[Vocabulary, dict[str, dict[str, int] | None]] = \
-    weakref.WeakKeyDictionary()
+_PEAKS = _PerVocabulary()
 
 
 def _language_peaks(vocabulary: Vocabulary, language: str) -> dict[str, int] | None:
@@ -747,9 +769,7 @@ def _language_peaks(vocabulary: Vocabulary, language: str) -> dict[str, int] | N
     when the language is not small or not `HEADED`."""
     if language_heads(vocabulary, language) is None:
         return None
-    known = _PEAKS.get(vocabulary)
-    if known is None:
-        known = _PEAKS.setdefault(vocabulary, {})
+    known = _PEAKS.of(vocabulary)
     if language not in known:
         documents: Counter[str] = Counter()
         for f in TEXT_FIELDS:
