@@ -50,6 +50,15 @@ class Columns:
         self.fields: dict[str, Column] = {name: snapshot.column(name) for name in fields}
         self._folded: dict[str, dict[str, tuple[str, ...]]] = {}
         self._kept: dict[str, Any] = {}
+        self._without: dict[str, bool] = {}  # facet → whether any document has no value
+
+    def _missing(self, name: str) -> bool:
+        """Whether some document has no value in `name` (a code of -1): when none has,
+        as is usual for a facet, counting needs no look for them."""
+        found = self._without.get(name)
+        if found is None:
+            found = self._without[name] = bool((self.fields[name].codes < 0).any())
+        return found
 
     def kept(self, name: str, make: Callable[[str, tuple[str, ...]], Any]) -> Any:
         """`make(name, values)` of a column's values, made once and kept with the columns
@@ -101,8 +110,9 @@ class Columns:
         for name in facets:
             mask = _all_of(m for n, m in passes.items() if n != name)
             codes = local[name] if mask is None else local[name][mask]
-            tallies[name] = np.bincount(codes[codes >= 0],
-                                        minlength=len(self.fields[name].values))
+            if self._missing(name):
+                codes = codes[codes >= 0]  # (-1: no value)
+            tallies[name] = np.bincount(codes, minlength=len(self.fields[name].values))
         everything = _all_of(passes.values())
         return Counted(matched if everything is None else matched[everything], tallies,
                        {name: self.fields[name].values for name in facets})
