@@ -532,10 +532,9 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
     words = _WORDS.findall(clause.text)
     pairs: list[tuple[str, str]] = []  # the typed word in every language and field
     typed_english: tuple[str, ...] = ()
-    for language in languages:
+    # (Leaving out the languages where a word is `absent`: nothing to ask of their items.)
+    for language in present_in(vocabulary, words, languages):
         analyse = tongue(language)
-        if any(absent(vocabulary, w, language) for w in words):
-            continue  # a word no item in this language has: nothing to ask of them
         terms = tuple(t for w in words if (t := analyse.query_term(w)) is not None)
         if language == "en":
             typed_english = terms
@@ -758,6 +757,63 @@ def absent(vocabulary: Vocabulary, word: str, language: str) -> bool:
     if language in THREE_LETTERS and shape.three in heads:
         return False
     return shape.two not in heads and shape.one not in heads
+
+
+class _HeadIndex:
+    """Every small language's `language_heads` of one vocabulary at once: which small
+    languages have a head, and which have a stop word (`present_in`)."""
+
+    __slots__ = ("by_head", "made_with", "not_small", "stops")
+
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        # What it was made with (tests change these to ask every language).
+        self.made_with = (HEADED, THREE_LETTERS, UNDOUBLING)
+        self.not_small: set[str] = set()  # HEADED, but with too many terms to look over
+        by_head: dict[str, set[str]] = {}
+        stops: dict[str, set[str]] = {}
+        for language in HEADED:
+            heads = language_heads(vocabulary, language)
+            if heads is None:
+                self.not_small.add(language)
+                continue
+            for found in heads:
+                by_head.setdefault(found, set()).add(language)
+            for word in _stop_words_of(language):
+                stops.setdefault(word, set()).add(language)
+        self.by_head = {k: frozenset(v) for k, v in by_head.items()}
+        self.stops = {k: frozenset(v) for k, v in stops.items()}
+
+
+_HEAD_INDEXES = _PerVocabulary()
+_NONE: frozenset[str] = frozenset()
+
+
+def present_in(vocabulary: Vocabulary, words: Sequence[str],
+               languages: Sequence[str]) -> list[str]:
+    """The languages of `languages` (in order) in which no word of `words` is `absent`:
+    the same answer, from one look per word at the heads of every small language
+    (`_HeadIndex`) rather than one call of `absent` per word and language."""
+    known = _HEAD_INDEXES.of(vocabulary)
+    index = known.get("")
+    if index is None or index.made_with != (HEADED, THREE_LETTERS, UNDOUBLING):
+        index = known[""] = _HeadIndex(vocabulary)
+    can: set[str] | None = None  # small languages no word is absent from, so far
+    for word in words:
+        shape = _shape(word)
+        if shape.elided:
+            continue  # absent nowhere
+        heads = index.by_head
+        found = (heads.get(shape.two, _NONE) | heads.get(shape.one, _NONE)
+                 | index.stops.get(shape.lowered, _NONE))
+        if shape.three != shape.two:  # only a THREE_LETTERS language has 3-letter heads
+            found |= heads.get(shape.three, _NONE) & THREE_LETTERS
+        if shape.doubled:
+            found |= UNDOUBLING
+        can = set(found) if can is None else can & found
+    if can is None:
+        return list(languages)
+    return [code for code in languages
+            if code not in HEADED or code in index.not_small or code in can]
 
 
 _PEAKS = _PerVocabulary()
