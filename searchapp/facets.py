@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import bisect
 import unicodedata
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,7 +32,15 @@ class Counted:
     """The outcome of filtering and counting one set of matches."""
 
     docs: Docs  # the matches that pass every filter
-    counts: dict[str, dict[str, int]]  # facet → value → matches
+    # facet → matches per code of its column (`Column.values[code]`)
+    tallies: dict[str, NDArray[np.int64]]
+    values: dict[str, tuple[str, ...]]  # facet → its column's values
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        """facet → value → matches (values with none left out)."""
+        return {name: {self.values[name][i]: int(tally[i]) for i in np.flatnonzero(tally)}
+                for name, tally in self.tallies.items()}
 
 
 class Columns:
@@ -40,6 +49,24 @@ class Columns:
     def __init__(self, snapshot: Snapshot, fields: Sequence[str] = COLUMN_FIELDS) -> None:
         self.fields: dict[str, Column] = {name: snapshot.column(name) for name in fields}
         self._folded: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._kept: dict[str, Any] = {}
+        self._without: dict[str, bool] = {}  # facet → whether any document has no value
+
+    def _missing(self, name: str) -> bool:
+        """Whether some document has no value in `name` (a code of -1): when none has,
+        as is usual for a facet, counting needs no look for them."""
+        found = self._without.get(name)
+        if found is None:
+            found = self._without[name] = bool((self.fields[name].codes < 0).any())
+        return found
+
+    def kept(self, name: str, make: Callable[[str, tuple[str, ...]], Any]) -> Any:
+        """`make(name, values)` of a column's values, made once and kept with the columns
+        (what a facet shows of each value: `searchapp.page.FacetShown`)."""
+        found = self._kept.get(name)
+        if found is None:
+            found = self._kept[name] = make(name, self.fields[name].values)
+        return found
 
     def __getitem__(self, name: str) -> Column:
         return self.fields[name]
@@ -79,15 +106,16 @@ class Columns:
             if values is not None:
                 passes[name] = np.isin(local[name], self.fields[name].codes_of(values))
 
-        counts = {}
+        tallies = {}
         for name in facets:
             mask = _all_of(m for n, m in passes.items() if n != name)
             codes = local[name] if mask is None else local[name][mask]
-            tally = np.bincount(codes[codes >= 0], minlength=len(self.fields[name].values))
-            values = self.fields[name].values
-            counts[name] = {values[i]: int(tally[i]) for i in np.flatnonzero(tally)}
+            if self._missing(name):
+                codes = codes[codes >= 0]  # (-1: no value)
+            tallies[name] = np.bincount(codes, minlength=len(self.fields[name].values))
         everything = _all_of(passes.values())
-        return Counted(matched if everything is None else matched[everything], counts)
+        return Counted(matched if everything is None else matched[everything], tallies,
+                       {name: self.fields[name].values for name in facets})
 
     def first_by_date(self, docs: Docs, *, newest: bool, limit: int
                       ) -> tuple[Docs, NDArray[np.int64]]:

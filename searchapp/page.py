@@ -13,6 +13,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from searchapp.fields import FACETS
 from searchapp.models import Item
 from searchapp.request import DEFAULT_FACET_SIZE, SearchQuery
@@ -96,8 +99,10 @@ class SearchPage:
         q = self.query
         facets, truncated = {}, {}
         for name, values in self.facets.items():
-            kept = [v for i, v in enumerate(values) if i < facet_size or v.selected]
-            facets[name] = [v.to_dict() for v in kept]
+            kept = values if len(values) <= facet_size else [
+                v for i, v in enumerate(values) if i < facet_size or v.selected]
+            facets[name] = [{"value": v.value, "label": v.label, "count": v.count,
+                             "selected": v.selected} for v in kept]  # (FacetValue.to_dict)
             truncated[name] = len(kept) < len(values)
         low, high = self.dates if self.dates is not None else (None, None)
         return {
@@ -139,7 +144,8 @@ class Related:
 def facet_values(name: str, counts: Mapping[str, int],
                  selected: Collection[str]) -> list[FacetValue]:
     """A facet's values as shown: counted or selected (`selected`: index terms); years
-    newest first (undated last), others by count, then label."""
+    newest first (undated last), others by count, then label. (A search lists them
+    from its counts per code, `FacetShown.values`, in the same order.)"""
     facet = FACETS[name]
     values = []
     for term in {*counts, *selected}:
@@ -148,8 +154,58 @@ def facet_values(name: str, counts: Mapping[str, int],
             value = facet.from_term(term)
             values.append(FacetValue(value, count, term in selected, facet.label(value),
                                      facet.param(value)))
-    if facet.newest_first:
-        values.sort(key=lambda v: (v.value is None, -int(v.value or 0)))
-    else:
-        values.sort(key=lambda v: (-v.count, v.label.casefold(), v.param))
+    values.sort(key=_newest if facet.newest_first else _most)
     return values
+
+
+def _newest(v: FacetValue) -> tuple[bool, int]:
+    return v.value is None, -int(v.value or 0)
+
+
+def _most(v: FacetValue) -> tuple[int, str, str]:
+    return -v.count, v.label.casefold(), v.param
+
+
+class FacetShown:
+    """What a facet shows of each value of its column, worked out once per column
+    (`searchapp.facets.Columns.kept`): the value as in JSON, its label and parameter,
+    and its place in the facet's order among equal counts. A search then lists its
+    facet values from its counts per code (`values`): what `facet_values` lists."""
+
+    __slots__ = ("code", "name", "newest_first", "rank", "shown")
+
+    def __init__(self, name: str, terms: tuple[str, ...]) -> None:
+        facet = FACETS[name]
+        self.name = name
+        self.code = {term: i for i, term in enumerate(terms)}
+        self.shown: list[tuple[str | int | None, str, str]] = []
+        for term in terms:
+            value = facet.from_term(term)
+            self.shown.append((value, facet.label(value), facet.param(value)))
+        self.newest_first = facet.newest_first
+        # Each code's place in the order among equal counts (no two values tie in it).
+        blank = [FacetValue(value, 0, False, label, param) for value, label, param in self.shown]
+        order = sorted(range(len(terms)), key=lambda i: (_newest if self.newest_first
+                                                         else _most)(blank[i]))
+        self.rank = np.empty(len(terms), dtype=np.int64)
+        self.rank[order] = np.arange(len(terms))
+
+    def values(self, tally: NDArray[np.int64], selected: Collection[str]) -> list[FacetValue]:
+        """`facet_values` from the matches per code (`tally`) and the selected index
+        terms, without a look at the values with no match."""
+        chosen = [code for term in selected if (code := self.code.get(term)) is not None]
+        codes = np.flatnonzero(tally)
+        if chosen:
+            codes = np.union1d(codes, np.asarray(chosen, dtype=np.int64))
+        counts = tally[codes]
+        ranks = self.rank[codes]
+        order = np.argsort(ranks) if self.newest_first else np.lexsort((ranks, -counts))
+        shown, picked = self.shown, set(chosen)
+        values = []
+        for code, count in zip(codes[order].tolist(), counts[order].tolist()):
+            value, label, param = shown[code]
+            values.append(FacetValue(value, count, code in picked, label, param))
+        if len(chosen) < len(selected):  # selected, but no item has it: shown with 0
+            values += facet_values(self.name, {}, [t for t in selected if t not in self.code])
+            values.sort(key=_newest if self.newest_first else _most)
+        return values

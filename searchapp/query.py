@@ -20,9 +20,10 @@ import functools
 import re
 import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
+from typing import Any
 
 from searchapp.analysis import TOKEN_PATTERN, analyzer, fold, tag, tongue
 from searchapp.analysis import compile as compile_chain
@@ -531,10 +532,9 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
     words = _WORDS.findall(clause.text)
     pairs: list[tuple[str, str]] = []  # the typed word in every language and field
     typed_english: tuple[str, ...] = ()
-    for language in languages:
+    # (Leaving out the languages where a word is `absent`: nothing to ask of their items.)
+    for language in present_in(vocabulary, words, languages):
         analyse = tongue(language)
-        if any(absent(vocabulary, w, language) for w in words):
-            continue  # a word no item in this language has: nothing to ask of them
         terms = tuple(t for w in words if (t := analyse.query_term(w)) is not None)
         if language == "en":
             typed_english = terms
@@ -654,8 +654,32 @@ UNDOUBLING = frozenset({"fi"})
 # A language with more terms than this (over the text fields) is not small: looking
 # its terms over would cost more than stemming saves.
 SMALL_LANGUAGE_TERMS = 5_000
-_HEADS: weakref.WeakKeyDictionary[Vocabulary, dict[str, frozenset[str] | None]] = \
-    weakref.WeakKeyDictionary()
+
+
+class _PerVocabulary:
+    """A dict per vocabulary, for what is worked out once per vocabulary and dropped with
+    it (weakly keyed). The last vocabulary asked for is remembered (weakly too): nearly
+    every look is for the live snapshot's, and a weak-keyed look costs a new weak
+    reference each time (asked for every word in every language of a query)."""
+
+    def __init__(self) -> None:
+        self._table: weakref.WeakKeyDictionary[Vocabulary, dict[str, Any]] = \
+            weakref.WeakKeyDictionary()
+        self._last: tuple[Callable[[], Vocabulary | None], dict[str, Any]] = (
+            lambda: None, {})
+
+    def of(self, vocabulary: Vocabulary) -> dict[str, Any]:
+        alive, known = self._last
+        if alive() is vocabulary:
+            return known
+        found = self._table.get(vocabulary)
+        if found is None:
+            found = self._table.setdefault(vocabulary, {})
+        self._last = (weakref.ref(vocabulary), found)
+        return found
+
+
+_HEADS = _PerVocabulary()
 
 
 def start_letters(language: str) -> int:
@@ -674,9 +698,7 @@ def language_heads(vocabulary: Vocabulary, language: str) -> frozenset[str] | No
     language is not small or not `HEADED`."""
     if language not in HEADED:
         return None
-    known = _HEADS.get(vocabulary)
-    if known is None:
-        known = _HEADS.setdefault(vocabulary, {})
+    known = _HEADS.of(vocabulary)
     if language not in known:
         heads: set[str] | None = set()
         tag_length = len(tag(language, ""))
@@ -737,8 +759,64 @@ def absent(vocabulary: Vocabulary, word: str, language: str) -> bool:
     return shape.two not in heads and shape.one not in heads
 
 
-_PEAKS: weakref.WeakKeyDictionary[Vocabulary, dict[str, dict[str, int] | None]] = \
-    weakref.WeakKeyDictionary()
+class _HeadIndex:
+    """Every small language's `language_heads` of one vocabulary at once: which small
+    languages have a head, and which have a stop word (`present_in`)."""
+
+    __slots__ = ("by_head", "made_with", "not_small", "stops")
+
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        # What it was made with (tests change these to ask every language).
+        self.made_with = (HEADED, THREE_LETTERS, UNDOUBLING)
+        self.not_small: set[str] = set()  # HEADED, but with too many terms to look over
+        by_head: dict[str, set[str]] = {}
+        stops: dict[str, set[str]] = {}
+        for language in HEADED:
+            heads = language_heads(vocabulary, language)
+            if heads is None:
+                self.not_small.add(language)
+                continue
+            for found in heads:
+                by_head.setdefault(found, set()).add(language)
+            for word in _stop_words_of(language):
+                stops.setdefault(word, set()).add(language)
+        self.by_head = {k: frozenset(v) for k, v in by_head.items()}
+        self.stops = {k: frozenset(v) for k, v in stops.items()}
+
+
+_HEAD_INDEXES = _PerVocabulary()
+_NONE: frozenset[str] = frozenset()
+
+
+def present_in(vocabulary: Vocabulary, words: Sequence[str],
+               languages: Sequence[str]) -> list[str]:
+    """The languages of `languages` (in order) in which no word of `words` is `absent`:
+    the same answer, from one look per word at the heads of every small language
+    (`_HeadIndex`) rather than one call of `absent` per word and language."""
+    known = _HEAD_INDEXES.of(vocabulary)
+    index = known.get("")
+    if index is None or index.made_with != (HEADED, THREE_LETTERS, UNDOUBLING):
+        index = known[""] = _HeadIndex(vocabulary)
+    can: set[str] | None = None  # small languages no word is absent from, so far
+    for word in words:
+        shape = _shape(word)
+        if shape.elided:
+            continue  # absent nowhere
+        heads = index.by_head
+        found = (heads.get(shape.two, _NONE) | heads.get(shape.one, _NONE)
+                 | index.stops.get(shape.lowered, _NONE))
+        if shape.three != shape.two:  # only a THREE_LETTERS language has 3-letter heads
+            found |= heads.get(shape.three, _NONE) & THREE_LETTERS
+        if shape.doubled:
+            found |= UNDOUBLING
+        can = set(found) if can is None else can & found
+    if can is None:
+        return list(languages)
+    return [code for code in languages
+            if code not in HEADED or code in index.not_small or code in can]
+
+
+_PEAKS = _PerVocabulary()
 
 
 def _language_peaks(vocabulary: Vocabulary, language: str) -> dict[str, int] | None:
@@ -747,9 +825,7 @@ def _language_peaks(vocabulary: Vocabulary, language: str) -> dict[str, int] | N
     when the language is not small or not `HEADED`."""
     if language_heads(vocabulary, language) is None:
         return None
-    known = _PEAKS.get(vocabulary)
-    if known is None:
-        known = _PEAKS.setdefault(vocabulary, {})
+    known = _PEAKS.of(vocabulary)
     if language not in known:
         documents: Counter[str] = Counter()
         for f in TEXT_FIELDS:

@@ -75,7 +75,7 @@ from searchapp.fields import FACET_FIELDS, FACETS, TEXT_FIELDS, UNDATED
 from searchapp.highlight import FRAGMENT_CHARS, Marks, highlight
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
-from searchapp.page import FacetValue, Hit, Related, SearchPage, facet_values
+from searchapp.page import FacetShown, FacetValue, Hit, Related, SearchPage
 from searchapp.request import MAX_YEAR, MIN_YEAR, SearchQuery, check_window
 from searchapp.schema import from_stored
 from searchapp.spelling import suggest
@@ -464,9 +464,7 @@ class Engine:
                                           languages=found.languages)
                     if len(count(_matching(snapshot, better, scored=False).ids).docs) > total:
                         suggestion = fixed
-            selected = request.selected()
-            facets = {name: facet_values(name, found.counted.counts[name], set(selected[name]))
-                      for name in FACET_FIELDS}
+            facets = _facets(found.counted, request.selected(), self._columns_for(snapshot))
             if budget.cut:
                 BOUNDS.count("search: out of time")
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
@@ -591,6 +589,13 @@ def _segments(reader: Any) -> list[tuple[str, int, int]]:
     return [(leaf.segment().segment_id() if hasattr(leaf, "segment") else repr(leaf),
              int(leaf.doc_count_all()), int(leaf.doc_count()))
             for leaf, _ in reader.leaf_readers()]
+def _facets(counted: Counted, selected: Mapping[str, tuple[str, ...]],
+            columns: Columns) -> dict[str, list[FacetValue]]:
+    """Each facet's values as shown (`facet_values`), from its counts per code and what
+    each code shows, worked out once per column (`FacetShown`)."""
+    return {name: columns.kept(name, FacetShown).values(counted.tallies[name],
+                                                        set(selected[name]))
+            for name in FACET_FIELDS}
 
 
 def _warming(reader: Any, keys: list[tuple[str, str]],

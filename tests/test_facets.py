@@ -21,3 +21,35 @@ def test_columns_are_the_same_either_way(samples: Settings) -> None:
     assert len(by_whoosh["organisation"].values) == 2  # CECOP and ILO
     fast.close()
     plain.close()
+
+
+def test_a_document_with_no_value_in_a_facet_is_counted_in_the_others(
+        samples: Settings) -> None:
+    """Counting looks for documents without a value (code -1) only in a facet that has
+    any: such a document counts in every other facet and in none of that one's values."""
+    import numpy as np
+
+    from searchapp.engine import Column
+    from searchapp.fields import FACET_FIELDS
+
+    store = IndexStore(samples.index_dir)
+    snapshot = open_snapshot(store.open_index())
+    try:
+        columns = Columns(snapshot)
+        everyone = np.arange(len(columns["type"].codes), dtype=np.int64)
+        whole = columns.count(everyone, {})
+        codes = columns["type"].codes.copy()
+        lost = columns["type"].values[codes[0]]
+        codes[0] = -1  # as a field an older index has no value of
+        doctored = Columns(snapshot)
+        doctored.fields["type"] = Column(columns["type"].values, codes)
+        counted = doctored.count(everyone, {})
+        for name in FACET_FIELDS:
+            expected = dict(whole.counts[name])
+            if name == "type":
+                expected[lost] -= 1
+                expected = {v: n for v, n in expected.items() if n}
+            assert counted.counts[name] == expected, name
+        assert sum(counted.counts["type"].values()) == len(everyone) - 1
+    finally:
+        snapshot.close()

@@ -559,3 +559,33 @@ def test_small_languages_answer_the_same_without_stemming_every_word(
         again = search(news, q=text)
         assert again == answer, text
     assert tongue("it").cached("Genossenschaft") is not None
+
+
+def test_the_languages_a_query_word_is_asked_in_are_those_absent_leaves(
+        news: FlaskClient) -> None:
+    """`query.present_in` (one look per word at every small language's heads) answers
+    what asking `query.absent` of each word in each language does: on every word of
+    the news, stop words, elided and doubled words, short ones and made-up ones, alone
+    and in pairs; and again with the three-letter rule off."""
+    engine = news.application.extensions["searchapp.engine"]
+    vocabulary = engine._current().vocabulary()
+    languages = ("en", *sorted(query.HEADED), "ru", "xx")
+    words = sorted({w for n in NEWS for w in re.findall(TOKEN_PATTERN,
+                                                          f"{n['title']} {n['summary']}")})
+    words += ["der", "und", "les", "l'économie", "dell’arte", "ppo", "aalto", "Ääni", "y",
+              "yy", "ab", "Straße", "zzzq", "qqq", "ge", "g", "SSE", "ypsilon"]
+    pairs = [[a, b] for a, b in zip(words, reversed(words), strict=True)]
+
+    def check() -> None:
+        for asked in [*([w] for w in words), *pairs, []]:
+            expected = [code for code in languages
+                        if not any(query.absent(vocabulary, w, code) for w in asked)]
+            assert query.present_in(vocabulary, asked, languages) == expected, asked
+
+    check()
+    three = query.THREE_LETTERS
+    try:
+        query.THREE_LETTERS = frozenset()  # every small language on two letters
+        check()
+    finally:
+        query.THREE_LETTERS = three

@@ -249,6 +249,45 @@ def test_facet_order_count_then_name(client: FlaskClient) -> None:
     assert keys == sorted(keys)
 
 
+def test_a_selected_value_no_item_has_is_listed_with_zero_in_its_place(
+        client: FlaskClient) -> None:
+    data = search(client, q="cooperatives", year=["1999", "2016"], organisation="Nobody")
+    years = data["facets"]["year"]
+    assert [(v["value"], v["selected"]) for v in years if v["value"] in (1999, 2016)] == [
+        (2016, True), (1999, True)]
+    values = [v["value"] for v in years]
+    assert values == sorted(values, key=lambda y: (y is None, -(y or 0)))
+    organisations = data["facets"]["organisation"]
+    assert organisations[-1] == {"value": "Nobody", "label": "Nobody", "count": 0,
+                                 "selected": True}
+    assert organisations[0]["count"] > 0
+
+
+def test_facet_values_from_counts_per_code_are_those_from_counts_by_value() -> None:
+    """What a search lists (`FacetShown`, from its counts per code of a column) is what
+    `facet_values` lists from the counts by value, in the same order."""
+    import random
+
+    import numpy as np
+
+    from searchapp.page import FacetShown, facet_values
+
+    rng = random.Random(14)
+    columns = {  # a column's values, and values no item has (selected all the same)
+        "organisation": (("ICA", "ILO", "ica", "Coop Europe", "CECOP", "Équipe", "équipe"),
+                         ("Nobody", "nobody")),
+        "type": (("Event", "News", "Publication"), ("Video",)),
+        "year": (("1999", "2015", "2016", "2017", "undated"), ("2003", "1850")),
+        "language": (("de", "en", "fr", "xx"), ("it",))}
+    for name, (terms, absent) in columns.items():
+        shown = FacetShown(name, terms)
+        for _ in range(200):
+            tally = np.array([rng.choice((0, 0, 1, 2, 3, 7)) for _ in terms], dtype=np.int64)
+            selected = set(rng.sample([*terms, *absent], rng.randint(0, 3)))
+            by_value = {t: int(n) for t, n in zip(terms, tally) if n}
+            assert shown.values(tally, selected) == facet_values(name, by_value, selected)
+
+
 # Results ----------------------------------------------------------------------
 
 

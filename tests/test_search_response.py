@@ -107,6 +107,43 @@ def test_the_body_is_compact_utf8_json_and_the_headers_are_the_apis(client: Flas
     assert again.headers["ETag"] == etag
 
 
+def test_a_settled_index_is_not_listed_per_request_and_a_commit_is_still_seen(
+        app: Flask, client: FlaskClient, samples: Settings, tmp_path: Path) -> None:
+    """Once the generation's folder has gone unchanged a while, a request checks it for
+    new commits by its modification time alone (no listing of its files); an import
+    adds files to it, and the next request answers from it."""
+    import os
+    import time
+
+    engine = app.extensions["searchapp.engine"]
+    folder = engine.store.current().path
+    an_hour_ago = time.time() - 3600
+    os.utime(folder, (an_hour_ago, an_hour_ago))  # as an index left alone for an hour
+    get(client, q="kingfisher")  # opens the snapshot
+    ix = engine._snapshot.searcher._ix
+    listed = []
+    listing = ix.latest_generation
+
+    def counted() -> Any:  # Whoosh's look for a newer table of contents, counted
+        listed.append(1)
+        return listing()
+
+    ix.latest_generation = counted
+    before, body = get(client, q="kingfisher")
+    again, _ = get(client, q="kingfisher")
+    assert body["total"] == 0 and len(listed) == 1  # the first look lists, and settles
+    assert again.headers["ETag"] == before.headers["ETag"]
+    extra = tmp_path / "more.jsonl"
+    extra.write_text(json.dumps({"id": "bird", "title": "Kingfisher cooperative",
+                                 "date": "2024-05-01", "language": "en"}) + "\n",
+                     encoding="utf-8")
+    operations.import_paths(samples, [extra], organisation="Test")
+    assert engine.store.current().path == folder  # a commit to the same generation
+    after, body = get(client, q="kingfisher")
+    assert [h["id"] for h in body["hits"]] == ["bird"]
+    assert after.headers["ETag"] != before.headers["ETag"]
+
+
 def test_a_request_looks_at_the_index_once_and_the_next_one_sees_an_import(
         app: Flask, client: FlaskClient, samples: Settings, tmp_path: Path) -> None:
     """The ETag and the answer come from one look at the index (one check for a new

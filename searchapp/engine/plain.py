@@ -425,6 +425,11 @@ def make_close_words(reader: IndexReader, keys: list[tuple[str, str]]) -> int:
     return made
 
 
+# A generation's folder unchanged for this long (by its modification time) is trusted to
+# show a commit by a change of that time (`WhooshSnapshot.up_to_date`).
+SETTLED_NS = 2_000_000_000
+
+
 class WhooshSnapshot(Snapshot):
     """Every answer from Whoosh's own searcher (the reference the arrays path meets)."""
 
@@ -438,6 +443,11 @@ class WhooshSnapshot(Snapshot):
         # One vocabulary per snapshot: what the query build keeps with it (the small
         # languages' word heads, `query.language_heads`) is then worked out once.
         self._words: Vocabulary | None = None
+        # The generation's folder (a file index), and its (inode, modification time) when
+        # a look found the index unchanged and the folder settled (`up_to_date`).
+        self._folder: str | None = getattr(getattr(searcher._ix, "storage", None),
+                                           "folder", None)
+        self._settled: tuple[int, int] | None = None
 
     # What every snapshot shares ------------------------------------------
 
@@ -460,7 +470,27 @@ class WhooshSnapshot(Snapshot):
         return int(self.reader.generation())
 
     def up_to_date(self) -> bool:
-        return bool(self.searcher.up_to_date())
+        """Whether no commit has come since the snapshot was opened. Asked on every
+        request (with its ETag), so the folder's listing (Whoosh's look for a newer
+        table of contents) is spared while the folder is unchanged: a commit adds files
+        to it, which moves its modification time on. Only a folder last changed more
+        than `SETTLED_NS` before a look that found the index unchanged is trusted so,
+        since a file system keeps that time in coarse ticks: any later change gets a
+        later time."""
+        if self._folder is None:
+            return bool(self.searcher.up_to_date())
+        try:
+            st = os.stat(self._folder)
+        except OSError:
+            return bool(self.searcher.up_to_date())
+        stamp = (st.st_ino, st.st_mtime_ns)
+        if stamp == self._settled:
+            return True
+        looked = time.time_ns()
+        fresh = bool(self.searcher.up_to_date())
+        if fresh and looked - st.st_mtime_ns > SETTLED_NS:
+            self._settled = stamp
+        return fresh
 
     def refresh(self) -> Snapshot:
         return type(self)(self.searcher.refresh(), reason=self.reason)

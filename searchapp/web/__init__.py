@@ -100,17 +100,33 @@ SECURITY_HEADERS = {
 }
 
 
+# Open CORS for reading the public API (not the admin routes).
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "If-None-Match",
+    "Access-Control-Expose-Headers": "ETag",
+}
+_SECURITY = tuple((name.lower(), name, value) for name, value in SECURITY_HEADERS.items())
+_CORS = tuple((name.lower(), name, value) for name, value in CORS_HEADERS.items())
+
+
 def _headers(response: Response) -> Response:
-    """Security headers everywhere; open CORS for reading the public API."""
+    """Security headers everywhere (unless a route set its own); open CORS for reading
+    the public API. (One look at the headers already there, then appends: on every
+    response, so it is kept cheap.)"""
     headers = response.headers
-    for name, value in SECURITY_HEADERS.items():
-        headers.setdefault(name, value)
+    present = {key.lower() for key, _ in headers.items()}
+    for lowered, name, value in _SECURITY:
+        if lowered not in present:
+            headers.add(name, value)
     path = request.path
     if (path.startswith("/api/") and not path.startswith("/api/admin/")) or path == "/healthz":
-        headers["Access-Control-Allow-Origin"] = "*"
-        headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
-        headers["Access-Control-Allow-Headers"] = "If-None-Match"
-        headers["Access-Control-Expose-Headers"] = "ETag"
+        for lowered, name, value in _CORS:
+            if lowered in present:
+                headers[name] = value
+            else:
+                headers.add(name, value)
     return response
 
 
