@@ -8,7 +8,7 @@ characters, so the text reads exactly as stored.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from html import escape
 from typing import Any
 
@@ -25,13 +25,15 @@ _TERMS: dict[str, str | None] = {}
 _UNSEEN: Any = object()
 _HEAD = "\x00"
 _APOSTROPHES = "'’"  # what joins the parts of one token (TOKEN_PATTERN)
+# How a head's characters are matched (`_finder`), where not as themselves.
+_HEAD_CHARS = {"i": "[iy]", **{a: f"{re.escape(a)}(?=\\w)" for a in _APOSTROPHES}}
 
 
 class Marks:
     """The terms a search wants marked (language-tagged), sorted out once for every
     text of its page."""
 
-    __slots__ = ("english", "heads", "wanted")
+    __slots__ = ("english", "find", "heads", "wanted")
 
     def __init__(self, wanted: Collection[str]) -> None:
         self.wanted = wanted
@@ -42,6 +44,29 @@ class Marks:
         # not yet stemmed (`_HEAD` before its head).
         self.heads = (frozenset(_HEAD + head(t) for t in self.english)
                       if compile_chain("en").keeps_initial else None)
+        self.find = _finder(self.heads) if self.heads else None
+
+
+def _finder(heads: Collection[str]) -> Callable[[str], Iterator[re.Match[str]]]:
+    """What finds, in a lowercased ASCII text, the tokens a search may want marked:
+    every token whose head is one of `heads` (`Marks.heads`, a one-letter head for a
+    one-letter term), in order, as whole tokens; and some tokens that follow an
+    apostrophe inside a longer token, which the caller passes over. Since a term
+    begins as its folded word does, no token a search wants is missed.
+
+    A head may begin a token (no word character just before it: the lookbehind is
+    checked after the head, so the regex scans for the heads' letters in C); the
+    match then runs to the token's end (`TOKEN_PATTERN`). An "i" in a head is
+    matched by "i" or "y" (`head` reads "y" as "i"); an apostrophe only where a word
+    character follows (where it joins two parts of one token)."""
+    by_size: dict[int, set[str]] = {}
+    for marked in heads:
+        text = marked[len(_HEAD):]
+        by_size.setdefault(len(text), set()).add(
+            "".join(_HEAD_CHARS.get(c) or re.escape(c) for c in text))
+    starts = [f"(?:{'|'.join(sorted(found))})(?<!\\w{'.' * size})"
+              for size, found in sorted(by_size.items(), reverse=True)]
+    return re.compile(f"(?:{'|'.join(starts)})\\w*(?:[{_APOSTROPHES}]\\w+)*", re.DOTALL).finditer
 
 
 def spans(text: str, wanted: Collection[str] | Marks, *, language: str = "en"
@@ -63,6 +88,8 @@ def _spans(text: str, wanted: Collection[str] | Marks, language: str
     if not marks.wanted or not text:
         return iter(())
     if language == "en":
+        if marks.find is not None and text.isascii():
+            return _ascii_spans(text, marks)
         return _english_spans(text, marks.english, marks.heads)
     return _other_spans(text, marks.wanted, language)
 
@@ -75,46 +102,63 @@ def _other_spans(text: str, wanted: Collection[str], language: str
     return _occurrences(text, hits)
 
 
+def _ascii_spans(text: str, marks: Marks) -> Iterator[tuple[int, int]]:
+    """English spans of an ASCII text, where a token lowercased is its folded word: the
+    regex of `marks` (`_finder`) finds the few tokens whose heads are wanted, in C,
+    and only those are looked up (`_wanted`); the rest of the text is never split into
+    words in Python."""
+    lowered = text.lower()  # (ASCII: the same length, the same characters are `\\w`)
+    english, heads = marks.english, marks.heads
+    for found in marks.find(lowered):  # type: ignore[misc]
+        at = found.start()
+        if at > 1 and lowered[at - 1] in _APOSTROPHES and _wordy(lowered[at - 2]):
+            continue  # the end of a longer token ("o'clock"), found from its apostrophe
+        if _wanted(found.group(), english, heads):
+            yield found.span()
+
+
 def _english_spans(text: str, english: Collection[str],
                    heads: Collection[str] | None = None) -> Iterator[tuple[int, int]]:
-    """English (`english`: the wanted terms untagged), through the compiled chain's
+    """English (`english`: the wanted terms untagged) in any text: its distinct words
+    (the regex finds the tokens in C, rather than a match object per word in Python)
+    each looked up once (`_wanted`); only the few that match are then placed
+    (`_occurrences`)."""
+    if not english:
+        return iter(())
+    hits = [word for word in set(TOKENS.findall(text)) if _wanted(word, english, heads)]
+    return _occurrences(text, hits)
+
+
+def _wanted(word: str, english: Collection[str], heads: Collection[str] | None) -> bool:
+    """Whether an English word as written has a wanted term, through the compiled chain's
     steps, each distinct word folded and stemmed once (`_TERMS`), and not stemmed at
     all when its `head` is none of the wanted terms' `heads` (`Marks.heads`): `_TERMS`
     then keeps the head, marked, and stems the word the first time a search wants a
-    term with that head. The text's distinct words are looked up once each (the
-    regex finds the tokens in C, rather than a match object per word in Python); only
-    the few that match are then placed (`_occurrences`)."""
-    if not english:
-        return iter(())
-    chain = compile_chain("en")
+    term with that head."""
     known = _TERMS
-    hits = []
-    for word in set(chain.tokens.findall(text)):
-        term = known.get(word, _UNSEEN)
-        if term in english:
-            hits.append(word)
-            continue
-        if term is None:  # a stop word
-            continue
-        if term is _UNSEEN:
-            folded = chain.fold(word)
-            if len(known) >= _CACHE_LIMIT:
-                known.clear()
-            if folded is None:
-                known[word] = None
-                continue
-            if heads is not None:
-                term = known[word] = _HEAD + head(folded)
-        elif term[:1] != _HEAD:
-            continue  # stemmed already, and not wanted
-        else:
-            folded = None
-        if heads is not None and term not in heads and term[:2] not in heads:
-            continue  # cannot stem to a wanted term (nor to a wanted one-letter term)
-        term = known[word] = chain.stem(folded if folded is not None else chain.fold(word))
-        if term in english:
-            hits.append(word)
-    return _occurrences(text, hits)
+    term = known.get(word, _UNSEEN)
+    if term in english:
+        return True
+    if term is None:  # a stop word
+        return False
+    chain = compile_chain("en")
+    if term is _UNSEEN:
+        folded = chain.fold(word)
+        if len(known) >= _CACHE_LIMIT:
+            known.clear()
+        if folded is None:
+            known[word] = None
+            return False
+        if heads is not None:
+            term = known[word] = _HEAD + head(folded)
+    elif term[:1] != _HEAD:
+        return False  # stemmed already, and not wanted
+    else:
+        folded = None
+    if heads is not None and term not in heads and term[:2] not in heads:
+        return False  # cannot stem to a wanted term (nor to a wanted one-letter term)
+    term = known[word] = chain.stem(folded if folded is not None else chain.fold(word))
+    return term in english
 
 
 def _occurrences(text: str, words: list[str]) -> Iterator[tuple[int, int]]:
