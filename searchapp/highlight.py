@@ -26,7 +26,13 @@ _UNSEEN: Any = object()
 _HEAD = "\x00"
 _APOSTROPHES = "'’"  # what joins the parts of one token (TOKEN_PATTERN)
 # How a head's characters are matched (`_finder`), where not as themselves.
-_HEAD_CHARS = {"i": "[iy]", **{a: f"{re.escape(a)}(?=\\w)" for a in _APOSTROPHES}}
+_HEAD_CHARS = {"i": "[iy]", **{a: f"[{_APOSTROPHES}](?=\\w)" for a in _APOSTROPHES}}
+# Characters besides ASCII that leave a text to the regex path (`_plain_spans`): typographic
+# punctuation and spaces, none of them a word character nor changed by lowercasing or
+# accent folding (tests/test_highlight.py checks it), so the text lowercased keeps its
+# length and tokens, and each token lowercased is its folded word.
+PLAIN_PUNCTUATION = "’‘‚‛“”„‟–—―…«»‹›•·°€£¥§¶©®™′″\u00a0\u2009\u200a\u202f"
+_NOT_PLAIN = re.compile(f"[^\\x00-\\x7f{PLAIN_PUNCTUATION}]")
 
 
 class Marks:
@@ -48,17 +54,18 @@ class Marks:
 
 
 def _finder(heads: Collection[str]) -> Callable[[str], Iterator[re.Match[str]]]:
-    """What finds, in a lowercased ASCII text, the tokens a search may want marked:
-    every token whose head is one of `heads` (`Marks.heads`, a one-letter head for a
-    one-letter term), in order, as whole tokens; and some tokens that follow an
-    apostrophe inside a longer token, which the caller passes over. Since a term
+    """What finds, in a lowercased plain text (`_plain_spans`), the tokens a search may
+    want marked: every token whose head is one of `heads` (`Marks.heads`, a one-letter
+    head for a one-letter term), in order, as whole tokens; and some tokens that follow
+    an apostrophe inside a longer token, which the caller passes over. Since a term
     begins as its folded word does, no token a search wants is missed.
 
     A head may begin a token (no word character just before it: the lookbehind is
     checked after the head, so the regex scans for the heads' letters in C); the
     match then runs to the token's end (`TOKEN_PATTERN`). An "i" in a head is
-    matched by "i" or "y" (`head` reads "y" as "i"); an apostrophe only where a word
-    character follows (where it joins two parts of one token)."""
+    matched by "i" or "y" (`head` reads "y" as "i"); an apostrophe by either apostrophe
+    (`head` reads "’" as "'"), only where a word character follows (where it joins two
+    parts of one token)."""
     by_size: dict[int, set[str]] = {}
     for marked in heads:
         text = marked[len(_HEAD):]
@@ -88,8 +95,8 @@ def _spans(text: str, wanted: Collection[str] | Marks, language: str
     if not marks.wanted or not text:
         return iter(())
     if language == "en":
-        if marks.find is not None and text.isascii():
-            return _ascii_spans(text, marks)
+        if marks.find is not None and (text.isascii() or not _NOT_PLAIN.search(text)):
+            return _plain_spans(text, marks)
         return _english_spans(text, marks.english, marks.heads)
     return _other_spans(text, marks.wanted, language)
 
@@ -102,12 +109,12 @@ def _other_spans(text: str, wanted: Collection[str], language: str
     return _occurrences(text, hits)
 
 
-def _ascii_spans(text: str, marks: Marks) -> Iterator[tuple[int, int]]:
-    """English spans of an ASCII text, where a token lowercased is its folded word: the
-    regex of `marks` (`_finder`) finds the few tokens whose heads are wanted, in C,
-    and only those are looked up (`_wanted`); the rest of the text is never split into
-    words in Python."""
-    lowered = text.lower()  # (ASCII: the same length, the same characters are `\\w`)
+def _plain_spans(text: str, marks: Marks) -> Iterator[tuple[int, int]]:
+    """English spans of a text in ASCII (and `PLAIN_PUNCTUATION`), where a token
+    lowercased is its folded word: the regex of `marks` (`_finder`) finds the few
+    tokens whose heads are wanted, in C, and only those are looked up (`_wanted`); the
+    rest of the text is never split into words in Python."""
+    lowered = text.lower()  # (the same length, the same characters are `\\w`)
     english, heads = marks.english, marks.heads
     for found in marks.find(lowered):  # type: ignore[misc]
         at = found.start()

@@ -8,10 +8,11 @@ from html import escape
 
 from conftest import SAMPLES
 from nltk.stem.snowball import SnowballStemmer
+from whoosh.support.charset import accent_map
 
 from searchapp import importers
 from searchapp.analysis import TOKEN_PATTERN, analyzer, compile, terms, tongue
-from searchapp.highlight import head, highlight, spans
+from searchapp.highlight import _NOT_PLAIN, PLAIN_PUNCTUATION, head, highlight, spans
 
 TEXTS = [
     "Özge Berber-Agtaş won’t say the co-op’s “news” — ELECTIONS, elected, electing",
@@ -166,13 +167,15 @@ def test_a_word_passed_over_once_is_marked_when_a_later_search_wants_it() -> Non
 def test_marks_in_generated_texts_are_the_chains() -> None:
     # Texts made of the pieces where tokens, heads and stems are tricky: apostrophes
     # inside, between and around words, "y" read as "i", one-letter terms, underscores,
-    # digits, case, stop words, accents and typographic apostrophes (ASCII texts take
-    # the highlighter's regex path, the others its word-by-word path).
+    # digits, case, stop words, accents and typographic punctuation (texts in ASCII and
+    # typographic punctuation take the highlighter's regex path, the others its
+    # word-by-word path).
     pieces = ["co", "op", "coop", "y", "i", "ie", "yi", "dying", "skies", "'", "''", " ",
               "_", "1", "x", "C", "Y", "I", "-", "s", "e", "ly", "ed", "ing", "\n", "the",
-              "O'", "don't", "it's", "'s", "é", "’", "Éc", "c’", "ﬁ"]
+              "O'", "don't", "it's", "'s", "é", "’", "Éc", "c’", "ﬁ", "“", "”", "—", "…",
+              "\u00a0", "O’"]
     rng = random.Random(14)
-    checked = {"ascii": 0, "other": 0}
+    checked = {"plain": 0, "other": 0}
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 25)))
         chained = [(t.text, t.startchar, t.endchar) for t in analyzer()(text, chars=True)]
@@ -184,5 +187,19 @@ def test_marks_in_generated_texts_are_the_chains() -> None:
             wanted.add(rng.choice(["c", "i", "y", "co", "coop", "die", "x", "1", "s"]))
         expected = [(a, b) for t, a, b in chained if t in wanted]
         assert spans(text, {f"en:{t}" for t in wanted}) == expected, (text, wanted)
-        checked["ascii" if text.isascii() else "other"] += 1
+        checked["other" if _NOT_PLAIN.search(text) else "plain"] += 1
     assert min(checked.values()) > 500
+
+
+def test_the_plain_punctuation_keeps_tokens_and_folds_to_itself() -> None:
+    # What lets a text with typographic punctuation take the regex path (`_plain_spans`).
+    chain = compile()
+    for char in PLAIN_PUNCTUATION:
+        assert not re.match(r"\w", char) and char.lower() == char, char
+        assert char.translate(accent_map) == char, char
+    text = "The co‑op’s “elections” — O’Brien… elected\u00a0again"
+    assert not _NOT_PLAIN.search(text.replace("‑", "-"))
+    assert highlight(text.replace("‑", "-"), {"en:elect", "en:o'brien", "en:co"}) == (
+        "The <mark>co</mark>-op’s “<mark>elections</mark>” — <mark>O’Brien</mark>…"
+        " <mark>elected</mark>\u00a0again")
+    assert chain.fold("O’Brien") == "o’brien"
