@@ -83,6 +83,9 @@ def _finder(heads: Collection[str]) -> Callable[[str], Iterator[re.Match[str]]]:
 
 _START = operator.methodcaller("start")
 _PATTERNS: dict[str, Callable[[str], Iterator[re.Match[str]]]] = {}
+# Compiled regexes kept at most (about 1 kB each): the heads of ASCII words are about 1,400;
+# heads in other scripts could be many more, and queries choose them.
+_PATTERN_LIMIT = 4096
 
 
 def _head_pattern(text: str) -> Callable[[str], Iterator[re.Match[str]]]:
@@ -96,7 +99,7 @@ def _head_pattern(text: str) -> Callable[[str], Iterator[re.Match[str]]]:
     token)."""
     found = _PATTERNS.get(text)
     if found is None:
-        if len(_PATTERNS) >= _CACHE_LIMIT:
+        if len(_PATTERNS) >= _PATTERN_LIMIT:
             _PATTERNS.clear()
         start = "".join(_HEAD_CHARS.get(c) or re.escape(c) for c in text)
         found = _PATTERNS[text] = re.compile(
