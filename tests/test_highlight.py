@@ -6,6 +6,7 @@ import random
 import re
 from html import escape
 
+import pytest
 from conftest import SAMPLES
 from nltk.stem.snowball import SnowballStemmer
 from whoosh.support.charset import accent_map
@@ -203,3 +204,17 @@ def test_the_plain_punctuation_keeps_tokens_and_folds_to_itself() -> None:
         "The <mark>co</mark>-op’s “<mark>elections</mark>” — <mark>O’Brien</mark>…"
         " <mark>elected</mark>\u00a0again")
     assert chain.fold("O’Brien") == "o’brien"
+
+
+def test_the_regexes_kept_for_heads_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Queries choose the heads (any script): the regexes kept for them stay bounded,
+    # and a head whose regex was let go is compiled again, marking the same.
+    from searchapp import highlight as module
+
+    monkeypatch.setattr(module, "_PATTERNS", {})
+    monkeypatch.setattr(module, "_PATTERN_LIMIT", 8)
+    words = [f"{a}{b}x" for a in "bcdfgh" for b in "aeou"]  # 24 heads
+    text = " ".join(words)
+    for word in words + words[:3]:
+        assert highlight(text, {f"en:{word}"}).count("<mark>") == 1
+        assert len(module._PATTERNS) <= 8
