@@ -132,9 +132,10 @@ def _analyzer(language: str) -> Analyzer:
 def head(word: str) -> str:
     """What a term shares with its folded word, as the Snowball stemmers change only a
     word's end: the first two letters, a "y" read as "i" ("dying" → "die", "cry" →
-    "cri"); a one-letter term ("c's" → "c") shares the first. The highlighter and the
-    small-language rule of the query build (`query.absent`) lean on it."""
-    return word[:2].replace("y", "i")
+    "cri"); a one-letter term ("c's" → "c") shares the first; a typographic apostrophe
+    read as "'" (nltk's English stemmer writes "o’brien" as "o'brien"). The highlighter
+    leans on it."""
+    return word[:2].replace("y", "i").replace("’", "'")
 
 
 def fold(word: str) -> str:

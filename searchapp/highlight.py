@@ -7,8 +7,10 @@ characters, so the text reads exactly as stored.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from html import escape
 from typing import Any
 
@@ -25,13 +27,22 @@ _TERMS: dict[str, str | None] = {}
 _UNSEEN: Any = object()
 _HEAD = "\x00"
 _APOSTROPHES = "'’"  # what joins the parts of one token (TOKEN_PATTERN)
+# How a head's characters are matched (`_finder`), where not as themselves.
+_HEAD_CHARS = {"i": "[iy]", **{a: f"[{_APOSTROPHES}](?=\\w)" for a in _APOSTROPHES}}
+# Characters besides ASCII that leave a text to the regex path (`_plain_spans`): typographic
+# punctuation and spaces, none of them a word character nor changed by lowercasing or
+# accent folding (tests/test_highlight.py checks it), so the text lowercased keeps its
+# length and tokens, and each token lowercased is its folded word.
+PLAIN_PUNCTUATION = "’‘‚‛“”„‟–—―…«»‹›•·°€£¥§¶©®™′″\u00a0\u2009\u200a\u202f"
+_ESCAPED = re.compile("[&<>\"']")  # what `html.escape` changes
+_NOT_PLAIN = re.compile(f"[^\\x00-\\x7f{PLAIN_PUNCTUATION}]")
 
 
 class Marks:
     """The terms a search wants marked (language-tagged), sorted out once for every
     text of its page."""
 
-    __slots__ = ("english", "heads", "wanted")
+    __slots__ = ("english", "find", "heads", "wanted")
 
     def __init__(self, wanted: Collection[str]) -> None:
         self.wanted = wanted
@@ -42,6 +53,59 @@ class Marks:
         # not yet stemmed (`_HEAD` before its head).
         self.heads = (frozenset(_HEAD + head(t) for t in self.english)
                       if compile_chain("en").keeps_initial else None)
+        self.find = _finder(self.heads) if self.heads else None
+
+
+def _finder(heads: Collection[str]) -> Callable[[str], Iterator[re.Match[str]]]:
+    """What finds, in a lowercased plain text (`_plain_spans`), the tokens a search may
+    want marked: every token whose head is one of `heads` (`Marks.heads`, a one-letter
+    head for a one-letter term), in order, as whole tokens; and some tokens that follow
+    an apostrophe inside a longer token, which the caller passes over. Since a term
+    begins as its folded word does, no token a search wants is missed. A token two
+    heads find (a one-letter head and a longer one) is found twice, one after the
+    other: the caller passes over the second.
+
+    Each head has its regex (`_head_pattern`), kept for the process: a search compiles
+    nothing once its heads have been seen, where one regex per search would compile
+    one for every new query (0.07-0.15 ms). A search with several heads sorts their
+    matches by position (the regexes' part is done in C; the words found are still
+    looked up only as they are asked for)."""
+    finders = [_head_pattern(marked[len(_HEAD):]) for marked in sorted(heads)]
+    if len(finders) == 1:
+        return finders[0]
+
+    def merged(text: str) -> Iterator[re.Match[str]]:
+        return iter(sorted(itertools.chain.from_iterable(find(text) for find in finders),
+                           key=_START))
+
+    return merged
+
+
+_START = operator.methodcaller("start")
+_PATTERNS: dict[str, Callable[[str], Iterator[re.Match[str]]]] = {}
+# Compiled regexes kept at most (about 1 kB each): the heads of ASCII words are about 1,400;
+# heads in other scripts could be many more, and queries choose them.
+_PATTERN_LIMIT = 4096
+
+
+def _head_pattern(text: str) -> Callable[[str], Iterator[re.Match[str]]]:
+    """The `finditer` of the regex that finds the tokens beginning with a head `text`.
+
+    The head may begin a token (no word character just before it: the lookbehind is
+    checked after the head, so the regex scans for the head's letters in C); the match
+    then runs to the token's end (`TOKEN_PATTERN`). An "i" in a head is matched by "i"
+    or "y" (`head` reads "y" as "i"); an apostrophe by either apostrophe (`head` reads
+    "’" as "'"), only where a word character follows (where it joins two parts of one
+    token)."""
+    found = _PATTERNS.get(text)
+    if found is None:
+        if len(_PATTERNS) >= _PATTERN_LIMIT:
+            _PATTERNS.clear()
+        start = "".join(_HEAD_CHARS.get(c) or re.escape(c) for c in text)
+        found = _PATTERNS[text] = re.compile(
+            f"{start}(?<!\\w{'.' * len(text)})\\w*(?:[{_APOSTROPHES}]\\w+)*",
+            re.DOTALL).finditer
+    return found
 
 
 def spans(text: str, wanted: Collection[str] | Marks, *, language: str = "en"
@@ -63,6 +127,8 @@ def _spans(text: str, wanted: Collection[str] | Marks, language: str
     if not marks.wanted or not text:
         return iter(())
     if language == "en":
+        if marks.find is not None and (text.isascii() or not _NOT_PLAIN.search(text)):
+            return _plain_spans(text, marks)
         return _english_spans(text, marks.english, marks.heads)
     return _other_spans(text, marks.wanted, language)
 
@@ -75,46 +141,67 @@ def _other_spans(text: str, wanted: Collection[str], language: str
     return _occurrences(text, hits)
 
 
+def _plain_spans(text: str, marks: Marks) -> Iterator[tuple[int, int]]:
+    """English spans of a text in ASCII (and `PLAIN_PUNCTUATION`), where a token
+    lowercased is its folded word: the regex of `marks` (`_finder`) finds the few
+    tokens whose heads are wanted, in C, and only those are looked up (`_wanted`); the
+    rest of the text is never split into words in Python."""
+    lowered = text.lower()  # (the same length, the same characters are `\\w`)
+    english, heads = marks.english, marks.heads
+    done = 0
+    for found in marks.find(lowered):  # type: ignore[misc]
+        at = found.start()
+        if at < done:
+            continue  # found by a second head
+        if at > 1 and lowered[at - 1] in _APOSTROPHES and _wordy(lowered[at - 2]):
+            continue  # the end of a longer token ("o'clock"), found from its apostrophe
+        done = found.end()
+        if _wanted(found.group(), english, heads):
+            yield found.span()
+
+
 def _english_spans(text: str, english: Collection[str],
                    heads: Collection[str] | None = None) -> Iterator[tuple[int, int]]:
-    """English (`english`: the wanted terms untagged), through the compiled chain's
+    """English (`english`: the wanted terms untagged) in any text: its distinct words
+    (the regex finds the tokens in C, rather than a match object per word in Python)
+    each looked up once (`_wanted`); only the few that match are then placed
+    (`_occurrences`)."""
+    if not english:
+        return iter(())
+    hits = [word for word in set(TOKENS.findall(text)) if _wanted(word, english, heads)]
+    return _occurrences(text, hits)
+
+
+def _wanted(word: str, english: Collection[str], heads: Collection[str] | None) -> bool:
+    """Whether an English word as written has a wanted term, through the compiled chain's
     steps, each distinct word folded and stemmed once (`_TERMS`), and not stemmed at
     all when its `head` is none of the wanted terms' `heads` (`Marks.heads`): `_TERMS`
     then keeps the head, marked, and stems the word the first time a search wants a
-    term with that head. The text's distinct words are looked up once each (the
-    regex finds the tokens in C, rather than a match object per word in Python); only
-    the few that match are then placed (`_occurrences`)."""
-    if not english:
-        return iter(())
-    chain = compile_chain("en")
+    term with that head."""
     known = _TERMS
-    hits = []
-    for word in set(chain.tokens.findall(text)):
-        term = known.get(word, _UNSEEN)
-        if term in english:
-            hits.append(word)
-            continue
-        if term is None:  # a stop word
-            continue
-        if term is _UNSEEN:
-            folded = chain.fold(word)
-            if len(known) >= _CACHE_LIMIT:
-                known.clear()
-            if folded is None:
-                known[word] = None
-                continue
-            if heads is not None:
-                term = known[word] = _HEAD + head(folded)
-        elif term[:1] != _HEAD:
-            continue  # stemmed already, and not wanted
-        else:
-            folded = None
-        if heads is not None and term not in heads and term[:2] not in heads:
-            continue  # cannot stem to a wanted term (nor to a wanted one-letter term)
-        term = known[word] = chain.stem(folded if folded is not None else chain.fold(word))
-        if term in english:
-            hits.append(word)
-    return _occurrences(text, hits)
+    term = known.get(word, _UNSEEN)
+    if term in english:
+        return True
+    if term is None:  # a stop word
+        return False
+    chain = compile_chain("en")
+    if term is _UNSEEN:
+        folded = chain.fold(word)
+        if len(known) >= _CACHE_LIMIT:
+            known.clear()
+        if folded is None:
+            known[word] = None
+            return False
+        if heads is not None:
+            term = known[word] = _HEAD + head(folded)
+    elif term[:1] != _HEAD:
+        return False  # stemmed already, and not wanted
+    else:
+        folded = None
+    if heads is not None and term not in heads and term[:2] not in heads:
+        return False  # cannot stem to a wanted term (nor to a wanted one-letter term)
+    term = known[word] = chain.stem(folded if folded is not None else chain.fold(word))
+    return term in english
 
 
 def _occurrences(text: str, words: list[str]) -> Iterator[tuple[int, int]]:
@@ -173,13 +260,16 @@ def highlight(text: str, wanted: Collection[str] | Marks, *, fragment: int | Non
         shown.append(span)
     out = ["…"] if start > 0 else []
     pos = start
+    # (Most texts shown have nothing to escape: one search rather than five replaces
+    # for each piece.)
+    esc = escape if _ESCAPED.search(text, start, end) else str
     for a, b in shown:
         if a < start or b > end:
             continue
-        out.append(escape(text[pos:a]))
-        out.append(f"<mark>{escape(text[a:b])}</mark>")
+        out.append(esc(text[pos:a]))
+        out.append(f"<mark>{esc(text[a:b])}</mark>")
         pos = b
-    out.append(escape(text[pos:end]))
+    out.append(esc(text[pos:end]))
     if end < len(text):
         out.append("…")
     return "".join(out)

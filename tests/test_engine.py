@@ -3,6 +3,7 @@ chosen once per reader and said, and leaving the fast path is counted, never sil
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator
@@ -177,6 +178,90 @@ def test_stored_fields_through_whoosh_when_the_segment_reader_is_unknown(
     assert fast.stored(7)["id"] == "d0007"
     fast.close()
     plain.close()
+
+
+def test_a_stored_column_of_another_kind_is_read_through_whoosh_and_counted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from searchapp.engine import segments
+
+    store = IndexStore(tmp_path)
+    store.rebuild(corpus(50), expected=50)
+    before = FALLBACKS.snapshot().get(segments.STORED_THROUGH_WHOOSH, 0)
+
+    class Other:
+        """Stands for a column type the direct read does not know."""
+
+        class Reader:
+            pass
+
+    monkeypatch.setattr(segments, "PickleColumn", Other)
+    fast, plain = both(store)
+    try:
+        with caplog.at_level(logging.WARNING, logger="searchapp.engine"):
+            assert [fast.stored(d) for d in range(50)] == [plain.stored(d) for d in range(50)]
+        assert FALLBACKS.snapshot()[segments.STORED_THROUGH_WHOOSH] == before + 1
+        assert "reading it through Whoosh's reader" in caplog.text
+        assert fast.stored(7)["id"] == "d0007"
+    finally:
+        fast.close()
+        plain.close()
+
+
+def test_stored_fields_read_directly_from_an_index_in_memory() -> None:
+    # A column in Whoosh's memory (an index in memory, or a compound segment) is read
+    # from Whoosh's buffer; nothing falls back.
+    from whoosh.filedb.filestore import RamStorage
+
+    from searchapp.engine import segments
+
+    ix = RamStorage().create_index(schema())
+    with ix.writer() as writer:
+        for item in corpus(30):
+            writer.add_document(**to_document(item))
+    before = FALLBACKS.snapshot()
+    fast = open_snapshot(ix, choice="arrays")
+    plain = open_snapshot(ix, choice="whoosh")
+    try:
+        assert isinstance(fast._read_stored, segments.StoredFields)
+        assert not any(k.startswith("stored fields") and v != before.get(k)
+                       for k, v in FALLBACKS.snapshot().items())
+        assert [fast.stored(d) for d in range(30)] == [plain.stored(d) for d in range(30)]
+        assert fast.stored(7)["id"] == "d0007"
+    finally:
+        fast.close()
+        plain.close()
+
+
+def test_stored_fields_read_directly_are_whooshs_and_let_go_on_close(tmp_path: Path) -> None:
+    # Several segments, one with deletions, a summary longer than a zlib stored block,
+    # empty optional fields: each document's fields as Whoosh reads them, in its order.
+    from searchapp.engine import segments
+
+    store = IndexStore(tmp_path)
+    items = list(corpus(60))
+    long = dataclasses.replace(items[3], summary="cooperative " * 7000)
+    store.rebuild([*items[:3], long, *items[4:]], expected=60)
+    ix = store.open_index()
+    writer = ix.writer()  # a second segment, written by Whoosh, and a deletion in the first
+    writer.delete_by_term("id", items[5].id)
+    for item in list(corpus(70))[60:]:
+        writer.add_document(**to_document(item))
+    writer.commit(merge=False)
+    ix.close()
+    fast, plain = both(store)
+    try:
+        assert len(fast.reader.leaf_readers()) >= 2
+        assert isinstance(fast._read_stored, segments.StoredFields)
+        for doc in range(int(plain.reader.doc_count_all())):
+            found = fast.stored(doc)
+            assert found == plain.stored(doc) and list(found) == list(plain.stored(doc))
+        assert fast.stored(3)["summary"] == long.summary
+    finally:
+        fast.close()
+        plain.close()
+    with pytest.raises(ValueError, match="after their snapshot was closed"):
+        fast._read_stored(0)  # (its descriptors are closed, and may be another file's now)
 
 
 class MyBM25F(WordBM25F):

@@ -130,3 +130,22 @@ def test_any_flipped_byte_or_cut_of_an_arrays_file_is_refused(tmp_path: Path) ->
         path.write_bytes(good[:size])
         assert arrayfile.verify(str(path), 5) is not None
         assert arrayfile.open_arrays(str(path), 5) is None
+
+
+def test_a_stored_column_cut_short_while_serving_answers_503_with_the_reason(
+        samples: Settings) -> None:
+    # The page's items are read from the column file directly (`segments.StoredFields`):
+    # a file cut short under a serving worker is an error the health check explains,
+    # never a crash of the worker.
+    with app_over(samples) as app:
+        client = app.test_client()
+        assert hits(client, "cooperative")
+        column = live_file(samples, "._stored.col")
+        with column.open("r+b") as fh:
+            fh.truncate(100)
+        response = client.get("/api/search?q=cooperative")
+        assert response.status_code == 503
+        error = response.get_json()["error"]
+        assert error["code"] == "index_unavailable"
+        assert error["message"].startswith("the index is damaged")
+        assert client.get("/healthz").status_code == 503

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import re
 from html import escape
 
+import pytest
 from conftest import SAMPLES
 from nltk.stem.snowball import SnowballStemmer
+from whoosh.support.charset import accent_map
 
 from searchapp import importers
 from searchapp.analysis import TOKEN_PATTERN, analyzer, compile, terms, tongue
-from searchapp.highlight import head, highlight, spans
+from searchapp.highlight import _NOT_PLAIN, PLAIN_PUNCTUATION, head, highlight, spans
 
 TEXTS = [
     "Özge Berber-Agtaş won’t say the co-op’s “news” — ELECTIONS, elected, electing",
@@ -63,7 +66,8 @@ def test_an_english_term_begins_as_its_word_does() -> None:
     words |= {"dying", "lying", "tying", "skies", "skis", "idly", "gently", "ugly", "early",
               "only", "singly", "news", "innings", "proceeded", "cry", "cries", "ties", "by",
               "ay", "aing", "aed", "eed", "bye", "c's", "A's", "7's", "yearly", "y", "yy",
-              "Yves", "generously", "communism", "arsenal", "œuvre", "naïvely"}
+              "Yves", "generously", "communism", "arsenal", "œuvre", "naïvely", "O’Brien",
+              "d’Souza", "o'brien", "l’"}
     for word in words:
         folded = chain.fold(word)
         if folded is None:
@@ -76,6 +80,9 @@ def test_an_english_term_begins_as_its_word_does() -> None:
         "<mark>Dying</mark>, <mark>lying</mark> and tying"
     assert highlight("The C's and the c", {"en:c"}) == \
         "The <mark>C&#x27;s</mark> and the <mark>c</mark>"
+    # nltk's stemmer reads a typographic apostrophe as "'": "O’Brien" is "o'brien".
+    assert highlight("O’Brien, O'Brien and the O’Briens", {"en:o'brien"}) == (
+        "<mark>O’Brien</mark>, <mark>O&#x27;Brien</mark> and the <mark>O’Briens</mark>")
 
 
 def test_marks_are_placed_on_the_text_as_written() -> None:
@@ -156,3 +163,58 @@ def test_a_word_passed_over_once_is_marked_when_a_later_search_wants_it() -> Non
         "Quokkas <mark>quibbled</mark>, quietly; a quokka&#x27;s <mark>quibble</mark>")
     # A one-letter term is wanted: every word beginning with its letter is looked at.
     assert highlight("Q quietly", {"en:q"}) == "<mark>Q</mark> quietly"
+
+
+def test_marks_in_generated_texts_are_the_chains() -> None:
+    # Texts made of the pieces where tokens, heads and stems are tricky: apostrophes
+    # inside, between and around words, "y" read as "i", one-letter terms, underscores,
+    # digits, case, stop words, accents and typographic punctuation (texts in ASCII and
+    # typographic punctuation take the highlighter's regex path, the others its
+    # word-by-word path).
+    pieces = ["co", "op", "coop", "y", "i", "ie", "yi", "dying", "skies", "'", "''", " ",
+              "_", "1", "x", "C", "Y", "I", "-", "s", "e", "ly", "ed", "ing", "\n", "the",
+              "O'", "don't", "it's", "'s", "é", "’", "Éc", "c’", "ﬁ", "“", "”", "—", "…",
+              "\u00a0", "O’"]
+    rng = random.Random(14)
+    checked = {"plain": 0, "other": 0}
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 25)))
+        chained = [(t.text, t.startchar, t.endchar) for t in analyzer()(text, chars=True)]
+        vocabulary = sorted({t for t, _, _ in chained})
+        if not vocabulary:
+            continue
+        wanted = set(rng.sample(vocabulary, min(len(vocabulary), rng.randint(1, 2))))
+        if rng.random() < 0.3:
+            wanted.add(rng.choice(["c", "i", "y", "co", "coop", "die", "x", "1", "s"]))
+        expected = [(a, b) for t, a, b in chained if t in wanted]
+        assert spans(text, {f"en:{t}" for t in wanted}) == expected, (text, wanted)
+        checked["other" if _NOT_PLAIN.search(text) else "plain"] += 1
+    assert min(checked.values()) > 500
+
+
+def test_the_plain_punctuation_keeps_tokens_and_folds_to_itself() -> None:
+    # What lets a text with typographic punctuation take the regex path (`_plain_spans`).
+    chain = compile()
+    for char in PLAIN_PUNCTUATION:
+        assert not re.match(r"\w", char) and char.lower() == char, char
+        assert char.translate(accent_map) == char, char
+    text = "The co‑op’s “elections” — O’Brien… elected\u00a0again"
+    assert not _NOT_PLAIN.search(text.replace("‑", "-"))
+    assert highlight(text.replace("‑", "-"), {"en:elect", "en:o'brien", "en:co"}) == (
+        "The <mark>co</mark>-op’s “<mark>elections</mark>” — <mark>O’Brien</mark>…"
+        " <mark>elected</mark>\u00a0again")
+    assert chain.fold("O’Brien") == "o’brien"
+
+
+def test_the_regexes_kept_for_heads_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Queries choose the heads (any script): the regexes kept for them stay bounded,
+    # and a head whose regex was let go is compiled again, marking the same.
+    from searchapp import highlight as module
+
+    monkeypatch.setattr(module, "_PATTERNS", {})
+    monkeypatch.setattr(module, "_PATTERN_LIMIT", 8)
+    words = [f"{a}{b}x" for a in "bcdfgh" for b in "aeou"]  # 24 heads
+    text = " ".join(words)
+    for word in words + words[:3]:
+        assert highlight(text, {f"en:{word}"}).count("<mark>") == 1
+        assert len(module._PATTERNS) <= 8

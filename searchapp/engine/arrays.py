@@ -248,7 +248,11 @@ class ArraysSnapshot(WhooshSnapshot):
         return self.postings(fieldname, text)[0]
 
     def _release(self) -> None:
-        """Let go of the mapped arrays files and the cached terms."""
+        """Let go of the mapped arrays files, the stored columns' descriptors and the cached
+        terms."""
+        read = getattr(self, "_read_stored", None)
+        if read is not None:
+            read.close()
         for leaf in self._leaves:
             if leaf.arrays is not None:
                 leaf.arrays.close()
