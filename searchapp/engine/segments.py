@@ -118,8 +118,10 @@ STORED_LEVEL = 0
 # (`_single_postings`); the same bytes as the general loop, a sixth of its CPU.
 SINGLES_AT_ONCE = True
 # Documents are gathered this many at a time (fewer when segments are small: about a
-# hundredth of a segment's postings at ~100 postings a document).
-BATCH = 256
+# twentieth of a segment's postings at ~100 postings a document). numpy's cost per call
+# is spread over more documents: 2,048 takes about 0.89 of the CPU 256 takes per
+# document (bench/RESULTS.md, "#14 rebuild at 1M, stop 21").
+BATCH = 2048
 
 
 # While a segment is gathered, each term has a list of postings in document order,
@@ -351,7 +353,7 @@ class SegmentBuilder:
         self.ix = ix
         self.schema = ix.schema
         self.segment_postings = segment_postings
-        self.batch = max(1, min(batch, segment_postings // 10_000))
+        self.batch = max(1, min(batch, segment_postings // 2_000))
         # Each text field with a compiled chain (searchapp.analysis) is gathered a batch
         # at a time (`_TextField`); the fields of one chain share its per-language word
         # analysis (one stem cache each), and every text field the build's term numbers.
