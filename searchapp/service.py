@@ -50,13 +50,20 @@ from searchapp.engine import (
     Query,
     Snapshot,
     Word,
+    completion,
     open_snapshot,
 )
 from searchapp.engine import words as close_words
 from searchapp.engine.health import Checked
 from searchapp.engine.health import check as check_index
 from searchapp.engine.health import missing as missing_files
-from searchapp.engine.plain import WhooshSnapshot, make_close_words, reserve_close_words
+from searchapp.engine.plain import (
+    WhooshSnapshot,
+    make_close_words,
+    make_completion,
+    reserve_close_words,
+    reserve_completion,
+)
 from searchapp.errors import IndexUnavailable, SearchappError
 from searchapp.facets import Columns, Counted
 from searchapp.fields import FACET_FIELDS, FACETS, TEXT_FIELDS, UNDATED
@@ -252,15 +259,18 @@ class Engine:
         if not self._warm_up or not isinstance(snapshot, WhooshSnapshot):
             return
         keys = reserve_close_words(snapshot.reader, TEXT_FIELDS)
-        if not keys:
+        table = reserve_completion(snapshot.reader, TEXT_FIELDS)
+        if not keys and table is None:
             return
         try:
             reader = self.store.open_index().reader()
         except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on files gone)
             log.warning("warm-up not started: %s: %s", exc.__class__.__name__, exc)
             close_words.release(keys)
+            if table is not None:
+                completion.release(table[0])
             return
-        thread = threading.Thread(target=_warming, args=(reader, keys),
+        thread = threading.Thread(target=_warming, args=(reader, keys, table),
                                   name="searchapp-warm-up", daemon=True)
         self._warmer = thread
         thread.start()
@@ -484,22 +494,30 @@ class Engine:
         return _Found(request, parsed, built, dates, counted, count, ordered, languages)
 
 
-def _warming(reader: Any, keys: list[tuple[str, str]]) -> None:
-    """A snapshot's warm-up (`Engine._warm`): the reserved close-words indexes made from
-    `reader`, its own (searches go on meanwhile on the snapshot's). It holds neither the
-    engine nor the snapshot: what closes them is not delayed by it."""
+def _warming(reader: Any, keys: list[tuple[str, str]],
+             table: tuple[completion.Key, tuple[str, ...]] | None) -> None:
+    """A snapshot's warm-up (`Engine._warm`): the reserved close-words indexes and word
+    table made from `reader`, its own (searches go on meanwhile on the snapshot's). It
+    holds neither the engine nor the snapshot: what closes them is not delayed by it."""
     started = time.perf_counter()
     try:
         try:
             made = make_close_words(reader, keys)
+            log.info("warm-up: %d close-words indexes made in %.2f s", made,
+                     time.perf_counter() - started)
+            if table is not None:
+                began = time.perf_counter()
+                words = make_completion(reader, *table)
+                log.info("warm-up: completion word table (%d words) made in %.2f s", words,
+                         time.perf_counter() - began)
         finally:
             reader.close()
-        log.info("warm-up: %d close-words indexes made in %.2f s", made,
-                 time.perf_counter() - started)
     except Exception as exc:  # noqa: BLE001 (a generation swapped out or gone: searches build it)
         log.warning("warm-up stopped: %s: %s", exc.__class__.__name__, exc)
     finally:
         close_words.release(keys)
+        if table is not None:
+            completion.release(table[0])
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,22 +13,15 @@ from searchapp.engine import Vocabulary
 from searchapp.fields import TEXT_FIELDS
 
 MIN_PREFIX = 2
-MAX_SCAN = 5_000  # words looked at per field, whatever the prefix
 _LAST_WORD = re.compile(r"(\w+)$")
 
 
 def complete(vocabulary: Vocabulary, text: str, *, limit: int = 8) -> list[str]:
-    """Whole queries that complete `text`, best first."""
+    """Whole queries that complete `text`, best first: the last word's completions are
+    the spelling words of the text fields starting with it (folded), most used first
+    (`Vocabulary.top_words`: a word table searched by bisection)."""
     match = _LAST_WORD.search(text)
     if not match or len(match[1]) < MIN_PREFIX:
         return []
     head, partial = text[:match.start()], match[1]
-    prefix = fold(partial)
-    counts: dict[str, int] = {}
-    for name in TEXT_FIELDS:
-        for n, word in enumerate(vocabulary.words(name, prefix)):
-            if n >= MAX_SCAN:
-                break
-            counts[word] = counts.get(word, 0) + vocabulary.word_count(name, word)
-    best = sorted(counts, key=lambda w: (-counts[w], w))[:limit]
-    return [head + word for word in best]
+    return [head + word for word in vocabulary.top_words(TEXT_FIELDS, fold(partial), limit)]

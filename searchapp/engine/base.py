@@ -224,6 +224,15 @@ class Vocabulary(ABC):
         """Index terms of `field` within `distance` edits of `word`, sharing its first
         `prefix` characters."""
 
+    def top_words(self, fields: Sequence[str], prefix: str, limit: int) -> list[str]:
+        """The `limit` spelling words of `fields` starting with `prefix` that the most
+        documents use (`word_count` summed over the fields), most used first, ties in
+        word order. Here by scanning the words (`searchapp.engine.completion.scan`);
+        the Whoosh vocabularies answer from a word table."""
+        from searchapp.engine.completion import scan
+
+        return scan(self, fields, prefix, limit)
+
 
 class Snapshot(ABC):
     """One open reader of one index generation. Not shared across threads unguarded."""

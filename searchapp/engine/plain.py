@@ -22,7 +22,7 @@ from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
-from searchapp.engine import scoring, words
+from searchapp.engine import completion, scoring, words
 from searchapp.engine.base import (
     FALLBACKS,
     WHOOSH,
@@ -237,6 +237,8 @@ class _WordMatcher(matching.Matcher):  # type: ignore[misc]
 class WhooshVocabulary(Vocabulary):
     def __init__(self, reader: IndexReader) -> None:
         self._reader = reader
+        # Spelling fields → their word table (`searchapp.engine.completion`).
+        self._tables: dict[tuple[str, ...], completion.WordCounts] = {}
 
     def doc_count(self) -> int:
         return int(self._reader.doc_count())
@@ -259,6 +261,41 @@ class WhooshVocabulary(Vocabulary):
     def word_count(self, field: str, word: str) -> int:
         spell = self._spelling(field)
         return 0 if spell is None else int(self._reader.doc_frequency(spell, word))
+
+    def top_words(self, fields: Sequence[str], prefix: str, limit: int) -> list[str]:
+        """From the word table of the fields' spelling words (made ahead by the engine's
+        warm-up; see `searchapp.engine.completion`); by scanning while it is being made."""
+        spells = tuple(dict.fromkeys(s for s in map(self._spelling, fields) if s is not None))
+        if not spells:
+            return []
+        table = self._table(spells)
+        if table is None:
+            return super().top_words(fields, prefix, limit)
+        return table.top(prefix, limit)
+
+    def _table(self, spells: tuple[str, ...]) -> completion.WordCounts | None:
+        """The word table of `spells`: kept, or built now (counted); None while the
+        warm-up is making it."""
+        found = self._tables.get(spells)
+        if found is not None:
+            return found
+        key = completion_key(self._reader, spells)
+        if key is not None:
+            found = completion.kept(key)
+            if found is None and completion.being_made(key):
+                FALLBACKS.count(completion.SCANNED_WHILE_MADE)
+                return None
+            found = found or completion.kept(key)  # (made since the first look?)
+        if found is None:
+            started = time.perf_counter()
+            found = completion.read([leaf for leaf, _ in self._reader.leaf_readers()], spells)
+            FALLBACKS.count(completion.BUILT_AT_QUERY_TIME)
+            log.warning("completion: the word table (%d words) was built at query time in"
+                        " %.2f s, not ahead", len(found), time.perf_counter() - started)
+            if key is not None:
+                completion.keep(key, found)
+        self._tables[spells] = found
+        return found
 
     def near(self, field: str, word: str, *, distance: int, prefix: int) -> Iterator[str]:
         """From each segment's close-words index (`searchapp.engine.words`); Whoosh's
@@ -314,6 +351,45 @@ def reserve_close_words(reader: IndexReader, fields: Iterable[str]) -> list[tupl
     keys = (_close_key(segment, spell) for segment, _ in reader.leaf_readers()
             for spell in dict.fromkeys(spells))
     return words.reserve(k for k in keys if k is not None)
+
+
+def completion_key(reader: IndexReader, spells: Sequence[str]) -> completion.Key | None:
+    """What the word table of `reader`'s segments for spelling fields `spells` is kept
+    under (None: a segment is not on disk, the table is not kept)."""
+    paths = []
+    for segment, _ in reader.leaf_readers():
+        key = _close_key(segment, "")
+        if key is None:
+            return None
+        paths.append(key[0])
+    return (*spells, "", *paths)
+
+
+def reserve_completion(reader: IndexReader, fields: Iterable[str]
+                       ) -> tuple[completion.Key, tuple[str, ...]] | None:
+    """Reserve (`completion.reserve`) the word table of `reader`'s segments for the
+    spelling fields of `fields`, for `make_completion` to make ahead of the completions
+    needing it; its key and spelling fields, or None when it is kept or not to be made."""
+    spells = tuple(dict.fromkeys(s for s in (_spelling(reader, f) for f in fields)
+                                 if s is not None))
+    key = completion_key(reader, spells) if spells else None
+    if key is None or not completion.reserve(key):
+        return None
+    return key, spells
+
+
+def make_completion(reader: IndexReader, key: completion.Key, spells: tuple[str, ...]) -> int:
+    """Make the reserved word table from `reader` (another reader of the same segments,
+    checked here: this runs beside searches) and keep it; how many words it has."""
+    try:
+        if completion_key(reader, spells) != key:
+            return 0
+        table = completion.read([leaf for leaf, _ in reader.leaf_readers()], spells,
+                                pause=4096)
+        completion.keep(key, table)
+        return len(table)
+    finally:
+        completion.release(key)
 
 
 def make_close_words(reader: IndexReader, keys: list[tuple[str, str]]) -> int:
