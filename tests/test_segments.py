@@ -601,3 +601,43 @@ def test_a_write_that_fails_half_way_gives_the_lock_back(tmp_path: Path,
     writer = ix.writer(timeout=0)  # raises LockError while a writer still holds it
     writer.cancel()
     assert pool.build(ix, documents()[:3]) == 3
+
+
+def test_terms_of_one_posting_are_written_at_once_as_the_loop_writes_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The id field (a term per document, weight 1, no value) goes through
+    # `_single_postings`: the same bytes as the term-by-term loop, so the postings
+    # files are equal, and both read as Whoosh's writer's.
+    docs = documents()
+    at_once = with_builder(tmp_path / "at-once", docs)
+    monkeypatch.setattr(segments, "SINGLES_AT_ONCE", False)
+    by_term = with_builder(tmp_path / "by-term", docs)
+    [a] = at_once._segments()
+    [b] = by_term._segments()
+    for ext in (".pst", ".trm"):
+        assert (tmp_path / "at-once" / f"{a.segment_id()}{ext}").read_bytes() == (
+            tmp_path / "by-term" / f"{b.segment_id()}{ext}").read_bytes()
+    assert len(docs) > 256  # ids pickled in one byte and in two
+    expected = contents(with_whoosh(tmp_path / "whoosh", docs))
+    got = contents(at_once)
+    assert [k for k in expected if got[k] != expected[k]] == []
+
+
+@pytest.mark.parametrize("number", [0, 1, 255, 256, 65_535, 65_536, 2**24, 2**31 - 1])
+def test_a_one_posting_block_from_templates_is_what_pickle_gives(number: int) -> None:
+    # Ids in each of the three widths a pickled int takes, with any weight and lengths.
+    from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC
+    from whoosh.system import pack_int
+
+    body, sizes = segments._single_postings(np.array([number, 7]), np.array([1.0, 2.5]),
+                                            np.array([3, 0]), np.array([200, 255]))
+    expected = b""
+    for doc, weight, low, high in ((number, 1.0, 3, 200), (7, 2.5, 0, 255)):
+        head = pickle.dumps((1, doc, weight, 0, low, high), 2)
+        data = pickle.dumps(((doc,), None, None), 4)
+        expected += WHOOSH3_HEADER_MAGIC + pack_int(-(len(head) + len(data))) + head + data
+    assert body == expected
+    assert sizes.tolist() == [len(expected) - 54, 54]
+    with pytest.raises(ValueError):
+        segments._single_postings(np.array([2**31]), np.array([1.0]), np.array([0]),
+                                  np.array([0]))

@@ -120,9 +120,15 @@ COMPRESS_FROM = 16
 # of a build worker's CPU; at level 0 (zlib's stored blocks, still read by Whoosh's
 # `zlib.decompress`) it is 2 µs and reads back faster, for a stored column ~40 % larger.
 STORED_LEVEL = 0
+# Whether the postings of a field whose every term has one posting of weight 1 and no
+# value (the id field, a block per document) are made at once from byte templates
+# (`_single_postings`); the same bytes as the general loop, a sixth of its CPU.
+SINGLES_AT_ONCE = True
 # Documents are gathered this many at a time (fewer when segments are small: about a
-# hundredth of a segment's postings at ~100 postings a document).
-BATCH = 256
+# twentieth of a segment's postings at ~100 postings a document). numpy's cost per call
+# is spread over more documents: 2,048 takes about 0.89 of the CPU 256 takes per
+# document (bench/RESULTS.md, "#14 rebuild at 1M, stop 21").
+BATCH = 2048
 
 
 # While a segment is gathered, each term has a list of postings in document order,
@@ -354,7 +360,7 @@ class SegmentBuilder:
         self.ix = ix
         self.schema = ix.schema
         self.segment_postings = segment_postings
-        self.batch = max(1, min(batch, segment_postings // 10_000))
+        self.batch = max(1, min(batch, segment_postings // 2_000))
         # Each text field with a compiled chain (searchapp.analysis) is gathered a batch
         # at a time (`_TextField`); the fields of one chain share its per-language word
         # analysis (one stem cache each), and every text field the build's term numbers.
@@ -604,7 +610,7 @@ class SegmentBuilder:
                 spelling = self._spell_names.get(name)
                 if spelling is not None and len(spelled):
                     # In how many documents each spelling word is: distinct (text, word).
-                    pairs = np.unique((kept_of << 32) | spelled.astype(np.int64))
+                    pairs = _sorted_distinct(np.sort((kept_of << 32) | spelled.astype(np.int64)))
                     found = np.bincount(pairs & 0xFFFFFFFF,
                                         minlength=len(self._spelling_registry.texts))
                     had = self._spelled.get(spelling)
@@ -816,6 +822,15 @@ class SegmentBuilder:
         edges = np.unique(np.concatenate((
             [0], np.searchsorted(term_starts, np.arange(WRITE_CHUNK, n, WRITE_CHUNK)),
             [nterms]))).tolist()
+        if (SINGLES_AT_ONCE and n and n == nterms and fixedsize == 0 and not block_kind.any()
+                and not block_comp.any()):
+            # Every term has one posting of weight 1 and no value (the id field): all
+            # their blocks at once, from byte templates, rather than term by term.
+            body, sizes = _single_postings(ids, block_max, block_minbyte, block_maxbyte)
+            term_offsets = offset + np.cumsum(sizes) - sizes
+            postfile.write(body)
+            offset += len(body)
+            edges = []
         for t0, t1 in itertools.pairwise(edges):
             p0, p1 = int(term_starts[t0]), int(term_ends[t1 - 1])
             b0, b1 = int(term_blocks[t0]), int(term_blocks[t1])
@@ -890,7 +905,7 @@ class SegmentBuilder:
         firsts = places[first_rows]
         singles = freqs == 1
         table = np.empty(int(firsts.max()) + 1 if len(firsts) else 0, dtype=object)
-        for p in np.unique(firsts[singles]).tolist():
+        for p in np.flatnonzero(np.bincount(firsts[singles])).tolist():
             v = encoded.get(p)
             if v is None:
                 v = encoded[p] = encode([p])
@@ -1021,6 +1036,63 @@ class SegmentBuilder:
         _add_terms(fw, [prefix + w.encode("utf-8") for w in texts], infos.tobytes(),
                    _TERMINFO_DTYPE.itemsize)
         fw.finish_field()
+
+
+def _single_postings(ids: Any, maxweights: Any, minbytes: Any, maxbytes: Any
+                     ) -> tuple[bytes, Any]:
+    """The postings of terms with one posting each, of weight 1 and no value (its
+    document `ids[t]`; its block header's maximum weight and length bytes), byte for
+    byte as `_write_flat`'s loop writes them, for every term at once; and each term's
+    size. A term's postings are one block: the header magic, the block's size
+    (negative: its last block), the header pickled with protocol 2, `(1, id, maxweight,
+    0, minbyte, maxbyte)`, and the data with `_DATA_PROTOCOL` (4), `((id,), None, None)`.
+    Those pickles differ only in the bytes of these numbers, so each is a template with
+    the numbers written in; an id is pickled in 1, 2 or 4 bytes (`K`, `M`, `J`)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= 1 << 31):
+        raise ValueError("a document number out of a pickled int's range")
+    width = np.where(ids < 256, 1, np.where(ids < 65536, 2, 4))  # the id's bytes
+    sizes = 52 + 2 * width
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    out = np.empty(int(ends[-1]) if len(ends) else 0, dtype=np.uint8)
+    for w, opcode in ((1, b"K"), (2, b"M"), (4, b"J")):
+        rows = np.flatnonzero(width == w)
+        if not len(rows):
+            continue
+        number = opcode + bytes(w)  # the id's place
+        head = b"\x80\x02(K\x01" + number + b"G" + bytes(8) + b"K\x00K\x00K\x00tq\x00."
+        data = (b"\x80\x04\x95" + (len(number) + 7).to_bytes(8, "little") + number
+                + b"\x85\x94NN\x87\x94.")
+        template = WHOOSH3_HEADER_MAGIC + pack_int(-(len(head) + len(data))) + head + data
+        assert len(template) == 52 + 2 * w
+        block = np.tile(np.frombuffer(template, dtype=np.uint8), (len(rows), 1))
+        id_bytes = ids[rows].astype("<u4").view(np.uint8).reshape(-1, 4)[:, :w]
+        at = 8 + 6  # after the magic, the size, and the header's PROTO, MARK, K 1, opcode
+        block[:, at:at + w] = id_bytes
+        at += w + 1  # the float's opcode G
+        block[:, at:at + 8] = np.asarray(maxweights, dtype=">f8")[rows].view(
+            np.uint8).reshape(-1, 8)
+        at += 8 + 2 + 1  # K 0 (not compressed), K
+        block[:, at] = np.asarray(minbytes)[rows]
+        block[:, at + 2] = np.asarray(maxbytes)[rows]
+        at += 3 + 4 + 3 + 8 + 1  # tq\0. ; the data's PROTO, FRAME and its size; opcode
+        block[:, at:at + w] = id_bytes
+        out[starts[rows][:, None] + np.arange(len(template))] = block
+    return out.tobytes(), sizes
+
+
+def _sorted_distinct(ordered: Any) -> Any:
+    """A sorted array without its repeats: what `np.unique` gives for one already sorted.
+    (numpy 2's `np.unique` hashes, then sorts: about 3 ms for the 25,000 (text, word)
+    pairs of a batch, where sorting them is 0.35 ms; bench/RESULTS.md, "#14 rebuild at
+    1M, stop 21".)"""
+    if len(ordered) < 2:
+        return ordered
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return ordered[first]
 
 
 def _block_values(fixedsize: int | None, values: list[bytes]) -> Callable[[int, int], Any]:
