@@ -72,10 +72,12 @@ def _year(raw: str) -> int | None:
     text = raw.strip()
     if text.lower() in ("null", "none", UNDATED):
         return None
-    try:
-        return int(text)
-    except ValueError:
-        raise BadParameter("year", f"must be a year like 2017 or 'undated', not {raw!r}") from None
+    # A date's years (Python's, 1 to 9999): any other number names no item, and a
+    # huge one would be listed, charted and written back as given.
+    if not (text.isascii() and text.isdigit() and 1 <= len(text.lstrip("0")) <= 4):
+        raise BadParameter("year", f"must be a year from 1 to 9999 like 2017, or 'undated',"
+                                   f" not {raw[:40]!r}")
+    return int(text)
 
 
 def _language(raw: str) -> str:
@@ -110,7 +112,7 @@ TYPE = Facet(
 YEAR = Facet(
     heading="Year", plural="years", option="--year",
     help="Only these years; `undated` selects items without a date (repeatable).",
-    parameter={"type": "string", "pattern": r"^(-?\d+|undated|null|none)$"},
+    parameter={"type": "string", "pattern": r"^\s*(0*[1-9][0-9]{0,3}|undated|null|none)\s*$"},
     value={"type": ["integer", "null"]}, parse=_year, param=year_term, term=year_term,
     from_term=lambda t: None if t == UNDATED else int(t),
     label=lambda v: "Undated" if v is None else str(v), newest_first=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask.testing import FlaskClient
 
 
@@ -26,6 +27,21 @@ def test_bad_page_parameters_are_a_400_page_with_the_search(client: FlaskClient)
     assert "The order must be one of relevance, newest, oldest, not &#39;sideways&#39;." in html
     assert "The number of items per page must be between 1 and 100." in html
     assert "2 items for “refugees”" in html
+
+
+@pytest.mark.parametrize("year", ["100000000", "0", "-5", "9" * 30, "２０１７"])
+def test_a_year_no_date_can_have_is_refused_not_charted(client: FlaskClient, year: str) -> None:
+    # A selected year no item has is still listed (and charted) with 0: one beyond any
+    # date would have the page build a row per year up to it, or overflow the JSON.
+    api = client.get(f"/api/search?year={year}")
+    assert api.status_code == 400
+    assert api.get_json()["error"]["code"] == "bad_parameter"
+    assert "must be a year from 1 to 9999" in api.get_json()["error"]["message"]
+    page = client.get(f"/?q=refugees&year={year}")
+    assert page.status_code == 400
+    html = page.get_data(as_text=True)
+    assert "must be a year from 1 to 9999" in html and "2 items for “refugees”" in html
+    assert client.get("/api/search?year=0815").status_code == 200  # leading zeros: 815
 
 
 def test_the_api_still_refuses_what_the_page_sets_right(client: FlaskClient) -> None:
