@@ -63,10 +63,12 @@ class ImportOutcome:
     index: str = "updated"
     repaired: int = 0  # items stored by earlier imports, indexed only now
     index_problem: str | None = None
+    # How the index was brought up to date when not the usual way (`Synced.note`).
+    index_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.report.to_dict(), "index": self.index, "repaired": self.repaired,
-                "index_problem": self.index_problem,
+                "index_problem": self.index_problem, "index_note": self.index_note,
                 "errors": [{"source": p.source, "line": p.line, "message": p.message}
                            for p in self.skipped]}
 
@@ -77,7 +79,8 @@ class ImportOutcome:
                 + (f", {r.skipped} skipped" if r.skipped else ""))
         if self.index_problem is not None:
             return f"{text}; stored, but the index was not updated: {self.index_problem}"
-        return text + f"; index {self.index}" + _repaired(self.repaired)
+        return (text + f"; index {self.index}" + _repaired(self.repaired)
+                + (f" ({self.index_note})" if self.index_note else ""))
 
 
 def _repaired(n: int) -> str:
@@ -93,6 +96,9 @@ class Synced:
 
     index: str  # "updated", "rebuilt" or "unchanged"
     written: int = 0  # documents written (all of them for a rebuild)
+    # Said with the outcome and in the import log when the update was not written the
+    # usual way: `SLOW_UPDATE` (Whoosh's writer, the segment writer having failed).
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +212,7 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
             outcome.index, outcome.index_problem = "not updated", _reason(exc)
             _record_not_indexed(catalog, [report.log_id], outcome.index_problem, exc)
             raise StoredNotIndexed(outcome.summary(), outcome.to_dict()) from exc
-        outcome.index = synced.index
+        outcome.index, outcome.index_note = synced.index, synced.note
         if synced.index == "updated":
             outcome.repaired = synced.written - catalog.count_changed_since(before)
         catalog.record_indexed([report.log_id], _logged(synced, outcome.repaired))
@@ -233,7 +239,8 @@ def _record_not_indexed(catalog: Catalog, log_ids: list[int | None], reason: str
 
 def _logged(synced: Synced, repaired: int) -> str:
     """What the import log says of the index after an import."""
-    return synced.index + (f"; repaired {repaired} items of earlier imports" if repaired else "")
+    return (synced.index + (f"; repaired {repaired} items of earlier imports" if repaired else "")
+            + (f"; {synced.note}" if synced.note else ""))
 
 
 @dataclass(slots=True)
@@ -335,9 +342,9 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
             and catalog.removed_at() <= synced.change < point.change \
             and changed <= UPDATE_AT_MOST:
         try:
-            _update(store, catalog, synced.change, changed, progress)
+            note = _update(store, catalog, synced.change, changed, progress)
             store.mark_synced(point)
-            return Synced("updated", changed)
+            return Synced("updated", changed, note=note)
         except TooManySegments as exc:
             log.info("%s: rebuilding the index instead of updating it", exc)
         except (IndexUnavailable, OSError) as exc:
@@ -355,20 +362,26 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
 # What FALLBACKS counts when an index update is written by Whoosh's writer because the
 # segment writer failed.
 UPDATED_BY_WHOOSH = "index update: Whoosh's writer, the segment writer failed"
+# What the import's outcome, its summary line and the import log say then: the counter
+# above lives in the importing process (a command, a job), which is gone by the time
+# anyone asks `/healthz`.
+SLOW_UPDATE = ("written by Whoosh's writer: the segment writer failed, see the log;"
+               " searches are slower until `searchapp reindex`")
 
 
 def _update(store: IndexStore, catalog: Catalog, since: int, changed: int,
-            progress: Progress) -> None:
+            progress: Progress) -> str | None:
     """Write the items changed since change `since` into the live generation: as a new
     segment by the segment writer (`IndexStore.update`), or, should that fail other than
     by a full disk or a damaged index (a fault of its own; nothing of it is kept), by
-    Whoosh's writer, logged and counted (`UPDATED_BY_WHOOSH`)."""
+    Whoosh's writer, logged and counted (`UPDATED_BY_WHOOSH`): then `SLOW_UPDATE`, for the
+    outcome to say, else None."""
     expected = catalog.count()
     try:
         with closing(catalog.changed_since(since)) as items:
             store.update(_counted(items, "indexing", changed, progress), expected=expected,
                          count=changed, items_of=catalog.items_of)
-        return
+        return None
     except (IndexUnavailable, OSError):
         raise
     except Exception as exc:  # any fault of the fast path: the slow one follows
@@ -379,6 +392,7 @@ def _update(store: IndexStore, catalog: Catalog, since: int, changed: int,
     with closing(catalog.changed_since(since)) as items:
         store.update_with_whoosh(_counted(items, "indexing", changed, progress),
                                  expected=expected)
+    return SLOW_UPDATE
 
 
 def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, *,

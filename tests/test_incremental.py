@@ -19,6 +19,7 @@ import pytest
 from conftest import app_over
 
 from searchapp import operations
+from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.engine import FALLBACKS
 from searchapp.engine.segments import SegmentBuilder, StemTable, index_segments
@@ -265,6 +266,12 @@ def test_a_failing_segment_writer_falls_back_to_whooshs_logged_and_counted(
     outcome = import_records(settings, tmp_path / "1.jsonl",
                              [record(k) for k in range(100, 110)] + [record(3, version=5)])
     assert outcome.index == "updated" and outcome.index_problem is None
+    # Said where an operator looks later: the summary line, the job's result, the log.
+    assert outcome.index_note == operations.SLOW_UPDATE
+    assert outcome.summary().endswith(f"; index updated ({operations.SLOW_UPDATE})")
+    assert outcome.to_dict()["index_note"] == operations.SLOW_UPDATE
+    with Catalog(settings.catalog) as catalog:
+        assert catalog.imports(limit=1)[0]["indexed"] == f"updated; {operations.SLOW_UPDATE}"
     assert FALLBACKS.snapshot()[operations.UPDATED_BY_WHOOSH] == before + 1
     assert "writing the update with Whoosh's writer instead" in caplog.text
     assert "a fault of the segment writer" in caplog.text
