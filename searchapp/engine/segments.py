@@ -42,6 +42,7 @@ import logging
 import os
 import pickle
 import re
+import struct
 import weakref
 import zlib
 from array import array
@@ -421,10 +422,12 @@ class SegmentBuilder:
                     table = tables.setdefault(_stems_key(self._chains[key], language), {})
                     table.update(entry.stems)
         path = os.path.join(folder, f"{_STEMS_FILE}{part}.pickle")
+        payload = pickle.dumps({"fingerprint": _stems_fingerprint(), "tables": tables},
+                               protocol=pickle.HIGHEST_PROTOCOL)
         try:
             with open(f"{path}.tmp", "wb") as fh:
-                pickle.dump({"fingerprint": _stems_fingerprint(), "tables": tables}, fh,
-                            protocol=pickle.HIGHEST_PROTOCOL)
+                fh.write(_STEMS_MAGIC + _STEMS_HEADER.pack(len(payload), zlib.crc32(payload)))
+                fh.write(payload)
             os.replace(f"{path}.tmp", path)
         except OSError as exc:
             log.warning("stem table %s not written (%s): the next rebuild stems its words"
@@ -1305,6 +1308,9 @@ def _emit_term(fw: W3FieldWriter, tbytes: bytes, docs: list[int], weights: list[
 
 _STEMS_FILE = "stems-"
 _STEMS_CHECKED = 32  # entries of a loaded table stemmed again before it is used
+# A stem table file: this line, the pickled table's length and CRC-32, the pickled table.
+_STEMS_MAGIC = b"searchapp stem table 2\n"
+_STEMS_HEADER = struct.Struct("<QI")
 
 
 class StemTable:
@@ -1314,9 +1320,12 @@ class StemTable:
     it has not seen, each worker the same words otherwise (bench/RESULTS.md,
     "Rebuild speed, continued"). A file made by other analysis code (its
     fingerprint: nltk's Snowball source and version, searchapp.analysis's source,
-    the Unicode tables) is passed over; one that cannot be read is logged, counted
-    and passed over; and each table is checked on a sample before use
-    (`_entry_for`)."""
+    the Unicode tables) or by an older searchapp is passed over; one that cannot be
+    read, is cut short or does not match its checksum (a damaged file: one flipped
+    byte in a stem would otherwise be indexed, and saved again by every rebuild) is
+    logged, counted and passed over; and each table is checked on a sample before
+    use (`_entry_for`), against a stemmer that changed with no change to the
+    fingerprint."""
 
     def __init__(self, folder: str | None) -> None:
         self.known: dict[str, dict[str, str]] = {}
@@ -1327,7 +1336,11 @@ class StemTable:
                                                   f"{_STEMS_FILE}*.pickle"))):
             try:
                 with open(path, "rb") as fh:
-                    found = pickle.load(fh)
+                    data = fh.read()
+                if not data.startswith(_STEMS_MAGIC) and data[:1] == b"\x80":
+                    log.info("stem table %s was made by an older searchapp: not used", path)
+                    continue
+                found = pickle.loads(_stems_payload(data))
                 if not isinstance(found, dict):
                     raise TypeError("not a stem table")
                 if found.get("fingerprint") != fingerprint:
@@ -1337,8 +1350,24 @@ class StemTable:
                     self.known.setdefault(key, {}).update(stems)
             except Exception as exc:  # noqa: BLE001 (a damaged pickle raises many kinds)
                 FALLBACKS.count("stem table discarded")
-                log.warning("stem table %s cannot be read (%s: %s); not used", path,
-                            exc.__class__.__name__, exc)
+                log.warning("stem table %s cannot be read (%s: %s); not used (its words are"
+                            " stemmed afresh)", path, exc.__class__.__name__, exc)
+
+
+def _stems_payload(data: bytes) -> bytes:
+    """The pickled table in a stem table file's bytes, once its length and checksum
+    say it is whole (ValueError if not)."""
+    start = len(_STEMS_MAGIC) + _STEMS_HEADER.size
+    if not data.startswith(_STEMS_MAGIC) or len(data) < start:
+        raise ValueError("not a stem table file")
+    size, crc = _STEMS_HEADER.unpack_from(data, len(_STEMS_MAGIC))
+    payload = data[start:]
+    if len(payload) != size:
+        raise ValueError(f"damaged: {len(payload):,} bytes of table where its header says"
+                         f" {size:,}")
+    if zlib.crc32(payload) != crc:
+        raise ValueError("damaged: its contents do not match their checksum")
+    return payload
 
 
 @functools.cache
