@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchapp.engine import segments  # noqa: E402
+from searchapp.engine import segments
 
 
 def median_ms(work: Callable[[], object], runs: int) -> float:

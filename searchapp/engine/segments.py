@@ -35,6 +35,7 @@ for the arrays path (`searchapp.engine.arrays`).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import glob
 import itertools
@@ -42,6 +43,7 @@ import logging
 import os
 import pickle
 import re
+import shutil
 import struct
 import weakref
 import zlib
@@ -76,7 +78,7 @@ from whoosh.filedb import filetables
 from whoosh.filedb.filestore import OverlayStorage
 from whoosh.filedb.structfile import BufferFile
 from whoosh.formats import Existence, Positions
-from whoosh.index import Index
+from whoosh.index import TOC, Index
 from whoosh.matching import Matcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import IndexReader, TermNotFound
@@ -678,8 +680,7 @@ class SegmentBuilder:
         try:
             self._write(writer)
         except BaseException:
-            if not writer.is_closed:  # a full disk or a bad value half-way: the lock goes
-                writer.cancel()
+            abandon(writer)  # a full disk or a bad value half-way: the lock goes
             raise
 
     def _write(self, writer: Any) -> None:
@@ -1427,8 +1428,60 @@ def cancel(builder: SegmentBuilder) -> None:
     """Throw away what a builder has gathered but not committed."""
     builder._batch = []
     if builder._writer is not None:
-        builder._writer.cancel()
+        abandon(builder._writer)
         builder._writer = None
+
+
+def abandon(writer: Any) -> None:
+    """Give up a Whoosh writer that failed, whatever state it was left in: its files
+    closed as far as they close (closing one flushes it, and on a full disk that fails
+    again), its temporary folder removed and Whoosh's write lock released, so that the
+    process can write to the index again. Its segment's files stay until
+    `remove_unlisted`."""
+    if writer.is_closed:
+        return
+    steps = [w.close for w in (writer.perdocwriter, writer.fieldwriter) if not w.is_closed]
+    for step in [*steps, writer.pool.cleanup, writer._tempstorage.destroy]:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 (a failed writer fails in many ways)
+            log.debug("abandoning an index writer: %s: %s", exc.__class__.__name__, exc)
+    if writer.writelock:
+        with contextlib.suppress(Exception):
+            writer.writelock.release()
+    writer.is_closed = True
+
+
+def remove_unlisted(ix: Index) -> list[str]:
+    """Remove from `ix`'s folder what its table of contents does not list, and say what:
+    the files of a segment an update began but did not commit (a full disk, a crash,
+    `kill -9`), a table of contents half written, a writer's temporary folder. The
+    caller holds the index lock, so no other writer is at work; readers hold only
+    segments a table of contents lists (Whoosh's own commit removes the files of
+    segments it leaves out the same way)."""
+    storage = ix.storage
+    folder = getattr(storage, "folder", None)
+    if folder is None:  # not on disk
+        return []
+    listed = {segment.segment_id() for segment in ix._segments()}
+    name = ix.indexname
+    segment_file = TOC._segment_pattern(name)
+    toc_being_written = re.compile(rf"^_{re.escape(name)}_\d+\.toc\.")
+    removed = []
+    for entry in sorted(os.listdir(folder)):
+        found = segment_file.match(entry)
+        path = os.path.join(folder, entry)
+        try:
+            if entry == f"{name}.tmp" and os.path.isdir(path):
+                shutil.rmtree(path)
+            elif (found and found.group(1) not in listed) or toc_being_written.match(entry):
+                os.remove(path)
+            else:
+                continue
+        except FileNotFoundError:
+            continue
+        removed.append(entry)
+    return removed
 
 
 # Reading ----------------------------------------------------------------------
