@@ -10,10 +10,11 @@ from __future__ import annotations
 import errno
 import logging
 import shutil
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -131,14 +132,17 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
         parsed: list[importers.Parsed] = []
         progress("reading", 0)
         detections = Counter(languages.DETECTIONS)
-        for k, path in enumerate(paths):
-            if names is not None:
-                parsed.append(importers.read_file(Path(path), names[k], fmt=fmt, hints=hints
-                                                  or importers.Hints(organisation=organisation),
-                                                  spool=spool))
-                continue
-            parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
-                                            defaults=hints or importers.Hints(), spool=spool))
+        with _working_file(settings):
+            for k, path in enumerate(paths):
+                if names is not None:
+                    parsed.append(importers.read_file(
+                        Path(path), names[k], fmt=fmt,
+                        hints=hints or importers.Hints(organisation=organisation),
+                        spool=spool))
+                    continue
+                parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
+                                                defaults=hints or importers.Hints(),
+                                                spool=spool))
         progress("reading", spool.read, spool.read)
         _log_detections(detections, spool.read)
         return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
@@ -151,8 +155,9 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
     if sum(len(result.records) for result in parsed) >= RELEASE_MODELS_FROM:
         languages.release_detector()  # the items are built: lingua's models are not needed
     with _spool(settings, progress) as spool:
-        for result in parsed:
-            spool.take(result)
+        with _working_file(settings):
+            for result in parsed:
+                spool.take(result)
         return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
                                progress=progress)
 
@@ -187,14 +192,26 @@ def _spool(settings: Settings, progress: Progress) -> Spool:
     return Spool(settings.catalog.parent, progress=lambda done: progress("reading", done))
 
 
+@contextmanager
+def _working_file(settings: Settings) -> Iterator[None]:
+    """While records go into the spool and are checked there, nothing is stored yet:
+    its database's errors (a full disk above all) fail the import as such."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise CatalogError(f"import failed, nothing stored: cannot write the import's"
+                           f" working file beside the catalog in {settings.catalog.parent}:"
+                           f" {exc}") from exc
+
+
 def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers.Parsed], *,
                     skip_invalid: bool, progress: Progress) -> ImportOutcome:
     """Check what was spooled, then store it, all or nothing, and update the live index."""
     progress("checking")
-    with Catalog(settings.catalog) as catalog:
+    with Catalog(settings.catalog) as catalog, _working_file(settings):
         spool.check(catalog.organisations_of)
-    problems = spool.problems()
-    kept = spool.count()
+        problems = spool.problems()
+        kept = spool.count()
     if problems and (not skip_invalid or not kept):
         raise ImportRejected(problems)
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
@@ -215,7 +232,7 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
         outcome.index, outcome.index_note = synced.index, synced.note
         if synced.index == "updated":
             outcome.repaired = synced.written - catalog.count_changed_since(before)
-        catalog.record_indexed([report.log_id], _logged(synced, outcome.repaired))
+        _record_indexed(catalog, [report.log_id], _logged(synced, outcome.repaired))
     return outcome
 
 
@@ -226,15 +243,34 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:
             return f"the disk is full ({exc.filename or exc.strerror})"
+        if exc.errno == errno.EDQUOT:
+            return f"the disk quota is used up ({exc.filename or exc.strerror})"
+        if exc.errno == errno.EFBIG:
+            return f"a file grew past the size allowed ({exc.filename or exc.strerror})"
         return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     return f"{exc.__class__.__name__}: {exc}"
+
+
+# What a write that ran out of room raises: no space, no quota, a file size limit.
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _record_not_indexed(catalog: Catalog, log_ids: list[int | None], reason: str,
                         exc: BaseException) -> None:
     log.error("items stored but the index was not updated: %s", reason,
-              exc_info=not isinstance(exc, SearchappError))
-    catalog.record_indexed(log_ids, f"not updated: {reason}")
+              exc_info=not isinstance(exc, (SearchappError, OSError)))
+    _record_indexed(catalog, log_ids, f"not updated: {reason}")
+
+
+def _record_indexed(catalog: Catalog, log_ids: list[int | None], what: str) -> None:
+    """Say in the import log what became of the index; a log that cannot be written
+    (the catalog's disk full too) is logged, and the import's outcome stands."""
+    try:
+        catalog.record_indexed(log_ids, what)
+    except CatalogError as exc:
+        log.warning("the import log could not be told the index was %s (%s); it says"
+                    " the import was interrupted once another import or rebuild starts",
+                    what, exc)
 
 
 def _logged(synced: Synced, repaired: int) -> str:
@@ -293,7 +329,7 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
         outcome.index = synced.index
         repaired = synced.written - catalog.count_changed_since(before) \
             if synced.index == "updated" else 0
-        catalog.record_indexed(log_ids, _logged(synced, repaired))
+        _record_indexed(catalog, log_ids, _logged(synced, repaired))
     return outcome
 
 
@@ -348,6 +384,8 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
         except TooManySegments as exc:
             log.info("%s: rebuilding the index instead of updating it", exc)
         except (IndexUnavailable, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno in NO_ROOM:
+                raise  # out of room: a rebuild would need more than the update did
             # Missing, damaged, unwritable or out of step with the catalog: start afresh.
             log.warning("the index update failed (%s); rebuilding it from the catalog",
                         _reason(exc))
@@ -434,6 +472,7 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
     with store.lock(timeout=settings.lock_timeout, waiting=lambda: progress(WAITING)), \
             Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
+        store.remove_debris()  # before its size is measured for the room a rebuild needs
         fresh = None  # the fingerprint read afresh, once
         if if_needed:
             kept = catalog.sync_point()
