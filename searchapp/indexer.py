@@ -333,7 +333,7 @@ class IndexStore:
         """`update`'s writing: the items, then the merged segments' other live documents,
         as one new segment; the replaced documents deleted."""
         builder = SegmentBuilder(ix, segment_postings=_ONE_SEGMENT,
-                                 stems=StemTable(str(self.root)))
+                                 stems=StemTable(str(self.root)), durable=True)
         # The merged segments' live documents, by id, to be written again (those the
         # update replaces are written from `items`).
         leaving = {s.segment_id() for s in merged}

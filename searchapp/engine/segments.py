@@ -78,7 +78,7 @@ from whoosh.filedb import filetables
 from whoosh.filedb.filestore import OverlayStorage
 from whoosh.filedb.structfile import BufferFile
 from whoosh.formats import Existence, Positions
-from whoosh.index import TOC, Index
+from whoosh.index import TOC, Index, clean_files
 from whoosh.matching import Matcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import IndexReader, TermNotFound
@@ -355,12 +355,36 @@ class _Flat:
             terms[text].sort(key=lambda e: e >> _SHIFT if type(e) is int else e[0])
 
 
+def _sync(folder: str, chosen: Callable[[str], bool]) -> None:
+    """fsync the files of `folder` that `chosen` names, then the folder itself (so the
+    names are on the disk too)."""
+    for name in os.listdir(folder):
+        if chosen(name):
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class SegmentBuilder:
     """Writes documents into new segments of `ix` (a fresh index, or one to append to)."""
 
     def __init__(self, ix: Index, *, segment_postings: int = SEGMENT_POSTINGS,
-                 batch: int = BATCH, stems: StemTable | None = None) -> None:
+                 batch: int = BATCH, stems: StemTable | None = None,
+                 durable: bool = False) -> None:
         self.ix = ix
+        # Into a live generation (an import's update): the new segment's files and then
+        # the new table of contents reach the disk before the old one and the merged
+        # segments' files are deleted, so a power cut leaves one or the other. (A
+        # rebuild's new generation is not live until the swap, and is thrown away if
+        # anything fails before it.)
+        self.durable = durable
         self.schema = ix.schema
         self.segment_postings = segment_postings
         self.batch = max(1, min(batch, segment_postings // 2_000))
@@ -722,7 +746,17 @@ class SegmentBuilder:
         write_arrays(getattr(writer.storage, "folder", None), segment.segment_id(),
                      segment.doc_count_all(), arrays)
         kept = [s for s in writer.segments if s.segment_id() not in self._left_out]
-        writer._commit_toc(kept + [segment])
+        folder = getattr(writer.storage, "folder", None)
+        if self.durable and folder is not None:
+            # Whoosh's `_commit_toc`, with the syncs between its writing and its deleting.
+            _sync(folder, lambda name: segment.segment_id() in name)
+            listed = kept + [segment]
+            TOC(writer.schema, listed, writer.generation).write(writer.storage,
+                                                                writer.indexname)
+            _sync(folder, lambda name: name.endswith(".toc"))
+            clean_files(writer.storage, writer.indexname, writer.generation, listed)
+        else:
+            writer._commit_toc(kept + [segment])
         writer._finish()
 
     def _write_flat(self, fw: W3FieldWriter, name: str, field: FieldType, flat: _Flat,
