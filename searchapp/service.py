@@ -173,8 +173,10 @@ class Engine:
         the next request reopens it: a segment whose arrays file is damaged is then
         searched through Whoosh's postings). Any other error stays what it is."""
         with self._lock:
+            waited: list[Snapshot] = []
             try:
-                yield
+                with close_words.waiting_in(functools.partial(self._aside, waited)):
+                    yield
             except SearchappError:
                 raise
             except Exception as exc:
@@ -185,6 +187,24 @@ class Engine:
                           exc, problem)
                 self._drop()
                 raise IndexUnavailable(problem) from exc
+            finally:
+                for snapshot in waited:
+                    self._unpin(snapshot)
+
+    @contextlib.contextmanager
+    def _aside(self, waited: list[Snapshot]) -> Iterator[None]:
+        """While a read (`_reading`) waits for what the warm-up is making (a close-words
+        index), other requests use the engine: the lock is let go meanwhile, and the
+        snapshot the read began with is pinned until the read is over (a swap meanwhile
+        does not close it under the read; `waited`)."""
+        if not waited and self._snapshot is not None:  # (the lock held since the read began)
+            waited.append(self._snapshot)
+            self._pins[id(self._snapshot)] += 1
+        self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.acquire()
 
     def _damage(self) -> str | None:
         try:
@@ -464,7 +484,7 @@ class Engine:
                                           languages=found.languages)
                     if len(count(_matching(snapshot, better, scored=False).ids).docs) > total:
                         suggestion = fixed
-            facets = _facets(found.counted, request.selected(), self._columns_for(snapshot))
+            facets = _facets(found.counted, request.selected(), found.columns)
             if budget.cut:
                 BOUNDS.count("search: out of time")
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
@@ -528,7 +548,8 @@ class Engine:
         sort = request.sort or ("relevance" if parsed.ranked else "newest")
         ranked = built is not None and not built.everything and sort == "relevance"
         matched = _matching(snapshot, built, scored=ranked, budget=budget)
-        if built is None and dates is None and not any(v is not None for v in allowed.values()):
+        if built is None and dates is None and not any(v is not None for v in allowed.values()) \
+                and snapshot is self._snapshot:  # (not swapped out while the search waited)
             if self._browse is None:
                 self._browse = count(matched.ids)
             counted = self._browse
@@ -553,7 +574,8 @@ class Engine:
             return ranking.by_date(snapshot, columns, counted.docs, newest=sort != "oldest",
                                    limit=end)[start:end]
 
-        return _Found(request, parsed, built, dates, counted, count, ordered, languages)
+        return _Found(request, parsed, built, dates, columns, counted, count, ordered,
+                      languages)
 
 
 def _watching(engine: weakref.ReferenceType[Engine], every: float,
@@ -653,6 +675,7 @@ class _Found:
     parsed: parser.ParsedQuery
     built: parser.Built | None
     dates: tuple[dt.date, dt.date] | None
+    columns: Columns  # the snapshot's facet columns
     counted: Counted
     count: Callable[[Any], Counted]  # filter and count other matches the same way
     ordered: Callable[..., list[tuple[int, float | None]]]  # (end, start=0)

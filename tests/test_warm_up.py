@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from searchapp import operations
 from searchapp.config import Settings
-from searchapp.engine import FALLBACKS, open_snapshot, words
+from searchapp.engine import FALLBACKS, Budget, open_snapshot, words
 from searchapp.engine.plain import reserve_close_words
 from searchapp.engine.words import BUILT_AT_QUERY_TIME
 from searchapp.fields import TEXT_FIELDS
@@ -150,3 +150,56 @@ def test_a_request_that_opens_the_generation_before_the_watch_is_counted(
         assert engine.warmed(timeout=120)
     watcher.join(timeout=30)
     assert not watcher.is_alive()
+
+
+def test_a_typo_query_waiting_for_the_warm_up_after_a_swap_lets_other_searches_through(
+        samples: Settings) -> None:
+    """Right after a swap, a typo query that finds the new segments' close-words indexes
+    still being made waits for them without holding the engine: a plain search at the
+    same time is answered meanwhile, and the typo query answers once they are settled."""
+    engine = Engine(IndexStore(samples.index_dir), time_budget=120)
+    probe = None
+    keys: list[tuple[str, str]] = []
+    answers: dict[str, Any] = {}
+
+    def ask(name: str, q: str) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: answers.__setitem__(name, engine.search(SearchQuery(q=q))),
+            daemon=True)
+        thread.start()
+        return thread
+
+    try:
+        engine.warm()
+        assert engine.warmed(timeout=120)
+        live = operations.rebuild(samples).generation
+        # The new generation's close-words indexes being made, and not done for as long
+        # as this test says: reserved as the warm-up reserves them.
+        probe = open_snapshot(IndexStore(samples.index_dir).open_index())
+        keys = reserve_close_words(probe.reader, TEXT_FIELDS)
+        assert keys
+        typo = ask("typo", "guerrini")  # the first request after the swap opens it
+        deadline = time.monotonic() + 60
+        while engine.generation != live and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.generation == live
+        plain = ask("plain", "cooperative")
+        plain.join(timeout=30)
+        assert not plain.is_alive(), "the plain search waited behind the typo query"
+        assert answers["plain"].total >= 3 and not answers["plain"].partial
+        assert typo.is_alive()  # (still waiting for the indexes: nothing let it go yet)
+        # Another typo query meanwhile waits too, within its own budget, then answers in part.
+        short = engine.search(SearchQuery(q="gurreini"), budget=Budget(0.5))
+        assert short.partial and short.typos == {}
+        assert typo.is_alive()
+        words.release(keys)  # the warm-up gives them up: the typo query builds them
+        typo.join(timeout=60)
+        assert not typo.is_alive()
+        assert answers["typo"].typos == {"guerrini": ("guerini",)}
+        assert not answers["typo"].partial
+    finally:
+        words.release(keys)
+        if probe is not None:
+            probe.close()
+        engine.close()
+

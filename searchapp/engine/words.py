@@ -17,7 +17,8 @@ that needs one still being made waits for it, and one built at query time
 instead is counted in `FALLBACKS` (`BUILT_AT_QUERY_TIME`) and logged. The wait
 is bounded by the search's time budget (`bounded_by`): past it, the segment
 gives no close words, the budget is marked cut (the answer says partial) and
-that is counted too (`NOT_READY_IN_BUDGET`).
+that is counted too (`NOT_READY_IN_BUDGET`). The engine lets other requests in
+while a search waits (`waiting_in`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 
 import numpy as np
 from numpy.typing import NDArray
@@ -131,6 +133,9 @@ _PENDING: dict[tuple[str, str], threading.Event] = {}
 # The budget of the search running in this thread (or greenlet), for `for_segment`'s wait.
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
     "close_words_budget", default=None)
+# What the search running in this thread (or greenlet) does while it waits (`waiting_in`).
+_MEANWHILE: contextvars.ContextVar[Callable[[], AbstractContextManager[object]] | None] = \
+    contextvars.ContextVar("close_words_meanwhile", default=None)
 
 
 @contextlib.contextmanager
@@ -143,12 +148,26 @@ def bounded_by(budget: Budget | None) -> Iterator[None]:
         _BUDGET.reset(token)
 
 
+@contextlib.contextmanager
+def waiting_in(meanwhile: Callable[[], AbstractContextManager[object]]) -> Iterator[None]:
+    """Within the block, each wait for an index being made ahead is done inside
+    `meanwhile()` (the engine lets other requests in while a search waits)."""
+    token = _MEANWHILE.set(meanwhile)
+    try:
+        yield
+    finally:
+        _MEANWHILE.reset(token)
+
+
 def _wait(key: tuple[str, str], pending: threading.Event) -> bool:
     """Wait for an index being made ahead, within the search's budget; whether it is
     settled (made or given up). When the budget runs out first, it is marked cut."""
     budget = _BUDGET.get()
     end = None if budget is None else budget.end
-    if pending.wait(None if end is None else max(0.0, end - time.monotonic())):
+    meanwhile = _MEANWHILE.get()
+    with meanwhile() if meanwhile is not None else contextlib.nullcontext():
+        settled = pending.wait(None if end is None else max(0.0, end - time.monotonic()))
+    if settled:
         return True
     assert budget is not None
     budget.cut = True
