@@ -87,6 +87,11 @@ WATCH_EVERY = 1.0
 OPENED_AT_REQUEST = "generation: opened by a request, not ahead by the watch"
 # What FALLBACKS counts when a search builds the facet columns itself (not made ahead).
 COLUMNS_AT_QUERY_TIME = "facet columns: built at query time, not made ahead"
+# What FALLBACKS counts when a snapshot's warm-up cannot be started: its searches build
+# what it would have made (counted as such).
+WARM_UP_NOT_STARTED = "warm-up: not started, searches build what it would have made"
+# What FALLBACKS counts when `Engine.watch` cannot be started: requests open new generations.
+WATCH_NOT_STARTED = "watch: not started, requests open new generations"
 SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
 RELATED = 5
 # Related items are weighed among at most this many candidates: the postings of the
@@ -289,11 +294,18 @@ class Engine:
         the next request (`searchapp serve`, in each worker). A request that opens one
         itself meanwhile is counted (`OPENED_AT_REQUEST`). The thread holds the engine
         only while it looks, and ends once the engine is closed or gone."""
-        self._watching, self._closed = True, threading.Event()
+        self._closed = threading.Event()
         thread = threading.Thread(target=_watching,
                                   args=(weakref.ref(self), every, self._closed),
                                   name="searchapp-watch", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had ("can't start new thread")
+            FALLBACKS.count(WATCH_NOT_STARTED)
+            log.warning("watch not started: %s: %s; requests open each new generation",
+                        exc.__class__.__name__, exc)
+            return thread
+        self._watching = True
         return thread
 
     def _look_ahead(self) -> bool:
@@ -332,10 +344,7 @@ class Engine:
         try:
             reader = self.store.open_index().reader()
         except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on files gone)
-            log.warning("warm-up not started: %s: %s", exc.__class__.__name__, exc)
-            close_words.release(keys)
-            if table is not None:
-                completion.release(table[0])
+            _not_warmed(exc, keys, table)
             return
         # The columns number documents as the reader does: made from a reader of the same
         # segments, with the same deletions, or not at all (a commit came in between).
@@ -345,8 +354,14 @@ class Engine:
                 type(snapshot), snapshot.searcher.weighting, snapshot.reason)
         thread = threading.Thread(target=_warming, args=(reader, keys, table, prepared),
                                   name="searchapp-warm-up", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had ("can't start new thread")
+            self._prepared, self._warmer = None, None
+            reader.close()
+            _not_warmed(exc, keys, table)
+            return
         self._warmer = thread
-        thread.start()
 
     def _columns_for(self, snapshot: Snapshot) -> Columns:
         """The snapshot's facet columns: those its warm-up made (waited for while it makes
@@ -618,6 +633,18 @@ def _facets(counted: Counted, selected: Mapping[str, tuple[str, ...]],
     return {name: columns.kept(name, FacetShown).values(counted.tallies[name],
                                                         set(selected[name]))
             for name in FACET_FIELDS}
+
+
+def _not_warmed(exc: BaseException, keys: list[tuple[str, str]],
+                table: tuple[completion.Key, tuple[str, ...]] | None) -> None:
+    """A warm-up that cannot start: said and counted, and what it reserved let go (the
+    searches needing it build it, counted as such)."""
+    FALLBACKS.count(WARM_UP_NOT_STARTED)
+    log.warning("warm-up not started: %s: %s; searches build what it would have made",
+                exc.__class__.__name__, exc)
+    close_words.release(keys)
+    if table is not None:
+        completion.release(table[0])
 
 
 def _warming(reader: Any, keys: list[tuple[str, str]],

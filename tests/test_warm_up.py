@@ -3,10 +3,14 @@ its close-words indexes are made in the background, never at query time."""
 
 from __future__ import annotations
 
+import contextlib
+import resource
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from searchapp import operations
@@ -16,7 +20,14 @@ from searchapp.engine.plain import reserve_close_words
 from searchapp.engine.words import BUILT_AT_QUERY_TIME
 from searchapp.fields import TEXT_FIELDS
 from searchapp.indexer import IndexStore
-from searchapp.service import COLUMNS_AT_QUERY_TIME, OPENED_AT_REQUEST, Engine, SearchQuery
+from searchapp.service import (
+    COLUMNS_AT_QUERY_TIME,
+    OPENED_AT_REQUEST,
+    WARM_UP_NOT_STARTED,
+    WATCH_NOT_STARTED,
+    Engine,
+    SearchQuery,
+)
 from tests.conftest import app_over, search
 
 
@@ -203,3 +214,67 @@ def test_a_typo_query_waiting_for_the_warm_up_after_a_swap_lets_other_searches_t
             probe.close()
         engine.close()
 
+
+@contextlib.contextmanager
+def no_new_threads() -> Iterator[None]:
+    """Within the block, starting a thread fails as it does when the system has none to
+    give (`RuntimeError: can't start new thread`): each one asks for a 1 TiB stack, in a
+    process allowed half that much address space."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)
+    size = threading.stack_size(1 << 40)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 39, limit[1]))
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, limit)
+        threading.stack_size(size)
+
+
+def test_a_warm_up_that_cannot_start_is_counted_and_searches_go_on(
+        samples: Settings, caplog: Any) -> None:
+    """A swapped-in generation whose warm-up thread cannot be started is searched all the
+    same: the failure is logged and counted, and the searches build what it would have
+    made (counted as such), rather than wait for it."""
+    with app_over(samples) as app:
+        client = app.test_client()
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()
+        assert engine.warmed(timeout=120)
+        counted = FALLBACKS.snapshot()
+        operations.rebuild(samples)
+        with no_new_threads():
+            with pytest.raises(RuntimeError):  # (what the block does to threads)
+                threading.Thread(target=lambda: None).start()
+            first = search(client, q="cooperative")  # opens the new generation
+        assert first["total"] >= 3
+        tolerated, suggested = typo_answers(client)
+        assert tolerated["typos"] == [{"word": "guerrini", "matched": ["guerini"]}]
+        assert not tolerated["partial"]
+        assert suggested["suggestion"] == "guerini"
+        after = client.get("/healthz").get_json()["engine"]["fallbacks"]
+        assert after[WARM_UP_NOT_STARTED] == counted.get(WARM_UP_NOT_STARTED, 0) + 1
+        assert after[COLUMNS_AT_QUERY_TIME] == counted.get(COLUMNS_AT_QUERY_TIME, 0) + 1
+        assert after[BUILT_AT_QUERY_TIME] > counted.get(BUILT_AT_QUERY_TIME, 0)
+        assert "warm-up not started: RuntimeError" in caplog.text
+        assert engine.warmed(timeout=0)  # nothing left to wait for
+
+
+
+def test_a_watch_that_cannot_start_is_counted_and_requests_open_the_next_generation(
+        samples: Settings, caplog: Any) -> None:
+    with app_over(samples) as app:
+        client = app.test_client()
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()
+        assert engine.warmed(timeout=120)
+        counted = FALLBACKS.snapshot()
+        with no_new_threads():
+            watcher = engine.watch(every=0.05)
+        assert not watcher.is_alive()
+        assert "watch not started: RuntimeError" in caplog.text
+        live = operations.rebuild(samples).generation
+        assert client.get("/healthz").get_json()["generation"] == live  # opened by it
+        after = FALLBACKS.snapshot()
+        assert after[WATCH_NOT_STARTED] == counted.get(WATCH_NOT_STARTED, 0) + 1
+        assert after.get(OPENED_AT_REQUEST, 0) == counted.get(OPENED_AT_REQUEST, 0)
+        assert engine.warmed(timeout=120)
