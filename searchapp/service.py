@@ -64,6 +64,7 @@ from searchapp.engine.health import check as check_index
 from searchapp.engine.health import missing as missing_files
 from searchapp.engine.plain import (
     WhooshSnapshot,
+    let_go,
     make_close_words,
     make_completion,
     reserve_close_words,
@@ -271,13 +272,25 @@ class Engine:
             self._snapshot = open_snapshot(ix, choice=self._choice, weighting=self._weighting)
             self._stamp, self._generation = stamp, gen.name if gen else None
             self._opened()
+            self._let_go(self._snapshot)
             self._warm(self._snapshot)
         elif not self._snapshot.up_to_date():
             self._snapshot = self._snapshot.refresh()
             self._columns, self._browse, self._prepared = None, None, None
             self._opened()
+            self._let_go(self._snapshot)
             self._warm(self._snapshot)
         return self._snapshot
+
+    def _let_go(self, snapshot: Snapshot) -> None:
+        """Let go of what this process made and kept for segments of the index that the
+        new snapshot does not read (a generation swapped out, segments merged away):
+        close-words indexes, completion word tables, arrays files' checks."""
+        if isinstance(snapshot, WhooshSnapshot):
+            gone = let_go(snapshot.reader, str(self.store.root))
+            if gone:
+                log.info("%d close-words indexes, word tables and file checks of segments"
+                         " no longer read let go", gone)
 
     def warm(self) -> None:
         """Open the live generation now (at start-up), so that its warm-up begins before

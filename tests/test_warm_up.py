@@ -4,9 +4,11 @@ its close-words indexes are made in the background, never at query time."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import resource
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +17,7 @@ from flask.testing import FlaskClient
 
 from searchapp import operations
 from searchapp.config import Settings
-from searchapp.engine import FALLBACKS, Budget, open_snapshot, words
+from searchapp.engine import FALLBACKS, Budget, completion, open_snapshot, words
 from searchapp.engine.plain import reserve_close_words
 from searchapp.engine.words import BUILT_AT_QUERY_TIME
 from searchapp.fields import TEXT_FIELDS
@@ -278,3 +280,34 @@ def test_a_watch_that_cannot_start_is_counted_and_requests_open_the_next_generat
         assert after[WATCH_NOT_STARTED] == counted.get(WATCH_NOT_STARTED, 0) + 1
         assert after.get(OPENED_AT_REQUEST, 0) == counted.get(OPENED_AT_REQUEST, 0)
         assert engine.warmed(timeout=120)
+
+
+def test_what_belongs_to_swapped_out_generations_is_let_go(samples: Settings) -> None:
+    """Close-words indexes and completion word tables are kept per segment: once a swap
+    leaves a generation's segments unread, what was made for them is let go, so a
+    serving process keeps about one generation's worth however often it is rebuilt."""
+    root = str(samples.index_dir.resolve())
+
+    def ours(keys: Any) -> list[Any]:
+        return [k for k in keys if any(str(part).startswith(root) for part in k)]
+
+    with app_over(samples) as app:
+        client = app.test_client()
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()
+        assert engine.warmed(timeout=120)
+        first_words, first_tables = words.kept(), completion.tables()
+        assert ours(first_words) and ours(first_tables)
+        gone = [weakref.ref(first_words[k]) for k in ours(first_words)]
+        gone += [weakref.ref(first_tables[k]) for k in ours(first_tables)]
+        per_generation = len(ours(first_words)), len(ours(first_tables))
+        del first_words, first_tables
+        for _ in range(3):
+            operations.rebuild(samples)
+            assert search(client, q="cooperative")["total"] >= 3  # opens the new one
+            assert engine.warmed(timeout=120)
+            assert typo_answers(client)[0]["typos"]
+            assert client.get("/api/suggest", query_string={"q": "coop"}).status_code == 200
+        gc.collect()
+        assert [r for r in gone if r() is not None] == []
+        assert (len(ours(words.kept())), len(ours(completion.tables()))) == per_generation
