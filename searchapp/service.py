@@ -8,9 +8,13 @@ Each snapshot it opens (or refresh with new segments) is warmed up in a
 background thread (`Engine._warm`): what the first searches on it would
 otherwise build is made ahead of them, first the facet columns, then the
 segments' close-words indexes for typo tolerance, then the word table of
-search-as-you-type. In `searchapp serve` each worker's engine also watches
-the live generation (`Engine.watch`) and opens a new one as soon as it is
-swapped in, rather than at the next request.
+search-as-you-type. A search waiting for what the warm-up is making lets other
+requests use the engine meanwhile (`Engine._aside`), and a warm-up that cannot
+start leaves the searches to build what they need (counted). What was made for
+segments a new snapshot no longer reads is let go as it opens (`Engine._let_go`).
+In `searchapp serve` each worker's engine also watches the live generation
+(`Engine.watch`) and opens a new one as soon as it is swapped in, rather than at
+the next request.
 
 One search, in order: parse the words (`searchapp.query`), find every
 matching document (unscored), filter and count facets over them with the
