@@ -177,11 +177,12 @@ class Engine:
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
-        """Hold the lock while reading the index. An error from reading it, when a health
-        check (`check`) then finds the live generation damaged, becomes `IndexUnavailable`
-        with the check's reason (503, never a traceback) and the snapshot is dropped (so
-        the next request reopens it: a segment whose arrays file is damaged is then
-        searched through Whoosh's postings). Any other error stays what it is."""
+        """Hold the lock while reading the index (not while waiting for what the warm-up
+        is making, `_aside`). An error from reading it, when a health check (`check`)
+        then finds the live generation damaged, becomes `IndexUnavailable` with the
+        check's reason (503, never a traceback) and the snapshot is dropped (so the next
+        request reopens it: a segment whose arrays file is damaged is then searched
+        through Whoosh's postings). Any other error stays what it is."""
         with self._lock:
             waited: list[Snapshot] = []
             try:
