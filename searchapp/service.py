@@ -8,9 +8,13 @@ Each snapshot it opens (or refresh with new segments) is warmed up in a
 background thread (`Engine._warm`): what the first searches on it would
 otherwise build is made ahead of them, first the facet columns, then the
 segments' close-words indexes for typo tolerance, then the word table of
-search-as-you-type. In `searchapp serve` each worker's engine also watches
-the live generation (`Engine.watch`) and opens a new one as soon as it is
-swapped in, rather than at the next request.
+search-as-you-type. A search waiting for what the warm-up is making lets other
+requests use the engine meanwhile (`Engine._aside`), and a warm-up that cannot
+start leaves the searches to build what they need (counted). What was made for
+segments a new snapshot no longer reads is let go as it opens (`Engine._let_go`).
+In `searchapp serve` each worker's engine also watches the live generation
+(`Engine.watch`) and opens a new one as soon as it is swapped in, rather than at
+the next request.
 
 One search, in order: parse the words (`searchapp.query`), find every
 matching document (unscored), filter and count facets over them with the
@@ -64,6 +68,7 @@ from searchapp.engine.health import check as check_index
 from searchapp.engine.health import missing as missing_files
 from searchapp.engine.plain import (
     WhooshSnapshot,
+    let_go,
     make_close_words,
     make_completion,
     reserve_close_words,
@@ -87,6 +92,11 @@ WATCH_EVERY = 1.0
 OPENED_AT_REQUEST = "generation: opened by a request, not ahead by the watch"
 # What FALLBACKS counts when a search builds the facet columns itself (not made ahead).
 COLUMNS_AT_QUERY_TIME = "facet columns: built at query time, not made ahead"
+# What FALLBACKS counts when a snapshot's warm-up cannot be started: its searches build
+# what it would have made (counted as such).
+WARM_UP_NOT_STARTED = "warm-up: not started, searches build what it would have made"
+# What FALLBACKS counts when `Engine.watch` cannot be started: requests open new generations.
+WATCH_NOT_STARTED = "watch: not started, requests open new generations"
 SUGGEST_BELOW = 3  # offer a spelling suggestion when fewer items than this match
 RELATED = 5
 # Related items are weighed among at most this many candidates: the postings of the
@@ -167,14 +177,17 @@ class Engine:
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
-        """Hold the lock while reading the index. An error from reading it, when a health
-        check (`check`) then finds the live generation damaged, becomes `IndexUnavailable`
-        with the check's reason (503, never a traceback) and the snapshot is dropped (so
-        the next request reopens it: a segment whose arrays file is damaged is then
-        searched through Whoosh's postings). Any other error stays what it is."""
+        """Hold the lock while reading the index (not while waiting for what the warm-up
+        is making, `_aside`). An error from reading it, when a health check (`check`)
+        then finds the live generation damaged, becomes `IndexUnavailable` with the
+        check's reason (503, never a traceback) and the snapshot is dropped (so the next
+        request reopens it: a segment whose arrays file is damaged is then searched
+        through Whoosh's postings). Any other error stays what it is."""
         with self._lock:
+            waited: list[Snapshot] = []
             try:
-                yield
+                with close_words.waiting_in(functools.partial(self._aside, waited)):
+                    yield
             except SearchappError:
                 raise
             except Exception as exc:
@@ -185,6 +198,24 @@ class Engine:
                           exc, problem)
                 self._drop()
                 raise IndexUnavailable(problem) from exc
+            finally:
+                for snapshot in waited:
+                    self._unpin(snapshot)
+
+    @contextlib.contextmanager
+    def _aside(self, waited: list[Snapshot]) -> Iterator[None]:
+        """While a read (`_reading`) waits for what the warm-up is making (a close-words
+        index), other requests use the engine: the lock is let go meanwhile, and the
+        snapshot the read began with is pinned until the read is over (a swap meanwhile
+        does not close it under the read; `waited`)."""
+        if not waited and self._snapshot is not None:  # (the lock held since the read began)
+            waited.append(self._snapshot)
+            self._pins[id(self._snapshot)] += 1
+        self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.acquire()
 
     def _damage(self) -> str | None:
         try:
@@ -246,13 +277,25 @@ class Engine:
             self._snapshot = open_snapshot(ix, choice=self._choice, weighting=self._weighting)
             self._stamp, self._generation = stamp, gen.name if gen else None
             self._opened()
+            self._let_go(self._snapshot)
             self._warm(self._snapshot)
         elif not self._snapshot.up_to_date():
             self._snapshot = self._snapshot.refresh()
             self._columns, self._browse, self._prepared = None, None, None
             self._opened()
+            self._let_go(self._snapshot)
             self._warm(self._snapshot)
         return self._snapshot
+
+    def _let_go(self, snapshot: Snapshot) -> None:
+        """Let go of what this process made and kept for segments of the index that the
+        new snapshot does not read (a generation swapped out, segments merged away):
+        close-words indexes, completion word tables, arrays files' checks."""
+        if isinstance(snapshot, WhooshSnapshot):
+            gone = let_go(snapshot.reader, str(self.store.root))
+            if gone:
+                log.info("%d close-words indexes, word tables and file checks of segments"
+                         " no longer read let go", gone)
 
     def warm(self) -> None:
         """Open the live generation now (at start-up), so that its warm-up begins before
@@ -269,11 +312,18 @@ class Engine:
         the next request (`searchapp serve`, in each worker). A request that opens one
         itself meanwhile is counted (`OPENED_AT_REQUEST`). The thread holds the engine
         only while it looks, and ends once the engine is closed or gone."""
-        self._watching, self._closed = True, threading.Event()
+        self._closed = threading.Event()
         thread = threading.Thread(target=_watching,
                                   args=(weakref.ref(self), every, self._closed),
                                   name="searchapp-watch", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had ("can't start new thread")
+            FALLBACKS.count(WATCH_NOT_STARTED)
+            log.warning("watch not started: %s: %s; requests open each new generation",
+                        exc.__class__.__name__, exc)
+            return thread
+        self._watching = True
         return thread
 
     def _look_ahead(self) -> bool:
@@ -312,10 +362,7 @@ class Engine:
         try:
             reader = self.store.open_index().reader()
         except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on files gone)
-            log.warning("warm-up not started: %s: %s", exc.__class__.__name__, exc)
-            close_words.release(keys)
-            if table is not None:
-                completion.release(table[0])
+            _not_warmed(exc, keys, table)
             return
         # The columns number documents as the reader does: made from a reader of the same
         # segments, with the same deletions, or not at all (a commit came in between).
@@ -325,8 +372,14 @@ class Engine:
                 type(snapshot), snapshot.searcher.weighting, snapshot.reason)
         thread = threading.Thread(target=_warming, args=(reader, keys, table, prepared),
                                   name="searchapp-warm-up", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had ("can't start new thread")
+            self._prepared, self._warmer = None, None
+            reader.close()
+            _not_warmed(exc, keys, table)
+            return
         self._warmer = thread
-        thread.start()
 
     def _columns_for(self, snapshot: Snapshot) -> Columns:
         """The snapshot's facet columns: those its warm-up made (waited for while it makes
@@ -464,7 +517,7 @@ class Engine:
                                           languages=found.languages)
                     if len(count(_matching(snapshot, better, scored=False).ids).docs) > total:
                         suggestion = fixed
-            facets = _facets(found.counted, request.selected(), self._columns_for(snapshot))
+            facets = _facets(found.counted, request.selected(), found.columns)
             if budget.cut:
                 BOUNDS.count("search: out of time")
             return SearchPage(query=request, total=total, hits=hits, facets=facets,
@@ -528,7 +581,8 @@ class Engine:
         sort = request.sort or ("relevance" if parsed.ranked else "newest")
         ranked = built is not None and not built.everything and sort == "relevance"
         matched = _matching(snapshot, built, scored=ranked, budget=budget)
-        if built is None and dates is None and not any(v is not None for v in allowed.values()):
+        if built is None and dates is None and not any(v is not None for v in allowed.values()) \
+                and snapshot is self._snapshot:  # (not swapped out while the search waited)
             if self._browse is None:
                 self._browse = count(matched.ids)
             counted = self._browse
@@ -553,7 +607,8 @@ class Engine:
             return ranking.by_date(snapshot, columns, counted.docs, newest=sort != "oldest",
                                    limit=end)[start:end]
 
-        return _Found(request, parsed, built, dates, counted, count, ordered, languages)
+        return _Found(request, parsed, built, dates, columns, counted, count, ordered,
+                      languages)
 
 
 def _watching(engine: weakref.ReferenceType[Engine], every: float,
@@ -596,6 +651,18 @@ def _facets(counted: Counted, selected: Mapping[str, tuple[str, ...]],
     return {name: columns.kept(name, FacetShown).values(counted.tallies[name],
                                                         set(selected[name]))
             for name in FACET_FIELDS}
+
+
+def _not_warmed(exc: BaseException, keys: list[tuple[str, str]],
+                table: tuple[completion.Key, tuple[str, ...]] | None) -> None:
+    """A warm-up that cannot start: said and counted, and what it reserved let go (the
+    searches needing it build it, counted as such)."""
+    FALLBACKS.count(WARM_UP_NOT_STARTED)
+    log.warning("warm-up not started: %s: %s; searches build what it would have made",
+                exc.__class__.__name__, exc)
+    close_words.release(keys)
+    if table is not None:
+        completion.release(table[0])
 
 
 def _warming(reader: Any, keys: list[tuple[str, str]],
@@ -653,6 +720,7 @@ class _Found:
     parsed: parser.ParsedQuery
     built: parser.Built | None
     dates: tuple[dt.date, dt.date] | None
+    columns: Columns  # the snapshot's facet columns
     counted: Counted
     count: Callable[[Any], Counted]  # filter and count other matches the same way
     ordered: Callable[..., list[tuple[int, float | None]]]  # (end, start=0)

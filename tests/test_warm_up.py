@@ -3,20 +3,33 @@ its close-words indexes are made in the background, never at query time."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import resource
 import threading
 import time
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from searchapp import operations
 from searchapp.config import Settings
-from searchapp.engine import FALLBACKS, open_snapshot, words
+from searchapp.engine import FALLBACKS, Budget, completion, open_snapshot, words
 from searchapp.engine.plain import reserve_close_words
 from searchapp.engine.words import BUILT_AT_QUERY_TIME
 from searchapp.fields import TEXT_FIELDS
 from searchapp.indexer import IndexStore
-from searchapp.service import COLUMNS_AT_QUERY_TIME, OPENED_AT_REQUEST, Engine, SearchQuery
+from searchapp.service import (
+    COLUMNS_AT_QUERY_TIME,
+    OPENED_AT_REQUEST,
+    WARM_UP_NOT_STARTED,
+    WATCH_NOT_STARTED,
+    Engine,
+    SearchQuery,
+)
 from tests.conftest import app_over, search
 
 
@@ -150,3 +163,151 @@ def test_a_request_that_opens_the_generation_before_the_watch_is_counted(
         assert engine.warmed(timeout=120)
     watcher.join(timeout=30)
     assert not watcher.is_alive()
+
+
+def test_a_typo_query_waiting_for_the_warm_up_after_a_swap_lets_other_searches_through(
+        samples: Settings) -> None:
+    """Right after a swap, a typo query that finds the new segments' close-words indexes
+    still being made waits for them without holding the engine: a plain search at the
+    same time is answered meanwhile, and the typo query answers once they are settled."""
+    engine = Engine(IndexStore(samples.index_dir), time_budget=120)
+    probe = None
+    keys: list[tuple[str, str]] = []
+    answers: dict[str, Any] = {}
+
+    def ask(name: str, q: str) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: answers.__setitem__(name, engine.search(SearchQuery(q=q))),
+            daemon=True)
+        thread.start()
+        return thread
+
+    try:
+        engine.warm()
+        assert engine.warmed(timeout=120)
+        live = operations.rebuild(samples).generation
+        # The new generation's close-words indexes being made, and not done for as long
+        # as this test says: reserved as the warm-up reserves them.
+        probe = open_snapshot(IndexStore(samples.index_dir).open_index())
+        keys = reserve_close_words(probe.reader, TEXT_FIELDS)
+        assert keys
+        typo = ask("typo", "guerrini")  # the first request after the swap opens it
+        deadline = time.monotonic() + 60
+        while engine.generation != live and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.generation == live
+        plain = ask("plain", "cooperative")
+        plain.join(timeout=30)
+        assert not plain.is_alive(), "the plain search waited behind the typo query"
+        assert answers["plain"].total >= 3 and not answers["plain"].partial
+        assert typo.is_alive()  # (still waiting for the indexes: nothing let it go yet)
+        # Another typo query meanwhile waits too, within its own budget, then answers in part.
+        short = engine.search(SearchQuery(q="gurreini"), budget=Budget(0.5))
+        assert short.partial and short.typos == {}
+        assert typo.is_alive()
+        words.release(keys)  # the warm-up gives them up: the typo query builds them
+        typo.join(timeout=60)
+        assert not typo.is_alive()
+        assert answers["typo"].typos == {"guerrini": ("guerini",)}
+        assert not answers["typo"].partial
+    finally:
+        words.release(keys)
+        if probe is not None:
+            probe.close()
+        engine.close()
+
+
+@contextlib.contextmanager
+def no_new_threads() -> Iterator[None]:
+    """Within the block, starting a thread fails as it does when the system has none to
+    give (`RuntimeError: can't start new thread`): each one asks for a 1 TiB stack, in a
+    process allowed half that much address space."""
+    limit = resource.getrlimit(resource.RLIMIT_AS)
+    size = threading.stack_size(1 << 40)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 39, limit[1]))
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, limit)
+        threading.stack_size(size)
+
+
+def test_a_warm_up_that_cannot_start_is_counted_and_searches_go_on(
+        samples: Settings, caplog: Any) -> None:
+    """A swapped-in generation whose warm-up thread cannot be started is searched all the
+    same: the failure is logged and counted, and the searches build what it would have
+    made (counted as such), rather than wait for it."""
+    with app_over(samples) as app:
+        client = app.test_client()
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()
+        assert engine.warmed(timeout=120)
+        counted = FALLBACKS.snapshot()
+        operations.rebuild(samples)
+        with no_new_threads():
+            with pytest.raises(RuntimeError):  # (what the block does to threads)
+                threading.Thread(target=lambda: None).start()
+            first = search(client, q="cooperative")  # opens the new generation
+        assert first["total"] >= 3
+        tolerated, suggested = typo_answers(client)
+        assert tolerated["typos"] == [{"word": "guerrini", "matched": ["guerini"]}]
+        assert not tolerated["partial"]
+        assert suggested["suggestion"] == "guerini"
+        after = client.get("/healthz").get_json()["engine"]["fallbacks"]
+        assert after[WARM_UP_NOT_STARTED] == counted.get(WARM_UP_NOT_STARTED, 0) + 1
+        assert after[COLUMNS_AT_QUERY_TIME] == counted.get(COLUMNS_AT_QUERY_TIME, 0) + 1
+        assert after[BUILT_AT_QUERY_TIME] > counted.get(BUILT_AT_QUERY_TIME, 0)
+        assert "warm-up not started: RuntimeError" in caplog.text
+        assert engine.warmed(timeout=0)  # nothing left to wait for
+
+
+
+def test_a_watch_that_cannot_start_is_counted_and_requests_open_the_next_generation(
+        samples: Settings, caplog: Any) -> None:
+    with app_over(samples) as app:
+        client = app.test_client()
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()
+        assert engine.warmed(timeout=120)
+        counted = FALLBACKS.snapshot()
+        with no_new_threads():
+            watcher = engine.watch(every=0.05)
+        assert not watcher.is_alive()
+        assert "watch not started: RuntimeError" in caplog.text
+        live = operations.rebuild(samples).generation
+        assert client.get("/healthz").get_json()["generation"] == live  # opened by it
+        after = FALLBACKS.snapshot()
+        assert after[WATCH_NOT_STARTED] == counted.get(WATCH_NOT_STARTED, 0) + 1
+        assert after.get(OPENED_AT_REQUEST, 0) == counted.get(OPENED_AT_REQUEST, 0)
+        assert engine.warmed(timeout=120)
+
+
+def test_what_belongs_to_swapped_out_generations_is_let_go(samples: Settings) -> None:
+    """Close-words indexes and completion word tables are kept per segment: once a swap
+    leaves a generation's segments unread, what was made for them is let go, so a
+    serving process keeps about one generation's worth however often it is rebuilt."""
+    root = str(samples.index_dir.resolve())
+
+    def ours(keys: Any) -> list[Any]:
+        return [k for k in keys if any(str(part).startswith(root) for part in k)]
+
+    with app_over(samples) as app:
+        client = app.test_client()
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()
+        assert engine.warmed(timeout=120)
+        first_words, first_tables = words.kept(), completion.tables()
+        assert ours(first_words) and ours(first_tables)
+        gone = [weakref.ref(first_words[k]) for k in ours(first_words)]
+        gone += [weakref.ref(first_tables[k]) for k in ours(first_tables)]
+        per_generation = len(ours(first_words)), len(ours(first_tables))
+        del first_words, first_tables
+        for _ in range(3):
+            operations.rebuild(samples)
+            assert search(client, q="cooperative")["total"] >= 3  # opens the new one
+            assert engine.warmed(timeout=120)
+            assert typo_answers(client)[0]["typos"]
+            assert client.get("/api/suggest", query_string={"q": "coop"}).status_code == 200
+        gc.collect()
+        assert [r for r in gone if r() is not None] == []
+        assert (len(ours(words.kept())), len(ours(completion.tables()))) == per_generation

@@ -31,7 +31,7 @@ import mmap
 import os
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,6 +193,18 @@ class SegmentArrays:
 Stamp = tuple[int, int, int, int]
 _VERIFIED: dict[str, Stamp] = {}  # files whose checksums and structure passed, as they were
 _VERIFIED_LOCK = threading.Lock()
+
+
+def let_go(folder: str, live: Collection[str]) -> int:
+    """Forget the checks of arrays files in `folder` (an index folder, at any depth)
+    that are not in `live` (absolute paths: those the live generation reads); how many."""
+    inside = os.path.join(os.path.abspath(folder), "")
+    with _VERIFIED_LOCK:
+        gone = [p for p in _VERIFIED
+                if (full := os.path.abspath(p)).startswith(inside) and full not in live]
+        for path in gone:
+            del _VERIFIED[path]
+    return len(gone)
 
 
 def _stamp(st: os.stat_result) -> Stamp:

@@ -20,18 +20,20 @@ a new snapshot's table ahead of its first completion, in the background
 finds its table still being made does not wait for it: it scans the words as
 before (`scan`), counted in `FALLBACKS` (`SCANNED_WHILE_MADE`); one that finds
 no table and none being made builds it and keeps it, counted too
-(`BUILT_AT_QUERY_TIME`).
+(`BUILT_AT_QUERY_TIME`). Tables over segments that are no longer read once a new
+generation is swapped in are let go (`let_go`).
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import os
 import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -173,12 +175,42 @@ def being_made(key: Key) -> bool:
         return key in _PENDING
 
 
-def keep(key: Key, table: WordCounts) -> None:
+def keep(key: Key, table: WordCounts, *, reserved: bool = False) -> bool:
+    """Keep `table` under `key`; with `reserved`, only while it is still being made (not
+    let go meanwhile, `let_go`). Whether it is kept."""
     with _LOCK:
+        if reserved and key not in _PENDING:
+            return False
         _CACHE[key] = table
         _CACHE.move_to_end(key)
         while len(_CACHE) > _CACHE_TABLES:
             _CACHE.popitem(last=False)
+        return True
+
+
+def tables() -> dict[Key, WordCounts]:
+    """The tables kept now, by key (a copy)."""
+    with _LOCK:
+        return dict(_CACHE)
+
+
+def let_go(folder: str, live: Collection[str]) -> int:
+    """Let go of the tables, kept or being made, over a segment in `folder` (an index
+    folder, at any depth) whose file is not in `live` (those the new live generation
+    reads); a table over live segments only is kept (a refresh's new table starts from
+    it, `base_for`). How many."""
+    inside = os.path.join(os.path.abspath(folder), "")
+
+    def gone(key: Key) -> bool:
+        return any(f.startswith(inside) and f not in live for f in _parts(key)[1])
+
+    with _LOCK:
+        doomed = [k for k in dict.fromkeys((*_CACHE, *_PENDING)) if gone(k)]
+        for key in doomed:
+            _CACHE.pop(key, None)
+    for key in doomed:
+        release(key)
+    return len(doomed)
 
 
 def reserve(key: Key) -> bool:

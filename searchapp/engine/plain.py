@@ -9,6 +9,7 @@ builds on for what it shares (stored fields, vocabulary, the reader's life).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -22,7 +23,7 @@ from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
-from searchapp.engine import completion, scoring, words
+from searchapp.engine import arrayfile, completion, scoring, words
 from searchapp.engine.base import (
     FALLBACKS,
     WHOOSH,
@@ -399,27 +400,40 @@ def make_completion(reader: IndexReader, key: completion.Key, spells: tuple[str,
     checked here: this runs beside searches) and keep it; how many words it has, and
     how many segments were read (`read_completion`) of how many."""
     try:
-        if completion_key(reader, spells) != key:
-            return 0, 0, 0
+        if completion_key(reader, spells) != key or not completion.being_made(key):
+            return 0, 0, 0  # (not its segments, or let go since reserved)
         table, read, segments = read_completion(reader, key, spells, pause=4096)
-        completion.keep(key, table)
+        if not completion.keep(key, table, reserved=True):  # let go meanwhile
+            return 0, 0, 0
         return len(table), read, segments
     finally:
         completion.release(key)
 
 
+def let_go(reader: IndexReader, folder: str) -> int:
+    """Let go of what was made and kept for segments in `folder` (an index folder) that
+    `reader` (of the live generation) does not read: their close-words indexes
+    (`words.let_go`), word tables (`completion.let_go`) and arrays files' checks
+    (`arrayfile.let_go`); how many."""
+    live = {key[0] for segment, _ in reader.leaf_readers()
+            if (key := _close_key(segment, "")) is not None}
+    return (words.let_go(folder, live) + completion.let_go(folder, live)
+            + arrayfile.let_go(folder, live))
+
+
 def make_close_words(reader: IndexReader, keys: list[tuple[str, str]]) -> int:
     """Make the reserved `keys` from `reader` (another reader of the same segments
     than the one they were reserved from: this runs beside searches), and release
-    any of them it does not find; how many it made."""
+    any of them it does not find; how many it made and kept (one let go meanwhile,
+    `words.let_go`, is not)."""
     wanted, made = set(keys), 0
     try:
         for segment, _ in reader.leaf_readers():
             for spell in dict.fromkeys(k[1] for k in keys):
                 key = _close_key(segment, spell)
                 if key in wanted:
-                    words.make(key, lambda seg=segment, f=spell: _words(seg, f, pause=4096))
-                    made += 1
+                    made += words.make(key, functools.partial(_words, segment, spell,
+                                                              pause=4096))
     finally:
         words.release(keys)
     return made

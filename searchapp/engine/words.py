@@ -17,7 +17,9 @@ that needs one still being made waits for it, and one built at query time
 instead is counted in `FALLBACKS` (`BUILT_AT_QUERY_TIME`) and logged. The wait
 is bounded by the search's time budget (`bounded_by`): past it, the segment
 gives no close words, the budget is marked cut (the answer says partial) and
-that is counted too (`NOT_READY_IN_BUDGET`).
+that is counted too (`NOT_READY_IN_BUDGET`). The engine lets other requests in
+while a search waits (`waiting_in`). The indexes of segments that are
+no longer read once a new generation is swapped in are let go (`let_go`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import contextlib
 import contextvars
 import functools
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import AbstractContextManager
 
 import numpy as np
 from numpy.typing import NDArray
@@ -131,6 +135,9 @@ _PENDING: dict[tuple[str, str], threading.Event] = {}
 # The budget of the search running in this thread (or greenlet), for `for_segment`'s wait.
 _BUDGET: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
     "close_words_budget", default=None)
+# What the search running in this thread (or greenlet) does while it waits (`waiting_in`).
+_MEANWHILE: contextvars.ContextVar[Callable[[], AbstractContextManager[object]] | None] = \
+    contextvars.ContextVar("close_words_meanwhile", default=None)
 
 
 @contextlib.contextmanager
@@ -143,12 +150,26 @@ def bounded_by(budget: Budget | None) -> Iterator[None]:
         _BUDGET.reset(token)
 
 
+@contextlib.contextmanager
+def waiting_in(meanwhile: Callable[[], AbstractContextManager[object]]) -> Iterator[None]:
+    """Within the block, each wait for an index being made ahead is done inside
+    `meanwhile()` (the engine lets other requests in while a search waits)."""
+    token = _MEANWHILE.set(meanwhile)
+    try:
+        yield
+    finally:
+        _MEANWHILE.reset(token)
+
+
 def _wait(key: tuple[str, str], pending: threading.Event) -> bool:
     """Wait for an index being made ahead, within the search's budget; whether it is
     settled (made or given up). When the budget runs out first, it is marked cut."""
     budget = _BUDGET.get()
     end = None if budget is None else budget.end
-    if pending.wait(None if end is None else max(0.0, end - time.monotonic())):
+    meanwhile = _MEANWHILE.get()
+    with meanwhile() if meanwhile is not None else contextlib.nullcontext():
+        settled = pending.wait(None if end is None else max(0.0, end - time.monotonic()))
+    if settled:
         return True
     assert budget is not None
     budget.cut = True
@@ -158,12 +179,38 @@ def _wait(key: tuple[str, str], pending: threading.Event) -> bool:
     return False
 
 
-def _keep(key: tuple[str, str], made: CloseWords) -> None:
+def _keep(key: tuple[str, str], made: CloseWords, *,
+          reserved: threading.Event | None = None) -> bool:
+    """Keep `made` under `key`; with `reserved`, only while that reservation stands (not
+    let go meanwhile). Whether it is kept."""
     with _LOCK:
+        if reserved is not None and _PENDING.get(key) is not reserved:
+            return False
         _CACHE[key] = made
         _CACHE.move_to_end(key)
         while len(_CACHE) > _CACHE_SEGMENTS:
             _CACHE.popitem(last=False)
+        return True
+
+
+def kept() -> dict[tuple[str, str], CloseWords]:
+    """The indexes kept now, by key (a copy)."""
+    with _LOCK:
+        return dict(_CACHE)
+
+
+def let_go(folder: str, live: Collection[str]) -> int:
+    """Let go of the indexes of segments in `folder` (an index folder, at any depth)
+    whose files are not in `live` (those the new live generation reads): kept or being
+    made (searches waiting for one go on; its making stops, or is not kept). How many."""
+    inside = os.path.join(os.path.abspath(folder), "")
+    with _LOCK:
+        gone = [k for k in dict.fromkeys((*_CACHE, *_PENDING))
+                if k[0].startswith(inside) and k[0] not in live]
+        for key in gone:
+            _CACHE.pop(key, None)
+    release(gone)
+    return len(gone)
 
 
 def reserve(keys: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -186,12 +233,20 @@ def release(keys: Iterable[tuple[str, str]]) -> None:
             pending.set()
 
 
-def make(key: tuple[str, str], words: Callable[[], Iterable[str]]) -> None:
-    """Build a reserved key's index ahead of the searches needing it, and keep it."""
+def make(key: tuple[str, str], words: Callable[[], Iterable[str]]) -> bool:
+    """Build a reserved key's index ahead of the searches needing it, and keep it (not
+    when it was let go, `let_go`, before or meanwhile); whether it was kept."""
+    with _LOCK:
+        reserved = _PENDING.get(key)
+    if reserved is None:
+        return False
     try:
-        _keep(key, CloseWords(words()))
+        return _keep(key, CloseWords(words()), reserved=reserved)
     finally:
-        release([key])
+        with _LOCK:
+            if _PENDING.get(key) is reserved:
+                del _PENDING[key]
+        reserved.set()
 
 
 _NONE = CloseWords(())  # what a segment gives when its index is not made in time
