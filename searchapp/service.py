@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from whoosh.searching import Searcher
 
 from searchapp import feedback as feedbacks
 from searchapp import query as parser
@@ -71,8 +70,10 @@ from searchapp.engine.plain import (
     let_go,
     make_close_words,
     make_completion,
+    reader_segments,
     reserve_close_words,
     reserve_completion,
+    snapshot_over,
 )
 from searchapp.errors import IndexUnavailable, SearchappError
 from searchapp.facets import Columns, Counted
@@ -367,7 +368,7 @@ class Engine:
         # The columns number documents as the reader does: made from a reader of the same
         # segments, with the same deletions, or not at all (a commit came in between).
         prepared = None
-        if _segments(reader) == _segments(snapshot.reader):
+        if reader_segments(reader) == reader_segments(snapshot.reader):
             prepared = self._prepared = _Prepared(
                 type(snapshot), snapshot.searcher.weighting, snapshot.reason)
         thread = threading.Thread(target=_warming, args=(reader, keys, table, prepared),
@@ -638,12 +639,6 @@ class _Prepared:
         self.done = threading.Event()
 
 
-def _segments(reader: Any) -> list[tuple[str, int, int]]:
-    """Which segments a reader reads, in its order, and how many live documents each has
-    (a segment's deletions only grow, so equal counts are equal deletions)."""
-    return [(leaf.segment().segment_id() if hasattr(leaf, "segment") else repr(leaf),
-             int(leaf.doc_count_all()), int(leaf.doc_count()))
-            for leaf, _ in reader.leaf_readers()]
 def _facets(counted: Counted, selected: Mapping[str, tuple[str, ...]],
             columns: Columns) -> dict[str, list[FacetValue]]:
     """Each facet's values as shown (`facet_values`), from its counts per code and what
@@ -679,8 +674,8 @@ def _warming(reader: Any, keys: list[tuple[str, str]],
         try:
             if prepared is not None:
                 try:
-                    own = prepared.kind(Searcher(reader, weighting=prepared.weighting,
-                                                 closereader=False), reason=prepared.reason)
+                    own = snapshot_over(prepared.kind, reader, prepared.weighting,
+                                        prepared.reason)
                     prepared.columns = Columns(own)
                     log.info("warm-up: facet columns made in %.2f s",
                              time.perf_counter() - started)

@@ -394,6 +394,21 @@ def reserve_completion(reader: IndexReader, fields: Iterable[str]
     return key, spells
 
 
+def reader_segments(reader: IndexReader) -> list[tuple[str, int, int]]:
+    """Which segments a reader reads, in its order, and how many live documents each has
+    (a segment's deletions only grow, so equal counts are equal deletions)."""
+    return [(leaf.segment().segment_id() if hasattr(leaf, "segment") else repr(leaf),
+             int(leaf.doc_count_all()), int(leaf.doc_count()))
+            for leaf, _ in reader.leaf_readers()]
+
+
+def snapshot_over(kind: type[WhooshSnapshot], reader: IndexReader, weighting: Any,
+                  reason: str) -> WhooshSnapshot:
+    """A snapshot of `kind` over `reader`, which it leaves open when closed (the warm-up's
+    own, for the facet columns)."""
+    return kind(Searcher(reader, weighting=weighting, closereader=False), reason=reason)
+
+
 def make_completion(reader: IndexReader, key: completion.Key, spells: tuple[str, ...]
                     ) -> tuple[int, int, int]:
     """Make the reserved word table from `reader` (another reader of the same segments,
