@@ -89,6 +89,7 @@ from searchapp.suggest import complete
 
 # How often a watching engine (`Engine.watch`) looks for a new generation, in seconds.
 WATCH_EVERY = 1.0
+WATCH_EVERY_AT_MOST = 30.0  # seconds between looks while they keep failing
 # What FALLBACKS counts when a request of a watching engine opens a generation itself.
 OPENED_AT_REQUEST = "generation: opened by a request, not ahead by the watch"
 # What FALLBACKS counts when a search builds the facet columns itself (not made ahead).
@@ -157,6 +158,7 @@ class Engine:
         self._watching = False  # `watch` started: a request opening a generation is counted
         self._ahead = False  # the watch is looking (under the lock)
         self._closed = threading.Event()  # set by `close`: the watch ends
+        self._watcher: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
@@ -168,6 +170,7 @@ class Engine:
     def close(self) -> None:
         with self._lock:
             self._closed.set()  # (ends `watch`; a request after this opens it again)
+            self._watching = False
             self._drop()
 
     def _drop(self) -> None:
@@ -312,7 +315,11 @@ class Engine:
         seconds in the background, and open it then, starting its warm-up, instead of at
         the next request (`searchapp serve`, in each worker). A request that opens one
         itself meanwhile is counted (`OPENED_AT_REQUEST`). The thread holds the engine
-        only while it looks, and ends once the engine is closed or gone."""
+        only while it looks, and ends once the engine is closed or gone. Watching
+        already, the watch's thread is returned."""
+        if self._watcher is not None and self._watcher.is_alive() \
+                and not self._closed.is_set():
+            return self._watcher
         self._closed = threading.Event()
         thread = threading.Thread(target=_watching,
                                   args=(weakref.ref(self), every, self._closed),
@@ -324,7 +331,7 @@ class Engine:
             log.warning("watch not started: %s: %s; requests open each new generation",
                         exc.__class__.__name__, exc)
             return thread
-        self._watching = True
+        self._watching, self._watcher = True, thread
         return thread
 
     def _look_ahead(self) -> bool:
@@ -614,17 +621,25 @@ class Engine:
 
 def _watching(engine: weakref.ReferenceType[Engine], every: float,
               closed: threading.Event) -> None:
-    """`Engine.watch`'s loop."""
-    while not closed.wait(every):
+    """`Engine.watch`'s loop. While looks fail (no index yet, files gone), the same
+    reason is logged once, and the looks slow down (twice as far apart each time, up to
+    `WATCH_EVERY_AT_MOST`): each may run a health check under the engine's lock."""
+    wait, said = every, None
+    while not closed.wait(wait):
         found = engine()
         if found is None:
             return
         try:
             if not found._look_ahead():
                 return
+            wait, said = every, None
         except Exception as exc:  # noqa: BLE001 (a swap half-done, files gone: the next look)
-            log.info("watch: the live generation not opened (%s: %s)",
-                     exc.__class__.__name__, exc)
+            reason = f"{exc.__class__.__name__}: {exc}"
+            if reason != said:
+                log.info("watch: the live generation not opened (%s); looking again,"
+                         " less often while it stays so", reason)
+                said = reason
+            wait = min(wait * 2, max(every, WATCH_EVERY_AT_MOST))
         finally:
             del found
 

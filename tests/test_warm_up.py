@@ -149,6 +149,32 @@ def test_a_watching_engine_opens_a_swapped_in_generation_before_the_next_search(
     assert not watcher.is_alive()
 
 
+def test_a_watch_over_no_index_says_so_once_and_a_second_watch_is_the_first(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker started before any import: its watch finds nothing to open, every look.
+    It says so once (not a line a second per worker) and looks less often meanwhile; a
+    second `watch` gives the running one back; `close` ends it and the count of
+    requests opening a generation themselves with it."""
+    engine = Engine(IndexStore(settings.index_dir))
+    caplog.set_level("INFO", logger="searchapp.service")
+    watcher = engine.watch(every=0.01)
+    assert engine.watch(every=0.01) is watcher
+
+    def said() -> list[str]:
+        return [r.message for r in caplog.records
+                if "watch: the live generation not opened" in r.message]
+
+    deadline = time.monotonic() + 30
+    while not said() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.7)  # room for several more looks: 0.02, 0.04, … 0.32 s apart
+    assert len(said()) == 1, said()
+    engine.close()
+    watcher.join(timeout=30)
+    assert not watcher.is_alive()
+    assert not engine._watching  # type: ignore[attr-defined]
+
+
 def test_a_request_that_opens_the_generation_before_the_watch_is_counted(
         samples: Settings) -> None:
     with app_over(samples) as app:
