@@ -270,14 +270,16 @@ def test_a_form_field_over_the_limit_is_refused_naming_it(samples: Settings) -> 
     413 about the number of parts."""
     with app_over(samples, admin_token=TOKEN) as app:
         client = app.test_client()
-        for name in ("organisation", "url", "format"):
+        for name, message in (
+                ("url", "the field is 600,000 characters long; the limit is 10,000"),
+                ("format", "the field is 600,000 characters long; the limit is 10,000"),
+                ("organisation", "organisation is 600000 characters long; the limit is 2000")):
             body, kind = multipart({name: "x" * 600_000}, {"file": ("new.jsonl", JSONL)})
             response = client.post("/api/admin/imports", headers=AUTH, data=body,
                                    content_type=kind)
             assert response.status_code == 400, response.get_json()
-            assert response.get_json()["error"] == {
-                "code": "bad_parameter",
-                "message": f"{name}: the field is 600,000 characters long; the limit is 10,000"}
+            assert response.get_json()["error"] == {"code": "bad_parameter",
+                                                    "message": f"{name}: {message}"}
         response = client.post("/api/admin/refresh", headers=AUTH,
                                data={"source": "s" * 600_000})
         assert response.status_code == 400

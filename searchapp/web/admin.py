@@ -27,6 +27,8 @@ bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 
 MAX_WAIT = 600  # seconds a request may ask to wait for its job (`wait`)
 MAX_FIELD = 10_000  # characters a form field (not a file) may have
+# Fields refused with a shorter limit of their own (and its message) by their route.
+OWN_LIMIT = ("organisation",)
 
 
 def _settings() -> Settings:
@@ -46,7 +48,8 @@ def _authorise() -> None:
 
 
 def _check_fields() -> None:
-    """Refuse a form field over `MAX_FIELD` characters with a 400 naming it.
+    """Refuse a form field over `MAX_FIELD` characters with a 400 naming it (the
+    fields in `OWN_LIMIT` are checked by their route against a shorter limit).
 
     Werkzeug's own limit (500,000 bytes a field) is lifted here so that it cannot
     answer first with a bare 413 that names nothing; the whole request stays within
@@ -54,7 +57,7 @@ def _check_fields() -> None:
     """
     request.max_form_memory_size = _settings().max_upload_bytes
     for name, value in request.form.items(multi=True):
-        if len(value) > MAX_FIELD:
+        if len(value) > MAX_FIELD and name not in OWN_LIMIT:
             raise BadParameter(name, f"the field is {len(value):,} characters long; the"
                                      f" limit is {MAX_FIELD:,}")
 

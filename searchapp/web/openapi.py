@@ -473,7 +473,8 @@ def _admin_paths() -> dict[str, Any]:
                                            " links."},
                     "skip_invalid": {"type": "string", "enum": ["true", "false"]}},
                 "description": "A field other than `file` holds at most 10,000 characters"
-                               " (400 naming it)."}}}},
+                               " (`organisation` 2,000); a longer one is a 400 naming"
+                               " it."}}}},
             "responses": {**_JOB_STARTED, **_ADMIN_ERRORS, **_CANNOT_RECORD,
                           "413": _json(_ref("Error"), "Larger than SEARCHAPP_MAX_UPLOAD_BYTES.")},
         }},
