@@ -425,9 +425,13 @@ class Catalog:
 
     def record_indexed(self, log_ids: Iterable[int | None], what: str) -> None:
         """Say in the import log what became of the index after these imports."""
-        for log_id in log_ids:
-            if log_id is not None:
-                self._db.execute("UPDATE imports SET indexed = ? WHERE id = ?", (what, log_id))
+        try:
+            for log_id in log_ids:
+                if log_id is not None:
+                    self._db.execute("UPDATE imports SET indexed = ? WHERE id = ?",
+                                     (what, log_id))
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot write the import log in {self.path}: {exc}") from exc
 
     def record_interrupted(self, *, keep: Iterable[int | None] = ()) -> int:
         """Imports still `pending` in the log (other than `keep`) were cut off before
@@ -435,9 +439,12 @@ class Catalog:
         say so. How many were."""
         kept = [k for k in keep if k is not None]
         where = f" AND id NOT IN ({', '.join('?' * len(kept))})" if kept else ""
-        return int(self._db.execute(
-            f"UPDATE imports SET indexed = ? WHERE indexed = ?{where}",
-            ("interrupted before the index was updated", INDEX_PENDING, *kept)).rowcount)
+        try:
+            return int(self._db.execute(
+                f"UPDATE imports SET indexed = ? WHERE indexed = ?{where}",
+                ("interrupted before the index was updated", INDEX_PENDING, *kept)).rowcount)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot write the import log in {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()

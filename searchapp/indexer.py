@@ -43,8 +43,10 @@ from searchapp.engine.scoring import TITLE_BOOST
 from searchapp.engine.segments import (
     SegmentBuilder,
     StemTable,
+    abandon,
     cancel,
     index_segments,
+    remove_unlisted,
     segment_id,
 )
 from searchapp.errors import IndexUnavailable
@@ -216,7 +218,7 @@ class IndexStore:
         read and the count checked (the caller sums the fingerprint from the items).
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        self._remove_debris()
+        self.remove_debris()
         existing = self.generations()
         number = int(existing[-1].name[4:]) + 1 if existing else 1
         gen = Generation(f"gen-{number:06d}", self.root / f"gen-{number:06d}")
@@ -271,6 +273,7 @@ class IndexStore:
         """
         ix = self.open_index()
         try:
+            _remove_unlisted(ix, "an earlier update that did not finish")
             segments = index_segments(ix)
             adding = count if count is not None else max(1, expected - ix.doc_count())
             merged = merge_plan(segments, adding) if items_of is not None else []
@@ -282,6 +285,9 @@ class IndexStore:
             reader = ix.reader()
             try:
                 written = self._write_segment(ix, reader, items, merged, items_of)
+            except BaseException:
+                _remove_unlisted(ix, "this update, which failed")
+                raise
             finally:
                 reader.close()
             documents = ix.doc_count()
@@ -300,7 +306,7 @@ class IndexStore:
         """`update`'s writing: the items, then the merged segments' other live documents,
         as one new segment; the replaced documents deleted."""
         builder = SegmentBuilder(ix, segment_postings=_ONE_SEGMENT,
-                                 stems=StemTable(str(self.root)))
+                                 stems=StemTable(str(self.root)), durable=True)
         # The merged segments' live documents, by id, to be written again (those the
         # update replaces are written from `items`).
         leaving = {s.segment_id() for s in merged}
@@ -352,10 +358,11 @@ class IndexStore:
                                 writer.delete_document(docnum)
                         writer.add_document(**doc)
                         written += 1
+                writer.commit()
             except BaseException:
-                writer.cancel()
+                abandon(writer)
+                _remove_unlisted(ix, "this update, which failed")
                 raise
-            writer.commit()
             count = ix.doc_count()
         finally:
             ix.close()
@@ -375,10 +382,22 @@ class IndexStore:
         os.replace(tmp, self.root / POINTER)
         _fsync_dir(self.root)
 
-    def _remove_debris(self) -> None:
-        """Remove what a crashed rebuild left behind (we hold the lock)."""
+    def remove_debris(self) -> None:
+        """Remove what a crashed or failed rebuild or update left behind: unfinished
+        generations, and files in the live one that its table of contents does not
+        list (the caller holds the lock)."""
         for path in self.root.glob("gen-*.tmp"):
             shutil.rmtree(path, ignore_errors=True)
+        if self.current() is None:
+            return
+        try:
+            ix = self.open_index()
+        except IndexUnavailable:
+            return  # a rebuild replaces it whole
+        try:
+            _remove_unlisted(ix, "an earlier update that did not finish")
+        finally:
+            ix.close()
 
     def _prune(self, *, keep: tuple[str | None, ...]) -> None:
         for gen in self.generations():
@@ -442,6 +461,19 @@ def _documents_with(reader: Any, item_id: str) -> list[int]:
     except TermNotFound:
         return []
     return [d for d in postings.all_ids() if not reader.is_deleted(d)]
+
+
+def _remove_unlisted(ix: Index, whose: str) -> None:
+    """`segments.remove_unlisted`, logged; a failure to remove is logged too (the next
+    write tries again)."""
+    try:
+        removed = remove_unlisted(ix)
+    except Exception as exc:  # noqa: BLE001 (a damaged TOC: a rebuild replaces it whole)
+        log.warning("the files of %s could not be removed from the index (%s: %s)", whose,
+                    exc.__class__.__name__, exc)
+        return
+    if removed:
+        log.info("removed from the index the files of %s: %s", whose, ", ".join(removed))
 
 
 def _write_synced(folder: Path, point: SyncPoint) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import errno
 import logging
 import shutil
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, closing, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,10 +64,12 @@ class ImportOutcome:
     index: str = "updated"
     repaired: int = 0  # items stored by earlier imports, indexed only now
     index_problem: str | None = None
+    # How the index was brought up to date when not the usual way (`Synced.note`).
+    index_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.report.to_dict(), "index": self.index, "repaired": self.repaired,
-                "index_problem": self.index_problem,
+                "index_problem": self.index_problem, "index_note": self.index_note,
                 "errors": [{"source": p.source, "line": p.line, "message": p.message}
                            for p in self.skipped]}
 
@@ -77,7 +80,8 @@ class ImportOutcome:
                 + (f", {r.skipped} skipped" if r.skipped else ""))
         if self.index_problem is not None:
             return f"{text}; stored, but the index was not updated: {self.index_problem}"
-        return text + f"; index {self.index}" + _repaired(self.repaired)
+        return (text + f"; index {self.index}" + _repaired(self.repaired)
+                + (f" ({self.index_note})" if self.index_note else ""))
 
 
 def _repaired(n: int) -> str:
@@ -93,6 +97,9 @@ class Synced:
 
     index: str  # "updated", "rebuilt" or "unchanged"
     written: int = 0  # documents written (all of them for a rebuild)
+    # Said with the outcome and in the import log when the update was not written the
+    # usual way: `SLOW_UPDATE` (Whoosh's writer, the segment writer having failed).
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +134,17 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
         parsed: list[importers.Parsed] = []
         progress("reading", 0)
         detections = Counter(languages.DETECTIONS)
-        for k, path in enumerate(paths):
-            if names is not None:
-                parsed.append(importers.read_file(Path(path), names[k], fmt=fmt, hints=hints
-                                                  or importers.Hints(organisation=organisation),
-                                                  spool=spool))
-                continue
-            parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
-                                            defaults=hints or importers.Hints(), spool=spool))
+        with _working_file(settings):
+            for k, path in enumerate(paths):
+                if names is not None:
+                    parsed.append(importers.read_file(
+                        Path(path), names[k], fmt=fmt,
+                        hints=hints or importers.Hints(organisation=organisation),
+                        spool=spool))
+                    continue
+                parsed.extend(importers.collect([path], fmt=fmt, organisation=organisation,
+                                                defaults=hints or importers.Hints(),
+                                                spool=spool))
         progress("reading", spool.read, spool.read)
         _log_detections(detections, spool.read)
         return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
@@ -147,8 +157,9 @@ def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
     if sum(len(result.records) for result in parsed) >= RELEASE_MODELS_FROM:
         languages.release_detector()  # the items are built: lingua's models are not needed
     with _spool(settings, progress) as spool:
-        for result in parsed:
-            spool.take(result)
+        with _working_file(settings):
+            for result in parsed:
+                spool.take(result)
         return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
                                progress=progress)
 
@@ -183,15 +194,27 @@ def _spool(settings: Settings, progress: Progress) -> Spool:
     return Spool(settings.catalog.parent, progress=lambda done: progress("reading", done))
 
 
+@contextmanager
+def _working_file(settings: Settings) -> Iterator[None]:
+    """While records go into the spool and are checked there, nothing is stored yet:
+    its database's errors (a full disk above all) fail the import as such."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise CatalogError(f"import failed, nothing stored: cannot write the import's"
+                           f" working file beside the catalog in {settings.catalog.parent}:"
+                           f" {exc}") from exc
+
+
 def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers.Parsed], *,
                     skip_invalid: bool, progress: Progress,
                     locked: bool = False) -> ImportOutcome:
     """Check what was spooled, then store it, all or nothing, and update the live index."""
     progress("checking")
-    with Catalog(settings.catalog) as catalog:
+    with Catalog(settings.catalog) as catalog, _working_file(settings):
         spool.check(catalog.organisations_of)
-    problems = spool.problems()
-    kept = spool.count()
+        problems = spool.problems()
+        kept = spool.count()
     if problems and (not skip_invalid or not kept):
         raise ImportRejected(problems)
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
@@ -208,10 +231,10 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
             outcome.index, outcome.index_problem = "not updated", _reason(exc)
             _record_not_indexed(catalog, [report.log_id], outcome.index_problem, exc)
             raise StoredNotIndexed(outcome.summary(), outcome.to_dict()) from exc
-        outcome.index = synced.index
+        outcome.index, outcome.index_note = synced.index, synced.note
         if synced.index == "updated":
             outcome.repaired = synced.written - catalog.count_changed_since(before)
-        catalog.record_indexed([report.log_id], _logged(synced, outcome.repaired))
+        _record_indexed(catalog, [report.log_id], _logged(synced, outcome.repaired))
     return outcome
 
 
@@ -231,20 +254,40 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:
             return f"the disk is full ({exc.filename or exc.strerror})"
+        if exc.errno == errno.EDQUOT:
+            return f"the disk quota is used up ({exc.filename or exc.strerror})"
+        if exc.errno == errno.EFBIG:
+            return f"a file grew past the size allowed ({exc.filename or exc.strerror})"
         return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     return f"{exc.__class__.__name__}: {exc}"
+
+
+# What a write that ran out of room raises: no space, no quota, a file size limit.
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _record_not_indexed(catalog: Catalog, log_ids: list[int | None], reason: str,
                         exc: BaseException) -> None:
     log.error("items stored but the index was not updated: %s", reason,
-              exc_info=not isinstance(exc, SearchappError))
-    catalog.record_indexed(log_ids, f"not updated: {reason}")
+              exc_info=not isinstance(exc, (SearchappError, OSError)))
+    _record_indexed(catalog, log_ids, f"not updated: {reason}")
+
+
+def _record_indexed(catalog: Catalog, log_ids: list[int | None], what: str) -> None:
+    """Say in the import log what became of the index; a log that cannot be written
+    (the catalog's disk full too) is logged, and the import's outcome stands."""
+    try:
+        catalog.record_indexed(log_ids, what)
+    except CatalogError as exc:
+        log.warning("the import log could not be told the index was %s (%s); it says"
+                    " the import was interrupted once another import or rebuild starts",
+                    what, exc)
 
 
 def _logged(synced: Synced, repaired: int) -> str:
     """What the import log says of the index after an import."""
-    return synced.index + (f"; repaired {repaired} items of earlier imports" if repaired else "")
+    return (synced.index + (f"; repaired {repaired} items of earlier imports" if repaired else "")
+            + (f"; {synced.note}" if synced.note else ""))
 
 
 @dataclass(slots=True)
@@ -297,7 +340,7 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
         outcome.index = synced.index
         repaired = synced.written - catalog.count_changed_since(before) \
             if synced.index == "updated" else 0
-        catalog.record_indexed(log_ids, _logged(synced, repaired))
+        _record_indexed(catalog, log_ids, _logged(synced, repaired))
     return outcome
 
 
@@ -346,12 +389,14 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
             and catalog.removed_at() <= synced.change < point.change \
             and changed <= UPDATE_AT_MOST:
         try:
-            _update(store, catalog, synced.change, changed, progress)
+            note = _update(store, catalog, synced.change, changed, progress)
             store.mark_synced(point)
-            return Synced("updated", changed)
+            return Synced("updated", changed, note=note)
         except TooManySegments as exc:
             log.info("%s: rebuilding the index instead of updating it", exc)
         except (IndexUnavailable, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno in NO_ROOM:
+                raise  # out of room: a rebuild would need more than the update did
             # Missing, damaged, unwritable or out of step with the catalog: start afresh.
             log.warning("the index update failed (%s); rebuilding it from the catalog",
                         _reason(exc))
@@ -366,20 +411,26 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
 # What FALLBACKS counts when an index update is written by Whoosh's writer because the
 # segment writer failed.
 UPDATED_BY_WHOOSH = "index update: Whoosh's writer, the segment writer failed"
+# What the import's outcome, its summary line and the import log say then: the counter
+# above lives in the importing process (a command, a job), which is gone by the time
+# anyone asks `/healthz`.
+SLOW_UPDATE = ("written by Whoosh's writer: the segment writer failed, see the log;"
+               " searches are slower until `searchapp reindex`")
 
 
 def _update(store: IndexStore, catalog: Catalog, since: int, changed: int,
-            progress: Progress) -> None:
+            progress: Progress) -> str | None:
     """Write the items changed since change `since` into the live generation: as a new
     segment by the segment writer (`IndexStore.update`), or, should that fail other than
     by a full disk or a damaged index (a fault of its own; nothing of it is kept), by
-    Whoosh's writer, logged and counted (`UPDATED_BY_WHOOSH`)."""
+    Whoosh's writer, logged and counted (`UPDATED_BY_WHOOSH`): then `SLOW_UPDATE`, for the
+    outcome to say, else None."""
     expected = catalog.count()
     try:
         with closing(catalog.changed_since(since)) as items:
             store.update(_counted(items, "indexing", changed, progress), expected=expected,
                          count=changed, items_of=catalog.items_of)
-        return
+        return None
     except (IndexUnavailable, OSError):
         raise
     except Exception as exc:  # any fault of the fast path: the slow one follows
@@ -390,6 +441,7 @@ def _update(store: IndexStore, catalog: Catalog, since: int, changed: int,
     with closing(catalog.changed_since(since)) as items:
         store.update_with_whoosh(_counted(items, "indexing", changed, progress),
                                  expected=expected)
+    return SLOW_UPDATE
 
 
 def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, *,
@@ -430,6 +482,7 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with _lock(store, settings, progress, locked=locked), Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
+        store.remove_debris()  # before its size is measured for the room a rebuild needs
         fresh = None  # the fingerprint read afresh, once
         if if_needed:
             kept = catalog.sync_point()

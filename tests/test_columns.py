@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from conftest import app_over, search
 
 from searchapp import operations
 from searchapp.config import Settings
 from searchapp.engine import FALLBACKS, open_snapshot
+from searchapp.engine.segments import SegmentBuilder
 from searchapp.fields import COLUMN_FIELDS
 from searchapp.indexer import IndexStore
 from searchapp.service import COLUMNS_AT_QUERY_TIME, Engine, SearchQuery
@@ -36,21 +38,28 @@ def news(n: int, **changed: Any) -> dict[str, Any]:
             **changed}
 
 
-def test_the_columns_from_arrays_are_the_term_by_term_ones(settings: Settings,
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["segments", "whoosh"])
+def test_the_columns_from_arrays_are_the_term_by_term_ones(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        writer: str) -> None:
     operations.import_paths(settings, [write(tmp_path / "a.jsonl",
                                              [news(n) for n in range(60)])])
-    # A small import: its segment is Whoosh's own (no arrays), and the items it
-    # updates are deleted from the first segment.
+    if writer == "whoosh":  # the segment writer failing: the update falls back
+        def broken(self: SegmentBuilder) -> None:
+            raise RuntimeError("a fault of the segment writer")
+        monkeypatch.setattr(SegmentBuilder, "commit", broken)
+    # A small import: a new segment, with posting arrays from the segment writer and
+    # without from Whoosh's; the items it updates are deleted from the first segment.
     operations.import_paths(settings, [write(tmp_path / "b.jsonl", [
         news(1, language="es", date="2019-12-31"), news(2, language="de"),
         news(100, organisation="DGRV", language="de")])])
+    monkeypatch.undo()
     store = IndexStore(settings.index_dir)
     fast = open_snapshot(store.open_index(), choice="arrays")
     plain = open_snapshot(store.open_index(), choice="whoosh")
     try:
         leaves = fast._leaves  # type: ignore[attr-defined]
-        assert len(leaves) == 2 and leaves[1].arrays is None
+        assert len(leaves) == 2 and (leaves[1].arrays is None) == (writer == "whoosh")
         assert leaves[0].deleted is not None and len(leaves[0].deleted) == 2
         for name in COLUMN_FIELDS:
             mine, theirs = fast.column(name), plain.column(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from conftest import app_over
 
 from searchapp import operations
+from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.engine import FALLBACKS
 from searchapp.engine.segments import SegmentBuilder, StemTable, index_segments
@@ -265,6 +267,12 @@ def test_a_failing_segment_writer_falls_back_to_whooshs_logged_and_counted(
     outcome = import_records(settings, tmp_path / "1.jsonl",
                              [record(k) for k in range(100, 110)] + [record(3, version=5)])
     assert outcome.index == "updated" and outcome.index_problem is None
+    # Said where an operator looks later: the summary line, the job's result, the log.
+    assert outcome.index_note == operations.SLOW_UPDATE
+    assert outcome.summary().endswith(f"; index updated ({operations.SLOW_UPDATE})")
+    assert outcome.to_dict()["index_note"] == operations.SLOW_UPDATE
+    with Catalog(settings.catalog) as catalog:
+        assert catalog.imports(limit=1)[0]["indexed"] == f"updated; {operations.SLOW_UPDATE}"
     assert FALLBACKS.snapshot()[operations.UPDATED_BY_WHOOSH] == before + 1
     assert "writing the update with Whoosh's writer instead" in caplog.text
     assert "a fault of the segment writer" in caplog.text
@@ -325,3 +333,42 @@ def test_too_many_small_segments_and_the_import_rebuilds(settings: Settings, tmp
     assert "a rebuild merges them: rebuilding the index instead of updating it" in caplog.text
     with app_over(settings) as app:
         assert app.test_client().get("/healthz").get_json()["documents"] == 108
+
+
+def test_an_update_reaches_the_disk_before_what_it_replaces_is_deleted(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A power cut must leave the old table of contents or the new one, each with its
+    # segments: the new segment's files, then the new TOC and the folder, are synced
+    # before Whoosh deletes the old TOC (and merged segments). What is synced and
+    # deleted, in order, is recorded around the real calls.
+    import_records(settings, tmp_path / "0.jsonl", [record(k) for k in range(60)])
+    gen = IndexStore(settings.index_dir).current()
+    assert gen is not None
+    old_tocs = {p.name for p in gen.path.glob("*.toc")}
+    events: list[tuple[str, str]] = []
+    real_fsync, real_remove = os.fsync, os.remove
+
+    def fsync(fd: int) -> None:
+        events.append(("sync", os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    def remove(path: Any, *args: Any, **kwargs: Any) -> None:
+        events.append(("delete", os.path.basename(str(path))))
+        real_remove(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "remove", remove)
+    outcome = import_records(settings, tmp_path / "1.jsonl", [record(k) for k in range(60, 70)])
+    monkeypatch.undo()
+    assert outcome.index == "updated"
+    new_tocs = {p.name for p in gen.path.glob("*.toc")}
+    assert len(new_tocs) == 1 and not new_tocs & old_tocs
+    (new_toc,) = new_tocs
+    synced = [name for kind, name in events if kind == "sync"]
+    deleted = [i for i, (kind, name) in enumerate(events) if kind == "delete"
+               and name in old_tocs]
+    toc_synced = events.index(("sync", new_toc))
+    assert deleted and all(i > toc_synced for i in deleted), "\n".join(map(str, events))
+    # The folder is synced after the TOC, and the new segment's files before it.
+    assert ("sync", gen.path.name) in events[toc_synced:deleted[0]], events
+    assert any(name.startswith("MAIN_") for name in synced[:synced.index(new_toc)]), events

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import subprocess
 import sys
 import textwrap
 import time
+import zlib
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,11 +22,14 @@ from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.index import Index
 
-from searchapp import importers
-from searchapp.analysis import MultilingualAnalyzer, marked
+from searchapp import importers, operations
+from searchapp.analysis import Multilingual, MultilingualAnalyzer, marked, word_entries
+from searchapp.config import Settings
 from searchapp.engine import FALLBACKS, arrayfile, pool, segments
+from searchapp.indexer import IndexStore
 from searchapp.models import build_item
 from searchapp.schema import schema, to_document
+from searchapp.search import Engine, SearchQuery
 
 TRICKY = [
     {"id": "t1", "title": "The the THE elections: elected, electing!", "summary": "",
@@ -472,11 +478,11 @@ def test_a_stem_table_that_disagrees_with_the_stemmer_is_not_used(tmp_path: Path
     builder.commit()
     builder.save_stems(str(folder))
     path = folder / "stems-0.pickle"
-    table = pickle.loads(path.read_bytes())
+    table = stem_table_file(path)
     english = table["tables"]["multilingual-en"]
     assert english["cooperatives"] == "en:cooper"
     english.update({word: "en:wrong" for word in english})  # what another stemmer might give
-    path.write_bytes(pickle.dumps(table))
+    write_stem_table_file(path, table)
     (folder / "stems-1.pickle").write_bytes(b"not a pickle")
     before = FALLBACKS.snapshot().get("stem table discarded", 0)
     (tmp_path / "second").mkdir()
@@ -495,9 +501,15 @@ def test_a_stem_table_that_disagrees_with_the_stemmer_is_not_used(tmp_path: Path
 def test_a_table_from_other_analysis_code_is_passed_over(tmp_path: Path) -> None:
     folder = tmp_path / "stems"
     folder.mkdir()
-    (folder / "stems-0.pickle").write_bytes(pickle.dumps(
-        {"fingerprint": "another nltk", "tables": {"multilingual-en": {"cats": "en:dog"}}}))
+    write_stem_table_file(folder / "stems-0.pickle", {
+        "fingerprint": "another nltk", "tables": {"multilingual-en": {"cats": "en:dog"}}})
+    # A table as searchapp wrote them before they had a checksum: a bare pickle.
+    (folder / "stems-1.pickle").write_bytes(pickle.dumps(
+        {"fingerprint": segments._stems_fingerprint(),
+         "tables": {"multilingual-en": {"cats": "en:dog"}}}))
+    before = FALLBACKS.snapshot().get("stem table discarded", 0)
     assert segments.StemTable(str(folder)).known == {}
+    assert FALLBACKS.snapshot().get("stem table discarded", 0) == before  # not damaged
     assert segments.StemTable(None).known == {}
 
 
@@ -641,3 +653,73 @@ def test_a_one_posting_block_from_templates_is_what_pickle_gives(number: int) ->
     with pytest.raises(ValueError):
         segments._single_postings(np.array([2**31]), np.array([1.0]), np.array([0]),
                                   np.array([0]))
+
+
+def stem_table_file(path: Path) -> dict[str, Any]:
+    """The table a `stems-*.pickle` file holds (its header checked)."""
+    found: dict[str, Any] = pickle.loads(segments._stems_payload(path.read_bytes()))
+    return found
+
+
+def write_stem_table_file(path: Path, table: dict[str, Any]) -> None:
+    """A stem table file as `save_stems` writes one, whole, of any table."""
+    payload = pickle.dumps(table)
+    path.write_bytes(segments._STEMS_MAGIC
+                     + segments._STEMS_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+
+
+def hits_for(settings: Settings, words: list[str]) -> dict[str, list[tuple[str, Any]]]:
+    """Each search's hits: id and score."""
+    engine = Engine(IndexStore(settings.index_dir))
+    try:
+        return {q: [(hit.item.id, hit.score)
+                    for hit in engine.search(SearchQuery(q=q, per_page=100)).hits]
+                for q in words}
+    finally:
+        engine.close()
+
+
+def test_a_flipped_byte_in_a_stem_table_is_caught_and_the_next_rebuild_writes_a_sound_one(
+        samples: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The adversary's finding: one byte changed inside a stem of the table a real rebuild
+    # kept. The sample check re-stems 32 entries, so a stem outside them went unnoticed:
+    # its word was indexed under the damaged term, and the table saved again as it was.
+    operations.rebuild(samples)  # the samples' table, as a rebuild leaves it
+    path = samples.index_dir / "stems-0.pickle"
+    english = stem_table_file(path)["tables"]["multilingual-en"]
+    entries = list(english.items())
+    sampled = set(range(0, len(entries), max(1, len(entries) // segments._STEMS_CHECKED)))
+    terms = Counter(english.values())
+    data = path.read_bytes()
+    word, term = next((w, t) for k, (w, t) in enumerate(entries)
+                      if k not in sampled and terms[t] == 1 and len(t) >= 8 and t.isascii()
+                      and data.count(t.encode()) == 1)
+    at = data.index(term.encode()) + len(term) - 1
+    path.write_bytes(data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:])  # one bit
+    words = [word, "cooperatives", "elections", f"{word} cooperative"]
+    fresh = tmp_path / "fresh"
+    fresh_settings = Settings.load({"catalog": samples.catalog, "index_dir": fresh},
+                                   environ={})
+    operations.rebuild(fresh_settings)  # no stem table there: every word stemmed afresh
+    expected = hits_for(fresh_settings, words)
+    assert expected[word], f"{word!r} finds nothing even in a fresh index"
+
+    before = FALLBACKS.snapshot().get("stem table discarded", 0)
+    with caplog.at_level(logging.WARNING, logger="searchapp.engine.segments"):
+        operations.rebuild(samples)
+    # Said (log + counter) and not used: the rebuild answers as a fresh index does.
+    assert FALLBACKS.snapshot()["stem table discarded"] == before + 1
+    assert f"stem table {path} cannot be read (ValueError: damaged: its contents do not" \
+           " match their checksum)" in caplog.text
+    assert hits_for(samples, words) == expected
+    # The table it wrote in its place is whole and every stem in it is the stemmer's.
+    table = stem_table_file(path)["tables"]
+    chain = Multilingual()
+    for key, stems in table.items():
+        language = key.removeprefix("multilingual-")
+        stem = word_entries(chain, language)
+        assert [w for w, t in stems.items() if stem(w)[0] != (t,)] == [], key
+    assert table["multilingual-en"][word] == term
+    operations.rebuild(samples)  # and the next rebuild takes it without a word
+    assert FALLBACKS.snapshot()["stem table discarded"] == before + 1
+    assert hits_for(samples, words) == expected

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SAMPLES, Cli, app_over
-from test_faults import run, searchapp, tmpfs
+from test_faults import catalog_count, live_total, run, searchapp, tmpfs
 
 from searchapp import operations
 from searchapp.catalog import Catalog
@@ -243,3 +245,115 @@ def test_a_full_index_disk_during_an_import_is_stored_not_indexed_then_repaired(
         log = import_log(settings)
         assert log[1].startswith("not updated: ") and "the disk is full" in log[1]
         assert log[-1] == "updated; repaired 3001 items of earlier imports"
+
+
+def fill(disk: Path, name: str) -> Path:
+    """A file taking every byte still free on `disk`."""
+    path = disk / name
+    with open(path, "wb") as fh:
+        stat = os.statvfs(disk)
+        if stat.f_bavail:
+            os.posix_fallocate(fh.fileno(), 0, stat.f_bavail * stat.f_frsize)
+    return path
+
+
+def test_a_disk_that_fills_during_an_imports_index_update_leaves_the_index_as_it_was(
+        tmp_path: Path) -> None:
+    # The adversary's finding: catalog and index on one disk, which fills up while
+    # `searchapp import` writes its index update. Seen: a traceback and exit status 1
+    # (writing "not updated" into the import log failed too), the update's files left in
+    # the live generation, and `searchapp reindex` refusing for want of room they took.
+    # (64 MB: `reindex` asks for room by the live index's size per item, which the 35
+    # samples' small index puts at about 10 KB.)
+    with tmpfs(tmp_path / "small", "64m") as disk:
+        settings = Settings.load({"catalog": disk / "instance" / "catalog.sqlite3",
+                                  "index_dir": disk / "index"}, environ={})
+        assert run(settings, "import", str(SAMPLES), "-q").returncode == 0
+        batch = write_items(tmp_path / "batch.jsonl", 5_000, language="en")
+        gen = IndexStore(settings.index_dir).current()
+        assert gen is not None
+        before = set(os.listdir(gen.path))
+        proc = searchapp(settings, "import", str(batch), "--org", "ILO", "-q")
+        # The moment the update's writer opens its files (the items stored, the segment
+        # gathered in memory before anything is written), the disk fills up.
+        while not set(os.listdir(gen.path)) - before:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGSTOP)
+        ballast = fill(disk, "ballast")
+        proc.send_signal(signal.SIGCONT)
+        out, err = (stream.decode() for stream in proc.communicate(timeout=300))
+        assert proc.returncode == 3, err  # the CLI's status for "stored, not indexed"
+        assert "Traceback" not in err and out == ""
+        errors = [line for line in err.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1 and errors[0].startswith(
+            "Error: imported: 5000 added, 0 updated, 0 unchanged; stored, but the index was"
+            " not updated: the disk is full"), err
+        # All of the import in the catalog, none of it in the index, nothing left over.
+        assert catalog_count(settings) == 5_035
+        assert live_total(settings) == 35
+        assert set(os.listdir(gen.path)) == before
+        assert not list(settings.index_dir.glob("gen-*.tmp"))
+        body = health(settings)
+        assert body["status"] == "degraded" and body["documents"] == 35
+        assert "5,000 items stored but not indexed" in str(body["problem"])
+
+        # Still full (what the failed import freed taken too): a clear refusal.
+        more = fill(disk, "more")
+        result = run(settings, "reindex")
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.count("Error: ") == 1
+        assert live_total(settings) == 35
+
+        ballast.unlink()  # room again
+        more.unlink()
+        result = run(settings, "reindex", "-q")
+        assert result.returncode == 0, result.stderr
+        assert live_total(settings) == 5_035
+        assert health(settings)["status"] == "ok"
+        later = write_items(tmp_path / "later.jsonl", 500, start=5_000, language="en")
+        result = run(settings, "import", str(later), "--org", "ICA", "-q")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "imported: 500 added, 0 updated, 0 unchanged; index updated\n"
+        assert live_total(settings) == 5_535
+        assert health(settings)["status"] == "ok"
+
+
+def unlisted(settings: Settings) -> list[str]:
+    """Files in the live generation that belong to no segment its table of contents lists
+    (and no table of contents, no record of ours)."""
+    store = IndexStore(settings.index_dir)
+    ix = store.open_index()
+    try:
+        listed = {segment.segment_id() for segment in ix._segments()}
+        gen = store.current()
+        assert gen is not None
+        return sorted(name for name in os.listdir(gen.path)
+                      if name not in ("MAIN_WRITELOCK", "SYNCED")
+                      and not re.fullmatch(r"_MAIN_\d+\.toc", name)
+                      and name.split(".")[0] not in listed)
+    finally:
+        ix.close()
+
+
+def test_what_a_killed_index_update_left_goes_with_the_next_write(settings: Settings,
+                                                                  tmp_path: Path) -> None:
+    assert run(settings, "import", str(SAMPLES), "-q").returncode == 0
+    batch = write_items(tmp_path / "batch.jsonl", 5_000, language="en")
+    gen = IndexStore(settings.index_dir).current()
+    assert gen is not None
+    before = set(os.listdir(gen.path))
+    proc = searchapp(settings, "import", str(batch), "--org", "ILO", "-q")
+    while not set(os.listdir(gen.path)) - before:  # the update's writer has begun
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert unlisted(settings) != []  # its segment's files (and Whoosh's temporary folder)
+    assert live_total(settings) == 35 and catalog_count(settings) == 5_035
+    result = run(settings, "reindex", "--if-needed", "-q")  # an update, not a rebuild
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("brought gen-000001 up to date: 5000 items indexed")
+    assert unlisted(settings) == []
+    assert live_total(settings) == 5_035
+    assert health(settings)["status"] == "ok"

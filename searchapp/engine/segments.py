@@ -35,6 +35,7 @@ for the arrays path (`searchapp.engine.arrays`).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import glob
 import itertools
@@ -42,6 +43,8 @@ import logging
 import os
 import pickle
 import re
+import shutil
+import struct
 import weakref
 import zlib
 from array import array
@@ -75,7 +78,7 @@ from whoosh.filedb import filetables
 from whoosh.filedb.filestore import OverlayStorage
 from whoosh.filedb.structfile import BufferFile
 from whoosh.formats import Existence, Positions
-from whoosh.index import Index
+from whoosh.index import TOC, Index, clean_files
 from whoosh.matching import Matcher
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.reading import IndexReader, TermNotFound
@@ -352,12 +355,36 @@ class _Flat:
             terms[text].sort(key=lambda e: e >> _SHIFT if type(e) is int else e[0])
 
 
+def _sync(folder: str, chosen: Callable[[str], bool]) -> None:
+    """fsync the files of `folder` that `chosen` names, then the folder itself (so the
+    names are on the disk too)."""
+    for name in os.listdir(folder):
+        if chosen(name):
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class SegmentBuilder:
     """Writes documents into new segments of `ix` (a fresh index, or one to append to)."""
 
     def __init__(self, ix: Index, *, segment_postings: int = SEGMENT_POSTINGS,
-                 batch: int = BATCH, stems: StemTable | None = None) -> None:
+                 batch: int = BATCH, stems: StemTable | None = None,
+                 durable: bool = False) -> None:
         self.ix = ix
+        # Into a live generation (an import's update): the new segment's files and then
+        # the new table of contents reach the disk before the old one and the merged
+        # segments' files are deleted, so a power cut leaves one or the other. (A
+        # rebuild's new generation is not live until the swap, and is thrown away if
+        # anything fails before it.)
+        self.durable = durable
         self.schema = ix.schema
         self.segment_postings = segment_postings
         self.batch = max(1, min(batch, segment_postings // 2_000))
@@ -421,10 +448,12 @@ class SegmentBuilder:
                     table = tables.setdefault(_stems_key(self._chains[key], language), {})
                     table.update(entry.stems)
         path = os.path.join(folder, f"{_STEMS_FILE}{part}.pickle")
+        payload = pickle.dumps({"fingerprint": _stems_fingerprint(), "tables": tables},
+                               protocol=pickle.HIGHEST_PROTOCOL)
         try:
             with open(f"{path}.tmp", "wb") as fh:
-                pickle.dump({"fingerprint": _stems_fingerprint(), "tables": tables}, fh,
-                            protocol=pickle.HIGHEST_PROTOCOL)
+                fh.write(_STEMS_MAGIC + _STEMS_HEADER.pack(len(payload), zlib.crc32(payload)))
+                fh.write(payload)
             os.replace(f"{path}.tmp", path)
         except OSError as exc:
             log.warning("stem table %s not written (%s): the next rebuild stems its words"
@@ -675,8 +704,7 @@ class SegmentBuilder:
         try:
             self._write(writer)
         except BaseException:
-            if not writer.is_closed:  # a full disk or a bad value half-way: the lock goes
-                writer.cancel()
+            abandon(writer)  # a full disk or a bad value half-way: the lock goes
             raise
 
     def _write(self, writer: Any) -> None:
@@ -718,7 +746,17 @@ class SegmentBuilder:
         write_arrays(getattr(writer.storage, "folder", None), segment.segment_id(),
                      segment.doc_count_all(), arrays)
         kept = [s for s in writer.segments if s.segment_id() not in self._left_out]
-        writer._commit_toc(kept + [segment])
+        folder = getattr(writer.storage, "folder", None)
+        if self.durable and folder is not None:
+            # Whoosh's `_commit_toc`, with the syncs between its writing and its deleting.
+            _sync(folder, lambda name: segment.segment_id() in name)
+            listed = kept + [segment]
+            TOC(writer.schema, listed, writer.generation).write(writer.storage,
+                                                                writer.indexname)
+            _sync(folder, lambda name: name.endswith(".toc"))
+            clean_files(writer.storage, writer.indexname, writer.generation, listed)
+        else:
+            writer._commit_toc(kept + [segment])
         writer._finish()
 
     def _write_flat(self, fw: W3FieldWriter, name: str, field: FieldType, flat: _Flat,
@@ -1305,6 +1343,9 @@ def _emit_term(fw: W3FieldWriter, tbytes: bytes, docs: list[int], weights: list[
 
 _STEMS_FILE = "stems-"
 _STEMS_CHECKED = 32  # entries of a loaded table stemmed again before it is used
+# A stem table file: this line, the pickled table's length and CRC-32, the pickled table.
+_STEMS_MAGIC = b"searchapp stem table 2\n"
+_STEMS_HEADER = struct.Struct("<QI")
 
 
 class StemTable:
@@ -1314,9 +1355,12 @@ class StemTable:
     it has not seen, each worker the same words otherwise (bench/RESULTS.md,
     "Rebuild speed, continued"). A file made by other analysis code (its
     fingerprint: nltk's Snowball source and version, searchapp.analysis's source,
-    the Unicode tables) is passed over; one that cannot be read is logged, counted
-    and passed over; and each table is checked on a sample before use
-    (`_entry_for`)."""
+    the Unicode tables) or by an older searchapp is passed over; one that cannot be
+    read, is cut short or does not match its checksum (a damaged file: one flipped
+    byte in a stem would otherwise be indexed, and saved again by every rebuild) is
+    logged, counted and passed over; and each table is checked on a sample before
+    use (`_entry_for`), against a stemmer that changed with no change to the
+    fingerprint."""
 
     def __init__(self, folder: str | None) -> None:
         self.known: dict[str, dict[str, str]] = {}
@@ -1327,7 +1371,11 @@ class StemTable:
                                                   f"{_STEMS_FILE}*.pickle"))):
             try:
                 with open(path, "rb") as fh:
-                    found = pickle.load(fh)
+                    data = fh.read()
+                if not data.startswith(_STEMS_MAGIC) and data[:1] == b"\x80":
+                    log.info("stem table %s was made by an older searchapp: not used", path)
+                    continue
+                found = pickle.loads(_stems_payload(data))
                 if not isinstance(found, dict):
                     raise TypeError("not a stem table")
                 if found.get("fingerprint") != fingerprint:
@@ -1337,8 +1385,24 @@ class StemTable:
                     self.known.setdefault(key, {}).update(stems)
             except Exception as exc:  # noqa: BLE001 (a damaged pickle raises many kinds)
                 FALLBACKS.count("stem table discarded")
-                log.warning("stem table %s cannot be read (%s: %s); not used", path,
-                            exc.__class__.__name__, exc)
+                log.warning("stem table %s cannot be read (%s: %s); not used (its words are"
+                            " stemmed afresh)", path, exc.__class__.__name__, exc)
+
+
+def _stems_payload(data: bytes) -> bytes:
+    """The pickled table in a stem table file's bytes, once its length and checksum
+    say it is whole (ValueError if not)."""
+    start = len(_STEMS_MAGIC) + _STEMS_HEADER.size
+    if not data.startswith(_STEMS_MAGIC) or len(data) < start:
+        raise ValueError("not a stem table file")
+    size, crc = _STEMS_HEADER.unpack_from(data, len(_STEMS_MAGIC))
+    payload = data[start:]
+    if len(payload) != size:
+        raise ValueError(f"damaged: {len(payload):,} bytes of table where its header says"
+                         f" {size:,}")
+    if zlib.crc32(payload) != crc:
+        raise ValueError("damaged: its contents do not match their checksum")
+    return payload
 
 
 @functools.cache
@@ -1398,8 +1462,60 @@ def cancel(builder: SegmentBuilder) -> None:
     """Throw away what a builder has gathered but not committed."""
     builder._batch = []
     if builder._writer is not None:
-        builder._writer.cancel()
+        abandon(builder._writer)
         builder._writer = None
+
+
+def abandon(writer: Any) -> None:
+    """Give up a Whoosh writer that failed, whatever state it was left in: its files
+    closed as far as they close (closing one flushes it, and on a full disk that fails
+    again), its temporary folder removed and Whoosh's write lock released, so that the
+    process can write to the index again. Its segment's files stay until
+    `remove_unlisted`."""
+    if writer.is_closed:
+        return
+    steps = [w.close for w in (writer.perdocwriter, writer.fieldwriter) if not w.is_closed]
+    for step in [*steps, writer.pool.cleanup, writer._tempstorage.destroy]:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 (a failed writer fails in many ways)
+            log.debug("abandoning an index writer: %s: %s", exc.__class__.__name__, exc)
+    if writer.writelock:
+        with contextlib.suppress(Exception):
+            writer.writelock.release()
+    writer.is_closed = True
+
+
+def remove_unlisted(ix: Index) -> list[str]:
+    """Remove from `ix`'s folder what its table of contents does not list, and say what:
+    the files of a segment an update began but did not commit (a full disk, a crash,
+    `kill -9`), a table of contents half written, a writer's temporary folder. The
+    caller holds the index lock, so no other writer is at work; readers hold only
+    segments a table of contents lists (Whoosh's own commit removes the files of
+    segments it leaves out the same way)."""
+    storage = ix.storage
+    folder = getattr(storage, "folder", None)
+    if folder is None:  # not on disk
+        return []
+    listed = {segment.segment_id() for segment in ix._segments()}
+    name = ix.indexname
+    segment_file = TOC._segment_pattern(name)
+    toc_being_written = re.compile(rf"^_{re.escape(name)}_\d+\.toc\.")
+    removed = []
+    for entry in sorted(os.listdir(folder)):
+        found = segment_file.match(entry)
+        path = os.path.join(folder, entry)
+        try:
+            if entry == f"{name}.tmp" and os.path.isdir(path):
+                shutil.rmtree(path)
+            elif (found and found.group(1) not in listed) or toc_being_written.match(entry):
+                os.remove(path)
+            else:
+                continue
+        except FileNotFoundError:
+            continue
+        removed.append(entry)
+    return removed
 
 
 # Reading ----------------------------------------------------------------------

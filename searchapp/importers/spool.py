@@ -52,12 +52,17 @@ class Spool:
                                ) from exc
         self._path = self._folder / "spool.db"
         self._db = sqlite3.connect(self._path, isolation_level=None)
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16000",
-                       "temp_store = FILE"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.execute(f"CREATE TABLE records (seq INTEGER PRIMARY KEY, src INTEGER NOT NULL,"
-                         f" line INTEGER NOT NULL, {', '.join(_COLUMNS)}, year INTEGER,"
-                         f" digest INTEGER NOT NULL)")
+        try:
+            for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16000",
+                           "temp_store = FILE"):
+                self._db.execute(f"PRAGMA {pragma}")
+            self._db.execute(f"CREATE TABLE records (seq INTEGER PRIMARY KEY, src INTEGER"
+                             f" NOT NULL, line INTEGER NOT NULL, {', '.join(_COLUMNS)},"
+                             f" year INTEGER, digest INTEGER NOT NULL)")
+        except sqlite3.Error as exc:  # a full disk, above all
+            self.close()
+            raise CatalogError(f"cannot write the import's working file {self._path}"
+                               f" (beside the catalog): {exc}; nothing was stored") from exc
         self._db.row_factory = sqlite3.Row
         self._inputs: list[Parsed] = []
         self._batch: list[tuple[Any, ...]] = []
