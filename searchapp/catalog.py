@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import hashlib
 import itertools
 import json
+import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from searchapp.errors import BadParameter, CatalogError
+from searchapp.errors import BadParameter, CatalogError, ReadOnly
 from searchapp.fields import FACETS
 from searchapp.models import GIVEN, Item
 from searchapp.sources import Source
@@ -248,6 +250,14 @@ def _item_of(values: Sequence[Any], start: int = 0) -> Item:
                 language_origin=origin or GIVEN, language_confidence=confidence)
 
 
+def _refuses_writes(exc: OSError | sqlite3.Error) -> bool:
+    """Whether `exc` is the disk or the permissions refusing a write."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN"))
+
+
 def _row_to_item(row: sqlite3.Row) -> Item:
     """The item of a row read by column name (`SELECT *`)."""
     return _item_of([row[column] for column in _COLUMNS])
@@ -256,21 +266,64 @@ def _row_to_item(row: sqlite3.Row) -> Item:
 class Catalog:
     """A connection to the catalog database; use as a context manager."""
 
-    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
-        """`timeout`: how long a write waits for another writer before failing."""
+    def __init__(self, path: Path, *, timeout: float = 30.0, reading: bool = False) -> None:
+        """`timeout`: how long a write waits for another writer before failing.
+
+        A catalog that cannot be written (a read-only disk or mount, its
+        permissions) is `ReadOnly`; with `reading` (for what only reads: pages,
+        items, health) it is opened read-only instead, and `read_only` says so.
+        """
         self.path = Path(path)
+        self.read_only = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            self._add_missing_columns()
-            self._db.executescript(_ADDED_INDEXES)
-            self._start_sync_point()
+            self._db = self._open(timeout)
         except (OSError, sqlite3.Error) as exc:
-            raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
+            if not _refuses_writes(exc):
+                raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
+            if not reading:
+                raise ReadOnly(f"the catalog {self.path} cannot be written ({exc}): searching"
+                               " and reading go on, but imports, refreshes and rebuilds need"
+                               " it writable") from exc
+            self._db = self._open_read_only(timeout)
+            self.read_only = True
+
+    def _open(self, timeout: float) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite opens a file it may not write read-only without a word, and fails only
+        # at the first write: ask first (a read-only mount, its permissions).
+        if self.path.exists() and not os.access(self.path, os.W_OK):
+            raise OSError(errno.EACCES, "the file cannot be written", str(self.path))
+        self._db = db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+            self._add_missing_columns()
+            db.executescript(_ADDED_INDEXES)
+            self._start_sync_point()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_read_only(self, timeout: float) -> sqlite3.Connection:
+        """The catalog opened for reading only: as it is on disk, or, when SQLite cannot
+        share it read-only (no write-ahead index beside it and a folder that cannot be
+        written), as a file nothing changes (`immutable`: it is on a read-only disk)."""
+        uri = self.path.resolve().as_uri()
+        for mode in ("?mode=ro", "?mode=ro&immutable=1"):
+            db = sqlite3.connect(uri + mode, uri=True, timeout=timeout, isolation_level=None)
+            try:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error as exc:
+                db.close()
+                failed = exc
+                continue
+            db.row_factory = sqlite3.Row
+            return db
+        raise CatalogError(f"cannot open catalog {self.path}, not even to read it:"
+                           f" {failed}") from failed
 
     def _add_missing_columns(self) -> None:
         columns: dict[str, set[str]] = {}
@@ -713,6 +766,9 @@ class Catalog:
         try:
             return int(self._db.execute(sql, params).rowcount)
         except sqlite3.Error as exc:
+            if _refuses_writes(exc):
+                raise ReadOnly(f"cannot record the job: the catalog {self.path} cannot be"
+                               f" written ({exc})") from exc
             raise CatalogError(f"cannot record the job: {exc}") from exc
 
     # --- sources and freshness ----------------------------------------------------

@@ -136,6 +136,21 @@ class CatalogError(SearchappError):
     status = 500
 
 
+class ReadOnly(CatalogError):
+    """The catalog, or the folder it is in, cannot be written (a read-only disk or
+    mount, its permissions): searching and reading go on, writing cannot."""
+
+    code = "read_only"
+    status = 503
+
+
+class DiskFull(SearchappError):
+    """No room on the disk for what must be written (nothing was kept of it)."""
+
+    code = "disk_full"
+    status = 507
+
+
 # --- fetching sources ------------------------------------------------------------
 #
 # Raised by searchapp.fetch; httpx's own exceptions never get past it. The

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import math
 import os
 import re
 import shutil
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from whoosh.index import Index
 from whoosh.reading import TermNotFound
 from whoosh.writing import SegmentWriter
 
+from searchapp import lockfile
 from searchapp.catalog import SyncPoint
 from searchapp.engine import pool
 from searchapp.engine.health import missing
@@ -50,14 +49,14 @@ from searchapp.engine.segments import (
     remove_unlisted,
     segment_id,
 )
-from searchapp.errors import Busy, IndexUnavailable
+from searchapp.errors import IndexUnavailable
 from searchapp.models import Item
 from searchapp.schema import for_whoosh, schema, to_document
 
 log = logging.getLogger(__name__)
 
 POINTER = "CURRENT"
-LOCK = ".lock"
+LOCK = lockfile.LOCK
 SYNCED = "SYNCED"  # in a generation: the catalog's SyncPoint it was last brought up to
 _GENERATION = re.compile(r"^gen-(\d{6})$")
 WRITER_LIMIT_MB = 256
@@ -202,37 +201,11 @@ class IndexStore:
 
     # Writing --------------------------------------------------------------
 
-    @contextlib.contextmanager
     def lock(self, *, timeout: float = 5.0,
-             waiting: Callable[[], object] | None = None) -> Iterator[None]:
+             waiting: Callable[[], object] | None = None) -> contextlib.AbstractContextManager[None]:
         """Exclusive across processes; the kernel drops it if the holder dies. `waiting`
-        is called once when the lock is busy, before waiting for it."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise IndexUnavailable(f"cannot write to the index directory {self.root}:"
-                                   f" {exc.strerror}") from exc
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if waiting is not None:
-                        waiting()
-                        waiting = None
-                    if time.monotonic() >= deadline:
-                        raise Busy("another import or rebuild is running; try again when it"
-                                   " has finished") from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        is called once when the lock is busy, before waiting for it (`lockfile.hold`)."""
+        return lockfile.hold(self.root, timeout=timeout, waiting=waiting)
 
     def rebuild(self, items: Iterable[Item], *, expected: int,
                 synced: SyncPoint | Callable[[], SyncPoint] | None = None) -> Generation:

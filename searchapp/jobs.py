@@ -10,33 +10,53 @@ restart of the service does not stop it. A job whose process has gone away
 without finishing (a reboot, a kill) is marked failed the next time anyone
 looks; its effects are those of a killed import or rebuild: all or nothing.
 
+An import or rebuild job waits for the index lock first, in a small process
+(the standard library and `searchapp.lockfile`: about 20 MB), and only then
+loads the importers and reads its upload: queued uploads wait as files on
+disk, not parsed in memory. A job's uploads are removed when it ends, when it
+is found interrupted, and, for any left behind, when the service starts
+(`tidy`).
+
 Run by hand: ``python -m searchapp.jobs JOB_ID`` (what the service starts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import os
 import secrets
+import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-from searchapp.catalog import Catalog
-from searchapp.config import Settings
+from searchapp import lockfile
 from searchapp.errors import (
     CatalogError,
+    DiskFull,
     ImportRejected,
     NotFound,
+    ReadOnly,
     SearchappError,
     StoredNotIndexed,
 )
+
+# Imported where used, not here: a job waiting for the index lock runs this module with
+# no more than the standard library (`main`); the catalog module brings nltk, numpy and
+# the importers (some 60 MB a process).
+if TYPE_CHECKING:
+    from searchapp.catalog import Catalog
+    from searchapp.config import Settings
 
 KINDS = ("import", "reindex", "refresh")
 STATES = ("queued", "running", "succeeded", "failed")
@@ -45,8 +65,12 @@ FINISHED = ("succeeded", "failed")
 LOCK_WAIT = 6 * 3600.0
 # Seconds a progress update waits for the catalog's write lock before it is skipped.
 PROGRESS_WAIT = 0.05
-# A job recorded but without a process after this long never started.
+# A job recorded but without a process after this long never started; a spooled upload
+# no unfinished job names, this old, was left by a request cut off while spooling it.
 START_GRACE = 60.0
+# Jobs that wait for the index lock before they start their work (a refresh fetches its
+# sources first and takes the lock only to store what it found).
+LOCK_FIRST = ("import", "reindex")
 
 
 def _now() -> str:
@@ -91,36 +115,82 @@ class Job:
 # Recording -----------------------------------------------------------------
 
 
+def _catalog(path: Path, **options: Any) -> Catalog:
+    from searchapp.catalog import Catalog
+
+    return Catalog(path, **options)
+
+
 def jobs_dir(settings: Settings) -> Path:
     """Where uploads wait for their job, and each job's log: beside the catalog."""
     return settings.catalog.parent / "jobs"
 
 
 def submit(settings: Settings, kind: str, *, params: dict[str, Any] | None = None,
-           files: Sequence[tuple[str, bytes]] = (), start: bool = True) -> Job:
-    """Record a job (spooling `files`, given as (name, bytes)) and start its process."""
+           files: Sequence[tuple[str, IO[bytes]]] = (), start: bool = True) -> Job:
+    """Record a job (spooling `files`, given as (name, readable file), to disk a chunk at
+    a time) and start its process.
+
+    Nothing is left behind when this fails: a full disk is `DiskFull`, a folder
+    that cannot be written `ReadOnly`, and the files spooled so far are removed.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
     job = Job(id=secrets.token_hex(8), kind=kind, params=dict(params or {}))
     folder = jobs_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    uploads = []
-    for n, (name, data) in enumerate(files):
-        path = folder / f"{job.id}.{n}.upload"
-        with open(path, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        uploads.append(dataclasses.asdict(Upload(name, str(path))))
-    if uploads:
-        job.params["uploads"] = uploads
-    with Catalog(settings.catalog) as catalog:
-        catalog.add_job(job)
+    spooled: list[Path] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        uploads = []
+        for n, (name, stream) in enumerate(files):
+            path = folder / f"{job.id}.{n}.upload"
+            spooled.append(path)
+            with open(path, "wb") as fh:
+                shutil.copyfileobj(stream, fh, 1 << 20)
+                fh.flush()
+                os.fsync(fh.fileno())
+            uploads.append(dataclasses.asdict(Upload(name, str(path))))
+        if uploads:
+            job.params["uploads"] = uploads
+        with _catalog(settings.catalog) as catalog:
+            catalog.add_job(job)
+    except OSError as exc:
+        _remove(spooled)
+        refused = _refused(folder, exc)
+        if refused is None:
+            raise
+        raise refused from exc
+    except BaseException:
+        _remove(spooled)
+        raise
     if start:
         job.pid = _spawn(settings, job.id)
-        with Catalog(settings.catalog) as catalog:
+        with _catalog(settings.catalog) as catalog:
             catalog.update_job(job.id, pid=job.pid)
     return job
+
+
+def _refused(folder: Path, exc: OSError) -> SearchappError | None:
+    """What to say when a job cannot be recorded because the disk refused a write."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"the disk holding {folder} is full: the upload was not kept and no"
+                        " job was started; free some room and send it again")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return ReadOnly(f"{folder} cannot be written ({exc.strerror}): searching and reading"
+                        " go on, but imports, refreshes and rebuilds need the catalog's"
+                        " folder writable")
+    return None
+
+
+def _remove(paths: Iterable[Path | str]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            Path(path).unlink(missing_ok=True)
+
+
+def _remove_uploads(job: Job | None) -> None:
+    if job is not None:
+        _remove(upload["path"] for upload in job.params.get("uploads", []))
 
 
 def _spawn(settings: Settings, job_id: str) -> int:
@@ -147,8 +217,9 @@ def _spawn(settings: Settings, job_id: str) -> int:
 
 
 def get(settings: Settings, job_id: str) -> Job:
-    with Catalog(settings.catalog) as catalog:
-        reap(catalog)
+    with _catalog(settings.catalog, reading=True) as catalog:
+        if not catalog.read_only:
+            reap(catalog)
         job = catalog.job(job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id!r}")
@@ -156,13 +227,15 @@ def get(settings: Settings, job_id: str) -> Job:
 
 
 def recent(settings: Settings, *, limit: int = 50) -> list[Job]:
-    with Catalog(settings.catalog) as catalog:
-        reap(catalog)
+    with _catalog(settings.catalog, reading=True) as catalog:
+        if not catalog.read_only:
+            reap(catalog)
         return catalog.jobs(limit=limit)
 
 
 def reap(catalog: Catalog) -> int:
-    """Mark failed every unfinished job whose process is gone; how many were."""
+    """Mark failed every unfinished job whose process is gone, and remove its uploads;
+    how many were."""
     reaped = 0
     now = dt.datetime.now(dt.UTC)
     for job in catalog.jobs(states=("queued", "running"), limit=1000):
@@ -177,10 +250,34 @@ def reap(catalog: Catalog) -> int:
             reason = ("interrupted: the job's process ended before it finished (a restart or"
                       " a kill); an import is all or nothing, so check /healthz and run"
                       " the job again")
-        reaped += catalog.finish_job(job.id, state="failed", phase=job.phase,
-                                     error={"code": "interrupted", "message": reason},
-                                     only_unfinished=True)
+        if catalog.finish_job(job.id, state="failed", phase=job.phase,
+                              error={"code": "interrupted", "message": reason},
+                              only_unfinished=True):
+            reaped += 1
+            _remove_uploads(job)
     return reaped
+
+
+def tidy(settings: Settings) -> int:
+    """What the service does as it starts: mark failed the jobs whose process has gone
+    (a restart after a kill), removing their uploads, and remove every spooled upload no
+    unfinished job waits for (older than `START_GRACE`: a request still spooling is
+    not disturbed). How many files were removed."""
+    folder = jobs_dir(settings)
+    if not folder.is_dir():
+        return 0
+    before = set(folder.glob("*.upload"))
+    with _catalog(settings.catalog) as catalog:
+        reap(catalog)
+        waited_for = {Path(upload["path"]).name
+                      for job in catalog.jobs(states=("queued", "running"), limit=1000)
+                      for upload in job.params.get("uploads", [])}
+    now = time.time()
+    for path in folder.glob("*.upload"):
+        with contextlib.suppress(OSError):
+            if path.name not in waited_for and now - path.stat().st_mtime > START_GRACE:
+                path.unlink()
+    return len(before - set(folder.glob("*.upload")))
 
 
 def _alive(pid: int, job_id: str) -> bool:
@@ -221,25 +318,27 @@ class _Progress:
         fields: dict[str, Any] = {"phase": phase, "done": done, "total": total,
                                   "state": "running"}
         try:
-            with Catalog(self.settings.catalog, timeout=PROGRESS_WAIT) as catalog:
+            with _catalog(self.settings.catalog, timeout=PROGRESS_WAIT) as catalog:
                 catalog.update_job(self.job_id, **fields)
         except CatalogError:
             pass  # the catalog is busy with this very job's transaction
 
 
-def run(job_id: str, settings: Settings) -> Job:
-    """Carry out a recorded job in this process and record how it ended."""
-    with Catalog(settings.catalog) as catalog:
+def run(job_id: str, settings: Settings, *, locked: bool = False) -> Job:
+    """Carry out a recorded job in this process and record how it ended. `locked`: this
+    process holds the index lock already (`main`)."""
+    with _catalog(settings.catalog) as catalog:
         job = catalog.job(job_id)
         if job is None:
             raise NotFound(f"no job with id {job_id!r}")
         if job.state != "queued":
             raise SearchappError(f"job {job_id} is {job.state}, not queued")
-        catalog.update_job(job_id, pid=os.getpid(), started=_now(), phase="starting")
+        catalog.update_job(job_id, pid=os.getpid(), started=_now(), state="running",
+                           phase="starting")
     progress = _Progress(settings, job_id)
     state, result, error = "failed", None, None
     try:
-        result = _work(settings, job, progress)
+        result = _work(settings, job, progress, locked=locked)
         state = "succeeded"
     except ImportRejected as exc:
         error = {"code": exc.code, "message": str(exc),
@@ -258,9 +357,8 @@ def run(job_id: str, settings: Settings) -> Job:
                  "message": f"the job failed unexpectedly ({exc.__class__.__name__}: {exc});"
                             " see the job's log beside the catalog"}
     finally:
-        for upload in job.params.get("uploads", []):
-            Path(upload["path"]).unlink(missing_ok=True)
-    with Catalog(settings.catalog) as catalog:
+        _remove_uploads(job)
+    with _catalog(settings.catalog) as catalog:
         catalog.finish_job(job_id, state=state, phase="done" if state == "succeeded" else
                            "failed", result=result, error=error)
         finished = catalog.job(job_id)
@@ -268,11 +366,12 @@ def run(job_id: str, settings: Settings) -> Job:
     return finished
 
 
-def _work(settings: Settings, job: Job, progress: _Progress) -> dict[str, Any]:
+def _work(settings: Settings, job: Job, progress: _Progress, *,
+          locked: bool) -> dict[str, Any]:
     from searchapp import importers, operations
 
     if job.kind == "reindex":
-        return operations.rebuild(settings, progress=progress).to_dict()
+        return operations.rebuild(settings, progress=progress, locked=locked).to_dict()
     if job.kind == "import":
         hints = importers.Hints(organisation=job.params.get("organisation") or None,
                                 url=job.params.get("url") or None)
@@ -281,7 +380,8 @@ def _work(settings: Settings, job: Job, progress: _Progress) -> dict[str, Any]:
         outcome = operations.import_paths(
             settings, [Path(upload["path"]) for upload in uploads], fmt=fmt, hints=hints,
             names=[upload["name"] for upload in uploads],
-            skip_invalid=bool(job.params.get("skip_invalid")), progress=progress)
+            skip_invalid=bool(job.params.get("skip_invalid")), progress=progress,
+            locked=locked)
         return outcome.to_dict()
     from searchapp import refresh
 
@@ -289,13 +389,85 @@ def _work(settings: Settings, job: Job, progress: _Progress) -> dict[str, Any]:
                            progress=progress).to_dict()
 
 
+def _give_up(settings: Settings, job_id: str, exc: SearchappError) -> Job:
+    """Record that a job never had the index lock (`exc` says why), removing its uploads."""
+    with _catalog(settings.catalog) as catalog:
+        _remove_uploads(catalog.job(job_id))
+        catalog.finish_job(job_id, state="failed", phase="failed", only_unfinished=True,
+                           error={"code": exc.code, "message": str(exc)})
+        job = catalog.job(job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id!r}")
+    return job
+
+
+# Waiting for the lock ----------------------------------------------------------
+#
+# Plain sqlite3 on the catalog's jobs table, not `Catalog`: see the imports above.
+
+
+def _places() -> tuple[Path, Path, float]:
+    """The catalog, the index directory and the lock timeout: from the environment the
+    service gives a job (`_spawn`), else (run by hand) from the settings."""
+    env = os.environ
+    try:
+        return (Path(env["SEARCHAPP_CATALOG"]), Path(env["SEARCHAPP_INDEX_DIR"]),
+                float(env["SEARCHAPP_LOCK_TIMEOUT"]))
+    except (KeyError, ValueError):
+        from searchapp.config import Settings
+
+        settings = Settings.load()
+        return settings.catalog, settings.index_dir, settings.lock_timeout
+
+
+def _queued_kind(catalog: Path, job_id: str) -> str | None:
+    """The kind of job `job_id` while it is queued (None: no such job, or not queued)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=ro",
+                                                uri=True, timeout=30)) as db:
+            row = db.execute("SELECT kind FROM jobs WHERE id = ? AND state = 'queued'",
+                             (job_id,)).fetchone()
+    except sqlite3.Error:
+        return None
+    return None if row is None else str(row[0])
+
+
+def _say_waiting(catalog: Path, job_id: str) -> None:
+    """Record that a queued job waits for another import or rebuild (best effort)."""
+    try:
+        with contextlib.closing(sqlite3.connect(catalog, timeout=5)) as db, db:
+            db.execute("UPDATE jobs SET phase = ? WHERE id = ? AND state = 'queued'",
+                       (lockfile.WAITING, job_id))
+    except sqlite3.Error:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
         print("usage: python -m searchapp.jobs JOB_ID", file=sys.stderr)
         return 2
-    job = run(args[0], Settings.load())
+    job_id = args[0]
+    catalog, index_dir, timeout = _places()
+    if _queued_kind(catalog, job_id) not in LOCK_FIRST:
+        job = run(job_id, _settings())
+        return 0 if job.state == "succeeded" else 1
+    # Queued until the lock is had: the upload waits on disk, nothing is read or loaded.
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(lockfile.hold(
+                index_dir, timeout=timeout, waiting=lambda: _say_waiting(catalog, job_id)))
+        except SearchappError as exc:  # `Busy` after `timeout`, or an unwritable index
+            job = _give_up(_settings(), job_id, exc)
+        else:
+            job = run(job_id, _settings(), locked=True)
     return 0 if job.state == "succeeded" else 1
+
+
+def _settings() -> Settings:
+    from searchapp.config import Settings
+
+    return Settings.load()
 
 
 if __name__ == "__main__":  # pragma: no cover

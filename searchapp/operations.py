@@ -14,12 +14,12 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from searchapp import importers, languages
+from searchapp import importers, languages, lockfile
 from searchapp.catalog import Catalog, DigestSum, ImportReport, SyncPoint
 from searchapp.config import Settings
 from searchapp.engine.base import FALLBACKS
@@ -48,7 +48,7 @@ class Progress(Protocol):
 
 
 # The phase while another import or rebuild holds the index lock.
-WAITING = "waiting for other imports or rebuilds to finish"
+WAITING = lockfile.WAITING
 
 
 def _quiet(phase: str, done: int | None = None, total: int | None = None) -> None:
@@ -117,7 +117,7 @@ class RebuildOutcome:
 def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = "auto",
                  organisation: str | None = None, skip_invalid: bool = False,
                  hints: importers.Hints | None = None, progress: Progress = _quiet,
-                 names: Sequence[str] | None = None) -> ImportOutcome:
+                 names: Sequence[str] | None = None, locked: bool = False) -> ImportOutcome:
     """Import files and directories (with manifests) given on the command line.
 
     `hints` carries the other options (page address, selectors, language, type
@@ -126,7 +126,9 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
     Files are read one record at a time into a spool on disk beside the catalog
     (`importers.spool`), so JSON Lines and CSV files of any size import in
     bounded memory. `names` (uploads) name the files in problems instead of
-    their paths.
+    their paths. `locked`: the caller already holds the index lock (an admin job
+    takes it before it reads its upload); otherwise it is taken once the files
+    are read and checked, so another import need not wait for the reading.
     """
     with _spool(settings, progress) as spool:
         parsed: list[importers.Parsed] = []
@@ -146,7 +148,7 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
         progress("reading", spool.read, spool.read)
         _log_detections(detections, spool.read)
         return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
-                               progress=progress)
+                               progress=progress, locked=locked)
 
 
 def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
@@ -205,7 +207,8 @@ def _working_file(settings: Settings) -> Iterator[None]:
 
 
 def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers.Parsed], *,
-                    skip_invalid: bool, progress: Progress) -> ImportOutcome:
+                    skip_invalid: bool, progress: Progress,
+                    locked: bool = False) -> ImportOutcome:
     """Check what was spooled, then store it, all or nothing, and update the live index."""
     progress("checking")
     with Catalog(settings.catalog) as catalog, _working_file(settings):
@@ -215,8 +218,7 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
     if problems and (not skip_invalid or not kept):
         raise ImportRejected(problems)
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
-    with store.lock(timeout=settings.lock_timeout, waiting=lambda: progress(WAITING)), \
-            Catalog(settings.catalog) as catalog:
+    with _lock(store, settings, progress, locked=locked), Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
         before = catalog.sync_point().change
         report = catalog.upsert_spooled(
@@ -234,6 +236,15 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
             outcome.repaired = synced.written - catalog.count_changed_since(before)
         _record_indexed(catalog, [report.log_id], _logged(synced, outcome.repaired))
     return outcome
+
+
+def _lock(store: IndexStore, settings: Settings, progress: Progress, *,
+          locked: bool = False) -> AbstractContextManager[None]:
+    """The index lock, saying so when it must be waited for; nothing when the caller
+    holds it (`locked`)."""
+    if locked:
+        return nullcontext()
+    return store.lock(timeout=settings.lock_timeout, waiting=lambda: progress(WAITING))
 
 
 def _reason(exc: BaseException) -> str:
@@ -452,7 +463,7 @@ def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, 
 
 def rebuild(settings: Settings, *, progress: Progress = _quiet,
             check_space: bool = True, allow_shrink: bool = False,
-            if_needed: bool = False) -> RebuildOutcome:
+            if_needed: bool = False, locked: bool = False) -> RebuildOutcome:
     """Build a new generation from the catalog and swap it in.
 
     First, unless told not to, check that the disk has room for the new
@@ -465,12 +476,11 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
     catalog, no item removed since, the kept fingerprint the one read afresh)
     is brought up to date in place, writing only the items changed since
     (`RebuildOutcome.index` "updated"); one that already holds what the catalog
-    holds is left alone ("unchanged").
+    holds is left alone ("unchanged"). `locked`: the caller holds the index lock.
     """
     started = time.perf_counter()
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
-    with store.lock(timeout=settings.lock_timeout, waiting=lambda: progress(WAITING)), \
-            Catalog(settings.catalog) as catalog:
+    with _lock(store, settings, progress, locked=locked), Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
         store.remove_debris()  # before its size is measured for the room a rebuild needs
         fresh = None  # the fingerprint read afresh, once

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,35 @@ def app_over(settings: Settings, **config: Any) -> Iterator[Flask]:
         yield app
     finally:
         app.extensions["searchapp.engine"].close()
+
+
+@contextlib.contextmanager
+def mounted(target: Path, *how: str) -> Iterator[Path]:
+    """`mount HOW... TARGET` for the length of a test (a small tmpfs, a read-only bind
+    mount); the test is skipped where mounting is not permitted (not root, a container
+    without the capability)."""
+    done = subprocess.run(["mount", *how, str(target)], capture_output=True, text=True,
+                          check=False) if shutil.which("mount") else None
+    if done is None or done.returncode != 0:
+        pytest.skip(f"cannot mount here: {done.stderr.strip() if done else 'no mount'}")
+    try:
+        yield target
+    finally:
+        if subprocess.run(["umount", str(target)], capture_output=True,
+                          check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """`folder` bind-mounted read-only over itself: nothing in it can be written, not even
+    by root (for whom permissions are no obstacle)."""
+    with mounted(folder, "--bind", str(folder)):
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)],
+                          capture_output=True, check=False).returncode != 0 \
+                or not os.statvfs(folder).f_flag & os.ST_RDONLY:
+            pytest.skip(f"cannot make {folder} read-only here")
+        yield folder
 
 
 @pytest.fixture

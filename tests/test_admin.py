@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import app_over
+from conftest import app_over, mounted
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_support import ApiDescription
@@ -175,31 +177,53 @@ def test_reindex_swaps_generation(admin: FlaskClient, samples: Settings) -> None
     assert admin.get("/healthz").get_json()["generation"] == "gen-000002"
 
 
-def test_jobs_queue_behind_a_busy_lock_and_then_run(admin: FlaskClient,
-                                                    samples: Settings) -> None:
+def spooled(settings: Settings) -> list[Path]:
+    """The uploads waiting beside the catalog for their jobs."""
+    return sorted((settings.catalog.parent / "jobs").glob("*.upload"))
+
+
+def test_jobs_queued_behind_a_busy_lock_read_nothing_until_they_have_it(
+        admin: FlaskClient, samples: Settings) -> None:
+    """Queued uploads wait as files on disk: a job behind the lock has not read, parsed
+    or checked its file (an invalid one is reported only once the lock is free), so
+    queued uploads do not each hold a parsed file and lingua's models in memory."""
+    bad = b'{"id": "b", "title": ""}\n'
+    more = b'{"id": "n3", "title": "Credit unions in Kenya", "date": "2019-02-01"}\n'
     with IndexStore(samples.index_dir).lock():
-        status, job = upload(admin, JSONL, organisation="ILO", wait=1)
-        assert status == 202 and job["state"] in ("queued", "running")
-        # It reads and checks the file, then says that it waits for the lock.
-        seen = {job["phase"]}
-        deadline = time.monotonic() + WAIT
-        while job["phase"] != WAITING and time.monotonic() < deadline:
-            time.sleep(0.05)
+        queued = [upload(admin, data, f"{n}.jsonl", organisation="ILO", wait=0)
+                  for n, data in enumerate((JSONL, bad, more))]
+        assert [status for status, _ in queued] == [202, 202, 202]
+        for _, job in queued:
+            deadline = time.monotonic() + WAIT
+            while job["phase"] != WAITING and time.monotonic() < deadline:
+                assert job["state"] == "queued" and job["phase"] == "queued", job
+                time.sleep(0.05)
+                job = admin.get(f"/api/admin/jobs/{job['id']}", headers=AUTH).get_json()
+            assert job["state"] == "queued" and job["phase"] == WAITING, job
+        time.sleep(1.0)  # time enough to have read and checked one small file, had it tried
+        for _, job in queued:
             job = admin.get(f"/api/admin/jobs/{job['id']}", headers=AUTH).get_json()
-            seen.add(job["phase"])
-        assert job["state"] == "running" and job["phase"] == WAITING
-        assert seen <= {"queued", "starting", "reading", "checking", WAITING}
-        assert total(admin) == 35  # nothing stored while it waits
-    job = admin.get(f"/api/admin/jobs/{job['id']}?wait={WAIT}", headers=AUTH).get_json()
-    assert job["state"] == "succeeded" and total(admin) == 37
+            assert (job["state"], job["phase"], job["done"], job["started"], job["error"]) \
+                == ("queued", WAITING, None, None, None), job
+        assert sorted(path.read_bytes() for path in spooled(samples)) == sorted(
+            [JSONL, bad, more])
+        assert total(admin) == 35  # nothing stored while they wait
+    ended = [admin.get(f"/api/admin/jobs/{job['id']}?wait={WAIT}", headers=AUTH).get_json()
+             for _, job in queued]
+    assert [job["state"] for job in ended] == ["succeeded", "failed", "succeeded"]
+    assert ended[1]["error"]["code"] == "invalid_import"
+    assert ended[1]["error"]["problems"][0]["source"] == "upload:1.jsonl"
+    assert total(admin) == 38
+    assert spooled(samples) == []
 
 
 def test_a_job_whose_process_dies_is_marked_failed(admin: FlaskClient,
                                                    samples: Settings) -> None:
-    """A job killed while it waits (as a restart would) fails visibly and wrote nothing."""
+    """A job killed while it waits (as a restart would) fails visibly, wrote nothing,
+    and its upload is removed."""
     with IndexStore(samples.index_dir).lock():
         status, job = upload(admin, JSONL, organisation="ILO", wait=1)
-        assert status == 202
+        assert status == 202 and len(spooled(samples)) == 1
         from searchapp.catalog import Catalog
 
         with Catalog(samples.catalog) as catalog:
@@ -209,6 +233,59 @@ def test_a_job_whose_process_dies_is_marked_failed(admin: FlaskClient,
         job = admin.get(f"/api/admin/jobs/{job['id']}?wait=5", headers=AUTH).get_json()
     assert job["state"] == "failed" and job["error"]["code"] == "interrupted"
     assert total(admin) == 35
+    assert spooled(samples) == []
+
+
+def test_uploads_no_job_waits_for_are_removed_when_the_service_starts(
+        samples: Settings) -> None:
+    """A request cut off while it spooled (the server killed) leaves a file no job names:
+    the next start removes it, once it is older than a request could still be writing."""
+    folder = samples.catalog.parent / "jobs"
+    folder.mkdir()
+    stale, fresh = folder / "0123456789abcdef.0.upload", folder / "fedcba9876543210.0.upload"
+    for path in (stale, fresh):
+        path.write_bytes(JSONL)
+    long_ago = time.time() - 3600
+    os.utime(stale, (long_ago, long_ago))
+    with app_over(samples, admin_token=TOKEN):
+        assert spooled(samples) == [fresh]
+
+
+def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]
+              ) -> tuple[bytes, str]:
+    """A multipart/form-data body and its content type, built here (Werkzeug's test
+    client spools a big body to a temporary file it leaves open)."""
+    boundary = "----searchapp-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+             .encode() + value.encode() + b"\r\n" for name, value in fields.items()]
+    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}";'
+              f' filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+              .encode() + data + b"\r\n" for name, (filename, data) in files.items()]
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_form_field_over_the_limit_is_refused_naming_it(samples: Settings) -> None:
+    """A 600 KB field (not a file) is a 400 that names the field and the limit, not a
+    413 about the number of parts."""
+    with app_over(samples, admin_token=TOKEN) as app:
+        client = app.test_client()
+        for name, message in (
+                ("url", "the field is 600,000 characters long; the limit is 10,000"),
+                ("format", "the field is 600,000 characters long; the limit is 10,000"),
+                ("organisation", "organisation is 600000 characters long; the limit is 2000")):
+            body, kind = multipart({name: "x" * 600_000}, {"file": ("new.jsonl", JSONL)})
+            response = client.post("/api/admin/imports", headers=AUTH, data=body,
+                                   content_type=kind)
+            assert response.status_code == 400, response.get_json()
+            assert response.get_json()["error"] == {"code": "bad_parameter",
+                                                    "message": f"{name}: {message}"}
+        response = client.post("/api/admin/refresh", headers=AUTH,
+                               data={"source": "s" * 600_000})
+        assert response.status_code == 400
+        assert response.get_json()["error"]["message"].startswith("source: the field is")
+        assert client.get("/api/admin/jobs", headers=AUTH).get_json() == {"jobs": []}
+    assert spooled(samples) == []
 
 
 def test_admin_is_not_open_to_cross_origin_reads(admin: FlaskClient) -> None:
@@ -234,3 +311,27 @@ def test_job_answers_match_the_description(admin: FlaskClient) -> None:
     assert len(listed["jobs"]) == 2
     api.check("/api/admin/jobs/nope", admin.get("/api/admin/jobs/nope", headers=AUTH))
     api.check("/api/admin/jobs", admin.get("/api/admin/jobs"))  # 401
+
+
+def test_an_upload_the_disk_has_no_room_for_is_507_and_leaves_nothing(
+        samples: Settings, tmp_path: Path) -> None:
+    """The catalog's folder on a 1 MiB file system and a 2 MiB upload: the spooled part is
+    removed, no job is recorded, and the answer says the disk is full."""
+    small = tmp_path / "small"
+    small.mkdir()
+    with mounted(small, "-t", "tmpfs", "-o", "size=1m", "tmpfs"):
+        shutil.copy2(samples.catalog, small / samples.catalog.name)
+        on_small = Settings.load({"catalog": small / samples.catalog.name,
+                                  "index_dir": samples.index_dir}, environ={})
+        with app_over(on_small, admin_token=TOKEN, max_upload_bytes=8 << 20) as app:
+            client = app.test_client()
+            body, kind = multipart({"organisation": "ILO"},
+                                   {"file": ("big.jsonl", JSONL * 12_000)})
+            response = client.post("/api/admin/imports", headers=AUTH, data=body,
+                                   content_type=kind)
+            assert response.status_code == 507, response.get_json()
+            error = response.get_json()["error"]
+            assert error["code"] == "disk_full" and "is full" in error["message"]
+            assert spooled(on_small) == []
+            assert client.get("/api/admin/jobs", headers=AUTH).get_json() == {"jobs": []}
+            assert total(client) == 35

@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+from searchapp.catalog import Catalog
 from searchapp.config import Settings
+from searchapp.indexer import IndexStore
 from searchapp.web import CONTENT_SECURITY_POLICY
 
 HOST = "127.0.0.1"
@@ -91,13 +93,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
-@pytest.fixture
-def served(samples: Settings, tmp_path: Path) -> Iterator[int]:
-    """The real `searchapp serve` (two workers) over data/samples; yields its port."""
+def start(settings: Settings, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """The real `searchapp serve` (two workers) over `settings`, in a process group of its
+    own, once it answers; the process and its port."""
     port = free_port()
-    env = {**os.environ, "SEARCHAPP_CATALOG": str(samples.catalog),
-           "SEARCHAPP_INDEX_DIR": str(samples.index_dir), "SEARCHAPP_ADMIN_TOKEN": TOKEN}
-    log = tmp_path / "serve.log"
+    env = {**os.environ, "SEARCHAPP_CATALOG": str(settings.catalog),
+           "SEARCHAPP_INDEX_DIR": str(settings.index_dir), "SEARCHAPP_ADMIN_TOKEN": TOKEN}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("searchapp")), "serve", "--host", HOST,
@@ -105,6 +106,17 @@ def served(samples: Settings, tmp_path: Path) -> Iterator[int]:
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_until_up(proc, port, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, port
+
+
+@pytest.fixture
+def served(samples: Settings, tmp_path: Path) -> Iterator[int]:
+    """The real `searchapp serve` (two workers) over data/samples; yields its port."""
+    proc, port = start(samples, tmp_path / "serve.log")
+    try:
         yield port
     finally:
         stop(proc)
@@ -287,3 +299,44 @@ def test_worker_timeout_answers_json_500_with_security_headers(tmp_path: Path) -
                                           "message": "something went wrong on our side"}}
     assert {k: headers.get(k) for k in SECURITY} == SECURITY
     assert "WORKER TIMEOUT" in log.read_text()
+
+
+def test_a_killed_server_and_job_leave_no_upload_behind_once_restarted(
+        samples: Settings, tmp_path: Path) -> None:
+    """The server and the job it started both killed with SIGKILL while the job waits
+    (a power cut, the whole service killed): the restarted service marks the job failed
+    and removes its spooled upload as it starts, before anyone asks about the job."""
+    jobs_dir = samples.catalog.parent / "jobs"
+    with IndexStore(samples.index_dir).lock():  # the job waits, its upload spooled
+        proc, port = start(samples, tmp_path / "first.log")
+        try:
+            status, answer = post(port, "/api/admin/imports", *multipart([
+                ("organisation", None, b"ICA"),
+                ("file", "a.jsonl", b'{"id": "k1", "title": "Killed mid-job"}\n')]))
+            assert status == 202, answer
+            job_id = json.loads(answer)["id"]
+            pid = None
+            deadline = time.monotonic() + 30
+            while pid is None and time.monotonic() < deadline:
+                with Catalog(samples.catalog) as catalog:
+                    job = catalog.job(job_id)
+                pid = job.pid if job is not None else None
+                time.sleep(0.05)
+            assert pid is not None
+            assert len(list(jobs_dir.glob("*.upload"))) == 1
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        os.kill(pid, signal.SIGKILL)
+    proc, port = start(samples, tmp_path / "second.log")
+    try:
+        assert list(jobs_dir.glob("*.upload")) == []
+        status, _, answer = exchange(port, (
+            f"GET /api/admin/jobs/{job_id} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n"
+            f"Authorization: Bearer {TOKEN}\r\n\r\n").encode())
+        job_seen = json.loads(answer)
+        assert status == 200 and job_seen["state"] == "failed", job_seen
+        assert job_seen["error"]["code"] == "interrupted"
+        assert json.loads(get(port, "/api/search?q=killed")[2])["total"] == 0
+    finally:
+        stop(proc)

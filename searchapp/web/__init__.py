@@ -8,6 +8,7 @@ from flask import Flask, Response, render_template, request
 from flask_compress import Compress
 from werkzeug.exceptions import HTTPException
 
+from searchapp import jobs
 from searchapp.config import PACKAGE_DIR, Settings, templates_dir
 from searchapp.errors import ImportRejected, SearchappError, UnknownParameters
 from searchapp.models import xml_safe
@@ -29,6 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions[ENGINE] = Engine.from_settings(settings)
+    _tidy_jobs(app, settings)
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
@@ -73,6 +75,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return _error(500, "internal_error", "something went wrong on our side")
 
     return app
+
+
+def _tidy_jobs(app: Flask, settings: Settings) -> None:
+    """Jobs a restart interrupted are marked failed, and uploads left behind removed
+    (`jobs.tidy`); a catalog that cannot be written waits for the next start."""
+    try:
+        removed = jobs.tidy(settings)
+    except (SearchappError, OSError) as exc:
+        app.logger.warning("admin jobs not tidied at start: %s", exc)
+        return
+    if removed:
+        app.logger.info("removed %d spooled upload(s) no job waits for", removed)
 
 
 # Routes read by programs rather than people: their errors are JSON, like the API's.

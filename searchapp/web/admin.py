@@ -26,6 +26,9 @@ from searchapp.urls import BadUrl, absolute_url
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 
 MAX_WAIT = 600  # seconds a request may ask to wait for its job (`wait`)
+MAX_FIELD = 10_000  # characters a form field (not a file) may have
+# Fields refused with a shorter limit of their own (and its message) by their route.
+OWN_LIMIT = ("organisation",)
 
 
 def _settings() -> Settings:
@@ -41,6 +44,22 @@ def _authorise() -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
                                                              token.encode()):
         raise Unauthorised("a valid 'Authorization: Bearer <token>' header is required")
+    _check_fields()
+
+
+def _check_fields() -> None:
+    """Refuse a form field over `MAX_FIELD` characters with a 400 naming it (the
+    fields in `OWN_LIMIT` are checked by their route against a shorter limit).
+
+    Werkzeug's own limit (500,000 bytes a field) is lifted here so that it cannot
+    answer first with a bare 413 that names nothing; the whole request stays within
+    SEARCHAPP_MAX_UPLOAD_BYTES.
+    """
+    request.max_form_memory_size = _settings().max_upload_bytes
+    for name, value in request.form.items(multi=True):
+        if len(value) > MAX_FIELD and name not in OWN_LIMIT:
+            raise BadParameter(name, f"the field is {len(value):,} characters long; the"
+                                     f" limit is {MAX_FIELD:,}")
 
 
 @bp.post("/imports")
@@ -77,7 +96,7 @@ def imports() -> tuple[Response, int, dict[str, str]]:
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:  # two parts with one file name: keep their problems apart
             name = f"{name}#{seen[name]}"
-        files.append((name, upload.read()))
+        files.append((name, upload.stream))
     job = jobs.submit(_settings(), "import", files=files, params={
         "format": fmt, "organisation": organisation, "url": page_url, "skip_invalid": skip})
     return _accepted(job, wait)
@@ -91,7 +110,7 @@ def refresh() -> tuple[Response, int, dict[str, str]]:
     names = request.args.getlist("source") + request.form.getlist("source")
     if any(not name.strip() for name in names):
         raise BadParameter("source", "a source name must not be empty")
-    with Catalog(_settings().catalog) as catalog:
+    with Catalog(_settings().catalog, reading=True) as catalog:
         unknown = [name for name in names if catalog.source(name) is None]
     if unknown:
         raise NotFound(f"no source named {unknown[0]!r} (`searchapp sources list` shows them)")

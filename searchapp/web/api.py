@@ -81,7 +81,7 @@ def facet_size() -> int:
 
 def item_or_404(item_id: str) -> Item:
     """The item from the catalog, the source of truth (it has fields the index does not keep)."""
-    with Catalog(current_app.config["SEARCHAPP"].catalog) as catalog:
+    with Catalog(current_app.config["SEARCHAPP"].catalog, reading=True) as catalog:
         found = catalog.get(item_id)
     if found is None:
         raise NotFound(f"no item with id {item_id!r}")
@@ -185,7 +185,7 @@ def healthz() -> Response | tuple[Response, int]:
     settings = current_app.config["SEARCHAPP"]
     body: dict[str, object] = {"status": "ok"}
     try:
-        with Catalog(settings.catalog) as catalog:
+        with Catalog(settings.catalog, reading=True) as catalog:
             body["items"] = catalog.count()
             documents = engine().doc_count()
             body["documents"] = documents
@@ -196,6 +196,9 @@ def healthz() -> Response | tuple[Response, int]:
             if checked.broken:
                 raise IndexUnavailable(str(checked.problem()))
             lagging = checked.problem() or sync_problem(engine().store, catalog, documents)
+            if lagging is None and catalog.read_only:
+                lagging = (f"the catalog {catalog.path} cannot be written: searches and pages"
+                           " are answered, but imports, refreshes and rebuilds fail (503)")
     except SearchappError as exc:
         current_app.logger.error("health check: %s", str(exc))
         body.update(status="unavailable", problem=str(exc))

@@ -329,10 +329,12 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "string"},
             "kind": {"type": "string", "enum": ["import", "reindex", "refresh"]},
             "state": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
-            "phase": {"type": "string", "description": "What the job is doing now (starting,"
-                      " reading, checking, `waiting for other imports or rebuilds to finish`"
-                      " while another import or rebuild holds the index lock, storing,"
-                      " indexing, ...), or done / failed."},
+            "phase": {"type": "string", "description": "What the job is doing now: queued,"
+                      " or `waiting for other imports or rebuilds to finish` while another"
+                      " import or rebuild holds the index lock (an import or rebuild job is"
+                      " still `queued` then, and has not read its upload; a refresh job"
+                      " waits so after fetching, `running`); starting, reading, checking,"
+                      " storing, indexing, ...; or done / failed."},
             "done": {"type": ["integer", "null"]}, "total": {"type": ["integer", "null"]},
             "created": {"type": "string", "format": "date-time"},
             "started": {"type": ["string", "null"], "format": "date-time"},
@@ -373,7 +375,9 @@ SCHEMAS: dict[str, Any] = {
                         " damaged (searches of its segment fall back to Whoosh's postings),"
                         " or the index does not hold what the catalog holds (items stored"
                         " but not indexed, with the last import's reason; another catalog;"
-                        " content changed outside searchapp)."},
+                        " content changed outside searchapp), or the catalog cannot be"
+                        " written (searches and pages are answered; imports, refreshes and"
+                        " rebuilds answer 503)."},
             "checked": {
                 "type": "object", "required": ["segments", "files", "arrays"],
                 "description": "What the check read afresh from the live generation: its"
@@ -403,10 +407,18 @@ SCHEMAS: dict[str, Any] = {
 _WAIT = _one("wait", "Seconds to wait for the job to finish before answering (0-600).",
              {"type": "integer", "minimum": 0, "maximum": 600, "default": 0})
 _ADMIN_ERRORS = {
-    "400": _json(_ref("Error"), "A form value or parameter cannot be used."),
+    "400": _json(_ref("Error"), "A form value or parameter cannot be used (also a form field"
+                                " over 10,000 characters); the message names it."),
     "401": _json(_ref("Error"), "No valid bearer token."),
     "404": _json(_ref("Error"), "Admin routes are off (SEARCHAPP_ADMIN_TOKEN is unset), or no"
                                 " such job."),
+}
+# Answers of the routes that record a job (and so must write beside the catalog).
+_CANNOT_RECORD = {
+    "503": _json(_ref("Error"), "The catalog or its folder cannot be written (`read_only`: a"
+                                " read-only disk or mount); searching and reading go on."),
+    "507": _json(_ref("Error"), "The disk holding the catalog is full (`disk_full`); nothing"
+                                " of the upload was kept and no job was started."),
 }
 _JOB_STARTED = {
     "200": _json(_ref("Job"), "The job finished within `wait` seconds (see its state)."),
@@ -458,16 +470,22 @@ def _admin_paths() -> dict[str, Any]:
                              "description": "One or more files, all imported together."},
                     "organisation": {"type": "string", "maxLength": 2000},
                     "format": {"type": "string",
-                               "enum": ["auto", "listing", "jsonl", "csv"]},
-                    "skip_invalid": {"type": "string", "enum": ["true", "false"]}}}}}},
-            "responses": {**_JOB_STARTED, **_ADMIN_ERRORS,
+                               "enum": ["auto", "listing", "jsonl", "csv", "feed", "html"]},
+                    "url": {"type": "string", "maxLength": 10000,
+                            "description": "The page's or feed's address, for relative"
+                                           " links."},
+                    "skip_invalid": {"type": "string", "enum": ["true", "false"]}},
+                "description": "A field other than `file` holds at most 10,000 characters"
+                               " (`organisation` 2,000); a longer one is a 400 naming"
+                               " it."}}}},
+            "responses": {**_JOB_STARTED, **_ADMIN_ERRORS, **_CANNOT_RECORD,
                           "413": _json(_ref("Error"), "Larger than SEARCHAPP_MAX_UPLOAD_BYTES.")},
         }},
         "/api/admin/reindex": {"post": {
             "operationId": "reindex", **_SECURED,
             "summary": "Rebuild the index from the catalog as a job",
             "parameters": [_WAIT],
-            "responses": {**_JOB_STARTED, **_ADMIN_ERRORS},
+            "responses": {**_JOB_STARTED, **_ADMIN_ERRORS, **_CANNOT_RECORD},
         }},
         "/api/admin/refresh": {"post": {
             "operationId": "refreshSources", **_SECURED,
@@ -477,7 +495,7 @@ def _admin_paths() -> dict[str, Any]:
                            " RefreshResponse: one result per source, even when some failed.",
             "parameters": [_many("source", "Refresh these sources (due or not).",
                                  {"type": "string", "minLength": 1}), _WAIT],
-            "responses": {**_JOB_STARTED, **_ADMIN_ERRORS},
+            "responses": {**_JOB_STARTED, **_ADMIN_ERRORS, **_CANNOT_RECORD},
         }},
         "/api/admin/jobs": {"get": {
             "operationId": "listJobs", **_SECURED, "summary": "Recent jobs, newest first",

@@ -85,7 +85,7 @@ def freshness() -> Freshness:
     """The catalog's freshness for this request; recomputed only when the catalog's
     change stamp moves (kept per process)."""
     if "freshness" not in g:
-        with Catalog(current_app.config["SEARCHAPP"].catalog) as catalog:
+        with Catalog(current_app.config["SEARCHAPP"].catalog, reading=True) as catalog:
             stamp = catalog.change_stamp()
             cached = current_app.extensions.get(FRESHNESS)
             if cached is None or cached[0] != stamp:
