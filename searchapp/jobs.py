@@ -122,8 +122,11 @@ def _catalog(path: Path, **options: Any) -> Catalog:
 
 
 def jobs_dir(settings: Settings) -> Path:
-    """Where uploads wait for their job, and each job's log: beside the catalog."""
-    return settings.catalog.parent / "jobs"
+    """Where uploads wait for their job, and each job's log: beside the catalog. Made
+    absolute here: a job's process runs in this folder, and an upload's path recorded
+    relative to where the server started (a relative `SEARCHAPP_CATALOG`, as `make run`
+    has) would name nothing from there."""
+    return settings.catalog.resolve().parent / "jobs"
 
 
 def submit(settings: Settings, kind: str, *, params: dict[str, Any] | None = None,

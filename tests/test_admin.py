@@ -64,6 +64,23 @@ def total(client: FlaskClient) -> int:
     return client.get("/api/search").get_json()["total"]  # type: ignore[no-any-return]
 
 
+def test_an_upload_imports_with_a_relative_catalog_path(samples: Settings, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make run` serves `instance/catalog.sqlite3` from where it started; the job runs in
+    # the jobs folder and must still find the upload (it found nothing, and succeeded).
+    monkeypatch.chdir(samples.catalog.parent.parent)
+    relative = Settings.load({"catalog": Path(samples.catalog.parent.name) / samples.catalog.name,
+                              "index_dir": samples.index_dir}, environ={})
+    assert not relative.catalog.is_absolute()
+    with app_over(relative, admin_token=TOKEN, max_upload_bytes=4096) as app:
+        client = app.test_client()
+        status, job = upload(client, JSONL, organisation="ILO")
+        assert status == 200 and job["state"] == "succeeded", job
+        assert job["result"]["added"] == 2 and job["result"]["index"] == "updated"
+        assert total(client) == 37
+        assert not list((samples.catalog.parent / "jobs").glob("*.upload"))
+
+
 def test_admin_routes_are_404_without_a_configured_token(client: FlaskClient) -> None:
     for path in ("/api/admin/imports", "/api/admin/reindex"):
         response = client.post(path, headers=AUTH)
