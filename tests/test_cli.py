@@ -37,6 +37,22 @@ def test_bad_file_is_rejected_with_file_and_line_and_nothing_written(cli: Cli,
     assert json.loads(cli("stats", "--json").stdout)["items"] == 0
 
 
+def test_a_missing_file_or_an_empty_folder_is_refused_not_imported_as_nothing(
+        cli: Cli, tmp_path: Path) -> None:
+    # A mistyped path in a nightly import must fail, not report "0 added" and exit 0.
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"id": "g", "title": "Good"}\n')
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for given, message in ((tmp_path / "nope.jsonl", "no such file or directory"),
+                           (empty, "directory has no manifest.toml and no file to import")):
+        result = cli("import", good, given, "--org", "ILO")
+        assert result.exit_code == 1, result.output
+        assert f"{given}:1: {message}" in result.stderr
+        assert "nothing was written" in result.stderr
+        assert json.loads(cli("stats", "--json").stdout)["items"] == 0
+
+
 def test_skip_invalid_imports_the_rest_and_lists_what_it_skipped(cli: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "mixed.csv"
     bad.write_text("id,title,date\n1,Fine,2017-01-02\n2,Impossible,2017-02-30\n")

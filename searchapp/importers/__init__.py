@@ -225,9 +225,9 @@ def _stream(handle: BinaryIO, size: int, name: str, *, fmt: str, hints: Hints,
         if one is False or (one is None and size <= MAX_BYTES):
             return None  # an array, or values spread over lines: read whole
     parsed = _new_parsed(name, hints)
+    spool.take(parsed)  # (its problems, if any, are the import's)
     if parsed.problems:
         return parsed
-    spool.take(parsed)
     try:
         (jsonl.parse_lines if fmt == "jsonl" else csvfile.parse_lines)(
             text_lines(handle), parsed, hints)
@@ -400,12 +400,21 @@ def _collect_directory(directory: Path, name: str, *, fmt: str,
                    if child.is_file() and not child.name.startswith(".")
                    and child.suffix.lower() in EXTENSIONS)
     if not files:
-        empty = Parsed(name)
-        empty.problem(1, f"directory has no {MANIFEST} and no file to import "
-                         f"(looked for {', '.join(EXTENSIONS)})")
-        return [empty]
+        return [_refused(name, f"directory has no {MANIFEST} and no file to import"
+                               f" (looked for {', '.join(EXTENSIONS)})", spool)]
     return [_read(file, str(Path(name) / file.name), fmt=fmt, hints=defaults, spool=spool)
             for file in files]
+
+
+def _refused(name: str, message: str, spool: Spool | None) -> Parsed:
+    """An input that cannot be read at all, with `message` as its problem: the import's
+    problem too when there is a `spool` (which an import with one reads its problems
+    from: without it, a missing file imported nothing and said so to no one)."""
+    refused = Parsed(name)
+    refused.problem(1, message)
+    if spool is not None:
+        spool.take(refused)
+    return refused
 
 
 def read_file(path: Path, name: str, *, fmt: str = "auto", hints: Hints = Hints(),
@@ -427,13 +436,9 @@ def _read(path: Path, name: str, *, fmt: str, hints: Hints, spool: Spool | None 
                     return streamed
             data = handle.read(MAX_BYTES + 1)  # one byte over is enough to refuse it
     except FileNotFoundError:
-        missing = Parsed(name)
-        missing.problem(1, "no such file or directory")
-        return missing
+        return _refused(name, "no such file or directory", spool)
     except OSError as exc:
-        unreadable = Parsed(name)
-        unreadable.problem(1, f"cannot read the file: {exc.strerror or exc}")
-        return unreadable
+        return _refused(name, f"cannot read the file: {exc.strerror or exc}", spool)
     parsed = parse_bytes(data, name=name, fmt=fmt, hints=hints)
     if spool is not None:
         spool.take(parsed)
