@@ -210,11 +210,12 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
                     skip_invalid: bool, progress: Progress,
                     locked: bool = False) -> ImportOutcome:
     """Check what was spooled, then store it, all or nothing, and update the live index."""
-    progress("checking")
+    progress("checking", 0, spool.read)  # (ids against each other and the catalog's)
     with Catalog(settings.catalog) as catalog, _working_file(settings):
         spool.check(catalog.organisations_of)
         problems = spool.problems()
         kept = spool.count()
+    progress("checking", spool.read, spool.read)
     if problems and (not skip_invalid or not kept):
         raise ImportRejected(problems)
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)

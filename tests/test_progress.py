@@ -59,6 +59,7 @@ def test_a_terminal_sees_bars_with_counts(settings: Settings, tmp_path: Path) ->
     searchapp = [sys.executable, "-m", "searchapp.cli"]
     shown = run_in_terminal([*searchapp, "import", str(items), "--org", "ICA"],
                             env_of(settings))
+    assert re.search(r"checking: 100%\|.*\| 2500/2500", shown), shown  # (it stayed at 0)
     assert re.search(r"storing: 100%\|.*\| 2500/2500", shown), shown
     assert re.search(r"rebuilding the index: 100%\|.*\| 2500/2500", shown), shown
     assert "imported: 2500 added, 0 updated, 0 unchanged; index rebuilt" in shown
@@ -75,7 +76,7 @@ def test_elsewhere_plain_lines_and_the_summary_on_stdout(cli: Cli) -> None:
     assert result.stdout == "imported: 35 added, 0 updated, 0 unchanged; index rebuilt\n"
     lines = result.stderr.splitlines()
     # Each phase's last line has its count (and its rate, when it took over half a second).
-    for phase in ("reading", "storing", "rebuilding the index"):
+    for phase in ("reading", "checking", "storing", "rebuilding the index"):
         assert any(re.fullmatch(rf"{phase}: 35/35 items(, [\d,]+/s)?", line) for line in lines), lines
     assert not any("%|" in line for line in lines)
     result = cli("reindex", "-q")
