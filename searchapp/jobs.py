@@ -42,6 +42,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from searchapp import lockfile
 from searchapp.errors import (
+    Busy,
     CatalogError,
     DiskFull,
     ImportRejected,
@@ -456,15 +457,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = run(job_id, _settings())
         return 0 if job.state == "succeeded" else 1
     # Queued until the lock is had: the upload waits on disk, nothing is read or loaded.
+    # Jobs take the lock in the order they were submitted: the older ones first.
+    deadline = time.monotonic() + timeout
     with contextlib.ExitStack() as held:
         try:
+            _wait_for_older(catalog, job_id, deadline)
             held.enter_context(lockfile.hold(
-                index_dir, timeout=timeout, waiting=lambda: _say_waiting(catalog, job_id)))
+                index_dir, timeout=max(0.0, deadline - time.monotonic()),
+                waiting=lambda: _say_waiting(catalog, job_id)))
         except SearchappError as exc:  # `Busy` after `timeout`, or an unwritable index
             job = _give_up(_settings(), job_id, exc)
         else:
             job = run(job_id, _settings(), locked=True)
     return 0 if job.state == "succeeded" else 1
+
+
+def _wait_for_older(catalog: Path, job_id: str, deadline: float) -> None:
+    """Wait until no import or rebuild job submitted before `job_id` is still to run
+    (then `Busy` past `deadline`). Each waiting job polled the lock on its own, so they
+    ran in any order, and an older upload could overwrite a newer one's items. An older
+    job counts while its process lives, or, not started yet, for `START_GRACE` seconds
+    after it was recorded (a dead one is marked failed when next listed)."""
+    said = False
+    while _older(catalog, job_id):
+        if not said:
+            _say_waiting(catalog, job_id)
+            said = True
+        if time.monotonic() >= deadline:
+            raise Busy("earlier imports or rebuilds are still queued; try again when they"
+                       " have finished")
+        time.sleep(0.05)
+
+
+def _older(catalog: Path, job_id: str) -> bool:
+    """Whether an import or rebuild job recorded before `job_id` is still to finish."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=ro",
+                                                uri=True, timeout=30)) as db:
+            rows = db.execute(
+                "SELECT id, pid, created FROM jobs WHERE rowid < (SELECT rowid FROM jobs"
+                " WHERE id = ?) AND state IN ('queued', 'running') AND kind IN"
+                f" ({', '.join('?' * len(LOCK_FIRST))})", (job_id, *LOCK_FIRST)).fetchall()
+    except sqlite3.Error:
+        return False  # (the lock still keeps them apart)
+    now = dt.datetime.now(dt.UTC)
+    for other, pid, created in rows:
+        if pid is not None:
+            if _alive(int(pid), str(other)):
+                return True
+            continue
+        with contextlib.suppress(ValueError, TypeError):
+            if (now - dt.datetime.fromisoformat(created)).total_seconds() < START_GRACE:
+                return True
+    return False
 
 
 def _settings() -> Settings:

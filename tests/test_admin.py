@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -232,6 +233,25 @@ def test_jobs_queued_behind_a_busy_lock_read_nothing_until_they_have_it(
     assert ended[1]["error"]["problems"][0]["source"] == "upload:1.jsonl"
     assert total(admin) == 38
     assert spooled(samples) == []
+
+
+def test_queued_imports_run_in_the_order_they_were_sent(admin: FlaskClient,
+                                                        samples: Settings) -> None:
+    """Five uploads of the same item, queued behind the lock: once it is free they run
+    one by one in the order they came (each polled the lock on its own before, so an
+    older upload could run last and leave its older text, every job saying succeeded)."""
+    versions = [json.dumps({"id": "n1", "title": f"Platform cooperatives, version {v}",
+                            "date": "2018-05-01"}).encode() + b"\n" for v in range(5)]
+    with IndexStore(samples.index_dir).lock():
+        queued = [upload(admin, data, f"{n}.jsonl", organisation="ILO", wait=0)[1]
+                  for n, data in enumerate(versions)]
+    ended = [admin.get(f"/api/admin/jobs/{job['id']}?wait={WAIT}", headers=AUTH).get_json()
+             for job in queued]
+    assert [job["state"] for job in ended] == ["succeeded"] * 5, ended
+    assert [job["started"] for job in ended] == sorted(job["started"] for job in ended)
+    found = admin.get("/api/search?q=platform").get_json()["hits"]
+    assert [hit["title"] for hit in found if hit["id"] == "n1"] == [
+        "Platform cooperatives, version 4"]
 
 
 def test_a_job_whose_process_dies_is_marked_failed(admin: FlaskClient,
