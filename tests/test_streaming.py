@@ -270,3 +270,38 @@ def test_a_20_megabyte_upload_imports_as_a_job_while_searches_answer(
         _, health = _call(f"{base}/healthz")
         assert health["status"] == "ok" and health["documents"] == 35 + N_UPLOAD
 
+
+
+def test_a_killed_imports_working_file_is_removed_by_the_next_import(
+        settings: Settings, cli: Cli, tmp_path: Path) -> None:
+    """A killed import leaves its spool (about the size of its input) beside the catalog;
+    the next import removes it, and leaves alone one that a live import holds."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    folder = settings.catalog.parent
+    code = ("import sys, time; from pathlib import Path;"
+            " from searchapp.importers.spool import Spool;"
+            " s = Spool(Path(sys.argv[1])); print(s.file, flush=True); time.sleep(600)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(folder)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    killed = Path(child.stdout.readline().strip()).parent
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    child.stdout.close()
+    with Spool(folder) as living:
+        alive = living.file.parent
+        old = time.time() - 3600
+        for left in (killed, alive):
+            os.utime(left, (old, old))
+        assert killed.exists() and alive.exists()
+        items = tmp_path / "one.jsonl"
+        items.write_text('{"id": "s1", "title": "Spooled once"}\n')
+        assert cli("import", items, "--org", "ICA").exit_code == 0
+        assert not killed.exists()  # the dead import's folder, removed
+        assert alive.exists()  # the living one's, kept
+    assert not alive.exists()
+    assert not list(folder.glob(".import-*"))

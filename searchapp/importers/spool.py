@@ -15,7 +15,11 @@ read. Memory stays bounded by a batch of records, whatever the size of the input
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import logging
+import os
 import shutil
+import time
 import sqlite3
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +37,13 @@ if TYPE_CHECKING:
 # reads back as the item it was.
 _BATCH = 2_000
 REPORT_EVERY = 10_000  # records between two calls of the reading progress
+# A spool's folder is held (`HELD`, flock) while its import lives; one not held and
+# older than this was left by an import that was killed, and the next import removes it.
+LEFT_AFTER = 60.0
+HELD = "held"
+
+log = logging.getLogger(__name__)
+
 # Each record's `item_digest` is kept as SQLite keeps integers, signed 64-bit (the same
 # value mod 2**64, which is how the catalog sums them).
 _HALF, _WRAP = 1 << 63, 1 << 64
@@ -43,9 +54,13 @@ class Spool:
 
     def __init__(self, folder: Path,
                  progress: Callable[[int], None] | None = None) -> None:
+        self._held: int | None = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            remove_left(folder)
             self._folder = Path(tempfile.mkdtemp(prefix=".import-", dir=folder))
+            self._held = os.open(self._folder / HELD, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             raise CatalogError(f"cannot write the import's working file in {folder} (beside"
                                f" the catalog): {exc.strerror or exc}; nothing was stored"
@@ -205,6 +220,9 @@ class Spool:
     def close(self) -> None:
         self._db.close()
         shutil.rmtree(self._folder, ignore_errors=True)
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
 
     def __enter__(self) -> Self:
         return self
@@ -212,3 +230,29 @@ class Spool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+
+def remove_left(folder: Path, *, older_than: float = LEFT_AFTER) -> list[Path]:
+    """Remove the spool folders in `folder` that no live import holds and that were last
+    changed over `older_than` seconds ago (a killed import's: its file is about the size
+    of its input, and nothing else would ever remove it); which were removed."""
+    removed = []
+    for left in folder.glob(".import-*"):
+        try:
+            if time.time() - left.stat().st_mtime <= older_than:
+                continue  # (an import starting now may not hold its folder yet)
+            fd = os.open(left / HELD, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # held: an import still at work
+        finally:
+            os.close(fd)  # (the lock, if had, goes with it; the folder goes next)
+        shutil.rmtree(left, ignore_errors=True)
+        removed.append(left)
+    if removed:
+        log.info("removed the working files of %d import(s) that ended without"
+                 " removing them: %s", len(removed), ", ".join(p.name for p in removed))
+    return removed
