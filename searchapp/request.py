@@ -29,6 +29,10 @@ MAX_PAGE = 1_000
 # `searchapp.query.MAX_QUERY_TERMS` analysed terms, and says it was shortened.
 MAX_QUERY_CHARS = 20_000
 MIN_YEAR, MAX_YEAR = 1000, 9999
+# Values one facet may select in one search (each chip of the page links to the search
+# without it, so the page grows with their square).
+MAX_FACET_VALUES = 50
+_WHOLE = re.compile(r"[+-]?[0-9]{1,18}")
 # Values listed per facet in the JSON (`facet_size`); the rest are counted as truncated.
 DEFAULT_FACET_SIZE, MAX_FACET_SIZE = 100, 1_000
 # Date presets (`past`): the window ending today (UTC), one of these long.
@@ -77,6 +81,10 @@ class SearchQuery:
             raise BadParameter("page", f"must be between 1 and {MAX_PAGE}")
         if not 1 <= self.per_page <= MAX_PER_PAGE:
             raise BadParameter("per_page", f"must be between 1 and {MAX_PER_PAGE}")
+        for name in FACETS:
+            if len(getattr(self, name)) > MAX_FACET_VALUES:
+                raise BadParameter(name, f"selects {len(getattr(self, name))} values; the"
+                                         f" limit is {MAX_FACET_VALUES}")
         for name in ("year_from", "year_to"):
             value = getattr(self, name)
             if value is not None and not MIN_YEAR <= value <= MAX_YEAR:
@@ -125,12 +133,7 @@ class SearchQuery:
 
         def integer(name: str, default: int | None) -> int | None:
             raw = one(name).strip()
-            if not raw:
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                raise BadParameter(name, f"must be a whole number, not {raw!r}") from None
+            return whole_number(name, raw) if raw else default
 
         def date(name: str) -> dt.date | None:
             raw = one(name).strip()
@@ -152,6 +155,14 @@ class SearchQuery:
             per_page=integer("per_page", DEFAULT_PER_PAGE) or 0,
             feedback=one("feedback").strip() or None,
         )
+
+
+def whole_number(name: str, raw: str) -> int:
+    """`raw` as a whole number written in ASCII digits (Python's `int` also takes other
+    scripts' digits and underscores: `٢٠١٧`, `1_999`), else `BadParameter` naming it."""
+    if not _WHOLE.fullmatch(raw):
+        raise BadParameter(name, f"must be a whole number, not {raw[:40]!r}")
+    return int(raw)
 
 
 def check_window(query: SearchQuery, window: int) -> None:

@@ -372,3 +372,11 @@ def test_an_upload_the_disk_has_no_room_for_is_507_and_leaves_nothing(
             assert spooled(on_small) == []
             assert client.get("/api/admin/jobs", headers=AUTH).get_json() == {"jobs": []}
             assert total(client) == 35
+
+
+@pytest.mark.parametrize("wait", ["abc", "-1", "601", "1_0", "٦"])
+def test_a_wait_that_is_not_seconds_0_to_600_is_refused(admin: FlaskClient, wait: str) -> None:
+    response = admin.post(f"/api/admin/reindex?wait={wait}", headers=AUTH)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "bad_parameter"
+    assert admin.get("/api/admin/jobs", headers=AUTH).get_json() == {"jobs": []}

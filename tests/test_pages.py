@@ -44,6 +44,27 @@ def test_a_year_no_date_can_have_is_refused_not_charted(client: FlaskClient, yea
     assert client.get("/api/search?year=0815").status_code == 200  # leading zeros: 815
 
 
+@pytest.mark.parametrize("query", ["year_from=٢٠١٧", "year_to=1_999", "page=２",
+                                   "per_page=1_0", "facet_size=５"])
+def test_numbers_are_ascii_digits(client: FlaskClient, query: str) -> None:
+    # Python's int() reads other scripts' digits and underscores; a parameter does not.
+    response = client.get(f"/api/search?{query}")
+    assert response.status_code == 400, response.get_json()
+    assert "must be a whole number" in response.get_json()["error"]["message"]
+
+
+def test_a_facet_selects_at_most_50_values(client: FlaskClient) -> None:
+    # Each filter chip links to the search without it: 399 years gave 2.3 MB of page.
+    years = "&".join(f"year={1900 + k}" for k in range(51))
+    api = client.get(f"/api/search?{years}")
+    assert api.status_code == 400
+    assert api.get_json()["error"]["message"] == "year: selects 51 values; the limit is 50"
+    page = client.get(f"/?q=refugees&{years}")
+    assert page.status_code == 400 and len(page.get_data()) < 200_000
+    fifty = "&".join(f"year={1900 + k}" for k in range(50))
+    assert client.get(f"/api/search?{fifty}").status_code == 200
+
+
 def test_the_api_still_refuses_what_the_page_sets_right(client: FlaskClient) -> None:
     reversed_range = client.get("/api/search?year_from=2017&year_to=2015")
     assert reversed_range.status_code == 400

@@ -21,6 +21,7 @@ from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.errors import BadParameter, NotFound, Unauthorised
 from searchapp.models import InvalidItem, check_organisation
+from searchapp.request import whole_number
 from searchapp.urls import BadUrl, absolute_url
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
@@ -161,10 +162,7 @@ def _whole(name: str, *, default: int, low: int, high: int) -> int:
     raw = request.args.get(name, "").strip()
     if not raw:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(name, f"must be a whole number, not {raw!r}") from None
+    value = whole_number(name, raw)
     if not low <= value <= high:
         raise BadParameter(name, f"must be between {low} and {high}")
     return value

@@ -27,6 +27,7 @@ from searchapp.request import (
     PARAMETERS,
     did_you_mean,
     utc_today,
+    whole_number,
 )
 from searchapp.search import MAX_QUERY_CHARS, Engine, SearchQuery
 from searchapp.web.openapi import openapi as openapi_document
@@ -70,10 +71,7 @@ def facet_size() -> int:
     raw = request.args.get("facet_size", "").strip()
     if not raw:
         return DEFAULT_FACET_SIZE
-    try:
-        size = int(raw)
-    except ValueError:
-        raise BadParameter("facet_size", f"must be a whole number, not {raw!r}") from None
+    size = whole_number("facet_size", raw)
     if not 1 <= size <= MAX_FACET_SIZE:
         raise BadParameter("facet_size", f"must be between 1 and {MAX_FACET_SIZE}")
     return size

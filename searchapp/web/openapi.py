@@ -14,7 +14,7 @@ from searchapp.export import MAX_EXPORT_ROWS
 from searchapp.feedback import CHOICES as FEEDBACKS
 from searchapp.fields import FACETS
 from searchapp.query import MAX_QUERY_TERMS
-from searchapp.request import DEFAULT_FACET_SIZE, MAX_FACET_SIZE, PRESETS
+from searchapp.request import DEFAULT_FACET_SIZE, MAX_FACET_SIZE, MAX_FACET_VALUES, PRESETS
 from searchapp.search import (
     DEFAULT_PER_PAGE,
     MATCHES,
@@ -42,9 +42,13 @@ _ERRORS = {
 }
 
 
-def _many(name: str, description: str, items: dict[str, Any]) -> dict[str, Any]:
+def _many(name: str, description: str, items: dict[str, Any],
+          most: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "array", "items": items}
+    if most is not None:
+        schema["maxItems"] = most
     return {"name": name, "in": "query", "description": description, "required": False,
-            "style": "form", "explode": True, "schema": {"type": "array", "items": items}}
+            "style": "form", "explode": True, "schema": schema}
 
 
 def _one(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +62,8 @@ SEARCH_PARAMETERS = [
               f" {MAX_QUERY_TERMS} words (the answer says `shortened`).",
          {"type": "string", "maxLength": MAX_QUERY_CHARS}),
     *(_many(name, facet.help.replace(" (repeatable)", "") + " OR within a facet, AND with"
-            " the other filters.", facet.parameter) for name, facet in FACETS.items()),
+            f" the other filters; at most {MAX_FACET_VALUES} values.", facet.parameter,
+            MAX_FACET_VALUES) for name, facet in FACETS.items()),
     _one("year_from", "Only items from this year on (not after `year_to`: that is a 400).",
          {"type": "integer", "minimum": 1000, "maximum": 9999}),
     _one("year_to", "Only items up to this year.",

@@ -85,7 +85,7 @@ def read_page_request(args: MultiDict[str, str], *, window: int | None = None) -
 def _year(params: Mapping[str, Sequence[str]], name: str) -> int | None:
     values = params.get(name) or [""]
     text = values[-1].strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 4 else None
 
 
 def _date(params: Mapping[str, Sequence[str]], name: str) -> str | None:
