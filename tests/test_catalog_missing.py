@@ -194,3 +194,16 @@ def test_a_waiting_job_makes_no_catalog(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite3"
     jobs._say_waiting(path, "0123456789abcdef")
     assert not path.exists()
+
+
+def test_recover_brings_the_served_items_back(client: FlaskClient, samples: Settings) -> None:
+    """What /healthz advises works while the service serves: `searchapp recover` writes
+    the catalog anew from the index, and the item pages answer again."""
+    item = an_item(client)
+    move_away(samples)
+    assert client.get(f"/items/{item}").status_code == 503
+    result = Cli(samples)("recover")
+    assert result.exit_code == 0, result.output
+    assert client.get(f"/items/{item}").status_code == 200
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.get_json()["status"] == "ok", health.get_json()
