@@ -75,7 +75,8 @@ def backup(settings: Settings, target: Path) -> BackupOutcome:
         raise CatalogError(f"{target} is a directory; give the backup's file name")
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
-        with Catalog(settings.catalog) as catalog, closing(sqlite3.connect(partial)) as copy:
+        with Catalog(settings.catalog, create=False) as catalog, \
+                closing(sqlite3.connect(partial)) as copy:
             catalog.backup_to(copy)
             copy.execute("PRAGMA journal_mode=DELETE")  # one file, no -wal beside it
         items = check(partial)

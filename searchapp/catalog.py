@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from searchapp.errors import BadParameter, CatalogError, ReadOnly
+from searchapp.errors import BadParameter, CatalogError, CatalogMissing, ReadOnly
 from searchapp.fields import FACETS
 from searchapp.models import GIVEN, Item
 from searchapp.sources import Source
@@ -266,18 +266,28 @@ def _row_to_item(row: sqlite3.Row) -> Item:
 class Catalog:
     """A connection to the catalog database; use as a context manager."""
 
-    def __init__(self, path: Path, *, timeout: float = 30.0, reading: bool = False) -> None:
+    def __init__(self, path: Path, *, timeout: float = 30.0, reading: bool = False,
+                 create: bool | None = None) -> None:
         """`timeout`: how long a write waits for another writer before failing.
 
         A catalog that cannot be written (a read-only disk or mount, its
         permissions) is `ReadOnly`; with `reading` (for what only reads: pages,
         items, health) it is opened read-only instead, and `read_only` says so.
+
+        `create` (default: not `reading`): a missing file (and its folder) is made,
+        as a first import wants; without it a missing catalog is `CatalogMissing`,
+        never replaced by an empty one (a catalog moved away while serving).
         """
         self.path = Path(path)
         self.read_only = False
+        create = not reading if create is None else create
+        if not create and not self.path.exists():
+            raise CatalogMissing(self.path)
         try:
-            self._db = self._open(timeout)
+            self._db = self._open(timeout, create=create)
         except (OSError, sqlite3.Error) as exc:
+            if not create and not self.path.exists():  # gone since the look above
+                raise CatalogMissing(self.path) from exc
             if not _refuses_writes(exc):
                 raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
             if not reading:
@@ -287,13 +297,19 @@ class Catalog:
             self._db = self._open_read_only(timeout)
             self.read_only = True
 
-    def _open(self, timeout: float) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _open(self, timeout: float, *, create: bool) -> sqlite3.Connection:
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         # SQLite opens a file it may not write read-only without a word, and fails only
         # at the first write: ask first (a read-only mount, its permissions).
         if self.path.exists() and not os.access(self.path, os.W_OK):
             raise OSError(errno.EACCES, "the file cannot be written", str(self.path))
-        self._db = db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        if create:
+            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        else:  # `mode=rw`: a file that went away meanwhile is an error, not made anew
+            db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=rw", uri=True,
+                                 timeout=timeout, isolation_level=None)
+        self._db = db
         try:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
@@ -322,6 +338,8 @@ class Catalog:
                 continue
             db.row_factory = sqlite3.Row
             return db
+        if not self.path.exists():
+            raise CatalogMissing(self.path) from failed
         raise CatalogError(f"cannot open catalog {self.path}, not even to read it:"
                            f" {failed}") from failed
 

@@ -283,7 +283,7 @@ def stats(as_json: bool) -> None:
     """Items per organisation, type, year and language; the index and its engine; freshness."""
     settings = Settings.load()
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
-    with Catalog(settings.catalog) as catalog:
+    with Catalog(settings.catalog, reading=True) as catalog:
         data: dict[str, Any] = {
             "items": catalog.count(),
             "by": {col: [[value, n] for value, n in catalog.facet_counts(col)]

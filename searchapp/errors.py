@@ -144,6 +144,22 @@ class ReadOnly(CatalogError):
     status = 503
 
 
+class CatalogMissing(CatalogError):
+    """There is no catalog file where SEARCHAPP_CATALOG says (moved, deleted, a mount
+    gone): what only reads answers 503 rather than start an empty catalog there."""
+
+    code = "catalog_missing"
+    status = 503
+
+    def __init__(self, path: object) -> None:
+        self.path = path
+        super().__init__(
+            f"the catalog {path} is missing (no file there): restore it from a backup"
+            " (`searchapp restore`) or run `searchapp recover` to rebuild it from the index"
+            " (README: \"Recovering a lost catalog\"); on a new install, the first"
+            " `searchapp import` creates it")
+
+
 class DiskFull(SearchappError):
     """No room on the disk for what must be written (nothing was kept of it)."""
 

@@ -117,8 +117,11 @@ class Job:
 
 
 def _catalog(path: Path, **options: Any) -> Catalog:
+    """The catalog the jobs are recorded in; never made here (`create`), unless asked:
+    a catalog gone while serving is `CatalogMissing`, not an empty one in its place."""
     from searchapp.catalog import Catalog
 
+    options.setdefault("create", False)
     return Catalog(path, **options)
 
 
@@ -156,7 +159,7 @@ def submit(settings: Settings, kind: str, *, params: dict[str, Any] | None = Non
             uploads.append(dataclasses.asdict(Upload(name, str(path))))
         if uploads:
             job.params["uploads"] = uploads
-        with _catalog(settings.catalog) as catalog:
+        with _catalog(settings.catalog, create=_first_catalog(settings)) as catalog:
             catalog.add_job(job)
     except OSError as exc:
         _remove(spooled)
@@ -172,6 +175,19 @@ def submit(settings: Settings, kind: str, *, params: dict[str, Any] | None = Non
         with _catalog(settings.catalog) as catalog:
             catalog.update_job(job.id, pid=job.pid)
     return job
+
+
+def _first_catalog(settings: Settings) -> bool:
+    """Whether a job may make the catalog: on a new install (no index built yet either),
+    the first import does. Beside a built index, a missing catalog was lost (moved,
+    deleted, a mount gone): a job is refused (`CatalogMissing`) rather than start an
+    empty catalog the index was not built from."""
+    from searchapp.indexer import IndexStore
+
+    try:
+        return IndexStore(settings.index_dir).current() is None
+    except SearchappError:  # an index is there, if unreadable
+        return False
 
 
 def _refused(folder: Path, exc: OSError) -> SearchappError | None:
@@ -437,9 +453,11 @@ def _queued_kind(catalog: Path, job_id: str) -> str | None:
 
 
 def _say_waiting(catalog: Path, job_id: str) -> None:
-    """Record that a queued job waits for another import or rebuild (best effort)."""
+    """Record that a queued job waits for another import or rebuild (best effort; a
+    catalog gone meanwhile is left gone: `mode=rw` makes no file)."""
     try:
-        with contextlib.closing(sqlite3.connect(catalog, timeout=5)) as db, db:
+        with contextlib.closing(sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=rw",
+                                                uri=True, timeout=5)) as db, db:
             db.execute("UPDATE jobs SET phase = ? WHERE id = ? AND state = 'queued'",
                        (lockfile.WAITING, job_id))
     except sqlite3.Error:

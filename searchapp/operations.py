@@ -615,7 +615,7 @@ def index_problem(settings: Settings, *, recompute: bool = True) -> str | None:
     if not store.written_as_declared():
         return ("the index was written with other fields or another title boost; run"
                 " `searchapp reindex`")
-    with Catalog(settings.catalog) as catalog:
+    with Catalog(settings.catalog, reading=True) as catalog:
         return sync_problem(store, catalog, documents, recompute=recompute)
 
 

@@ -38,7 +38,10 @@ _ERRORS = {
                                 " names it."),
     "404": _json(_ref("Error"), "Nothing here."),
     "405": _json(_ref("Error"), "Method not allowed."),
-    "503": _json(_ref("Error"), "The index cannot be opened; `searchapp reindex` restores it."),
+    "503": _json(_ref("Error"), "The index cannot be opened (`index_unavailable`;"
+                                " `searchapp reindex` restores it), or what needs the catalog"
+                                " (an item) finds it missing (`catalog_missing`: restore it"
+                                " from a backup or run `searchapp recover`)."),
 }
 
 
@@ -376,8 +379,11 @@ SCHEMAS: dict[str, Any] = {
             "problem": {"type": "string", "description":
                         "Why not ok. unavailable (503): the index cannot be opened or a"
                         " segment file is missing or unreadable (searches answer 503 with"
-                        " the same reason). degraded (200): a posting arrays file is"
-                        " damaged (searches of its segment fall back to Whoosh's postings),"
+                        " the same reason), or the catalog file is missing (searches are"
+                        " answered from the index, items answer 503 `catalog_missing`;"
+                        " restore it from a backup or run `searchapp recover`). degraded"
+                        " (200): a posting arrays file is damaged (searches of its segment"
+                        " fall back to Whoosh's postings),"
                         " or the index does not hold what the catalog holds (items stored"
                         " but not indexed, with the last import's reason; another catalog;"
                         " content changed outside searchapp), or the catalog cannot be"
@@ -421,9 +427,16 @@ _ADMIN_ERRORS = {
 # Answers of the routes that record a job (and so must write beside the catalog).
 _CANNOT_RECORD = {
     "503": _json(_ref("Error"), "The catalog or its folder cannot be written (`read_only`: a"
-                                " read-only disk or mount); searching and reading go on."),
+                                " read-only disk or mount); searching and reading go on. Or"
+                                " the catalog is missing beside a built index"
+                                " (`catalog_missing`): no empty one is started."),
     "507": _json(_ref("Error"), "The disk holding the catalog is full (`disk_full`); nothing"
                                 " of the upload was kept and no job was started."),
+}
+# Answers of the routes that read the jobs from the catalog.
+_CATALOG_MISSING = {
+    "503": _json(_ref("Error"), "The catalog is missing (`catalog_missing`): restore it from a"
+                                " backup or run `searchapp recover`."),
 }
 _JOB_STARTED = {
     "200": _json(_ref("Job"), "The job finished within `wait` seconds (see its state)."),
@@ -506,13 +519,15 @@ def _admin_paths() -> dict[str, Any]:
             "operationId": "listJobs", **_SECURED, "summary": "Recent jobs, newest first",
             "parameters": [_one("limit", "How many.", {"type": "integer", "minimum": 1,
                                                        "maximum": 500, "default": 50})],
-            "responses": {"200": _json(_ref("JobList"), "The jobs."), **_ADMIN_ERRORS},
+            "responses": {"200": _json(_ref("JobList"), "The jobs."), **_ADMIN_ERRORS,
+                          **_CATALOG_MISSING},
         }},
         "/api/admin/jobs/{id}": {"get": {
             "operationId": "getJob", **_SECURED, "summary": "One job: state, phase, result",
             "parameters": [{"name": "id", "in": "path", "required": True,
                             "schema": {"type": "string"}}, _WAIT],
-            "responses": {"200": _json(_ref("Job"), "The job."), **_ADMIN_ERRORS},
+            "responses": {"200": _json(_ref("Job"), "The job."), **_ADMIN_ERRORS,
+                          **_CATALOG_MISSING},
         }},
     }
 
@@ -589,7 +604,8 @@ def openapi() -> dict[str, Any]:
                            " the live generation opened and its arrays files verified",
                 "responses": {"200": _json(_ref("Health"), "Serving (status ok or degraded)."),
                               "503": _json(_ref("Health"), "The index cannot be opened or a"
-                                           " segment of it is damaged.")},
+                                           " segment of it is damaged, or the catalog is"
+                                           " missing.")},
             }},
             "/api/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This description",

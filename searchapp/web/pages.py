@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from searchapp import fields, urls
 from searchapp.catalog import Catalog, Freshness
 from searchapp.engine import Budget
+from searchapp.errors import CatalogMissing
 from searchapp.export import MAX_EXPORT_ROWS
 from searchapp.fields import FACETS
 from searchapp.search import SearchQuery
@@ -81,22 +82,29 @@ def language_name_filter(code: str) -> str:
 FRESHNESS = "searchapp.freshness"
 
 
-def freshness() -> Freshness:
+def freshness() -> Freshness | None:
     """The catalog's freshness for this request; recomputed only when the catalog's
-    change stamp moves (kept per process)."""
+    change stamp moves (kept per process). None when the catalog is missing: the
+    search is answered from the index all the same, without the footer (/healthz and
+    the item pages say what is wrong)."""
     if "freshness" not in g:
-        with Catalog(current_app.config["SEARCHAPP"].catalog, reading=True) as catalog:
-            stamp = catalog.change_stamp()
-            cached = current_app.extensions.get(FRESHNESS)
-            if cached is None or cached[0] != stamp:
-                cached = (stamp, catalog.freshness())
-                current_app.extensions[FRESHNESS] = cached
-        g.freshness = cached[1]
+        try:
+            with Catalog(current_app.config["SEARCHAPP"].catalog, reading=True) as catalog:
+                stamp = catalog.change_stamp()
+                cached = current_app.extensions.get(FRESHNESS)
+                if cached is None or cached[0] != stamp:
+                    cached = (stamp, catalog.freshness())
+                    current_app.extensions[FRESHNESS] = cached
+            g.freshness = cached[1]
+        except CatalogMissing as exc:
+            current_app.logger.warning("search page without freshness: %s", exc)
+            g.freshness = None
     return g.freshness  # type: ignore[no-any-return]
 
 
 def _freshness_stamp() -> str:
-    return repr(freshness().to_dict())
+    found = freshness()
+    return repr(found.to_dict() if found is not None else None)
 
 
 @bp.get("/")
