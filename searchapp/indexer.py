@@ -207,6 +207,11 @@ class IndexStore:
         is called once when the lock is busy, before waiting for it (`lockfile.hold`)."""
         return lockfile.hold(self.root, timeout=timeout, waiting=waiting)
 
+    def busy(self) -> bool:
+        """Whether an import or rebuild holds the lock now, in any process
+        (`lockfile.held`)."""
+        return lockfile.held(self.root)
+
     def rebuild(self, items: Iterable[Item], *, expected: int,
                 synced: SyncPoint | Callable[[], SyncPoint] | None = None) -> Generation:
         """Write every item into a new generation and make it live.

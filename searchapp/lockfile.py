@@ -53,3 +53,22 @@ def hold(root: Path, *, timeout: float = 5.0,
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def held(root: Path) -> bool:
+    """Whether an import or rebuild holds the lock of the index directory `root` now. A
+    look (a shared lock tried and let go at once): an import asking for the lock at that
+    moment waits one more poll; nothing is written."""
+    try:
+        fd = os.open(root / LOCK, os.O_RDONLY)
+    except OSError:  # no lock file: nothing ever held it (or it cannot be read: say not)
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

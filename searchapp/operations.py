@@ -619,10 +619,18 @@ def index_problem(settings: Settings, *, recompute: bool = True) -> str | None:
         return sync_problem(store, catalog, documents, recompute=recompute)
 
 
+# What `sync_problem` says instead of advising a rebuild while the index lock is held.
+UNDER_WAY = ("an import or rebuild is under way (the index lock is held): look again once"
+             " it has finished")
+
+
 def sync_problem(store: IndexStore, catalog: Catalog, documents: int, *,
                  recompute: bool = False) -> str | None:
     """Why the live generation (holding `documents`) is not the catalog's content, by
-    what it records it was brought up to (None: it is)."""
+    what it records it was brought up to (None: it is). While an import or rebuild holds
+    the index lock, the index lagging behind the catalog, or the count read before it
+    wrote and the record after (`/healthz` reads one, then the other), is what an import
+    passes through: the reason says it is under way instead of advising a rebuild."""
     synced = store.synced()
     point = catalog.sync_point(recompute=recompute)
     if synced is None:
@@ -637,15 +645,20 @@ def sync_problem(store: IndexStore, catalog: Catalog, documents: int, *,
         said = last[0].get("indexed") if last else None
         why = f" (the last import: index {said})" if said and not said.startswith(
             ("updated", "rebuilt", "unchanged")) else ""
-        return (f"the index is behind the catalog: {behind:,} item{'s' * (behind != 1)}"
-                f" stored but not indexed{why}; the next import or `searchapp reindex"
-                " --if-needed` indexes them")
+        stored = (f"the index is behind the catalog: {behind:,} item{'s' * (behind != 1)}"
+                  " stored but not indexed")
+        if store.busy():
+            return f"{stored} yet: {UNDER_WAY}"
+        return (f"{stored}{why}; the next import or `searchapp reindex --if-needed` indexes"
+                " them")
     if synced != point:
         return ("the catalog's content differs from what the index holds (changed outside"
                 " searchapp, or an older copy of the catalog put in its place); run"
                 " `searchapp reindex`")
     items = catalog.count()
     if documents != items:
-        return (f"the index holds {documents:,} documents and the catalog {items:,} items;"
-                " run `searchapp reindex`")
+        held = f"the index holds {documents:,} documents and the catalog {items:,} items"
+        if store.busy():
+            return f"{held}: {UNDER_WAY}"
+        return f"{held}; run `searchapp reindex`"
     return None

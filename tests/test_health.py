@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import random
 from pathlib import Path
 
@@ -11,10 +13,14 @@ import numpy as np
 import pytest
 from conftest import Cli, app_over
 
+from searchapp import operations
+from searchapp.catalog import Catalog
 from searchapp.config import Settings
-from searchapp.engine import FALLBACKS, arrayfile
+from searchapp.engine import FALLBACKS, arrayfile, health
 from searchapp.engine.arrayfile import DAMAGED
-from searchapp.indexer import IndexStore
+from searchapp.engine.segments import index_segments, segment_files
+from searchapp.importers import collect
+from searchapp.indexer import MERGE_FACTOR, IndexStore
 
 PHRASE = '"social economy"'
 
@@ -149,3 +155,135 @@ def test_a_stored_column_cut_short_while_serving_answers_503_with_the_reason(
         assert error["code"] == "index_unavailable"
         assert error["message"].startswith("the index is damaged")
         assert client.get("/healthz").status_code == 503
+
+
+def write_items(path: Path, start: int, n: int) -> Path:
+    """English items (an import never loads the language detector for them)."""
+    path.write_text("".join(json.dumps({
+        "id": f"h{k:04d}", "organisation": "ILO", "date": "2021-03-04", "language": "en",
+        "title": f"Cooperative housing report {k}", "summary": f"The housing of {k}."})
+        + "\n" for k in range(start, start + n)), encoding="utf-8")
+    return path
+
+
+def segment_ids(store: IndexStore) -> set[str]:
+    ix = store.open_index()
+    try:
+        return {segment.segment_id() for segment in index_segments(ix)}
+    finally:
+        ix.close()
+
+
+def merging(settings: Settings, tmp_path: Path) -> IndexStore:
+    """An index whose next 5-item import merges its small segments away: a rebuild of 60
+    items, then MERGE_FACTOR - 1 imports of 5 (`indexer.merge_plan`)."""
+    outcome = operations.import_paths(settings, [write_items(tmp_path / "0.jsonl", 0, 60)])
+    assert outcome.index == "rebuilt"
+    for n in range(1, MERGE_FACTOR):
+        outcome = operations.import_paths(
+            settings, [write_items(tmp_path / f"{n}.jsonl", 55 + 5 * n, 5)])
+        assert outcome.index == "updated"
+    store = IndexStore(settings.index_dir)
+    assert len(segment_ids(store)) == MERGE_FACTOR
+    return store
+
+
+def merge(settings: Settings, store: IndexStore, tmp_path: Path) -> None:
+    """The import that merges the small segments away (their files deleted)."""
+    before = segment_ids(store)
+    outcome = operations.import_paths(settings, [write_items(tmp_path / "m.jsonl", 200, 5)])
+    assert outcome.index == "updated"
+    after = segment_ids(store)
+    assert len(before - after) == MERGE_FACTOR - 1 and len(after) == 2
+    folder, _ = segment_files_of(store)
+    assert not [name for name in os.listdir(folder)
+                if name.startswith(tuple(f"{segid}." for segid in before - after))]
+
+
+def segment_files_of(store: IndexStore) -> tuple[str, list[str]]:
+    ix = store.open_index()
+    try:
+        listed = segment_files(ix)
+    finally:
+        ix.close()
+    assert listed is not None
+    return listed
+
+
+def test_a_check_whose_segments_an_import_merges_away_checks_the_new_ones(
+        settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Stop 22: /healthz answered 503 "the index is damaged ... run `searchapp reindex`"
+    # during small imports. The check opened a reader over a table of contents, an
+    # import's update merged those segments away and deleted their files, and the check
+    # then read the stored fields, which Whoosh opens only then. Here the same, in that
+    # order: two checks opened, a real import, then the reads.
+    store = merging(settings, tmp_path)
+    raw, checking = health.Look(store), health.Look(store)
+    merge(settings, store, tmp_path)
+    try:  # read as it was opened, the old table of contents looks damaged...
+        seen = raw.read()
+        assert any("stored fields of document 0 cannot be read" in why for why in seen.broken)
+        assert raw.replaced()
+    finally:
+        raw.close()
+    caplog.set_level(logging.INFO, "searchapp.engine.health")
+    found = health.check(store, first=checking)  # ...the check reads the new one instead
+    assert found.problem() is None, found.problem()
+    assert found.segments == 2 and found.arrays == 2
+    assert "checked again in the new one" in caplog.text
+    with app_over(settings) as app:
+        body = app.test_client().get("/healthz").get_json()
+        assert body["status"] == "ok" and body["checked"]["segments"] == 2
+
+
+def test_damage_that_the_new_table_of_contents_still_has_is_reported(
+        settings: Settings, tmp_path: Path) -> None:
+    store = merging(settings, tmp_path)
+    checking = health.Look(store)
+    merge(settings, store, tmp_path)
+    folder, ids = segment_files_of(store)
+    gone = next(name for name in sorted(os.listdir(folder))
+                if name.endswith("._stored.col") and name.startswith(tuple(ids)))
+    os.unlink(os.path.join(folder, gone))  # a file of a segment the new TOC lists
+    found = health.check(store, first=checking)
+    assert found.broken == [f"{gone} is missing"]
+    with app_over(settings) as app:
+        response = app.test_client().get("/healthz")
+        assert response.status_code == 503
+        assert response.get_json()["problem"].startswith(
+            f"the index is damaged: {gone} is missing; run `searchapp reindex`")
+
+
+@pytest.mark.parametrize("recorded", [False, True])
+def test_healthz_says_an_import_is_under_way_while_the_index_lock_is_held(
+        samples: Settings, tmp_path: Path, recorded: bool) -> None:
+    # An import stores its items in the catalog, then updates the index, holding the
+    # index lock throughout. A check between the two finds the index behind the catalog;
+    # one that counts the index's documents before the update and reads its sync record
+    # after it (`recorded`) finds the same record and different counts. Either is an
+    # import going by, not a reason to rebuild.
+    store = IndexStore(samples.index_dir)
+    (parsed,) = collect([write_items(tmp_path / "more.jsonl", 0, 5)], organisation="ILO")
+    with Catalog(samples.catalog) as catalog:
+        items = catalog.count()
+        catalog.upsert(r.item for r in parsed.records)
+        if recorded:
+            store.mark_synced(catalog.sync_point())
+    with app_over(samples) as app:
+        client = app.test_client()
+        with store.lock():
+            assert store.busy()
+            response = client.get("/healthz")
+            body = response.get_json()
+            assert response.status_code == 200 and body["status"] == "degraded"
+            said = (f"the index holds {items:,} documents and the catalog {items + 5:,} items"
+                    if recorded else
+                    "the index is behind the catalog: 5 items stored but not indexed yet")
+            assert body["problem"] == (f"{said}: an import or rebuild is under way (the index"
+                                       " lock is held): look again once it has finished")
+        assert not store.busy()
+        body = client.get("/healthz").get_json()  # the lock let go, it stays so: advice
+        assert body["status"] == "degraded"
+        assert body["problem"].endswith("run `searchapp reindex`" if recorded else
+                                        "the next import or `searchapp reindex --if-needed`"
+                                        " indexes them")

@@ -386,9 +386,13 @@ SCHEMAS: dict[str, Any] = {
                         " fall back to Whoosh's postings),"
                         " or the index does not hold what the catalog holds (items stored"
                         " but not indexed, with the last import's reason; another catalog;"
-                        " content changed outside searchapp), or the catalog cannot be"
+                        " content changed outside searchapp; while an import or rebuild"
+                        " holds the index lock, the reason says it is under way instead of"
+                        " advising a rebuild), or the catalog cannot be"
                         " written (searches and pages are answered; imports, refreshes and"
-                        " rebuilds answer 503)."},
+                        " rebuilds answer 503). Damage is reported only when it is still"
+                        " there in the current table of contents (an import may merge"
+                        " away the segments a check opened)."},
             "checked": {
                 "type": "object", "required": ["segments", "files", "arrays"],
                 "description": "What the check read afresh from the live generation: its"
