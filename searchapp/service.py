@@ -90,6 +90,9 @@ from searchapp.suggest import complete
 # How often a watching engine (`Engine.watch`) looks for a new generation, in seconds.
 WATCH_EVERY = 1.0
 WATCH_EVERY_AT_MOST = 30.0  # seconds between looks while they keep failing
+# What a read that met files replaced under it answers (503): the index is sound.
+STALE_READ = ("the index changed while this request read it (an import or rebuild"
+              " committed); ask again")
 # What FALLBACKS counts when a request of a watching engine opens a generation itself.
 OPENED_AT_REQUEST = "generation: opened by a request, not ahead by the watch"
 # What FALLBACKS counts when a search builds the facet columns itself (not made ahead).
@@ -186,7 +189,11 @@ class Engine:
         then finds the live generation damaged, becomes `IndexUnavailable` with the
         check's reason (503, never a traceback) and the snapshot is dropped (so the next
         request reopens it: a segment whose arrays file is damaged is then searched
-        through Whoosh's postings). Any other error stays what it is."""
+        through Whoosh's postings). An error from a snapshot an import or rebuild has
+        replaced meanwhile (its segments merged away, their files deleted before this
+        read opened them), with the live generation sound, is `IndexUnavailable` too:
+        a 503 asking to try again, the snapshot dropped. Any other error stays what it
+        is."""
         with self._lock:
             waited: list[Snapshot] = []
             try:
@@ -196,6 +203,12 @@ class Engine:
                 raise
             except Exception as exc:
                 problem = self._damage()
+                if problem is None and self._stale():
+                    log.warning("a read met files an import or rebuild had replaced under it"
+                                " (%s: %s); the index is sound, the request is refused to be"
+                                " asked again", exc.__class__.__name__, exc)
+                    self._drop()
+                    raise IndexUnavailable(STALE_READ) from exc
                 if problem is None:
                     raise
                 log.error("a search met a damaged index (%s: %s): %s", exc.__class__.__name__,
@@ -205,6 +218,15 @@ class Engine:
             finally:
                 for snapshot in waited:
                     self._unpin(snapshot)
+
+    def _stale(self) -> bool:
+        """Whether the snapshot is no longer what the index holds (best effort)."""
+        snapshot = self._snapshot
+        try:
+            return snapshot is not None and (self.store.pointer_stamp() != self._stamp
+                                             or not snapshot.up_to_date())
+        except Exception:  # noqa: BLE001 (files gone as it looks: stale, surely)
+            return True
 
     @contextlib.contextmanager
     def _aside(self, waited: list[Snapshot]) -> Iterator[None]:

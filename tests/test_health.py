@@ -19,8 +19,10 @@ from searchapp.config import Settings
 from searchapp.engine import FALLBACKS, arrayfile, health
 from searchapp.engine.arrayfile import DAMAGED
 from searchapp.engine.segments import index_segments, segment_files
+from searchapp.errors import IndexUnavailable
 from searchapp.importers import collect
 from searchapp.indexer import MERGE_FACTOR, IndexStore
+from searchapp.service import STALE_READ, Engine, SearchQuery
 
 PHRASE = '"social economy"'
 
@@ -287,3 +289,25 @@ def test_healthz_says_an_import_is_under_way_while_the_index_lock_is_held(
         assert body["problem"].endswith("run `searchapp reindex`" if recorded else
                                         "the next import or `searchapp reindex --if-needed`"
                                         " indexes them")
+
+
+def test_a_read_whose_segments_an_import_merged_away_is_a_503_to_ask_again(
+        settings: Settings, tmp_path: Path) -> None:
+    # The same race in a search: its snapshot opened, then an import merges segments away
+    # (their files deleted) before the read opens their stored columns. The index is
+    # sound: the answer is a 503 asking again (not a 500, not "damaged"), and the next
+    # request reads the new table of contents.
+    store = merging(settings, tmp_path)
+    engine = Engine(store)
+    try:
+        # (`_reading` is what every request does around its reads.)
+        with pytest.raises(IndexUnavailable) as raised, engine._reading():
+            snapshot = engine._current()
+            merge(settings, store, tmp_path)
+            for doc in range(75):  # the 60 rebuilt, then 3 imports' 5 each
+                snapshot.stored(doc)
+        assert str(raised.value) == STALE_READ
+        page = engine.search(SearchQuery(q="housing", per_page=100))
+        assert page.total == 80 and len(page.hits) == 80
+    finally:
+        engine.close()
