@@ -202,13 +202,16 @@ class Engine:
             except SearchappError:
                 raise
             except Exception as exc:
-                problem = self._damage()
-                if problem is None and self._stale():
+                # (The read's own snapshot: one that waited aside may find another current.
+                # Looked at first: cheap, where the health check reads every segment.)
+                if self._stale(waited[0] if waited else self._snapshot):
                     log.warning("a read met files an import or rebuild had replaced under it"
-                                " (%s: %s); the index is sound, the request is refused to be"
-                                " asked again", exc.__class__.__name__, exc)
-                    self._drop()
+                                " (%s: %s); the request is refused, to be asked again",
+                                exc.__class__.__name__, exc)
+                    if not waited:
+                        self._drop()
                     raise IndexUnavailable(STALE_READ) from exc
+                problem = self._damage()
                 if problem is None:
                     raise
                 log.error("a search met a damaged index (%s: %s): %s", exc.__class__.__name__,
@@ -219,12 +222,14 @@ class Engine:
                 for snapshot in waited:
                     self._unpin(snapshot)
 
-    def _stale(self) -> bool:
-        """Whether the snapshot is no longer what the index holds (best effort)."""
-        snapshot = self._snapshot
+    def _stale(self, snapshot: Snapshot | None) -> bool:
+        """Whether `snapshot` is no longer what the index holds (best effort)."""
+        if snapshot is None:
+            return False
+        if snapshot is not self._snapshot:
+            return True  # (swapped out while its read waited aside)
         try:
-            return snapshot is not None and (self.store.pointer_stamp() != self._stamp
-                                             or not snapshot.up_to_date())
+            return self.store.pointer_stamp() != self._stamp or not snapshot.up_to_date()
         except Exception:  # noqa: BLE001 (files gone as it looks: stale, surely)
             return True
 

@@ -19,9 +19,9 @@ import fcntl
 import logging
 import os
 import shutil
-import time
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
@@ -62,6 +62,9 @@ class Spool:
             self._held = os.open(self._folder / HELD, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
+            if self._held is not None:
+                os.close(self._held)
+                self._held = None
             raise CatalogError(f"cannot write the import's working file in {folder} (beside"
                                f" the catalog): {exc.strerror or exc}; nothing was stored"
                                ) from exc
