@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import errno
+import logging
 import os
 import secrets
 import shutil
@@ -58,6 +59,8 @@ from searchapp.errors import (
 if TYPE_CHECKING:
     from searchapp.catalog import Catalog
     from searchapp.config import Settings
+
+log = logging.getLogger(__name__)
 
 KINDS = ("import", "reindex", "refresh")
 STATES = ("queued", "running", "succeeded", "failed")
@@ -172,8 +175,12 @@ def submit(settings: Settings, kind: str, *, params: dict[str, Any] | None = Non
         raise
     if start:
         job.pid = _spawn(settings, job.id)
-        with _catalog(settings.catalog) as catalog:
-            catalog.update_job(job.id, pid=job.pid)
+        try:  # (the job's process records it too, first thing: `main`)
+            with _catalog(settings.catalog) as catalog:
+                catalog.update_job(job.id, pid=job.pid)
+        except (SearchappError, sqlite3.Error) as exc:
+            log.warning("job %s: its process id not recorded here (%s); the job records it",
+                        job.id, exc)
     return job
 
 
@@ -452,6 +459,19 @@ def _queued_kind(catalog: Path, job_id: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def _record_pid(catalog: Path, job_id: str) -> None:
+    """Record this process as the job's, where the service could not (its write waited
+    for the catalog in vain): a job without a process id stops counting in the order of
+    jobs (`_older`) and is reaped as never started. Best effort."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=rw",
+                                                uri=True, timeout=30)) as db, db:
+            db.execute("UPDATE jobs SET pid = ? WHERE id = ? AND pid IS NULL",
+                       (os.getpid(), job_id))
+    except sqlite3.Error:
+        pass
+
+
 def _say_waiting(catalog: Path, job_id: str) -> None:
     """Record that a queued job waits for another import or rebuild (best effort; a
     catalog gone meanwhile is left gone: `mode=rw` makes no file)."""
@@ -471,6 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     job_id = args[0]
     catalog, index_dir, timeout = _places()
+    _record_pid(catalog, job_id)
     if _queued_kind(catalog, job_id) not in LOCK_FIRST:
         job = run(job_id, _settings())
         return 0 if job.state == "succeeded" else 1

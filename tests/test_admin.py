@@ -380,3 +380,31 @@ def test_a_wait_that_is_not_seconds_0_to_600_is_refused(admin: FlaskClient, wait
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "bad_parameter"
     assert admin.get("/api/admin/jobs", headers=AUTH).get_json() == {"jobs": []}
+
+
+def test_a_job_records_its_own_process_when_the_service_could_not(
+        admin: FlaskClient, samples: Settings) -> None:
+    """The service writes a job's process id after starting it; should that write fail
+    (the catalog's write lock held too long), the job writes it itself, so it counts in
+    the order of jobs and is not reaped as never started while it waits."""
+    from searchapp import jobs
+    from searchapp.catalog import Catalog
+
+    settings = Settings.load({"catalog": samples.catalog, "index_dir": samples.index_dir},
+                             environ={})
+    with IndexStore(samples.index_dir).lock():
+        job = jobs.submit(settings, "reindex", start=False)
+        pid = jobs._spawn(settings, job.id)  # started, but its pid not written here
+        deadline = time.monotonic() + WAIT
+        recorded = None
+        while time.monotonic() < deadline:
+            with Catalog(samples.catalog) as catalog:
+                recorded = catalog.job(job.id)
+            if recorded is not None and recorded.pid == pid:
+                break
+            time.sleep(0.05)
+        assert recorded is not None and recorded.pid == pid
+        listed = admin.get(f"/api/admin/jobs/{job.id}", headers=AUTH).get_json()
+        assert listed["state"] == "queued"  # alive, not reaped
+    ended = admin.get(f"/api/admin/jobs/{job.id}?wait={WAIT}", headers=AUTH).get_json()
+    assert ended["state"] == "succeeded", ended
