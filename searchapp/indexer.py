@@ -92,6 +92,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _check_updated(documents: int, expected: int) -> None:
+    """An update's document count against the catalog's (`IndexUnavailable` when they
+    differ: the caller rebuilds)."""
+    if documents != expected:
+        raise IndexUnavailable(f"the index holds {documents} documents after the update but"
+                               f" the catalog has {expected}")
+
+
 class IndexStore:
     """The index directory and its generations."""
 
@@ -298,11 +306,7 @@ class IndexStore:
             documents = ix.doc_count()
         finally:
             ix.close()
-        if documents != expected:
-            raise IndexUnavailable(
-                f"the index holds {documents} documents after the update but the catalog has"
-                f" {expected}"
-            )
+        _check_updated(documents, expected)
         return written
 
     def _write_segment(self, ix: Index, reader: Any, items: Iterable[Item],
@@ -371,11 +375,7 @@ class IndexStore:
             count = ix.doc_count()
         finally:
             ix.close()
-        if count != expected:
-            raise IndexUnavailable(
-                f"the index holds {count} documents after the update but the catalog has"
-                f" {expected}"
-            )
+        _check_updated(count, expected)
         return written
 
     def _point_to(self, gen: Generation) -> None:

@@ -27,7 +27,7 @@ from test_faults import catalog_count, live_total, run, searchapp, tmpfs
 from searchapp import operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
-from searchapp.indexer import IndexStore
+from searchapp.indexer import Generation, IndexStore
 
 sys.path.insert(0, str(ROOT / "bench"))
 from live import write_items
@@ -257,6 +257,23 @@ def fill(disk: Path, name: str) -> Path:
     return path
 
 
+def updating(settings: Settings, tmp_path: Path
+             ) -> tuple[Generation, set[str], subprocess.Popen[bytes]]:
+    """The samples imported, then `searchapp import` of 5,000 more started and caught as
+    its index update begins writing (its first file in the live generation): the
+    generation, the files it had before, and the running import."""
+    assert run(settings, "import", str(SAMPLES), "-q").returncode == 0
+    batch = write_items(tmp_path / "batch.jsonl", 5_000, language="en")
+    gen = IndexStore(settings.index_dir).current()
+    assert gen is not None
+    before = set(os.listdir(gen.path))
+    proc = searchapp(settings, "import", str(batch), "--org", "ILO", "-q")
+    while not set(os.listdir(gen.path)) - before:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.002)
+    return gen, before, proc
+
+
 def test_a_disk_that_fills_during_an_imports_index_update_leaves_the_index_as_it_was(
         tmp_path: Path) -> None:
     # The adversary's finding: catalog and index on one disk, which fills up while
@@ -268,17 +285,9 @@ def test_a_disk_that_fills_during_an_imports_index_update_leaves_the_index_as_it
     with tmpfs(tmp_path / "small", "64m") as disk:
         settings = Settings.load({"catalog": disk / "instance" / "catalog.sqlite3",
                                   "index_dir": disk / "index"}, environ={})
-        assert run(settings, "import", str(SAMPLES), "-q").returncode == 0
-        batch = write_items(tmp_path / "batch.jsonl", 5_000, language="en")
-        gen = IndexStore(settings.index_dir).current()
-        assert gen is not None
-        before = set(os.listdir(gen.path))
-        proc = searchapp(settings, "import", str(batch), "--org", "ILO", "-q")
         # The moment the update's writer opens its files (the items stored, the segment
         # gathered in memory before anything is written), the disk fills up.
-        while not set(os.listdir(gen.path)) - before:
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.002)
+        gen, before, proc = updating(settings, tmp_path)
         proc.send_signal(signal.SIGSTOP)
         ballast = fill(disk, "ballast")
         proc.send_signal(signal.SIGCONT)
@@ -338,15 +347,7 @@ def unlisted(settings: Settings) -> list[str]:
 
 def test_what_a_killed_index_update_left_goes_with_the_next_write(settings: Settings,
                                                                   tmp_path: Path) -> None:
-    assert run(settings, "import", str(SAMPLES), "-q").returncode == 0
-    batch = write_items(tmp_path / "batch.jsonl", 5_000, language="en")
-    gen = IndexStore(settings.index_dir).current()
-    assert gen is not None
-    before = set(os.listdir(gen.path))
-    proc = searchapp(settings, "import", str(batch), "--org", "ILO", "-q")
-    while not set(os.listdir(gen.path)) - before:  # the update's writer has begun
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.002)
+    _, _, proc = updating(settings, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert unlisted(settings) != []  # its segment's files (and Whoosh's temporary folder)

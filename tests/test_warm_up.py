@@ -33,6 +33,17 @@ from searchapp.service import (
 from tests.conftest import app_over, search
 
 
+@contextlib.contextmanager
+def warmed(settings: Settings) -> Iterator[tuple[FlaskClient, Engine]]:
+    """The app over `settings`, its engine warmed up as each gunicorn worker's is when it
+    starts: its test client and its engine."""
+    with app_over(settings) as app:
+        engine: Engine = app.extensions["searchapp.engine"]
+        engine.warm()
+        assert engine.warmed(timeout=120)
+        yield app.test_client(), engine
+
+
 def built_at_query_time(client: FlaskClient) -> int:
     stats = client.get("/healthz").get_json()
     return int(stats["engine"]["fallbacks"].get(BUILT_AT_QUERY_TIME, 0))
@@ -44,11 +55,7 @@ def typo_answers(client: FlaskClient) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def test_the_first_typo_query_after_start_and_after_a_swap_finds_its_words_made_ahead(
         samples: Settings) -> None:
-    with app_over(samples) as app:
-        client = app.test_client()
-        engine: Engine = app.extensions["searchapp.engine"]
-        engine.warm()  # what each gunicorn worker does as it starts
-        assert engine.warmed(timeout=120)
+    with warmed(samples) as (client, engine):
         before = built_at_query_time(client)
         tolerated, suggested = typo_answers(client)
         assert tolerated["typos"] == [{"word": "guerrini", "matched": ["guerini"]}]
@@ -263,11 +270,7 @@ def test_a_warm_up_that_cannot_start_is_counted_and_searches_go_on(
     """A swapped-in generation whose warm-up thread cannot be started is searched all the
     same: the failure is logged and counted, and the searches build what it would have
     made (counted as such), rather than wait for it."""
-    with app_over(samples) as app:
-        client = app.test_client()
-        engine: Engine = app.extensions["searchapp.engine"]
-        engine.warm()
-        assert engine.warmed(timeout=120)
+    with warmed(samples) as (client, engine):
         counted = FALLBACKS.snapshot()
         operations.rebuild(samples)
         with no_new_threads():
@@ -290,11 +293,7 @@ def test_a_warm_up_that_cannot_start_is_counted_and_searches_go_on(
 
 def test_a_watch_that_cannot_start_is_counted_and_requests_open_the_next_generation(
         samples: Settings, caplog: Any) -> None:
-    with app_over(samples) as app:
-        client = app.test_client()
-        engine: Engine = app.extensions["searchapp.engine"]
-        engine.warm()
-        assert engine.warmed(timeout=120)
+    with warmed(samples) as (client, engine):
         counted = FALLBACKS.snapshot()
         with no_new_threads():
             watcher = engine.watch(every=0.05)
@@ -317,11 +316,7 @@ def test_what_belongs_to_swapped_out_generations_is_let_go(samples: Settings) ->
     def ours(keys: Any) -> list[Any]:
         return [k for k in keys if any(str(part).startswith(root) for part in k)]
 
-    with app_over(samples) as app:
-        client = app.test_client()
-        engine: Engine = app.extensions["searchapp.engine"]
-        engine.warm()
-        assert engine.warmed(timeout=120)
+    with warmed(samples) as (client, engine):
         first_words, first_tables = words.kept(), completion.tables()
         assert ours(first_words) and ours(first_tables)
         gone = [weakref.ref(first_words[k]) for k in ours(first_words)]
