@@ -447,41 +447,38 @@ def _places() -> tuple[Path, Path, float]:
         return settings.catalog, settings.index_dir, settings.lock_timeout
 
 
-def _queued_kind(catalog: Path, job_id: str) -> str | None:
-    """The kind of job `job_id` while it is queued (None: no such job, or not queued)."""
+def _jobs_sql(catalog: Path, sql: str, params: Sequence[Any], *, write: bool = False,
+              timeout: float = 30) -> list[Any] | None:
+    """One statement on the jobs table with plain sqlite3 (a waiting job loads nothing
+    more), its rows; None when it failed. Never makes a catalog (`mode=rw`/`ro`): one gone
+    meanwhile is left gone."""
+    uri = f"{catalog.resolve().as_uri()}?mode={'rw' if write else 'ro'}"
     try:
-        with contextlib.closing(sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=ro",
-                                                uri=True, timeout=30)) as db:
-            row = db.execute("SELECT kind FROM jobs WHERE id = ? AND state = 'queued'",
-                             (job_id,)).fetchone()
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=timeout)) as db, db:
+            return db.execute(sql, tuple(params)).fetchall()
     except sqlite3.Error:
         return None
-    return None if row is None else str(row[0])
+
+
+def _queued_kind(catalog: Path, job_id: str) -> str | None:
+    """The kind of job `job_id` while it is queued (None: no such job, or not queued)."""
+    rows = _jobs_sql(catalog, "SELECT kind FROM jobs WHERE id = ? AND state = 'queued'",
+                     (job_id,))
+    return str(rows[0][0]) if rows else None
 
 
 def _record_pid(catalog: Path, job_id: str) -> None:
     """Record this process as the job's, where the service could not (its write waited
     for the catalog in vain): a job without a process id stops counting in the order of
     jobs (`_older`) and is reaped as never started. Best effort."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=rw",
-                                                uri=True, timeout=30)) as db, db:
-            db.execute("UPDATE jobs SET pid = ? WHERE id = ? AND pid IS NULL",
-                       (os.getpid(), job_id))
-    except sqlite3.Error:
-        pass
+    _jobs_sql(catalog, "UPDATE jobs SET pid = ? WHERE id = ? AND pid IS NULL",
+              (os.getpid(), job_id), write=True)
 
 
 def _say_waiting(catalog: Path, job_id: str) -> None:
-    """Record that a queued job waits for another import or rebuild (best effort; a
-    catalog gone meanwhile is left gone: `mode=rw` makes no file)."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=rw",
-                                                uri=True, timeout=5)) as db, db:
-            db.execute("UPDATE jobs SET phase = ? WHERE id = ? AND state = 'queued'",
-                       (lockfile.WAITING, job_id))
-    except sqlite3.Error:
-        pass
+    """Record that a queued job waits for another import or rebuild (best effort)."""
+    _jobs_sql(catalog, "UPDATE jobs SET phase = ? WHERE id = ? AND state = 'queued'",
+              (lockfile.WAITING, job_id), write=True, timeout=5)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -530,14 +527,11 @@ def _wait_for_older(catalog: Path, job_id: str, deadline: float) -> None:
 
 def _older(catalog: Path, job_id: str) -> bool:
     """Whether an import or rebuild job recorded before `job_id` is still to finish."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"{catalog.resolve().as_uri()}?mode=ro",
-                                                uri=True, timeout=30)) as db:
-            rows = db.execute(
-                "SELECT id, pid, created FROM jobs WHERE rowid < (SELECT rowid FROM jobs"
-                " WHERE id = ?) AND state IN ('queued', 'running') AND kind IN"
-                f" ({', '.join('?' * len(LOCK_FIRST))})", (job_id, *LOCK_FIRST)).fetchall()
-    except sqlite3.Error:
+    rows = _jobs_sql(
+        catalog, "SELECT id, pid, created FROM jobs WHERE rowid < (SELECT rowid FROM jobs"
+        " WHERE id = ?) AND state IN ('queued', 'running') AND kind IN"
+        f" ({', '.join('?' * len(LOCK_FIRST))})", (job_id, *LOCK_FIRST))
+    if rows is None:
         return False  # (the lock still keeps them apart)
     now = dt.datetime.now(dt.UTC)
     for other, pid, created in rows:
