@@ -45,6 +45,7 @@ from searchapp.engine.segments import (
     StemTable,
     abandon,
     cancel,
+    fsync_path,
     index_segments,
     remove_unlisted,
     segment_id,
@@ -83,13 +84,6 @@ def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool, float, str]
                    type(getattr(field, "analyzer", None)).__name__)
             for name, field in schema.items()}
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _check_updated(documents: int, expected: int) -> None:
@@ -385,7 +379,7 @@ class IndexStore:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.root / POINTER)
-        _fsync_dir(self.root)
+        fsync_path(self.root)
 
     def remove_debris(self) -> None:
         """Remove what a crashed or failed rebuild or update left behind: unfinished

@@ -304,16 +304,19 @@ class Engine:
                 raise IndexUnavailable(problem)
             self._snapshot = open_snapshot(ix, choice=self._choice, weighting=self._weighting)
             self._stamp, self._generation = stamp, gen.name if gen else None
-            self._opened()
-            self._let_go(self._snapshot)
-            self._warm(self._snapshot)
+            self._took(self._snapshot)
         elif not self._snapshot.up_to_date():
             self._snapshot = self._snapshot.refresh()
-            self._columns, self._browse, self._prepared = None, None, None
-            self._opened()
-            self._let_go(self._snapshot)
-            self._warm(self._snapshot)
+            self._columns, self._browse = None, None  # (`_warm` sets `_prepared` anew)
+            self._took(self._snapshot)
         return self._snapshot
+
+    def _took(self, snapshot: Snapshot) -> None:
+        """A snapshot opened or refreshed: counted if a request did it, what was kept for
+        segments it no longer reads let go, its warm-up started."""
+        self._opened()
+        self._let_go(snapshot)
+        self._warm(snapshot)
 
     def _let_go(self, snapshot: Snapshot) -> None:
         """Let go of what this process made and kept for segments of the index that the

@@ -43,7 +43,7 @@ from searchapp.engine.base import (
     Word,
     leaves,
 )
-from searchapp.engine.segments import arrays_path
+from searchapp.engine.segments import arrays_path, segment_id
 from searchapp.engine.words import for_segment
 
 log = logging.getLogger(__name__)
@@ -397,8 +397,7 @@ def reserve_completion(reader: IndexReader, fields: Iterable[str]
 def reader_segments(reader: IndexReader) -> list[tuple[str, int, int]]:
     """Which segments a reader reads, in its order, and how many live documents each has
     (a segment's deletions only grow, so equal counts are equal deletions)."""
-    return [(leaf.segment().segment_id() if hasattr(leaf, "segment") else repr(leaf),
-             int(leaf.doc_count_all()), int(leaf.doc_count()))
+    return [(segment_id(leaf) or repr(leaf), int(leaf.doc_count_all()), int(leaf.doc_count()))
             for leaf, _ in reader.leaf_readers()]
 
 

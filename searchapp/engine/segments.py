@@ -49,7 +49,7 @@ import weakref
 import zlib
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -355,21 +355,21 @@ class _Flat:
             terms[text].sort(key=lambda e: e >> _SHIFT if type(e) is int else e[0])
 
 
-def _sync(folder: str, chosen: Callable[[str], bool]) -> None:
-    """fsync the files of `folder` that `chosen` names, then the folder itself (so the
-    names are on the disk too)."""
-    for name in os.listdir(folder):
-        if chosen(name):
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """fsync a file or a folder (a folder: the names in it) by its path."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _sync(folder: str, names: Iterable[str]) -> None:
+    """fsync these files of `folder`, then the folder itself (so the names are on the
+    disk too)."""
+    for name in names:
+        fsync_path(os.path.join(folder, name))
+    fsync_path(folder)
 
 
 class SegmentBuilder:
@@ -749,11 +749,12 @@ class SegmentBuilder:
         folder = getattr(writer.storage, "folder", None)
         if self.durable and folder is not None:
             # Whoosh's `_commit_toc`, with the syncs between its writing and its deleting.
-            _sync(folder, lambda name: segment.segment_id() in name)
+            _sync(folder, [name for name in os.listdir(folder)
+                           if segment.segment_id() in name])
             listed = kept + [segment]
             TOC(writer.schema, listed, writer.generation).write(writer.storage,
                                                                 writer.indexname)
-            _sync(folder, lambda name: name.endswith(".toc"))
+            _sync(folder, [TOC._filename(writer.indexname, writer.generation)])
             clean_files(writer.storage, writer.indexname, writer.generation, listed)
         else:
             writer._commit_toc(kept + [segment])
@@ -1433,7 +1434,7 @@ def segments_of(path: str, schema: Schema) -> list[Any]:
     """The segments of the index at `path` (to move them into another one)."""
     ix = whoosh_index.open_dir(path, schema=schema)
     try:
-        return list(ix._segments())
+        return index_segments(ix)
     finally:
         ix.close()
 
