@@ -245,8 +245,7 @@ def _spawn(settings: Settings, job_id: str) -> int:
 
 def get(settings: Settings, job_id: str) -> Job:
     with _catalog(settings.catalog, reading=True) as catalog:
-        if not catalog.read_only:
-            reap(catalog)
+        reap(catalog)
         job = catalog.job(job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id!r}")
@@ -255,24 +254,22 @@ def get(settings: Settings, job_id: str) -> Job:
 
 def recent(settings: Settings, *, limit: int = 50) -> list[Job]:
     with _catalog(settings.catalog, reading=True) as catalog:
-        if not catalog.read_only:
-            reap(catalog)
+        reap(catalog)
         return catalog.jobs(limit=limit)
 
 
 def reap(catalog: Catalog) -> int:
     """Mark failed every unfinished job whose process is gone, and remove its uploads;
-    how many were."""
+    how many were (none when the catalog cannot be written)."""
+    if catalog.read_only:
+        return 0
     reaped = 0
     now = dt.datetime.now(dt.UTC)
     for job in catalog.jobs(states=("queued", "running"), limit=1000):
-        if job.pid is None:
-            age = (now - dt.datetime.fromisoformat(job.created)).total_seconds()
-            if age < START_GRACE:
-                continue
-            reason = "the job was recorded but its process never started"
-        elif _alive(job.pid, job.id):
+        if _unfinished(job.id, job.pid, job.created, now):
             continue
+        if job.pid is None:
+            reason = "the job was recorded but its process never started"
         else:
             reason = ("interrupted: the job's process ended before it finished (a restart or"
                       " a kill); an import is all or nothing, so check /healthz and run"
@@ -534,15 +531,19 @@ def _older(catalog: Path, job_id: str) -> bool:
     if rows is None:
         return False  # (the lock still keeps them apart)
     now = dt.datetime.now(dt.UTC)
-    for other, pid, created in rows:
-        if pid is not None:
-            if _alive(int(pid), str(other)):
-                return True
-            continue
-        with contextlib.suppress(ValueError, TypeError):
-            if (now - dt.datetime.fromisoformat(created)).total_seconds() < START_GRACE:
-                return True
-    return False
+    return any(_unfinished(str(other), None if pid is None else int(pid), created, now)
+               for other, pid, created in rows)
+
+
+def _unfinished(job_id: str, pid: int | None, created: str, now: dt.datetime) -> bool:
+    """Whether a job not marked finished may still run: its process lives, or, without
+    one recorded, it was recorded under `START_GRACE` seconds ago (its process starting)."""
+    if pid is not None:
+        return _alive(pid, job_id)
+    try:
+        return (now - dt.datetime.fromisoformat(created)).total_seconds() < START_GRACE
+    except (ValueError, TypeError):
+        return False
 
 
 def _settings() -> Settings:

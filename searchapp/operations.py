@@ -314,7 +314,7 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
     """
     store = IndexStore(settings.index_dir)
     results: list[ImportReport | SearchappError] = []
-    with store.lock(timeout=settings.lock_timeout, waiting=lambda: progress(WAITING)), \
+    with _lock(store, settings, progress), \
             Catalog(settings.catalog) as catalog:
         # An id stays with its organisation: records that would move one are skipped.
         importers.check_organisations(parsed, catalog.organisations_of)
@@ -352,7 +352,7 @@ def remove_source(settings: Settings, name: str, *, delete_items: bool = False,
     Returns how many items were removed. Raises `NotFound` for an unknown name.
     """
     store = IndexStore(settings.index_dir)
-    with store.lock(timeout=settings.lock_timeout, waiting=lambda: progress(WAITING)), \
+    with _lock(store, settings, progress), \
             Catalog(settings.catalog) as catalog:
         if catalog.source(name) is None:
             raise NotFound(f"no source named {name!r}")
