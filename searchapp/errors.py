@@ -61,6 +61,14 @@ class UndecodableInput(SearchappError):
         self.message = message
 
 
+class ReadingFailed(SearchappError):
+    """A process reading part of an input for an import failed or was killed (see
+    `importers.split`); nothing was stored."""
+
+    code = "reading_failed"
+    status = 500
+
+
 class ConfigError(SearchappError):
     """A setting (a ``SEARCHAPP_*`` variable or an app-factory override) is unusable."""
 

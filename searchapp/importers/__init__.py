@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from searchapp.errors import BadParameter, Problem
-from searchapp.importers import csvfile, feed, htmlpage, jsonl, listing, sniff
+from searchapp.importers import csvfile, feed, htmlpage, jsonl, listing, sniff, split
 from searchapp.importers.decode import (
     MAX_BYTES,
     UndecodableInput,
@@ -199,11 +199,11 @@ _WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE,
               codecs.BOM_UTF16_BE)
 
 
-def _stream(handle: BinaryIO, size: int, name: str, *, fmt: str, hints: Hints,
+def _stream(path: Path, handle: BinaryIO, size: int, name: str, *, fmt: str, hints: Hints,
             spool: Spool) -> Parsed | None:
     """Read a JSON Lines or CSV file line by line into `spool`, checked as `parse_bytes`
-    checks it; None (read it whole) for other formats and for JSON whose first value
-    may span lines."""
+    checks it, a big JSON Lines file in two processes (`split`); None (read it whole)
+    for other formats and for JSON whose first value may span lines."""
     head = handle.read(_HEAD)
     handle.seek(0)
     if not head or head.startswith(_WIDE_BOMS) or hints.layout or looks_binary(head):
@@ -229,8 +229,10 @@ def _stream(handle: BinaryIO, size: int, name: str, *, fmt: str, hints: Hints,
     if parsed.problems:
         return parsed
     try:
-        (jsonl.parse_lines if fmt == "jsonl" else csvfile.parse_lines)(
-            text_lines(handle), parsed, hints)
+        if fmt == "csv":
+            csvfile.parse_lines(text_lines(handle), parsed, hints)
+        elif not split.read_in_two(path, handle, size, parsed, hints, spool):
+            jsonl.parse_lines(text_lines(handle), parsed, hints)
     except UndecodableInput as exc:
         spool.discard(parsed)
         parsed.problems = [Problem(name, exc.line, exc.message)]
@@ -430,8 +432,8 @@ def _read(path: Path, name: str, *, fmt: str, hints: Hints, spool: Spool | None 
     try:
         with path.open("rb") as handle:
             if spool is not None:
-                streamed = _stream(handle, os.fstat(handle.fileno()).st_size, name, fmt=fmt,
-                                   hints=hints, spool=spool)
+                streamed = _stream(path, handle, os.fstat(handle.fileno()).st_size, name,
+                                   fmt=fmt, hints=hints, spool=spool)
                 if streamed is not None:
                     return streamed
             data = handle.read(MAX_BYTES + 1)  # one byte over is enough to refuse it

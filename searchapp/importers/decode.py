@@ -15,10 +15,12 @@ from typing import BinaryIO
 
 from searchapp.errors import UndecodableInput
 
-__all__ = ["MAX_BYTES", "MAX_LINE", "UndecodableInput", "decode", "looks_binary", "text_lines"]
+__all__ = ["BINARY", "MAX_BYTES", "MAX_LINE", "UndecodableInput", "decode", "looks_binary",
+           "text_lines"]
 
 MAX_BYTES = 100 * 1000 * 1000
 MAX_LINE = 1_000_000
+BINARY = "binary file, not text"  # (said on line 1, wherever the file has a NUL byte)
 
 # Byte-order marks we decode, longest first (the UTF-32 LE mark starts with UTF-16's).
 _BOMS = (
@@ -46,7 +48,7 @@ def decode(data: bytes, *, max_bytes: int | None = None, max_line: int = MAX_LIN
     text = _with_bom(data)
     if text is None:
         if looks_binary(data):
-            raise UndecodableInput(1, "binary file, not text")
+            raise UndecodableInput(1, BINARY)
         text = _utf8(data)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
@@ -124,7 +126,8 @@ def _check_line_lengths(text: str, limit: int) -> None:
         number += 1
 
 
-def text_lines(handle: BinaryIO, *, max_line: int = MAX_LINE) -> Iterator[str]:
+def text_lines(handle: BinaryIO, *, max_line: int = MAX_LINE, start: int = 0,
+               end: int | None = None) -> Iterator[str]:
     """The lines of the UTF-8 text read from `handle`, one at a time and without their
     endings, as ``decode(whole).split("\\n")`` numbers them, in memory bounded by the
     longest line rather than the file.
@@ -134,13 +137,21 @@ def text_lines(handle: BinaryIO, *, max_line: int = MAX_LINE) -> Iterator[str]:
     and at the end when no line held anything but whitespace. The caller has
     already refused an empty file, a UTF-16 or UTF-32 one, and one whose first
     bytes look binary (`looks_binary`).
+
+    `start` and `end` read one part of a file (`importers.split`): `handle` is at
+    byte `start` and the part ends before byte `end` (None: at the end of the
+    file), both just after a line break. Its lines come numbered from 1, and fail
+    as they fail when the whole file is read, which reads in chunks at the same
+    offsets; a part is not refused for holding only whitespace.
     """
     number = 0
     seen_text = False
     carry = b""
-    started = False  # past the byte-order mark, if any
+    started = start > 0  # past the byte-order mark, if any
+    position = start
     while True:
-        chunk = handle.read(_CHUNK)
+        chunk = _next_chunk(handle, position, end)
+        position += len(chunk)
         final = not chunk
         if not started:
             if chunk and len(carry) + len(chunk) < len(codecs.BOM_UTF8):
@@ -148,7 +159,7 @@ def text_lines(handle: BinaryIO, *, max_line: int = MAX_LINE) -> Iterator[str]:
                 continue
             chunk, carry, started = (carry + chunk).removeprefix(codecs.BOM_UTF8), b"", True
         if b"\x00" in chunk:
-            raise UndecodableInput(1, "binary file, not text")
+            raise UndecodableInput(1, BINARY)
         data = carry + chunk if carry else chunk
         if not data and not final:
             continue  # the chunk held only the byte-order mark
@@ -171,8 +182,20 @@ def text_lines(handle: BinaryIO, *, max_line: int = MAX_LINE) -> Iterator[str]:
         if len(carry) > 4 * max_line + 1:  # too long whatever its characters
             raise UndecodableInput(number + 1, _too_long(_rest_of_line(handle, carry),
                                                             max_line))
-    if not seen_text:
+    if not seen_text and start == 0 and end is None:
         raise UndecodableInput(1, "file is empty (only whitespace)")
+
+
+def _next_chunk(handle: BinaryIO, position: int, end: int | None) -> bytes:
+    """The bytes from `position` to the end of its chunk, or to `end`."""
+    if end is not None and position >= end:
+        return b""
+    chunk = handle.read(_CHUNK - position % _CHUNK)
+    if end is not None and position + len(chunk) > end:
+        if b"\x00" in chunk:  # the whole file's reading refuses it before its lines
+            raise UndecodableInput(1, BINARY)
+        chunk = chunk[:end - position]
+    return chunk
 
 
 def _checked(raw: bytes, number: int, max_line: int) -> str:

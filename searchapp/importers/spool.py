@@ -69,16 +69,10 @@ class Spool:
                                f" the catalog): {exc.strerror or exc}; nothing was stored"
                                ) from exc
         self._path = self._folder / "spool.db"
-        self._db = sqlite3.connect(self._path, isolation_level=None)
         try:
-            for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16000",
-                           "temp_store = FILE"):
-                self._db.execute(f"PRAGMA {pragma}")
-            self._db.execute(f"CREATE TABLE records (seq INTEGER PRIMARY KEY, src INTEGER"
-                             f" NOT NULL, line INTEGER NOT NULL, {', '.join(_COLUMNS)},"
-                             f" year INTEGER, digest INTEGER NOT NULL)")
+            self._db = _records_file(self._path)
         except sqlite3.Error as exc:  # a full disk, above all
-            self.close()
+            self._release()
             raise CatalogError(f"cannot write the import's working file {self._path}"
                                f" (beside the catalog): {exc}; nothing was stored") from exc
         self._db.row_factory = sqlite3.Row
@@ -86,6 +80,9 @@ class Spool:
         self._batch: list[tuple[Any, ...]] = []
         self._progress = progress
         self.read = 0  # records taken so far
+        # Records read for this spool by another process meanwhile (`importers.split`),
+        # counted in the reading progress.
+        self.elsewhere: Callable[[], int] = lambda: 0
 
     # Reading ------------------------------------------------------------------
 
@@ -96,21 +93,44 @@ class Spool:
         self._inputs.append(parsed)
 
         def add(record: Record) -> None:
-            item = record.item
-            values = _values(item)
-            digest = values_digest(values)
-            self._batch.append((src, record.line, *values, item.year,
-                                digest - _WRAP if digest >= _HALF else digest))
+            self._batch.append(_row(src, record))
             self.read += 1
             if len(self._batch) >= _BATCH:
                 self._flush()
-            if self._progress is not None and self.read % REPORT_EVERY == 0:
-                self._progress(self.read)
+            if self.read % REPORT_EVERY == 0:
+                self.report()
 
         parsed.sink = add
         for record in parsed.records:
             add(record)
         parsed.records = []
+
+    def report(self) -> None:
+        """Call the reading progress with the records read so far, here and elsewhere."""
+        if self._progress is not None:
+            self._progress(self.read + self.elsewhere())
+
+    @property
+    def folder(self) -> Path:
+        """The import's own folder, removed with the spool (`Part`s' files go there)."""
+        return self._folder
+
+    def append(self, parsed: Parsed, part: Path, *, line_offset: int, read: int) -> None:
+        """Take the records of a `Part`'s file as `parsed`'s, after those taken so far,
+        in the order written, their lines moved on by `line_offset`; `read` of them."""
+        self._flush()
+        src = next(k for k, known in enumerate(self._inputs) if known is parsed)
+        columns = ", ".join(_COLUMNS)
+        self._db.execute("ATTACH DATABASE ? AS part", (str(part),))
+        try:
+            self._db.execute("BEGIN")
+            self._db.execute(f"INSERT INTO records (src, line, {columns}, year, digest)"
+                             f" SELECT ?, line + ?, {columns}, year, digest FROM part.records"
+                             f" ORDER BY seq", (src, line_offset))
+            self._db.execute("COMMIT")
+        finally:
+            self._db.execute("DETACH DATABASE part")
+        self.read += read
 
     def discard(self, parsed: Parsed) -> None:
         """Forget every record taken from `parsed` (its input turned out unreadable)."""
@@ -121,9 +141,7 @@ class Spool:
     def _flush(self) -> None:
         if self._batch:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                f"INSERT INTO records (src, line, {', '.join(_COLUMNS)}, year, digest)"
-                f" VALUES ({', '.join('?' * (len(_COLUMNS) + 4))})", self._batch)
+            self._db.executemany(_INSERT, self._batch)
             self._db.execute("COMMIT")
             self._batch = []
 
@@ -222,6 +240,10 @@ class Spool:
 
     def close(self) -> None:
         self._db.close()
+        self._release()
+
+    def _release(self) -> None:
+        """Remove the spool's folder, with its files, and let go of it."""
         shutil.rmtree(self._folder, ignore_errors=True)
         if self._held is not None:
             os.close(self._held)
@@ -233,6 +255,73 @@ class Spool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+class Part:
+    """The records of one part of an input, read by another process than the import's
+    (`importers.split`), in a file of the spool's `records` table (`src` 0) that
+    `Spool.append` then takes; use as a context manager."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = _records_file(path)
+        self._batch: list[tuple[Any, ...]] = []
+        self.read = 0
+
+    def take(self, parsed: Parsed) -> None:
+        """From now on, `parsed`'s valid records come here."""
+
+        def add(record: Record) -> None:
+            self._batch.append(_row(0, record))
+            self.read += 1
+            if len(self._batch) >= _BATCH:
+                self.flush()
+
+        parsed.sink = add
+
+    def flush(self) -> None:
+        if self._batch:
+            self._db.execute("BEGIN")
+            self._db.executemany(_INSERT, self._batch)
+            self._db.execute("COMMIT")
+            self._batch = []
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_INSERT = (f"INSERT INTO records (src, line, {', '.join(_COLUMNS)}, year, digest)"
+           f" VALUES ({', '.join('?' * (len(_COLUMNS) + 4))})")
+
+
+def _records_file(path: Path) -> sqlite3.Connection:
+    """A new SQLite file at `path` with an empty `records` table, written for speed: it
+    is a working file, thrown away if the import does not end."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16000",
+                       "temp_store = FILE"):
+            db.execute(f"PRAGMA {pragma}")
+        db.execute(f"CREATE TABLE records (seq INTEGER PRIMARY KEY, src INTEGER NOT NULL,"
+                   f" line INTEGER NOT NULL, {', '.join(_COLUMNS)}, year INTEGER,"
+                   f" digest INTEGER NOT NULL)")
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
+
+
+def _row(src: int, record: Record) -> tuple[Any, ...]:
+    """A record as a row of the `records` table (without its seq)."""
+    item = record.item
+    values = _values(item)
+    digest = values_digest(values)
+    return (src, record.line, *values, item.year, digest - _WRAP if digest >= _HALF else digest)
 
 
 def remove_left(folder: Path, *, older_than: float = LEFT_AFTER) -> list[Path]:
