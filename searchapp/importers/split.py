@@ -83,35 +83,45 @@ def read_in_two(path: Path, handle: BinaryIO, size: int, parsed: Parsed, hints: 
                start=middle, name=parsed.source, source_url=parsed.source_url,
                language=parsed.language, hints=hints, folder=spool.folder,
                parent=os.getpid())
+    try:
+        first, result = _read_halves(job, handle, parsed, hints, spool)
+        if result.undecodable is not None:
+            line, message = result.undecodable
+            spool.read += result.read  # (as one process counts the records before it)
+            raise UndecodableInput(line if message == BINARY else line + first.count, message)
+        if not (first.text or result.text):
+            raise UndecodableInput(1, "file is empty (only whitespace)")
+        spool.append(parsed, job.part, line_offset=first.count, read=result.read)
+    finally:
+        for each in (job.part, job.counter, job.result):
+            each.unlink(missing_ok=True)
+    for line, message in result.problems:
+        parsed.problem(line + first.count, message)
+    languages.DETECTIONS.update(result.detections)
+    return True
+
+
+def _read_halves(job: _Job, handle: BinaryIO, parsed: Parsed, hints: Hints, spool: Spool
+                 ) -> tuple[_Lines, _Result]:
+    """Start the second process on the second half, read the first here, and wait for
+    the second: the first half's lines, and the second's result."""
     job.counter.write_bytes(bytes(8))
     process = _start(job)
     log.info("reading %s in two processes: bytes 0 to %s here, the %s after in process %d",
-             parsed.source, f"{middle:,}", f"{size - middle:,}", process.pid)
+             job.name, f"{job.start:,}", f"{job.identity[2] - job.start:,}", process.pid)
     done = False
     with job.counter.open("rb") as file, mmap.mmap(file.fileno(), 8,
                                                     access=mmap.ACCESS_READ) as counter:
         spool.elsewhere = lambda: int.from_bytes(counter[:8], sys.byteorder)
         try:
-            first = _Lines(text_lines(handle, end=middle), lambda: _check(process, job))
+            first = _Lines(text_lines(handle, end=job.start), lambda: _check(process, job))
             jsonl.parse_lines(first, parsed, hints)
             result = _result(process, spool, job)
             done = True
         finally:
             spool.elsewhere = lambda: 0
             _stop(process, done=done)
-    if result.undecodable is not None:
-        line, message = result.undecodable
-        spool.read += result.read  # (as one process counts the records before it)
-        raise UndecodableInput(line if message == BINARY else line + first.count, message)
-    if not (first.text or result.text):
-        raise UndecodableInput(1, "file is empty (only whitespace)")
-    spool.append(parsed, job.part, line_offset=first.count, read=result.read)
-    for each in (job.part, job.counter, job.result):
-        each.unlink(missing_ok=True)
-    for line, message in result.problems:
-        parsed.problem(line + first.count, message)
-    languages.DETECTIONS.update(result.detections)
-    return True
+    return first, result
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,17 +187,23 @@ class _Lines:
             yield line
 
 
+_MAIN = "import sys; sys.path[:] = sys.argv[1:]; from searchapp.importers.split import main; main()"
+
+
 def _start(job: _Job) -> subprocess.Popen[bytes]:
     """The second process: a new Python (no fork: this process may run threads), with
     this one's module search path, in a session of its own (Ctrl-C on a terminal stops
     this process, which ends it), told its job on its standard input."""
     process = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.path[:] = sys.argv[1:];"
-         " from searchapp.importers.split import main; main()", *sys.path],
+        [sys.executable, "-c", _MAIN, *sys.path],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
     assert process.stdin is not None
-    with process.stdin:
-        pickle.dump(job, process.stdin)
+    try:
+        with process.stdin:
+            pickle.dump(job, process.stdin)
+    except OSError:  # it ended before it read its job
+        process.wait()
+        raise _ended(process, job) from None
     return process
 
 
