@@ -58,8 +58,10 @@ class Imports:
         self.monkeypatch = monkeypatch
         self.caplog = caplog
         self.runs = 0
+        self.said: list[str] = []  # the log of the last import
 
-    def run(self, path: Path, *args: str, split_from: int) -> tuple[Settings, object]:
+    def run(self, path: Path, *args: str, split_from: int,
+            expect_split: bool = True) -> tuple[Settings, object]:
         self.runs += 1
         root = self.tmp_path / f"run{self.runs}"
         settings = Settings.load({"catalog": root / "instance" / "catalog.sqlite3",
@@ -68,16 +70,18 @@ class Imports:
         self.caplog.clear()
         with self.caplog.at_level(logging.INFO, logger="searchapp.importers.split"):
             result = Cli(settings)("import", path, *args)
-        said = [r.getMessage() for r in self.caplog.records]
-        in_two = any("in two processes" in message for message in said)
-        assert in_two == (split_from == 1), said
+        self.said = [r.getMessage() for r in self.caplog.records]
+        in_two = any("in two processes" in message for message in self.said)
+        assert in_two == (expect_split and split_from == 1), self.said
         assert not list((root / "instance").glob(".import-*"))  # the working files went
         return settings, result
 
-    def both(self, path: Path, *args: str) -> tuple[object, object]:
-        """Import `path` both ways; both said and stored the same. The results."""
+    def both(self, path: Path, *args: str, expect_split: bool = True
+             ) -> tuple[object, object]:
+        """Import `path` in one process and, with every file split where it can be, again
+        (split unless not `expect_split`): both said and stored the same. The results."""
         one_settings, one = self.run(path, *args, split_from=1 << 60)
-        two_settings, two = self.run(path, *args, split_from=1)
+        two_settings, two = self.run(path, *args, split_from=1, expect_split=expect_split)
         assert (two.exit_code, two.stdout) == (one.exit_code, one.stdout)  # type: ignore[attr-defined]
         assert problems(two) == problems(one)
         assert final_reading(two) == final_reading(one)
@@ -151,6 +155,35 @@ def test_a_first_half_of_blank_lines(imports: Imports, tmp_path: Path) -> None:
     _, result = imports.both(path)
     assert result.stdout.startswith("imported: 20 added")  # type: ignore[attr-defined]
     assert final_reading(result) == ["reading: 20/20"]
+
+
+def test_a_directory_of_big_files_one_of_them_undecodable(imports: Imports,
+                                                          tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    first = items_file(folder / "a.jsonl", [record(k) for k in range(100)])
+    items_file(folder / "b.jsonl", [record(k) for k in range(100, 200)])
+    first.write_bytes(first.read_bytes()[:-20] + b"\xff" + first.read_bytes()[-20:])
+    _, result = imports.both(folder)
+    assert [line.split(": ", 1)[0] for line in problems(result)] == [f"{first}:100"]
+    _, result = imports.both(folder, "--skip-invalid")
+    assert result.stdout.startswith("imported: 100 added")  # type: ignore[attr-defined]
+
+
+def test_csv_and_files_without_a_line_break_near_the_middle_are_read_in_one_process(
+        imports: Imports, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    csv = tmp_path / "items.csv"
+    csv.write_text("id,organisation,title,date\n" + "".join(
+        f"c{k},ILO,Decent work report {k},2019-01-02\n" for k in range(300)))
+    _, result = imports.both(csv, expect_split=False)
+    assert result.stdout.startswith("imported: 300 added")  # type: ignore[attr-defined]
+    lines = [record(k) for k in range(20)]
+    lines[10] = record(10, summary="Cooperatives everywhere. " * 200)
+    path = items_file(tmp_path / "long.jsonl", lines)
+    monkeypatch.setattr(split, "_SEARCH", 100)
+    imports.both(path, expect_split=False)
+    assert [message for message in imports.said if "one process" in message] == [
+        f"reading {path} in one process: no line break within 100 bytes after its middle"]
 
 
 @pytest.mark.parametrize(("bad", "line", "message"), [
