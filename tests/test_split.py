@@ -20,11 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from conftest import Cli
 
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
 from searchapp.importers import split
+from searchapp.models import Item
 
 decode = importlib.import_module("searchapp.importers.decode")  # the module, not its function
 
@@ -35,9 +37,10 @@ TITLES = ["Cooperative housing report", "Rapport sur le logement coopératif",
 
 def record(k: int, **fields: object) -> str:
     """Item k as a JSON line; its language is detected (none is declared)."""
-    value = {"id": f"s{k}", "organisation": "ICA", "date": "2021-03-04",
-             "title": f"{TITLES[k % len(TITLES)]} {k}",
-             "summary": f"{TITLES[(k + 2) % len(TITLES)]} and the members' {k}th meeting"}
+    value: dict[str, object] = {
+        "id": f"s{k}", "organisation": "ICA", "date": "2021-03-04",
+        "title": f"{TITLES[k % len(TITLES)]} {k}",
+        "summary": f"{TITLES[(k + 2) % len(TITLES)]} and the members' {k}th meeting"}
     value.update(fields)
     return json.dumps(value, ensure_ascii=False)
 
@@ -61,7 +64,7 @@ class Imports:
         self.said: list[str] = []  # the log of the last import
 
     def run(self, path: Path, *args: str, split_from: int,
-            expect_split: bool = True) -> tuple[Settings, object]:
+            expect_split: bool = True) -> tuple[Settings, Result]:
         self.runs += 1
         root = self.tmp_path / f"run{self.runs}"
         settings = Settings.load({"catalog": root / "instance" / "catalog.sqlite3",
@@ -77,30 +80,30 @@ class Imports:
         return settings, result
 
     def both(self, path: Path, *args: str, expect_split: bool = True
-             ) -> tuple[object, object]:
+             ) -> tuple[Result, Result]:
         """Import `path` in one process and, with every file split where it can be, again
         (split unless not `expect_split`): both said and stored the same. The results."""
         one_settings, one = self.run(path, *args, split_from=1 << 60)
         two_settings, two = self.run(path, *args, split_from=1, expect_split=expect_split)
-        assert (two.exit_code, two.stdout) == (one.exit_code, one.stdout)  # type: ignore[attr-defined]
+        assert (two.exit_code, two.stdout) == (one.exit_code, one.stdout)
         assert problems(two) == problems(one)
         assert final_reading(two) == final_reading(one)
         assert stored(two_settings) == stored(one_settings)
         return one, two
 
 
-def problems(result: object) -> list[str]:
-    return [line for line in result.stderr.splitlines()  # type: ignore[attr-defined]
+def problems(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines()
             if ".jsonl:" in line]
 
 
-def final_reading(result: object) -> list[str]:
+def final_reading(result: Result) -> list[str]:
     """The reading progress's last line, without its rate."""
-    return [line.split(" items")[0] for line in result.stderr.splitlines()  # type: ignore[attr-defined]
+    return [line.split(" items")[0] for line in result.stderr.splitlines()
             if line.startswith("reading: ")][-1:]
 
 
-def stored(settings: Settings) -> list[object]:
+def stored(settings: Settings) -> list[Item]:
     if not settings.catalog.exists():
         return []
     with Catalog(settings.catalog) as catalog:
@@ -131,13 +134,13 @@ def test_a_split_read_says_and_stores_what_one_process_does(
         imports: Imports, tmp_path: Path, end: str) -> None:
     path = items_file(tmp_path / "items.jsonl", lines_with_problems(400), end=end, bom=True)
     _, rejected = imports.both(path)
-    assert rejected.exit_code == 1  # type: ignore[attr-defined]
+    assert rejected.exit_code == 1
     said = problems(rejected)
     assert [line.split(": ", 1)[0] for line in said] == [
         f"{path}:4", f"{path}:6", f"{path}:397", f"{path}:399"]
     assert "duplicate id 's7' (first on line 8)" in said[-1]
     _, imported = imports.both(path, "--skip-invalid")
-    assert imported.stdout.startswith("imported: 390 added")  # type: ignore[attr-defined]
+    assert imported.stdout.startswith("imported: 390 added")
 
 
 def test_the_middle_in_a_long_line(imports: Imports, tmp_path: Path) -> None:
@@ -147,13 +150,13 @@ def test_the_middle_in_a_long_line(imports: Imports, tmp_path: Path) -> None:
     data = path.read_bytes()
     assert b"\n" not in data[len(data) // 2 - 1000:len(data) // 2 + 1000]
     _, result = imports.both(path)
-    assert result.stdout.startswith("imported: 60 added")  # type: ignore[attr-defined]
+    assert result.stdout.startswith("imported: 60 added")
 
 
 def test_a_first_half_of_blank_lines(imports: Imports, tmp_path: Path) -> None:
     path = items_file(tmp_path / "blank.jsonl", ["  "] * 3000 + [record(k) for k in range(20)])
     _, result = imports.both(path)
-    assert result.stdout.startswith("imported: 20 added")  # type: ignore[attr-defined]
+    assert result.stdout.startswith("imported: 20 added")
     assert final_reading(result) == ["reading: 20/20"]
 
 
@@ -167,7 +170,7 @@ def test_a_directory_of_big_files_one_of_them_undecodable(imports: Imports,
     _, result = imports.both(folder)
     assert [line.split(": ", 1)[0] for line in problems(result)] == [f"{first}:100"]
     _, result = imports.both(folder, "--skip-invalid")
-    assert result.stdout.startswith("imported: 100 added")  # type: ignore[attr-defined]
+    assert result.stdout.startswith("imported: 100 added")
 
 
 def test_csv_and_files_without_a_line_break_near_the_middle_are_read_in_one_process(
@@ -176,7 +179,7 @@ def test_csv_and_files_without_a_line_break_near_the_middle_are_read_in_one_proc
     csv.write_text("id,organisation,title,date\n" + "".join(
         f"c{k},ILO,Decent work report {k},2019-01-02\n" for k in range(300)))
     _, result = imports.both(csv, expect_split=False)
-    assert result.stdout.startswith("imported: 300 added")  # type: ignore[attr-defined]
+    assert result.stdout.startswith("imported: 300 added")
     lines = [record(k) for k in range(20)]
     lines[10] = record(10, summary="Cooperatives everywhere. " * 200)
     path = items_file(tmp_path / "long.jsonl", lines)
@@ -197,7 +200,7 @@ def test_undecodable_bytes_in_the_second_half(imports: Imports, tmp_path: Path, 
     lines[150] = lines[150][:75] + bad + lines[150][75:]
     path.write_bytes(b"\n".join(lines))
     _, result = imports.both(path)
-    assert result.exit_code == 1  # type: ignore[attr-defined]
+    assert result.exit_code == 1
     said = problems(result)
     assert len(said) == 1 and said[0].startswith(f"{path}:{line}: {message}")
 
@@ -237,8 +240,11 @@ def test_lines_read_in_two_parts_are_the_lines_read_whole(
 
 # The second process's failures, and its parent's ------------------------------
 
-# `searchapp import`, with every JSON Lines file split and the log on stderr.
-RUN = ("import logging, sys; logging.basicConfig(level=logging.INFO);"
+# `searchapp import`, with every JSON Lines file split and the log on stderr; Ctrl-C
+# interrupts it as on a terminal (pytest-xdist's workers ignore SIGINT, and their
+# children would inherit that).
+RUN = ("import logging, signal, sys; logging.basicConfig(level=logging.INFO);"
+       " signal.signal(signal.SIGINT, signal.default_int_handler);"
        " from searchapp.importers import split; split.SPLIT_FROM = 1;"
        " from searchapp.cli import main; main()")
 

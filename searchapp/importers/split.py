@@ -34,11 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from searchapp import languages
 from searchapp.errors import ReadingFailed, UndecodableInput
 from searchapp.importers import jsonl
 from searchapp.importers.decode import BINARY, MAX_LINE, text_lines
-from searchapp.importers.spool import Part
 
 if TYPE_CHECKING:
     from searchapp.importers import Hints, Parsed
@@ -106,6 +104,8 @@ def read_in_two(path: Path, handle: BinaryIO, size: int, parsed: Parsed, hints: 
             each.unlink(missing_ok=True)
     for line, message in result.problems:
         parsed.problem(line + first.count, message)
+    from searchapp import languages  # (loaded by the first item built, not before)
+
     languages.DETECTIONS.update(result.detections)
     return True
 
@@ -295,7 +295,9 @@ def main() -> None:
 
 
 def _read_half(job: _Job) -> _Result:
+    from searchapp import languages
     from searchapp.importers import Parsed
+    from searchapp.importers.spool import Part  # (spool imports the catalog, which imports us)
 
     with open(job.path, "rb") as handle, job.counter.open("r+b") as file, \
             mmap.mmap(file.fileno(), 8) as counter:
