@@ -34,6 +34,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from searchapp import importers, languages
+
 ROOT = Path(__file__).resolve().parent.parent
 # main before the shortcut counted with packed counters (the rule as first written).
 BEFORE = "572969b"
@@ -75,8 +77,6 @@ def _jsonl(path: Path) -> Texts:
 def _imported(paths: list[Path]) -> Texts:
     """The titles and summaries of the items the product's importers read from `paths`
     (their language given, so nothing is detected while reading)."""
-    from searchapp import importers
-
     found = importers.collect(paths, organisation="Sample",
                               defaults=importers.Hints(language="en"))
     return [(r.item.title, r.item.summary) for parsed in found for r in parsed.records]
@@ -85,10 +85,9 @@ def _imported(paths: list[Path]) -> Texts:
 def _mixtures(count: int, seed: int = 14) -> Texts:
     """Texts of 1 to 40 words drawn from the analysed languages' stop words (one or two
     languages' lists weighted up in each text) and a few words of no list."""
-    from searchapp.languages import LANGUAGES
-
     rng = random.Random(seed)
-    lists = {code: sorted(language.stop_words) for code, language in LANGUAGES.items()}
+    lists = {code: sorted(language.stop_words)
+             for code, language in languages.LANGUAGES.items()}
     plain = ["Cooperative", "Genossenschaft", "coopérative", "2024", "Legacoop", "ÉTÉ",
              "Straße", "kooperativ", "кооператив", "_"]
     texts: Texts = []
@@ -161,8 +160,6 @@ def main() -> int:
     parser.add_argument("--no-detect", action="store_true",
                         help="compare the stop-word shortcut only (no lingua)")
     args = parser.parse_args()
-
-    from searchapp import languages
 
     old = load_revision(args.against)
     # One set of lingua models for both: the older module asks this one's detectors.
