@@ -327,7 +327,8 @@ def _by_stop_words(text: str) -> tuple[str, float] | None:
         own, theirs = hits - both, other_hits - both
         if own < QUICK_OWN or own < QUICK_MARGIN * theirs:
             return None
-        share = min(share, own / (own + theirs))
+        if (part := own / (own + theirs)) < share:
+            share = part
     return _CODES[winner], share
 
 

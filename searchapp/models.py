@@ -8,10 +8,11 @@ results). `build_item` is the single place where raw field values become an
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -170,6 +171,15 @@ def _text(record: Mapping[str, Any], name: str, *, limit: int = MAX_FIELD) -> st
     return text
 
 
+@functools.cache
+def _detector() -> Callable[[str, str], tuple[str, float]]:
+    """`searchapp.languages.detect`, imported where items are first built (a process that
+    only reads items does without it), once: an import statement costs each item 1 µs."""
+    from searchapp.languages import detect
+
+    return detect
+
+
 def build_item(
     record: Mapping[str, Any], *, organisation: str | None = None, source: str = "",
     source_url: str | None = None, language: str | None = None,
@@ -204,9 +214,7 @@ def build_item(
         raise InvalidItem(f"language {code!r} is not a two-letter ISO 639-1 code")
     origin, confidence = GIVEN, None
     if not code:
-        from searchapp.languages import detect  # the detector only where items are built
-
-        code, confidence = detect(title, summary)
+        code, confidence = _detector()(title, summary)
         origin, confidence = DETECTED, round(confidence, 3)
     given = _text(record, "id")
     try:
