@@ -18,6 +18,10 @@ product's own functions:
 - ``values_digest``: `catalog.values_digest(catalog._values(item))`;
 - ``Spool add``: `Spool.take`'s `add` of one record (its batched inserts included).
 
+``--lingua-batches SIZE`` times instead, in this process, lingua's detectors one
+text at a time against `compute_language_confidence_values_in_parallel` over
+batches of SIZE texts, on the texts the stop-word shortcut leaves.
+
 Runs go round the checkouts in turn (a, b, a, b, ...) so the load falls on both
 alike; prints one JSON line per run, then medians with the range over runs::
 
@@ -111,6 +115,64 @@ def child(corpus: Path, work: Path) -> dict[str, Any]:
     return result
 
 
+def lingua_batches(corpus: Path, runs: int, batch: int) -> None:
+    """lingua one text at a time against `compute_language_confidence_values_in_parallel`
+    over batches of `batch` texts, on the texts of `corpus` the stop words leave (the
+    trigram detector), and on those the trigrams then leave (high accuracy), in turn:
+    CPU of the whole process (lingua's threads included) and wall seconds, and whether
+    the answers agree (the language, the confidence up to lingua's own jitter)."""
+    from searchapp import languages
+
+    with corpus.open(encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle]
+    left = [text for r in records
+            if languages._by_stop_words(text := f"{r['title'].strip()}\n"
+                                        f"{(r.get('summary') or '').strip()}".strip()) is None]
+    trigrams, accurate = languages._detector("trigrams"), languages._detector("all")
+    asked_again = []  # what `detect` asks the high-accuracy mode
+    for text in left:
+        top = trigrams.compute_language_confidence_values(text)[0]
+        if top.language.iso_code_639_1.name != "EN" or top.value < languages.TRIGRAMS_ENGLISH_AT:
+            asked_again.append(text)
+    accurate.compute_language_confidence_values_in_parallel(asked_again)  # every model loaded
+    print(f"{len(left):,} texts to the trigrams, {len(asked_again):,} of them on to the high"
+          f" accuracy mode; load {_load()}")
+
+    def serial(detector: Any, texts: list[str]) -> list[tuple[Any, float]]:
+        return [(top.language, top.value) for top in
+                (detector.compute_language_confidence_values(t)[0] for t in texts)]
+
+    def parallel(detector: Any, texts: list[str]) -> list[tuple[Any, float]]:
+        return [(values[0].language, values[0].value)
+                for start in range(0, len(texts), batch)
+                for values in detector.compute_language_confidence_values_in_parallel(
+                    texts[start:start + batch])]
+
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    answers: dict[tuple[str, str], list[tuple[Any, float]]] = {}
+    for _ in range(runs):
+        for stage, detector, texts in (("trigrams", trigrams, left),
+                                       ("high accuracy", accurate, asked_again)):
+            for how, call in (("one at a time", serial), ("in parallel", parallel)):
+                cpu, wall = time.process_time(), time.perf_counter()
+                answers[stage, how] = call(detector, texts)
+                times.setdefault((stage, how), []).append(
+                    (time.process_time() - cpu, time.perf_counter() - wall))
+    print(f"\n| stage | how | CPU s (median, range over {runs} runs) | wall s |"
+          " languages differing | confidences differing by over 1e-12 |")
+    print("|---|---|---:|---:|---:|---:|")
+    for (stage, how), measured in times.items():
+        ones, theirs = answers[stage, "one at a time"], answers[stage, how]
+        languages_differ = sum(a[0] != b[0] for a, b in zip(ones, theirs, strict=True))
+        apart = sum(abs(a[1] - b[1]) > 1e-12 for a, b in zip(ones, theirs, strict=True))
+        cpu = [c for c, _ in measured]
+        wall = [w for _, w in measured]
+        print(f"| {stage} | {how} | {statistics.median(cpu):.2f} ({min(cpu):.2f}-{max(cpu):.2f})"
+              f" | {statistics.median(wall):.2f} ({min(wall):.2f}-{max(wall):.2f}) |"
+              f" {languages_differ} | {apart} |")
+    print(f"load {_load()}")
+
+
 def _load() -> str:
     return os.getloadavg().__repr__()
 
@@ -123,8 +185,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=None,
                         help="where the spools go (default: a temporary folder)")
+    parser.add_argument("--lingua-batches", type=int, metavar="SIZE",
+                        help="instead: lingua one text at a time against in parallel over"
+                             " batches of SIZE texts, in this process")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.lingua_batches:
+        lingua_batches(args.corpus, args.runs, args.lingua_batches)
+        return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="read-cost-"))
     work.mkdir(parents=True, exist_ok=True)
     if args.child:
@@ -149,7 +217,7 @@ def main() -> int:
                 if len(values) > 1 else f"{values[0]:.2f}")
 
     names = list(codes)
-    print(f"\n| per item, CPU µs (median, range over {args.runs} runs) | "
+    print(f"\n| measure (median, range over {args.runs} runs; functions: CPU µs an item) | "
           + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
     for key in ("read cold, CPU s", "read warm, CPU s", "read cold, wall s",
