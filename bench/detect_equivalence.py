@@ -64,7 +64,8 @@ def load_revision(revision: str) -> types.ModuleType:
                             capture_output=True, text=True, check=True).stdout
     module = types.ModuleType(f"languages_at_{revision}")
     sys.modules[module.__name__] = module  # (dataclasses look their module up)
-    exec(compile(source, f"{revision}:searchapp/languages.py", "exec"), module.__dict__)  # noqa: S102
+    code = compile(source, f"{revision}:searchapp/languages.py", "exec")
+    exec(code, module.__dict__)  # noqa: S102 (our own file, as it was)
     return module
 
 

@@ -18,6 +18,9 @@ product's own functions:
 - ``values_digest``: `catalog.values_digest(catalog._values(item))`;
 - ``Spool add``: `Spool.take`'s `add` of one record (its batched inserts included).
 
+Every read's spool (each record's columns, its digest included, and the problems)
+is summed up in a SHA-256, which must be the same for every checkout and run.
+
 ``--lingua-batches SIZE`` times instead, in this process, lingua's detectors one
 text at a time against `compute_language_confidence_values_in_parallel` over
 batches of SIZE texts, on the texts the stop-word shortcut leaves.
@@ -33,14 +36,17 @@ alike; prints one JSON line per run, then medians with the range over runs::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +68,17 @@ def _cpu_us(calls: Iterable[Any], call: Callable[[Any], object]) -> float:
     return (time.process_time() - started) / len(calls) * 1e6
 
 
+def _spooled(path: Path, problems: list[Any]) -> str:
+    """A SHA-256 of every spooled record, column by column (its digest included), and of
+    the problems: what two checkouts must agree on."""
+    sha = hashlib.sha256()
+    with closing(sqlite3.connect(path)) as db:
+        for row in db.execute("SELECT * FROM records ORDER BY seq"):
+            sha.update(repr(row).encode("utf-8", "surrogatepass"))
+    sha.update(repr(problems).encode("utf-8", "surrogatepass"))
+    return sha.hexdigest()[:16]
+
+
 def child(corpus: Path, work: Path) -> dict[str, Any]:
     import searchapp
     from searchapp import catalog, importers, languages, models
@@ -76,6 +93,7 @@ def child(corpus: Path, work: Path) -> dict[str, Any]:
             result[f"read {phase}, CPU s"] = round(time.process_time() - cpu, 3)
             result[f"read {phase}, wall s"] = round(time.perf_counter() - wall, 3)
             result["items"] = spool.read
+            result[f"spool {phase}"] = _spooled(spool.file, spool.problems())
     with corpus.open(encoding="utf-8") as handle:
         lines = handle.read().splitlines()
     records = [json.loads(line) for line in lines]
@@ -229,7 +247,10 @@ def main() -> int:
     for function in FUNCTIONS:
         print(f"| {function} | " + " | ".join(
             cell([r["us per item"][function] for r in runs[n]]) for n in names) + " |")
-    return 0
+    spooled = {r[f"spool {phase}"] for n in names for r in runs[n] for phase in ("cold", "warm")}
+    same = "the same in every run" if len(spooled) == 1 else "DIFFERENT"
+    print(f"\nspooled records and problems: {same} ({', '.join(sorted(spooled))})")
+    return 0 if len(spooled) == 1 else 1
 
 
 if __name__ == "__main__":
