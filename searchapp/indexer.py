@@ -214,13 +214,15 @@ class IndexStore:
         `synced` is the catalog's sync point the items were read at, recorded in
         the generation; or a function giving it, called once every item has been
         read and the count checked (the caller sums the fingerprint from the items).
+        What a killed rebuild left under the new generation's name goes first; the
+        rest of the debris is `remove_debris`'s (`operations.rebuild` calls it).
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        self.remove_debris()
         existing = self.generations()
         number = int(existing[-1].name[4:]) + 1 if existing else 1
         gen = Generation(f"gen-{number:06d}", self.root / f"gen-{number:06d}")
         building = self.root / f"{gen.name}.tmp"
+        shutil.rmtree(building, ignore_errors=True)
         try:
             building.mkdir()
             ix = whoosh_index.create_in(str(building), self.schema)
@@ -381,7 +383,8 @@ class IndexStore:
     def remove_debris(self) -> None:
         """Remove what a crashed or failed rebuild or update left behind: unfinished
         generations, and files in the live one that its table of contents does not
-        list (the caller holds the lock)."""
+        list (the caller holds the lock). An update removes the latter itself, and a
+        rebuild the unfinished generation in its way (`update`, `rebuild`)."""
         for path in self.root.glob("gen-*.tmp"):
             shutil.rmtree(path, ignore_errors=True)
         if self.current() is None:
