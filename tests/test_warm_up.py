@@ -194,7 +194,8 @@ def test_watch_called_from_many_threads_at_once_starts_one_watch(settings: Setti
             start = threading.Barrier(8)
             given: list[threading.Thread] = []
 
-            def ask(engine: Engine = engine, start: threading.Barrier = start) -> None:
+            def ask(engine: Engine = engine, start: threading.Barrier = start,
+                    given: list[threading.Thread] = given) -> None:
                 start.wait()
                 given.append(engine.watch(every=3600))
 
