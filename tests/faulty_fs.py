@@ -53,7 +53,10 @@ class _Server:
             body = request[_IN_HEADER.size:length]
             if opcode in _NO_REPLY:
                 continue
-            error, payload = self.answer(opcode, node, body)
+            try:
+                error, payload = self.answer(opcode, node, body)
+            except Exception:  # noqa: BLE001 (a dead server would leave the reader hanging)
+                error, payload = errno.EIO, b""
             with contextlib.suppress(OSError):  # (a request interrupted meanwhile)
                 os.write(self.fd, _OUT_HEADER.pack(_OUT_HEADER.size + len(payload), -error,
                                                    unique) + payload)
