@@ -343,23 +343,25 @@ class Engine:
         the next request (`searchapp serve`, in each worker). A request that opens one
         itself meanwhile is counted (`OPENED_AT_REQUEST`). The thread holds the engine
         only while it looks, and ends once the engine is closed or gone. Watching
-        already, the watch's thread is returned."""
-        if self._watcher is not None and self._watcher.is_alive() \
-                and not self._closed.is_set():
-            return self._watcher
-        self._closed = threading.Event()
-        thread = threading.Thread(target=_watching,
-                                  args=(weakref.ref(self), every, self._closed),
-                                  name="searchapp-watch", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError as exc:  # no thread to be had ("can't start new thread")
-            FALLBACKS.count(WATCH_NOT_STARTED)
-            log.warning("watch not started: %s: %s; requests open each new generation",
-                        exc.__class__.__name__, exc)
+        already, the watch's thread is returned: callers at the same moment get one
+        watch between them (under the lock, as `close` ends it)."""
+        with self._lock:
+            if self._watcher is not None and self._watcher.is_alive() \
+                    and not self._closed.is_set():
+                return self._watcher
+            self._closed = threading.Event()
+            thread = threading.Thread(target=_watching,
+                                      args=(weakref.ref(self), every, self._closed),
+                                      name="searchapp-watch", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as exc:  # no thread to be had ("can't start new thread")
+                FALLBACKS.count(WATCH_NOT_STARTED)
+                log.warning("watch not started: %s: %s; requests open each new generation",
+                            exc.__class__.__name__, exc)
+                return thread
+            self._watching, self._watcher = True, thread
             return thread
-        self._watching, self._watcher = True, thread
-        return thread
 
     def _look_ahead(self) -> bool:
         """The watch's look (`watch`); False once the engine is closed."""

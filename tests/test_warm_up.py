@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import resource
+import sys
 import threading
 import time
 import weakref
@@ -180,6 +181,38 @@ def test_a_watch_over_no_index_says_so_once_and_a_second_watch_is_the_first(
     watcher.join(timeout=30)
     assert not watcher.is_alive()
     assert not engine._watching  # type: ignore[attr-defined]
+
+
+def test_watch_called_from_many_threads_at_once_starts_one_watch(settings: Settings) -> None:
+    """`watch` is idempotent under concurrency: however many threads ask at the same
+    moment, one watch thread runs and every caller gets that one."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as can be, to meet any race
+    try:
+        for _ in range(10):
+            engine = Engine(IndexStore(settings.index_dir))
+            start = threading.Barrier(8)
+            given: list[threading.Thread] = []
+
+            def ask(engine: Engine = engine, start: threading.Barrier = start,
+                    given: list[threading.Thread] = given) -> None:
+                start.wait()
+                given.append(engine.watch(every=3600))
+
+            callers = [threading.Thread(target=ask) for _ in range(8)]
+            for caller in callers:
+                caller.start()
+            for caller in callers:
+                caller.join(timeout=30)
+            watching = [t for t in threading.enumerate()
+                        if t.name == "searchapp-watch" and t.is_alive()]
+            engine.close()
+            for thread in {*given, *watching}:
+                thread.join(timeout=5)  # (a second watch would not end: nothing ends it)
+            assert len(given) == 8 and len(set(given)) == 1, "callers got different watches"
+            assert len(watching) == 1, f"{len(watching)} watch threads ran"
+    finally:
+        sys.setswitchinterval(switch)
 
 
 def test_a_request_that_opens_the_generation_before_the_watch_is_counted(
