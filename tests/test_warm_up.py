@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from searchapp import operations
+from searchapp import highlight, operations
 from searchapp.config import Settings
 from searchapp.engine import FALLBACKS, Budget, completion, open_snapshot, words
 from searchapp.engine.plain import reserve_close_words
@@ -365,3 +365,18 @@ def test_what_belongs_to_swapped_out_generations_is_let_go(samples: Settings) ->
         gc.collect()
         assert [r for r in gone if r() is not None] == []
         assert (len(ours(words.kept())), len(ours(completion.tables()))) == per_generation
+
+
+def test_the_warm_up_makes_the_highlighting_patterns_of_the_index_words(
+        samples: Settings) -> None:
+    """After the warm-up, marking a search's words on its page compiles no pattern: the
+    one for each head of the index's English terms is made ahead."""
+    highlight._PATTERNS.clear()
+    with warmed(samples) as (client, _engine):
+        made = set(highlight._PATTERNS)
+        assert {"co", "pa", "gu"} <= made  # cooperatives, parliament, Guerini
+        found = search(client, q="cooperatives parliament")
+        marked = " ".join(h["highlights"]["title"] + h["highlights"]["summary"]
+                          for h in found["hits"])
+        assert "<mark>Cooperatives</mark>" in marked or "<mark>cooperatives</mark>" in marked
+        assert set(highlight._PATTERNS) == made
