@@ -37,6 +37,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from figures import spread
+
 CHILD = r"""
 import json, sys, time
 root, clock, index, engine, fts = sys.argv[1:6]
@@ -147,7 +149,7 @@ def main() -> None:
     med = statistics.median
 
     def cell(ratios: list[float]) -> str:
-        return f"{med(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
+        return spread(ratios, dash="–")
 
     for kind in ["all", *sorted(set(kinds))]:
         picked = [i for i, k in enumerate(kinds) if kind in ("all", k)]

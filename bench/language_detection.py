@@ -25,13 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from figures import spread
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "language_titles.jsonl"
 SIX = ("en", "fr", "es", "it", "de", "pt")
@@ -181,10 +182,6 @@ def run_child(name: str, languages: str) -> dict[str, object]:
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
-def _median_range(values: list[float], fmt: str) -> str:
-    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
-
-
 def report(names: list[str], runs: int) -> None:
     items = load_items()
     expected = [it["language"] for it in items]
@@ -208,10 +205,10 @@ def report(names: list[str], runs: int) -> None:
                 print(f"| {name} | {languages} | {mode} | "
                       + " | ".join(cells)
                       + f" | **{sum(right)}/{len(right)}** ({sum(right) / len(right):.1%})"
-                      + f" | {_median_range(per_item, '.0f')}"
-                      + f" | {_median_range([r['startup_s'] for r in results], '.2f')}"  # type: ignore[misc]
-                      + f" | {_median_range([r['startup_mb'] for r in results], '.0f')}"  # type: ignore[misc]
-                      + f" | {_median_range([r['peak_mb'] for r in results], '.0f')} |")  # type: ignore[misc]
+                      + f" | {spread(per_item, '.0f', dash='–')}"
+                      + f" | {spread([r['startup_s'] for r in results], dash='–')}"  # type: ignore[misc]
+                      + f" | {spread([r['startup_mb'] for r in results], '.0f', dash='–')}"  # type: ignore[misc]
+                      + f" | {spread([r['peak_mb'] for r in results], '.0f', dash='–')} |")  # type: ignore[misc]
             sys.stdout.flush()
 
 

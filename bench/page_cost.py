@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from figures import spread
+
 HERE = Path(__file__).resolve().parent.parent
 PARTS = ("stored", "highlight_cold", "highlight_warm")
 
@@ -92,10 +94,6 @@ def child(root: Path, index: Path) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
-
-
 def main() -> int:
     if sys.argv[1:2] == ["child"]:
         sys.path.insert(0, sys.argv[2])
@@ -116,9 +114,10 @@ def main() -> int:
           f" queries; median (range) over {a.passes} passes")
     for key in PARTS:
         line = f"  {key:15} " + "   ".join(
-            f"{side.name}: {spread([r[key] for r in runs[side]])}" for side in sides)
+            f"{side.name}: {spread([r[key] for r in runs[side]], '.3f')}" for side in sides)
         if a.against:
-            line += "   ratio " + spread([x[key] / y[key] for x, y in zip(*runs.values())])
+            line += "   ratio " + spread([x[key] / y[key] for x, y in zip(*runs.values())],
+                                         ".3f")
         print(line)
     return 0
 

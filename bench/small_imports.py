@@ -21,10 +21,11 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from figures import spread
 
 HERE = Path(__file__).resolve().parent
 _CLI = "import sys; from searchapp.cli import main; sys.argv[0] = 'searchapp'; sys.exit(main())"
@@ -79,8 +80,7 @@ def main() -> int:
     for (items_name, name), runs in results.items():
         def cell(key: str, runs: list[dict[str, object]] = runs) -> str:
             values = [float(r[key]) for r in runs]  # type: ignore[arg-type]
-            return (f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
-                    if len(values) > 1 else f"{values[0]:.2f}")
+            return spread(values) if len(values) > 1 else f"{values[0]:.2f}"
         loads = [float(r["load_before"]) for r in runs]  # type: ignore[arg-type]
         print(f"| {items_name} | {name} | {len(runs)} | {cell('cpu_seconds')} | "
               f"{cell('seconds')} | {cell('peak_rss_sum_mb')} | "

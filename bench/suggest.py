@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from figures import spread
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -116,9 +118,8 @@ def main() -> None:
         alone = [statistics.median(s for v in r["engine_ms"].values() for s in v)  # type: ignore[attr-defined]
                  for r in found]
         print(f"{mode}: all prefixes, request CPU median of the runs' medians"
-              f" {statistics.median(medians):.3f} ms ({min(medians):.3f}-{max(medians):.3f}),"
-              f" `Engine.complete` {statistics.median(alone):.3f} ms"
-              f" ({min(alone):.3f}-{max(alone):.3f}); warm-up"
+              f" {spread(medians, '.3f', unit=' ms')},"
+              f" `Engine.complete` {spread(alone, '.3f', unit=' ms')}; warm-up"
               f" {statistics.median(float(r['warm_up_s']) for r in found):.2f} s"  # type: ignore[arg-type]
               f"; fallbacks {found[-1]['fallbacks']}")
 

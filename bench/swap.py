@@ -21,11 +21,12 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from figures import spread
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -95,7 +96,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for mode, found in runs.items():
         times = [float(r["s"]) for r in found]  # type: ignore[arg-type]
-        print(f"| {mode} | {statistics.median(times):.2f} ({min(times):.2f}-{max(times):.2f}) |"
+        print(f"| {mode} | {spread(times)} |"
               f" {sum(bool(r['partial']) for r in found)}/{len(found)} |"
               f" {'/'.join(sorted({str(r['opened_at_request']) for r in found}))} |")
 

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from figures import spread
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -103,8 +104,6 @@ def main() -> None:
           " warm-up s | columns at query time | columns CPU s |")
     print("|---|---|---|---|---|---|---|---|")
     for mode, found in runs.items():
-        def spread(values: list[float]) -> str:
-            return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
         first = [r[QUERIES[0]]["s"] for r in found]  # type: ignore[index]
         typo = [r[QUERIES[1]]["s"] for r in found]  # type: ignore[index]
         partial = sum(bool(r[QUERIES[1]]["partial"]) for r in found)  # type: ignore[index]

@@ -85,21 +85,13 @@ def _shape(schema: Schema) -> dict[str, tuple[str, bool, bool, bool, float, str]
             for name, field in schema.items()}
 
 
-
-def _check_updated(documents: int, expected: int) -> None:
-    """An update's document count against the catalog's (`IndexUnavailable` when they
-    differ: the caller rebuilds)."""
-    if documents != expected:
-        raise IndexUnavailable(f"the index holds {documents} documents after the update but"
-                               f" the catalog has {expected}")
-
-
 class IndexStore:
     """The index directory and its generations."""
 
     def __init__(self, root: Path, *, title_boost: float = TITLE_BOOST) -> None:
         self.root = Path(root)
         self.schema = schema(title_boost=title_boost)
+        self._pointer = os.fspath(self.root / POINTER)  # (looked at on every request)
 
     # Reading --------------------------------------------------------------
 
@@ -118,7 +110,7 @@ class IndexStore:
     def pointer_stamp(self) -> tuple[int, int] | None:
         """A cheap fingerprint of CURRENT, to notice a swap without reading it."""
         try:
-            st = os.stat(self.root / POINTER)
+            st = os.stat(self._pointer)
         except FileNotFoundError:
             return None
         return (st.st_ino, st.st_mtime_ns)
@@ -223,13 +215,15 @@ class IndexStore:
         `synced` is the catalog's sync point the items were read at, recorded in
         the generation; or a function giving it, called once every item has been
         read and the count checked (the caller sums the fingerprint from the items).
+        What a killed rebuild left under the new generation's name goes first; the
+        rest of the debris is `remove_debris`'s (`operations.rebuild` calls it).
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        self.remove_debris()
         existing = self.generations()
         number = int(existing[-1].name[4:]) + 1 if existing else 1
         gen = Generation(f"gen-{number:06d}", self.root / f"gen-{number:06d}")
         building = self.root / f"{gen.name}.tmp"
+        shutil.rmtree(building, ignore_errors=True)
         try:
             building.mkdir()
             ix = whoosh_index.create_in(str(building), self.schema)
@@ -278,8 +272,7 @@ class IndexStore:
         them. Raises `IndexUnavailable` when the result disagrees with `expected`
         (the caller then rebuilds).
         """
-        ix = self.open_index()
-        try:
+        def write(ix: Index) -> int:
             _remove_unlisted(ix, "an earlier update that did not finish")
             segments = index_segments(ix)
             adding = count if count is not None else max(1, expected - ix.doc_count())
@@ -289,18 +282,29 @@ class IndexStore:
                 raise TooManySegments(
                     f"the live index has {len(small)} small segments (imports' updates); a"
                     " rebuild merges them")
-            reader = ix.reader()
+            with contextlib.closing(ix.reader()) as reader:
+                return self._write_segment(ix, reader, items, merged, items_of)
+
+        return self._updating(write, expected=expected)
+
+    def _updating(self, write: Callable[[Index], int], *, expected: int) -> int:
+        """The frame of both updates (`update`, `update_with_whoosh`): `write` (which
+        returns the documents it wrote) into the live generation, the files it wrote
+        removed should it fail, then the document count checked against the catalog's
+        `expected` (`IndexUnavailable` when they differ: the caller rebuilds)."""
+        ix = self.open_index()
+        try:
             try:
-                written = self._write_segment(ix, reader, items, merged, items_of)
+                written = write(ix)
             except BaseException:
                 _remove_unlisted(ix, "this update, which failed")
                 raise
-            finally:
-                reader.close()
             documents = ix.doc_count()
         finally:
             ix.close()
-        _check_updated(documents, expected)
+        if documents != expected:
+            raise IndexUnavailable(f"the index holds {documents} documents after the update but"
+                                   f" the catalog has {expected}")
         return written
 
     def _write_segment(self, ix: Index, reader: Any, items: Iterable[Item],
@@ -345,11 +349,10 @@ class IndexStore:
     def update_with_whoosh(self, items: Iterable[Item], *, expected: int) -> int:
         """`update` through Whoosh's own writer (about 3 ms an item, no posting arrays):
         what an update falls back to when the segment writer fails."""
-        ix = self.open_index()
-        written = 0
-        try:
+        def write(ix: Index) -> int:
             writer: SegmentWriter = ix.writer(limitmb=WRITER_LIMIT_MB)
             unique = [name for name, field in ix.schema.items() if field.unique]
+            written = 0
             try:
                 # What `update_document` does, with one searcher for the whole batch
                 # instead of a new reader over every segment for each document.
@@ -364,13 +367,10 @@ class IndexStore:
                 writer.commit()
             except BaseException:
                 abandon(writer)
-                _remove_unlisted(ix, "this update, which failed")
                 raise
-            count = ix.doc_count()
-        finally:
-            ix.close()
-        _check_updated(count, expected)
-        return written
+            return written
+
+        return self._updating(write, expected=expected)
 
     def _point_to(self, gen: Generation) -> None:
         tmp = self.root / f"{POINTER}.tmp"
@@ -384,7 +384,8 @@ class IndexStore:
     def remove_debris(self) -> None:
         """Remove what a crashed or failed rebuild or update left behind: unfinished
         generations, and files in the live one that its table of contents does not
-        list (the caller holds the lock)."""
+        list (the caller holds the lock). An update removes the latter itself, and a
+        rebuild the unfinished generation in its way (`update`, `rebuild`)."""
         for path in self.root.glob("gen-*.tmp"):
             shutil.rmtree(path, ignore_errors=True)
         if self.current() is None:

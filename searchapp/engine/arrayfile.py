@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from searchapp.engine.base import FALLBACKS
+from searchapp.engine.base import FALLBACKS, swapped_out
 
 log = logging.getLogger(__name__)
 
@@ -198,10 +198,9 @@ _VERIFIED_LOCK = threading.Lock()
 def let_go(folder: str, live: Collection[str]) -> int:
     """Forget the checks of arrays files in `folder` (an index folder, at any depth)
     that are not in `live` (absolute paths: those the live generation reads); how many."""
-    inside = os.path.join(os.path.abspath(folder), "")
+    out = swapped_out(folder, live)
     with _VERIFIED_LOCK:
-        gone = [p for p in _VERIFIED
-                if (full := os.path.abspath(p)).startswith(inside) and full not in live]
+        gone = [p for p in _VERIFIED if out(os.path.abspath(p))]
         for path in gone:
             del _VERIFIED[path]
     return len(gone)

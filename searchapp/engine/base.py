@@ -13,11 +13,12 @@ in `FALLBACKS`, so leaving the fast path is never silent.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,6 +180,15 @@ FALLBACKS = Fallbacks()
 # How often a request's work was bounded, per reason (a rescoring skipped, a time
 # budget run out): the answers stay correct but are not as exact or as whole.
 BOUNDS = Fallbacks()
+
+
+def swapped_out(folder: str, live: Collection[str]) -> Callable[[str], bool]:
+    """Whether a file (an absolute path) lies in `folder` (an index folder, at any depth)
+    and is not in `live` (the files the new live generation reads): what was kept for it
+    is let go once a new generation is swapped in (`words.let_go`, `completion.let_go`,
+    `arrayfile.let_go`)."""
+    inside = os.path.join(os.path.abspath(folder), "")
+    return lambda path: path.startswith(inside) and path not in live
 
 
 def leaves(query: Query) -> int:

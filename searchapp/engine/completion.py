@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 import sys
 import threading
 import time
@@ -37,6 +36,8 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from searchapp.engine.base import swapped_out
 
 if TYPE_CHECKING:
     from searchapp.engine.base import Vocabulary
@@ -199,13 +200,9 @@ def let_go(folder: str, live: Collection[str]) -> int:
     folder, at any depth) whose file is not in `live` (those the new live generation
     reads); a table over live segments only is kept (a refresh's new table starts from
     it, `base_for`). How many."""
-    inside = os.path.join(os.path.abspath(folder), "")
-
-    def gone(key: Key) -> bool:
-        return any(f.startswith(inside) and f not in live for f in _parts(key)[1])
-
+    out = swapped_out(folder, live)
     with _LOCK:
-        doomed = [k for k in dict.fromkeys((*_CACHE, *_PENDING)) if gone(k)]
+        doomed = [k for k in dict.fromkeys((*_CACHE, *_PENDING)) if any(map(out, _parts(k)[1]))]
         for key in doomed:
             _CACHE.pop(key, None)
     for key in doomed:

@@ -28,7 +28,6 @@ import contextlib
 import contextvars
 import functools
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -38,7 +37,7 @@ from contextlib import AbstractContextManager
 import numpy as np
 from numpy.typing import NDArray
 
-from searchapp.engine.base import FALLBACKS, Budget
+from searchapp.engine.base import FALLBACKS, Budget, swapped_out
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +202,9 @@ def let_go(folder: str, live: Collection[str]) -> int:
     """Let go of the indexes of segments in `folder` (an index folder, at any depth)
     whose files are not in `live` (those the new live generation reads): kept or being
     made (searches waiting for one go on; its making stops, or is not kept). How many."""
-    inside = os.path.join(os.path.abspath(folder), "")
+    out = swapped_out(folder, live)
     with _LOCK:
-        gone = [k for k in dict.fromkeys((*_CACHE, *_PENDING))
-                if k[0].startswith(inside) and k[0] not in live]
+        gone = [k for k in dict.fromkeys((*_CACHE, *_PENDING)) if out(k[0])]
         for key in gone:
             _CACHE.pop(key, None)
     release(gone)
