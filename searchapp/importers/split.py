@@ -46,10 +46,11 @@ __all__ = ["SPLIT_FROM", "main", "read_in_two"]
 
 # Files smaller than this are read in one process. The second process costs about
 # 3.5 s of CPU more than one process spends (starting Python, importing the reading
-# code, loading lingua's models again): at 16 MB (40,000 items of the bench corpus)
-# splitting was slower, at 24 MB even, at 40 MB 15 % faster (3 interleaved runs each,
-# load 6-11, 3 December 2026).
-SPLIT_FROM = 32_000_000
+# code, loading lingua's models again). In interleaved runs at load 6-11 (3 December
+# 2026, medians of 3), splitting was slower at 16 MB (40,000 items of the bench
+# corpus), even at 24 MB, and faster at 40 MB: 17.0 s against 20.3, and with the
+# cheaper reading that came after, 12.3 s against 13.4 (CPU 10.5 s against 7.2).
+SPLIT_FROM = 40_000_000
 # How far after its middle a line break is looked for: a line longer than this is
 # refused anyway (`decode.MAX_LINE` characters, up to 4 bytes each), by one process.
 _SEARCH = 4 * MAX_LINE + 8
