@@ -1,10 +1,10 @@
 """A big JSON Lines file read in two processes (#14).
 
 Reading an item (its JSON parsed, the item checked, its language detected)
-costs about 80 µs of CPU: a million items took over a minute in one process
-while the other core stayed idle. A file of `SPLIT_FROM` bytes or more is cut
-at the first line break after its middle. A second process, started fresh
-("spawn": the server and the admin jobs run threads, which a fork copies in
+costs 55-80 µs of CPU: a million items took over a minute in one process while
+the other core stayed idle. A file of `SPLIT_FROM` bytes or more is cut at the
+first line break from its middle on. A second process, a new Python (not a
+fork: the server and the admin jobs run threads, which a fork copies in
 whatever state they hold), reads the second half into a `spool.Part` file in
 the import's own folder while this process reads the first half into the spool.
 The part's records are then appended after the first half's, in their order,
