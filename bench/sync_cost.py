@@ -36,8 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def reindex(code: Path, catalog: Path, index: Path, *, prefix: tuple[str, ...] = ()
-            ) -> tuple[float, float]:
-    """Wall and CPU seconds of one `searchapp reindex` run by the code in `code`."""
+            ) -> tuple[float, float, float]:
+    """Wall and CPU seconds (user + system, and system alone) of one `searchapp reindex`
+    run by the code in `code`."""
     env = {**os.environ, "SEARCHAPP_CATALOG": str(catalog), "SEARCHAPP_INDEX_DIR": str(index),
            "PYTHONPATH": str(code)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -49,8 +50,8 @@ def reindex(code: Path, catalog: Path, index: Path, *, prefix: tuple[str, ...] =
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"reindex by {code} failed: {done.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    system = after.ru_stime - before.ru_stime
+    return wall, after.ru_utime - before.ru_utime + system, system
 
 
 def where(catalog: Path, index: Path) -> None:
@@ -94,18 +95,20 @@ def main() -> None:
     indexes = {name: args.work / f"index-{name}" for name in codes}
     for name, code in codes.items():  # the stem tables, as a live system has them
         reindex(code, args.catalog, indexes[name])
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in codes}
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in codes}
     print(f"load before: {os.getloadavg()}")
     for k in range(args.rounds):
         order = list(codes) if k % 2 == 0 else list(reversed(codes))
         for name in order:
-            wall, cpu = reindex(codes[name], args.catalog, indexes[name])
-            runs[name].append((wall, cpu))
-            print(f"round {k + 1} {name}: wall {wall:.2f} s, cpu {cpu:.2f} s,"
+            wall, cpu, system = reindex(codes[name], args.catalog, indexes[name])
+            runs[name].append((wall, cpu, system))
+            print(f"round {k + 1} {name}: wall {wall:.2f} s, cpu {cpu:.2f} s"
+                  f" (system {system:.2f} s),"
                   f" load {os.getloadavg()[0]:.1f}", flush=True)
     for name in codes:
-        print(f"{name}: wall {spread([w for w, _ in runs[name]], unit=' s')},"
-              f" cpu {spread([c for _, c in runs[name]], unit=' s')}")
+        print(f"{name}: wall {spread([r[0] for r in runs[name]], unit=' s')},"
+              f" cpu {spread([r[1] for r in runs[name]], unit=' s')},"
+              f" system {spread([r[2] for r in runs[name]], unit=' s')}")
     diffs = [a[0] - b[0] for a, b in zip(runs["after"], runs["before"], strict=True)]
     print(f"after - before, same round: wall {spread(diffs, '+.2f', unit=' s')}")
     print(f"load after: {os.getloadavg()}")
