@@ -63,7 +63,7 @@ _UNLINK = re.compile(r'^unlink(?:at)?\((?:[^,]+, )?"(.*)"(?:, \w+)?\)\s+= 0$')
 
 def traced(settings: Settings, tmp_path: Path, *args: str) -> list[Call]:
     """Run `searchapp ARGS` under strace; the syncs, renames and unlinks of the process
-    that replaced a table of contents or CURRENT, in order (one file per process:
+    that replaced CURRENT or a table of contents, in order (one file per process:
     within one, the calls come in the order made)."""
     assert STRACE is not None, "strace is not installed (apt-get install strace)"
     out = tmp_path / "strace"
@@ -86,11 +86,16 @@ def traced(settings: Settings, tmp_path: Path, *args: str) -> list[Call]:
                 calls.append(Call("rename", m.group(1), m.group(2)))
             elif m := _UNLINK.match(line):
                 calls.append(Call("unlink", m.group(1)))
-        if any(c.op == "rename" and (c.to.endswith("/CURRENT") or c.to.endswith(".toc"))
-               for c in calls):
-            found.append(calls)
-    assert len(found) == 1, f"{len(found)} processes wrote the index"
-    return found[0]
+        found.append(calls)
+    # The process that replaced CURRENT (a rebuild; its index workers write tables of
+    # contents of their own elsewhere), or else the one that wrote a table of contents.
+    for ending in ("/CURRENT", ".toc"):
+        writers = [calls for calls in found
+                   if any(c.op == "rename" and c.to.endswith(ending) for c in calls)]
+        if writers:
+            assert len(writers) == 1, f"{len(writers)} processes renamed *{ending}"
+            return writers[0]
+    raise AssertionError("no process wrote the index")
 
 
 def at(calls: list[Call], op: str, path: str, to: str = "") -> int:
