@@ -10,8 +10,9 @@ Layout of the index directory::
     .lock            held (flock) by whoever is importing or rebuilding
 
 A rebuild writes a new generation beside the live one, checks its document
-count against what was fed to it, and only then points CURRENT at it, so a
-reader never sees a half-built index and a crash leaves the old one serving.
+count against what was fed to it, syncs every file of it to the disk, and only
+then points CURRENT at it, so a reader never sees a half-built index and a crash,
+or a power cut, leaves the old one serving or the whole new one.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ from searchapp.engine.segments import (
     StemTable,
     abandon,
     cancel,
+    commit_durably,
     fsync_path,
     index_segments,
     remove_unlisted,
     segment_id,
+    sync_folder,
 )
 from searchapp.errors import IndexUnavailable
 from searchapp.models import Item
@@ -122,6 +125,8 @@ class IndexStore:
             raise IndexUnavailable(
                 f"no index in {self.root}: run `searchapp reindex` to build it from the catalog"
             )
+        if not gen.path.is_dir():
+            raise IndexUnavailable(self._missing(gen))
         try:
             return whoosh_index.open_dir(str(gen.path), schema=self.schema)
         except Exception as exc:  # Whoosh raises many kinds on a damaged index
@@ -129,6 +134,18 @@ class IndexStore:
                 f"index generation {gen.name} cannot be opened ({exc.__class__.__name__}: {exc});"
                 " run `searchapp reindex` to rebuild it from the catalog"
             ) from exc
+
+    def _missing(self, gen: Generation) -> str:
+        """Why the live generation `gen`, not on disk, cannot be searched, and what to run.
+        The previous generation is not served in its place: it may hold items removed
+        from the catalog since (and lacks those added), and nothing would show it."""
+        kept = [g.name for g in self.generations() if g.name != gen.name]
+        previous = (f"; the previous generation {kept[-1]} is kept, but it holds the catalog"
+                    " as it was before the last rebuild, so it is not searched in its place"
+                    if kept else "")
+        return (f"the live index generation {gen.name} is missing (named by"
+                f" {self.root / POINTER}, but {gen.path} is not there){previous}; run"
+                " `searchapp reindex` to rebuild the index from the catalog")
 
     def document_count(self) -> int:
         """Live documents in the live generation (IndexUnavailable when it cannot open)."""
@@ -191,6 +208,9 @@ class IndexStore:
         return sorted(found, key=lambda g: g.name)
 
     def size_bytes(self, gen: Generation) -> int:
+        """Bytes in the generation's files (0 when its folder is not there)."""
+        if not gen.path.is_dir():
+            return 0
         return sum(f.stat().st_size for f in gen.path.iterdir() if f.is_file())
 
     # Writing --------------------------------------------------------------
@@ -241,7 +261,12 @@ class IndexStore:
                 )
             if synced is not None:
                 _write_synced(building, synced() if callable(synced) else synced)
+            # On the disk in this order, so that after a power cut CURRENT names the old
+            # generation or a whole new one: every file of the new one and its folder,
+            # then its name, then CURRENT (`_point_to`).
+            sync_folder(building)
             os.rename(building, gen.path)
+            fsync_path(self.root)
             self._point_to(gen)
         except OSError as exc:
             shutil.rmtree(building, ignore_errors=True)
@@ -364,7 +389,7 @@ class IndexStore:
                                 writer.delete_document(docnum)
                         writer.add_document(**doc)
                         written += 1
-                writer.commit()
+                commit_durably(writer)
             except BaseException:
                 abandon(writer)
                 raise
@@ -483,3 +508,4 @@ def _write_synced(folder: Path, point: SyncPoint) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, folder / SYNCED)
+    fsync_path(folder)

@@ -367,8 +367,12 @@ def test_an_update_reaches_the_disk_before_what_it_replaces_is_deleted(
     synced = [name for kind, name in events if kind == "sync"]
     deleted = [i for i, (kind, name) in enumerate(events) if kind == "delete"
                and name in old_tocs]
-    toc_synced = events.index(("sync", new_toc))
+    # The TOC is synced under its temporary name, before it is renamed into place
+    # (tests/test_durability.py checks the rename's place among the real system calls).
+    toc_synced = next(i for i, (kind, name) in enumerate(events)
+                      if kind == "sync" and name.startswith(f"{new_toc}."))
     assert deleted and all(i > toc_synced for i in deleted), "\n".join(map(str, events))
     # The folder is synced after the TOC, and the new segment's files before it.
     assert ("sync", gen.path.name) in events[toc_synced:deleted[0]], events
-    assert any(name.startswith("MAIN_") for name in synced[:synced.index(new_toc)]), events
+    assert any(name.startswith("MAIN_") for name in synced[:synced.index(events[toc_synced][1])]
+               ), events

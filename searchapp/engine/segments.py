@@ -372,6 +372,64 @@ def _sync(folder: str, names: Iterable[str]) -> None:
     fsync_path(folder)
 
 
+def sync_folder(folder: str | os.PathLike[str]) -> None:
+    """fsync every file under `folder`, then each folder (its names), innermost first:
+    a new index generation, before it goes live."""
+    for where, _, files in os.walk(folder, topdown=False):
+        _sync(where, files)
+
+
+class _SyncedRenames:
+    """A Whoosh file storage whose renames reach the disk in order: the file's contents
+    before it takes the new name, the folder's names after. Whoosh's `TOC.write` writes
+    a table of contents under a temporary name and renames it into place unsynced, so a
+    power cut just after could leave the newest table of contents empty or partial."""
+
+    def __init__(self, storage: Any) -> None:
+        self._storage = storage
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+    def __iter__(self) -> Any:
+        return iter(self._storage)
+
+    def rename_file(self, frm: str, to: str, safe: bool = False) -> None:
+        folder = self._storage.folder
+        fsync_path(os.path.join(folder, frm))
+        self._storage.rename_file(frm, to, safe=safe)
+        fsync_path(folder)
+
+
+def commit_toc(writer: Any, segments: list[Any], *, before: set[str]) -> None:
+    """Whoosh's `SegmentWriter._commit_toc` (a new table of contents listing `segments`,
+    then the files of every other segment and table of contents deleted), durable
+    for an index on disk: the files of the segments it lists that are not among
+    `before` (the ids the writer's own table of contents listed: the new ones) are
+    synced, then the new table of contents is written, synced and renamed into place,
+    and the folder synced, all before anything is deleted. A power cut leaves the old
+    table of contents or a whole new one, each with all of its segments' files."""
+    folder = getattr(writer.storage, "folder", None)
+    if folder is None:  # not on disk
+        writer._commit_toc(segments)
+        return
+    new = [f"{s.segment_id()}." for s in segments if s.segment_id() not in before]
+    _sync(folder, [name for name in os.listdir(folder) if name.startswith(tuple(new))]
+          if new else [])
+    TOC(writer.schema, segments, writer.generation).write(_SyncedRenames(writer.storage),
+                                                          writer.indexname)
+    clean_files(writer.storage, writer.indexname, writer.generation, segments)
+
+
+def commit_durably(writer: Any) -> None:
+    """`writer.commit()` (Whoosh's writer: an update written without the segment
+    writer) with its table of contents committed as `commit_toc` does."""
+    # (The ids now: Whoosh's commit may append its new segment to `writer.segments`.)
+    before = {s.segment_id() for s in writer.segments}
+    writer._commit_toc = functools.partial(commit_toc, writer, before=before)
+    writer.commit()
+
+
 class SegmentBuilder:
     """Writes documents into new segments of `ix` (a fresh index, or one to append to)."""
 
@@ -748,14 +806,8 @@ class SegmentBuilder:
         kept = [s for s in writer.segments if s.segment_id() not in self._left_out]
         folder = getattr(writer.storage, "folder", None)
         if self.durable and folder is not None:
-            # Whoosh's `_commit_toc`, with the syncs between its writing and its deleting.
-            _sync(folder, [name for name in os.listdir(folder)
-                           if segment.segment_id() in name])
-            listed = kept + [segment]
-            TOC(writer.schema, listed, writer.generation).write(writer.storage,
-                                                                writer.indexname)
-            _sync(folder, [TOC._filename(writer.indexname, writer.generation)])
-            clean_files(writer.storage, writer.indexname, writer.generation, listed)
+            commit_toc(writer, kept + [segment],
+                       before={s.segment_id() for s in writer.segments})
         else:
             writer._commit_toc(kept + [segment])
         writer._finish()
