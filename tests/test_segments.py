@@ -750,3 +750,10 @@ def test_a_flipped_byte_in_a_stem_table_is_caught_and_the_next_rebuild_writes_a_
     operations.rebuild(samples)  # and the next rebuild takes it without a word
     assert FALLBACKS.snapshot()["stem table discarded"] == before + 1
     assert hits_for(samples, words) == expected
+
+
+@pytest.mark.parametrize("terms", [1, 65_536, 65_537, 300_000])
+def test_rows_are_ordered_as_a_stable_sort_orders_them(terms: int) -> None:
+    # More terms than 16 bits number (a large segment's) are ordered in two passes.
+    keys = np.random.default_rng(terms).integers(0, terms, 200_000).astype(np.int32)
+    assert (segments._stable_order(keys, terms) == np.argsort(keys, kind="stable")).all()

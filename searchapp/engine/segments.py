@@ -1220,7 +1220,9 @@ def _stable_order(keys: Any, bound: int) -> Any:
     high ones (about half the CPU of one stable sort of 32-bit keys, 4M of them)."""
     if bound <= 1 << 16:
         return np.argsort(keys.astype(np.uint16), kind="stable")
-    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    # As 32-bit numbers (len(keys) < 2 ** 31): the passes' orders held at once take
+    # less memory than one 64-bit order more.
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable").astype(np.int32)
     high = np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")
     return low[high]
 
