@@ -37,6 +37,9 @@ class Settings:
     max_upload_bytes: int = 20 * 1024 * 1024
     # How long an import or rebuild waits for another one to finish.
     lock_timeout: float = 5.0
+    # How long an admin job waits for another program holding the catalog's write lock
+    # (a sqlite3 shell, a backup tool) before it fails saying so.
+    catalog_wait: float = 600.0
     # Which search path serves: auto (arrays when it can), arrays or whoosh (for triage).
     engine: str = "auto"
     # Ranking knobs (searchapp.engine.scoring); the title boost applies when indexing.
@@ -77,6 +80,8 @@ class Settings:
             max_upload_bytes=_number(env, "SEARCHAPP_MAX_UPLOAD_BYTES", int,
                                      default.max_upload_bytes, minimum=1),
             lock_timeout=_number(env, "SEARCHAPP_LOCK_TIMEOUT", float, default.lock_timeout,
+                                 minimum=0),
+            catalog_wait=_number(env, "SEARCHAPP_CATALOG_WAIT", float, default.catalog_wait,
                                  minimum=0),
             engine=_engine(env),
             max_result_window=_number(env, "SEARCHAPP_MAX_RESULT_WINDOW", int,

@@ -144,6 +144,19 @@ class ReadOnly(CatalogError):
     status = 503
 
 
+class CatalogBusy(CatalogError):
+    """Another program held the catalog's write lock for longer than a write waits (a
+    sqlite3 shell, a backup tool)."""
+
+    code = "catalog_busy"
+    status = 503
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"another program held the catalog's write lock for {seconds:.0f} s"
+                         " (a sqlite3 shell, a backup?)")
+
+
 class CatalogMissing(CatalogError):
     """There is no catalog file where SEARCHAPP_CATALOG says (moved, deleted, a mount
     gone): what only reads answers 503 rather than start an empty catalog there."""

@@ -91,6 +91,7 @@ class IndexStore:
     def __init__(self, root: Path, *, title_boost: float = TITLE_BOOST) -> None:
         self.root = Path(root)
         self.schema = schema(title_boost=title_boost)
+        self._pointer = os.fspath(self.root / POINTER)  # (looked at on every request)
 
     # Reading --------------------------------------------------------------
 
@@ -109,7 +110,7 @@ class IndexStore:
     def pointer_stamp(self) -> tuple[int, int] | None:
         """A cheap fingerprint of CURRENT, to notice a swap without reading it."""
         try:
-            st = os.stat(self.root / POINTER)
+            st = os.stat(self._pointer)
         except FileNotFoundError:
             return None
         return (st.st_ino, st.st_mtime_ns)

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import errno
+import json
 import logging
 import os
 import secrets
@@ -44,6 +45,7 @@ from typing import IO, TYPE_CHECKING, Any
 from searchapp import lockfile
 from searchapp.errors import (
     Busy,
+    CatalogBusy,
     CatalogError,
     DiskFull,
     ImportRejected,
@@ -230,7 +232,8 @@ def _spawn(settings: Settings, job_id: str) -> int:
     env = {k: v for k, v in os.environ.items() if k != "SEARCHAPP_ADMIN_TOKEN"}
     env.update(SEARCHAPP_CATALOG=str(settings.catalog.resolve()),
                SEARCHAPP_INDEX_DIR=str(settings.index_dir.resolve()),
-               SEARCHAPP_LOCK_TIMEOUT=str(LOCK_WAIT))
+               SEARCHAPP_LOCK_TIMEOUT=str(LOCK_WAIT),
+               SEARCHAPP_CATALOG_WAIT=str(settings.catalog_wait))
     log = open(jobs_dir(settings) / f"{job_id}.log", "ab")  # noqa: SIM115 (handed to the child)
     try:
         proc = subprocess.Popen(
@@ -268,18 +271,39 @@ def reap(catalog: Catalog) -> int:
     for job in catalog.jobs(states=("queued", "running"), limit=1000):
         if _unfinished(job.id, job.pid, job.created, now):
             continue
-        if job.pid is None:
-            reason = "the job was recorded but its process never started"
-        else:
-            reason = ("interrupted: the job's process ended before it finished (a restart or"
-                      " a kill); an import is all or nothing, so check /healthz and run"
-                      " the job again")
-        if catalog.finish_job(job.id, state="failed", phase=job.phase,
-                              error={"code": "interrupted", "message": reason},
-                              only_unfinished=True):
+        ended = _ended_path(catalog.path, job.id)
+        outcome: dict[str, Any] | None = _read_ended(ended)
+        if outcome is None:
+            if job.pid is None:
+                reason = "the job was recorded but its process never started"
+            else:
+                reason = ("interrupted: the job's process ended before it finished (a restart"
+                          " or a kill); an import is all or nothing, so check /healthz and"
+                          " run the job again")
+            outcome = {"state": "failed", "phase": job.phase,
+                       "error": {"code": "interrupted", "message": reason}}
+        if catalog.finish_job(job.id, **outcome, only_unfinished=True):
             reaped += 1
             _remove_uploads(job)
+        _remove([ended])
     return reaped
+
+
+def _ended_path(catalog: Path, job_id: str) -> Path:
+    """Where a job's process leaves how it ended when the catalog could not be written
+    then (another program holding its write lock): for `reap` to record."""
+    return catalog.resolve().parent / "jobs" / f"{job_id}.ended"
+
+
+def _read_ended(path: Path) -> dict[str, Any] | None:
+    """What a job's process left at `path` (`_end`); None when there is nothing usable."""
+    try:
+        outcome = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(outcome, dict) or outcome.get("state") not in FINISHED:
+        return None
+    return {key: outcome.get(key) for key in ("state", "phase", "result", "error")}
 
 
 def tidy(settings: Settings) -> int:
@@ -357,8 +381,15 @@ def run(job_id: str, settings: Settings, *, locked: bool = False) -> Job:
             raise NotFound(f"no job with id {job_id!r}")
         if job.state != "queued":
             raise SearchappError(f"job {job_id} is {job.state}, not queued")
-        catalog.update_job(job_id, pid=os.getpid(), started=_now(), state="running",
-                           phase="starting")
+    try:
+        _record(settings, job_id, pid=os.getpid(), started=_now(), state="running",
+                phase="starting")
+    except CatalogBusy as exc:
+        _remove_uploads(job)
+        return _end(settings, job, state="failed", error={
+            "code": exc.code, "message": f"{exc}: the job did not start and changed nothing;"
+            " send it again once the catalog is free (SEARCHAPP_CATALOG_WAIT says how long"
+            " a job waits)"})
     progress = _Progress(settings, job_id)
     state, result, error = "failed", None, None
     try:
@@ -382,11 +413,52 @@ def run(job_id: str, settings: Settings, *, locked: bool = False) -> Job:
                             " see the job's log beside the catalog"}
     finally:
         _remove_uploads(job)
-    with _catalog(settings.catalog) as catalog:
-        catalog.finish_job(job_id, state=state, phase="done" if state == "succeeded" else
-                           "failed", result=result, error=error)
-        finished = catalog.job(job_id)
-    assert finished is not None
+    return _end(settings, job, state=state, result=result, error=error)
+
+
+def _record(settings: Settings, job_id: str, **fields: Any) -> None:
+    """Write some of a job's fields, waiting up to `Settings.catalog_wait` seconds for
+    another program holding the catalog's write lock: `CatalogBusy` past that."""
+    began = time.monotonic()
+    try:
+        with _catalog(settings.catalog, timeout=settings.catalog_wait) as catalog:
+            catalog.update_job(job_id, **fields)
+    except CatalogError as exc:
+        if not _locked(exc):
+            raise
+        raise CatalogBusy(time.monotonic() - began) from exc
+
+
+def _locked(exc: CatalogError) -> bool:
+    """Whether a catalog write failed because another connection held the write lock."""
+    return str(getattr(exc.__cause__, "sqlite_errorname", "")).startswith("SQLITE_BUSY")
+
+
+def _end(settings: Settings, job: Job, *, state: str, result: dict[str, Any] | None = None,
+         error: dict[str, Any] | None = None, only_unfinished: bool = False) -> Job:
+    """Record how a job ended. When another program keeps the catalog's write lock past
+    `Settings.catalog_wait`, it is left in a file beside the uploads for `reap` to
+    record once this process is gone (else the job would read as killed)."""
+    outcome: dict[str, Any] = {"state": state, "result": result, "error": error,
+                               "phase": "done" if state == "succeeded" else "failed"}
+    began = time.monotonic()
+    try:
+        with _catalog(settings.catalog, timeout=settings.catalog_wait) as catalog:
+            catalog.finish_job(job.id, **outcome, only_unfinished=only_unfinished)
+            finished = catalog.job(job.id)
+    except CatalogError as exc:
+        if not _locked(exc):
+            raise
+        ended = _ended_path(settings.catalog, job.id)
+        temporary = ended.with_suffix(".tmp")
+        temporary.write_text(json.dumps(outcome, ensure_ascii=False), encoding="utf-8")
+        os.replace(temporary, ended)
+        busy = CatalogBusy(time.monotonic() - began)
+        print(f"job {job.id} {state}, not recorded in the catalog ({busy}): left in {ended}"
+              " for the service to record", file=sys.stderr)
+        return dataclasses.replace(job, finished=_now(), **outcome)
+    if finished is None:
+        raise NotFound(f"no job with id {job.id!r}")
     return finished
 
 
@@ -416,13 +488,12 @@ def _work(settings: Settings, job: Job, progress: _Progress, *,
 def _give_up(settings: Settings, job_id: str, exc: SearchappError) -> Job:
     """Record that a job never had the index lock (`exc` says why), removing its uploads."""
     with _catalog(settings.catalog) as catalog:
-        _remove_uploads(catalog.job(job_id))
-        catalog.finish_job(job_id, state="failed", phase="failed", only_unfinished=True,
-                           error={"code": exc.code, "message": str(exc)})
         job = catalog.job(job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id!r}")
-    return job
+    _remove_uploads(job)
+    return _end(settings, job, state="failed", only_unfinished=True,
+                error={"code": exc.code, "message": str(exc)})
 
 
 # Waiting for the lock ----------------------------------------------------------

@@ -28,13 +28,14 @@ class Hit:
     highlights: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
-        item = self.item
+        item, date, score = self.item, self.item.date, self.score
         return {
             "id": item.id, "title": item.title, "summary": item.summary,
             "organisation": item.organisation,
-            "date": item.date.isoformat() if item.date else None, "year": item.year,
+            "date": None if date is None else date.isoformat(),
+            "year": None if date is None else date.year,
             "type": item.type, "url": item.url, "language": item.language,
-            "score": None if self.score is None else round(self.score, 4),
+            "score": None if score is None else round(score, 4),
             "highlights": dict(self.highlights),
         }
 

@@ -139,8 +139,8 @@ class SearchQuery:
             raw = one(name).strip()
             return parse_date(name, raw) if raw else None
 
-        chosen = {name: _unique(facet.parse(v) for v in params.get(name, []) if v.strip())
-                  for name, facet in FACETS.items()}
+        chosen = {name: _unique(facet.parse(v) for v in given if v.strip())
+                  for name, facet in FACETS.items() if (given := params.get(name))}
         return cls(
             q=one("q"),
             **chosen,

@@ -8,7 +8,8 @@ Each snapshot it opens (or refresh with new segments) is warmed up in a
 background thread (`Engine._warm`): what the first searches on it would
 otherwise build is made ahead of them, first the facet columns, then the
 segments' close-words indexes for typo tolerance, then the word table of
-search-as-you-type. A search waiting for what the warm-up is making lets other
+search-as-you-type, then the highlighting patterns of the index's English words
+(`searchapp.highlight.prepare`). A search waiting for what the warm-up is making lets other
 requests use the engine meanwhile (`Engine._aside`), and a warm-up that cannot
 start leaves the searches to build what they need (counted). What was made for
 segments a new snapshot no longer reads is let go as it opens (`Engine._let_go`).
@@ -67,6 +68,7 @@ from searchapp.engine.health import check as check_index
 from searchapp.engine.health import missing as missing_files
 from searchapp.engine.plain import (
     WhooshSnapshot,
+    language_terms,
     let_go,
     make_close_words,
     make_completion,
@@ -79,6 +81,7 @@ from searchapp.errors import IndexUnavailable, SearchappError
 from searchapp.facets import Columns, Counted
 from searchapp.fields import FACET_FIELDS, FACETS, TEXT_FIELDS, UNDATED
 from searchapp.highlight import FRAGMENT_CHARS, Marks, highlight
+from searchapp.highlight import prepare as prepare_highlighting
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 from searchapp.page import FacetShown, FacetValue, Hit, Related, SearchPage
@@ -343,23 +346,25 @@ class Engine:
         the next request (`searchapp serve`, in each worker). A request that opens one
         itself meanwhile is counted (`OPENED_AT_REQUEST`). The thread holds the engine
         only while it looks, and ends once the engine is closed or gone. Watching
-        already, the watch's thread is returned."""
-        if self._watcher is not None and self._watcher.is_alive() \
-                and not self._closed.is_set():
-            return self._watcher
-        self._closed = threading.Event()
-        thread = threading.Thread(target=_watching,
-                                  args=(weakref.ref(self), every, self._closed),
-                                  name="searchapp-watch", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError as exc:  # no thread to be had ("can't start new thread")
-            FALLBACKS.count(WATCH_NOT_STARTED)
-            log.warning("watch not started: %s: %s; requests open each new generation",
-                        exc.__class__.__name__, exc)
+        already, the watch's thread is returned: callers at the same moment get one
+        watch between them (under the lock, as `close` ends it)."""
+        with self._lock:
+            if self._watcher is not None and self._watcher.is_alive() \
+                    and not self._closed.is_set():
+                return self._watcher
+            self._closed = threading.Event()
+            thread = threading.Thread(target=_watching,
+                                      args=(weakref.ref(self), every, self._closed),
+                                      name="searchapp-watch", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError as exc:  # no thread to be had ("can't start new thread")
+                FALLBACKS.count(WATCH_NOT_STARTED)
+                log.warning("watch not started: %s: %s; requests open each new generation",
+                            exc.__class__.__name__, exc)
+                return thread
+            self._watching, self._watcher = True, thread
             return thread
-        self._watching, self._watcher = True, thread
-        return thread
 
     def _look_ahead(self) -> bool:
         """The watch's look (`watch`); False once the engine is closed."""
@@ -708,7 +713,8 @@ def _warming(reader: Any, keys: list[tuple[str, str]],
     """A snapshot's warm-up (`Engine._warm`), from `reader`, its own (searches go on
     meanwhile on the snapshot's): first the facet columns every search needs (through a
     snapshot of the same kind over `reader`, closed once they are made), then the
-    reserved close-words indexes, then the word table. It holds neither the engine nor
+    reserved close-words indexes, then the word table, then the highlighting patterns
+    of the index's English terms. It holds neither the engine nor
     its snapshot: what closes them is not delayed by it."""
     started = time.perf_counter()
     own: WhooshSnapshot | None = None
@@ -735,6 +741,10 @@ def _warming(reader: Any, keys: list[tuple[str, str]],
                 words, read, segments = make_completion(reader, *table)
                 log.info("warm-up: completion word table (%d words, %d of %d segments read)"
                          " made in %.2f s", words, read, segments, time.perf_counter() - began)
+            began = time.perf_counter()
+            made = prepare_highlighting(language_terms(reader, TEXT_FIELDS, "en"))
+            log.info("warm-up: %d highlighting patterns made in %.2f s", made,
+                     time.perf_counter() - began)
         finally:
             if own is not None:
                 own.close()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -408,3 +411,76 @@ def test_a_job_records_its_own_process_when_the_service_could_not(
         assert listed["state"] == "queued"  # alive, not reaped
     ended = admin.get(f"/api/admin/jobs/{job.id}?wait={WAIT}", headers=AUTH).get_json()
     assert ended["state"] == "succeeded", ended
+
+
+@contextlib.contextmanager
+def catalog_held(catalog: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the catalog's write lock (`BEGIN IMMEDIATE`, as a sqlite3
+    shell or a backup tool would) for `seconds`, then letting it go."""
+    script = ("import sqlite3, sys, time\n"
+              "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+              "db.execute('BEGIN IMMEDIATE')\nprint('held', flush=True)\n"
+              "time.sleep(float(sys.argv[2]))\ndb.execute('ROLLBACK')\n")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(catalog), str(seconds)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield holder
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+def queued_behind_the_lock(client: FlaskClient, samples: Settings) -> dict[str, Any]:
+    """An upload whose job waits for the index lock (which the caller holds)."""
+    status, job = upload(client, JSONL, organisation="ILO", wait=0)
+    assert status == 202
+    deadline = time.monotonic() + WAIT
+    while job["phase"] != WAITING and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = client.get(f"/api/admin/jobs/{job['id']}", headers=AUTH).get_json()
+    assert job["state"] == "queued" and job["phase"] == WAITING, job
+    return job
+
+
+def test_a_job_whose_catalog_another_program_keeps_locked_fails_saying_so(
+        samples: Settings) -> None:
+    """A job that has the index lock but finds the catalog's write lock held by another
+    program (a sqlite3 shell, a backup) waits for it up to `SEARCHAPP_CATALOG_WAIT`,
+    still queued; past that it fails saying so (it was reported "interrupted: a restart
+    or a kill"), and imports nothing."""
+    with app_over(samples, admin_token=TOKEN, catalog_wait=2) as app, \
+            contextlib.ExitStack() as holding:
+        client = app.test_client()
+        with IndexStore(samples.index_dir).lock():
+            job = queued_behind_the_lock(client, samples)
+            holder = holding.enter_context(catalog_held(samples.catalog, 8))
+        time.sleep(1)  # the job has the index lock now, and waits for the catalog
+        job = client.get(f"/api/admin/jobs/{job['id']}", headers=AUTH).get_json()
+        assert job["state"] == "queued" and job["error"] is None, job
+        holder.wait(timeout=WAIT)  # it lets go by itself, after the job gave up
+        job = client.get(f"/api/admin/jobs/{job['id']}?wait={WAIT}", headers=AUTH).get_json()
+        assert job["state"] == "failed", job
+        assert job["error"]["code"] == "catalog_busy", job
+        assert job["error"]["message"].startswith(
+            "another program held the catalog's write lock for 2 s (a sqlite3 shell, a"
+            " backup?): the job did not start"), job
+        assert total(client) == 35
+        assert spooled(samples) == []
+        assert list((samples.catalog.parent / "jobs").glob("*.ended")) == []
+
+
+def test_a_job_waits_for_a_catalog_another_program_holds_a_while(samples: Settings) -> None:
+    with app_over(samples, admin_token=TOKEN, catalog_wait=60) as app, \
+            contextlib.ExitStack() as holding:
+        client = app.test_client()
+        with IndexStore(samples.index_dir).lock():
+            job = queued_behind_the_lock(client, samples)
+            holder = holding.enter_context(catalog_held(samples.catalog, 3))
+        time.sleep(1)  # the job has the index lock now, and waits for the catalog
+        job = client.get(f"/api/admin/jobs/{job['id']}", headers=AUTH).get_json()
+        assert job["state"] == "queued" and job["error"] is None, job
+        holder.wait(timeout=WAIT)  # it lets go by itself
+        job = client.get(f"/api/admin/jobs/{job['id']}?wait={WAIT}", headers=AUTH).get_json()
+        assert job["state"] == "succeeded", job
+        assert total(client) == 37

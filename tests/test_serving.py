@@ -340,3 +340,21 @@ def test_a_killed_server_and_job_leave_no_upload_behind_once_restarted(
         assert json.loads(get(port, "/api/search?q=killed")[2])["total"] == 0
     finally:
         stop(proc)
+
+
+def test_workers_start_without_a_monkey_patch_warning(samples: Settings, tmp_path: Path) -> None:
+    """Each gevent worker patches the standard library (ssl among it) as it starts. It was
+    forked from a master that had imported modules holding ssl's classes (urllib3, by
+    way of the importers), and each printed gevent's MonkeyPatchWarning."""
+    log = tmp_path / "serve.log"
+    proc, port = start(samples, log)
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("Booting worker") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert get(port, "/api/search?q=cooperative")[0] == 200
+    finally:
+        stop(proc)
+    text = log.read_text()
+    assert text.count("Booting worker") == 2, text
+    assert "MonkeyPatchWarning" not in text, text

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from browser_support import gunicorn
 from conftest import SAMPLES, Cli
+from faulty_fs import faulty_file
 
 from searchapp import importers
 from searchapp.catalog import Catalog
@@ -113,6 +114,31 @@ def test_undecodable_bytes_deep_in_a_big_file_are_the_only_problem(
         " Latin-1 or Windows-1252? save it as UTF-8)")
     assert f"{big}:3:" not in result.stderr  # the file is refused whole, as when read whole
     assert stats(cli)["items"] == 0
+
+
+def test_a_file_whose_reading_fails_part_way_imports_nothing_of_itself(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read error part-way through a file (EIO: a failing disk, a network mount gone),
+    after its first records were read and checked: the file imports none of them,
+    whatever `--skip-invalid` says, and its problem names the line reading stopped on;
+    the other files import as `--skip-invalid` says (the first records were imported,
+    and the file said to be unreadable on line 1)."""
+    monkeypatch.setattr(decode, "_CHUNK", 1 << 16)  # (many lines read before it fails)
+    good = write_jsonl(tmp_path / "good.jsonl", 5, start=10_000, language="en")
+    data = write_jsonl(tmp_path / "whole.jsonl", 3_000, language="en").read_bytes()
+    fail_at = 4 << 16  # the fifth chunk's read fails
+    line = data[:fail_at].count(b"\n") + 1
+    assert line > 1_000
+    with faulty_file(tmp_path / "mount", "big.jsonl", data, fail_at=fail_at) as faulty:
+        refused = cli("import", good, faulty)
+        skipped = cli("import", good, faulty, "--skip-invalid")
+    problem = f"{faulty}:{line}: cannot read the file: Input/output error"
+    assert refused.exit_code == 1 and problem in refused.stderr.splitlines(), refused.stderr
+    assert skipped.exit_code == 0, skipped.output
+    assert f"skipped {problem}" in skipped.stderr.splitlines(), skipped.stderr
+    assert skipped.stdout.startswith("imported: 5 added, 0 updated, 0 unchanged, 1 skipped")
+    assert stats(cli)["items"] == 5
+    assert json.loads(cli("search", "--json", '"report number 1"').stdout)["total"] == 0
 
 
 def test_an_id_of_another_organisation_is_refused_across_files(cli: Cli,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import resource
+import sys
 import threading
 import time
 import weakref
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from searchapp import operations
+from searchapp import highlight, operations
 from searchapp.config import Settings
 from searchapp.engine import FALLBACKS, Budget, completion, open_snapshot, words
 from searchapp.engine.plain import reserve_close_words
@@ -182,6 +183,38 @@ def test_a_watch_over_no_index_says_so_once_and_a_second_watch_is_the_first(
     assert not engine._watching  # type: ignore[attr-defined]
 
 
+def test_watch_called_from_many_threads_at_once_starts_one_watch(settings: Settings) -> None:
+    """`watch` is idempotent under concurrency: however many threads ask at the same
+    moment, one watch thread runs and every caller gets that one."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as can be, to meet any race
+    try:
+        for _ in range(10):
+            engine = Engine(IndexStore(settings.index_dir))
+            start = threading.Barrier(8)
+            given: list[threading.Thread] = []
+
+            def ask(engine: Engine = engine, start: threading.Barrier = start,
+                    given: list[threading.Thread] = given) -> None:
+                start.wait()
+                given.append(engine.watch(every=3600))
+
+            callers = [threading.Thread(target=ask) for _ in range(8)]
+            for caller in callers:
+                caller.start()
+            for caller in callers:
+                caller.join(timeout=30)
+            watching = [t for t in threading.enumerate()
+                        if t.name == "searchapp-watch" and t.is_alive()]
+            engine.close()
+            for thread in {*given, *watching}:
+                thread.join(timeout=5)  # (a second watch would not end: nothing ends it)
+            assert len(given) == 8 and len(set(given)) == 1, "callers got different watches"
+            assert len(watching) == 1, f"{len(watching)} watch threads ran"
+    finally:
+        sys.setswitchinterval(switch)
+
+
 def test_a_request_that_opens_the_generation_before_the_watch_is_counted(
         samples: Settings) -> None:
     with app_over(samples) as app:
@@ -332,3 +365,18 @@ def test_what_belongs_to_swapped_out_generations_is_let_go(samples: Settings) ->
         gc.collect()
         assert [r for r in gone if r() is not None] == []
         assert (len(ours(words.kept())), len(ours(completion.tables()))) == per_generation
+
+
+def test_the_warm_up_makes_the_highlighting_patterns_of_the_index_words(
+        samples: Settings) -> None:
+    """After the warm-up, marking a search's words on its page compiles no pattern: the
+    one for each head of the index's English terms is made ahead."""
+    highlight._PATTERNS.clear()
+    with warmed(samples) as (client, _engine):
+        made = set(highlight._PATTERNS)
+        assert {"co", "pa", "gu"} <= made  # cooperatives, parliament, Guerini
+        found = search(client, q="cooperatives parliament")
+        marked = " ".join(h["highlights"]["title"] + h["highlights"]["summary"]
+                          for h in found["hits"])
+        assert "<mark>Cooperatives</mark>" in marked or "<mark>cooperatives</mark>" in marked
+        assert set(highlight._PATTERNS) == made

@@ -23,6 +23,7 @@ from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
+from searchapp.analysis import tag
 from searchapp.engine import arrayfile, completion, scoring, words
 from searchapp.engine.base import (
     FALLBACKS,
@@ -392,6 +393,18 @@ def reserve_completion(reader: IndexReader, fields: Iterable[str]
     if key is None or not completion.reserve(key):
         return None
     return key, spells
+
+
+def language_terms(reader: IndexReader, fields: Iterable[str], language: str
+                   ) -> Iterator[str]:
+    """The terms of `language` in `fields`, untagged (for the warm-up: the heads of the
+    index's English terms that highlighting looks for, `searchapp.highlight.prepare`)."""
+    prefix = tag(language, "")
+    for f in fields:
+        if f in reader.schema:
+            for raw in reader.expand_prefix(f, prefix):
+                text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                yield text[len(prefix):]
 
 
 def reader_segments(reader: IndexReader) -> list[tuple[str, int, int]]:

@@ -131,7 +131,10 @@ def text_lines(handle: BinaryIO, *, max_line: int = MAX_LINE) -> Iterator[str]:
 
     The checks are `decode`'s, made as the reading reaches them: `UndecodableInput`
     is raised on the line where one fails (after the lines before it were given),
-    and at the end when no line held anything but whitespace. The caller has
+    and at the end when no line held anything but whitespace. A read that fails
+    (an `OSError`: a failing disk, a network mount gone) is `UndecodableInput` too,
+    on the first line not wholly read, so that the caller forgets the file's lines
+    given so far as it does for undecodable bytes. The caller has
     already refused an empty file, a UTF-16 or UTF-32 one, and one whose first
     bytes look binary (`looks_binary`).
     """
@@ -140,7 +143,7 @@ def text_lines(handle: BinaryIO, *, max_line: int = MAX_LINE) -> Iterator[str]:
     carry = b""
     started = False  # past the byte-order mark, if any
     while True:
-        chunk = handle.read(_CHUNK)
+        chunk = _read(handle, number + 1)
         final = not chunk
         if not started:
             if chunk and len(carry) + len(chunk) < len(codecs.BOM_UTF8):
@@ -169,8 +172,8 @@ def text_lines(handle: BinaryIO, *, max_line: int = MAX_LINE) -> Iterator[str]:
         if final:
             break
         if len(carry) > 4 * max_line + 1:  # too long whatever its characters
-            raise UndecodableInput(number + 1, _too_long(_rest_of_line(handle, carry),
-                                                            max_line))
+            raise UndecodableInput(number + 1, _too_long(
+                _rest_of_line(handle, carry, number + 1), max_line))
     if not seen_text:
         raise UndecodableInput(1, "file is empty (only whitespace)")
 
@@ -189,11 +192,20 @@ def _checked(raw: bytes, number: int, max_line: int) -> str:
     return line
 
 
-def _rest_of_line(handle: BinaryIO, start: bytes) -> int:
-    """The characters of a line that began with `start`, read on to its end."""
+def _read(handle: BinaryIO, line: int) -> bytes:
+    """The next chunk of `handle`, reading on `line`; a read that fails is
+    `UndecodableInput` on that line."""
+    try:
+        return handle.read(_CHUNK)
+    except OSError as exc:
+        raise UndecodableInput(line, f"cannot read the file: {exc.strerror or exc}") from exc
+
+
+def _rest_of_line(handle: BinaryIO, start: bytes, line: int) -> int:
+    """The characters of line `line`, which began with `start`, read on to its end."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     length = len(decoder.decode(start))
-    while chunk := handle.read(_CHUNK):
+    while chunk := _read(handle, line):
         end = min((i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0), default=-1)
         length += len(decoder.decode(chunk if end < 0 else chunk[:end]))
         if end >= 0:

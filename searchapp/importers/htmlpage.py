@@ -22,7 +22,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-import mf2py
 import soupsieve
 from bs4 import BeautifulSoup, Tag
 from bs4.dammit import EncodingDetector, UnicodeDammit
@@ -225,6 +224,11 @@ def _h_entries(soup: BeautifulSoup, markup: str, base: str | None, broken: list[
     elements = soup.select(".h-entry")
     if not elements:
         return []
+    # Imported here, not with this module: mf2py brings requests and urllib3, which keep
+    # ssl's classes, and `searchapp serve` (whose gevent workers patch ssl as they start,
+    # forked from a process that imported the importers) would warn in every worker.
+    import mf2py
+
     try:
         document = mf2py.parse(doc=markup, url=base, html_parser="html.parser")
     except RecursionError:  # mf2py walks the tree recursively; a page nested absurdly deep

@@ -151,8 +151,9 @@ def _record(value: Any, line: int, parsed: Parsed, hints: Hints) -> None:
         return
     try:
         for key, field in value.items():
-            _check_text(key, "a field name")
-            if isinstance(field, str):
+            if not key.isascii():  # (ASCII holds no surrogate: most text ends here)
+                _check_text(key, "a field name")
+            if isinstance(field, str) and not field.isascii():
                 _check_text(field, f"field {key!r}")
     except _Unusable as exc:
         parsed.problem(line, str(exc))
@@ -161,9 +162,8 @@ def _record(value: Any, line: int, parsed: Parsed, hints: Hints) -> None:
 
 
 def _check_text(text: str, what: str) -> None:
-    """JSON's \\u escapes can spell half a surrogate pair, which is no character at all."""
-    if text.isascii():
-        return
+    """JSON's \\u escapes can spell half a surrogate pair, which is no character at all
+    (`_record` asks only of text that is not ASCII)."""
     found = _SURROGATE.search(text)
     if found:
         raise _Unusable(f"invalid JSON text: {what} has a lone surrogate"
