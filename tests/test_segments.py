@@ -442,6 +442,33 @@ def test_blocks_either_side_of_the_compression_threshold_and_long_stored_fields(
         assert len(got[("postings", "title", f"en:word{c}x".encode())]) == c
 
 
+def test_positions_far_apart_and_texts_holding_the_separator_are_what_whoosh_writes(
+        tmp_path: Path) -> None:
+    # A word's positions far apart (deltas pickled in one, two and four bytes), a word
+    # more times than pickle puts in one batch of a list, texts holding the character
+    # that joins a batch's texts, and languages mixed in one batch.
+    # Items hold neither (their checks cap texts and drop control characters), but the
+    # builder takes any document.
+    far = "cooperative " + "w " * 300 + "cooperative " + "x " * 66_000 + "cooperative"
+    texts = [("far apart", far, "en"),
+             ("many times", "tally " * 1_001 + "tally", "en"),
+             ("nul\x00inside the\x00title", "alpha\x00beta alpha", "en"),
+             ("les coopératives", "économie\x00économie", "fr"),
+             ("cooperatives cooperative", "", "en")]
+    docs = []
+    for k, (title, summary, language) in enumerate(texts):
+        doc = to_document(build_item({"id": f"p{k}", "title": "x", "language": language},
+                                     organisation="ICA"))
+        doc.update(title=title, summary=summary)
+        docs.append(doc)
+    expected = contents(with_whoosh(tmp_path / "whoosh", docs))
+    for batch in (1, 2, 5):
+        got = contents(with_builder(tmp_path / f"builder-{batch}", docs, batch=batch))
+        assert got.keys() == expected.keys()
+        assert [k for k in expected if got[k] != expected[k]] == []
+    assert len(expected[("postings", "summary", b"en:talli")][0][2]) > 1_000
+
+
 def test_a_rebuild_takes_the_stems_the_last_one_left(tmp_path: Path) -> None:
     # The first build stems every word and leaves its stems in the folder; the next
     # stems none of the same words, and both write what Whoosh's writer writes.
@@ -723,3 +750,10 @@ def test_a_flipped_byte_in_a_stem_table_is_caught_and_the_next_rebuild_writes_a_
     operations.rebuild(samples)  # and the next rebuild takes it without a word
     assert FALLBACKS.snapshot()["stem table discarded"] == before + 1
     assert hits_for(samples, words) == expected
+
+
+@pytest.mark.parametrize("terms", [1, 65_536, 65_537, 300_000])
+def test_rows_are_ordered_as_a_stable_sort_orders_them(terms: int) -> None:
+    # More terms than 16 bits number (a large segment's) are ordered in two passes.
+    keys = np.random.default_rng(terms).integers(0, terms, 200_000).astype(np.int32)
+    assert (segments._stable_order(keys, terms) == np.argsort(keys, kind="stable")).all()

@@ -88,6 +88,7 @@ from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
 from searchapp.analysis import (
+    TOKEN_PATTERN,
     Chain,
     Multilingual,
     WordEntries,
@@ -165,6 +166,11 @@ class _Registry(dict[str, int]):
         return number
 
 
+# Joins a batch's texts to be split in one call (`_TextField._tokens`): no word of
+# TOKEN_PATTERN holds it.
+_SEPARATOR = "\x00"
+
+
 class _Words(dict[str, int]):
     """One analysed field's words in one document language, as written → a code; per
     code (`_TextField`'s arrays): its term's number, its second term's (or -1), its
@@ -194,7 +200,12 @@ class _TextField:
 
     def __init__(self, chain: Chain | Multilingual, entries: dict[str, Callable[[str], WordEntry]],
                  terms: _Registry, spelling: _Registry, stems: StemTable | None = None) -> None:
-        self.findall = token_pattern(chain).findall
+        pattern = token_pattern(chain)
+        self.findall = pattern.findall
+        # A batch's texts of one language are split in one call, joined by a separator
+        # no word of the pattern holds (`_tokens`); only for the pattern known not to.
+        self.split = (re.compile(f"(?:{pattern.pattern})|{_SEPARATOR}", pattern.flags).findall
+                      if pattern.pattern == TOKEN_PATTERN else None)
         self.chain = chain
         self.entries = entries  # per language, shared by the fields of one chain
         self.stems = stems
@@ -212,20 +223,50 @@ class _TextField:
             if entry is None:
                 entry = self.entries[language] = _entry_for(self.chain, language, self.stems)
             found = self.words[language] = _Words(self, entry)
+            found[_SEPARATOR] = -1  # not a word: where a text ends (`_tokens`)
         return found
+
+    def _tokens(self, texts: list[str], languages: list[str]) -> tuple[Any, Any]:
+        """The codes of the texts' words (`_Words`) in (text, position) order, and how
+        many words each text has."""
+        count = len(texts)
+        by_language: dict[str, list[int]] = {}
+        for k, language in enumerate(languages):
+            by_language.setdefault(language, []).append(k)
+        parts: list[tuple[list[int], Any, Any]] = []
+        for language, which in by_language.items():
+            group = texts if len(by_language) == 1 else [texts[k] for k in which]
+            joined = _SEPARATOR.join(group)
+            if self.split is None or joined.count(_SEPARATOR) != len(group) - 1:
+                parts = []  # a text holds the separator itself: each text apart
+                break
+            found = np.fromiter(map(self.words_of(language).__getitem__,
+                                    self.split(joined + _SEPARATOR)), dtype=np.int64)
+            ends = np.flatnonzero(found < 0)
+            parts.append((which, found[found >= 0], np.diff(ends, prepend=-1) - 1))
+        if not parts:
+            words = list(map(self.findall, texts))
+            getters = {language: self.words_of(language).__getitem__ for language in by_language}
+            codes = np.fromiter(itertools.chain.from_iterable(
+                map(map, [getters[language] for language in languages], words)), dtype=np.int64)
+            return codes, np.fromiter(map(len, words), dtype=np.int64, count=count)
+        if len(parts) == 1:
+            return parts[0][1], parts[0][2]
+        per_text = np.zeros(count, dtype=np.int64)
+        for which, _, counts in parts:
+            per_text[which] = counts
+        text_of = np.concatenate([np.repeat(np.asarray(which, dtype=np.int64), counts)
+                                  for which, _, counts in parts])
+        codes = np.concatenate([codes for _, codes, _ in parts])
+        return codes[np.argsort(text_of, kind="stable")], per_text
 
     def gather(self, texts: list[str], languages: list[str]
                ) -> tuple[Any, Any, Any, tuple[Any, Any]]:
         """Rows of a batch of texts: term numbers and positions per row in (text,
         position) order, each text's row count, and the kept tokens' (text index,
         spelling word number)."""
-        words = list(map(self.findall, texts))
-        getters = {language: self.words_of(language).__getitem__ for language in set(languages)}
-        codes = np.fromiter(itertools.chain.from_iterable(
-            map(map, [getters[language] for language in languages], words)), dtype=np.int64)
+        codes, per_text = self._tokens(texts, languages)
         count = len(texts)
-        per_text = np.fromiter(map(len, words), dtype=np.int64, count=count)
-        del words
         main = np.frombuffer(self.main, dtype=np.int32)[codes]
         kept = np.flatnonzero(main >= 0)
         text_of = np.repeat(np.arange(count, dtype=np.int64), per_text)[kept]
@@ -322,7 +363,7 @@ class _Flat:
             rank = spread
         keys = rank[numbers]
         del numbers
-        order = np.argsort(keys, kind="stable")  # rows were in (document, position) order
+        order = _stable_order(keys, len(texts))  # rows were in (document, position) order
         keys = keys[order]
         docs = np.repeat(np.frombuffer(self.docs, dtype=np.int32) - base,
                          np.frombuffer(self.counts, dtype=np.int32))[order]
@@ -1003,8 +1044,15 @@ class SegmentBuilder:
             table[p] = v
         values = np.empty(len(first_rows), dtype=object)
         values[singles] = table[firsts[singles]]
+        several = ~singles
+        if type(field.format).encode is Positions.encode:  # Whoosh's, not a subclass's
+            several &= freqs > _LIST_BATCH
+            at_once = np.flatnonzero(~singles & ~several)
+            if len(at_once):
+                values[at_once] = _encode_positions(places, first_rows[at_once],
+                                                    freqs[at_once])
         place_list = None
-        for k in np.flatnonzero(~singles).tolist():
+        for k in np.flatnonzero(several).tolist():
             if place_list is None:
                 place_list = places.tolist()
             at = int(first_rows[k])
@@ -1171,6 +1219,64 @@ def _single_postings(ids: Any, maxweights: Any, minbytes: Any, maxbytes: Any
         block[:, at:at + w] = id_bytes
         out[starts[rows][:, None] + np.arange(len(template))] = block
     return out.tobytes(), sizes
+
+
+# Pickle's protocol 2 writes a list's items in batches of this many (`pickle._BATCHSIZE`):
+# a longer list of positions is encoded by Whoosh's `Positions.encode` itself.
+_LIST_BATCH = 1000
+_LIST_START = b"\x80\x02]q\x00("  # PROTO 2, EMPTY_LIST, BINPUT 0, MARK
+_LIST_END = b"e."  # APPENDS, STOP
+
+
+def _encode_positions(places: Any, first_rows: Any, freqs: Any) -> list[bytes]:
+    """What Whoosh's `Positions.encode` gives for each posting of 2 to `_LIST_BATCH`
+    positions (those of rows `first_rows[k]` on, `freqs[k]` of them), made for all at
+    once: the count as 4 bytes, big-endian, then the position deltas pickled as a list
+    (protocol 2: each a BININT1, BININT2 or BININT, by size)."""
+    counts = freqs.astype(np.int64)
+    total = int(counts.sum())
+    posting_start = np.cumsum(counts) - counts  # each posting's first delta
+    rows = np.repeat(first_rows.astype(np.int64) - posting_start, counts) + np.arange(total)
+    positions = places[rows].astype(np.int64)
+    deltas = np.empty(total, dtype=np.int64)
+    deltas[0] = positions[0]
+    deltas[1:] = np.diff(positions)
+    deltas[posting_start] = positions[posting_start]
+    sizes = np.where(deltas < 1 << 8, 2, np.where(deltas < 1 << 16, 3, 5))
+    head, tail = 4 + len(_LIST_START), len(_LIST_END)
+    lengths = head + tail + np.add.reduceat(sizes, posting_start)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    out = np.zeros(int(ends[-1]), dtype=np.uint8)
+    for k in range(4):  # the count, big-endian
+        out[starts + k] = (counts >> (8 * (3 - k))) & 0xFF
+    for k, byte in enumerate(_LIST_START):
+        out[starts + 4 + k] = byte
+    for k, byte in enumerate(_LIST_END):
+        out[ends - tail + k] = byte
+    within = np.cumsum(sizes) - sizes
+    within -= np.repeat(within[posting_start], counts)
+    at = np.repeat(starts + head, counts) + within  # each delta's opcode
+    out[at] = np.where(sizes == 2, ord("K"), np.where(sizes == 3, ord("M"), ord("J")))
+    for k in range(4):  # little-endian
+        some = sizes > k + 1
+        out[at[some] + 1 + k] = (deltas[some] >> (8 * k)) & 0xFF
+    data = out.tobytes()
+    return [data[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+
+
+def _stable_order(keys: Any, bound: int) -> Any:
+    """`np.argsort(keys, kind="stable")` for keys in [0, bound): numpy's stable sort is
+    a radix sort only for integers of up to 16 bits, so keys below 2 ** 16 are sorted as
+    such, and larger ones in two stable passes, by their low 16 bits and then by their
+    high ones (about half the CPU of one stable sort of 32-bit keys, 4M of them)."""
+    if bound <= 1 << 16:
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    # As 32-bit numbers (len(keys) < 2 ** 31): the passes' orders held at once take
+    # less memory than one 64-bit order more.
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable").astype(np.int32)
+    high = np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")
+    return low[high]
 
 
 def _sorted_distinct(ordered: Any) -> Any:
