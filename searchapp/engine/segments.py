@@ -88,7 +88,6 @@ from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
 from searchapp.analysis import (
-    TOKEN_PATTERN,
     Chain,
     Multilingual,
     WordEntries,
@@ -166,11 +165,6 @@ class _Registry(dict[str, int]):
         return number
 
 
-# Joins a batch's texts to be split in one call (`_TextField._tokens`): no word of
-# TOKEN_PATTERN holds it.
-_SEPARATOR = "\x00"
-
-
 class _Words(dict[str, int]):
     """One analysed field's words in one document language, as written → a code; per
     code (`_TextField`'s arrays): its term's number, its second term's (or -1), its
@@ -200,12 +194,7 @@ class _TextField:
 
     def __init__(self, chain: Chain | Multilingual, entries: dict[str, Callable[[str], WordEntry]],
                  terms: _Registry, spelling: _Registry, stems: StemTable | None = None) -> None:
-        pattern = token_pattern(chain)
-        self.findall = pattern.findall
-        # A batch's texts of one language are split in one call, joined by a separator
-        # no word of the pattern holds (`_tokens`); only for the pattern known not to.
-        self.split = (re.compile(f"(?:{pattern.pattern})|{_SEPARATOR}", pattern.flags).findall
-                      if pattern.pattern == TOKEN_PATTERN else None)
+        self.findall = token_pattern(chain).findall
         self.chain = chain
         self.entries = entries  # per language, shared by the fields of one chain
         self.stems = stems
@@ -223,50 +212,20 @@ class _TextField:
             if entry is None:
                 entry = self.entries[language] = _entry_for(self.chain, language, self.stems)
             found = self.words[language] = _Words(self, entry)
-            found[_SEPARATOR] = -1  # not a word: where a text ends (`_tokens`)
         return found
-
-    def _tokens(self, texts: list[str], languages: list[str]) -> tuple[Any, Any]:
-        """The codes of the texts' words (`_Words`) in (text, position) order, and how
-        many words each text has."""
-        count = len(texts)
-        by_language: dict[str, list[int]] = {}
-        for k, language in enumerate(languages):
-            by_language.setdefault(language, []).append(k)
-        parts: list[tuple[list[int], Any, Any]] = []
-        for language, which in by_language.items():
-            group = texts if len(by_language) == 1 else [texts[k] for k in which]
-            joined = _SEPARATOR.join(group)
-            if self.split is None or joined.count(_SEPARATOR) != len(group) - 1:
-                parts = []  # a text holds the separator itself: each text apart
-                break
-            found = np.fromiter(map(self.words_of(language).__getitem__,
-                                    self.split(joined + _SEPARATOR)), dtype=np.int64)
-            ends = np.flatnonzero(found < 0)
-            parts.append((which, found[found >= 0], np.diff(ends, prepend=-1) - 1))
-        if not parts:
-            words = list(map(self.findall, texts))
-            getters = {language: self.words_of(language).__getitem__ for language in by_language}
-            codes = np.fromiter(itertools.chain.from_iterable(
-                map(map, [getters[language] for language in languages], words)), dtype=np.int64)
-            return codes, np.fromiter(map(len, words), dtype=np.int64, count=count)
-        if len(parts) == 1:
-            return parts[0][1], parts[0][2]
-        per_text = np.zeros(count, dtype=np.int64)
-        for which, _, counts in parts:
-            per_text[which] = counts
-        text_of = np.concatenate([np.repeat(np.asarray(which, dtype=np.int64), counts)
-                                  for which, _, counts in parts])
-        codes = np.concatenate([codes for _, codes, _ in parts])
-        return codes[np.argsort(text_of, kind="stable")], per_text
 
     def gather(self, texts: list[str], languages: list[str]
                ) -> tuple[Any, Any, Any, tuple[Any, Any]]:
         """Rows of a batch of texts: term numbers and positions per row in (text,
         position) order, each text's row count, and the kept tokens' (text index,
         spelling word number)."""
-        codes, per_text = self._tokens(texts, languages)
+        words = list(map(self.findall, texts))
+        getters = {language: self.words_of(language).__getitem__ for language in set(languages)}
+        codes = np.fromiter(itertools.chain.from_iterable(
+            map(map, [getters[language] for language in languages], words)), dtype=np.int64)
         count = len(texts)
+        per_text = np.fromiter(map(len, words), dtype=np.int64, count=count)
+        del words
         main = np.frombuffer(self.main, dtype=np.int32)[codes]
         kept = np.flatnonzero(main >= 0)
         text_of = np.repeat(np.arange(count, dtype=np.int64), per_text)[kept]
