@@ -76,17 +76,7 @@ def traced(settings: Settings, tmp_path: Path, *args: str) -> list[Call]:
          sys.executable, "-m", "searchapp.cli", *args],
         env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    found = []
-    for trace in out.iterdir():
-        calls = []
-        for line in trace.read_text().splitlines():
-            if m := _FSYNC.match(line):
-                calls.append(Call("fsync", m.group(1)))
-            elif m := _RENAME.match(line):
-                calls.append(Call("rename", m.group(1), m.group(2)))
-            elif m := _UNLINK.match(line):
-                calls.append(Call("unlink", m.group(1)))
-        found.append(calls)
+    found = [calls_in(trace.read_text().splitlines()) for trace in out.iterdir()]
     # The process that replaced CURRENT (a rebuild; its index workers write tables of
     # contents of their own elsewhere), or else the one that wrote a table of contents.
     for ending in ("/CURRENT", ".toc"):
@@ -96,6 +86,21 @@ def traced(settings: Settings, tmp_path: Path, *args: str) -> list[Call]:
             assert len(writers) == 1, f"{len(writers)} processes renamed *{ending}"
             return writers[0]
     raise AssertionError("no process wrote the index")
+
+
+def calls_in(lines: list[str]) -> list[Call]:
+    """The syncs, renames and unlinks an strace output records, in order (a line's
+    leading process id, `strace -f`'s, aside)."""
+    calls = []
+    for line in lines:
+        line = re.sub(r"^\d+\s+", "", line)
+        if m := _FSYNC.match(line):
+            calls.append(Call("fsync", m.group(1)))
+        elif m := _RENAME.match(line):
+            calls.append(Call("rename", m.group(1), m.group(2)))
+        elif m := _UNLINK.match(line):
+            calls.append(Call("unlink", m.group(1)))
+    return calls
 
 
 def at(calls: list[Call], op: str, path: str, to: str = "") -> int:
@@ -193,16 +198,7 @@ def test_an_update_by_whooshs_writer_is_as_durable(samples: Settings, tmp_path: 
          "-e", "trace=fsync,rename,unlink", sys.executable, str(script),
          str(samples.index_dir)], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    lines = (out / "trace").read_text().splitlines()
-    calls = []
-    for line in lines:
-        line = re.sub(r"^\d+\s+", "", line)
-        if m := _FSYNC.match(line):
-            calls.append(Call("fsync", m.group(1)))
-        elif m := _RENAME.match(line):
-            calls.append(Call("rename", m.group(1), m.group(2)))
-        elif m := _UNLINK.match(line):
-            calls.append(Call("unlink", m.group(1)))
+    calls = calls_in((out / "trace").read_text().splitlines())
     folder = str(gen.path)
     [toc] = [p.name for p in gen.path.glob("_MAIN_*.toc")]
     [written] = [c for c in calls if c.op == "rename" and c.to == f"{folder}/{toc}"]
