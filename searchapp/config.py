@@ -82,7 +82,7 @@ class Settings:
             lock_timeout=_number(env, "SEARCHAPP_LOCK_TIMEOUT", float, default.lock_timeout,
                                  minimum=0),
             catalog_wait=_number(env, "SEARCHAPP_CATALOG_WAIT", float, default.catalog_wait,
-                                 minimum=0),
+                                 minimum=0, maximum=CATALOG_WAIT_MOST),
             engine=_engine(env),
             max_result_window=_number(env, "SEARCHAPP_MAX_RESULT_WINDOW", int,
                                       default.max_result_window, minimum=1),
@@ -139,8 +139,13 @@ def _feedback(env: Mapping[str, str]) -> str:
     return raw.lower() or "none"
 
 
+# SQLite takes its busy timeout in milliseconds as a C int: a longer wait (or "inf")
+# would overflow into no wait at all.
+CATALOG_WAIT_MOST = 2_000_000.0
+
+
 def _number(env: Mapping[str, str], name: str, kind: type[int | float], default: Any,
-            *, minimum: float) -> Any:
+            *, minimum: float, maximum: float | None = None) -> Any:
     """A numeric setting from the environment, or a `ConfigError` naming the variable."""
     raw = env.get(name, "").strip()
     if not raw:
@@ -152,4 +157,6 @@ def _number(env: Mapping[str, str], name: str, kind: type[int | float], default:
         raise ConfigError(f"{name}: must be {what}, not {raw!r}") from None
     if not value >= minimum:  # also refuses NaN
         raise ConfigError(f"{name}: must be at least {minimum:g}, not {raw!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}: must be at most {maximum:,.0f}, not {raw!r}")
     return value

@@ -327,3 +327,75 @@ def test_the_second_process_stops_when_the_import_is_killed(settings: Settings,
     importing.communicate(timeout=60)
     assert wait_for(lambda: gone(pid), 30)
     assert not list(settings.catalog.parent.glob(".import-*/part.*"))  # it removed its own
+
+# What an adversary found (stop 23): the second process reopened the file by its name
+# and refused it unless it was the same (device, inode, size) the import had measured,
+# where one process reads its open handle to the end, so /dev/stdin, or a file growing,
+# removed or renamed meanwhile, failed the import. It now reads a descriptor of the file
+# the import has open.
+
+
+def test_an_import_of_dev_stdin_redirected_from_a_big_file(settings: Settings,
+                                                           tmp_path: Path) -> None:
+    """`searchapp import /dev/stdin < big.jsonl`: the second process opens /dev/stdin,
+    which is its own standard input (the pipe its job came on), not the file."""
+    path = items_file(tmp_path / "big.jsonl", [record(k) for k in range(400)])
+    env = {**os.environ, "SEARCHAPP_CATALOG": str(settings.catalog),
+           "SEARCHAPP_INDEX_DIR": str(settings.index_dir)}
+    with path.open("rb") as stdin:
+        done = subprocess.run([sys.executable, "-c", RUN, "import", "/dev/stdin"], env=env,
+                              stdin=stdin, capture_output=True, text=True, timeout=300,
+                              check=False)
+    assert "in two processes" in done.stderr  # (it was split)
+    assert done.returncode == 0, done.stderr  # main: "the file changed while it was being read"
+    assert done.stdout.startswith("imported: 400 added")
+    assert len(stored(settings)) == 400
+
+
+def test_a_file_appended_to_while_it_is_imported(imports: Imports, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A line written to the file (a log being written) after the import opened it and
+    before the second process opens it: one process reads it too, or at least imports
+    what was there; the split import fails as a whole ("RuntimeError: the file changed")."""
+    path = items_file(tmp_path / "growing.jsonl", [record(k) for k in range(400)])
+    start = split._start
+
+    def appended_then_started(job: split._Job) -> subprocess.Popen[bytes]:
+        with path.open("a", encoding="utf-8") as file:
+            file.write(record(400) + "\n")
+        return start(job)
+
+    monkeypatch.setattr(split, "_start", appended_then_started)
+    _, result = imports.run(path, split_from=1)
+    assert result.exit_code == 0, result.stderr
+    assert "RuntimeError" not in result.stderr
+
+
+@pytest.mark.parametrize("wait", ["inf", "1e10", "2147484"])
+def test_a_catalog_wait_sqlite_cannot_keep_is_refused(wait: str) -> None:
+    """SQLite's busy timeout is a C int of milliseconds: SEARCHAPP_CATALOG_WAIT=inf (an
+    operator's "wait for ever") or anything from 2,147,484 s on overflowed into no wait
+    at all, and jobs failed with catalog_busy at once. Such a value is refused."""
+    from searchapp.config import ConfigError
+
+    with pytest.raises(ConfigError, match="SEARCHAPP_CATALOG_WAIT: must be at most 2,000,000"):
+        Settings.load({}, environ={"SEARCHAPP_CATALOG_WAIT": wait})
+    assert Settings.load({}, environ={"SEARCHAPP_CATALOG_WAIT": "2000000"}).catalog_wait == 2e6
+
+
+def test_a_file_removed_after_the_import_opened_it(imports: Imports, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file's name removed (or replaced by a rename) once the import has it open: one
+    process reads its open handle to the end; the second process reopens the name and
+    fails ("FileNotFoundError"), failing the import."""
+    path = items_file(tmp_path / "removed.jsonl", [record(k) for k in range(400)])
+    start = split._start
+
+    def removed_then_started(job: split._Job) -> subprocess.Popen[bytes]:
+        path.unlink()
+        return start(job)
+
+    monkeypatch.setattr(split, "_start", removed_then_started)
+    _, result = imports.run(path, split_from=1)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("imported: 400 added")

@@ -231,7 +231,7 @@ def _stream(path: Path, handle: BinaryIO, size: int, name: str, *, fmt: str, hin
     try:
         if fmt == "csv":
             csvfile.parse_lines(text_lines(handle), parsed, hints)
-        elif not split.read_in_two(path, handle, size, parsed, hints, spool):
+        elif not split.read_in_two(handle, size, parsed, hints, spool):
             jsonl.parse_lines(text_lines(handle), parsed, hints)
     except UndecodableInput as exc:
         spool.discard(parsed)

@@ -60,9 +60,9 @@ _WATCH_EVERY = 1024  # lines the second process reads between two looks at its p
 log = logging.getLogger(__name__)
 
 
-def read_in_two(path: Path, handle: BinaryIO, size: int, parsed: Parsed, hints: Hints,
+def read_in_two(handle: BinaryIO, size: int, parsed: Parsed, hints: Hints,
                 spool: Spool) -> bool:
-    """Read the JSON Lines file at `path` (open as `handle`, at its start, `size` bytes)
+    """Read the JSON Lines file open as `handle` (at its start, `size` bytes)
     into `parsed` and `spool`, taking it, as ``jsonl.parse_lines(text_lines(handle))``
     reads it in one process; False, having read nothing, where it is not split.
 
@@ -81,9 +81,16 @@ def read_in_two(path: Path, handle: BinaryIO, size: int, parsed: Parsed, hints: 
         log.info("reading %s in one process: no line break within %s bytes after its middle",
                  parsed.source, f"{_SEARCH:,}")
         return False
-    stat = os.fstat(handle.fileno())
-    job = _Job(path=str(path), identity=(stat.st_dev, stat.st_ino, stat.st_size),
-               start=middle, name=parsed.source, source_url=parsed.source_url,
+    # The second process reads the file this one has open, through a descriptor of its own
+    # (its own offset): the name may since name another file, or none, and /dev/stdin
+    # is the second process's own standard input.
+    try:
+        own = os.open(f"/proc/self/fd/{handle.fileno()}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        log.info("reading %s in one process: cannot open it a second time (%s)",
+                 parsed.source, exc.strerror or exc)
+        return False
+    job = _Job(fd=own, size=size, start=middle, name=parsed.source, source_url=parsed.source_url,
                language=parsed.language, hints=hints, folder=spool.folder,
                parent=os.getpid())
     started = time.monotonic()
@@ -101,6 +108,7 @@ def read_in_two(path: Path, handle: BinaryIO, size: int, parsed: Parsed, hints: 
                  " its %s records appended in %.1f s", job.name, read - started,
                  waited, f"{result.read:,}", time.monotonic() - read)
     finally:
+        os.close(own)
         for each in (job.part, job.counter, job.result):
             each.unlink(missing_ok=True)
     for line, message in result.problems:
@@ -118,7 +126,7 @@ def _read_halves(job: _Job, handle: BinaryIO, parsed: Parsed, hints: Hints, spoo
     job.counter.write_bytes(bytes(8))
     process = _start(job)
     log.info("reading %s in two processes: bytes 0 to %s here, the %s after in process %d",
-             job.name, f"{job.start:,}", f"{job.identity[2] - job.start:,}", process.pid)
+             job.name, f"{job.start:,}", f"{job.size - job.start:,}", process.pid)
     done = False
     with job.counter.open("rb") as file, mmap.mmap(file.fileno(), 8,
                                                     access=mmap.ACCESS_READ) as counter:
@@ -140,8 +148,8 @@ def _read_halves(job: _Job, handle: BinaryIO, parsed: Parsed, hints: Hints, spoo
 class _Job:
     """What the second process is to read, and where its records go."""
 
-    path: str
-    identity: tuple[int, int, int]  # (device, inode, size) of the file the parent reads
+    fd: int  # a descriptor of the file, its own, passed to it
+    size: int  # the file's size when the parent measured it
     start: int  # the byte its half starts at, just after a line break
     name: str
     source_url: str | None
@@ -208,7 +216,8 @@ def _start(job: _Job) -> subprocess.Popen[bytes]:
     this process, which ends it), told its job on its standard input."""
     process = subprocess.Popen(
         [sys.executable, "-c", _MAIN, *sys.path],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
+        pass_fds=(job.fd,))
     assert process.stdin is not None
     try:
         with process.stdin:
@@ -236,7 +245,7 @@ def _result(process: subprocess.Popen[bytes], spool: Spool, job: _Job) -> _Resul
     except (OSError, EOFError, pickle.UnpicklingError):  # killed, or out of memory
         raise _ended(process, job) from None
     if outcome == "failed":
-        log.error("the process reading the second half of %s failed:\n%s", job.name, value)
+        log.debug("the process reading the second half of %s failed:\n%s", job.name, value)
         raise ReadingFailed(f"{job.name}: import failed, nothing stored: the process reading"
                             f" the second half of the file (from byte {job.start:,}) failed:"
                             f" {value.strip().splitlines()[-1]}")
@@ -291,8 +300,12 @@ def main() -> None:
     except Exception:  # noqa: BLE001 (said to the parent, which fails the import)
         outcome = ("failed", traceback.format_exc())
     written = job.result.with_suffix(".tmp")
-    written.write_bytes(pickle.dumps(outcome))
-    written.rename(job.result)
+    try:
+        written.write_bytes(pickle.dumps(outcome))
+        written.rename(job.result)
+    except OSError:  # a full disk: the parent says the second process ended without one
+        written.unlink(missing_ok=True)
+        sys.exit(1)
 
 
 def _read_half(job: _Job) -> _Result:
@@ -300,11 +313,8 @@ def _read_half(job: _Job) -> _Result:
     from searchapp.importers import Parsed
     from searchapp.importers.spool import Part  # (spool imports the catalog, which imports us)
 
-    with open(job.path, "rb") as handle, job.counter.open("r+b") as file, \
+    with os.fdopen(job.fd, "rb") as handle, job.counter.open("r+b") as file, \
             mmap.mmap(file.fileno(), 8) as counter:
-        stat = os.fstat(handle.fileno())
-        if (stat.st_dev, stat.st_ino, stat.st_size) != job.identity:
-            raise RuntimeError("the file changed while it was being read")
         handle.seek(job.start)
         parsed = Parsed(job.name, source_url=job.source_url, language=job.language)
         with Part(job.part) as part:
