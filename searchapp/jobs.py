@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -419,10 +419,18 @@ def run(job_id: str, settings: Settings, *, locked: bool = False) -> Job:
 def _record(settings: Settings, job_id: str, **fields: Any) -> None:
     """Write some of a job's fields, waiting up to `Settings.catalog_wait` seconds for
     another program holding the catalog's write lock: `CatalogBusy` past that."""
+    with _catalog_waited(settings) as catalog:
+        catalog.update_job(job_id, **fields)
+
+
+@contextlib.contextmanager
+def _catalog_waited(settings: Settings) -> Iterator[Catalog]:
+    """The catalog, its writes waiting up to `Settings.catalog_wait` seconds for another
+    program holding its write lock: `CatalogBusy` past that."""
     began = time.monotonic()
     try:
         with _catalog(settings.catalog, timeout=settings.catalog_wait) as catalog:
-            catalog.update_job(job_id, **fields)
+            yield catalog
     except CatalogError as exc:
         if not _locked(exc):
             raise
@@ -441,19 +449,15 @@ def _end(settings: Settings, job: Job, *, state: str, result: dict[str, Any] | N
     record once this process is gone (else the job would read as killed)."""
     outcome: dict[str, Any] = {"state": state, "result": result, "error": error,
                                "phase": "done" if state == "succeeded" else "failed"}
-    began = time.monotonic()
     try:
-        with _catalog(settings.catalog, timeout=settings.catalog_wait) as catalog:
+        with _catalog_waited(settings) as catalog:
             catalog.finish_job(job.id, **outcome, only_unfinished=only_unfinished)
             finished = catalog.job(job.id)
-    except CatalogError as exc:
-        if not _locked(exc):
-            raise
+    except CatalogBusy as busy:
         ended = _ended_path(settings.catalog, job.id)
         temporary = ended.with_suffix(".tmp")
         temporary.write_text(json.dumps(outcome, ensure_ascii=False), encoding="utf-8")
         os.replace(temporary, ended)
-        busy = CatalogBusy(time.monotonic() - began)
         print(f"job {job.id} {state}, not recorded in the catalog ({busy}): left in {ended}"
               " for the service to record", file=sys.stderr)
         return dataclasses.replace(job, finished=_now(), **outcome)

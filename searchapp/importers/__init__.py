@@ -199,7 +199,7 @@ _WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE,
               codecs.BOM_UTF16_BE)
 
 
-def _stream(path: Path, handle: BinaryIO, size: int, name: str, *, fmt: str, hints: Hints,
+def _stream(handle: BinaryIO, size: int, name: str, *, fmt: str, hints: Hints,
             spool: Spool) -> Parsed | None:
     """Read a JSON Lines or CSV file line by line into `spool`, checked as `parse_bytes`
     checks it, a big JSON Lines file in two processes (`split`); None (read it whole)
@@ -432,8 +432,8 @@ def _read(path: Path, name: str, *, fmt: str, hints: Hints, spool: Spool | None 
     try:
         with path.open("rb") as handle:
             if spool is not None:
-                streamed = _stream(path, handle, os.fstat(handle.fileno()).st_size, name,
-                                   fmt=fmt, hints=hints, spool=spool)
+                streamed = _stream(handle, os.fstat(handle.fileno()).st_size, name, fmt=fmt,
+                                   hints=hints, spool=spool)
                 if streamed is not None:
                     return streamed
             data = handle.read(MAX_BYTES + 1)  # one byte over is enough to refuse it

@@ -119,7 +119,7 @@ class Spool:
         """Take the records of a `Part`'s file as `parsed`'s, after those taken so far,
         in the order written, their lines moved on by `line_offset`; `read` of them."""
         self._flush()
-        src = next(k for k, known in enumerate(self._inputs) if known is parsed)
+        src = self._src(parsed)
         columns = ", ".join(_COLUMNS)
         self._db.execute("ATTACH DATABASE ? AS part", (str(part),))
         try:
@@ -135,15 +135,14 @@ class Spool:
     def discard(self, parsed: Parsed) -> None:
         """Forget every record taken from `parsed` (its input turned out unreadable)."""
         self._flush()
-        src = next(k for k, known in enumerate(self._inputs) if known is parsed)
-        self._db.execute("DELETE FROM records WHERE src = ?", (src,))
+        self._db.execute("DELETE FROM records WHERE src = ?", (self._src(parsed),))
+
+    def _src(self, parsed: Parsed) -> int:
+        """The number `parsed`'s records are written under (`take` gave it)."""
+        return next(k for k, known in enumerate(self._inputs) if known is parsed)
 
     def _flush(self) -> None:
-        if self._batch:
-            self._db.execute("BEGIN")
-            self._db.executemany(_INSERT, self._batch)
-            self._db.execute("COMMIT")
-            self._batch = []
+        self._batch = _insert(self._db, self._batch)
 
     # Checking -----------------------------------------------------------------
 
@@ -279,11 +278,7 @@ class Part:
         parsed.sink = add
 
     def flush(self) -> None:
-        if self._batch:
-            self._db.execute("BEGIN")
-            self._db.executemany(_INSERT, self._batch)
-            self._db.execute("COMMIT")
-            self._batch = []
+        self._batch = _insert(self._db, self._batch)
 
     def close(self) -> None:
         self._db.close()
@@ -297,6 +292,16 @@ class Part:
 
 _INSERT = (f"INSERT INTO records (src, line, {', '.join(_COLUMNS)}, year, digest)"
            f" VALUES ({', '.join('?' * (len(_COLUMNS) + 4))})")
+
+
+def _insert(db: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Write a batch of rows (`_row`) to `db`'s `records` in one transaction; an empty
+    batch to go on with."""
+    if batch:
+        db.execute("BEGIN")
+        db.executemany(_INSERT, batch)
+        db.execute("COMMIT")
+    return []
 
 
 def _records_file(path: Path) -> sqlite3.Connection:
