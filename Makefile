@@ -42,8 +42,12 @@ test: $(VENV)/.installed-test tests/node_modules/axe-core/axe.min.js
 screenshots: $(VENV)/.installed-test tests/node_modules/axe-core/axe.min.js
 	SEARCHAPP_SCREENSHOTS=$(CURDIR)/docs $(BIN)/python -m pytest -q tests/test_browser.py -k screenshots
 
-lint: $(VENV)/.installed-test
-	$(BIN)/python -m pip install --quiet ruff mypy
+$(VENV)/.installed-lint: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
+	touch $@
+
+## lint: ruff and mypy, at the versions pyproject.toml's lint extra pins
+lint: $(VENV)/.installed-lint
 	$(BIN)/ruff check searchapp tests bench
 	$(BIN)/mypy searchapp
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -48,8 +49,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PREFIXES = ("co pr st re in ma de ex ba se tr ch pa fi sa pe mi ca di bo ho to gr fo ne wa po"
-            " ra la su me te").split()
+PREFIXES = ["co", "pr", "st", "re", "in", "ma", "de", "ex", "ba", "se", "tr", "ch", "pa", "fi",
+            "sa", "pe", "mi", "ca", "di", "bo", "ho", "to", "gr", "fo", "ne", "wa", "po", "ra",
+            "la", "su", "me", "te"]
 INPUTS = ("prefixes", "prefixes-deep", "prefixes-1000", "phrases", "related")
 RELATED_ITEMS = 5
 
@@ -78,7 +80,7 @@ def phrases(data: Path, count: int = 32) -> list[str]:
             if n >= 20_000:
                 break
             words = re.findall(r"[a-z]+", json.loads(line)["title"].lower())
-            seen.update(f"{a} {b}" for a, b in zip(words, words[1:], strict=False)
+            seen.update(f"{a} {b}" for a, b in itertools.pairwise(words)
                         if len(a) > 3 and len(b) > 3)
     return [p for p, _ in seen.most_common(count)]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from live import write_items  # noqa: E402
+from live import write_items
 
 UPSERT = """
 import sys, time

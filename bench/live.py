@@ -101,41 +101,40 @@ def gunicorn(env: dict[str, str], *, workers: int) -> Iterator[str]:
     stop the server); a server that does not answer in time is stopped before its
     log is read into the error."""
     port = free_port()
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "-k", "searchapp.server.Worker",  # the workers `searchapp serve` runs
-         "--timeout", "60", "searchapp:create_app()"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log)
-    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+             "-k", "searchapp.server.Worker",  # the workers `searchapp serve` runs
+             "--timeout", "60", "searchapp:create_app()"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log)
+        base = f"http://127.0.0.1:{port}"
 
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
+        def stop() -> None:
+            proc.terminate()
             try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=10) as r:
-                    if r.status == 200:
-                        break
-            except OSError:  # not listening yet, or too slow to answer
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                stop()
-                log.seek(0)
-                raise RuntimeError("gunicorn did not start: "
-                                   + log.read().decode(errors="replace")[-2000:])
-            time.sleep(0.1)
-        yield base
-    finally:
-        stop()
-        log.close()
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+        try:
+            deadline = time.monotonic() + START_SECONDS
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/healthz", timeout=10) as r:
+                        if r.status == 200:
+                            break
+                except OSError:  # not listening yet, or too slow to answer
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    stop()
+                    log.seek(0)
+                    raise RuntimeError("gunicorn did not start: "
+                                       + log.read().decode(errors="replace")[-2000:])
+                time.sleep(0.1)
+            yield base
+        finally:
+            stop()
 
 
 @dataclass(slots=True)

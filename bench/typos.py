@@ -33,12 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import queries as queries_mod  # noqa: E402
-from searchapp.engine import open_snapshot  # noqa: E402
-from searchapp.engine.words import CloseWords  # noqa: E402
-from searchapp.fields import TEXT_FIELDS  # noqa: E402
-from searchapp.indexer import IndexStore  # noqa: E402
-from searchapp.query import allowed_edits, close_words, parse  # noqa: E402
+from bench import queries as queries_mod
+from searchapp.engine import open_snapshot
+from searchapp.engine.words import CloseWords
+from searchapp.fields import TEXT_FIELDS
+from searchapp.indexer import IndexStore
+from searchapp.query import allowed_edits, close_words, parse
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {"whoosh": [], "index": [], "close_words": []}
     for word in words:
         edits = allowed_edits(word)
-        for name in times:
+        for name, medians in times.items():
             runs = []
             for _ in range(a.runs):
                 began = time.perf_counter()
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     close_words(vocabulary, word, TEXT_FIELDS)
                 runs.append((time.perf_counter() - began) * 1000)
-            times[name].append(statistics.median(runs))
+            medians.append(statistics.median(runs))
         # Whoosh's automaton counts a swap as two edits; the index as one.
         assert found <= mine, (word, found - mine)
     snapshot.close()

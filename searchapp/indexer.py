@@ -157,7 +157,7 @@ class IndexStore:
             return int(ix.doc_count())
         except IndexUnavailable:
             raise
-        except Exception as exc:  # noqa: BLE001 (Whoosh raises many kinds on damaged files)
+        except Exception as exc:  # Whoosh raises many kinds on damaged files
             raise IndexUnavailable(
                 f"the segments of the live index generation cannot be opened"
                 f" ({exc.__class__.__name__}: {exc}); run `searchapp reindex` to rebuild it"

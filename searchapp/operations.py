@@ -228,7 +228,7 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
         outcome = ImportOutcome(report, skipped=problems, index="unchanged")
         try:
             synced = _sync(store, catalog, progress)
-        except Exception as exc:  # noqa: BLE001 (stored either way: say so, whatever broke)
+        except Exception as exc:  # stored either way: say so, whatever broke
             outcome.index, outcome.index_problem = "not updated", _reason(exc)
             _record_not_indexed(catalog, [report.log_id], outcome.index_problem, exc)
             raise StoredNotIndexed(outcome.summary(), outcome.to_dict()) from exc

@@ -8,7 +8,6 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -65,7 +64,7 @@ def found(client: FlaskClient, q: str) -> set[str]:
 def notices(client: FlaskClient, q: str) -> list[str]:
     html = client.get("/", query_string={"q": q}).get_data(as_text=True)
     return [re.sub(r"<[^>]+>", "", n) for n in re.findall(r'<p class="notice[^"]*">(.*?)</p>',
-                                                            html, re.S)]
+                                                            html, re.DOTALL)]
 
 
 # Stop words -----------------------------------------------------------------
@@ -83,8 +82,8 @@ def test_a_query_of_stop_words_finds_nothing_and_says_why(
     assert all(v["count"] == 0 for values in data["facets"].values() for v in values)
     quoted = ", ".join(f"“{w}”" for w in words[:-1])
     named = f"{quoted} and “{words[-1]}” are" if len(words) > 1 else f"“{words[0]}” is"
-    assert notices(client, q) == [f"{named} too common to search for, so nothing was searched."
-                                  " Add a word that says what you are looking for."]
+    assert notices(client, q) == [(f"{named} too common to search for, so nothing was searched."
+                                   " Add a word that says what you are looking for.")]
     html = client.get("/", query_string={"q": q}).get_data(as_text=True)
     assert "Nothing matches" not in html
 

@@ -123,7 +123,7 @@ def test_recover_from_a_damaged_index_refuses_and_changes_nothing(
     lose(settings.catalog)
     gen = IndexStore(settings.index_dir).current()
     assert gen is not None
-    terms = sorted(gen.path.glob("*.trm"))[0]  # one segment's (the feed's import added one)
+    terms = min(gen.path.glob("*.trm"))  # one segment's (the feed's import added one)
     terms.unlink()
     result = cli("recover")
     assert result.exit_code == 1

@@ -131,7 +131,7 @@ class Budget:
     the budget remembers that something was left out (`cut`).
     """
 
-    __slots__ = ("end", "cut", "terms", "postings", "rescored", "candidates")
+    __slots__ = ("candidates", "cut", "end", "postings", "rescored", "terms")
 
     def __init__(self, seconds: float | None = None) -> None:
         self.end = None if seconds is None else time.monotonic() + seconds
