@@ -34,6 +34,12 @@ from searchapp.urls import BadUrl, absolute_url
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class _NotIndexed(click.ClickException):
+    """Stored, but the index was not updated: neither a success nor nothing done."""
+
+    exit_code = StoredNotIndexed.exit_code
+
+
 def _friendly(func: F) -> F:
     """Turn our own errors into messages and a non-zero exit, never a traceback."""
 
@@ -49,10 +55,7 @@ def _friendly(func: F) -> F:
                 f"import rejected: {n} problem{'s' * (n != 1)}; nothing was written"
             ) from None
         except StoredNotIndexed as exc:
-            # Not a plain failure, never a success: the items are kept, the index lags.
-            error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code
-            raise error from None
+            raise _NotIndexed(str(exc)) from None
         except SearchappError as exc:
             raise click.ClickException(str(exc)) from None
 
@@ -526,10 +529,7 @@ def refresh_command(names: Sequence[str], loop: bool) -> None:
         for problem in result.problems:
             click.echo(f"  skipped {problem}", err=True)
     if outcome.index_problem is not None:
-        error = click.ClickException(f"stored, but the index was not updated:"
-                                     f" {outcome.index_problem}")
-        error.exit_code = StoredNotIndexed.exit_code
-        raise error
+        raise _NotIndexed(f"stored, but the index was not updated: {outcome.index_problem}")
     if outcome.failed:
         n = len(outcome.failed)
         raise click.ClickException(f"{n} source{'s' * (n != 1)} failed; the others were"

@@ -36,7 +36,7 @@ def rm3(hits: Iterable[tuple[str, float] | tuple[str, float, str]], *, terms: in
     """The expansion terms (best first) and their weights, from the first hits' texts
     (title and summary), scores and languages (English when not given): each text
     is analysed in its language, its terms tagged with it (`searchapp.analysis`)."""
-    top = [(tongue(hit[2] if len(hit) > 2 else "en").analyse(hit[0])[0],  # type: ignore[misc]
+    top = [(tongue(hit[2] if len(hit) > 2 else "en").analyse(hit[0])[0],
             max(hit[1], 0.0)) for hit in hits]
     total = sum(score for _, score in top) or 1.0
     weights: dict[str, float] = {}

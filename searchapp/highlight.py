@@ -219,7 +219,10 @@ def _wanted(word: str, english: Collection[str], heads: Collection[str] | None) 
         folded = None
     if heads is not None and term not in heads and term[:2] not in heads:
         return False  # cannot stem to a wanted term (nor to a wanted one-letter term)
-    term = known[word] = chain.stem(folded if folded is not None else chain.fold(word))
+    if folded is None:  # its head was kept, so it is no stop word
+        folded = chain.fold(word)
+        assert folded is not None
+    term = known[word] = chain.stem(folded)
     return term in english
 
 

@@ -344,7 +344,8 @@ def release_detector() -> None:
         if not _detector_built:
             return
         while _detector_built:
-            _detector_built.popitem()[1].unload_language_models()
+            # lingua's stub leaves out this method's `-> None`
+            _detector_built.popitem()[1].unload_language_models()  # type: ignore[no-untyped-call]
         _give_back_memory()
 
 

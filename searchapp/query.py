@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import Any
+from typing import Generic, TypeVar
 
 from searchapp.analysis import TOKEN_PATTERN, analyzer, fold, tag, tongue
 from searchapp.analysis import compile as compile_chain
@@ -283,7 +283,7 @@ def synonym_groups() -> tuple[tuple[tuple[tuple[str, ...], Expression, bool], ..
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        entries = {}
+        entries: dict[tuple[str, ...], tuple[tuple[str, ...], Expression, bool]] = {}
         for part in line.split(","):
             part = part.strip()
             words, terms = typed_words(part), _expression(part)
@@ -510,7 +510,7 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
     if clause.prefix is not None:
         for language in languages:
             # Another language's stems starting with the prefix as typed count too.
-            terms, more = _expand(vocabulary, clause.prefix,
+            starting, more = _expand(vocabulary, clause.prefix,
                                   clause.terms[0] if language == "en" else clause.prefix,
                                   clause.fields, language=language,
                                   limit=allowance.prefix_terms, scan=allowance.term_scan,
@@ -518,7 +518,7 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
             if more and allowance.prefix_terms < MAX_PREFIX_TERMS \
                     and clause.text not in allowance.narrowed:
                 allowance.narrowed.append(clause.text)
-            for term in terms:
+            for term in starting:
                 if allowance.take(lists):
                     wanted.add(term)
                     alternatives.append(_word(term, clause.fields))
@@ -582,8 +582,8 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
         for near, term, edits in close:
             if term not in wanted:
                 grouped.setdefault(near, ([], edits))[0].append(term)
-        for near, (terms, edits) in grouped.items():
-            terms = list(dict.fromkeys(t for t in terms if t not in wanted))
+        for near, (listed, edits) in grouped.items():
+            terms = tuple(dict.fromkeys(t for t in listed if t not in wanted))
             if not terms:
                 continue
             if not allowance.take(len(clause.fields) * len(terms)):
@@ -656,19 +656,22 @@ UNDOUBLING = frozenset({"fi"})
 SMALL_LANGUAGE_TERMS = 5_000
 
 
-class _PerVocabulary:
+V = TypeVar("V")
+
+
+class _PerVocabulary(Generic[V]):
     """A dict per vocabulary, for what is worked out once per vocabulary and dropped with
     it (weakly keyed). The last vocabulary asked for is remembered (weakly too): nearly
     every look is for the live snapshot's, and a weak-keyed look costs a new weak
     reference each time (asked for every word in every language of a query)."""
 
     def __init__(self) -> None:
-        self._table: weakref.WeakKeyDictionary[Vocabulary, dict[str, Any]] = \
+        self._table: weakref.WeakKeyDictionary[Vocabulary, dict[str, V]] = \
             weakref.WeakKeyDictionary()
-        self._last: tuple[Callable[[], Vocabulary | None], dict[str, Any]] = (
+        self._last: tuple[Callable[[], Vocabulary | None], dict[str, V]] = (
             lambda: None, {})
 
-    def of(self, vocabulary: Vocabulary) -> dict[str, Any]:
+    def of(self, vocabulary: Vocabulary) -> dict[str, V]:
         alive, known = self._last
         if alive() is vocabulary:
             return known
@@ -679,7 +682,7 @@ class _PerVocabulary:
         return found
 
 
-_HEADS = _PerVocabulary()
+_HEADS: _PerVocabulary[frozenset[str] | None] = _PerVocabulary()
 
 
 def start_letters(language: str) -> int:
@@ -784,7 +787,7 @@ class _HeadIndex:
         self.stops = {k: frozenset(v) for k, v in stops.items()}
 
 
-_HEAD_INDEXES = _PerVocabulary()
+_HEAD_INDEXES: _PerVocabulary[_HeadIndex] = _PerVocabulary()
 _NONE: frozenset[str] = frozenset()
 
 
@@ -816,7 +819,7 @@ def present_in(vocabulary: Vocabulary, words: Sequence[str],
             if code not in HEADED or code in index.not_small or code in can]
 
 
-_PEAKS = _PerVocabulary()
+_PEAKS: _PerVocabulary[dict[str, int] | None] = _PerVocabulary()
 
 
 def _language_peaks(vocabulary: Vocabulary, language: str) -> dict[str, int] | None:
@@ -938,8 +941,7 @@ def close_words(vocabulary: Vocabulary, word: str, fields: tuple[str, ...],
 
     def look_up(near: str, n: int, language: str) -> None:
         term = _stem_of(near) if language == "en" else tongue(language).query_term(near)
-        frequency = sum(vocabulary.doc_frequency(f, term) for f in fields) if term else 0
-        if frequency:
+        if term and (frequency := sum(vocabulary.doc_frequency(f, term) for f in fields)):
             ranked.append((n, -frequency, near, term))
 
     for near, n in found.items():

@@ -284,7 +284,7 @@ class Engine:
         """The snapshot, reopened after a swap or refreshed after new commits."""
         looking = self._looking
         seen = getattr(looking, "seen", None)
-        if seen is not None and seen is self._snapshot:
+        if seen is self._snapshot and seen is not None:
             return seen
         snapshot = self._checked()
         if getattr(looking, "depth", 0):
@@ -515,9 +515,9 @@ class Engine:
             totals = np.add.reduceat(np.concatenate(scores)[order], first)
             budget.candidates += len(docs)
             best = np.lexsort((docs, -totals))[:limit + 1]
-            found = [Related(from_stored(snapshot.stored(int(docs[b]))), float(totals[b]))
-                     for b in best]
-            return [r for r in found if r.item.id != item.id][:limit]
+            ranked = [Related(from_stored(snapshot.stored(int(docs[b]))), float(totals[b]))
+                      for b in best]
+            return [r for r in ranked if r.item.id != item.id][:limit]
 
     def search(self, request: SearchQuery, *, budget: Budget | None = None) -> SearchPage:
         """One page of results. Pages past `result_window` are refused (`BadParameter`

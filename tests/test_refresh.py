@@ -510,3 +510,21 @@ def test_html_pages_refresh_themselves(cli: Cli, settings: Settings, site: HTTPS
         ("marked-up", "Fair trade week", site.url_for("/a/2"), "2026-10-03")]
     kinds = {r["name"]: r["kind"] for r in json.loads(cli("sources", "list", "--json").stdout)}
     assert kinds == {"chosen": "page", "marked-up": "page"}
+
+
+def test_a_refresh_stored_but_not_indexed_exits_3(cli: Cli, settings: Settings,
+                                                  site: HTTPServer, tmp_path: Path) -> None:
+    big = tmp_path / "big.jsonl"
+    big.write_text("".join(json.dumps({"id": f"b{k}", "title": f"Cooperative report {k}"})
+                           + "\n" for k in range(40)))
+    assert cli("import", big, "--org", "ICA", "-q").exit_code == 0
+    settings.catalog.unlink()  # a new catalog, much smaller than the index
+    site.expect_request("/news.jsonl").respond_with_data(jsonl("Alpha"),
+                                                         content_type="application/x-ndjson")
+    cli("sources", "add", "ica-news", site.url_for("/news.jsonl"), "--org", "ICA")
+    result = cli("refresh")
+    assert result.exit_code == 3  # stored, not indexed: neither a success nor nothing done
+    assert result.stdout == "ica-news: 1 added, 0 updated, 0 unchanged\n"
+    assert "Error: stored, but the index was not updated: refusing to rebuild" in result.stderr
+    assert list(_items(settings).values()) == [("Alpha", "ica-news")]
+    assert json.loads(cli("stats", "--json").stdout)["index_documents"] == 40  # the index kept

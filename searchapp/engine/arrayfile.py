@@ -90,7 +90,7 @@ def write_arrays(folder: str | None, segment_id: str, doccount: int,
             for key, (_, at, _) in parts["arrays"].items():
                 arr = blobs.pop(0)
                 gap = b"\0" * (at - written)
-                data = memoryview(arr).cast("B")
+                data = arr.data.cast("B")
                 fh.write(gap)
                 fh.write(data)
                 crc = zlib.crc32(data, zlib.crc32(gap, crc))

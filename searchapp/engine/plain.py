@@ -179,7 +179,8 @@ class _WordMatcher(matching.Matcher):  # type: ignore[misc]
         return any(m.is_active() for _, m in self._subs)
 
     def id(self) -> int:
-        return min(m.id() for _, m in self._active())
+        first: int = min(m.id() for _, m in self._active())  # (Whoosh's matchers are untyped)
+        return first
 
     def next(self) -> None:
         current = self.id()
@@ -204,7 +205,8 @@ class _WordMatcher(matching.Matcher):  # type: ignore[misc]
 
     def weight(self) -> float:
         current = self.id()
-        return sum(m.weight() for _, m in self._active() if m.id() == current)
+        weight: float = sum(m.weight() for _, m in self._active() if m.id() == current)
+        return weight
 
     def supports(self, astype: str) -> bool:
         return False
@@ -224,7 +226,8 @@ class _WordMatcher(matching.Matcher):  # type: ignore[misc]
             m.reset()
 
     def depth(self) -> int:
-        return 1 + max(m.depth() for _, m in self._subs)
+        deepest: int = max(m.depth() for _, m in self._subs)
+        return 1 + deepest
 
     def children(self) -> list[Any]:
         return [m for _, m in self._subs]
@@ -315,7 +318,7 @@ class WhooshVocabulary(Vocabulary):
                 FALLBACKS.count("close words: segment without a path, index not kept")
                 log.warning("close words: a segment has no path; its word index is built"
                             " for each mistyped word")
-            index = for_segment(key, lambda seg=segment: _words(seg, spell))
+            index = for_segment(key, functools.partial(_words, segment, spell))
             for found, _ in index.near(word, distance=distance):
                 if found.startswith(word[:prefix]):
                     yield found

@@ -49,8 +49,8 @@ import weakref
 import zlib
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -593,7 +593,8 @@ class SegmentBuilder:
         plain = set(map(type, docs)) == {dict}
         for name in names:
             field = self.schema[name]
-            values = (list(map(dict.get, docs, itertools.repeat(name))) if plain
+            values = (list(map(dict.get, cast("list[dict[str, Any]]", docs),  # all dicts
+                               itertools.repeat(name))) if plain
                       else [doc.get(name) for doc in docs])
             if field.indexed:
                 self._index(name, field, values, first, languages)
@@ -613,7 +614,7 @@ class SegmentBuilder:
         """The documents' stored fields, as `finish_doc` adds them to the `_stored`
         column one by one (pickled, then compressed), in one write."""
         column = perdoc._get_column("_stored")
-        inner = getattr(column, "_child", None)
+        inner: Any = getattr(column, "_child", None)  # a Whoosh column or None (untyped)
         if (type(column) is not PickleColumn.Writer
                 or type(inner) is not CompressedBytesColumn.Writer or not all(stored)):
             FALLBACKS.count("stored fields written document by document")
@@ -666,7 +667,7 @@ class SegmentBuilder:
         languages), and its lengths (scorable fields)."""
         lengths: Any = None
         text = self._texts.get(name)
-        general = range(len(values))
+        general: Sequence[int] = range(len(values))
         if name in self._flat_names:
             kinds = set(map(type, values))
             if kinds == {str}:
@@ -1728,11 +1729,11 @@ class StoredFields:
         columns: list[tuple[Any, ...]] = []
         for perdoc in self._perdocs:
             pickled = perdoc._cached_reader("_stored", STORED_COLUMN)
-            column = getattr(pickled, "_child", None)
+            column: Any = getattr(pickled, "_child", None)  # a Whoosh column or None (untyped)
             source: Any = None
             if type(pickled) is PickleColumn.Reader and type(column) in (
                     CompressedBytesColumn.Reader, VarBytesColumn.Reader):
-                dbfile = column._dbfile  # type: ignore[union-attr]
+                dbfile = column._dbfile
                 if isinstance(dbfile, BufferFile):  # in a compound segment, or in memory
                     source = dbfile._buf
                 elif dbfile.is_real:
@@ -1745,7 +1746,7 @@ class StoredFields:
                             " slow", type(pickled).__name__, type(column).__name__)
                 columns.append((None, perdoc.stored_fields))
             else:
-                columns.append((source, column._basepos, column._offsets,  # type: ignore[union-attr]
+                columns.append((source, column._basepos, column._offsets,
                                 column._lengths, type(column) is CompressedBytesColumn.Reader))
         self._columns = columns
         return columns
