@@ -285,6 +285,23 @@ def test_a_missing_live_generation_names_the_previous_one_not_an_orphan(
 
 
 @needs_strace
+def test_a_rebuild_failing_before_the_switch_leaves_no_orphan(samples: Settings) -> None:
+    """Syncing CURRENT.tmp fails (EIO, injected by strace) once the new generation has
+    taken its name: the rebuild fails, the live index as it was, and the new generation
+    goes with it."""
+    root = str(samples.index_dir)
+    failed = under_strace(samples, [
+        "-f", "-qq", "-o", os.devnull, "-P", f"{root}/CURRENT.tmp", "-e", "trace=fsync",
+        "-e", "inject=fsync:error=EIO"], "reindex", "--quiet")
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr == ("Error: rebuild failed, the live index was left as it was:"
+                             " [Errno 5] Input/output error\n")
+    store = IndexStore(samples.index_dir)
+    assert [g.name for g in store.generations()] == ["gen-000001"]
+    assert seen(samples)["stats"]["generation"] == "gen-000001"
+
+
+@needs_strace
 def test_a_failed_sync_after_the_switch_says_the_new_generation_is_live(
         samples: Settings, tmp_path: Path) -> None:
     """The last sync of the index folder, after CURRENT was renamed to name the new
