@@ -274,6 +274,8 @@ def test_a_generation_orphaned_by_a_rebuild_killed_before_the_swap_is_removed(
 @needs_strace
 def test_a_missing_live_generation_names_the_previous_one_not_an_orphan(
         samples: Settings) -> None:
+    """With the live generation gone and an orphan above it, the problem every surface
+    reports names the generation live before it as the previous one, not the orphan."""
     store = orphaned(samples)
     shutil.rmtree(samples.index_dir / "gen-000002")
     problem = seen(samples)["health"]["problem"]
