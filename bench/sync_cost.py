@@ -14,7 +14,10 @@ index workers::
         --before /tmp/dswap/before --work /tmp/dswap/100k --rounds 4
 
 With ``--where``, one more rebuild by this checkout under ``strace -f -T -e fsync``
-says which files the time in fsync goes to (strace slows the calls it traces).
+says which files the time in fsync goes to (strace slows the calls it traces). With
+``--in-fsync N``, N more rounds, both copies alternating, each rebuild under ``strace
+--seccomp-bpf`` (only the fsync calls stopped): the time each spends in fsync, in all
+and on the stem tables (stop 24: written durably since).
 """
 
 from __future__ import annotations
@@ -54,11 +57,15 @@ def reindex(code: Path, catalog: Path, index: Path, *, prefix: tuple[str, ...] =
     return wall, after.ru_utime - before.ru_utime + system, system
 
 
-def where(catalog: Path, index: Path) -> None:
-    """Time in fsync by kind of file, in one traced rebuild by this checkout."""
+def in_fsync(code: Path, catalog: Path, index: Path, *, only: bool = False
+             ) -> tuple[float, collections.Counter[str], collections.Counter[str]]:
+    """Wall seconds of one traced rebuild by the code in `code`, and the seconds and calls
+    in fsync by kind of file (`only`: with `--seccomp-bpf`, the other calls not stopped)."""
+    options = ("--seccomp-bpf",) if only else ()
     with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
-        reindex(ROOT, catalog, index, prefix=("strace", "-f", "-qq", "-T", "-y", "-o", out.name,
-                                              "-e", "trace=fsync,fdatasync"))
+        wall, _, _ = reindex(code, catalog, index,
+                             prefix=("strace", *options, "-f", "-qq", "-T", "-y", "-o", out.name,
+                                     "-e", "trace=fsync,fdatasync"))
         spent: collections.Counter[str] = collections.Counter()
         calls: collections.Counter[str] = collections.Counter()
         for line in out.read().splitlines():
@@ -77,6 +84,12 @@ def where(catalog: Path, index: Path) -> None:
                 kind = re.sub(r"\d+", "N", name)
             spent[kind] += seconds
             calls[kind] += 1
+    return wall, spent, calls
+
+
+def where(catalog: Path, index: Path) -> None:
+    """Time in fsync by kind of file, in one traced rebuild by this checkout."""
+    _, spent, calls = in_fsync(ROOT, catalog, index)
     print(f"fsync, one traced rebuild: {sum(spent.values()):.2f} s in {sum(calls.values())}"
           " calls")
     for kind, seconds in spent.most_common():
@@ -90,6 +103,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="where the index folders go")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--where", action="store_true")
+    ap.add_argument("--in-fsync", type=int, default=0, metavar="N",
+                    help="N more rounds, the time in fsync of each rebuild")
     args = ap.parse_args()
     codes = {"before": args.before, "after": ROOT}
     indexes = {name: args.work / f"index-{name}" for name in codes}
@@ -114,6 +129,14 @@ def main() -> None:
     print(f"load after: {os.getloadavg()}")
     if args.where:
         where(args.catalog, indexes["after"])
+    for k in range(args.in_fsync):
+        order = list(codes) if k % 2 == 0 else list(reversed(codes))
+        for name in order:
+            wall, spent, calls = in_fsync(codes[name], args.catalog, indexes[name], only=True)
+            stems = sum(s for kind, s in spent.items() if kind.startswith("stems-"))
+            print(f"in fsync, round {k + 1} {name}: wall {wall:.2f} s, fsync"
+                  f" {sum(spent.values()):.3f} s in {sum(calls.values())} calls, of which"
+                  f" stem tables {stems:.3f} s, load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,18 @@ Layout of the index directory::
     CURRENT          name of the live generation (replaced atomically)
     gen-000007/      the live generation, a Whoosh index, and SYNCED: the catalog
                      change it holds (searchapp.catalog.SyncPoint)
-    gen-000006/      the previous one, kept until the next swap
+    gen-000006/      the previous one (live before it), kept until the next swap
     gen-000008.tmp/  a rebuild in progress (or the debris of a crashed one)
+    gen-000008/      an orphan: renamed into place by a rebuild killed before CURRENT
+                     named it, never live (debris: the next rebuild removes it)
     .lock            held (flock) by whoever is importing or rebuilding
 
 A rebuild writes a new generation beside the live one, checks its document
 count against what was fed to it, syncs every file of it to the disk, and only
 then points CURRENT at it, so a reader never sees a half-built index and a crash,
-or a power cut, leaves the old one serving or the whole new one.
+or a power cut, leaves the old one serving or the whole new one. Each rebuild numbers
+its generation above every one present, so a generation numbered above the live one
+was never live (an orphan), and the previous one is the live one's highest below it.
 """
 
 from __future__ import annotations
@@ -139,10 +143,10 @@ class IndexStore:
         """Why the live generation `gen`, not on disk, cannot be searched, and what to run.
         The previous generation is not served in its place: it may hold items removed
         from the catalog since (and lacks those added), and nothing would show it."""
-        kept = [g.name for g in self.generations() if g.name != gen.name]
-        previous = (f"; the previous generation {kept[-1]} is kept, but it holds the catalog"
+        kept = self.previous(gen)
+        previous = (f"; the previous generation {kept.name} is kept, but it holds the catalog"
                     " as it was before the last rebuild, so it is not searched in its place"
-                    if kept else "")
+                    if kept is not None else "")
         return (f"the live index generation {gen.name} is missing (named by"
                 f" {self.root / POINTER}, but {gen.path} is not there){previous}; run"
                 " `searchapp reindex` to rebuild the index from the catalog")
@@ -202,10 +206,21 @@ class IndexStore:
         _write_synced(gen.path, point)
 
     def generations(self) -> list[Generation]:
+        """Every generation folder, live or not, oldest first."""
         if not self.root.is_dir():
             return []
         found = [Generation(p.name, p) for p in self.root.iterdir() if _GENERATION.match(p.name)]
-        return sorted(found, key=lambda g: g.name)
+        return sorted(found, key=_number)
+
+    def previous(self, live: Generation) -> Generation | None:
+        """The generation that was live before `live` (kept for a while after the swap)."""
+        older = [g for g in self.generations() if _number(g) < _number(live)]
+        return older[-1] if older else None
+
+    def orphans(self, live: Generation) -> list[Generation]:
+        """Generations that were never live: numbered above `live`, renamed into place by
+        a rebuild killed before CURRENT named them."""
+        return [g for g in self.generations() if _number(g) > _number(live)]
 
     def size_bytes(self, gen: Generation) -> int:
         """Bytes in the generation's files (0 when its folder is not there)."""
@@ -239,8 +254,9 @@ class IndexStore:
         rest of the debris is `remove_debris`'s (`operations.rebuild` calls it).
         """
         self.root.mkdir(parents=True, exist_ok=True)
+        live = self.current()
         existing = self.generations()
-        number = int(existing[-1].name[4:]) + 1 if existing else 1
+        number = _number(existing[-1]) + 1 if existing else 1
         gen = Generation(f"gen-{number:06d}", self.root / f"gen-{number:06d}")
         building = self.root / f"{gen.name}.tmp"
         shutil.rmtree(building, ignore_errors=True)
@@ -267,18 +283,27 @@ class IndexStore:
             sync_folder(building)
             os.rename(building, gen.path)
             fsync_path(self.root)
-            self._point_to(gen)
+            self._point_to(gen, replacing=live)
         except OSError as exc:
-            shutil.rmtree(building, ignore_errors=True)
-            reason = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
+            self._abandon(building, gen)
             raise IndexUnavailable(
-                f"rebuild failed, the live index was left as it was: {reason}"
+                f"rebuild failed, the live index was left as it was: {_reason(exc)}"
             ) from exc
         except BaseException:
-            shutil.rmtree(building, ignore_errors=True)
+            self._abandon(building, gen)
             raise
-        self._prune(keep=(gen.name, existing[-1].name if existing else None))
+        # The one it replaced stays, as the previous generation; the rest (older ones,
+        # orphans) go.
+        self._prune(keep=(gen.name, live.name if live is not None else None))
         return gen
+
+    def _abandon(self, building: Path, gen: Generation) -> None:
+        """Remove what a failed rebuild wrote: the generation it was building, under its
+        temporary name or its own, unless CURRENT already names it."""
+        shutil.rmtree(building, ignore_errors=True)
+        with contextlib.suppress(IndexUnavailable):  # (CURRENT unreadable: left alone)
+            if self.current() != gen:
+                shutil.rmtree(gen.path, ignore_errors=True)
 
     def update(self, items: Iterable[Item], *, expected: int, count: int | None = None,
                items_of: Callable[[list[str]], Iterable[Item]] | None = None) -> int:
@@ -397,24 +422,43 @@ class IndexStore:
 
         return self._updating(write, expected=expected)
 
-    def _point_to(self, gen: Generation) -> None:
+    def _point_to(self, gen: Generation, *, replacing: Generation | None) -> None:
+        """Make `gen` live: CURRENT written beside, synced, renamed over, the folder
+        synced. Should that last sync fail, `gen` is live but the switch may not be on the
+        disk (IndexUnavailable says so); any other failure leaves CURRENT as it was."""
         tmp = self.root / f"{POINTER}.tmp"
         with open(tmp, "w", encoding="ascii") as fh:
             fh.write(gen.name + "\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.root / POINTER)
-        fsync_path(self.root)
+        try:
+            fsync_path(self.root)
+        except OSError as exc:
+            then = (f"the index could be back at {replacing.name}" if replacing is not None
+                    else "there could be no index")
+            raise IndexUnavailable(
+                f"rebuilt {gen.name} and made it live ({self.root / POINTER} names it), but"
+                f" syncing {self.root} after the switch failed ({_reason(exc)}), so the switch"
+                f" may not be on the disk: after a power cut {then}; check the disk, then run"
+                " `searchapp reindex` again"
+            ) from exc
 
     def remove_debris(self) -> None:
         """Remove what a crashed or failed rebuild or update left behind: unfinished
-        generations, and files in the live one that its table of contents does not
-        list (the caller holds the lock). An update removes the latter itself, and a
-        rebuild the unfinished generation in its way (`update`, `rebuild`)."""
+        generations, orphans (`orphans`), and files in the live one that its table of
+        contents does not list (the caller holds the lock). An update removes the latter
+        itself, and a rebuild the unfinished generation in its way (`update`, `rebuild`)."""
         for path in self.root.glob("gen-*.tmp"):
             shutil.rmtree(path, ignore_errors=True)
-        if self.current() is None:
+        live = self.current()
+        if live is None:
             return
+        for orphan in self.orphans(live):
+            log.warning("removing index generation %s: a rebuild was stopped before %s named"
+                        " it, so it was never live (%s is)", orphan.name, self.root / POINTER,
+                        live.name)
+            shutil.rmtree(orphan.path, ignore_errors=True)
         try:
             ix = self.open_index()
         except IndexUnavailable:
@@ -452,6 +496,14 @@ SMALL_SEGMENTS = 10
 _ONE_SEGMENT = 1 << 62
 # The stem table an update leaves (`segments.StemTable`): the words it stemmed.
 _UPDATE_STEMS = "update"
+
+
+def _number(gen: Generation) -> int:
+    return int(gen.name[4:])
+
+
+def _reason(exc: OSError) -> str:
+    return "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
 
 
 def _level(documents: int) -> int:

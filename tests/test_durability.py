@@ -7,15 +7,19 @@ before the name CURRENT gives it; an update's segment and table of contents sync
 before the table of contents takes its name, and before the old one goes), and what
 `searchapp stats`, `/healthz` and a search say over the states left on disk
 when the order is kept (debris beside an intact index) and when it is not (an empty or
-missing generation, a table of contents cut short).
+missing generation, a table of contents cut short). strace also stops a rebuild where a
+crash or a failing disk would (`-e inject`): killed just before CURRENT names its new
+generation, and with the last sync of the index folder failing (EIO) after it does.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -65,16 +69,12 @@ def traced(settings: Settings, tmp_path: Path, *args: str) -> list[Call]:
     """Run `searchapp ARGS` under strace; the syncs, renames and unlinks of the process
     that replaced CURRENT or a table of contents, in order (one file per process:
     within one, the calls come in the order made)."""
-    assert STRACE is not None, "strace is not installed (apt-get install strace)"
     out = tmp_path / "strace"
     out.mkdir()
-    env = {**os.environ, "SEARCHAPP_CATALOG": str(settings.catalog),
-           "SEARCHAPP_INDEX_DIR": str(settings.index_dir)}
-    done = subprocess.run(
-        [STRACE, "-ff", "-qq", "-y", "-o", str(out / "trace"),
-         "-e", "trace=fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat",
-         sys.executable, "-m", "searchapp.cli", *args],
-        env=env, capture_output=True, text=True, timeout=300, check=False)
+    done = under_strace(
+        settings, ["-ff", "-qq", "-y", "-o", str(out / "trace"),
+                   "-e", "trace=fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat"],
+        *args)
     assert done.returncode == 0, done.stderr
     found = [calls_in(trace.read_text().splitlines()) for trace in out.iterdir()]
     # The process that replaced CURRENT (a rebuild; its index workers write tables of
@@ -86,6 +86,16 @@ def traced(settings: Settings, tmp_path: Path, *args: str) -> list[Call]:
             assert len(writers) == 1, f"{len(writers)} processes renamed *{ending}"
             return writers[0]
     raise AssertionError("no process wrote the index")
+
+
+def under_strace(settings: Settings, options: list[str], *args: str
+                 ) -> subprocess.CompletedProcess[str]:
+    """`searchapp ARGS` run under `strace OPTIONS`."""
+    assert STRACE is not None, "strace is not installed (apt-get install strace)"
+    env = {**os.environ, "SEARCHAPP_CATALOG": str(settings.catalog),
+           "SEARCHAPP_INDEX_DIR": str(settings.index_dir)}
+    return subprocess.run([STRACE, *options, sys.executable, "-m", "searchapp.cli", *args],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def calls_in(lines: list[str]) -> list[Call]:
@@ -212,16 +222,125 @@ def test_an_update_by_whooshs_writer_is_as_durable(samples: Settings, tmp_path: 
         assert folder_after < at(calls, "unlink", f"{folder}/{name}")
 
 
+def orphaned(settings: Settings) -> IndexStore:
+    """The index with gen-000001 as the previous generation, gen-000002 live, and
+    gen-000003 whole but orphaned: written by a rebuild killed (SIGKILL, by strace) as it
+    renamed CURRENT.tmp over CURRENT."""
+    operations.rebuild(settings)
+    root = str(settings.index_dir)
+    killed = under_strace(settings, [
+        "-f", "-qq", "-o", os.devnull, "-P", f"{root}/CURRENT.tmp",
+        "-e", "trace=rename,renameat,renameat2",
+        "-e", "inject=rename,renameat,renameat2:signal=SIGKILL"], "reindex")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    store = IndexStore(settings.index_dir)
+    assert [g.name for g in store.generations()] == ["gen-000001", "gen-000002", "gen-000003"]
+    assert store.current() == store.generations()[1]
+    (settings.index_dir / "CURRENT").write_text("gen-000003\n", encoding="ascii")
+    assert store.document_count() == 35  # whole (read as if CURRENT named it)
+    (settings.index_dir / "CURRENT").write_text("gen-000002\n", encoding="ascii")
+    return store
+
+
+@needs_strace
+def test_a_generation_orphaned_by_a_rebuild_killed_before_the_swap_is_removed(
+        samples: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A rebuild killed after its new generation took its name, as it renames CURRENT.tmp
+    over CURRENT, leaves that generation whole but never live. Searches answer from the
+    live one, which an import then updates; the next `searchapp reindex` removes the
+    orphan (and logs it) and keeps the generation that was live as the previous one."""
+    store = orphaned(samples)
+    root = str(samples.index_dir)
+    path = tmp_path / "new.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in NEW_ITEMS), encoding="utf-8")
+    assert Cli(samples)("import", path).exit_code == 0
+    found = seen(samples, "durable")
+    assert found["stats"]["generation"] == "gen-000002"
+    assert found["stats"]["index_documents"] == 38 and found["search"]["total"] == 3
+    with caplog.at_level(logging.WARNING, logger="searchapp.indexer"):
+        result = Cli(samples)("reindex")
+    assert result.exit_code == 0, result.output
+    assert ("removing index generation gen-000003: a rebuild was stopped before"
+            f" {root}/CURRENT named it, so it was never live (gen-000002 is)") in caplog.text
+    # The new generation took the orphan's number; the one live before it is kept.
+    assert [g.name for g in store.generations()] == ["gen-000002", "gen-000003"]
+    found = seen(samples, "durable")
+    assert found["stats"]["generation"] == "gen-000003"
+    assert found["stats"]["index_documents"] == 38 and found["search"]["total"] == 3
+    (samples.index_dir / "CURRENT").write_text("gen-000002\n", encoding="ascii")
+    assert store.document_count() == 38  # the previous one: the live data, not the orphan's
+
+
+@needs_strace
+def test_a_missing_live_generation_names_the_previous_one_not_an_orphan(
+        samples: Settings) -> None:
+    """With the live generation gone and an orphan above it, the problem every surface
+    reports names the generation live before it as the previous one, not the orphan."""
+    store = orphaned(samples)
+    shutil.rmtree(samples.index_dir / "gen-000002")
+    problem = seen(samples)["health"]["problem"]
+    assert "the live index generation gen-000002 is missing" in problem
+    assert "the previous generation gen-000001 is kept" in problem
+    assert "gen-000003" not in problem
+    assert Cli(samples)("reindex").exit_code == 0
+    assert [g.name for g in store.generations()] == ["gen-000002"]
+
+
+@needs_strace
+def test_a_rebuild_failing_before_the_switch_leaves_no_orphan(samples: Settings) -> None:
+    """Syncing CURRENT.tmp fails (EIO, injected by strace) once the new generation has
+    taken its name: the rebuild fails, the live index as it was, and the new generation
+    goes with it."""
+    root = str(samples.index_dir)
+    failed = under_strace(samples, [
+        "-f", "-qq", "-o", os.devnull, "-P", f"{root}/CURRENT.tmp", "-e", "trace=fsync",
+        "-e", "inject=fsync:error=EIO"], "reindex", "--quiet")
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr == ("Error: rebuild failed, the live index was left as it was:"
+                             " [Errno 5] Input/output error\n")
+    store = IndexStore(samples.index_dir)
+    assert [g.name for g in store.generations()] == ["gen-000001"]
+    assert seen(samples)["stats"]["generation"] == "gen-000001"
+
+
+@needs_strace
+def test_a_failed_sync_after_the_switch_says_the_new_generation_is_live(
+        samples: Settings, tmp_path: Path) -> None:
+    """The last sync of the index folder, after CURRENT was renamed to name the new
+    generation, fails (EIO, injected by strace): the rebuild fails saying that the new
+    generation is live but its switch may not be on the disk, and it serves."""
+    root = str(samples.index_dir)
+    calls = traced(samples, tmp_path, "reindex")  # gen-000002
+    folder_syncs = [k for k, c in enumerate(calls) if c == Call("fsync", root)]
+    assert folder_syncs[-1] > at(calls, "rename", f"{root}/CURRENT.tmp", f"{root}/CURRENT")
+    failed = under_strace(samples, [
+        "-f", "-qq", "-o", os.devnull, "-P", root, "-e", "trace=fsync",
+        "-e", f"inject=fsync:error=EIO:when={len(folder_syncs)}"], "reindex",
+        "--quiet")
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr == (
+        f"Error: rebuilt gen-000003 and made it live ({root}/CURRENT names it), but syncing"
+        f" {root} after the switch failed ([Errno 5] Input/output error), so the switch may"
+        " not be on the disk: after a power cut the index could be back at gen-000002; check"
+        " the disk, then run `searchapp reindex` again\n")
+    store = IndexStore(samples.index_dir)
+    assert [g.name for g in store.generations()] == ["gen-000001", "gen-000002", "gen-000003"]
+    found = seen(samples)
+    assert found["stats"]["generation"] == "gen-000003"
+    assert found["health"]["status"] == "ok" and found["stats"]["index_documents"] == 35
+    assert found["search_status"] == 200 and found["search"]["total"] > 0
+
+
 # What a user sees in the states a power cut can leave ----------------------------------
 
 
-def seen(settings: Settings) -> dict[str, Any]:
-    """What `searchapp stats --json`, `/healthz` and a search for "cooperative" answer."""
+def seen(settings: Settings, query: str = "cooperative") -> dict[str, Any]:
+    """What `searchapp stats --json`, `/healthz` and a search for `query` answer."""
     stats = Cli(settings)("stats", "--json")
     with app_over(settings) as app:
         client = app.test_client()
         health = client.get("/healthz")
-        found = client.get("/api/search", query_string={"q": "cooperative"})
+        found = client.get("/api/search", query_string={"q": query})
     return {"stats_exit": stats.exit_code, "stats": json.loads(stats.output),
             "health_status": health.status_code, "health": health.get_json(),
             "search_status": found.status_code, "search": found.get_json()}

@@ -497,8 +497,10 @@ class SegmentBuilder:
 
     def save_stems(self, folder: str, part: int | str = 0) -> None:
         """Keep the stems of this build's words for the next (`StemTable`), as
-        `stems-<part>.pickle` in `folder`. A file that cannot be written is logged and
-        left out: the next build stems those words again."""
+        `stems-<part>.pickle` in `folder`, synced to the disk before and after it takes
+        that name (a power cut leaves the old table or the new one, not one cut short).
+        A file that cannot be written is logged and left out: the next build stems those
+        words again."""
         tables: dict[str, dict[str, str]] = {}
         for key, entries in self._by_chain.items():
             for language, entry in entries.items():
@@ -512,10 +514,13 @@ class SegmentBuilder:
             with open(f"{path}.tmp", "wb") as fh:
                 fh.write(_STEMS_MAGIC + _STEMS_HEADER.pack(len(payload), zlib.crc32(payload)))
                 fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(f"{path}.tmp", path)
+            fsync_path(folder)
         except OSError as exc:
-            log.warning("stem table %s not written (%s): the next rebuild stems its words"
-                        " again", path, exc.strerror or exc)
+            log.warning("stem table %s not written, or not synced to the disk (%s): the next"
+                        " rebuild may stem its words again", path, exc.strerror or exc)
 
     # Updates ------------------------------------------------------------
 
