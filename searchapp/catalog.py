@@ -280,6 +280,7 @@ class Catalog:
         """
         self.path = Path(path)
         self.read_only = False
+        self.timeout = timeout
         create = not reading if create is None else create
         if not create and not self.path.exists():
             raise CatalogMissing(self.path)
@@ -291,9 +292,7 @@ class Catalog:
             if not _refuses_writes(exc):
                 raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
             if not reading:
-                raise ReadOnly(f"the catalog {self.path} cannot be written ({exc}): searching"
-                               " and reading go on, but imports, refreshes and rebuilds need"
-                               " it writable") from exc
+                raise _read_only(self.path, exc) from exc
             self._db = self._open_read_only(timeout)
             self.read_only = True
 
@@ -302,8 +301,8 @@ class Catalog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # SQLite opens a file it may not write read-only without a word, and fails only
         # at the first write: ask first (a read-only mount, its permissions).
-        if self.path.exists() and not os.access(self.path, os.W_OK):
-            raise OSError(errno.EACCES, "the file cannot be written", str(self.path))
+        if self.path.exists():
+            self._check_writable()
         if create:
             db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         else:  # `mode=rw`: a file that went away meanwhile is an error, not made anew
@@ -322,6 +321,11 @@ class Catalog:
             db.close()
             raise
         return db
+
+    def _check_writable(self) -> None:
+        """An OSError when the catalog file may not be written now."""
+        if not os.access(self.path, os.W_OK):
+            raise OSError(errno.EACCES, "the file cannot be written", str(self.path))
 
     def _open_read_only(self, timeout: float) -> sqlite3.Connection:
         """The catalog opened for reading only: as it is on disk, or, when SQLite cannot
@@ -751,11 +755,12 @@ class Catalog:
 
     def finish_job(self, job_id: str, *, state: str, phase: str,
                    result: dict[str, Any] | None = None, error: dict[str, Any] | None = None,
-                   only_unfinished: bool = False) -> int:
-        """Record how a job ended; with `only_unfinished`, only if it has not ended yet."""
+                   finished: str | None = None, only_unfinished: bool = False) -> int:
+        """Record how a job ended (`finished`: when, default now); with `only_unfinished`,
+        only if it has not ended yet."""
         return self._update_job(job_id, {
             "state": state, "phase": phase, "result": result, "error": error,
-            "finished": _now()}, only_unfinished=only_unfinished)
+            "finished": finished or _now()}, only_unfinished=only_unfinished)
 
     def _update_job(self, job_id: str, fields: dict[str, Any], *,
                     only_unfinished: bool) -> int:
@@ -768,6 +773,43 @@ class Catalog:
         return self._write(
             f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?{where}",
             (*values, job_id))
+
+    @contextmanager
+    def writing(self, *, wait: float | None = None,
+                waiting: Callable[[], object] | None = None) -> Generator[None, None, None]:
+        """One write transaction on the jobs, committed at the end of the block. When
+        another connection holds the write lock, `waiting` is called, then the lock waited
+        for up to `wait` seconds (default: `timeout`): a CatalogError from SQLITE_BUSY past
+        that. A catalog made read-only meanwhile is `ReadOnly`, and nothing is written."""
+        db = self._db
+        try:
+            try:
+                self._busy_timeout(0)
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    raise
+                if waiting is not None:
+                    waiting()
+                self._busy_timeout(self.timeout if wait is None else wait)
+                db.execute("BEGIN IMMEDIATE")
+            finally:
+                self._busy_timeout(self.timeout)
+            try:
+                self._check_writable()
+            except OSError as exc:
+                raise _read_only(self.path, exc) from exc
+            yield
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _job_not_recorded(self.path, exc) from exc
+            raise
+
+    def _busy_timeout(self, seconds: float) -> None:
+        self._db.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
 
     def job(self, job_id: str) -> Job | None:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -784,10 +826,7 @@ class Catalog:
         try:
             return int(self._db.execute(sql, params).rowcount)
         except sqlite3.Error as exc:
-            if _refuses_writes(exc):
-                raise ReadOnly(f"cannot record the job: the catalog {self.path} cannot be"
-                               f" written ({exc})") from exc
-            raise CatalogError(f"cannot record the job: {exc}") from exc
+            raise _job_not_recorded(self.path, exc) from exc
 
     # --- sources and freshness ----------------------------------------------------
 
@@ -877,6 +916,17 @@ class Catalog:
                    _parse_time(refreshed.get(org)))
                for org in sorted({*newest, *refreshed}, key=str.casefold)]
         return Freshness(_parse_time(max(changes)) if changes else None, out)
+
+
+def _read_only(path: Path, exc: OSError | sqlite3.Error) -> ReadOnly:
+    return ReadOnly(f"the catalog {path} cannot be written ({exc}): searching and reading go"
+                    " on, but imports, refreshes and rebuilds need it writable")
+
+
+def _job_not_recorded(path: Path, exc: sqlite3.Error) -> CatalogError:
+    if _refuses_writes(exc):
+        return ReadOnly(f"cannot record the job: the catalog {path} cannot be written ({exc})")
+    return CatalogError(f"cannot record the job: {exc}")
 
 
 def _row_to_job(row: sqlite3.Row) -> Job:

@@ -71,6 +71,13 @@ FINISHED = ("succeeded", "failed")
 LOCK_WAIT = 6 * 3600.0
 # Seconds a progress update waits for the catalog's write lock before it is skipped.
 PROGRESS_WAIT = 0.05
+# The phase while a job waits for another program to let go of the catalog's write lock
+# (up to `Settings.catalog_wait`); shown from a file beside the uploads (`_waiting_path`),
+# as the catalog cannot be written to say so.
+CATALOG_WAITING = "waiting for the catalog (another program holds its write lock)"
+# What starts the line a job's process ends its log with when it can record how it ended
+# nowhere else (`_end`).
+ENDED_LINE = "searchapp job ended:"
 # A job recorded but without a process after this long never started; a spooled upload
 # no unfinished job names, this old, was left by a request cut off while spooling it.
 START_GRACE = 60.0
@@ -135,7 +142,7 @@ def jobs_dir(settings: Settings) -> Path:
     absolute here: a job's process runs in this folder, and an upload's path recorded
     relative to where the server started (a relative `SEARCHAPP_CATALOG`, as `make run`
     has) would name nothing from there."""
-    return settings.catalog.resolve().parent / "jobs"
+    return _jobs_folder(settings.catalog)
 
 
 def submit(settings: Settings, kind: str, *, params: dict[str, Any] | None = None,
@@ -247,63 +254,112 @@ def _spawn(settings: Settings, job_id: str) -> int:
 
 
 def get(settings: Settings, job_id: str) -> Job:
+    """The job as it is now; never waits for the catalog's write lock."""
     with _catalog(settings.catalog, reading=True) as catalog:
-        reap(catalog)
-        job = catalog.job(job_id)
+        job = reap(catalog).get(job_id) or catalog.job(job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id!r}")
-    return job
+    return _as_seen(settings.catalog, job)
 
 
 def recent(settings: Settings, *, limit: int = 50) -> list[Job]:
+    """The most recent jobs as they are now; never waits for the catalog's write lock."""
     with _catalog(settings.catalog, reading=True) as catalog:
-        reap(catalog)
-        return catalog.jobs(limit=limit)
+        ended = reap(catalog)
+        return [_as_seen(settings.catalog, ended.get(job.id, job))
+                for job in catalog.jobs(limit=limit)]
 
 
-def reap(catalog: Catalog) -> int:
-    """Mark failed every unfinished job whose process is gone, and remove its uploads;
-    how many were (none when the catalog cannot be written)."""
-    if catalog.read_only:
-        return 0
-    reaped = 0
+def reap(catalog: Catalog) -> dict[str, Job]:
+    """Every unfinished job whose process is gone, by id, as it ended: what its process
+    left (`_end`), else failed `interrupted`. Each is recorded so and its uploads
+    removed, unless the catalog cannot be written at once (another program holds its
+    write lock, or it is read-only): a later look records it then."""
+    ended: dict[str, Job] = {}
     now = dt.datetime.now(dt.UTC)
     for job in catalog.jobs(states=("queued", "running"), limit=1000):
         if _unfinished(job.id, job.pid, job.created, now):
             continue
-        ended = _ended_path(catalog.path, job.id)
-        outcome: dict[str, Any] | None = _read_ended(ended)
-        if outcome is None:
-            if job.pid is None:
-                reason = "the job was recorded but its process never started"
-            else:
-                reason = ("interrupted: the job's process ended before it finished (a restart"
-                          " or a kill); an import is all or nothing, so check /healthz and"
-                          " run the job again")
-            outcome = {"state": "failed", "phase": job.phase,
-                       "error": {"code": "interrupted", "message": reason}}
-        if catalog.finish_job(job.id, **outcome, only_unfinished=True):
-            reaped += 1
+        outcome = _left(catalog.path, job.id) or _interrupted(job)
+        ended[job.id] = dataclasses.replace(job, **outcome)
+        if catalog.read_only:
+            continue
+        try:
+            with catalog.writing(wait=0):
+                recorded = catalog.finish_job(job.id, **outcome, only_unfinished=True)
+        except CatalogError:
+            continue
+        if recorded:
             _remove_uploads(job)
-        _remove([ended])
-    return reaped
+        _remove([_ended_path(catalog.path, job.id), _waiting_path(catalog.path, job.id)])
+    return ended
+
+
+def _interrupted(job: Job) -> dict[str, Any]:
+    """How a job ended whose process left nothing to say so."""
+    if job.pid is None:
+        reason = "the job was recorded but its process never started"
+    else:
+        reason = ("interrupted: the job's process ended before it finished (a restart"
+                  " or a kill); an import is all or nothing, so check /healthz and"
+                  " run the job again")
+    return {"state": "failed", "phase": job.phase, "result": None,
+            "error": {"code": "interrupted", "message": reason}, "finished": _now()}
+
+
+def _as_seen(catalog: Path, job: Job) -> Job:
+    """`job` with the phase its process could not record: waiting for the catalog."""
+    if job.state in FINISHED or not _waiting_path(catalog, job.id).exists():
+        return job
+    return dataclasses.replace(job, phase=CATALOG_WAITING)
 
 
 def _ended_path(catalog: Path, job_id: str) -> Path:
     """Where a job's process leaves how it ended when the catalog could not be written
-    then (another program holding its write lock): for `reap` to record."""
-    return catalog.resolve().parent / "jobs" / f"{job_id}.ended"
+    then (another program holding its write lock, or read-only): for `reap` to record."""
+    return _jobs_folder(catalog) / f"{job_id}.ended"
 
 
-def _read_ended(path: Path) -> dict[str, Any] | None:
-    """What a job's process left at `path` (`_end`); None when there is nothing usable."""
+def _waiting_path(catalog: Path, job_id: str) -> Path:
+    """The file that is there while a job's process waits for the catalog's write lock."""
+    return _jobs_folder(catalog) / f"{job_id}.waiting"
+
+
+def _jobs_folder(catalog: Path) -> Path:
+    """`jobs_dir` of the catalog at `catalog`."""
+    return catalog.resolve().parent / "jobs"
+
+
+def _left(catalog: Path, job_id: str) -> dict[str, Any] | None:
+    """How a job ended, as its process left it where the catalog could not be written
+    (`_end`): in its `.ended` file, else as the last line of its log. None: nothing
+    usable there."""
+    folder = _jobs_folder(catalog)
     try:
-        outcome = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = (folder / f"{job_id}.ended").read_text(encoding="utf-8")
+    except OSError:
+        last = _last_line(folder / f"{job_id}.log")
+        if not last.startswith(ENDED_LINE):
+            return None
+        text = last.removeprefix(ENDED_LINE)
+    try:
+        outcome = json.loads(text)
+    except ValueError:
         return None
     if not isinstance(outcome, dict) or outcome.get("state") not in FINISHED:
         return None
-    return {key: outcome.get(key) for key in ("state", "phase", "result", "error")}
+    return {key: outcome.get(key) for key in ("state", "phase", "result", "error", "finished")}
+
+
+def _last_line(path: Path, *, most: int = 1 << 16) -> str:
+    """The last line of the file at `path` (of its last `most` bytes); "" if none."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - most))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 def tidy(settings: Settings) -> int:
@@ -375,7 +431,7 @@ class _Progress:
 def run(job_id: str, settings: Settings, *, locked: bool = False) -> Job:
     """Carry out a recorded job in this process and record how it ended. `locked`: this
     process holds the index lock already (`main`)."""
-    with _catalog(settings.catalog) as catalog:
+    with _catalog(settings.catalog, reading=True) as catalog:
         job = catalog.job(job_id)
         if job is None:
             raise NotFound(f"no job with id {job_id!r}")
@@ -384,12 +440,10 @@ def run(job_id: str, settings: Settings, *, locked: bool = False) -> Job:
     try:
         _record(settings, job_id, pid=os.getpid(), started=_now(), state="running",
                 phase="starting")
-    except CatalogBusy as exc:
+    except CatalogError as exc:  # busy past the wait, read-only, gone
         _remove_uploads(job)
-        return _end(settings, job, state="failed", error={
-            "code": exc.code, "message": f"{exc}: the job did not start and changed nothing;"
-            " send it again once the catalog is free (SEARCHAPP_CATALOG_WAIT says how long"
-            " a job waits)"})
+        return _end(settings, job, state="failed",
+                    error={"code": exc.code, "message": _not_started(exc)})
     progress = _Progress(settings, job_id)
     state, result, error = "failed", None, None
     try:
@@ -416,25 +470,45 @@ def run(job_id: str, settings: Settings, *, locked: bool = False) -> Job:
     return _end(settings, job, state=state, result=result, error=error)
 
 
+def _not_started(exc: CatalogError) -> str:
+    """The message of a job that failed before it started, for `exc`."""
+    if isinstance(exc, CatalogBusy):
+        return (f"{exc}: the job did not start and changed nothing; send it again once the"
+                " catalog is free (SEARCHAPP_CATALOG_WAIT says how long a job waits)")
+    return f"{exc}; the job did not start and changed nothing"
+
+
 def _record(settings: Settings, job_id: str, **fields: Any) -> None:
     """Write some of a job's fields, waiting up to `Settings.catalog_wait` seconds for
     another program holding the catalog's write lock: `CatalogBusy` past that."""
-    with _catalog_waited(settings) as catalog:
+    with _catalog_waited(settings, job_id) as catalog:
         catalog.update_job(job_id, **fields)
 
 
 @contextlib.contextmanager
-def _catalog_waited(settings: Settings) -> Iterator[Catalog]:
-    """The catalog, its writes waiting up to `Settings.catalog_wait` seconds for another
-    program holding its write lock: `CatalogBusy` past that."""
+def _catalog_waited(settings: Settings, job_id: str) -> Iterator[Catalog]:
+    """The catalog in one write transaction for job `job_id`, had once another program
+    holding its write lock lets go, waiting up to `Settings.catalog_wait` seconds
+    (`CatalogBusy` past that; the job shows `CATALOG_WAITING` meanwhile). A catalog made
+    read-only while the job waited is `ReadOnly`."""
     began = time.monotonic()
+    waiting = _waiting_path(settings.catalog, job_id)
     try:
-        with _catalog(settings.catalog, timeout=settings.catalog_wait) as catalog:
+        with _catalog(settings.catalog, timeout=settings.catalog_wait) as catalog, \
+                catalog.writing(waiting=lambda: _touch(waiting)):
             yield catalog
     except CatalogError as exc:
         if not _locked(exc):
             raise
         raise CatalogBusy(time.monotonic() - began) from exc
+    finally:
+        _remove([waiting])
+
+
+def _touch(path: Path) -> None:
+    """Make an empty file at `path`, if the disk lets us (best effort)."""
+    with contextlib.suppress(OSError):
+        path.touch()
 
 
 def _locked(exc: CatalogError) -> bool:
@@ -444,23 +518,33 @@ def _locked(exc: CatalogError) -> bool:
 
 def _end(settings: Settings, job: Job, *, state: str, result: dict[str, Any] | None = None,
          error: dict[str, Any] | None = None, only_unfinished: bool = False) -> Job:
-    """Record how a job ended. When another program keeps the catalog's write lock past
-    `Settings.catalog_wait`, it is left in a file beside the uploads for `reap` to
-    record once this process is gone (else the job would read as killed)."""
+    """Record how a job ended. When the catalog cannot be written (another program keeps
+    its write lock past `Settings.catalog_wait`, it is read-only), it is left for `reap`
+    to show and, once it can, record after this process is gone (else the job would read
+    as killed): in a file beside the uploads, else as the last line of the job's log."""
     outcome: dict[str, Any] = {"state": state, "result": result, "error": error,
-                               "phase": "done" if state == "succeeded" else "failed"}
+                               "phase": "done" if state == "succeeded" else "failed",
+                               "finished": _now()}
     try:
-        with _catalog_waited(settings) as catalog:
+        with _catalog_waited(settings, job.id) as catalog:
             catalog.finish_job(job.id, **outcome, only_unfinished=only_unfinished)
             finished = catalog.job(job.id)
-    except CatalogBusy as busy:
+    except CatalogError as exc:
+        text = json.dumps(outcome, ensure_ascii=False)
         ended = _ended_path(settings.catalog, job.id)
         temporary = ended.with_suffix(".tmp")
-        temporary.write_text(json.dumps(outcome, ensure_ascii=False), encoding="utf-8")
-        os.replace(temporary, ended)
-        print(f"job {job.id} {state}, not recorded in the catalog ({busy}): left in {ended}"
-              " for the service to record", file=sys.stderr)
-        return dataclasses.replace(job, finished=_now(), **outcome)
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, ended)
+        except OSError as unwritten:
+            _remove([temporary])
+            print(f"job {job.id} {state}, not recorded in the catalog ({exc}) nor in {ended}"
+                  f" ({unwritten.strerror}): how it ended is the next line, for the service"
+                  f" to show and record\n{ENDED_LINE} {text}", file=sys.stderr, flush=True)
+        else:
+            print(f"job {job.id} {state}, not recorded in the catalog ({exc}): left in"
+                  f" {ended} for the service to record", file=sys.stderr)
+        return dataclasses.replace(job, **outcome)
     if finished is None:
         raise NotFound(f"no job with id {job.id!r}")
     return finished
@@ -491,7 +575,7 @@ def _work(settings: Settings, job: Job, progress: _Progress, *,
 
 def _give_up(settings: Settings, job_id: str, exc: SearchappError) -> Job:
     """Record that a job never had the index lock (`exc` says why), removing its uploads."""
-    with _catalog(settings.catalog) as catalog:
+    with _catalog(settings.catalog, reading=True) as catalog:
         job = catalog.job(job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id!r}")

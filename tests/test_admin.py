@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import app_over, mounted
+from conftest import app_over, mounted, read_only
 from flask import Flask
 from flask.testing import FlaskClient
 from openapi_support import ApiDescription
@@ -29,6 +29,8 @@ TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WAIT = 60  # seconds a test waits for a job it started
 WAITING = "waiting for other imports or rebuilds to finish"  # the phase behind a busy lock
+# The phase while another program holds the catalog's write lock.
+CATALOG_WAITING = "waiting for the catalog (another program holds its write lock)"
 JSONL = b'{"id": "n1", "title": "Platform cooperatives meet in Berlin", "date": "2018-05-01"}\n' \
         b'{"id": "n2", "title": "Housing cooperatives report", "date": "2018-06-01"}\n'
 
@@ -484,3 +486,118 @@ def test_a_job_waits_for_a_catalog_another_program_holds_a_while(samples: Settin
         job = client.get(f"/api/admin/jobs/{job['id']}?wait={WAIT}", headers=AUTH).get_json()
         assert job["state"] == "succeeded", job
         assert total(client) == 37
+
+
+def until(client: FlaskClient, location: str, wanted: Any) -> dict[str, Any]:
+    """The job at `location` once `wanted(job)` holds (asserted within `WAIT` seconds)."""
+    deadline = time.monotonic() + WAIT
+    job = client.get(location, headers=AUTH).get_json()
+    while not wanted(job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = client.get(location, headers=AUTH).get_json()
+    assert wanted(job), job
+    return job  # type: ignore[no-any-return]
+
+
+def left_beside(settings: Settings) -> list[str]:
+    """What jobs left in their folder other than their logs."""
+    return sorted(path.name for path in (settings.catalog.parent / "jobs").iterdir()
+                  if path.suffix != ".log")
+
+
+def test_a_job_waiting_for_the_catalog_says_so_and_reading_it_never_waits(
+        samples: Settings) -> None:
+    """While another program holds the catalog's write lock, a job that has the index lock
+    shows it waits for the catalog (it showed it still waited for other imports). Once it
+    has given up, reading it and the list answers how it ended while the lock is still
+    held (a read waited 30 s to record it, then failed); the first look after the lock is
+    let go records it."""
+    with app_over(samples, admin_token=TOKEN, catalog_wait=1) as app:
+        client = app.test_client()
+        api = ApiDescription.of(client)
+        with contextlib.ExitStack() as holding:
+            with IndexStore(samples.index_dir).lock():
+                job = queued_behind_the_lock(client, samples)
+                holder = holding.enter_context(catalog_held(samples.catalog, 600))
+            location = f"/api/admin/jobs/{job['id']}"
+            job = until(client, location, lambda job: job["phase"] != WAITING)
+            assert (job["state"], job["phase"], job["error"]) \
+                == ("queued", CATALOG_WAITING, None), job
+            api.check(location, client.get(location, headers=AUTH))
+            job = until(client, location, lambda job: job["state"] == "failed")
+            assert job["error"]["code"] == "catalog_busy", job
+            assert job["phase"] == "failed" and job["finished"], job
+            listed = api.check("/api/admin/jobs", client.get("/api/admin/jobs", headers=AUTH))
+            assert listed["jobs"] == [job]
+            assert api.check(location, client.get(location, headers=AUTH)) == job
+            assert holder.poll() is None  # all answered while the lock was held
+            assert left_beside(samples) == [f"{job['id']}.ended"]  # not recorded yet
+        assert client.get(location, headers=AUTH).get_json() == job
+        assert total(client) == 35
+    from searchapp.catalog import Catalog
+
+    with Catalog(samples.catalog) as catalog:
+        stored = catalog.job(job["id"])
+    assert stored is not None and stored.to_dict() == job
+    assert left_beside(samples) == []
+
+
+@pytest.mark.parametrize("where", ["folder", "file"])
+def test_a_catalog_made_read_only_while_a_job_waits_for_it_fails_the_job_saying_so(
+        samples: Settings, where: str) -> None:
+    """A job waiting for the catalog's write lock when the catalog (or its folder) is made
+    read-only fails with `read_only` once the lock is let go, having written nothing (it
+    was reported "interrupted: a restart or a kill"). The tests run as root, for whom
+    permissions are no obstacle: the catalog is bind-mounted read-only."""
+    with app_over(samples, admin_token=TOKEN, catalog_wait=60) as app:
+        client = app.test_client()
+        api = ApiDescription.of(client)
+        with contextlib.ExitStack() as holding:
+            with IndexStore(samples.index_dir).lock():
+                job = queued_behind_the_lock(client, samples)
+                holding.enter_context(catalog_held(samples.catalog, 600))
+            location = f"/api/admin/jobs/{job['id']}"
+            until(client, location, lambda job: job["phase"] == CATALOG_WAITING)
+            with read_only(samples.catalog.parent if where == "folder" else samples.catalog):
+                holding.close()  # the other program lets go: the job finds it read-only
+                job = until(client, location, lambda job: job["state"] == "failed")
+                api.check(location, client.get(location, headers=AUTH))
+                assert job["error"]["code"] == "read_only", job
+                assert job["error"]["message"].startswith(
+                    f"the catalog {samples.catalog} cannot be written"), job
+                assert job["error"]["message"].endswith(
+                    "; the job did not start and changed nothing"), job
+                assert job["started"] is None and job["result"] is None
+                assert total(client) == 35
+        assert client.get(location, headers=AUTH).get_json() == job
+    from searchapp.catalog import Catalog
+
+    with Catalog(samples.catalog) as catalog:
+        stored = catalog.job(job["id"])
+        assert catalog.count() == 35
+    assert stored is not None and stored.to_dict() == job
+    assert spooled(samples) == []
+    assert left_beside(samples) == []
+
+
+def test_a_catalog_made_read_only_while_a_job_waits_for_the_index_lock_fails_the_job(
+        samples: Settings) -> None:
+    """The same for a job queued behind another import: once it has the index lock it
+    finds the catalog's folder read-only, and fails with `read_only` (its process died of
+    it, reported "interrupted: a restart or a kill")."""
+    with app_over(samples, admin_token=TOKEN) as app:
+        client = app.test_client()
+        with contextlib.ExitStack() as locked:
+            locked.enter_context(IndexStore(samples.index_dir).lock())
+            job = queued_behind_the_lock(client, samples)
+            location = f"/api/admin/jobs/{job['id']}"
+            with read_only(samples.catalog.parent):
+                locked.close()  # the other import ends: the job finds the catalog read-only
+                job = until(client, location, lambda job: job["state"] == "failed")
+                assert job["error"]["code"] == "read_only", job
+                assert job["error"]["message"].endswith(
+                    "; the job did not start and changed nothing"), job
+        assert client.get(location, headers=AUTH).get_json() == job
+        assert total(client) == 35
+    assert spooled(samples) == []
+    assert left_beside(samples) == []

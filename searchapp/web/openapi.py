@@ -341,7 +341,10 @@ SCHEMAS: dict[str, Any] = {
                       " or `waiting for other imports or rebuilds to finish` while another"
                       " import or rebuild holds the index lock (an import or rebuild job is"
                       " still `queued` then, and has not read its upload; a refresh job"
-                      " waits so after fetching, `running`); starting, reading, checking,"
+                      " waits so after fetching, `running`); `waiting for the catalog"
+                      " (another program holds its write lock)` while a program other than"
+                      " searchapp (a sqlite3 shell, a backup tool) keeps the catalog locked,"
+                      " up to SEARCHAPP_CATALOG_WAIT seconds; starting, reading, checking,"
                       " storing, indexing, ...; or done / failed."},
             "done": {"type": ["integer", "null"]}, "total": {"type": ["integer", "null"]},
             "created": {"type": "string", "format": "date-time"},
@@ -362,7 +365,10 @@ SCHEMAS: dict[str, Any] = {
                                       " and has this result too."},
             "error": {"oneOf": [{"type": "null"}, {
                 "type": "object", "required": ["code", "message"], "additionalProperties": False,
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                "properties": {"code": {"type": "string", "examples": [
+                                   "invalid_import", "stored_not_indexed", "interrupted",
+                                   "catalog_busy", "read_only"]},
+                               "message": {"type": "string"},
                                "problems": {"type": "array", "items": _ref("Problem")}}}]},
         },
     },
