@@ -9,7 +9,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +19,13 @@ import click
 from searchapp import operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
-from searchapp.errors import BadParameter, ImportRejected, SearchappError, StoredNotIndexed
+from searchapp.errors import (
+    BadParameter,
+    ImportRejected,
+    Problem,
+    SearchappError,
+    StoredNotIndexed,
+)
 from searchapp.fields import FACETS
 from searchapp.importers import FORMATS, Hints
 from searchapp.importers.htmlpage import SELECTOR_FIELDS, selectors_from_options
@@ -48,9 +54,8 @@ def _friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ImportRejected as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            n = len(exc.problems)
+            # (Every problem was printed as it was read back: `_print_problems`.)
+            n = exc.total
             raise click.ClickException(
                 f"import rejected: {n} problem{'s' * (n != 1)}; nothing was written"
             ) from None
@@ -120,10 +125,21 @@ def import_command(paths: Sequence[Path], organisation: str | None, fmt: str,
     with TerminalProgress(quiet=quiet) as progress:
         outcome = operations.import_paths(settings, paths, fmt=fmt, organisation=organisation,
                                           skip_invalid=skip_invalid, hints=hints,
-                                          progress=progress)
-    for problem in outcome.skipped:
-        click.echo(f"skipped {problem}", err=True)
+                                          progress=progress, tell=_print_problems(progress))
     click.echo(outcome.summary())
+
+
+def _print_problems(progress: TerminalProgress) -> operations.TellProblems:
+    """Print every problem of an import on stderr as `file:line: message` (`skipped
+    file:line: message` when the valid records were imported), after the progress."""
+
+    def tell(problems: Iterator[Problem], *, skipped: bool) -> None:
+        progress.close()
+        prefix = "skipped " if skipped else ""
+        for problem in problems:
+            click.echo(f"{prefix}{problem}", err=True)
+
+    return tell
 
 
 def _import_hints(page_url: str | None, select: Sequence[str], language: str | None,

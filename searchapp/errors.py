@@ -7,7 +7,9 @@ shape. Exceptions from other libraries are translated at the boundary.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class SearchappError(Exception):
@@ -15,6 +17,12 @@ class SearchappError(Exception):
 
     code = "error"
     status = 500
+
+
+# Problems an import's error or outcome lists (what a job records in the catalog and a
+# JSON answer carries): the first this many, with the exact count. A file of nothing but
+# invalid lines has as many problems as lines; the command line prints them all.
+PROBLEMS_LISTED = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +36,35 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.message}"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "line": self.line, "message": self.message}
+
 
 class ImportRejected(SearchappError):
-    """An input could not be imported; nothing was written."""
+    """An input could not be imported; nothing was written.
+
+    `problems` are the first of its problems, `total` how many it has (an import
+    lists at most `PROBLEMS_LISTED`: a file may have millions)."""
 
     code = "invalid_import"
     status = 400
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: Sequence[Problem], *, total: int | None = None) -> None:
         self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
+        self.total = len(self.problems) if total is None else total
+        text = "\n".join(str(p) for p in self.problems)
+        if left := self.left_out:
+            text += f"\n… and {left:,} more problem{'s' * (left != 1)}, not listed"
+        super().__init__(text)
+
+    @property
+    def left_out(self) -> int:
+        return self.total - len(self.problems)
+
+    def details(self) -> dict[str, Any]:
+        """The problems as a JSON error and a job's error give them."""
+        return {"problems": [problem.to_dict() for problem in self.problems],
+                "problems_total": self.total, "problems_left_out": self.left_out}
 
 
 class InvalidItem(SearchappError):

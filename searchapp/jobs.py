@@ -450,9 +450,7 @@ def run(job_id: str, settings: Settings, *, locked: bool = False) -> Job:
         result = _work(settings, job, progress, locked=locked)
         state = "succeeded"
     except ImportRejected as exc:
-        error = {"code": exc.code, "message": str(exc),
-                 "problems": [{"source": p.source, "line": p.line, "message": p.message}
-                              for p in exc.problems]}
+        error = {"code": exc.code, "message": str(exc), **exc.details()}
     except StoredNotIndexed as exc:
         # Failed, not succeeded: the items are stored but not searchable yet; what the
         # import did is the result.

@@ -24,6 +24,7 @@ from searchapp.catalog import Catalog, DigestSum, ImportReport, SyncPoint
 from searchapp.config import Settings
 from searchapp.engine.base import FALLBACKS
 from searchapp.errors import (
+    PROBLEMS_LISTED,
     CatalogError,
     ImportRejected,
     IndexUnavailable,
@@ -55,9 +56,20 @@ def _quiet(phase: str, done: int | None = None, total: int | None = None) -> Non
     """The progress callback that tells no one."""
 
 
+class TellProblems(Protocol):
+    """Given every problem of an import, in order (input by input, each by line), read
+    from the import's working file as they are asked for: before `ImportRejected` is
+    raised, or, `skipped`, once the valid records are stored and indexed (the command
+    line prints them all; the outcome and the error list `PROBLEMS_LISTED`)."""
+
+    def __call__(self, problems: Iterator[Problem], *, skipped: bool) -> None: ...
+
+
 @dataclass(slots=True)
 class ImportOutcome:
     report: ImportReport
+    # The first `PROBLEMS_LISTED` problems of the records skipped (`report.skipped`
+    # counts them all).
     skipped: list[Problem] = field(default_factory=list)
     # "updated", "rebuilt" or "unchanged"; "not updated" (with `index_problem`) when the
     # items were stored but the index could not be brought up to date.
@@ -70,8 +82,8 @@ class ImportOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {**self.report.to_dict(), "index": self.index, "repaired": self.repaired,
                 "index_problem": self.index_problem, "index_note": self.index_note,
-                "errors": [{"source": p.source, "line": p.line, "message": p.message}
-                           for p in self.skipped]}
+                "errors": [problem.to_dict() for problem in self.skipped],
+                "errors_left_out": self.report.skipped - len(self.skipped)}
 
     def summary(self) -> str:
         """The one line the command line prints."""
@@ -117,18 +129,20 @@ class RebuildOutcome:
 def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = "auto",
                  organisation: str | None = None, skip_invalid: bool = False,
                  hints: importers.Hints | None = None, progress: Progress = _quiet,
-                 names: Sequence[str] | None = None, locked: bool = False) -> ImportOutcome:
+                 names: Sequence[str] | None = None, locked: bool = False,
+                 tell: TellProblems | None = None) -> ImportOutcome:
     """Import files and directories (with manifests) given on the command line.
 
     `hints` carries the other options (page address, selectors, language, type
     from category); a manifest's values win over them.
 
     Files are read one record at a time into a spool on disk beside the catalog
-    (`importers.spool`), so JSON Lines and CSV files of any size import in
-    bounded memory. `names` (uploads) name the files in problems instead of
-    their paths. `locked`: the caller already holds the index lock (an admin job
-    takes it before it reads its upload); otherwise it is taken once the files
-    are read and checked, so another import need not wait for the reading.
+    (`importers.spool`), so JSON Lines and CSV files of any size, and any number
+    of problems, import in bounded memory; `tell` is given every problem. `names`
+    (uploads) name the files in problems instead of their paths. `locked`: the
+    caller already holds the index lock (an admin job takes it before it reads its
+    upload); otherwise it is taken once the files are read and checked, so another
+    import need not wait for the reading.
     """
     with _spool(settings, progress) as spool:
         parsed: list[importers.Parsed] = []
@@ -148,7 +162,7 @@ def import_paths(settings: Settings, paths: Sequence[Path | str], *, fmt: str = 
         progress("reading", spool.read, spool.read)
         _log_detections(detections, spool.read)
         return _import_spooled(settings, spool, parsed, skip_invalid=skip_invalid,
-                               progress=progress, locked=locked)
+                               progress=progress, locked=locked, tell=tell)
 
 
 def import_parsed(settings: Settings, parsed: Sequence[importers.Parsed], *,
@@ -207,25 +221,28 @@ def _working_file(settings: Settings) -> Iterator[None]:
 
 
 def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers.Parsed], *,
-                    skip_invalid: bool, progress: Progress,
-                    locked: bool = False) -> ImportOutcome:
-    """Check what was spooled, then store it, all or nothing, and update the live index."""
+                    skip_invalid: bool, progress: Progress, locked: bool = False,
+                    tell: TellProblems | None = None) -> ImportOutcome:
+    """Check what was spooled, then store it, all or nothing, and update the live index
+    (`import_paths` for `tell`)."""
     progress("checking", 0, spool.read)  # (ids against each other and the catalog's)
     with Catalog(settings.catalog) as catalog, _working_file(settings):
         spool.check(catalog.organisations_of)
-        problems = spool.problems()
+        problems = spool.problem_count()
+        listed = list(spool.problems(limit=PROBLEMS_LISTED))
         kept = spool.count()
     progress("checking", spool.read, spool.read)
     if problems and (not skip_invalid or not kept):
-        raise ImportRejected(problems)
+        _tell(settings, spool, tell, skipped=False)
+        raise ImportRejected(listed, total=problems)
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
     with _lock(store, settings, progress, locked=locked), Catalog(settings.catalog) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
         before = catalog.sync_point().change
         report = catalog.upsert_spooled(
-            spool.file, sources=[r.source for r in parsed], skipped=len(problems),
+            spool.file, sources=[r.source for r in parsed], skipped=problems,
             progress=lambda done, total: progress("storing", done, total))
-        outcome = ImportOutcome(report, skipped=problems, index="unchanged")
+        outcome = ImportOutcome(report, skipped=listed, index="unchanged")
         try:
             synced = _sync(store, catalog, progress)
         except Exception as exc:  # stored either way: say so, whatever broke
@@ -236,7 +253,24 @@ def _import_spooled(settings: Settings, spool: Spool, parsed: Sequence[importers
         if synced.index == "updated":
             outcome.repaired = synced.written - catalog.count_changed_since(before)
         _record_indexed(catalog, [report.log_id], _logged(synced, outcome.repaired))
+    if problems:
+        _tell(settings, spool, tell, skipped=True)
     return outcome
+
+
+def _tell(settings: Settings, spool: Spool, tell: TellProblems | None, *,
+          skipped: bool) -> None:
+    """Give `tell` the spool's problems; when they cannot be read back (a full disk, for
+    sorting them), say whether the valid records were stored."""
+    if tell is None:
+        return
+    try:
+        tell(spool.problems(), skipped=skipped)
+    except sqlite3.Error as exc:
+        raise CatalogError(
+            f"the import's problems could not be read back from its working file beside"
+            f" the catalog in {settings.catalog.parent}: {exc}; "
+            + ("the valid records were stored" if skipped else "nothing stored")) from exc
 
 
 def _lock(store: IndexStore, settings: Settings, progress: Progress, *,

@@ -20,7 +20,7 @@ from typing import Any
 from searchapp import importers, operations
 from searchapp.catalog import Catalog, ImportReport
 from searchapp.config import Settings
-from searchapp.errors import FetchError, NotFound, SearchappError
+from searchapp.errors import PROBLEMS_LISTED, FetchError, NotFound, SearchappError
 from searchapp.fetch import Fetched, Fetcher, FetchOptions
 from searchapp.sources import Source, describe_kind, sniff_kind
 
@@ -61,9 +61,14 @@ class SourceResult:
         return f"{self.name}: {self.summary()}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a job records it: the first `PROBLEMS_LISTED` problems, and
+        how many more there were."""
+        listed = PROBLEMS_LISTED
         return {"name": self.name, "result": self.status, "added": self.added,
                 "updated": self.updated, "unchanged": self.unchanged, "skipped": self.skipped,
-                "error": self.error, "problems": self.problems, "summary": self.summary()}
+                "error": self.error, "problems": self.problems[:listed],
+                "problems_left_out": max(0, len(self.problems) - listed),
+                "summary": self.summary()}
 
 
 @dataclass(slots=True)

@@ -117,7 +117,7 @@ def test_upload_imports_as_a_job_and_reports(admin: FlaskClient) -> None:
     assert status == 200 and job["kind"] == "import" and job["state"] == "succeeded"
     assert job["result"] == {"added": 2, "updated": 0, "unchanged": 0, "skipped": 0,
                              "index": "updated", "repaired": 0, "index_problem": None,
-                             "index_note": None, "errors": []}
+                             "index_note": None, "errors": [], "errors_left_out": 0}
     assert job["error"] is None and job["started"] and job["finished"]
     found = admin.get("/api/search?q=housing").get_json()
     assert found["total"] == 1 and found["hits"][0]["organisation"] == "ICA"

@@ -117,7 +117,7 @@ def test_refresh_over_http_is_a_job(admin: FlaskClient, samples: Settings, site:
     assert api.check("/api/admin/jobs/some-id", again)["result"]["sources"] == [
         {"name": "ica-news", "result": "not modified", "added": 0, "updated": 0,
          "unchanged": 0, "skipped": 0, "error": None, "problems": [],
-         "summary": "not modified"}]
+         "problems_left_out": 0, "summary": "not modified"}]
     assert requests_to(site, "/news.jsonl")[-1].headers["If-None-Match"] == '"one"'
 
     unknown = admin.post("/api/admin/refresh", data={"source": "nope"}, headers=AUTH)

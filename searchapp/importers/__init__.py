@@ -80,9 +80,16 @@ class Parsed:
     # Where valid records go instead of `records`, when given (a `Spool` reading a file
     # of any size one record at a time).
     sink: Callable[[Record], None] | None = field(default=None, repr=False, compare=False)
+    # Where problems go instead of `problems`, as (line, message), when given (a `Spool`:
+    # a file of nothing but invalid lines has as many problems as lines).
+    problem_sink: Callable[[int, str], None] | None = field(default=None, repr=False,
+                                                            compare=False)
 
     def problem(self, line: int, message: str) -> None:
-        self.problems.append(Problem(self.source, line, message))
+        if self.problem_sink is None:
+            self.problems.append(Problem(self.source, line, message))
+        else:
+            self.problem_sink(line, message)
 
     def add(self, line: int, fields: Mapping[str, Any], *, organisation: str | None) -> None:
         """Validate one raw record with `build_item`: a `Record` if valid, else a problem."""
@@ -159,26 +166,37 @@ PARSERS: dict[str, Parser] = {
 }
 
 
-def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hints()) -> Parsed:
+def parse_bytes(data: bytes, *, name: str, fmt: str = "auto", hints: Hints = Hints(),
+                spool: Spool | None = None) -> Parsed:
     """Decode and parse one input named `name`; nothing is raised for bad content.
+
+    With a `spool`, the input's problems go there as they are found, and its
+    valid records once it is read (`Spool.take`).
 
     Raises `BadParameter` only for a `fmt` that is not one of `FORMATS`.
     """
     if fmt not in FORMATS:
         raise BadParameter("format", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
     parsed = _new_parsed(name, hints)
-    if parsed.problems:
-        return parsed
+    if not parsed.problems:
+        if spool is not None:
+            spool.take(parsed, records=False)
+        _parse(data, parsed, fmt, hints)
+    if spool is not None:
+        spool.take(parsed)
+    return parsed
+
+
+def _parse(data: bytes, parsed: Parsed, fmt: str, hints: Hints) -> None:
     chosen, text = _sniff_format(data, parsed, hints) if fmt == "auto" else (fmt, None)
     if chosen is None:
-        return parsed
+        return
     if text is not None and chosen in _TEXT_PARSERS:
         _TEXT_PARSERS[chosen](text, parsed, hints)  # decoded (and checked) while sniffing
     else:
         PARSERS[chosen](data, parsed, hints)
     _drop_duplicates(parsed)
     parsed.problems.sort(key=lambda problem: problem.line)
-    return parsed
 
 
 def _new_parsed(name: str, hints: Hints) -> Parsed:
@@ -225,8 +243,9 @@ def _stream(handle: BinaryIO, size: int, name: str, *, fmt: str, hints: Hints,
         if one is False or (one is None and size <= MAX_BYTES):
             return None  # an array, or values spread over lines: read whole
     parsed = _new_parsed(name, hints)
+    refused = bool(parsed.problems)
     spool.take(parsed)  # (its problems, if any, are the import's)
-    if parsed.problems:
+    if refused:
         return parsed
     try:
         if fmt == "csv":
@@ -235,8 +254,7 @@ def _stream(handle: BinaryIO, size: int, name: str, *, fmt: str, hints: Hints,
             jsonl.parse_lines(text_lines(handle), parsed, hints)
     except UndecodableInput as exc:
         spool.discard(parsed)
-        parsed.problems = [Problem(name, exc.line, exc.message)]
-    parsed.problems.sort(key=lambda problem: problem.line)
+        parsed.problem(exc.line, exc.message)
     return parsed
 
 
@@ -360,9 +378,9 @@ def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
     (``--url``, ``--select``, ``--language``, ``--type-from-category``), a
     manifest's values winning. Problems name each file as it was given.
 
-    With a `spool`, the valid records go there rather than into each `Parsed`,
-    JSON Lines and CSV files are read one line at a time, whatever their size,
-    and duplicate ids are left for `Spool.check` to find.
+    With a `spool`, the valid records and the problems go there rather than into
+    each `Parsed`, JSON Lines and CSV files are read one line at a time, whatever
+    their size, and duplicate ids are left for `Spool.check` to find.
     """
     defaults = dataclasses.replace(defaults, organisation=organisation or defaults.organisation)
     if fmt not in FORMATS:
@@ -441,10 +459,7 @@ def _read(path: Path, name: str, *, fmt: str, hints: Hints, spool: Spool | None 
         return _refused(name, "no such file or directory", spool)
     except OSError as exc:
         return _refused(name, f"cannot read the file: {exc.strerror or exc}", spool)
-    parsed = parse_bytes(data, name=name, fmt=fmt, hints=hints)
-    if spool is not None:
-        spool.take(parsed)
-    return parsed
+    return parse_bytes(data, name=name, fmt=fmt, hints=hints, spool=spool)
 
 
 @dataclass(frozen=True, slots=True)

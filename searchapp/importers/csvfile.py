@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from searchapp.importers.decode import split_lines
 from searchapp.models import FIELDS
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ _DELIMITERS = (",", ";", "\t")
 
 def parse(text: str, parsed: Parsed, hints: Hints) -> None:
     """Read every record of a CSV text into `parsed` (a `Parser`)."""
-    parse_lines(text.split("\n"), parsed, hints)
+    parse_lines(split_lines(text), parsed, hints)
 
 
 def parse_lines(lines: Iterable[str], parsed: Parsed, hints: Hints) -> None:

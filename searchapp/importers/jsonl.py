@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from searchapp.importers.decode import split_lines
+
 if TYPE_CHECKING:
     from searchapp.importers import Hints, Parsed
 
@@ -33,7 +35,7 @@ def parse(text: str, parsed: Parsed, hints: Hints) -> None:
     elif _first_value_spans_lines(text, start):
         _stream(text, parsed, hints)
     else:
-        parse_lines(text.split("\n"), parsed, hints)
+        parse_lines(split_lines(text), parsed, hints)
 
 
 def one_per_line(first_line: str) -> bool | None:

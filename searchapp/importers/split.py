@@ -7,8 +7,8 @@ first line break from its middle on. A second process, a new Python (not a
 fork: the server and the admin jobs run threads, which a fork copies in
 whatever state they hold), reads the second half into a `spool.Part` file in
 the import's own folder while this process reads the first half into the spool.
-The part's records are then appended after the first half's, in their order,
-their lines moved on by the first half's lines, and its problems, its count and
+The part's records and problems are then appended after the first half's, in
+their order, their lines moved on by the first half's lines, and its count and
 its language detections join this process's. What comes out is what reading the
 file in one process gives: the same records in the same order, the same
 problems on the same lines, the same refusal of undecodable input.
@@ -111,8 +111,6 @@ def read_in_two(handle: BinaryIO, size: int, parsed: Parsed, hints: Hints,
         os.close(own)
         for each in (job.part, job.counter, job.result):
             each.unlink(missing_ok=True)
-    for line, message in result.problems:
-        parsed.problem(line + first.count, message)
     from searchapp import languages  # (loaded by the first item built, not before)
 
     languages.DETECTIONS.update(result.detections)
@@ -160,7 +158,7 @@ class _Job:
 
     @property
     def part(self) -> Path:
-        """Its records (`spool.Part`)."""
+        """Its records and problems (`spool.Part`)."""
         return self.folder / "part.db"
 
     @property
@@ -181,7 +179,6 @@ class _Result:
 
     read: int = 0  # records written to its part
     text: bool = False  # a line held more than whitespace
-    problems: list[tuple[int, str]] = field(default_factory=list)
     undecodable: tuple[int, str] | None = None  # (line, message) where its reading stopped
     detections: dict[str, int] = field(default_factory=dict)
 
@@ -334,7 +331,6 @@ def _read_half(job: _Job) -> _Result:
             part.flush()
         counter[:8] = part.read.to_bytes(8, sys.byteorder)
     result.read, result.text = part.read, lines.text
-    result.problems = [(problem.line, problem.message) for problem in parsed.problems]
     result.detections = dict(languages.DETECTIONS)
     return result
 

@@ -9,7 +9,10 @@ id given to two organisations, an id stored for another organisation), and
 leaves one record per id. The catalog stores them from the spool's file itself
 (`Catalog.upsert_spooled`):
 each record carries its item's `year` and `digest` for it, worked out as it is
-read. Memory stays bounded by a batch of records, whatever the size of the input.
+read. The problems found go to a table of the same file and are read back in
+order (`problems`): a file of nothing but invalid lines has as many problems as
+lines. Memory stays bounded by a batch of records and one of problems, whatever
+the size of the input or the number of its problems.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -77,7 +80,9 @@ class Spool:
                                f" (beside the catalog): {exc}; nothing was stored") from exc
         self._db.row_factory = sqlite3.Row
         self._inputs: list[Parsed] = []
+        self._numbers: dict[int, int] = {}  # each input's number in `_inputs`, by its id()
         self._batch: list[tuple[Any, ...]] = []
+        self._problems: list[tuple[int, int, str]] = []
         self._progress = progress
         self.read = 0  # records taken so far
         # Records read for this spool by another process meanwhile (`importers.split`),
@@ -86,12 +91,22 @@ class Spool:
 
     # Reading ------------------------------------------------------------------
 
-    def take(self, parsed: Parsed) -> None:
-        """From now on, `parsed`'s valid records come here rather than into its list
-        (and those it already holds are moved here)."""
-        src = len(self._inputs)
-        self._inputs.append(parsed)
+    def take(self, parsed: Parsed, *, records: bool = True) -> None:
+        """From now on, `parsed`'s problems come here rather than into its list, and its
+        valid records too unless not `records` (an input read whole keeps them until it
+        is checked); those it already holds are moved here."""
+        src = self._numbers.get(id(parsed))
+        if src is None:
+            src = self._numbers[id(parsed)] = len(self._inputs)
+            self._inputs.append(parsed)
+            sink = parsed.problem_sink = _problem_sink(src, self._problems, self._flush)
+            for problem in parsed.problems:
+                sink(problem.line, problem.message)
+            parsed.problems = []
+        if records:
+            self._take_records(parsed, src)
 
+    def _take_records(self, parsed: Parsed, src: int) -> None:
         def add(record: Record) -> None:
             self._batch.append(_row(src, record))
             self.read += 1
@@ -116,8 +131,9 @@ class Spool:
         return self._folder
 
     def append(self, parsed: Parsed, part: Path, *, line_offset: int, read: int) -> None:
-        """Take the records of a `Part`'s file as `parsed`'s, after those taken so far,
-        in the order written, their lines moved on by `line_offset`; `read` of them."""
+        """Take the records and problems of a `Part`'s file as `parsed`'s, after those
+        taken so far, in the order written, their lines moved on by `line_offset`;
+        `read` records."""
         self._flush()
         src = self._src(parsed)
         columns = ", ".join(_COLUMNS)
@@ -127,22 +143,27 @@ class Spool:
             self._db.execute(f"INSERT INTO records (src, line, {columns}, year, digest)"
                              f" SELECT ?, line + ?, {columns}, year, digest FROM part.records"
                              f" ORDER BY seq", (src, line_offset))
+            self._db.execute("INSERT INTO problems (src, line, message) SELECT ?, line + ?,"
+                             " message FROM part.problems ORDER BY seq", (src, line_offset))
             self._db.execute("COMMIT")
         finally:
             self._db.execute("DETACH DATABASE part")
         self.read += read
 
     def discard(self, parsed: Parsed) -> None:
-        """Forget every record taken from `parsed` (its input turned out unreadable)."""
+        """Forget every record and problem taken from `parsed` (its input turned out
+        unreadable)."""
         self._flush()
-        self._db.execute("DELETE FROM records WHERE src = ?", (self._src(parsed),))
+        for table in ("records", "problems"):
+            self._db.execute(f"DELETE FROM {table} WHERE src = ?", (self._src(parsed),))
 
     def _src(self, parsed: Parsed) -> int:
-        """The number `parsed`'s records are written under (`take` gave it)."""
-        return next(k for k, known in enumerate(self._inputs) if known is parsed)
+        """The number `parsed`'s records and problems are written under (`take` gave it)."""
+        return self._numbers[id(parsed)]
 
     def _flush(self) -> None:
-        self._batch = _insert(self._db, self._batch)
+        _insert(self._db, _INSERT, self._batch)
+        _insert(self._db, _INSERT_PROBLEM, self._problems)
 
     # Checking -----------------------------------------------------------------
 
@@ -202,8 +223,6 @@ class Spool:
         db.executemany("DELETE FROM records WHERE seq = ?",
                        [(seq,) for seq in sorted({*refused, *superseded})])
         db.execute("COMMIT")
-        for parsed in self._inputs:
-            parsed.problems.sort(key=lambda problem: problem.line)
 
     def _stored_owners(self, stored: Callable[[Sequence[str]], Mapping[str, str]]
                        ) -> dict[int, tuple[int, int, str, str, str]]:
@@ -234,8 +253,20 @@ class Spool:
         self._flush()
         return self._path
 
-    def problems(self) -> list[Problem]:
-        return [problem for parsed in self._inputs for problem in parsed.problems]
+    def problem_count(self) -> int:
+        self._flush()
+        return int(self._db.execute("SELECT count(*) FROM problems").fetchone()[0])
+
+    def problems(self, *, limit: int | None = None) -> Iterator[Problem]:
+        """The problems taken, by input (in the order taken) and then by line, the first
+        `limit` of them if given: read from the file as they are asked for."""
+        self._flush()
+        with closing(self._db.execute(
+                "SELECT src, line, message FROM problems ORDER BY src, line, seq LIMIT ?",
+                (-1 if limit is None else limit,))) as cursor:
+            while rows := cursor.fetchmany(500):
+                for src, line, message in rows:
+                    yield Problem(self._inputs[src].source, line, message)
 
     def close(self) -> None:
         self._db.close()
@@ -256,18 +287,20 @@ class Spool:
 
 
 class Part:
-    """The records of one part of an input, read by another process than the import's
-    (`importers.split`), in a file of the spool's `records` table (`src` 0) that
+    """The records and problems of one part of an input, read by another process than
+    the import's (`importers.split`), in a file of the spool's tables (`src` 0) that
     `Spool.append` then takes; use as a context manager."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = _records_file(path)
         self._batch: list[tuple[Any, ...]] = []
+        self._problems: list[tuple[int, int, str]] = []
         self.read = 0
 
     def take(self, parsed: Parsed) -> None:
-        """From now on, `parsed`'s valid records come here."""
+        """From now on, `parsed`'s valid records and problems come here."""
+        parsed.problem_sink = _problem_sink(0, self._problems, self.flush)
 
         def add(record: Record) -> None:
             self._batch.append(_row(0, record))
@@ -278,7 +311,8 @@ class Part:
         parsed.sink = add
 
     def flush(self) -> None:
-        self._batch = _insert(self._db, self._batch)
+        _insert(self._db, _INSERT, self._batch)
+        _insert(self._db, _INSERT_PROBLEM, self._problems)
 
     def close(self) -> None:
         self._db.close()
@@ -292,21 +326,35 @@ class Part:
 
 _INSERT = (f"INSERT INTO records (src, line, {', '.join(_COLUMNS)}, year, digest)"
            f" VALUES ({', '.join('?' * (len(_COLUMNS) + 4))})")
+_INSERT_PROBLEM = "INSERT INTO problems (src, line, message) VALUES (?, ?, ?)"
 
 
-def _insert(db: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Write a batch of rows (`_row`) to `db`'s `records` in one transaction; an empty
-    batch to go on with."""
+def _insert(db: sqlite3.Connection, sql: str, batch: list[Any]) -> None:
+    """Write a batch of rows (`_row`, or a problem's) to `db` with `sql` in one
+    transaction, and empty it."""
     if batch:
         db.execute("BEGIN")
-        db.executemany(_INSERT, batch)
+        db.executemany(sql, batch)
         db.execute("COMMIT")
-    return []
+        batch.clear()
+
+
+def _problem_sink(src: int, batch: list[tuple[int, int, str]],
+                  flush: Callable[[], None]) -> Callable[[int, str], None]:
+    """A `Parsed.problem_sink` adding each problem to `batch` as a row of the `problems`
+    table, under `src`, and calling `flush` once the batch is full."""
+
+    def problem(line: int, message: str) -> None:
+        batch.append((src, line, message))
+        if len(batch) >= _BATCH:
+            flush()
+
+    return problem
 
 
 def _records_file(path: Path) -> sqlite3.Connection:
-    """A new SQLite file at `path` with an empty `records` table, written for speed: it
-    is a working file, thrown away if the import does not end."""
+    """A new SQLite file at `path` with empty `records` and `problems` tables, written
+    for speed: it is a working file, thrown away if the import does not end."""
     db = sqlite3.connect(path, isolation_level=None)
     try:
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16000",
@@ -315,6 +363,8 @@ def _records_file(path: Path) -> sqlite3.Connection:
         db.execute(f"CREATE TABLE records (seq INTEGER PRIMARY KEY, src INTEGER NOT NULL,"
                    f" line INTEGER NOT NULL, {', '.join(_COLUMNS)}, year INTEGER,"
                    f" digest INTEGER NOT NULL)")
+        db.execute("CREATE TABLE problems (seq INTEGER PRIMARY KEY, src INTEGER NOT NULL,"
+                   " line INTEGER NOT NULL, message TEXT NOT NULL)")
     except sqlite3.Error:
         db.close()
         raise

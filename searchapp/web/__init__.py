@@ -46,8 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def _ours(exc: SearchappError) -> Response | tuple[str, int]:
         extra: dict[str, Any] = {}
         if isinstance(exc, ImportRejected):
-            extra["problems"] = [{"source": p.source, "line": p.line, "message": p.message}
-                                 for p in exc.problems]
+            extra.update(exc.details())
         if isinstance(exc, UnknownParameters):
             extra.update(unknown=exc.unknown, known=exc.known)
         response = _error(exc.status, exc.code, str(exc), extra)

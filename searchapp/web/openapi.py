@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from searchapp import __version__
+from searchapp.errors import PROBLEMS_LISTED
 from searchapp.export import FIELDS as EXPORT_FIELDS
 from searchapp.export import MAX_EXPORT_ROWS
 from searchapp.feedback import CHOICES as FEEDBACKS
@@ -294,7 +295,7 @@ SCHEMAS: dict[str, Any] = {
     "SourceResult": {
         "type": "object", "additionalProperties": False,
         "required": ["name", "result", "added", "updated", "unchanged", "skipped", "error",
-                     "problems", "summary"],
+                     "problems", "problems_left_out", "summary"],
         "properties": {
             "name": {"type": "string"},
             "result": {"type": "string", "enum": ["imported", "not modified", "failed"]},
@@ -305,7 +306,13 @@ SCHEMAS: dict[str, Any] = {
             "error": {"type": ["string", "null"],
                       "description": "Why the source failed; its earlier items are kept."},
             "problems": {"type": "array", "items": {"type": "string"},
-                         "description": "`source:line: message` for each record skipped."},
+                         "maxItems": PROBLEMS_LISTED,
+                         "description": "`source:line: message` for each record skipped, the"
+                                        f" first {PROBLEMS_LISTED:,} of them (`skipped` counts"
+                                        " them all)."},
+            "problems_left_out": {"type": "integer", "minimum": 0,
+                                  "description": f"Problems beyond the first"
+                                                 f" {PROBLEMS_LISTED:,}, not listed."},
             "summary": {"type": "string",
                         "examples": ["3 added, 1 updated, 40 unchanged", "not modified"]}},
     },
@@ -352,7 +359,10 @@ SCHEMAS: dict[str, Any] = {
             "finished": {"type": ["string", "null"], "format": "date-time"},
             "result": {"type": ["object", "null"],
                        "description": "What the job did: an import's added / updated /"
-                                      " unchanged / skipped counts, skipped problems, `index`"
+                                      " unchanged / skipped counts, the problems of the"
+                                      f" records skipped (`errors`, the first"
+                                      f" {PROBLEMS_LISTED:,} of them, and `errors_left_out`,"
+                                      " how many more), `index`"
                                       " (updated, rebuilt, unchanged, or `not updated` with"
                                       " `index_problem`), `index_note` (null, or how an"
                                       " update was written when not the usual way: by"
@@ -369,7 +379,17 @@ SCHEMAS: dict[str, Any] = {
                                    "invalid_import", "stored_not_indexed", "interrupted",
                                    "catalog_busy", "read_only"]},
                                "message": {"type": "string"},
-                               "problems": {"type": "array", "items": _ref("Problem")}}}]},
+                               "problems": {"type": "array", "items": _ref("Problem"),
+                                            "maxItems": PROBLEMS_LISTED,
+                                            "description": "A rejected import's problems"
+                                                           " (`invalid_import`), in order:"
+                                                           f" the first {PROBLEMS_LISTED:,}."},
+                               "problems_total": {"type": "integer", "minimum": 0,
+                                                  "description": "How many problems the"
+                                                                 " import had."},
+                               "problems_left_out": {"type": "integer", "minimum": 0,
+                                                     "description": "How many of them are"
+                                                                    " not listed."}}}]},
         },
     },
     "JobList": {
