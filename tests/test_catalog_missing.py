@@ -178,6 +178,25 @@ def test_a_damaged_catalog_is_503_while_search_still_answers(
     assert "Traceback" not in result.output
 
 
+def test_a_catalog_cut_to_nothing_is_not_advised_a_rebuild(
+        client: FlaskClient, samples: Settings) -> None:
+    """A catalog file cut to 0 bytes (`> catalog.sqlite3`, a failed copy) reads as an
+    empty catalog. /healthz advised `searchapp reindex`, which refuses to empty the
+    index: it now says what brings the items back."""
+    samples.catalog.write_bytes(b"")
+    for extra in samples.catalog.parent.glob(f"{samples.catalog.name}-*"):
+        extra.unlink()
+    health = client.get("/healthz").get_json()
+    assert health["status"] == "degraded" and health["items"] == 0
+    assert f"the catalog {samples.catalog} holds no items" in health["problem"]
+    assert "searchapp recover" in health["problem"] and "run `searchapp reindex`" not in \
+        health["problem"]
+    assert client.get("/api/search?q=cooperatives").get_json()["total"] > 0
+    result = Cli(samples)("recover", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert client.get("/healthz").get_json()["status"] == "ok"
+
+
 def test_stats_says_the_catalog_is_missing(samples: Settings) -> None:
     move_away(samples)
     result = Cli(samples)("stats")
