@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from searchapp.errors import BadParameter, CatalogError, CatalogMissing, ReadOnly
+from searchapp.errors import (
+    BadParameter,
+    CatalogDamaged,
+    CatalogError,
+    CatalogMissing,
+    ReadOnly,
+)
 from searchapp.fields import FACETS
 from searchapp.models import GIVEN, Item
 from searchapp.sources import Source
@@ -258,6 +264,12 @@ def _refuses_writes(exc: OSError | sqlite3.Error) -> bool:
     return name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN"))
 
 
+def _damaged(exc: BaseException) -> bool:
+    """Whether `exc` says the catalog file is no SQLite database or a damaged one."""
+    name = getattr(exc, "sqlite_errorname", "")
+    return name in ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+
 def _row_to_item(row: sqlite3.Row) -> Item:
     """The item of a row read by column name (`SELECT *`)."""
     return _item_of([row[column] for column in _COLUMNS])
@@ -289,6 +301,8 @@ class Catalog:
         except (OSError, sqlite3.Error) as exc:
             if not create and not self.path.exists():  # gone since the look above
                 raise CatalogMissing(self.path) from exc
+            if _damaged(exc):
+                raise CatalogDamaged(self.path, exc) from exc
             if not _refuses_writes(exc):
                 raise CatalogError(f"cannot open catalog {self.path}: {exc}") from exc
             if not reading:
@@ -344,6 +358,8 @@ class Catalog:
             return db
         if not self.path.exists():
             raise CatalogMissing(self.path) from failed
+        if _damaged(failed):
+            raise CatalogDamaged(self.path, failed) from failed
         raise CatalogError(f"cannot open catalog {self.path}, not even to read it:"
                            f" {failed}") from failed
 

@@ -208,6 +208,22 @@ class CatalogMissing(CatalogError):
             " `searchapp import` creates it")
 
 
+class CatalogDamaged(CatalogError):
+    """The catalog file is there but is no SQLite database, or a damaged one (overwritten,
+    cut short): what only reads answers 503, as for a missing catalog."""
+
+    code = "catalog_damaged"
+    status = 503
+
+    def __init__(self, path: object, reason: object) -> None:
+        self.path = path
+        super().__init__(
+            f"the catalog {path} cannot be read ({reason}): it is damaged or was"
+            " overwritten; restore it from a backup (`searchapp restore`) or run"
+            " `searchapp recover` to rebuild it from the index (README: \"Recovering a"
+            " lost catalog\")")
+
+
 class DiskFull(SearchappError):
     """No room on the disk for what must be written (nothing was kept of it)."""
 

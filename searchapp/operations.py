@@ -671,6 +671,12 @@ def sync_problem(store: IndexStore, catalog: Catalog, documents: int, *,
         return ("the index does not record which catalog change it holds (built by an"
                 " older searchapp, or its record is damaged); run `searchapp reindex`")
     if synced.catalog != point.catalog:
+        if documents and not catalog.count():  # a rebuild would refuse to empty the index
+            return (f"the catalog {catalog.path} holds no items and the index was built"
+                    f" from another catalog, with {documents:,} items (was the catalog"
+                    " emptied, cut short or replaced?): restore it from a backup (`searchapp"
+                    " restore`), run `searchapp recover` to rebuild it from the index, or"
+                    " point SEARCHAPP_CATALOG at the right catalog")
         return ("the index was built from another catalog; run `searchapp reindex` (or"
                 " point SEARCHAPP_CATALOG at the right catalog)")
     if synced.change < point.change:

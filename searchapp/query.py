@@ -448,8 +448,15 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
     built = Built(Nothing())
     languages = tuple(dict.fromkeys(languages)) or ("en",)
     allowance = _Allowance(parsed, budget, len(languages))
-    parts = [weighted(_group(g, vocabulary, built, allowance, languages), query_weight(n))
-             for g, n in Counter(parsed.groups).items()]
+    groups = [(_group(g, vocabulary, built, allowance, languages), n)
+              for g, n in Counter(parsed.groups).items()]
+    # A group of only stop words in a language asks nothing of its items: within an AND
+    # it lets them through, unscored; not when every group is such a one there (the
+    # query would list every item of that language), nor within an OR.
+    everywhere = set.intersection(*(free for (_, free), _ in groups)) if groups else set()
+    parts = [weighted(_let_through(q, free - everywhere if match == "all" else set()),
+                      query_weight(n))
+             for (q, free), n in groups]
     positive: Query
     if not parts:
         positive = Every()
@@ -467,12 +474,28 @@ def build(parsed: ParsedQuery, vocabulary: Vocabulary, *, match: str = "all",
 
 
 def _group(group: tuple[Clause, ...], vocabulary: Vocabulary, built: Built,
-           allowance: _Allowance, languages: tuple[str, ...] = ("en",)) -> Query:
-    queries = [weighted(_clause_query(c, vocabulary, built.wanted, built.typos, languages,
-                                      allowance=allowance),
-                        query_weight(n))
-               for c, n in Counter(group).items()]
-    return queries[0] if len(queries) == 1 else Or(tuple(queries))
+           allowance: _Allowance, languages: tuple[str, ...] = ("en",)
+           ) -> tuple[Query, set[str]]:
+    """The group's query, and the languages in which every clause of it is only stop
+    words (it asks nothing of their items)."""
+    queries = []
+    free: set[str] | None = None
+    for clause, n in Counter(group).items():
+        stops: set[str] = set()
+        queries.append(weighted(_clause_query(clause, vocabulary, built.wanted, built.typos,
+                                              languages, allowance=allowance, free=stops),
+                                query_weight(n)))
+        free = stops if free is None else free & stops
+    return (queries[0] if len(queries) == 1 else Or(tuple(queries))), free or set()
+
+
+def _let_through(query: Query, languages: set[str]) -> Query:
+    """`query`, or any item of `languages` (unscored)."""
+    through = [Term(LANGUAGE_FIELD, language, boost=0.0) for language in sorted(languages)]
+    if not through:
+        return query
+    parts = through if isinstance(query, Nothing) else [query, *through]
+    return parts[0] if len(parts) == 1 else Or(tuple(parts))
 
 
 def weighted(q: Query, weight: float) -> Query:
@@ -489,7 +512,7 @@ def weighted(q: Query, weight: float) -> Query:
 def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
                   typos: dict[str, tuple[str, ...]] | None = None,
                   languages: tuple[str, ...] = ("en",), *,
-                  allowance: _Allowance | None = None) -> Query:
+                  allowance: _Allowance | None = None, free: set[str] | None = None) -> Query:
     """One clause in every language searched; with `typos` (positive clauses), a word
     no item has in any language also matches close words (`close_words`), recorded
     there.
@@ -498,8 +521,9 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
     its terms in every language and field are one `Word` (one IDF for the
     word, whatever the language of the items that have it). English also has
     the clause's other expressions (synonyms) as parsed. A language in which
-    every word is a stop word asks nothing of its items (they match, unscored),
-    so "die Genossenschaft" does not need German items to hold "die". Every
+    every word is a stop word asks nothing of its items: it is added to `free`
+    (the caller decides what that means), so "die Genossenschaft" need not ask
+    German items for "die", and "-die" excludes none of them. Every
     alternative counts against the query's `allowance` (`MAX_EXPANDED_TERMS`).
     """
     if allowance is None:  # a clause on its own
@@ -539,7 +563,8 @@ def _clause_query(clause: Clause, vocabulary: Vocabulary, wanted: set[str],
         if language == "en":
             typed_english = terms
         if not terms:  # only stop words in this language: its items are not asked for them
-            alternatives.append(Term(LANGUAGE_FIELD, language, boost=0.0))
+            if free is not None:
+                free.add(language)
             continue
         # Only the fields where every term is in some item: a term no item has matches
         # nothing and adds nothing to the word's score or IDF, and most languages of a

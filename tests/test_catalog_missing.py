@@ -149,6 +149,54 @@ def test_a_restart_without_the_catalog_makes_none(samples: Settings) -> None:
     assert not samples.catalog.exists()
 
 
+def test_a_damaged_catalog_is_503_while_search_still_answers(
+        client: FlaskClient, samples: Settings) -> None:
+    """A catalog file overwritten with something that is no SQLite database: as for a
+    missing one, searching and the search page go on from the index, and what needs
+    the catalog says why and how to get it back (before: the search page, the item
+    pages, the jobs list and admin work answered 500 "something went wrong")."""
+    item = an_item(client)
+    samples.catalog.write_bytes(b"this is not a database, it was overwritten by mistake\n" * 99)
+    page = client.get("/?q=cooperatives")
+    assert page.status_code == 200 and f"/items/{item}" in page.get_data(as_text=True)
+    assert client.get("/api/search?q=cooperatives").get_json()["total"] > 0
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["status"] == "unavailable"
+    for response in (client.get(f"/api/items/{item}"),
+                     client.get("/api/admin/jobs", headers=AUTH),
+                     client.post("/api/admin/reindex", headers=AUTH)):
+        assert response.status_code == 503, response.get_json()
+        error = response.get_json()["error"]
+        assert error["code"] == "catalog_damaged"
+        assert f"the catalog {samples.catalog} cannot be read" in error["message"]
+        for words in RECOVERY:
+            assert words in error["message"]
+    shown = client.get(f"/items/{item}")
+    assert shown.status_code == 503 and "searchapp recover" in shown.get_data(as_text=True)
+    result = Cli(samples)("stats")
+    assert result.exit_code == 1 and "cannot be read" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_catalog_cut_to_nothing_is_not_advised_a_rebuild(
+        client: FlaskClient, samples: Settings) -> None:
+    """A catalog file cut to 0 bytes (`> catalog.sqlite3`, a failed copy) reads as an
+    empty catalog. /healthz advised `searchapp reindex`, which refuses to empty the
+    index: it now says what brings the items back."""
+    samples.catalog.write_bytes(b"")
+    for extra in samples.catalog.parent.glob(f"{samples.catalog.name}-*"):
+        extra.unlink()
+    health = client.get("/healthz").get_json()
+    assert health["status"] == "degraded" and health["items"] == 0
+    assert f"the catalog {samples.catalog} holds no items" in health["problem"]
+    assert "searchapp recover" in health["problem"] and "run `searchapp reindex`" not in \
+        health["problem"]
+    assert client.get("/api/search?q=cooperatives").get_json()["total"] > 0
+    result = Cli(samples)("recover", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert client.get("/healthz").get_json()["status"] == "ok"
+
+
 def test_stats_says_the_catalog_is_missing(samples: Settings) -> None:
     move_away(samples)
     result = Cli(samples)("stats")

@@ -304,3 +304,35 @@ def test_the_catalog_itself_refuses_to_move_an_item(settings: Settings) -> None:
                             Item(id="1", organisation="ICA", title="Theirs")])
         assert [(i.id, i.organisation, i.title) for i in catalog.iter_items()] == [
             ("1", "ILO", "Mine")]
+
+
+@pytest.mark.parametrize("field", ['"{}"', "{}"], ids=["quoted", "unquoted"])
+def test_a_csv_field_too_long_for_an_item_skips_that_record_only(
+        settings: Settings, cli: Cli, tmp_path: Path, field: str) -> None:
+    """A 200,000-character summary stopped the csv module (its 131,072-character limit)
+    and with it the file: `--skip-invalid` said "1 added, 1 skipped" and the records
+    after it were silently not imported."""
+    path = tmp_path / "long.csv"
+    path.write_text("title,organisation,id,summary\nFirst,ILO,c1,ok\n"
+                    f"Second,ILO,c2,{field.format('x' * 200_000)}\nThird,ILO,c3,ok\n",
+                    encoding="utf-8")
+    refused = cli("import", path, "--quiet")
+    assert refused.exit_code == 1
+    assert f"{path}:3: summary is 200000 characters long; the limit is 20000" in refused.output
+    result = cli("import", path, "--skip-invalid", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "2 added, 0 updated, 0 unchanged, 1 skipped" in result.output
+    assert organisations(settings) == {"c1": "ILO", "c3": "ILO"}
+
+
+def test_a_csv_quote_left_open_says_the_rest_of_the_file_was_not_read(
+        settings: Settings, cli: Cli, tmp_path: Path) -> None:
+    path = tmp_path / "open.csv"
+    path.write_text('title,organisation,id\nFirst,ILO,o1\nSecond,ILO,"o2\n'
+                    + "Next,ILO,more\n" * 100_000, encoding="utf-8")
+    result = cli("import", path, "--skip-invalid", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (f"{path}:3: a field in the record starting on this line is longer than"
+            " 1,000,000 characters (an unclosed quote?); the rest of the file was not read"
+            ) in result.output
+    assert organisations(settings) == {"o1": "ILO"}

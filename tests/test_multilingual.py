@@ -99,6 +99,34 @@ def test_a_stop_word_of_one_language_is_not_asked_of_its_items(news: FlaskClient
     assert ids(search(news, q="die Genossenschaft")) == ["de-1"]
 
 
+@pytest.mark.parametrize("query", ["les", "die", "les OR die", "\"le la\""])
+@pytest.mark.parametrize("match", ["all", "any"])
+def test_a_query_of_only_another_languages_stop_words_lists_none_of_its_items(
+        news: FlaskClient, query: str, match: str) -> None:
+    # As "the" lists no English item: before, "les" listed every French item, unscored.
+    assert ids(search(news, q=query, match=match)) == []
+
+
+def test_any_of_the_words_does_not_let_a_stop_words_language_through(
+        news: FlaskClient) -> None:
+    # Before, "les" in an OR matched every French item: "les Solarparks" with any of
+    # the words listed fr-1 beside the German item that has "Solarparks".
+    assert ids(search(news, q="les Solarparks", match="any")) == ["de-1"]
+    assert ids(search(news, q="Solarparks OR les")) == ["de-1"]
+
+
+@pytest.mark.parametrize(("words", "excluded"), [
+    ("sociales", "-les"),  # before: every French and Spanish item excluded
+    ("Genossenschaften", "-die"),  # before: every German item excluded
+    ("Genossenschaften", "NOT der"),
+])
+def test_excluding_a_stop_word_excludes_no_item_of_its_language(
+        news: FlaskClient, words: str, excluded: str) -> None:
+    found = ids(search(news, q=words))
+    assert {"fr-1", "de-1"} & set(found)
+    assert ids(search(news, q=f"{words} {excluded}")) == found
+
+
 def test_the_language_filter_chooses_the_analysis(news: FlaskClient) -> None:
     both = ids(search(news, q="cooperatives sociales"))
     assert "fr-1" in both

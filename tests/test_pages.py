@@ -115,6 +115,28 @@ def test_responses_are_compressed_and_still_revalidate(client: FlaskClient) -> N
     assert b"<title>Cooperative news search</title>" in plain.data
 
 
+@pytest.mark.parametrize(("accepted", "refused", "expected"), [
+    ("br;q=0", {"br"}, None),  # before: br, the one coding the client refused
+    ("gzip;q=0", {"gzip"}, None),
+    ("gzip;q=0, br;q=0", {"br", "gzip"}, None),
+    ("br;q=0, *", {"br"}, "gzip"),  # before: br
+    ("gzip;q=0, *", {"gzip"}, "br"),
+    ("br;q=nonsense", {"br"}, None),  # before: br, as if weighted 1
+    ("br;q=0.5, gzip;q=0.8", set(), "gzip"),
+    ("identity;q=1, *;q=0", {"br", "gzip", "zstd", "deflate"}, None),
+])
+def test_a_coding_the_client_refuses_is_never_answered_in(
+        client: FlaskClient, accepted: str, refused: set[str], expected: str | None) -> None:
+    for path in ("/?q=cooperatives", "/api/search?q=cooperatives", "/feed.atom"):
+        response = client.get(path, headers={"Accept-Encoding": accepted})
+        assert response.status_code == 200
+        assert response.headers.get("Content-Encoding") == expected, path
+    # An export streams in a coding of its own choice, never a refused one.
+    with client.get("/search.jsonl", headers={"Accept-Encoding": accepted}) as export:
+        export.get_data()
+        assert export.headers.get("Content-Encoding") not in refused
+
+
 def test_a_query_too_long_stays_in_the_box_and_is_marked(client: FlaskClient) -> None:
     text = "co-op " * 4000  # 24,000 characters
     html = client.get("/", query_string={"q": text, "organisation": "ILO"}).get_data(

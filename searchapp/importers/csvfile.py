@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from searchapp.importers.decode import split_lines
+from searchapp.importers.decode import MAX_LINE, split_lines
 from searchapp.models import FIELDS
 
 if TYPE_CHECKING:
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 COLUMNS = (*FIELDS, "year")
 _DELIMITERS = (",", ";", "\t")
+# The longest field read: an unquoted one is within a line anyway. The csv module's own
+# limit (131,072) stopped reading the file at a field too long for an item, so the
+# records after it were lost; past this one, a quoted field is an unclosed quote.
+MAX_FIELD_CHARS = MAX_LINE
 
 
 def parse(text: str, parsed: Parsed, hints: Hints) -> None:
@@ -42,6 +46,7 @@ def parse_lines(lines: Iterable[str], parsed: Parsed, hints: Hints) -> None:
         blank.append(line)
     # What the csv module reads: the lines again, each with its ending.
     ended: Iterator[str] = (line + "\n" for line in itertools.chain(blank, [header], given))
+    csv.field_size_limit(MAX_FIELD_CHARS)  # (the module keeps one limit for every reader)
     reader = csv.reader(ended, delimiter=_delimiter(header), strict=True)
     names: list[str] | None = None
     while True:
@@ -120,7 +125,8 @@ def _report(exc: csv.Error, start: int, stop: int, parsed: Parsed) -> bool:
         return False
     if "field larger than field limit" in reason:
         parsed.problem(start, f"a field in the record starting on this line is longer than "
-                              f"{csv.field_size_limit():,} characters (an unclosed quote?)")
+                              f"{MAX_FIELD_CHARS:,} characters (an unclosed quote?); the rest"
+                              " of the file was not read")
         return False
     hint = f" (the record runs to line {stop}; is a quote left unclosed?)" if stop > start else ""
     parsed.problem(start, f"malformed CSV: {reason}{hint}")

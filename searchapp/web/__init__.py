@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, Response, render_template, request
 from flask_compress import Compress
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_accept_header
 
 from searchapp import jobs
 from searchapp.config import PACKAGE_DIR, Settings, templates_dir
@@ -40,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Atom feed, even from a catalog written before imports dropped it.
     app.add_template_filter(xml_safe, "xml_text")
     app.config.update(COMPRESS_ALGORITHM=COMPRESSION, COMPRESS_MIMETYPES=COMPRESSED_TYPES)
+    app.before_request(_accepted_codings)
     Compress(app)
 
     @app.errorhandler(SearchappError)
@@ -92,9 +94,35 @@ def _tidy_jobs(app: Flask, settings: Settings) -> None:
 MACHINE_ROUTES = ("/healthz", "/feed.atom", "/opensearch.xml", "/search.csv", "/search.jsonl")
 # Responses are compressed for clients that accept it, brotli first (README: Compression).
 COMPRESSION = ["br", "gzip"]
+# Every coding flask-compress may answer in: COMPRESSION, and for a stream its own
+# (brotli, zstd, deflate).
+CODINGS = ("br", "gzip", "zstd", "deflate")
 COMPRESSED_TYPES = ["text/html", "text/css", "text/javascript", "application/javascript",
                     "application/json", "application/atom+xml", "image/svg+xml",
                     "application/opensearchdescription+xml", "text/csv", "application/jsonl"]
+
+def _accepted_codings() -> None:
+    """Give flask-compress an Accept-Encoding naming only the codings the client accepts:
+    it reads `gzip;q=0` ("not gzip") as a wish for gzip when nothing else is wished
+    for more, and a `*` as every coding even beside `br;q=0`."""
+    header = request.environ.get("HTTP_ACCEPT_ENCODING", "")
+    if "q=" in header:  # (without weights flask-compress reads it right)
+        request.environ["HTTP_ACCEPT_ENCODING"] = acceptable_codings(header)
+
+
+def acceptable_codings(header: str) -> str:
+    """The Accept-Encoding `header` as the codings of `CODINGS` (and `identity`) it
+    accepts, each with its weight: those it names with a weight over 0, and those it
+    does not name when `*` has one (a weight that is not a number leaves its coding out,
+    as Werkzeug reads it)."""
+    weights: dict[str, float] = {}
+    for value, quality in parse_accept_header(header):  # (the heaviest first)
+        weights.setdefault(value.strip().lower(), quality)
+    anything = weights.get("*", 0)
+    accepted = [f"{coding};q={weight}" for coding in (*CODINGS, "identity")
+                if (weight := weights.get(coding, 0 if coding == "identity" else anything)) > 0]
+    return ", ".join(accepted) or "identity"
+
 
 # No inline script or style anywhere: everything the page needs is served from /static.
 CONTENT_SECURITY_POLICY = (

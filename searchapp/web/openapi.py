@@ -41,8 +41,9 @@ _ERRORS = {
     "405": _json(_ref("Error"), "Method not allowed."),
     "503": _json(_ref("Error"), "The index cannot be opened (`index_unavailable`;"
                                 " `searchapp reindex` restores it), or what needs the catalog"
-                                " (an item) finds it missing (`catalog_missing`: restore it"
-                                " from a backup or run `searchapp recover`)."),
+                                " (an item) finds it missing (`catalog_missing`) or"
+                                " damaged (`catalog_damaged`): restore it from a backup or"
+                                " run `searchapp recover`."),
 }
 
 
@@ -405,8 +406,9 @@ SCHEMAS: dict[str, Any] = {
             "problem": {"type": "string", "description":
                         "Why not ok. unavailable (503): the index cannot be opened or a"
                         " segment file is missing or unreadable (searches answer 503 with"
-                        " the same reason), or the catalog file is missing (searches are"
-                        " answered from the index, items answer 503 `catalog_missing`;"
+                        " the same reason), or the catalog file is missing or damaged"
+                        " (searches are answered from the index, items answer 503"
+                        " `catalog_missing` or `catalog_damaged`;"
                         " restore it from a backup or run `searchapp recover`). degraded"
                         " (200): a posting arrays file is damaged (searches of its segment"
                         " fall back to Whoosh's postings),"
@@ -459,14 +461,16 @@ _CANNOT_RECORD = {
     "503": _json(_ref("Error"), "The catalog or its folder cannot be written (`read_only`: a"
                                 " read-only disk or mount); searching and reading go on. Or"
                                 " the catalog is missing beside a built index"
-                                " (`catalog_missing`): no empty one is started."),
+                                " (`catalog_missing`): no empty one is started; or damaged"
+                                " (`catalog_damaged`)."),
     "507": _json(_ref("Error"), "The disk holding the catalog is full (`disk_full`); nothing"
                                 " of the upload was kept and no job was started."),
 }
 # Answers of the routes that read the jobs from the catalog.
 _CATALOG_MISSING = {
-    "503": _json(_ref("Error"), "The catalog is missing (`catalog_missing`): restore it from a"
-                                " backup or run `searchapp recover`."),
+    "503": _json(_ref("Error"), "The catalog is missing (`catalog_missing`) or damaged"
+                                " (`catalog_damaged`): restore it from a backup or run"
+                                " `searchapp recover`."),
 }
 _JOB_STARTED = {
     "200": _json(_ref("Job"), "The job finished within `wait` seconds (see its state)."),

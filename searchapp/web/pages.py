@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from searchapp import fields, urls
 from searchapp.catalog import Catalog, Freshness
 from searchapp.engine import Budget
-from searchapp.errors import CatalogMissing
+from searchapp.errors import CatalogDamaged, CatalogMissing
 from searchapp.export import MAX_EXPORT_ROWS
 from searchapp.fields import FACETS
 from searchapp.search import SearchQuery
@@ -84,9 +84,9 @@ FRESHNESS = "searchapp.freshness"
 
 def freshness() -> Freshness | None:
     """The catalog's freshness for this request; recomputed only when the catalog's
-    change stamp moves (kept per process). None when the catalog is missing: the
-    search is answered from the index all the same, without the footer (/healthz and
-    the item pages say what is wrong)."""
+    change stamp moves (kept per process). None when the catalog is missing or
+    damaged: the search is answered from the index all the same, without the footer
+    (/healthz and the item pages say what is wrong)."""
     if "freshness" not in g:
         try:
             with Catalog(current_app.config["SEARCHAPP"].catalog, reading=True) as catalog:
@@ -96,7 +96,7 @@ def freshness() -> Freshness | None:
                     cached = (stamp, catalog.freshness())
                     current_app.extensions[FRESHNESS] = cached
             g.freshness = cached[1]
-        except CatalogMissing as exc:
+        except (CatalogMissing, CatalogDamaged) as exc:
             current_app.logger.warning("search page without freshness: %s", exc)
             g.freshness = None
     return g.freshness  # type: ignore[no-any-return]
