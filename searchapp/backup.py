@@ -31,7 +31,7 @@ from pathlib import Path
 from searchapp import operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
-from searchapp.errors import CatalogError, IndexUnavailable, SearchappError
+from searchapp.errors import CatalogError, CatalogMissing, IndexUnavailable, SearchappError
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 from searchapp.schema import from_stored
@@ -68,7 +68,7 @@ def backup(settings: Settings, target: Path) -> BackupOutcome:
     """Write a consistent copy of the catalog to `target` (replaced atomically if it exists)."""
     target = Path(target)
     if not settings.catalog.exists():
-        raise CatalogError(f"there is no catalog at {settings.catalog} to back up")
+        raise CatalogMissing(settings.catalog)
     if target.resolve() == settings.catalog.resolve():
         raise CatalogError("the backup cannot be written over the catalog itself")
     if target.is_dir():
@@ -154,6 +154,7 @@ def recover(settings: Settings, *, force: bool = False,
     Raises `IndexUnavailable` when the index cannot be read.
     """
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
+    store.open_index().close()  # IndexUnavailable before the lock's file makes a folder
     with store.lock(timeout=settings.lock_timeout):
         gen = store.current()
         documents = store.document_count()  # IndexUnavailable: nothing to recover from

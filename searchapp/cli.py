@@ -432,7 +432,9 @@ def sources_add(name: str, url: str, organisation: str, kind: str | None,
     """Follow URL as source NAME; `searchapp refresh` fetches it when due."""
     source = new_source(name=name, url=url, organisation=organisation, kind=kind,
                         language=language, every=every, selectors=selectors)
-    with Catalog(Settings.load().catalog) as catalog:
+    settings = Settings.load()
+    # A first step on a new install may make the catalog; beside an index, it was lost.
+    with Catalog(settings.catalog, create=operations.new_install(settings)) as catalog:
         catalog.add_source(source)
     click.echo(f"added source {source.name} ({source.kind or 'kind from its first answer'},"
                f" every {format_duration(source.every)}); `searchapp refresh {source.name}`"
@@ -444,7 +446,7 @@ def sources_add(name: str, url: str, organisation: str, kind: str | None,
 @_friendly
 def sources_list(as_json: bool) -> None:
     """Every source, with its last refresh, items and next due time."""
-    with Catalog(Settings.load().catalog) as catalog:
+    with Catalog(Settings.load().catalog, reading=True) as catalog:
         followed = catalog.sources()
         counts = catalog.items_per_source()
     if as_json:
@@ -475,7 +477,7 @@ def sources_remove(name: str, delete_items: bool) -> None:
     """Stop following NAME; its items stay unless --delete-items."""
     settings = Settings.load()
     if not delete_items:
-        with Catalog(settings.catalog) as catalog:
+        with Catalog(settings.catalog, reading=True) as catalog:
             kept = catalog.items_per_source().get(name, 0)
     removed = operations.remove_source(settings, name, delete_items=delete_items)
     if delete_items:
