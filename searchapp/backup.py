@@ -174,7 +174,7 @@ def recover(settings: Settings, *, force: bool = False,
                     f" fills a lost or empty catalog from the index ({documents:,} documents)."
                     " Nothing was changed. To replace its items with the index's anyway, run"
                     " `searchapp recover --force` (the catalog is kept beside it first)")
-            previous = settings.catalog.with_name(settings.catalog.name + PRE_RECOVER_SUFFIX)
+            previous = _free_name(settings.catalog, PRE_RECOVER_SUFFIX)
             backup(Settings(catalog=settings.catalog), previous)
         items = _stored_items(store)
         with Catalog(settings.catalog) as catalog:
@@ -220,7 +220,7 @@ def _keep_previous(catalog: Path) -> Path | None:
     """Keep the catalog about to be replaced: a backup of it, or the damaged files moved aside."""
     if not catalog.exists():
         return None
-    kept = catalog.with_name(catalog.name + PRE_RESTORE_SUFFIX)
+    kept = _free_name(catalog, PRE_RESTORE_SUFFIX)
     try:
         check(catalog)
     except CatalogError:
@@ -233,4 +233,15 @@ def _keep_previous(catalog: Path) -> Path | None:
                 os.replace(part, kept.with_name(kept.name + suffix))
         return kept
     backup(Settings(catalog=catalog), kept)
+    return kept
+
+
+def _free_name(catalog: Path, suffix: str) -> Path:
+    """`<catalog><suffix>`, or the first of `<catalog><suffix>-2`, `-3`, … not taken: a
+    copy kept by an earlier restore or recovery is never overwritten."""
+    kept = catalog.with_name(catalog.name + suffix)
+    number = 1
+    while kept.exists():
+        number += 1
+        kept = catalog.with_name(f"{catalog.name}{suffix}-{number}")
     return kept
