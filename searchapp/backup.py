@@ -73,6 +73,9 @@ def backup(settings: Settings, target: Path) -> BackupOutcome:
         raise CatalogError("the backup cannot be written over the catalog itself")
     if target.is_dir():
         raise CatalogError(f"{target} is a directory; give the backup's file name")
+    if not target.parent.is_dir():
+        raise CatalogError(f"cannot write the backup {target}: the folder"
+                           f" {target.parent.absolute()} does not exist (make it first)")
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
         with Catalog(settings.catalog, create=False) as catalog, \

@@ -26,7 +26,7 @@ from searchapp.importers.htmlpage import SELECTOR_FIELDS, selectors_from_options
 from searchapp.indexer import IndexStore
 from searchapp.models import InvalidItem, check_organisation
 from searchapp.progress import TerminalProgress
-from searchapp.request import PRESETS
+from searchapp.request import PRESETS, check_window
 from searchapp.search import Engine, SearchPage, SearchQuery
 from searchapp.sources import KINDS, format_duration, new_source
 from searchapp.urls import BadUrl, absolute_url
@@ -214,6 +214,7 @@ def search(words: Sequence[str], year_from: int | None, year_to: int | None,
             "match": ["any" if any_words else "all"],
             "per_page": [str(limit)],
         })
+        check_window(request, settings.max_result_window, size="--limit {}")
     except BadParameter as exc:
         option = OPTIONS.get(exc.name)
         if option is None:
@@ -232,9 +233,10 @@ def search(words: Sequence[str], year_from: int | None, year_to: int | None,
         _print_page(result)
 
 
-# The `searchapp search` option of each search parameter whose name differs.
+# The `searchapp search` option of each search parameter a problem may name.
 OPTIONS = {"date_from": "--from", "date_to": "--to", "year_from": "--year-from",
-           "year_to": "--year-to", **{name: facet.option for name, facet in FACETS.items()}}
+           "year_to": "--year-to", "page": "--page",
+           **{name: facet.option for name, facet in FACETS.items()}}
 
 
 def _print_page(result: SearchPage) -> None:
@@ -534,8 +536,10 @@ def refresh_command(names: Sequence[str], loop: bool) -> None:
         raise error
     if outcome.failed:
         n = len(outcome.failed)
-        raise click.ClickException(f"{n} source{'s' * (n != 1)} failed; the others were"
-                                   " imported")
+        others = len(outcome.results) - n
+        done = {0: "", 1: "; the other one was imported"}.get(
+            others, f"; the {others} others were imported")
+        raise click.ClickException(f"{n} source{'s' * (n != 1)} failed{done}")
 
 
 def _when(moment: dt.datetime | None) -> str:

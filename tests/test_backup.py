@@ -178,3 +178,12 @@ def test_each_restore_keeps_the_catalog_it_replaced(samples: Settings, cli: Cli,
     assert len(items_in(first)) == len(items_in(nightly)) + 3
     assert len(items_in(second)) == len(items_in(nightly)) + 5
 
+
+def test_a_backup_into_a_missing_folder_says_so(samples: Settings, cli: Cli,
+                                                tmp_path: Path) -> None:
+    result = cli("backup", tmp_path / "backups" / "catalog.sqlite3")
+    assert result.exit_code == 1
+    assert (f"cannot write the backup {tmp_path}/backups/catalog.sqlite3: the folder"
+            f" {tmp_path}/backups does not exist (make it first)") in result.stderr
+    assert "unable to open database file" not in result.stderr
+    assert not (tmp_path / "backups").exists()

@@ -255,6 +255,22 @@ def test_sources_add_makes_the_catalog_of_a_new_install(settings: Settings, cli:
     assert "news" in cli("sources", "list").stdout
 
 
+def test_the_messages_name_the_absolute_places(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from the wrong folder, relative settings (as `make run` has) name where they
+    were looked for, and the catalog's says which setting moves it."""
+    monkeypatch.chdir(tmp_path)
+    cli = Cli(Settings(catalog=Path("instance/catalog.sqlite3"), index_dir=Path("index")))
+    result = cli("stats")
+    assert result.exit_code == 1
+    assert f"the catalog {tmp_path}/instance/catalog.sqlite3 is missing" in result.stderr
+    assert "SEARCHAPP_CATALOG" in result.stderr
+    result = cli("search", "cooperatives")
+    assert result.exit_code == 1
+    assert f"no index in {tmp_path}/index: run `searchapp reindex`" in result.stderr
+    assert made(tmp_path) == []
+
+
 def test_admin_rebuilds_and_refreshes_make_no_catalog_on_a_new_install(
         settings: Settings) -> None:
     """Only an admin import may start a catalog; a rebuild or refresh of nothing is

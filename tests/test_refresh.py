@@ -208,7 +208,10 @@ def test_every_failure_is_reported_and_the_others_imported(cli: Cli, settings: S
         "slow": f"failed: could not get an answer from {base}/slow within 1.5 s"
                 " (after 2 tries)",
     }
-    assert "11 sources failed; the others were imported" in result.stderr
+    assert "11 sources failed; the other one was imported" in result.stderr
+    alone = cli("refresh", "image")
+    assert alone.exit_code == 1
+    assert alone.stderr.endswith("Error: 1 source failed\n"), alone.stderr
     assert sorted(_items(settings).values()) == [("Fine", "good")]
     assert not requests_to(site, "/private/feed")
 
