@@ -31,7 +31,7 @@ from pathlib import Path
 from searchapp import operations
 from searchapp.catalog import Catalog
 from searchapp.config import Settings
-from searchapp.errors import CatalogError, IndexUnavailable, SearchappError
+from searchapp.errors import CatalogError, CatalogMissing, IndexUnavailable, SearchappError
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 from searchapp.schema import from_stored
@@ -68,11 +68,14 @@ def backup(settings: Settings, target: Path) -> BackupOutcome:
     """Write a consistent copy of the catalog to `target` (replaced atomically if it exists)."""
     target = Path(target)
     if not settings.catalog.exists():
-        raise CatalogError(f"there is no catalog at {settings.catalog} to back up")
+        raise CatalogMissing(settings.catalog)
     if target.resolve() == settings.catalog.resolve():
         raise CatalogError("the backup cannot be written over the catalog itself")
     if target.is_dir():
         raise CatalogError(f"{target} is a directory; give the backup's file name")
+    if not target.parent.is_dir():
+        raise CatalogError(f"cannot write the backup {target}: the folder"
+                           f" {target.parent.absolute()} does not exist (make it first)")
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
         with Catalog(settings.catalog, create=False) as catalog, \
@@ -154,6 +157,7 @@ def recover(settings: Settings, *, force: bool = False,
     Raises `IndexUnavailable` when the index cannot be read.
     """
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
+    store.open_index().close()  # IndexUnavailable before the lock's file makes a folder
     with store.lock(timeout=settings.lock_timeout):
         gen = store.current()
         documents = store.document_count()  # IndexUnavailable: nothing to recover from
@@ -173,7 +177,7 @@ def recover(settings: Settings, *, force: bool = False,
                     f" fills a lost or empty catalog from the index ({documents:,} documents)."
                     " Nothing was changed. To replace its items with the index's anyway, run"
                     " `searchapp recover --force` (the catalog is kept beside it first)")
-            previous = settings.catalog.with_name(settings.catalog.name + PRE_RECOVER_SUFFIX)
+            previous = _free_name(settings.catalog, PRE_RECOVER_SUFFIX)
             backup(Settings(catalog=settings.catalog), previous)
         items = _stored_items(store)
         with Catalog(settings.catalog) as catalog:
@@ -219,7 +223,7 @@ def _keep_previous(catalog: Path) -> Path | None:
     """Keep the catalog about to be replaced: a backup of it, or the damaged files moved aside."""
     if not catalog.exists():
         return None
-    kept = catalog.with_name(catalog.name + PRE_RESTORE_SUFFIX)
+    kept = _free_name(catalog, PRE_RESTORE_SUFFIX)
     try:
         check(catalog)
     except CatalogError:
@@ -232,4 +236,15 @@ def _keep_previous(catalog: Path) -> Path | None:
                 os.replace(part, kept.with_name(kept.name + suffix))
         return kept
     backup(Settings(catalog=catalog), kept)
+    return kept
+
+
+def _free_name(catalog: Path, suffix: str) -> Path:
+    """`<catalog><suffix>`, or the first of `<catalog><suffix>-2`, `-3`, … not taken: a
+    copy kept by an earlier restore or recovery is never overwritten."""
+    kept = catalog.with_name(catalog.name + suffix)
+    number = 1
+    while kept.exists():
+        number += 1
+        kept = catalog.with_name(f"{catalog.name}{suffix}-{number}")
     return kept

@@ -32,7 +32,7 @@ from searchapp.importers.htmlpage import SELECTOR_FIELDS, selectors_from_options
 from searchapp.indexer import IndexStore
 from searchapp.models import InvalidItem, check_organisation
 from searchapp.progress import TerminalProgress
-from searchapp.request import PRESETS
+from searchapp.request import PRESETS, check_window
 from searchapp.search import Engine, SearchPage, SearchQuery
 from searchapp.sources import KINDS, format_duration, new_source
 from searchapp.urls import BadUrl, absolute_url
@@ -233,6 +233,7 @@ def search(words: Sequence[str], year_from: int | None, year_to: int | None,
             "match": ["any" if any_words else "all"],
             "per_page": [str(limit)],
         })
+        check_window(request, settings.max_result_window, size="--limit {}")
     except BadParameter as exc:
         option = OPTIONS.get(exc.name)
         if option is None:
@@ -251,9 +252,10 @@ def search(words: Sequence[str], year_from: int | None, year_to: int | None,
         _print_page(result)
 
 
-# The `searchapp search` option of each search parameter whose name differs.
+# The `searchapp search` option of each search parameter a problem may name.
 OPTIONS = {"date_from": "--from", "date_to": "--to", "year_from": "--year-from",
-           "year_to": "--year-to", **{name: facet.option for name, facet in FACETS.items()}}
+           "year_to": "--year-to", "page": "--page",
+           **{name: facet.option for name, facet in FACETS.items()}}
 
 
 def _print_page(result: SearchPage) -> None:
@@ -451,7 +453,9 @@ def sources_add(name: str, url: str, organisation: str, kind: str | None,
     """Follow URL as source NAME; `searchapp refresh` fetches it when due."""
     source = new_source(name=name, url=url, organisation=organisation, kind=kind,
                         language=language, every=every, selectors=selectors)
-    with Catalog(Settings.load().catalog) as catalog:
+    settings = Settings.load()
+    # A first step on a new install may make the catalog; beside an index, it was lost.
+    with Catalog(settings.catalog, create=operations.new_install(settings)) as catalog:
         catalog.add_source(source)
     click.echo(f"added source {source.name} ({source.kind or 'kind from its first answer'},"
                f" every {format_duration(source.every)}); `searchapp refresh {source.name}`"
@@ -463,7 +467,7 @@ def sources_add(name: str, url: str, organisation: str, kind: str | None,
 @_friendly
 def sources_list(as_json: bool) -> None:
     """Every source, with its last refresh, items and next due time."""
-    with Catalog(Settings.load().catalog) as catalog:
+    with Catalog(Settings.load().catalog, reading=True) as catalog:
         followed = catalog.sources()
         counts = catalog.items_per_source()
     if as_json:
@@ -494,7 +498,7 @@ def sources_remove(name: str, delete_items: bool) -> None:
     """Stop following NAME; its items stay unless --delete-items."""
     settings = Settings.load()
     if not delete_items:
-        with Catalog(settings.catalog) as catalog:
+        with Catalog(settings.catalog, reading=True) as catalog:
             kept = catalog.items_per_source().get(name, 0)
     removed = operations.remove_source(settings, name, delete_items=delete_items)
     if delete_items:
@@ -548,8 +552,10 @@ def refresh_command(names: Sequence[str], loop: bool) -> None:
         raise _NotIndexed(f"stored, but the index was not updated: {outcome.index_problem}")
     if outcome.failed:
         n = len(outcome.failed)
-        raise click.ClickException(f"{n} source{'s' * (n != 1)} failed; the others were"
-                                   " imported")
+        others = len(outcome.results) - n
+        done = {0: "", 1: "; the other one was imported"}.get(
+            others, f"; the {others} others were imported")
+        raise click.ClickException(f"{n} source{'s' * (n != 1)} failed{done}")
 
 
 def _when(moment: dt.datetime | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -202,7 +203,8 @@ class CatalogMissing(CatalogError):
     def __init__(self, path: object) -> None:
         self.path = path
         super().__init__(
-            f"the catalog {path} is missing (no file there): restore it from a backup"
+            f"the catalog {Path(str(path)).absolute()} is missing (no file there; set"
+            " SEARCHAPP_CATALOG if it is elsewhere): restore it from a backup"
             " (`searchapp restore`) or run `searchapp recover` to rebuild it from the index"
             " (README: \"Recovering a lost catalog\"); on a new install, the first"
             " `searchapp import` creates it")

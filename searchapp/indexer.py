@@ -127,7 +127,8 @@ class IndexStore:
         gen = self.current()
         if gen is None:
             raise IndexUnavailable(
-                f"no index in {self.root}: run `searchapp reindex` to build it from the catalog"
+                f"no index in {self.root.absolute()}: run `searchapp reindex` to build it"
+                " from the catalog"
             )
         if not gen.path.is_dir():
             raise IndexUnavailable(self._missing(gen))

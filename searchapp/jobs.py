@@ -47,6 +47,7 @@ from searchapp.errors import (
     Busy,
     CatalogBusy,
     CatalogError,
+    CatalogMissing,
     DiskFull,
     ImportRejected,
     NotFound,
@@ -155,6 +156,9 @@ def submit(settings: Settings, kind: str, *, params: dict[str, Any] | None = Non
     """
     if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
+    make = _may_make_catalog(settings, kind)
+    if not make and not settings.catalog.exists():  # before the jobs folder is made
+        raise CatalogMissing(settings.catalog)
     job = Job(id=secrets.token_hex(8), kind=kind, params=dict(params or {}))
     folder = jobs_dir(settings)
     spooled: list[Path] = []
@@ -171,7 +175,7 @@ def submit(settings: Settings, kind: str, *, params: dict[str, Any] | None = Non
             uploads.append(dataclasses.asdict(Upload(name, str(path))))
         if uploads:
             job.params["uploads"] = uploads
-        with _catalog(settings.catalog, create=_first_catalog(settings)) as catalog:
+        with _catalog(settings.catalog, create=make) as catalog:
             catalog.add_job(job)
     except OSError as exc:
         _remove(spooled)
@@ -193,17 +197,12 @@ def submit(settings: Settings, kind: str, *, params: dict[str, Any] | None = Non
     return job
 
 
-def _first_catalog(settings: Settings) -> bool:
-    """Whether a job may make the catalog: on a new install (no index built yet either),
-    the first import does. Beside a built index, a missing catalog was lost (moved,
-    deleted, a mount gone): a job is refused (`CatalogMissing`) rather than start an
-    empty catalog the index was not built from."""
-    from searchapp.indexer import IndexStore
+def _may_make_catalog(settings: Settings, kind: str) -> bool:
+    """Whether a job may make a missing catalog: an import, on a new install
+    (`operations.new_install`); a rebuild or refresh of nothing is refused."""
+    from searchapp import operations
 
-    try:
-        return IndexStore(settings.index_dir).current() is None
-    except SearchappError:  # an index is there, if unreadable
-        return False
+    return kind == "import" and operations.new_install(settings)
 
 
 def _refused(folder: Path, exc: OSError) -> SearchappError | None:

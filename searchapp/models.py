@@ -198,7 +198,8 @@ def build_item(
                           f"expected some of {', '.join(FIELDS)}")
     org = _text(record, "organisation") or check_organisation(organisation or "")
     if not org:
-        raise InvalidItem("organisation is missing (give it in the record, a manifest or --org)")
+        raise InvalidItem("organisation is missing (give it in the record, a manifest, or for"
+                          " the whole import: --org, or an admin upload's organisation field)")
     title = _text(record, "title", limit=MAX_TITLE)
     if not title:
         raise InvalidItem("title is missing or blank")

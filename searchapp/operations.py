@@ -26,6 +26,7 @@ from searchapp.engine.base import FALLBACKS
 from searchapp.errors import (
     PROBLEMS_LISTED,
     CatalogError,
+    CatalogMissing,
     ImportRejected,
     IndexUnavailable,
     NotFound,
@@ -273,6 +274,23 @@ def _tell(settings: Settings, spool: Spool, tell: TellProblems | None, *,
             + ("the valid records were stored" if skipped else "nothing stored")) from exc
 
 
+def new_install(settings: Settings) -> bool:
+    """Whether a missing catalog may be made here: on a new install, no index built yet
+    either. Beside a built index, a missing catalog was lost (moved, deleted, a mount
+    gone), and an empty one the index was not built from must not take its place."""
+    try:
+        return IndexStore(settings.index_dir).current() is None
+    except SearchappError:  # an index is there, if unreadable
+        return False
+
+
+def _existing(settings: Settings) -> None:
+    """`CatalogMissing` when there is no catalog: only an import makes one (checked
+    before the index lock, whose file would make the index's folder)."""
+    if not settings.catalog.exists():
+        raise CatalogMissing(settings.catalog)
+
+
 def _lock(store: IndexStore, settings: Settings, progress: Progress, *,
           locked: bool = False) -> AbstractContextManager[None]:
     """The index lock, saying so when it must be waited for; nothing when the caller
@@ -349,7 +367,7 @@ def import_each(settings: Settings, parsed: Sequence[importers.Parsed], *,
     store = IndexStore(settings.index_dir)
     results: list[ImportReport | SearchappError] = []
     with _lock(store, settings, progress), \
-            Catalog(settings.catalog) as catalog:
+            Catalog(settings.catalog, create=False) as catalog:
         # An id stays with its organisation: records that would move one are skipped.
         importers.check_organisations(parsed, catalog.organisations_of)
         catalog.record_interrupted()  # under the lock: an import still pending has died
@@ -386,8 +404,9 @@ def remove_source(settings: Settings, name: str, *, delete_items: bool = False,
     Returns how many items were removed. Raises `NotFound` for an unknown name.
     """
     store = IndexStore(settings.index_dir)
+    _existing(settings)
     with _lock(store, settings, progress), \
-            Catalog(settings.catalog) as catalog:
+            Catalog(settings.catalog, create=False) as catalog:
         if catalog.source(name) is None:
             raise NotFound(f"no source named {name!r}")
         removed = catalog.remove_source(name, delete_items=delete_items)
@@ -515,7 +534,9 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
     """
     started = time.perf_counter()
     store = IndexStore(settings.index_dir, title_boost=settings.title_boost)
-    with _lock(store, settings, progress, locked=locked), Catalog(settings.catalog) as catalog:
+    _existing(settings)
+    with _lock(store, settings, progress, locked=locked), \
+            Catalog(settings.catalog, create=False) as catalog:
         catalog.record_interrupted()  # under the lock: an import still pending has died
         store.remove_debris()  # before its size is measured for the room a rebuild needs
         fresh = None  # the fingerprint read afresh, once

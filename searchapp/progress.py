@@ -3,9 +3,11 @@
 `TerminalProgress` is an `operations.Progress`: the command line hands it to
 imports and rebuilds. On a terminal (stderr is a tty) each phase gets a tqdm
 bar with counts, rate and an estimate of the time left; anywhere else (a
-pipe, cron, systemd's journal) it writes a plain line when a phase starts,
-every few seconds while it runs, and when it ends, such as
-``indexing: 400,000/1,000,000 items, 6,100/s``. Quiet, it says nothing.
+pipe, cron, systemd's journal) it writes a plain line every few seconds while a
+phase runs, and when it ends having done something, such as
+``indexing: 400,000/1,000,000 items, 6,100/s`` (a phase with nothing to do, such
+as reading a file that is not there, writes none); a phase without counts
+(waiting for the lock) is said as it starts. Quiet, it says nothing.
 """
 
 from __future__ import annotations
@@ -31,17 +33,21 @@ class TerminalProgress:
         self._started = 0.0
         self._logged = 0.0
         self._last: tuple[int | None, int | None] = (None, None)
+        self._shown: tuple[int | None, int | None] | None = None  # in the last plain line
 
     def __call__(self, phase: str, done: int | None = None, total: int | None = None) -> None:
         if self.quiet:
             return
         if phase != self._phase:
             self._end_phase()
-            self._phase, self._started, self._logged = phase, time.monotonic(), 0.0
+            self._phase, self._shown = phase, None
+            self._started = self._logged = time.monotonic()
+            if done is None and not self.bar:
+                self._line(phase, done, total)
         self._last = (done, total)
         if self.bar:
             self._draw(phase, done, total)
-        elif time.monotonic() - self._logged >= LOG_EVERY:
+        elif done is not None and time.monotonic() - self._logged >= LOG_EVERY:
             self._line(phase, done, total)
 
     def close(self) -> None:
@@ -69,7 +75,7 @@ class TerminalProgress:
             self._tqdm.update(done - self._tqdm.n)
 
     def _line(self, phase: str, done: int | None, total: int | None) -> None:
-        self._logged = time.monotonic()
+        self._logged, self._shown = time.monotonic(), (done, total)
         text = phase
         if done is not None:
             text += f": {done:,}" + (f"/{total:,}" if total is not None else "")
@@ -87,7 +93,7 @@ class TerminalProgress:
             self._tqdm = None
         elif not self.bar:
             done, total = self._last
-            if self._logged == 0.0 or (done is not None and done == total):
+            if done and self._shown != self._last:
                 self._line(self._phase, done, total)
 
 

@@ -106,7 +106,7 @@ def refresh(settings: Settings, names: Sequence[str] = (), *,
     """
     now = now or _now()
     progress = progress or _quiet
-    with Catalog(settings.catalog) as catalog:
+    with Catalog(settings.catalog, create=False) as catalog:
         if names:
             chosen = []
             for name in dict.fromkeys(names):
@@ -158,7 +158,7 @@ def refresh(settings: Settings, names: Sequence[str] = (), *,
                     results[source.name] = _failed(source, str(report), now,
                                                    forget_validators=True)
 
-    with Catalog(settings.catalog) as catalog:
+    with Catalog(settings.catalog, create=False) as catalog:
         for source in chosen:
             catalog.save_source_state(source)
     outcome.results = [results[source.name] for source in chosen]
@@ -237,7 +237,7 @@ def _imported(source: Source, answer: Fetched, kind: str, parsed: importers.Pars
 def seconds_until_due(settings: Settings, *, now: dt.datetime | None = None) -> float | None:
     """Seconds until the next source is due (0 if one is due now); None without sources."""
     now = now or _now()
-    with Catalog(settings.catalog) as catalog:
+    with Catalog(settings.catalog, create=False) as catalog:
         sources = catalog.sources()
     if not sources:
         return None

@@ -165,13 +165,14 @@ def whole_number(name: str, raw: str) -> int:
     return int(raw)
 
 
-def check_window(query: SearchQuery, window: int) -> None:
+def check_window(query: SearchQuery, window: int, *, size: str = "{} per page") -> None:
     """Refuse a page reaching past the first `window` results of a search (as
     Elasticsearch's ``max_result_window``): ranking that deep costs work in
-    proportion to the depth, and nobody reads that far."""
+    proportion to the depth, and nobody reads that far. `size` words the page size
+    as the caller's user gives it."""
     last = query.page * query.per_page
     if last > window:
-        raise BadParameter("page", f"{query.page} with {query.per_page} per page reaches past"
+        raise BadParameter("page", f"{query.page} with {size.format(query.per_page)} reaches past"
                                    f" the first {window:,} results (the most a search"
                                    " shows): narrow the search instead")
 

@@ -86,6 +86,10 @@ class _Server(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        # gunicorn 27 opens a control socket in $HOME/.gunicorn, one path that every
+        # server of the user shares (the last to exit removes it); nothing here uses it.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Any:
         from searchapp import create_app

@@ -174,6 +174,15 @@ def test_invalid_upload_fails_its_job_with_every_problem_and_writes_nothing(
     assert job["result"]["added"] == 1 and len(job["result"]["errors"]) == 2
 
 
+def test_an_upload_without_an_organisation_names_the_form_field(admin: FlaskClient) -> None:
+    status, job = upload(admin, JSONL, "no-org.jsonl")
+    assert status == 200 and job["state"] == "failed"
+    message = job["error"]["message"]
+    assert "upload:no-org.jsonl:1: organisation is missing" in message
+    assert "an admin upload's organisation field" in message
+    assert total(admin) == 35
+
+
 def test_bad_form_values_are_400_and_start_no_job(admin: FlaskClient) -> None:
     assert upload(admin, JSONL, format="xml")[0] == 400
     assert upload(admin, JSONL, organisation="x" * 2_001)[0] == 400

@@ -159,3 +159,31 @@ def test_restore_over_a_damaged_catalog_moves_it_aside(samples: Settings, cli: C
     assert ".damaged-" in result.output
     assert items_in(samples.catalog) == in_backup
     assert json.loads(cli("search", "--json").output)["total"] == len(in_backup)
+
+
+def test_each_restore_keeps_the_catalog_it_replaced(samples: Settings, cli: Cli,
+                                                    tmp_path: Path) -> None:
+    """Two restores in a row: the first safety copy is not overwritten by the second."""
+    nightly = tmp_path / "nightly.sqlite3"
+    assert cli("backup", nightly).exit_code == 0
+    kept = []
+    for n in (3, 5):
+        operations.import_paths(samples, [write_items(tmp_path / f"more{n}.jsonl", n)])
+        result = cli("restore", nightly)
+        assert result.exit_code == 0, result.output
+        kept.append(result.output.split("the catalog it replaced is kept at ")[1].split("\n")[0])
+    first, second = map(Path, kept)
+    assert first == samples.catalog.with_name("catalog.sqlite3.pre-restore")
+    assert second == samples.catalog.with_name("catalog.sqlite3.pre-restore-2")
+    assert len(items_in(first)) == len(items_in(nightly)) + 3
+    assert len(items_in(second)) == len(items_in(nightly)) + 5
+
+
+def test_a_backup_into_a_missing_folder_says_so(samples: Settings, cli: Cli,
+                                                tmp_path: Path) -> None:
+    result = cli("backup", tmp_path / "backups" / "catalog.sqlite3")
+    assert result.exit_code == 1
+    assert (f"cannot write the backup {tmp_path}/backups/catalog.sqlite3: the folder"
+            f" {tmp_path}/backups does not exist (make it first)") in result.stderr
+    assert "unable to open database file" not in result.stderr
+    assert not (tmp_path / "backups").exists()

@@ -143,8 +143,10 @@ def test_the_window_is_a_setting_the_page_and_the_cli_honour(bounded: Settings) 
     cli = _cli(bounded)
     cli.env["SEARCHAPP_MAX_RESULT_WINDOW"] = "30"
     result = cli("search", "--page", "4", "--limit", "10")
-    assert result.exit_code == 1
-    assert "page: 4 with 10 per page reaches past the first 30 results" in result.stderr
+    assert result.exit_code == 2
+    assert ("Invalid value for '--page': 4 with --limit 10 reaches past the first 30 results"
+            in result.stderr)
+    assert "per page" not in result.stderr
     assert cli("search", "--page", "3", "--limit", "10").exit_code == 0
 
 

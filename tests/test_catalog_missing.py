@@ -255,3 +255,79 @@ def test_recover_brings_the_served_items_back(client: FlaskClient, samples: Sett
     assert client.get(f"/items/{item}").status_code == 200
     health = client.get("/healthz")
     assert health.status_code == 200 and health.get_json()["status"] == "ok", health.get_json()
+
+
+def made(root: Path) -> list[str]:
+    """Every file and folder under `root`, relative to it."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+# Every command but `import`, `restore` and `recover`, as a new user may run it in a
+# folder that has no catalog (the wrong folder, before the first import).
+NOT_IMPORTS = [["reindex"], ["reindex", "--if-needed"], ["reindex", "--force"], ["stats"],
+               ["sources", "list"], ["sources", "remove", "news"],
+               ["sources", "remove", "news", "--delete-items"], ["refresh"],
+               ["refresh", "news"], ["backup", "copy.sqlite3"]]
+
+
+@pytest.mark.parametrize("args", NOT_IMPORTS, ids=" ".join)
+def test_no_command_but_an_import_makes_a_catalog(settings: Settings, cli: Cli,
+                                                 args: list[str]) -> None:
+    before = made(settings.catalog.parent.parent)
+    result = cli(*args)
+    assert result.exit_code == 1, result.output
+    says_missing(result.stderr, settings)
+    assert "rebuilt" not in result.output and "Traceback" not in result.output
+    assert made(settings.catalog.parent.parent) == before  # no catalog, no index folder
+
+
+@pytest.mark.parametrize("args", [*NOT_IMPORTS, ["sources", "add", "news",
+                                                  "http://127.0.0.1:9/feed", "--org", "ICA"]],
+                         ids=" ".join)
+def test_beside_a_built_index_a_lost_catalog_stays_missing(samples: Settings,
+                                                           args: list[str]) -> None:
+    """The newcomer's case: `sources list` made an empty catalog, and `stats` then said
+    `items: 0` instead of that the catalog was missing."""
+    move_away(samples)
+    result = Cli(samples)(*args)
+    assert result.exit_code == 1, result.output
+    says_missing(result.stderr, samples)
+    assert not samples.catalog.exists()
+    assert "is missing" in Cli(samples)("stats").stderr
+
+
+def test_sources_add_makes_the_catalog_of_a_new_install(settings: Settings, cli: Cli) -> None:
+    """Following sources can be how an install starts: no index yet, nothing was lost."""
+    result = cli("sources", "add", "news", "http://127.0.0.1:9/feed", "--org", "ICA")
+    assert result.exit_code == 0, result.output
+    assert "news" in cli("sources", "list").stdout
+
+
+def test_the_messages_name_the_absolute_places(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from the wrong folder, relative settings (as `make run` has) name where they
+    were looked for, and the catalog's says which setting moves it."""
+    monkeypatch.chdir(tmp_path)
+    cli = Cli(Settings(catalog=Path("instance/catalog.sqlite3"), index_dir=Path("index")))
+    result = cli("stats")
+    assert result.exit_code == 1
+    assert f"the catalog {tmp_path}/instance/catalog.sqlite3 is missing" in result.stderr
+    assert "SEARCHAPP_CATALOG" in result.stderr
+    result = cli("search", "cooperatives")
+    assert result.exit_code == 1
+    assert f"no index in {tmp_path}/index: run `searchapp reindex`" in result.stderr
+    assert made(tmp_path) == []
+
+
+def test_admin_rebuilds_and_refreshes_make_no_catalog_on_a_new_install(
+        settings: Settings) -> None:
+    """Only an admin import may start a catalog; a rebuild or refresh of nothing is
+    refused, and no folder is made for its job."""
+    with app_over(settings, admin_token=TOKEN) as app:
+        web = app.test_client()
+        for path in ("/api/admin/reindex", "/api/admin/refresh"):
+            response = web.post(path, headers=AUTH)
+            assert response.status_code == 503, response.get_json()
+            assert response.get_json()["error"]["code"] == "catalog_missing"
+            says_missing(response.get_json()["error"]["message"], settings)
+    assert not settings.catalog.parent.exists()

@@ -94,3 +94,12 @@ def test_a_command_behind_a_busy_lock_says_it_waits(samples: Settings, cli: Cli)
     assert "another import or rebuild is running" in result.stderr
     assert cli("reindex").exit_code == 0  # the lock free: no wait, no such line
     assert "waiting" not in cli("reindex").stderr
+
+
+def test_a_missing_file_says_only_so(cli: Cli, tmp_path: Path) -> None:
+    """In a pipe or cron, no `reading: 0 items` / `checking: 0/0 items` lines come before
+    the one line that matters: a phase with nothing done says nothing."""
+    result = cli("import", tmp_path / "nope.jsonl")
+    assert result.exit_code == 1
+    assert result.stderr == (f"{tmp_path}/nope.jsonl:1: no such file or directory\n"
+                             "Error: import rejected: 1 problem; nothing was written\n")

@@ -208,7 +208,10 @@ def test_every_failure_is_reported_and_the_others_imported(cli: Cli, settings: S
         "slow": f"failed: could not get an answer from {base}/slow within 1.5 s"
                 " (after 2 tries)",
     }
-    assert "11 sources failed; the others were imported" in result.stderr
+    assert "11 sources failed; the other one was imported" in result.stderr
+    alone = cli("refresh", "image")
+    assert alone.exit_code == 1
+    assert alone.stderr.endswith("Error: 1 source failed\n"), alone.stderr
     assert sorted(_items(settings).values()) == [("Fine", "good")]
     assert not requests_to(site, "/private/feed")
 
@@ -315,6 +318,7 @@ def test_sources_are_backed_up_with_the_catalog(cli: Cli, settings: Settings,
 
 
 def test_refresh_of_an_unknown_source(cli: Cli) -> None:
+    assert cli("sources", "add", "news", "http://127.0.0.1:9/feed", "--org", "ICA").exit_code == 0
     result = cli("refresh", "nope")
     assert result.exit_code == 1
     assert "no source named 'nope'" in result.stderr
@@ -338,11 +342,14 @@ def test_refresh_of_an_unknown_source(cli: Cli) -> None:
       "--select", "title=a"],
      "selectors apply to pages, not to a feed"),
 ])
-def test_sources_add_refuses_what_it_cannot_use(cli: Cli, args: list[str],
+def test_sources_add_refuses_what_it_cannot_use(cli: Cli, settings: Settings, args: list[str],
                                                 message: str) -> None:
     result = cli("sources", "add", *args, "--org", "ICA")
     assert result.exit_code != 0
     assert message in result.stderr
+    assert not settings.catalog.exists()  # (nothing made for it on a new install)
+    with Catalog(settings.catalog):
+        pass
     assert "no sources" in cli("sources", "list").stdout
 
 

@@ -93,12 +93,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
-def start(settings: Settings, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start(settings: Settings, log: Path, *, home: Path | None = None
+          ) -> tuple[subprocess.Popen[bytes], int]:
     """The real `searchapp serve` (two workers) over `settings`, in a process group of its
-    own, once it answers; the process and its port."""
+    own (with `home` as its HOME), once it answers; the process and its port."""
     port = free_port()
     env = {**os.environ, "SEARCHAPP_CATALOG": str(settings.catalog),
            "SEARCHAPP_INDEX_DIR": str(settings.index_dir), "SEARCHAPP_ADMIN_TOKEN": TOKEN}
+    if home is not None:
+        env["HOME"] = str(home)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("searchapp")), "serve", "--host", HOST,
@@ -358,3 +361,19 @@ def test_workers_start_without_a_monkey_patch_warning(samples: Settings, tmp_pat
     text = log.read_text()
     assert text.count("Booting worker") == 2, text
     assert "MonkeyPatchWarning" not in text, text
+
+
+def test_two_servers_share_no_control_socket_in_home(samples: Settings, tmp_path: Path) -> None:
+    """gunicorn 27 opens a control socket at $HOME/.gunicorn/gunicorn.ctl by default: two
+    servers shared it, the first to exit removed the other's, and a HOME that did not
+    exist was made. `searchapp serve` turns it off."""
+    home = tmp_path / "home"
+    home.mkdir()
+    first, first_port = start(samples, tmp_path / "first.log", home=home)
+    try:
+        second, _ = start(samples, tmp_path / "second.log", home=home)
+        stop(second)
+        assert get(first_port, "/healthz")[0] == 200
+    finally:
+        stop(first)
+    assert list(home.iterdir()) == []

@@ -352,6 +352,31 @@ def test_an_import_of_dev_stdin_redirected_from_a_big_file(settings: Settings,
     assert len(stored(settings)) == 400
 
 
+# A newcomer's report (stop 24): from a pipe, `import /dev/stdin` failed ("File or
+# stream is not seekable"); a pipe is now copied into the import's folder first.
+
+
+@pytest.mark.parametrize("path", ["/dev/stdin", "-"])
+def test_an_import_from_a_pipe(settings: Settings, path: str) -> None:
+    """`producer | searchapp import /dev/stdin` (or `-`), read in two processes as a file
+    is, with its problems named and numbered as the user gave it."""
+    lines = [record(k) for k in range(400)]
+    lines[7] = record(7, title="")
+    env = {**os.environ, "SEARCHAPP_CATALOG": str(settings.catalog),
+           "SEARCHAPP_INDEX_DIR": str(settings.index_dir)}
+    with subprocess.Popen([sys.executable, "-c", RUN, "import", path, "--skip-invalid"],
+                          env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as importing:
+        out, err = importing.communicate("".join(line + "\n" for line in lines), timeout=300)
+    assert importing.returncode == 0, err
+    assert "not seekable" not in err
+    assert "in two processes" in err  # (it was split)
+    assert f"skipped {path}:8: title is missing or blank" in err
+    assert out.startswith("imported: 399 added")
+    assert len(stored(settings)) == 399
+    assert not list(settings.catalog.parent.glob(".import-*"))  # the copy went with it
+
+
 def test_a_file_appended_to_while_it_is_imported(imports: Imports, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A line written to the file (a log being written) after the import opened it and

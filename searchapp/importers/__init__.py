@@ -11,6 +11,8 @@ import dataclasses
 import datetime as dt
 import os
 import re
+import shutil
+import tempfile
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -366,6 +368,10 @@ def check_organisations(parsed: Sequence[Parsed],
 # --- files, directories and manifests -------------------------------------------
 
 
+# What `-` reads, as a path (`collect`).
+STDIN = Path("/dev/stdin")
+
+
 def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
             organisation: str | None = None, defaults: Hints = Hints(),
             spool: Spool | None = None) -> list[Parsed]:
@@ -376,7 +382,8 @@ def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
     extension. `organisation` (``--org``) is the fallback where neither the
     record nor a manifest gives one; `defaults` carries the other options given
     (``--url``, ``--select``, ``--language``, ``--type-from-category``), a
-    manifest's values winning. Problems name each file as it was given.
+    manifest's values winning. Problems name each file as it was given; `-` is the
+    standard input.
 
     With a `spool`, the valid records and the problems go there rather than into
     each `Parsed`, JSON Lines and CSV files are read one line at a time, whatever
@@ -387,8 +394,8 @@ def collect(paths: Sequence[Path | str], *, fmt: str = "auto",
         raise BadParameter("format", f"must be one of {', '.join(FORMATS)}, not {fmt!r}")
     results: list[Parsed] = []
     for given in paths:
-        path = Path(given)
         name = str(given)
+        path = STDIN if name == "-" else Path(given)
         if path.is_dir():
             results.extend(_collect_directory(path, name, fmt=fmt, defaults=defaults,
                                               spool=spool))
@@ -449,6 +456,8 @@ def _read(path: Path, name: str, *, fmt: str, hints: Hints, spool: Spool | None 
           ) -> Parsed:
     try:
         with path.open("rb") as handle:
+            if spool is not None and not handle.seekable():  # a pipe: read as a file
+                return _read(_kept(handle, spool), name, fmt=fmt, hints=hints, spool=spool)
             if spool is not None:
                 streamed = _stream(handle, os.fstat(handle.fileno()).st_size, name, fmt=fmt,
                                    hints=hints, spool=spool)
@@ -460,6 +469,15 @@ def _read(path: Path, name: str, *, fmt: str, hints: Hints, spool: Spool | None 
     except OSError as exc:
         return _refused(name, f"cannot read the file: {exc.strerror or exc}", spool)
     return parse_bytes(data, name=name, fmt=fmt, hints=hints, spool=spool)
+
+
+def _kept(handle: BinaryIO, spool: Spool) -> Path:
+    """What a pipe gives, copied a chunk at a time into the import's own folder (removed
+    with it): the streamed read and the split read go back and forth in a file."""
+    fd, name = tempfile.mkstemp(prefix="input-", dir=spool.folder)
+    with open(fd, "wb") as copy:
+        shutil.copyfileobj(handle, copy, 1 << 20)
+    return Path(name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -460,8 +460,10 @@ _ADMIN_ERRORS = {
 _CANNOT_RECORD = {
     "503": _json(_ref("Error"), "The catalog or its folder cannot be written (`read_only`: a"
                                 " read-only disk or mount); searching and reading go on. Or"
-                                " the catalog is missing beside a built index"
-                                " (`catalog_missing`): no empty one is started; or damaged"
+                                " the catalog is missing (`catalog_missing`): only an"
+                                " import on a new install (no index built yet) starts"
+                                " one; beside a built index, or for a rebuild or"
+                                " refresh, no empty one is started; or damaged"
                                 " (`catalog_damaged`)."),
     "507": _json(_ref("Error"), "The disk holding the catalog is full (`disk_full`); nothing"
                                 " of the upload was kept and no job was started."),
