@@ -176,19 +176,28 @@ def _carry_the_search(endpoint: str, values: dict[str, Any]) -> None:
 
 @bp.app_context_processor
 def _back() -> dict[str, Any]:
-    return {"back_url": back_url}
+    return {"back_url": back_url, "back_query": back_query}
 
 
 def back_url() -> str:
     """The search the visitor came from: the `back` parameter, or a same-origin Referer."""
+    query = urllib.parse.urlencode(_came_from())
+    return url_for("pages.index") + (f"?{query}" if query else "")
+
+
+def back_query() -> str:
+    """The words of the search the visitor came from ('' if none), for the search box."""
+    return next((v for k, v in _came_from() if k == "q"), "")
+
+
+def _came_from() -> list[tuple[str, str]]:
+    """The search parameters of `back_url`."""
     back = request.args.get("back")
     if back is None and request.referrer:
         came_from = urllib.parse.urlsplit(request.referrer)
         if came_from.netloc == request.host and came_from.path == url_for("pages.index"):
             back = came_from.query
-    pairs = [(k, v) for k, v in urllib.parse.parse_qsl(back or "") if k in SEARCH_PARAMS]
-    query = urllib.parse.urlencode(pairs)
-    return url_for("pages.index") + (f"?{query}" if query else "")
+    return [(k, v) for k, v in urllib.parse.parse_qsl(back or "") if k in SEARCH_PARAMS]
 
 
 @bp.get("/items/<path:item_id>")
