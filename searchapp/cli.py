@@ -353,12 +353,14 @@ def backup(path: Path) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
 @_friendly
-def restore(path: Path) -> None:
+def restore(path: Path, quiet: bool) -> None:
     """Replace the catalog with the backup at PATH (checked first), then rebuild the index."""
     from searchapp.backup import restore as restore_backup
 
-    outcome = restore_backup(Settings.load(), path)
+    with TerminalProgress(quiet=quiet) as progress:
+        outcome = restore_backup(Settings.load(), path, progress=progress)
     if outcome.previous:
         click.echo(f"the catalog it replaced is kept at {outcome.previous}")
     r = outcome.rebuild

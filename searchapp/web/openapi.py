@@ -342,7 +342,7 @@ SCHEMAS: dict[str, Any] = {
                       " import or rebuild holds the index lock (an import or rebuild job is"
                       " still `queued` then, and has not read its upload; a refresh job"
                       " waits so after fetching, `running`); starting, reading, checking,"
-                      " storing, indexing, ...; or done / failed."},
+                      " storing, indexing, writing the index, ...; or done / failed."},
             "done": {"type": ["integer", "null"]}, "total": {"type": ["integer", "null"]},
             "created": {"type": "string", "format": "date-time"},
             "started": {"type": ["string", "null"], "format": "date-time"},
