@@ -45,7 +45,7 @@ def test_the_readmes_import_examples_run_from_a_fresh_clone(
     monkeypatch.chdir(ROOT)
     readme = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
     examples = [shlex.split(line.split("#")[0])[1:]
-                for line in re.findall(r"^\s*\.venv/bin/searchapp import .*$", readme, re.M)]
+                for line in re.findall(r"^\s*\.venv/bin/searchapp import .*$", readme, re.MULTILINE)]
     assert len(examples) >= 5 and ["import", "data/examples/legacoop.html"] == examples[-1][:2]
     for args in examples:
         result = cli(*args)
