@@ -73,6 +73,12 @@ def site_filter(link: str | None) -> str:
     return urls.site(link)
 
 
+@bp.app_template_filter("number")
+def number_filter(n: int) -> str:
+    """A count as the page shows every count: with thousands separators (``49,554``)."""
+    return f"{n:,}"
+
+
 @bp.app_template_filter("language_name")
 def language_name_filter(code: str) -> str:
     """A language in its own words ("Français"), else its code."""
