@@ -269,6 +269,9 @@ def _print_page(result: SearchPage) -> None:
                    " add a word that says what you are looking for")
     for word, matched in result.typos.items():
         click.echo(f"\nno item has {word!r}; close spellings searched too: {', '.join(matched)}")
+    for name, value, guess in result.unmatched:
+        click.echo(f"\nno item has the {name} {value!r}"
+                   + (f"; did you mean {guess!r}?" if guess else ""))
     if result.suggestion:
         click.echo(f"\ndid you mean: {result.suggestion}")
     if result.any_words_total:

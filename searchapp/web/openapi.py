@@ -197,7 +197,8 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "additionalProperties": False,
         "required": ["query", "total", "page", "per_page", "sort", "match", "filters", "dates",
                      "hits", "facets", "facet_size", "facets_truncated", "suggestion",
-                     "shortened", "any_words", "too_common", "typos", "partial", "warnings"],
+                     "shortened", "any_words", "too_common", "typos", "partial", "warnings",
+                     "unmatched"],
         "properties": {
             "query": {"type": "string"}, "total": {"type": "integer", "minimum": 0},
             "page": {"type": "integer", "minimum": 1},
@@ -277,6 +278,19 @@ SCHEMAS: dict[str, Any] = {
                         "matched": {"type": "array", "items": {"type": "string"},
                                     "description": "The close words found, closest"
                                                    " first."}}}},
+            "unmatched": {
+                "type": "array",
+                "description": "Values of the `organisation` and `type` filters that no"
+                               " item has (a misspelling, say), each with the closest"
+                               " value items have, if one is close; empty when every"
+                               " value is had.",
+                "items": {
+                    "type": "object", "required": ["filter", "value", "did_you_mean"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "filter": {"type": "string", "enum": ["organisation", "type"]},
+                        "value": {"type": "string", "description": "As given."},
+                        "did_you_mean": {"type": ["string", "null"]}}}},
         },
     },
     "Suggestions": {
