@@ -116,8 +116,10 @@ def check(path: Path) -> int:
         raise CatalogError(f"{path} is damaged or not a SQLite database ({exc})") from exc
 
 
-def restore(settings: Settings, source: Path) -> RestoreOutcome:
-    """Replace the catalog's content with the backup at `source`, then rebuild the index."""
+def restore(settings: Settings, source: Path, *,
+            progress: operations.Progress = operations._quiet) -> RestoreOutcome:
+    """Replace the catalog's content with the backup at `source`, then rebuild the index
+    (telling `progress` as it goes)."""
     source = Path(source)
     if source.exists() and settings.catalog.exists() and source.samefile(settings.catalog):
         raise CatalogError("that is the catalog itself, not a backup of it")
@@ -133,7 +135,8 @@ def restore(settings: Settings, source: Path) -> RestoreOutcome:
         except sqlite3.Error as exc:
             raise CatalogError(f"restore failed, the catalog is unchanged: {exc}") from exc
     try:
-        rebuilt = operations.rebuild(settings, allow_shrink=True)  # the backup is the truth
+        # The backup is the truth.
+        rebuilt = operations.rebuild(settings, allow_shrink=True, progress=progress)
     except SearchappError as exc:
         raise IndexUnavailable(f"the catalog was restored ({items} items) but the index was not"
                                f" rebuilt: {exc}; run `searchapp reindex`") from exc

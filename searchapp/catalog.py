@@ -208,11 +208,12 @@ class OrganisationFreshness:
     has_items: bool  # False for an organisation known only from a source not yet read
     newest: dt.date | None  # the newest item's date
     last_refresh: dt.datetime | None  # the last successful refresh of any of its sources
+    followed: bool = False  # whether any source is followed for it
 
     def to_dict(self) -> dict[str, Any]:
         return {"organisation": self.organisation, "has_items": self.has_items,
                 "newest": self.newest.isoformat() if self.newest else None,
-                "last_refresh": _iso(self.last_refresh)}
+                "last_refresh": _iso(self.last_refresh), "followed": self.followed}
 
 
 @dataclass(frozen=True, slots=True)
@@ -929,7 +930,7 @@ class Catalog:
         out = [OrganisationFreshness(
                    org, org in newest,
                    dt.date.fromisoformat(newest[org]) if newest.get(org) else None,
-                   _parse_time(refreshed.get(org)))
+                   _parse_time(refreshed.get(org)), org in refreshed)
                for org in sorted({*newest, *refreshed}, key=str.casefold)]
         return Freshness(_parse_time(max(changes)) if changes else None, out)
 

@@ -290,6 +290,9 @@ def _print_page(result: SearchPage) -> None:
                    " add a word that says what you are looking for")
     for word, matched in result.typos.items():
         click.echo(f"\nno item has {word!r}; close spellings searched too: {', '.join(matched)}")
+    for name, value, guess in result.unmatched:
+        click.echo(f"\nno item has the {name} {value!r}"
+                   + (f"; did you mean {guess!r}?" if guess else ""))
     if result.suggestion:
         click.echo(f"\ndid you mean: {result.suggestion}")
     if result.any_words_total:
@@ -374,12 +377,14 @@ def backup(path: Path) -> None:
 
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr, only the summary.")
 @_friendly
-def restore(path: Path) -> None:
+def restore(path: Path, quiet: bool) -> None:
     """Replace the catalog with the backup at PATH (checked first), then rebuild the index."""
     from searchapp.backup import restore as restore_backup
 
-    outcome = restore_backup(Settings.load(), path)
+    with TerminalProgress(quiet=quiet) as progress:
+        outcome = restore_backup(Settings.load(), path, progress=progress)
     if outcome.previous:
         click.echo(f"the catalog it replaced is kept at {outcome.previous}")
     r = outcome.rebuild

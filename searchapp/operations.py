@@ -51,6 +51,9 @@ class Progress(Protocol):
 
 # The phase while another import or rebuild holds the index lock.
 WAITING = lockfile.WAITING
+# The phase once every item has gone to the index: its last segments written and synced
+# to disk, and swapped in.
+WRITING = "writing the index"
 
 
 def _quiet(phase: str, done: int | None = None, total: int | None = None) -> None:
@@ -414,8 +417,8 @@ def remove_source(settings: Settings, name: str, *, delete_items: bool = False,
             expected = catalog.count()
             point = catalog.sync_point()
             with closing(catalog.iter_items()) as items:
-                store.rebuild(_counted(items, "rebuilding the index", expected, progress),
-                              expected=expected, synced=point)
+                store.rebuild(_counted(items, "rebuilding the index", expected, progress,
+                                       then=WRITING), expected=expected, synced=point)
     return removed
 
 
@@ -457,8 +460,8 @@ def _sync(store: IndexStore, catalog: Catalog, progress: Progress, *,
     expected = catalog.count()
     _check_shrink(store, catalog, expected)
     with closing(catalog.iter_items()) as items:
-        store.rebuild(_counted(items, "rebuilding the index", expected, progress),
-                      expected=expected, synced=point)
+        store.rebuild(_counted(items, "rebuilding the index", expected, progress,
+                               then=WRITING), expected=expected, synced=point)
     return Synced("rebuilt", expected)
 
 
@@ -482,8 +485,8 @@ def _update(store: IndexStore, catalog: Catalog, since: int, changed: int,
     expected = catalog.count()
     try:
         with closing(catalog.changed_since(since)) as items:
-            store.update(_counted(items, "indexing", changed, progress), expected=expected,
-                         count=changed, items_of=catalog.items_of)
+            store.update(_counted(items, "indexing", changed, progress, then=WRITING),
+                         expected=expected, count=changed, items_of=catalog.items_of)
         return None
     except (IndexUnavailable, OSError):
         raise
@@ -493,15 +496,16 @@ def _update(store: IndexStore, catalog: Catalog, since: int, changed: int,
                     " with Whoosh's writer instead, about 3 ms an item", _reason(exc),
                     exc_info=True)
     with closing(catalog.changed_since(since)) as items:
-        store.update_with_whoosh(_counted(items, "indexing", changed, progress),
+        store.update_with_whoosh(_counted(items, "indexing", changed, progress, then=WRITING),
                                  expected=expected)
     return SLOW_UPDATE
 
 
 def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, *,
-             every: int = 1_000) -> Iterator[Item]:
+             then: str | None = None, every: int = 1_000) -> Iterator[Item]:
     """`items`, telling `progress` the phase now and how many have gone by as they go
-    (every `every`, and at the end)."""
+    (every `every`, and at the end); once the last has gone by, the phase `then` if
+    given (what is done with them before the work ends)."""
     progress(phase, 0, total)
 
     def counting() -> Iterator[Item]:
@@ -511,6 +515,8 @@ def _counted(items: Iterable[Item], phase: str, total: int, progress: Progress, 
             if done % every == 0:
                 progress(phase, done, total)
         progress(phase, done, total)
+        if then is not None:
+            progress(then)
 
     return counting()
 
@@ -571,7 +577,7 @@ def rebuild(settings: Settings, *, progress: Progress = _quiet,
         # Closed here, while the catalog is open, even when the rebuild fails.
         with closing(catalog.iter_items()) as items:
             read = items if digests is None else digests.passing(items)
-            gen = store.rebuild(_counted(read, "indexing", expected, progress),
+            gen = store.rebuild(_counted(read, "indexing", expected, progress, then=WRITING),
                                 expected=expected, synced=read_at)
     return RebuildOutcome(gen.name, expected, time.perf_counter() - started)
 

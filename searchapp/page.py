@@ -78,6 +78,9 @@ class SearchPage:
     # The time budget ran out: these are the best of the matches found in time.
     partial: bool = False
     window: int | None = None  # results that can be paged through (max_result_window)
+    # Filter values no item has (organisation, type): (filter, value, the closest value
+    # items have or None), so a misspelt one is not just 0 results.
+    unmatched: tuple[tuple[str, str, str | None], ...] = ()
     # Work done (posting lists and postings read, documents rescored): for tests and
     # benchmarks, not shown.
     work: dict[str, int] = field(default_factory=dict, compare=False)
@@ -129,6 +132,8 @@ class SearchPage:
                       for word, matched in self.typos.items()],
             "partial": self.partial,
             "warnings": list(self.warnings),
+            "unmatched": [{"filter": name, "value": value, "did_you_mean": guess}
+                          for name, value, guess in self.unmatched],
         }
 
 

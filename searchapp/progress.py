@@ -63,6 +63,10 @@ class TerminalProgress:
         self.close()
 
     def _draw(self, phase: str, done: int | None, total: int | None) -> None:
+        if done is None and total is None:  # nothing to count (waiting, writing): one line
+            if self._tqdm is None and self._logged == 0.0:
+                self._line(phase, done, total)
+            return
         if self._tqdm is None:
             from tqdm import tqdm
 
@@ -72,7 +76,10 @@ class TerminalProgress:
         if total is not None and self._tqdm.total != total:
             self._tqdm.total = total
         if done is not None and done > self._tqdm.n:
-            self._tqdm.update(done - self._tqdm.n)
+            if done == total:  # drawn once, as the phase ends (`_end_phase`)
+                self._tqdm.n = done
+            else:
+                self._tqdm.update(done - self._tqdm.n)
 
     def _line(self, phase: str, done: int | None, total: int | None) -> None:
         self._logged, self._shown = time.monotonic(), (done, total)

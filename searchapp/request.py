@@ -190,10 +190,12 @@ ALIASES = {"org": "organisation", "organization": "organisation", "orgs": "organ
 
 
 def did_you_mean(name: str, known: Sequence[str] = PARAMETERS) -> str | None:
-    """The known parameter a mistyped or foreign one most likely means, if any."""
+    """The known parameter (or other known name) a mistyped or foreign one most likely
+    means, if any, whatever their case."""
+    folded = {k.casefold(): k for k in known}
     guess = ALIASES.get(name.casefold()) or next(
-        iter(difflib.get_close_matches(name.casefold(), known, n=1, cutoff=0.6)), None)
-    return guess if guess in known else None
+        iter(difflib.get_close_matches(name.casefold(), folded, n=1, cutoff=0.6)), None)
+    return folded.get(guess) if guess is not None else None
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

@@ -85,7 +85,7 @@ from searchapp.highlight import prepare as prepare_highlighting
 from searchapp.indexer import IndexStore
 from searchapp.models import Item
 from searchapp.page import FacetShown, FacetValue, Hit, Related, SearchPage
-from searchapp.request import MAX_YEAR, MIN_YEAR, SearchQuery, check_window
+from searchapp.request import MAX_YEAR, MIN_YEAR, SearchQuery, check_window, did_you_mean
 from searchapp.schema import from_stored
 from searchapp.spelling import suggest
 from searchapp.suggest import complete
@@ -568,6 +568,7 @@ class Engine:
                               typos=dict(built.typos) if built is not None else {},
                               warnings=tuple(built.warnings if built is not None else ()),
                               partial=budget.cut, window=self.result_window,
+                              unmatched=_unmatched(request, found.columns),
                               work=budget.counts())
 
     def export(self, request: SearchQuery, *, limit: int, batch: int = 500) -> Export:
@@ -937,6 +938,19 @@ def _canonical(request: SearchQuery, columns: Columns) -> SearchQuery:
         if stored != given:
             changed[name] = stored
     return dataclasses.replace(request, **changed) if changed else request
+
+
+# The filters whose values are names a person types, and may misspell.
+NAMED_FILTERS = ("organisation", "type")
+
+
+def _unmatched(request: SearchQuery,
+               columns: Columns) -> tuple[tuple[str, str, str | None], ...]:
+    """The values of the named filters that no item has (after `_canonical`), each with
+    the closest value items have, if one is close."""
+    return tuple((name, value, did_you_mean(value, columns[name].values))
+                 for name in NAMED_FILTERS for value in getattr(request, name)
+                 if not len(columns[name].codes_of((FACETS[name].term(value),))))
 
 
 def _allowed(request: SearchQuery, selected: Mapping[str, tuple[str, ...]],

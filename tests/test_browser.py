@@ -570,6 +570,8 @@ def test_pages_load_nothing_from_elsewhere(page: Page, watch: Watch) -> None:
     for path in ("/", "/?q=ecnmy", "/?q=cooperatives&organisation=ILO"):
         page.goto(path)
     page.locator("ol.hits h3 a").first.click()
+    expect(page.locator("#q")).to_have_value("cooperatives")  # the search it came from
+    page.locator("#q").fill("")
     page.locator("#q").press_sequentially("coo", delay=30)
     expect(page.get_by_role("listbox")).to_be_visible()
     kinds = {urllib.parse.urlsplit(u).path for u in watch.requests}

@@ -72,13 +72,24 @@ def test_search_prints_hits_and_facets(cli: Cli) -> None:
     assert "*ILO" in filtered.stdout and "*2017" in filtered.stdout
 
 
+def test_a_misspelt_organisation_is_named_with_the_closest_known_one(cli: Cli) -> None:
+    cli("import", SAMPLES)
+    out = cli("search", "cooperatives", "--org", "CECPO").stdout
+    assert out.startswith("0 items")
+    assert "\nno item has the organisation 'CECPO'; did you mean 'CECOP'?\n" in out
+    out = cli("search", "cooperatives", "--org", "NoSuchOrg", "--type", "Newz").stdout
+    assert "\nno item has the organisation 'NoSuchOrg'\n" in out
+    assert "\nno item has the type 'Newz'; did you mean 'News'?\n" in out
+    assert "no item has the" not in cli("search", "cooperatives", "--org", "ilo").stdout
+
+
 def test_search_json_is_the_api_shape(cli: Cli) -> None:
     cli("import", SAMPLES)
     data = json.loads(cli("search", "refugees", "--json").stdout)
     assert set(data) == {"query", "total", "page", "per_page", "sort", "match", "filters",
                          "dates", "hits", "facets", "facet_size", "facets_truncated",
                          "suggestion", "shortened", "any_words", "too_common", "typos",
-                         "partial", "warnings"}
+                         "partial", "warnings", "unmatched"}
     assert data["total"] == 2 and data["hits"][0]["highlights"]["title"].count("<mark>") == 1
     assert data["shortened"] is False
 

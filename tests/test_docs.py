@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 import click
-from conftest import ROOT
+import pytest
+from conftest import ROOT, Cli
 
 from searchapp.cli import main
 
@@ -35,3 +37,18 @@ def test_every_setting_is_in_the_readme() -> None:
     variables = sorted(set(re.findall(r"\"(SEARCHAPP_[A-Z_]+)\"", source)))
     assert "SEARCHAPP_FETCH_HOST_DELAY" in variables and "SEARCHAPP_CATALOG" in variables
     assert [v for v in variables if f"`{v}`" not in readme] == []
+
+
+def test_the_readmes_import_examples_run_from_a_fresh_clone(
+        cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `searchapp import` example reads files the checkout has, and imports them."""
+    monkeypatch.chdir(ROOT)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ")
+    examples = [shlex.split(line.split("#")[0])[1:]
+                for line in re.findall(r"^\s*\.venv/bin/searchapp import .*$", readme, re.MULTILINE)]
+    assert len(examples) >= 5 and ["import", "data/examples/legacoop.html"] == examples[-1][:2]
+    for args in examples:
+        result = cli(*args)
+        assert result.exit_code == 0, (args, result.output)
+        assert re.match(r"imported: [1-9]\d* added|imported: 0 added, 0 updated, 35 unchanged",
+                        result.stdout), (args, result.stdout)

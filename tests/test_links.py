@@ -77,6 +77,25 @@ def test_item_page_shows_the_publisher_and_the_original_never_a_file_path(
     assert "rss2.xml" not in str(soup) and "tests/data" not in str(soup)
 
 
+def test_item_page_names_the_articles_site_not_the_feeds_host(settings: Settings) -> None:
+    """A feed served from elsewhere (a proxy, a feed service) is not the publisher."""
+    operations.import_paths(settings, [FEEDS / "rss2.xml"], organisation="CECOP",
+                            hints=Hints(url="http://127.0.0.1:8077/cecop.rss"))
+    with app_over(settings) as app:
+        soup = page(app.test_client(), f"/items/{url_id(ARTICLE)}")
+    assert soup.select_one("dd.publisher").get_text(" ", strip=True) == "CECOP · cecop.example"
+    assert soup.select_one("dd.publisher a")["href"] == "https://cecop.example/"
+    assert soup.select_one("p.original a").get_text(" ", strip=True) == (
+        "Read the original on cecop.example ↗")
+
+
+def test_item_page_keeps_the_search_it_was_opened_from_in_its_box(web: FlaskClient) -> None:
+    details = page(web, "/?q=refugees&organisation=CECOP").select_one("ol.hits a.details")
+    assert details["href"].endswith("?back=q%3Drefugees%26organisation%3DCECOP")
+    assert page(web, details["href"]).select_one("input#q")["value"] == "refugees"
+    assert page(web, f"/items/{url_id(ARTICLE)}").select_one("input#q")["value"] == ""
+
+
 def test_item_page_of_a_sample_shows_no_file_path(web: FlaskClient) -> None:
     sample = page(web, "/?q=Declaration+migrants&organisation=CECOP").select_one("ol.hits h3 a")
     assert sample.get_text() == "Declaration on migrants and refugees"

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
+from bs4 import BeautifulSoup
+from conftest import app_over
 from flask.testing import FlaskClient
+
+from searchapp import operations
+from searchapp.config import Settings
 
 
 def test_the_search_box_keeps_filters_only_within(client: FlaskClient) -> None:
@@ -153,3 +160,24 @@ def test_chips_remove_a_filter_however_it_was_spelt(client: FlaskClient) -> None
     assert '<a class="chip" href="/?year=none&amp;year=2016">' in html
     assert '<a class="chip" href="/?organisation=+CECOP+&amp;year=2016">' in html
     assert '<a class="chip" href="/?organisation=+CECOP+&amp;year=none">' in html
+
+
+def test_every_count_on_the_page_has_thousands_separators(settings: Settings,
+                                                          tmp_path: Path) -> None:
+    """The heading, the facet counts and the any-words offer write 1,200 alike (the
+    heading had separators, the facets and the offer none)."""
+    items = tmp_path / "many.jsonl"
+    items.write_text("".join(
+        json.dumps({"id": f"m{k}", "title": f"{'alpha' if k % 2 else 'beta'} report {k}",
+                    "date": "2020-05-01", "language": "en"}) + "\n" for k in range(2_400)))
+    operations.import_paths(settings, [items], organisation="ICA")
+    with app_over(settings) as app:
+        soup = BeautifulSoup(app.test_client().get("/?q=alpha+beta").get_data(as_text=True),
+                             "html.parser")
+        assert soup.select_one("p.any-words a").get_text() == \
+            "Show the 2,400 items with any of them"
+        everything = BeautifulSoup(app.test_client().get("/").get_data(as_text=True),
+                                   "html.parser")
+    assert everything.select_one("h2#count").get_text(strip=True) == "2,400 items"
+    counts = {c.get_text() for c in everything.select("section.facet .count")}
+    assert counts == {"2,400"}, counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -9,12 +10,14 @@ import re
 import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import SAMPLES, Cli
 
 from searchapp.config import Settings
 from searchapp.indexer import IndexStore
+from searchapp.progress import TerminalProgress
 
 
 def run_in_terminal(args: list[str], env: dict[str, str], *, timeout: float = 120) -> str:
@@ -62,12 +65,36 @@ def test_a_terminal_sees_bars_with_counts(settings: Settings, tmp_path: Path) ->
     assert re.search(r"checking: 100%\|.*\| 2500/2500", shown), shown  # (it stayed at 0)
     assert re.search(r"storing: 100%\|.*\| 2500/2500", shown), shown
     assert re.search(r"rebuilding the index: 100%\|.*\| 2500/2500", shown), shown
-    assert "imported: 2500 added, 0 updated, 0 unchanged; index rebuilt" in shown
+    # Each phase's end is drawn once (a log of the terminal showed it twice), and what
+    # follows the last item is a phase of its own rather than a bar sitting at 100%.
+    for phase in ("reading", "checking", "storing", "rebuilding the index"):
+        assert shown.count(f"{phase}: 100%") == 1, (phase, shown)
+    assert re.search(r"rebuilding the index: 100%[^\r\n]*\s+writing the index\r?\n"
+                     r"imported: 2500 added, 0 updated, 0 unchanged; index rebuilt", shown), shown
     shown = run_in_terminal([*searchapp, "reindex"], env_of(settings))
     assert re.search(r"indexing: 100%\|.*\| 2500/2500 \[[0-9:]+<[0-9:]+", shown), shown
+    assert "writing the index" in shown
+    backup = tmp_path / "backup.sqlite3"
+    run_in_terminal([*searchapp, "backup", str(backup)], env_of(settings))
+    shown = run_in_terminal([*searchapp, "restore", str(backup)], env_of(settings))
+    assert re.search(r"indexing: 100%\|.*\| 2500/2500", shown), shown  # (it was silent)
+    assert re.search(r"writing the index\r?\n.*restored 2500 items", shown, re.DOTALL), shown
     quiet = run_in_terminal([*searchapp, "reindex", "--quiet"], env_of(settings))
-    assert "%|" not in quiet and re.fullmatch(r"rebuilt gen-000003: 2500 items in \S+s\s*",
+    assert "%|" not in quiet and re.fullmatch(r"rebuilt gen-000004: 2500 items in \S+s\s*",
                                               quiet), quiet
+
+
+def test_a_bar_draws_its_end_once_and_a_phase_without_counts_as_a_line() -> None:
+    drawn = io.StringIO()
+    with TerminalProgress(stream=drawn, bar=True) as progress:
+        progress("checking", 0, 10)
+        progress("checking", 5, 10)
+        time.sleep(0.3)  # past the bar's redraw interval: an update would draw 100% now
+        progress("checking", 10, 10)
+        progress("writing the index")
+    shown = drawn.getvalue()
+    assert shown.count("checking: 100%") == 1, shown
+    assert re.search(r"checking: 100%[^\r\n]*10/10[^\r\n]*\nwriting the index\n$", shown), shown
 
 
 def test_elsewhere_plain_lines_and_the_summary_on_stdout(cli: Cli) -> None:
@@ -78,6 +105,7 @@ def test_elsewhere_plain_lines_and_the_summary_on_stdout(cli: Cli) -> None:
     # Each phase's last line has its count (and its rate, when it took over half a second).
     for phase in ("reading", "checking", "storing", "rebuilding the index"):
         assert any(re.fullmatch(rf"{phase}: 35/35 items(, [\d,]+/s)?", line) for line in lines), lines
+    assert lines[-1] == "writing the index", lines
     assert not any("%|" in line for line in lines)
     result = cli("reindex", "-q")
     assert result.exit_code == 0 and result.stderr == ""

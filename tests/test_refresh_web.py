@@ -131,9 +131,12 @@ def test_the_footer_says_how_current_the_catalog_is(samples: Settings,
     site.expect_request("/news.jsonl").respond_with_handler(
         lambda request: Response(status=304) if request.headers.get("If-None-Match") == '"v"'
         else Response(jsonl("Alpha", "Beta"), headers={"ETag": '"v"'}))
+    site.expect_request("/ilo.xml").respond_with_data("File not found", status=404)
     _follow(samples, "ica-news", site.url_for("/news.jsonl"))
+    _follow(samples, "ilo-news", site.url_for("/ilo.xml"), org="ILO")
     first = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
     refreshing.refresh(samples, ["ica-news"], now=first)
+    assert len(refreshing.refresh(samples, ["ilo-news"], now=first).failed) == 1
     app = _app(samples)
     try:
         client = app.test_client()
@@ -150,7 +153,10 @@ def test_the_footer_says_how_current_the_catalog_is(samples: Settings,
             '<th scope="row">ILO</th>']
         assert ('<time datetime="2024-01-02">2 Jan 2024</time></td>\n        <td><time'
                 ' datetime="2026-12-01T09:30:00+00:00">1 Dec 2026, 09:30 UTC</time>') in rows
-        assert rows.count("not followed") == 2  # CECOP and ILO came from files
+        # CECOP came from files; ILO's items did too, but a source of it is followed,
+        # and its one refresh failed.
+        assert [line.strip() for line in rows.splitlines() if "followed" in line
+                or "refreshed" in line] == ["<td>not followed</td>", "<td>never refreshed</td>"]
 
         # A refresh that finds nothing new changes the footer, so the ETag changes too.
         tag = page.headers["ETag"]
@@ -179,13 +185,13 @@ def test_stats_say_how_current_the_catalog_is(samples: Settings, site: HTTPServe
         assert data["changed_at"] == catalog.imports(limit=1)[0]["at"]
     assert data["organisations"] == [
         {"organisation": "CECOP", "has_items": True, "newest": "2017-03-16",
-         "last_refresh": None},
+         "last_refresh": None, "followed": False},
         {"organisation": "ICA", "has_items": True, "newest": "2024-01-02",
-         "last_refresh": "2026-12-01T09:30:00+00:00"},
+         "last_refresh": "2026-12-01T09:30:00+00:00", "followed": True},
         {"organisation": "ILO", "has_items": True, "newest": "2017-09-27",
-         "last_refresh": None},
+         "last_refresh": None, "followed": False},
         {"organisation": "Nobody yet", "has_items": False, "newest": None,
-         "last_refresh": None}]
+         "last_refresh": None, "followed": True}]
     text = cli("stats").stdout
     assert text.endswith("by organisation: newest item, last successful refresh\n"
                          "  CECOP: 2017-03-16, never refreshed\n"

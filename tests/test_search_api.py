@@ -46,6 +46,22 @@ def custom(settings: Settings, tmp_path: Path) -> Iterator[Any]:
 # Queries ------------------------------------------------------------------
 
 
+def test_a_filter_value_no_item_has_is_named_with_the_closest_one(
+        client: FlaskClient) -> None:
+    data = search(client, q="cooperatives", organisation=["CECPO", "ilo"])
+    assert data["unmatched"] == [
+        {"filter": "organisation", "value": "CECPO", "did_you_mean": "CECOP"}]
+    assert data["filters"]["organisation"] == ["CECPO", "ILO"]
+    assert search(client, organisation="NoSuchOrg")["unmatched"] == [
+        {"filter": "organisation", "value": "NoSuchOrg", "did_you_mean": None}]
+    assert search(client, organisation="CECOP", type="News")["unmatched"] == []
+    page = client.get("/?q=cooperatives&organisation=CECPO&organisation=ILO")
+    notice = re.search(r'<p class="notice unmatched">(.*?)</p>', page.get_data(as_text=True))
+    assert notice is not None and notice.group(1) == (
+        'No item has the organisation “CECPO”. Did you mean <a href="/?q=cooperatives'
+        '&amp;organisation=CECOP&amp;organisation=ILO">CECOP</a>?')
+
+
 def test_words_are_anded_and_stemmed(client: FlaskClient) -> None:
     data = search(client, q="elections")
     assert data["total"] == 3

@@ -19,7 +19,7 @@ from searchapp.config import Settings
 
 TOP = ["query", "total", "page", "per_page", "sort", "match", "filters", "dates", "hits",
        "facets", "facet_size", "facets_truncated", "suggestion", "shortened", "any_words",
-       "too_common", "typos", "partial", "warnings"]
+       "too_common", "typos", "partial", "warnings", "unmatched"]
 FACETS = ["organisation", "type", "year", "language"]
 FILTERS = [*FACETS, "year_from", "year_to", "date_from", "date_to", "past"]
 HIT = ["id", "title", "summary", "organisation", "date", "year", "type", "url", "language",
@@ -68,7 +68,8 @@ def test_a_page_of_hits_has_every_key_in_order_with_its_type(client: FlaskClient
     assert all(isinstance(v["value"], int) for v in body["facets"]["year"])
     assert body["facets_truncated"]["year"] is True
     assert (body["suggestion"], body["shortened"], body["too_common"], body["typos"],
-            body["partial"], body["warnings"]) == (None, False, [], [], False, [])
+            body["partial"], body["warnings"], body["unmatched"]) == (
+                None, False, [], [], False, [], [])
 
 
 def test_optional_parts_have_their_shapes(client: FlaskClient) -> None:

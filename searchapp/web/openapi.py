@@ -199,7 +199,8 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "additionalProperties": False,
         "required": ["query", "total", "page", "per_page", "sort", "match", "filters", "dates",
                      "hits", "facets", "facet_size", "facets_truncated", "suggestion",
-                     "shortened", "any_words", "too_common", "typos", "partial", "warnings"],
+                     "shortened", "any_words", "too_common", "typos", "partial", "warnings",
+                     "unmatched"],
         "properties": {
             "query": {"type": "string"}, "total": {"type": "integer", "minimum": 0},
             "page": {"type": "integer", "minimum": 1},
@@ -279,6 +280,19 @@ SCHEMAS: dict[str, Any] = {
                         "matched": {"type": "array", "items": {"type": "string"},
                                     "description": "The close words found, closest"
                                                    " first."}}}},
+            "unmatched": {
+                "type": "array",
+                "description": "Values of the `organisation` and `type` filters that no"
+                               " item has (a misspelling, say), each with the closest"
+                               " value items have, if one is close; empty when every"
+                               " value is had.",
+                "items": {
+                    "type": "object", "required": ["filter", "value", "did_you_mean"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "filter": {"type": "string", "enum": ["organisation", "type"]},
+                        "value": {"type": "string", "description": "As given."},
+                        "did_you_mean": {"type": ["string", "null"]}}}},
         },
     },
     "Suggestions": {
@@ -353,7 +367,7 @@ SCHEMAS: dict[str, Any] = {
                       " (another program holds its write lock)` while a program other than"
                       " searchapp (a sqlite3 shell, a backup tool) keeps the catalog locked,"
                       " up to SEARCHAPP_CATALOG_WAIT seconds; starting, reading, checking,"
-                      " storing, indexing, ...; or done / failed."},
+                      " storing, indexing, writing the index, ...; or done / failed."},
             "done": {"type": ["integer", "null"]}, "total": {"type": ["integer", "null"]},
             "created": {"type": "string", "format": "date-time"},
             "started": {"type": ["string", "null"], "format": "date-time"},

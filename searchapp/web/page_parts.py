@@ -83,6 +83,12 @@ def toggle_url(name: str, value: str) -> str:
     return search_url(**{name: values or None})
 
 
+def swap_url(name: str, value: str, instead: str) -> str:
+    """This search with one facet value in place of another, from page 1."""
+    return search_url(**{name: [instead if v == value else v
+                                for v in page_args().getlist(name)]})
+
+
 def page_url(page: int) -> str:
     return url_for("pages.index", **args_with(page=page))
 

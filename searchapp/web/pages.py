@@ -46,6 +46,7 @@ from searchapp.web.page_parts import (
     page_url,
     pagination,
     search_url,
+    swap_url,
     toggle_url,
     use_args,
     year_offer,
@@ -71,6 +72,12 @@ def host_filter(link: str | None) -> str:
 def site_filter(link: str | None) -> str:
     """The home page of the site of an http(s) link (a feed's address is no page to show)."""
     return urls.site(link)
+
+
+@bp.app_template_filter("number")
+def number_filter(n: int) -> str:
+    """A count as the page shows every count: with thousands separators (``49,554``)."""
+    return f"{n:,}"
 
 
 @bp.app_template_filter("language_name")
@@ -129,6 +136,7 @@ def index() -> BaseResponse:
         csv_url=url_for("exports.search_csv", **taken),
         jsonl_url=url_for("exports.search_jsonl", **taken), export_cap=MAX_EXPORT_ROWS,
         filtered=bool(found), toggle_url=toggle_url, page_url=page_url, search_url=search_url,
+        swap_url=swap_url,
         clear_url=search_url(**dict.fromkeys(FILTERS)),
         api_url=url_for("api.search", **args_with(show=None)),
         feed_url=url_for("pages.feed", **args_with(page=None, per_page=None, sort=None,
@@ -176,19 +184,28 @@ def _carry_the_search(endpoint: str, values: dict[str, Any]) -> None:
 
 @bp.app_context_processor
 def _back() -> dict[str, Any]:
-    return {"back_url": back_url}
+    return {"back_url": back_url, "back_query": back_query}
 
 
 def back_url() -> str:
     """The search the visitor came from: the `back` parameter, or a same-origin Referer."""
+    query = urllib.parse.urlencode(_came_from())
+    return url_for("pages.index") + (f"?{query}" if query else "")
+
+
+def back_query() -> str:
+    """The words of the search the visitor came from ('' if none), for the search box."""
+    return next((v for k, v in _came_from() if k == "q"), "")
+
+
+def _came_from() -> list[tuple[str, str]]:
+    """The search parameters of `back_url`."""
     back = request.args.get("back")
     if back is None and request.referrer:
         came_from = urllib.parse.urlsplit(request.referrer)
         if came_from.netloc == request.host and came_from.path == url_for("pages.index"):
             back = came_from.query
-    pairs = [(k, v) for k, v in urllib.parse.parse_qsl(back or "") if k in SEARCH_PARAMS]
-    query = urllib.parse.urlencode(pairs)
-    return url_for("pages.index") + (f"?{query}" if query else "")
+    return [(k, v) for k, v in urllib.parse.parse_qsl(back or "") if k in SEARCH_PARAMS]
 
 
 @bp.get("/items/<path:item_id>")
