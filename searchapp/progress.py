@@ -64,7 +64,7 @@ class TerminalProgress:
 
     def _draw(self, phase: str, done: int | None, total: int | None) -> None:
         if done is None and total is None:  # nothing to count (waiting, writing): one line
-            if self._tqdm is None and self._logged == 0.0:
+            if self._tqdm is None and self._shown is None:  # (said once)
                 self._line(phase, done, total)
             return
         if self._tqdm is None:

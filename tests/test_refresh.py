@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -524,11 +525,17 @@ def test_a_refresh_stored_but_not_indexed_exits_3(cli: Cli, settings: Settings,
     big = tmp_path / "big.jsonl"
     big.write_text("".join(json.dumps({"id": f"b{k}", "title": f"Cooperative report {k}"})
                            + "\n" for k in range(40)))
-    assert cli("import", big, "--org", "ICA", "-q").exit_code == 0
-    settings.catalog.unlink()  # a new catalog, much smaller than the index
     site.expect_request("/news.jsonl").respond_with_data(jsonl("Alpha"),
                                                          content_type="application/x-ndjson")
-    cli("sources", "add", "ica-news", site.url_for("/news.jsonl"), "--org", "ICA")
+    # A catalog following the source and holding nothing, kept aside (a new install may
+    # start by following a source)...
+    assert cli("sources", "add", "ica-news", site.url_for("/news.jsonl"),
+               "--org", "ICA").exit_code == 0
+    small = tmp_path / "small.sqlite3"
+    shutil.copyfile(settings.catalog, small)
+    assert cli("import", big, "--org", "ICA", "-q").exit_code == 0
+    # ...put back in place of the one the index was built from: much smaller than it.
+    shutil.copyfile(small, settings.catalog)
     result = cli("refresh")
     assert result.exit_code == 3  # stored, not indexed: neither a success nor nothing done
     assert result.stdout == "ica-news: 1 added, 0 updated, 0 unchanged\n"
