@@ -16,7 +16,7 @@ import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -550,20 +550,28 @@ class Catalog:
             report.log_id = self._log_import(now, sources, report)
         return report
 
-    @contextmanager
-    def _immediate(self, failed: str) -> Generator[None, None, None]:
+    def _immediate(self, failed: str) -> AbstractContextManager[None]:
         """One write transaction: committed at the end of the block, rolled back if it
         raises; a database error is raised as a CatalogError that starts with `failed`."""
+        return self._transaction(lambda: self._db.execute("BEGIN IMMEDIATE"),
+                                 lambda exc: CatalogError(f"{failed}: {exc}"))
+
+    @contextmanager
+    def _transaction(self, begin: Callable[[], object],
+                     failed: Callable[[sqlite3.Error], CatalogError]
+                     ) -> Generator[None, None, None]:
+        """A write transaction `begin` starts: committed at the end of the block, rolled
+        back if it raises; a database error is raised as `failed(error)`."""
         db = self._db
         try:
-            db.execute("BEGIN IMMEDIATE")
+            begin()
             yield
             db.execute("COMMIT")
         except BaseException as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise CatalogError(f"{failed}: {exc}") from exc
+                raise failed(exc) from exc
             raise
 
     def _log_import(self, now: str, sources: Iterable[str], report: ImportReport) -> int | None:
@@ -791,39 +799,31 @@ class Catalog:
             f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?{where}",
             (*values, job_id))
 
-    @contextmanager
     def writing(self, *, wait: float | None = None,
-                waiting: Callable[[], object] | None = None) -> Generator[None, None, None]:
+                waiting: Callable[[], object] | None = None) -> AbstractContextManager[None]:
         """One write transaction on the jobs, committed at the end of the block. When
         another connection holds the write lock, `waiting` is called, then the lock waited
         for up to `wait` seconds (default: `timeout`): a CatalogError from SQLITE_BUSY past
         that. A catalog made read-only meanwhile is `ReadOnly`, and nothing is written."""
-        db = self._db
-        try:
+        def begin() -> None:
             try:
                 self._busy_timeout(0)
-                db.execute("BEGIN IMMEDIATE")
+                self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
                     raise
                 if waiting is not None:
                     waiting()
                 self._busy_timeout(self.timeout if wait is None else wait)
-                db.execute("BEGIN IMMEDIATE")
+                self._db.execute("BEGIN IMMEDIATE")
             finally:
                 self._busy_timeout(self.timeout)
             try:
                 self._check_writable()
             except OSError as exc:
                 raise _read_only(self.path, exc) from exc
-            yield
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _job_not_recorded(self.path, exc) from exc
-            raise
+
+        return self._transaction(begin, lambda exc: _job_not_recorded(self.path, exc))
 
     def _busy_timeout(self, seconds: float) -> None:
         self._db.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")

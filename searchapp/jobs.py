@@ -333,11 +333,10 @@ def _left(catalog: Path, job_id: str) -> dict[str, Any] | None:
     """How a job ended, as its process left it where the catalog could not be written
     (`_end`): in its `.ended` file, else as the last line of its log. None: nothing
     usable there."""
-    folder = _jobs_folder(catalog)
     try:
-        text = (folder / f"{job_id}.ended").read_text(encoding="utf-8")
+        text = _ended_path(catalog, job_id).read_text(encoding="utf-8")
     except OSError:
-        last = _last_line(folder / f"{job_id}.log")
+        last = _last_line(_jobs_folder(catalog) / f"{job_id}.log")
         if not last.startswith(ENDED_LINE):
             return None
         text = last.removeprefix(ENDED_LINE)

@@ -15,8 +15,8 @@ from searchapp.errors import ImportRejected, SearchappError, UnknownParameters
 from searchapp.models import xml_safe
 from searchapp.search import Engine
 from searchapp.web.admin import bp as admin_bp
+from searchapp.web.api import ENCODINGS, error_response
 from searchapp.web.api import bp as api_bp
-from searchapp.web.api import error_response
 from searchapp.web.exports import bp as exports_bp
 from searchapp.web.pages import bp as pages_bp
 
@@ -94,9 +94,6 @@ def _tidy_jobs(app: Flask, settings: Settings) -> None:
 MACHINE_ROUTES = ("/healthz", "/feed.atom", "/opensearch.xml", "/search.csv", "/search.jsonl")
 # Responses are compressed for clients that accept it, brotli first (README: Compression).
 COMPRESSION = ["br", "gzip"]
-# Every coding flask-compress may answer in: COMPRESSION, and for a stream its own
-# (brotli, zstd, deflate).
-CODINGS = ("br", "gzip", "zstd", "deflate")
 COMPRESSED_TYPES = ["text/html", "text/css", "text/javascript", "application/javascript",
                     "application/json", "application/atom+xml", "image/svg+xml",
                     "application/opensearchdescription+xml", "text/csv", "application/jsonl"]
@@ -111,7 +108,7 @@ def _accepted_codings() -> None:
 
 
 def acceptable_codings(header: str) -> str:
-    """The Accept-Encoding `header` as the codings of `CODINGS` (and `identity`) it
+    """The Accept-Encoding `header` as the codings of `ENCODINGS` (and `identity`) it
     accepts, each with its weight: those it names with a weight over 0, and those it
     does not name when `*` has one (a weight that is not a number leaves its coding out,
     as Werkzeug reads it)."""
@@ -119,7 +116,7 @@ def acceptable_codings(header: str) -> str:
     for value, quality in parse_accept_header(header):  # (the heaviest first)
         weights.setdefault(value.strip().lower(), quality)
     anything = weights.get("*", 0)
-    accepted = [f"{coding};q={weight}" for coding in (*CODINGS, "identity")
+    accepted = [f"{coding};q={weight}" for coding in (*ENCODINGS, "identity")
                 if (weight := weights.get(coding, 0 if coding == "identity" else anything)) > 0]
     return ", ".join(accepted) or "identity"
 

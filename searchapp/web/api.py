@@ -33,7 +33,9 @@ from searchapp.search import MAX_QUERY_CHARS, Engine, SearchQuery
 from searchapp.web.openapi import openapi as openapi_document
 
 bp = Blueprint("api", __name__)
-ENCODINGS = ("br", "gzip", "deflate", "zstd")  # suffixes flask-compress gives ETags
+# Every coding flask-compress may answer in (COMPRESSION, and for a stream its own):
+# the suffixes it gives ETags, and what an Accept-Encoding is read for.
+ENCODINGS = ("br", "gzip", "zstd", "deflate")
 
 
 def engine() -> Engine:
